@@ -1,0 +1,41 @@
+"""qwen25: an open, Rust-accelerated toolkit for Qwen2.5-class language models.
+
+``import qwen25`` is light: it loads the Rust extension and nothing else (no torch, no cupy).
+The model, training and kernel parts import torch when they are used.
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _native
+from .errors import (
+    DisallowedSpecialTokenError,
+    FormatError,
+    Qwen25Error,
+    Qwen25FileNotFoundError,
+    Qwen25IOError,
+    Qwen25ValueError,
+    UnknownTokenError,
+)
+from .tokenizer import AddedToken, IncrementalDecoder, Tokenizer
+
+__version__: str = _native.__version__
+
+# rayon's pool does not survive fork(): a forked child (torch DataLoader workers) runs serially.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_native._set_forked)
+
+__all__ = [
+    "Tokenizer",
+    "AddedToken",
+    "IncrementalDecoder",
+    "Qwen25Error",
+    "Qwen25ValueError",
+    "FormatError",
+    "UnknownTokenError",
+    "DisallowedSpecialTokenError",
+    "Qwen25IOError",
+    "Qwen25FileNotFoundError",
+    "__version__",
+]

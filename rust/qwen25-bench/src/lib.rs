@@ -1,0 +1,1 @@
+//! Criterion benchmarks of qwen25-core live in `benches/`.

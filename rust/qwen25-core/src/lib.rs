@@ -1,0 +1,8 @@
+//! qwen25-core: the pure-Rust engine of qwen25. No Python here: `cargo test -p qwen25-core`
+//! runs without an interpreter. The PyO3 binding lives in `rust/qwen25-py`.
+
+pub mod error;
+pub mod parallel;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

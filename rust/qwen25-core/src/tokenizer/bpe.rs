@@ -1,0 +1,317 @@
+//! The byte-level BPE model: a vocabulary of byte strings and a ranked list of merges.
+//!
+//! Encoding a pre-token starts from its bytes (one symbol each) and repeatedly merges the
+//! adjacent pair with the lowest merge rank, the leftmost one on ties, until no adjacent pair
+//! has a merge. This is the rule HF tokenizers' `BPE` model applies, so ids match it exactly.
+//!
+//! Two shortcuts keep it fast without changing a single id:
+//! - a pre-token whose bytes are one vocabulary token `t` is emitted as `t` only when merging
+//!   `t`'s bytes really ends in `[t]` (checked once per token, lazily, and remembered); tiktoken
+//!   and bpe-qwen skip that check, which is where their ids drift from the reference;
+//! - short pre-tokens merge in fixed stack buffers with a linear scan for the minimum; long ones
+//!   (no split point, e.g. a megabyte of CJK or base64) use a heap over a linked list, so their
+//!   cost stays O(n log n).
+
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const NO_RANK: u32 = u32::MAX;
+/// Pre-tokens up to this many bytes merge with the quadratic scan in stack buffers.
+const SMALL: usize = 64;
+
+pub struct Bpe {
+    /// id -> bytes; `None` for ids the vocabulary skips.
+    tokens: Vec<Option<Box<[u8]>>>,
+    vocab: FxHashMap<Box<[u8]>, u32>,
+    /// (left << 32 | right) -> rank
+    ranks: FxHashMap<u64, u32>,
+    /// rank -> (left, right, merged)
+    merges: Vec<(u32, u32, u32)>,
+    byte_ids: [u32; 256],
+    /// Per id: 0 = not yet known, 1 = merging its bytes gives exactly this token, 2 = it does not.
+    whole: Vec<AtomicU8>,
+}
+
+/// Why a vocabulary/merge list pair was rejected (the loader adds file and line).
+#[derive(Debug)]
+pub enum BuildError {
+    DuplicateToken { id: u32, other: u32 },
+    MissingByte(u8),
+    /// merge number `rank` names a token that is not in the vocabulary
+    UnknownMergePart { rank: usize, part: Vec<u8> },
+    /// merge number `rank` produces a token that is not in the vocabulary
+    UnknownMergeResult { rank: usize, merged: Vec<u8> },
+}
+
+impl Bpe {
+    /// Build from `(bytes, id)` entries and merges given as pairs of byte strings, in rank order.
+    /// Duplicate merges keep their first (lowest) rank, as HF does.
+    pub fn new(
+        entries: Vec<(Vec<u8>, u32)>,
+        merges: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Bpe, BuildError> {
+        let n_ids = entries.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
+        let mut tokens: Vec<Option<Box<[u8]>>> = vec![None; n_ids];
+        let mut vocab = FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
+        for (bytes, id) in entries {
+            if let Some(other) = &tokens[id as usize] {
+                let other_id = *vocab.get(&other[..]).unwrap_or(&id);
+                return Err(BuildError::DuplicateToken { id, other: other_id });
+            }
+            let b: Box<[u8]> = bytes.into_boxed_slice();
+            if let Some(&other) = vocab.get(&b) {
+                return Err(BuildError::DuplicateToken { id, other });
+            }
+            vocab.insert(b.clone(), id);
+            tokens[id as usize] = Some(b);
+        }
+        let mut byte_ids = [0u32; 256];
+        for b in 0..=255u8 {
+            byte_ids[b as usize] = *vocab.get(&[b][..]).ok_or(BuildError::MissingByte(b))?;
+        }
+        let mut ranks = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut merge_list = Vec::with_capacity(merges.len());
+        for (rank, (a, b)) in merges.iter().enumerate() {
+            let ia = *vocab
+                .get(&a[..])
+                .ok_or_else(|| BuildError::UnknownMergePart { rank, part: a.clone() })?;
+            let ib = *vocab
+                .get(&b[..])
+                .ok_or_else(|| BuildError::UnknownMergePart { rank, part: b.clone() })?;
+            let mut m = a.clone();
+            m.extend_from_slice(b);
+            let im = *vocab
+                .get(&m[..])
+                .ok_or(BuildError::UnknownMergeResult { rank, merged: m })?;
+            let key = ((ia as u64) << 32) | ib as u64;
+            if let std::collections::hash_map::Entry::Vacant(e) = ranks.entry(key) {
+                e.insert(merge_list.len() as u32);
+                merge_list.push((ia, ib, im));
+            }
+        }
+        let whole = (0..n_ids).map(|_| AtomicU8::new(0)).collect();
+        Ok(Bpe { tokens, vocab, ranks, merges: merge_list, byte_ids, whole })
+    }
+
+    /// One past the largest id.
+    pub fn n_ids(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
+        self.tokens.get(id as usize).and_then(|t| t.as_deref())
+    }
+
+    pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
+        self.vocab.get(bytes).copied()
+    }
+
+    /// Number of tokens in the vocabulary.
+    pub fn len(&self) -> usize {
+        self.vocab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vocab.is_empty()
+    }
+
+    /// Merges in rank order as (left id, right id, merged id).
+    pub fn merges(&self) -> &[(u32, u32, u32)] {
+        &self.merges
+    }
+
+    #[inline(always)]
+    fn rank(&self, a: u32, b: u32) -> u32 {
+        match self.ranks.get(&(((a as u64) << 32) | b as u64)) {
+            Some(&r) => r,
+            None => NO_RANK,
+        }
+    }
+
+    /// Does merging the bytes of token `id` end in exactly `[id]`?
+    fn is_whole(&self, id: u32) -> bool {
+        let cell = &self.whole[id as usize];
+        match cell.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let bytes = self.tokens[id as usize].as_deref().unwrap_or(&[]);
+                let mut out = Vec::with_capacity(4);
+                self.merge(bytes, &mut out);
+                let ok = out.len() == 1 && out[0] == id;
+                cell.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+                ok
+            }
+        }
+    }
+
+    /// Append the ids of one pre-token (raw bytes) to `out`.
+    #[inline]
+    pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
+        match piece.len() {
+            0 => {}
+            1 => out.push(self.byte_ids[piece[0] as usize]),
+            _ => {
+                if let Some(&id) = self.vocab.get(piece) {
+                    if self.is_whole(id) {
+                        out.push(id);
+                        return;
+                    }
+                }
+                self.merge(piece, out);
+            }
+        }
+    }
+
+    /// Merge from single bytes, the reference algorithm.
+    fn merge(&self, piece: &[u8], out: &mut Vec<u32>) {
+        if piece.len() <= SMALL {
+            self.merge_small(piece, out)
+        } else {
+            self.merge_large(piece, out)
+        }
+    }
+
+    fn merge_small(&self, piece: &[u8], out: &mut Vec<u32>) {
+        let n = piece.len();
+        let mut ids = [0u32; SMALL];
+        let mut ranks = [NO_RANK; SMALL];
+        for (i, &b) in piece.iter().enumerate() {
+            ids[i] = self.byte_ids[b as usize];
+        }
+        for i in 0..n - 1 {
+            ranks[i] = self.rank(ids[i], ids[i + 1]);
+        }
+        let mut len = n;
+        loop {
+            // leftmost minimum rank
+            let mut best = NO_RANK;
+            let mut at = 0;
+            for (i, &r) in ranks[..len - 1].iter().enumerate() {
+                if r < best {
+                    best = r;
+                    at = i;
+                }
+            }
+            if best == NO_RANK {
+                break;
+            }
+            ids[at] = self.merges[best as usize].2;
+            ids.copy_within(at + 2..len, at + 1);
+            ranks.copy_within(at + 1..len - 1, at);
+            len -= 1;
+            if at > 0 {
+                ranks[at - 1] = self.rank(ids[at - 1], ids[at]);
+            }
+            if at + 1 < len {
+                ranks[at] = self.rank(ids[at], ids[at + 1]);
+            }
+            if len == 1 {
+                break;
+            }
+        }
+        out.extend_from_slice(&ids[..len]);
+    }
+
+    fn merge_large(&self, piece: &[u8], out: &mut Vec<u32>) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        const NIL: u32 = u32::MAX;
+        let n = piece.len();
+        let mut ids: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        let mut next: Vec<u32> = (1..=n as u32).collect();
+        next[n - 1] = NIL;
+        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+        prev[0] = NIL;
+        let mut alive = vec![true; n];
+        let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+        for i in 0..n - 1 {
+            let r = self.rank(ids[i], ids[i + 1]);
+            if r != NO_RANK {
+                heap.push(Reverse((r, i as u32)));
+            }
+        }
+        while let Some(Reverse((r, pos))) = heap.pop() {
+            let p = pos as usize;
+            if !alive[p] || next[p] == NIL {
+                continue;
+            }
+            let q = next[p] as usize;
+            if self.rank(ids[p], ids[q]) != r {
+                continue; // stale entry
+            }
+            ids[p] = self.merges[r as usize].2;
+            alive[q] = false;
+            next[p] = next[q];
+            if next[q] != NIL {
+                prev[next[q] as usize] = pos;
+            }
+            if prev[p] != NIL {
+                let l = prev[p];
+                let rl = self.rank(ids[l as usize], ids[p]);
+                if rl != NO_RANK {
+                    heap.push(Reverse((rl, l)));
+                }
+            }
+            if next[p] != NIL {
+                let rr = self.rank(ids[p], ids[next[p] as usize]);
+                if rr != NO_RANK {
+                    heap.push(Reverse((rr, pos)));
+                }
+            }
+        }
+        let mut i = 0u32;
+        while i != NIL {
+            out.push(ids[i as usize]);
+            i = next[i as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> Bpe {
+        let mut entries: Vec<(Vec<u8>, u32)> = (0..=255u8).map(|b| (vec![b], b as u32)).collect();
+        for (i, t) in ["ab", "bc", "abc", "aa", "aaaa"].iter().enumerate() {
+            entries.push((t.as_bytes().to_vec(), 256 + i as u32));
+        }
+        let merges: Vec<(Vec<u8>, Vec<u8>)> = [("b", "c"), ("a", "b"), ("ab", "c"), ("a", "a"), ("aa", "aa")]
+            .iter()
+            .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
+            .collect();
+        Bpe::new(entries, &merges).unwrap()
+    }
+
+    fn enc(bpe: &Bpe, s: &str) -> Vec<u32> {
+        let mut out = vec![];
+        bpe.encode_piece(s.as_bytes(), &mut out);
+        out
+    }
+
+    #[test]
+    fn merges_by_rank_not_by_vocabulary() {
+        let bpe = toy();
+        // "bc" (rank 0) merges before "ab" (rank 1), so "abc" is a + bc, although "abc" is a
+        // token: its merge (ab, c) is never reached.
+        assert_eq!(enc(&bpe, "abc"), vec![b'a' as u32, 257]);
+        assert_eq!(enc(&bpe, "ab"), vec![256]);
+        // leftmost first on ties, then the merged pair
+        assert_eq!(enc(&bpe, "aaa"), vec![259, b'a' as u32]);
+        assert_eq!(enc(&bpe, "aaaa"), vec![260]);
+    }
+
+    #[test]
+    fn long_pieces_merge_like_short_ones() {
+        let bpe = toy();
+        let s: String = "abcaaaabcabaaab".repeat(20);
+        let mut small = vec![];
+        for chunk in s.as_bytes().chunks(15) {
+            bpe.merge_small(chunk, &mut small);
+        }
+        let mut large = vec![];
+        bpe.merge_large(s.as_bytes(), &mut large);
+        assert_eq!(small, large);
+    }
+}

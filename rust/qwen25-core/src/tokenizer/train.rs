@@ -1,0 +1,1 @@
+//! Training a byte-level BPE vocabulary (see `train_bpe`).

@@ -1,0 +1,39 @@
+//! `qwen25._native`: the thin PyO3 layer over `qwen25-core`. One file per core area; inputs are
+//! extracted into owned or borrowed Rust values, the GIL is released once around the whole job
+//! (see [`detach_if`]), and every error goes through `errors::to_pyerr`.
+
+mod errors;
+mod tokenizer;
+
+use pyo3::prelude::*;
+
+/// Release the GIL around `f` when the job is big enough for that to pay off.
+pub(crate) fn detach_if<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, big: bool, f: F) -> T {
+    if big {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+/// Called from an `os.register_at_fork` hook: a forked child runs everything serially.
+#[pyfunction]
+fn _set_forked() {
+    qwen25_core::parallel::set_forked();
+}
+
+/// The thread count a call with `num_threads` would use.
+#[pyfunction]
+#[pyo3(signature = (num_threads=None))]
+fn effective_threads(num_threads: Option<usize>) -> usize {
+    qwen25_core::parallel::threads(num_threads)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(_set_forked, m)?)?;
+    m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
+    tokenizer::register(m)?;
+    Ok(())
+}

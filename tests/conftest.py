@@ -1,0 +1,80 @@
+"""Shared fixtures. The independent references are built here from the vocabulary files the
+repository ships (rust/qwen25-core/data/qwen25/), never from qwen25's own code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+QWEN25_DATA = ROOT / "rust" / "qwen25-core" / "data" / "qwen25"
+
+# transformers.Qwen2Tokenizer.PRETOKENIZE_REGEX, copied from its documentation
+QWEN2_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+def build_hf_qwen25(data_dir: Path = QWEN25_DATA):  # type: ignore[no-untyped-def]
+    """HF `tokenizers` pipeline of Qwen2TokenizerFast, as transformers' Qwen2Converter builds it."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers.models import BPE
+
+    tok = Tokenizer(
+        BPE.from_file(
+            str(data_dir / "vocab.json"),
+            str(data_dir / "merges.txt"),
+            unk_token=None,
+            continuing_subword_prefix="",
+            end_of_word_suffix="",
+            fuse_unk=False,
+            byte_fallback=False,
+        )
+    )
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    added = json.loads((data_dir / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]
+    for tid, spec in sorted(added.items(), key=lambda kv: int(kv[0])):
+        at = AddedToken(spec["content"], lstrip=False, rstrip=False, single_word=False, normalized=False,
+                        special=spec["special"])
+        (tok.add_special_tokens if spec["special"] else tok.add_tokens)([at])
+        assert tok.token_to_id(spec["content"]) == int(tid)
+    return tok
+
+
+@pytest.fixture(scope="session")
+def hf_tok():  # type: ignore[no-untyped-def]
+    pytest.importorskip("tokenizers")
+    return build_hf_qwen25()
+
+
+@pytest.fixture(scope="session")
+def tok():  # type: ignore[no-untyped-def]
+    import qwen25
+
+    return qwen25.Tokenizer.qwen25()
+
+
+@pytest.fixture(scope="session")
+def qwen25_data_dir() -> Path:
+    return QWEN25_DATA
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis: deterministic in CI, bounded time everywhere.
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "qwen25", deadline=None, derandomize=bool(os.environ.get("CI")), suppress_health_check=[HealthCheck.too_slow]
+    )
+    settings.load_profile("qwen25")
