@@ -1,0 +1,29 @@
+"""Data pipeline: decontamination, deduplication, quality filtering, mixing and packing.
+
+Names are imported lazily, so ``import qwen25.data`` stays light. Each area adds its public
+names to ``_LAZY`` (name -> submodule).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    # decontamination (issue: benchmark decontamination)
+    # dedup, filters, mixing, packing (issue: pre-training data pipeline)
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'qwen25.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"qwen25.data.{mod}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(_LAZY)
