@@ -13,7 +13,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A malformed input file; `line` is 1-based (0 when no line applies).
-    #[error("{path}:{line}: {msg}")]
+    #[error("{}: {msg}", location(.path, .line))]
     Format { path: String, line: usize, msg: String },
     /// A bad argument value.
     #[error("{0}")]
@@ -24,6 +24,15 @@ pub enum Error {
     /// A special token that the caller disallowed was found in the text.
     #[error("disallowed special token {0:?} found in text; pass it in allowed_special to encode it as a special token, or set disallowed_special=() to encode it as plain text")]
     DisallowedSpecial(String),
+}
+
+/// `path:line`, or just `path` when no line applies.
+fn location(path: &str, line: &usize) -> String {
+    if *line > 0 {
+        format!("{path}:{line}")
+    } else {
+        path.to_string()
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -45,18 +45,18 @@ pub enum BuildError {
 
 impl Bpe {
     /// Build from `(bytes, id)` entries and merges given as pairs of byte strings, in rank order.
-    /// Duplicate merges keep their first (lowest) rank, as HF does.
     pub fn new(
         entries: Vec<(Vec<u8>, u32)>,
         merges: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Bpe, BuildError> {
         let n_ids = entries.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
         let mut tokens: Vec<Option<Box<[u8]>>> = vec![None; n_ids];
-        let mut vocab = FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
+        let mut vocab: FxHashMap<Box<[u8]>, u32> =
+            FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (bytes, id) in entries {
-            if let Some(other) = &tokens[id as usize] {
-                let other_id = *vocab.get(&other[..]).unwrap_or(&id);
-                return Err(BuildError::DuplicateToken { id, other: other_id });
+            if tokens[id as usize].is_some() {
+                let other = tokens[id as usize].as_deref().and_then(|t| vocab.get(t)).copied().unwrap_or(id);
+                return Err(BuildError::DuplicateToken { id, other });
             }
             let b: Box<[u8]> = bytes.into_boxed_slice();
             if let Some(&other) = vocab.get(&b) {
@@ -65,12 +65,7 @@ impl Bpe {
             vocab.insert(b.clone(), id);
             tokens[id as usize] = Some(b);
         }
-        let mut byte_ids = [0u32; 256];
-        for b in 0..=255u8 {
-            byte_ids[b as usize] = *vocab.get(&[b][..]).ok_or(BuildError::MissingByte(b))?;
-        }
-        let mut ranks = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
-        let mut merge_list = Vec::with_capacity(merges.len());
+        let mut merge_ids = Vec::with_capacity(merges.len());
         for (rank, (a, b)) in merges.iter().enumerate() {
             let ia = *vocab
                 .get(&a[..])
@@ -83,13 +78,45 @@ impl Bpe {
             let im = *vocab
                 .get(&m[..])
                 .ok_or(BuildError::UnknownMergeResult { rank, merged: m })?;
-            let key = ((ia as u64) << 32) | ib as u64;
-            if let std::collections::hash_map::Entry::Vacant(e) = ranks.entry(key) {
-                e.insert(merge_list.len() as u32);
-                merge_list.push((ia, ib, im));
+            merge_ids.push((ia, ib, im));
+        }
+        Self::from_parts_with_vocab(tokens, vocab, merge_ids)
+    }
+
+    /// Build from tokens indexed by id and merges given as ids, in rank order (the form the
+    /// precompiled embedded vocabulary uses). The caller guarantees that each merged id's bytes
+    /// are the concatenation of its parts.
+    pub fn from_parts(tokens: Vec<Option<Box<[u8]>>>, merges: Vec<(u32, u32, u32)>) -> Result<Bpe, BuildError> {
+        let mut vocab = FxHashMap::with_capacity_and_hasher(tokens.len(), Default::default());
+        for (id, t) in tokens.iter().enumerate() {
+            if let Some(t) = t {
+                if let Some(other) = vocab.insert(t.clone(), id as u32) {
+                    return Err(BuildError::DuplicateToken { id: id as u32, other });
+                }
             }
         }
-        let whole = (0..n_ids).map(|_| AtomicU8::new(0)).collect();
+        Self::from_parts_with_vocab(tokens, vocab, merges)
+    }
+
+    fn from_parts_with_vocab(
+        tokens: Vec<Option<Box<[u8]>>>,
+        vocab: FxHashMap<Box<[u8]>, u32>,
+        merges: Vec<(u32, u32, u32)>,
+    ) -> Result<Bpe, BuildError> {
+        let mut byte_ids = [0u32; 256];
+        for b in 0..=255u8 {
+            byte_ids[b as usize] = *vocab.get(&[b][..]).ok_or(BuildError::MissingByte(b))?;
+        }
+        let mut ranks = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
+        let mut merge_list = Vec::with_capacity(merges.len());
+        for (a, b, m) in merges {
+            // Duplicate merges keep their first (lowest) rank, as HF does.
+            if let std::collections::hash_map::Entry::Vacant(e) = ranks.entry(((a as u64) << 32) | b as u64) {
+                e.insert(merge_list.len() as u32);
+                merge_list.push((a, b, m));
+            }
+        }
+        let whole = (0..tokens.len()).map(|_| AtomicU8::new(0)).collect();
         Ok(Bpe { tokens, vocab, ranks, merges: merge_list, byte_ids, whole })
     }
 

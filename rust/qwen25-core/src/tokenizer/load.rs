@@ -13,18 +13,39 @@ use super::pretok::Pattern;
 use super::{AddedToken, Tokenizer};
 use crate::error::{Error, Result};
 
-static QWEN25_VOCAB: &[u8] = include_bytes!("../../data/qwen25/vocab.json");
-static QWEN25_MERGES: &[u8] = include_bytes!("../../data/qwen25/merges.txt");
+/// vocab.json + merges.txt of data/qwen25, precompiled by build.rs (layout documented there).
+static QWEN25_BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/qwen25_vocab.bin"));
 static QWEN25_CONFIG: &[u8] = include_bytes!("../../data/qwen25/tokenizer_config.json");
 
+fn blob_error(what: &str) -> Error {
+    Error::format("<embedded>/qwen25_vocab.bin", 0, format!("corrupt embedded vocabulary: {what}"))
+}
+
 pub(crate) fn embedded_qwen25() -> Result<Tokenizer> {
-    from_vocab_merges(
-        QWEN25_VOCAB,
-        "<embedded>/vocab.json",
-        QWEN25_MERGES,
-        "<embedded>/merges.txt",
-        Some((QWEN25_CONFIG, "<embedded>/tokenizer_config.json")),
-    )
+    let b = QWEN25_BLOB;
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let s = b.get(at..at + n).ok_or_else(|| blob_error("truncated"))?;
+        at += n;
+        Ok(s)
+    };
+    if take(4)? != b"Q25V" {
+        return Err(blob_error("bad magic"));
+    }
+    let u32_at = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+    let n_ids = u32_at(take(4)?) as usize;
+    let mut tokens: Vec<Option<Box<[u8]>>> = Vec::with_capacity(n_ids);
+    for _ in 0..n_ids {
+        let l = take(2)?;
+        let len = u16::from_le_bytes([l[0], l[1]]) as usize;
+        tokens.push(if len == 0 { None } else { Some(take(len)?.into()) });
+    }
+    let n_merges = u32_at(take(4)?) as usize;
+    let raw = take(n_merges * 12)?;
+    let merges = raw.chunks_exact(12).map(|c| (u32_at(&c[0..4]), u32_at(&c[4..8]), u32_at(&c[8..12]))).collect();
+    let bpe = Bpe::from_parts(tokens, merges).map_err(|e| blob_error(&format!("{e:?}")))?;
+    let cfg = parse_config(QWEN25_CONFIG, "<embedded>/tokenizer_config.json")?;
+    Tokenizer::new(bpe, Pattern::Qwen2, true, cfg.added, Some(cfg.text))
 }
 
 /// The raw `tokenizer_config.json` of the embedded Qwen2.5 tokenizer.
@@ -453,10 +474,26 @@ mod tests {
     }
 
     #[test]
+    fn embedded_blob_equals_the_shipped_files() {
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/qwen25");
+        let from_files = from_dir(&data).unwrap();
+        let embedded = embedded_qwen25().unwrap();
+        assert_eq!(from_files.bpe().merges(), embedded.bpe().merges());
+        assert_eq!(from_files.vocab_size(), embedded.vocab_size());
+        for id in 0..embedded.vocab_size() as u32 {
+            assert_eq!(from_files.bpe().token_bytes(id), embedded.bpe().token_bytes(id));
+            assert_eq!(from_files.id_to_token(id), embedded.id_to_token(id));
+        }
+        assert_eq!(from_files.added_tokens(), embedded.added_tokens());
+    }
+
+    #[test]
     fn bad_merges_name_file_and_line() {
         let vocab = br#"{"a": 0}"#;
         let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\na b\n", "m.txt", None).err().unwrap();
-        assert!(e.to_string().contains("v.json"), "{e}");
+        assert_eq!(e.to_string(), "m.txt:2: merge names \"b\", which is not in the vocabulary");
+        let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\n", "m.txt", None).err().unwrap();
+        assert!(e.to_string().starts_with("v.json: the vocabulary has no token for byte 0x00"), "{e}");
         let mut v = String::from("{");
         for b in 0..=255u8 {
             v.push_str(&format!("{}: {},", serde_json::to_string(&bytelevel::encode_token(&[b])).unwrap(), b));
