@@ -19,8 +19,9 @@ QWEN2_REGEX = (
 )
 
 
-def build_hf_qwen25(data_dir: Path = QWEN25_DATA):  # type: ignore[no-untyped-def]
-    """HF `tokenizers` pipeline of Qwen2TokenizerFast, as transformers' Qwen2Converter builds it."""
+def build_hf_qwen25(data_dir: Path = QWEN25_DATA, with_added: bool = True):  # type: ignore[no-untyped-def]
+    """HF `tokenizers` pipeline of Qwen2TokenizerFast, as transformers' Qwen2Converter builds it
+    (``with_added=False``: the same without the 22 control tokens, i.e. plain-text encoding)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
     from tokenizers.models import BPE
 
@@ -43,6 +44,8 @@ def build_hf_qwen25(data_dir: Path = QWEN25_DATA):  # type: ignore[no-untyped-de
         ]
     )
     tok.decoder = decoders.ByteLevel()
+    if not with_added:
+        return tok
     added = json.loads((data_dir / "tokenizer_config.json").read_text(encoding="utf-8"))["added_tokens_decoder"]
     for tid, spec in sorted(added.items(), key=lambda kv: int(kv[0])):
         at = AddedToken(spec["content"], lstrip=False, rstrip=False, single_word=False, normalized=False,
@@ -56,6 +59,43 @@ def build_hf_qwen25(data_dir: Path = QWEN25_DATA):  # type: ignore[no-untyped-de
 def hf_tok():  # type: ignore[no-untyped-def]
     pytest.importorskip("tokenizers")
     return build_hf_qwen25()
+
+
+@pytest.fixture(scope="session")
+def hf_plain():  # type: ignore[no-untyped-def]
+    pytest.importorskip("tokenizers")
+    return build_hf_qwen25(with_added=False)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte-level alphabet (the published algorithm, written out here)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def build_tiktoken_qwen25(data_dir: Path = QWEN25_DATA):  # type: ignore[no-untyped-def]
+    """tiktoken built in-process from the same files: ranks = ids, same regex, same specials."""
+    import tiktoken
+
+    dec = {c: b for b, c in bytes_to_unicode().items()}
+    vocab = json.loads((data_dir / "vocab.json").read_text(encoding="utf-8"))
+    ranks = {bytes(dec[c] for c in k): v for k, v in vocab.items()}
+    cfg = json.loads((data_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    specials = {v["content"]: int(k) for k, v in cfg["added_tokens_decoder"].items()}
+    return tiktoken.Encoding("qwen25", pat_str=QWEN2_REGEX, mergeable_ranks=ranks, special_tokens=specials)
+
+
+@pytest.fixture(scope="session")
+def tiktoken_enc():  # type: ignore[no-untyped-def]
+    pytest.importorskip("tiktoken")
+    return build_tiktoken_qwen25()
 
 
 @pytest.fixture(scope="session")

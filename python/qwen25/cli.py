@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(_module(args.command).run(args) or 0)
-    except Qwen25Error as e:
+    except (Qwen25Error, OSError) as e:
         print(f"qwen25 {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
