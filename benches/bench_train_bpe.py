@@ -23,7 +23,9 @@ import random
 import statistics
 import sysconfig
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 UDHR1 = [
     "All human beings are born free and equal in dignity and rights. They are endowed with reason and conscience and should act towards one another in a spirit of brotherhood.",
@@ -91,7 +93,7 @@ def build_corpus(mb: float) -> tuple[list[str], dict[str, int]]:
     return texts, parts
 
 
-def hf_train(texts: list[str], vocab_size: int, min_frequency: int):  # type: ignore[no-untyped-def]
+def hf_train(texts: list[str], vocab_size: int, min_frequency: int) -> Any:
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
@@ -115,7 +117,7 @@ def hf_train(texts: list[str], vocab_size: int, min_frequency: int):  # type: ig
     return tok
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -147,7 +149,7 @@ def main() -> None:
     print(f"vocab_size={args.vocab_size} min_frequency={args.min_frequency} repeats={args.repeats} "
           f"threads available={cores} tokenizers {tokenizers.__version__}")
 
-    def ours(n: int | None):  # type: ignore[no-untyped-def]
+    def ours(n: int | None) -> Callable[[], Any]:
         return lambda: qwen25.train_bpe(texts, args.vocab_size, min_frequency=args.min_frequency, num_threads=n)
 
     t_hf, hf = median_time(lambda: hf_train(texts, args.vocab_size, args.min_frequency), args.repeats)
@@ -167,9 +169,9 @@ def main() -> None:
     count_s, merge_s = phases()
 
     with tempfile.TemporaryDirectory() as d:
-        tok.save_pretrained(d)  # type: ignore[attr-defined]
+        tok.save_pretrained(d)
         ours_merges = json.loads((Path(d) / "tokenizer.json").read_text(encoding="utf-8"))["model"]["merges"]
-    hf_merges = [m.split(" ") if isinstance(m, str) else m for m in json.loads(hf.to_str())["model"]["merges"]]  # type: ignore[attr-defined]
+    hf_merges = [m.split(" ") if isinstance(m, str) else m for m in json.loads(hf.to_str())["model"]["merges"]]
     same = ours_merges == hf_merges
 
     print()

@@ -14,6 +14,7 @@ import sysconfig
 import unicodedata
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -64,7 +65,7 @@ def _corpus() -> list[str]:
 CORPUS = _corpus()
 
 
-def _hf_trainer_tokenizer(texts: list[str], vocab_size: int, specials: list[str], min_frequency: int = 2):  # type: ignore[no-untyped-def]
+def _hf_trainer_tokenizer(texts: list[str], vocab_size: int, specials: list[str], min_frequency: int = 2) -> Any:
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
@@ -322,9 +323,9 @@ def test_bad_inputs() -> None:
     with pytest.raises(qwen25.Qwen25ValueError, match="vocab_size=10"):
         qwen25.train_bpe(["abc"], 10, special_tokens=())
     with pytest.raises(TypeError, match=r"texts\[3\] is bytes"):
-        qwen25.train_bpe(["a", "b", "c", b"d"], 300)
+        qwen25.train_bpe(["a", "b", "c", b"d"], 300)  # type: ignore[list-item]
     with pytest.raises(TypeError, match=r"texts\[2\] is NoneType"):
-        qwen25.train_bpe(iter(["aaaa", "bbbb", None]), 300, chunk_chars=1)
+        qwen25.train_bpe(iter(["aaaa", "bbbb", None]), 300, chunk_chars=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="single str"):
         qwen25.train_bpe("some text", 300)
     with pytest.raises(TypeError, match="special_tokens"):
