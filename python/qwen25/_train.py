@@ -29,7 +29,8 @@ def train_bpe(
     and split by the Qwen2 pattern. ``texts`` may be any iterable of ``str``, e.g. a generator
     over a large corpus: it is read once, in chunks of about ``chunk_chars`` characters, whose
     pre-tokens are counted in Rust on ``num_threads`` threads (default: ``QWEN25_NUM_THREADS``,
-    else all cores) with the GIL released. Only the distinct pre-tokens are kept in memory.
+    else all cores) with the GIL released, while the next chunk is read. Only the distinct
+    pre-tokens are kept in memory.
 
     Vocabulary layout:
 
@@ -78,19 +79,28 @@ def train_bpe(
         raise Qwen25ValueError(f"chunk_chars={chunk_chars!r} must be a positive int")
 
     trainer = _native.BpeTrainer(specials)
-    chunk: list[str] = []
-    size = 0
-    start = 0
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
-        chunk.append(t)
-        size += len(t)
-        if size >= chunk_chars:
+    # Rust counts one chunk (GIL released) while this thread pulls the next one from `texts`.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qwen25-train-bpe") as pool:
+        pending: Future[None] | None = None
+        chunk: list[str] = []
+        size = 0
+        start = 0
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TypeError(f"texts[{i}] is {type(t).__name__}, not str")
+            chunk.append(t)
+            size += len(t)
+            if size >= chunk_chars:
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(trainer.feed, chunk, num_threads, start)
+                start = i + 1
+                chunk = []
+                size = 0
+        if pending is not None:
+            pending.result()
+        if chunk:
             trainer.feed(chunk, num_threads, start)
-            start = i + 1
-            chunk = []
-            size = 0
-    if chunk:
-        trainer.feed(chunk, num_threads, start)
     return Tokenizer(trainer.train(vocab_size, min_frequency, num_threads), ("trained",))
