@@ -347,3 +347,23 @@ def test_empty_corpus_gives_bytes_and_specials() -> None:
     assert tok.vocab_size == 257
     assert tok.encode("hi" + EOT) == [tok.token_to_id("h"), tok.token_to_id("i"), 256]
     assert tok.decode(tok.encode("héllo")) == "héllo"
+
+
+def test_counter_keeps_only_distinct_pre_tokens() -> None:
+    from tokenizers import Regex, pre_tokenizers
+
+    from qwen25 import _native
+
+    split = pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated")
+    texts = MULTILINGUAL + CORPUS[:3]
+    distinct = set()
+    for t in texts:
+        for stretch in t.split(EOT):
+            distinct.update(p for p, _ in split.pre_tokenize_str(unicodedata.normalize("NFC", stretch)))
+    tr = _native.BpeTrainer([EOT])
+    for _ in range(20):  # the same stream 20 times: no growth
+        tr.feed(texts, 2)
+    assert tr.n_words == len(distinct)
+    tr.train(300)
+    with pytest.raises(RuntimeError, match="already trained"):
+        tr.train(300)
