@@ -356,7 +356,7 @@ def test_counter_keeps_only_distinct_pre_tokens() -> None:
 
     split = pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated")
     texts = MULTILINGUAL + CORPUS[:3]
-    distinct = set()
+    distinct: set[str] = set()
     for t in texts:
         for stretch in t.split(EOT):
             distinct.update(p for p, _ in split.pre_tokenize_str(unicodedata.normalize("NFC", stretch)))
