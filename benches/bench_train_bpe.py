@@ -132,7 +132,12 @@ def main() -> None:
     ap.add_argument("--vocab-size", type=int, default=32000)
     ap.add_argument("--min-frequency", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--worst-case", action="store_true",
+                    help="instead: one pre-token with no split point (100k random CJK chars), vocab 2000")
     args = ap.parse_args()
+    if args.worst_case:
+        worst_case()
+        return
 
     import tempfile
 
@@ -187,6 +192,22 @@ def main() -> None:
     print(f"merges: ours {len(ours_merges)}, HF {len(hf_merges)}, identical: {same}")
     if not same:
         raise SystemExit("the learned merges differ from HF's")
+
+
+def worst_case() -> None:
+    """A single 300 KB pre-token: every merge rescans it (both trainers are linear per merge)."""
+    import qwen25
+
+    rng = random.Random(0)
+    text = "".join(chr(0x4E00 + rng.randrange(300)) for _ in range(100_000))
+    t0 = time.perf_counter()
+    tok = qwen25.train_bpe([text], 2000, num_threads=1)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hf_train([text], 2000, 2)
+    t_hf = time.perf_counter() - t0
+    print(f"one 100k-char CJK pre-token, vocab 2000 ({tok.vocab_size - 257} merges)")
+    print(f"HF BpeTrainer {t_hf:.2f} s, qwen25.train_bpe (1 thread) {t_ours:.2f} s, HF / ours {t_hf / t_ours:.1f}x")
 
 
 if __name__ == "__main__":
