@@ -367,3 +367,19 @@ def test_counter_keeps_only_distinct_pre_tokens() -> None:
     tr.train(300)
     with pytest.raises(RuntimeError, match="already trained"):
         tr.train(300)
+
+
+def test_feeding_thread_and_polling_thread_do_not_deadlock() -> None:
+    import threading
+
+    from qwen25 import _native
+
+    tr = _native.BpeTrainer([EOT])
+    texts = CORPUS * 4
+    worker = threading.Thread(target=lambda: [tr.feed(texts, 2) for _ in range(3)])
+    worker.start()
+    seen = [tr.n_words for _ in range(200)]
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert seen == sorted(seen)  # counts only grow
+    assert tr.n_words >= seen[-1] and tr.n_words > 0

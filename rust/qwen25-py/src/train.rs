@@ -45,27 +45,31 @@ impl BpeTrainer {
             })
             .collect::<PyResult<Vec<&str>>>()?;
         let n = parallel::threads(num_threads);
-        let mut guard = self.counter.lock().unwrap_or_else(|e| e.into_inner());
-        let counter = guard.as_mut().ok_or_else(|| PyRuntimeError::new_err("this BpeTrainer has already trained"))?;
-        py.detach(|| counter.add_texts(&strs, n));
-        Ok(())
+        // The lock is taken and released without the GIL: a thread holding the GIL while it
+        // waits for the lock cannot deadlock with this one.
+        let fed = py.detach(|| {
+            let mut guard = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+            guard.as_mut().map(|counter| counter.add_texts(&strs, n)).is_some()
+        });
+        if fed {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err("this BpeTrainer has already trained"))
+        }
     }
 
     /// Number of distinct pre-tokens counted so far.
     #[getter]
-    fn n_words(&self) -> usize {
-        self.counter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.n_words())
+    fn n_words(&self, py: Python<'_>) -> usize {
+        py.detach(|| self.counter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.n_words()))
     }
 
     /// Learn the merges and build the tokenizer (consumes the counts).
     #[pyo3(signature = (vocab_size, min_frequency=2, num_threads=None))]
     fn train(&self, py: Python<'_>, vocab_size: usize, min_frequency: u64, num_threads: Option<usize>) -> PyResult<Tokenizer> {
         let n = parallel::threads(num_threads);
-        let counter = self
-            .counter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        let counter = py
+            .detach(|| self.counter.lock().unwrap_or_else(|e| e.into_inner()).take())
             .ok_or_else(|| PyRuntimeError::new_err("this BpeTrainer has already trained"))?;
         py.detach(|| counter.train(vocab_size, min_frequency, n)).py_err().map(|inner| Tokenizer { inner })
     }
