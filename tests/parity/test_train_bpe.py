@@ -376,7 +376,11 @@ def test_feeding_thread_and_polling_thread_do_not_deadlock() -> None:
 
     tr = _native.BpeTrainer([EOT])
     texts = CORPUS * 4
-    worker = threading.Thread(target=lambda: [tr.feed(texts, 2) for _ in range(3)])
+    def feed() -> None:
+        for _ in range(3):
+            tr.feed(texts, 2)
+
+    worker = threading.Thread(target=feed)
     worker.start()
     seen = [tr.n_words for _ in range(200)]
     worker.join(timeout=60)
