@@ -18,6 +18,7 @@ from .errors import (
     Qwen25ValueError,
     UnknownTokenError,
 )
+from ._train import train_bpe
 from .tokenizer import AddedToken, IncrementalDecoder, Tokenizer
 
 __version__: str = _native.__version__
@@ -30,6 +31,7 @@ __all__ = [
     "Tokenizer",
     "AddedToken",
     "IncrementalDecoder",
+    "train_bpe",
     "Qwen25Error",
     "Qwen25ValueError",
     "FormatError",

@@ -4,6 +4,7 @@
 
 mod errors;
 mod tokenizer;
+mod train;
 
 use pyo3::prelude::*;
 
@@ -35,5 +36,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_forked, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     tokenizer::register(m)?;
+    train::register(m)?;
     Ok(())
 }
