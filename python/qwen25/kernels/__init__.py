@@ -160,10 +160,10 @@ def apply_rope(
     cos = cos.to(q.dtype)
     sin = sin.to(q.dtype)
     if _use_kernels(q, k, cos, sin):
-        out: tuple[torch.Tensor, torch.Tensor] = RopeFn.apply(
-            _rope_target(q), _rope_target(k), cos.contiguous(), sin.contiguous(), _ops()
-        )
-        return out
+        cos, sin, ops = cos.contiguous(), sin.contiguous(), _ops()
+        q_out: torch.Tensor = RopeFn.apply(_rope_target(q), cos, sin, ops)
+        k_out: torch.Tensor = RopeFn.apply(_rope_target(k), cos, sin, ops)
+        return q_out, k_out
     return _fallback.apply_rope(q, k, cos, sin)
 
 

@@ -41,27 +41,24 @@ class RMSNormFn(torch.autograd.Function):
 
 
 class RopeFn(torch.autograd.Function):
-    """Rotates q and k in place (they are marked dirty and returned)."""
+    """Rotates x in place (marked dirty and returned). One tensor per call: autograd does not allow
+    a Function that modifies a view in place to return more than one tensor, and q and k are
+    usually views of one projection output."""
 
     @staticmethod
-    def forward(
-        ctx: Any, q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ops: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        ops.rope_(q, cos, sin, False)
-        ops.rope_(k, cos, sin, False)
-        ctx.mark_dirty(q, k)
+    def forward(ctx: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, ops: Any) -> torch.Tensor:
+        ops.rope_(x, cos, sin, False)
+        ctx.mark_dirty(x)
         ctx.save_for_backward(cos, sin)
         ctx.ops = ops
-        return q, k
+        return x
 
     @staticmethod
-    def backward(ctx: Any, dq: torch.Tensor, dk: torch.Tensor) -> tuple[Any, ...]:
+    def backward(ctx: Any, dx: torch.Tensor) -> tuple[Any, ...]:
         cos, sin = ctx.saved_tensors
-        dq = dq.clone(memory_format=torch.contiguous_format)  # never modify an incoming gradient
-        dk = dk.clone(memory_format=torch.contiguous_format)
-        ctx.ops.rope_(dq, cos, sin, True)
-        ctx.ops.rope_(dk, cos, sin, True)
-        return dq, dk, None, None, None
+        dx = dx.clone(memory_format=torch.contiguous_format)  # never modify an incoming gradient
+        ctx.ops.rope_(dx, cos, sin, True)
+        return dx, None, None, None
 
 
 class SwiGLUFn(torch.autograd.Function):
