@@ -54,7 +54,8 @@ def _launch(family: str, name: str, dtype: torch.dtype, device: torch.device, gr
     index = device.index if device.index is not None else torch.cuda.current_device()
     fn = get_functions(family, index)[f"{name}_{_SUFFIX[dtype]}"]
     with cupy.cuda.Device(index):
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream, index)
+        ptr = torch.cuda.current_stream(device).cuda_stream
+        stream = cupy.cuda.ExternalStream(ptr, index) if ptr else cupy.cuda.Stream.null
         with stream:
             fn((min(grid, _MAX_GRID),), (block,), tuple(_arg(a) for a in args))
 
