@@ -53,8 +53,8 @@ def main() -> int:
         for _ in range(a.reps):
             out = subprocess.run([sys.executable, "-c", _CHILD, str(t), str(a.heads), str(a.kv_heads), str(a.head_dim),
                                   str(cs), str(ls), str(a.threads)], capture_output=True, text=True, check=True)
-            mem, dt, _ = out.stdout.split()
-            runs.append((int(mem), float(dt)))
+            mem_s, dt_s, _ = out.stdout.split()
+            runs.append((int(mem_s), float(dt_s)))
         mem = statistics.median(r[0] for r in runs)
         dt = statistics.median(r[1] for r in runs)
         print(f"| {t} | {mult} | {dt:.2f} | {t / dt:,.0f} | {mem / 2**20:.0f} | {mem / 1024 / t:.1f} |")
