@@ -583,3 +583,55 @@ def test_fused_cross_entropy_kernel_path(kernel_path, dtype: torch.dtype) -> Non
              [hidden, weight], [torch.tensor(1.0)], dtype)
     assert kernel_path.calls == ["ce_rows"] * 4
     assert _autograd is K._autograd
+
+
+# ---- the online log-sum-exp of cross_entropy.cu, step by step --------------------------------
+
+
+def _ce_rows_lse_transliterated(row: list[float], block: int) -> float:
+    """ce_rows' reduction as the CUDA code runs it: each thread's online (max, sum) over a strided
+    slice, then warp_lse (xor shuffles), then block_lse over the warps' results (common.cuh)."""
+    import math as m
+
+    neg_inf = float("-inf")
+
+    def merge(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+        mx = max(a[0], b[0])
+        if mx == neg_inf:
+            return a
+        return mx, a[1] * m.exp(a[0] - mx) + b[1] * m.exp(b[0] - mx)
+
+    def warp(states: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        o = 16
+        while o > 0:
+            states = [merge(states[i], states[i ^ o]) for i in range(32)]
+            o >>= 1
+        return states
+
+    threads = []
+    for t in range(block):
+        mm, s = neg_inf, 0.0
+        for j in range(t, len(row), block):
+            v = row[j]
+            if v > mm:
+                s = s * m.exp(mm - v) + 1.0
+                mm = v
+            elif mm != neg_inf:
+                s += m.exp(v - mm)
+        threads.append((mm, s))
+    nwarps = block // 32
+    per_warp = [warp(threads[w * 32 : (w + 1) * 32])[0] for w in range(nwarps)]
+    lanes = [per_warp[i] if i < nwarps else (neg_inf, 0.0) for i in range(32)]
+    mm, s = warp(lanes)[0]
+    return mm + m.log(s) if s > 0 else neg_inf
+
+
+@settings(max_examples=12, deadline=None)
+@given(v=st.integers(1, 300), block=st.sampled_from([32, 64, 128]), seed=st.integers(0, 2**16),
+       n_inf=st.integers(0, 5))
+def test_ce_kernel_online_logsumexp_equals_logsumexp(v: int, block: int, seed: int, n_inf: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    row = torch.randn(v, generator=g, dtype=torch.float64) * 20
+    row[torch.randperm(v, generator=g)[: min(n_inf, v - 1)]] = float("-inf")  # masked vocabulary entries
+    got = _ce_rows_lse_transliterated(row.tolist(), block)
+    assert got == pytest.approx(float(torch.logsumexp(row, 0)), rel=1e-12, abs=1e-12)
