@@ -25,7 +25,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "== NVRTC compile check (sm_80, sm_90)"
     timeout 120 "$PY" -m qwen25.kernels._nvrtc
     echo "== GPU tests"
-    timeout 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/gpu/test_kernels.py tests/gpu/test_dca.py
+    timeout 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/gpu/test_kernels.py tests/gpu/test_dca_gpu.py
     echo "== GPU benchmarks"
     timeout 240 "$PY" benches/bench_kernels.py --gpu
     echo "== done $(date -u +%Y-%m-%dT%H:%M:%SZ)"
