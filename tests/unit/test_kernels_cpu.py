@@ -5,6 +5,7 @@ transliteration of the kernels (tests/unit/_kernel_contracts.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -167,6 +168,21 @@ def test_wheel_ships_every_cuda_source_inside_the_package(tmp_path: Path) -> Non
         assert f"qwen25/kernels/cuda/{fam}.cu" in names
     assert "qwen25/kernels/cuda/common.cuh" in names
     assert not any(n.startswith("cuda/") for n in names)  # would collide with NVIDIA's cuda namespace
+    # installed (a wheel installs by unpacking): the loader finds and assembles every source there
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import qwen25, qwen25.kernels._loader as L; from pathlib import Path; "
+        "assert Path(qwen25.__file__).resolve().is_relative_to(Path(__import__('sys').argv[1]).resolve()), qwen25.__file__; "
+        "assert L.cuda_dir().is_relative_to(Path(qwen25.__file__).resolve().parent); "
+        "print(sorted(p.name for p in L.cuda_dir().iterdir())); "
+        "[L.assemble_source(f) for f in L.FAMILIES]"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    run = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == str(sorted([f"{f}.cu" for f in _loader.FAMILIES] + ["common.cuh"]))
 
 
 # ---- dispatch --------------------------------------------------------------------------------
