@@ -135,7 +135,8 @@ def test_loader_compiles_per_family_and_caches(monkeypatch: pytest.MonkeyPatch) 
     _loader.get_functions.cache_clear()
     try:
         fns = _loader.get_functions("swiglu", 0)
-        assert set(fns) == {"swiglu_fwd_f32", "swiglu_fwd_bf16", "swiglu_bwd_f32", "swiglu_bwd_bf16"}
+        assert set(fns) == set(_loader.entry_points("swiglu"))
+        assert {"swiglu_fwd_f32", "swiglu_fwd_bf16", "swiglu_bwd_vec_f32", "swiglu_bwd_vec_bf16"} <= set(fns)
         assert _loader.get_functions("swiglu", 0) is fns  # cached per (family, device)
         assert _loader.get_functions("swiglu", 1) is not fns
     finally:
@@ -183,6 +184,17 @@ def test_wheel_ships_every_cuda_source_inside_the_package(tmp_path: Path) -> Non
     run = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == str(sorted([f"{f}.cu" for f in _loader.FAMILIES] + ["common.cuh"]))
+
+
+def test_vectorised_path_only_for_whole_aligned_packs() -> None:
+    from qwen25.kernels._cupy_ops import _packs
+
+    a = torch.zeros(64, dtype=BF16)
+    assert _packs((a, torch.zeros(64, dtype=BF16))) == 8  # 8 bf16 per 16-byte pack
+    assert _packs((torch.zeros(64),)) == 16  # 4 fp32 per pack
+    assert _packs((torch.zeros(60, dtype=BF16),)) == 0  # not a whole number of packs
+    assert _packs((a, torch.zeros(72, dtype=BF16)[8:])) == 8  # offset 16 bytes: aligned
+    assert _packs((a, torch.zeros(65, dtype=BF16)[1:])) == 0  # offset 2 bytes: misaligned
 
 
 # ---- dispatch --------------------------------------------------------------------------------

@@ -117,11 +117,26 @@ def _elementwise_grid(n: int, threads: int) -> int:
     return (n + threads - 1) // threads
 
 
+def _packs(tensors: tuple[torch.Tensor, ...]) -> int:
+    """Number of 16-byte packs when every tensor can be read as packs (element count a multiple
+    of the pack, 16-byte aligned), else 0 (use the scalar kernels)."""
+    t0 = tensors[0]
+    per = 16 // t0.element_size()
+    if t0.numel() % per or any(t.data_ptr() % 16 for t in tensors):
+        return 0
+    return t0.numel() // per
+
+
 def swiglu_fwd(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(gate)
     n = gate.numel()
-    _launch("swiglu", "swiglu_fwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
-            (gate, up, out, _i64(n)))
+    packs = _packs((gate, up, out))
+    if packs:
+        _launch("swiglu", "swiglu_fwd_vec", gate.dtype, gate.device, _elementwise_grid(packs, 256), 256,
+                (gate, up, out, _i64(packs)))
+    else:
+        _launch("swiglu", "swiglu_fwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
+                (gate, up, out, _i64(n)))
     return out
 
 
@@ -129,8 +144,13 @@ def swiglu_bwd(dout: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> tupl
     dgate = torch.empty_like(gate)
     dup = torch.empty_like(up)
     n = gate.numel()
-    _launch("swiglu", "swiglu_bwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
-            (dout, gate, up, dgate, dup, _i64(n)))
+    packs = _packs((dout, gate, up, dgate, dup))
+    if packs:
+        _launch("swiglu", "swiglu_bwd_vec", gate.dtype, gate.device, _elementwise_grid(packs, 256), 256,
+                (dout, gate, up, dgate, dup, _i64(packs)))
+    else:
+        _launch("swiglu", "swiglu_bwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
+                (dout, gate, up, dgate, dup, _i64(n)))
     return dgate, dup
 
 

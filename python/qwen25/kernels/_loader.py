@@ -19,7 +19,7 @@ from ..errors import Qwen25Error
 FAMILIES: dict[str, tuple[str, ...]] = {
     "rmsnorm": ("rmsnorm_fwd", "rmsnorm_bwd"),
     "rope": ("rope_fwd", "rope_bwd"),
-    "swiglu": ("swiglu_fwd", "swiglu_bwd"),
+    "swiglu": ("swiglu_fwd", "swiglu_bwd", "swiglu_fwd_vec", "swiglu_bwd_vec"),
     "moe": ("moe_gather", "moe_combine", "moe_scale_grad"),
     "cross_entropy": ("ce_rows",),
 }
