@@ -73,12 +73,25 @@ def _i32(x: int) -> np.int32:
 # ---- rmsnorm ---------------------------------------------------------------------------------
 
 
+def _row_packs(n: int, tensors: tuple[torch.Tensor, ...]) -> int:
+    """Packs per row of n elements when rows can be read as 16-byte packs, else 0."""
+    per = 16 // tensors[0].element_size()
+    if n % per or any(t.data_ptr() % 16 for t in tensors):
+        return 0
+    return n // per
+
+
 def rmsnorm_fwd(x: torch.Tensor, w: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     rows, n = x.shape
     y = torch.empty_like(x)
     rstd = torch.empty(rows, dtype=torch.float32, device=x.device)
-    _launch("rmsnorm", "rmsnorm_fwd", x.dtype, x.device, rows, _block_for(n),
-            (x, w, y, rstd, _i64(rows), _i32(n), np.float32(eps)))
+    npk = _row_packs(n, (x, w, y))
+    if npk:
+        _launch("rmsnorm", "rmsnorm_fwd_vec", x.dtype, x.device, rows, _block_for(npk),
+                (x, w, y, rstd, _i64(rows), _i32(npk), _i32(n), np.float32(eps)))
+    else:
+        _launch("rmsnorm", "rmsnorm_fwd", x.dtype, x.device, rows, _block_for(n),
+                (x, w, y, rstd, _i64(rows), _i32(n), np.float32(eps)))
     return y, rstd
 
 
@@ -86,12 +99,17 @@ def rmsnorm_bwd(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, rstd: torch.
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     rows, n = x.shape
     dx = torch.empty_like(x)
-    grid = min(rows, 1024)
+    grid = min(rows, 1024)  # the kernels loop over the rows; each block keeps one dw_partial row
     if grid == 0:
         return dx, torch.zeros(n, dtype=torch.float32, device=x.device)
     dw_partial = torch.empty(grid, n, dtype=torch.float32, device=x.device)
-    _launch("rmsnorm", "rmsnorm_bwd", x.dtype, x.device, grid, _block_for(n),
-            (dy, x, w, rstd, dx, dw_partial, _i64(rows), _i32(n)))
+    npk = _row_packs(n, (dy, x, w, dx))
+    if npk:
+        _launch("rmsnorm", "rmsnorm_bwd_vec", x.dtype, x.device, grid, _block_for(npk),
+                (dy, x, w, rstd, dx, dw_partial, _i64(rows), _i32(npk), _i32(n)))
+    else:
+        _launch("rmsnorm", "rmsnorm_bwd", x.dtype, x.device, grid, _block_for(n),
+                (dy, x, w, rstd, dx, dw_partial, _i64(rows), _i32(n)))
     return dx, dw_partial.sum(0)
 
 

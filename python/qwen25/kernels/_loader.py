@@ -17,7 +17,7 @@ from ..errors import Qwen25Error
 #: Every kernel family and the ``extern "C"`` entry points (without the dtype suffix) its file
 #: defines. Each entry point exists once per suffix in ``DTYPE_SUFFIXES``.
 FAMILIES: dict[str, tuple[str, ...]] = {
-    "rmsnorm": ("rmsnorm_fwd", "rmsnorm_bwd"),
+    "rmsnorm": ("rmsnorm_fwd", "rmsnorm_bwd", "rmsnorm_fwd_vec", "rmsnorm_bwd_vec"),
     "rope": ("rope_fwd", "rope_bwd"),
     "swiglu": ("swiglu_fwd", "swiglu_bwd", "swiglu_fwd_vec", "swiglu_bwd_vec"),
     "moe": ("moe_gather", "moe_combine", "moe_scale_grad"),
