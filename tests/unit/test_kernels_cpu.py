@@ -197,6 +197,16 @@ def test_vectorised_path_only_for_whole_aligned_packs() -> None:
     assert _packs((a, torch.zeros(65, dtype=BF16)[1:])) == 0  # offset 2 bytes: misaligned
 
 
+def test_vectorised_rmsnorm_needs_rows_of_whole_packs() -> None:
+    from qwen25.kernels._cupy_ops import _row_packs
+
+    x = torch.zeros(3, 1536, dtype=BF16)
+    assert _row_packs(1536, (x, torch.zeros(1536, dtype=BF16))) == 192
+    assert _row_packs(1004, (torch.zeros(3, 1004),)) == 251  # fp32: 4 per pack
+    assert _row_packs(1004, (torch.zeros(3, 1004, dtype=BF16),)) == 0  # bf16: 1004 % 8 != 0
+    assert _row_packs(8, (torch.zeros(9, dtype=BF16)[1:],)) == 0  # misaligned
+
+
 # ---- dispatch --------------------------------------------------------------------------------
 
 
