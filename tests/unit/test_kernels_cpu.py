@@ -447,6 +447,29 @@ def test_fused_cross_entropy_does_not_depend_on_chunk_size(n: int, c1: int, c2: 
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_fused_cross_entropy_computes_no_gradient_without_grad_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    real = _fallback.ce_chunk
+
+    def spy(logits, labels, ignore_index, write_grad):  # type: ignore[no-untyped-def]
+        seen.append(write_grad)
+        return real(logits, labels, ignore_index, write_grad)
+
+    monkeypatch.setattr(_fallback, "ce_chunk", spy)
+    h = torch.randn(5, 8, requires_grad=True)
+    w = torch.randn(10, 8, requires_grad=True)
+    labels = torch.tensor([1, 2, 3, 4, 5])
+    with torch.no_grad():
+        a = K.fused_cross_entropy(h, w, labels, chunk_size=2)
+    with torch.inference_mode():
+        b = K.fused_cross_entropy(h, w, labels, chunk_size=2)
+    assert seen == [False] * 6
+    c = K.fused_cross_entropy(h, w, labels, chunk_size=2)
+    assert seen[6:] == [True] * 3 and c.requires_grad
+    torch.testing.assert_close(a, c.detach())
+    torch.testing.assert_close(b, c.detach())
+
+
 def test_fused_cross_entropy_bad_inputs() -> None:
     h, w = torch.randn(4, 8), torch.randn(10, 8)
     with pytest.raises(qwen25.Qwen25ValueError, match="label 10 at flat position 2"):
@@ -617,7 +640,7 @@ def test_fused_cross_entropy_kernel_path(kernel_path, dtype: torch.dtype) -> Non
     labels = torch.randint(0, v, (n,), generator=g)
     labels[3] = labels[17] = -100
     _compare(lambda a, b: K.fused_cross_entropy(a, b, labels, chunk_size=8),
-             lambda a, b: K._autograd.FusedCrossEntropyFn.apply(a, b, labels, -100, 8, _fallback.ce_chunk),
+             lambda a, b: K._autograd.FusedCrossEntropyFn.apply(a, b, labels, -100, 8, True, _fallback.ce_chunk),
              [hidden, weight], [torch.tensor(1.0)], dtype)
     assert kernel_path.calls == ["ce_rows"] * 4
     assert _autograd is K._autograd

@@ -268,5 +268,6 @@ def fused_cross_entropy(
         i = int(bad.nonzero()[0, 0])
         raise Qwen25ValueError(f"fused_cross_entropy: label {int(lab[i])} at flat position {i} is outside [0, {v})")
     chunk_op = _ops().ce_rows_ if _use_kernels(h2, lm_head_weight) else _fallback.ce_chunk
-    loss: torch.Tensor = FusedCrossEntropyFn.apply(h2, lm_head_weight, lab, int(ignore_index), chunk_size, chunk_op)
+    loss: torch.Tensor = FusedCrossEntropyFn.apply(h2, lm_head_weight, lab, int(ignore_index), chunk_size,
+                                                   torch.is_grad_enabled(), chunk_op)
     return loss

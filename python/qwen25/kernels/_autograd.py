@@ -146,11 +146,14 @@ class FusedCrossEntropyFn(torch.autograd.Function):
         labels: torch.Tensor,
         ignore_index: int,
         chunk_size: int,
+        grad_enabled: bool,
         chunk_op: ChunkOp,
     ) -> torch.Tensor:
         n, h = hidden.shape
         v = weight.shape[0]
-        need_h, need_w = bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])
+        # needs_input_grad says True under torch.no_grad() too: the caller passes the grad mode
+        need_h = grad_enabled and bool(ctx.needs_input_grad[0])
+        need_w = grad_enabled and bool(ctx.needs_input_grad[1])
         write_grad = need_h or need_w
         loss_rows = torch.empty(n, dtype=torch.float32, device=hidden.device)
         grad_h = torch.empty_like(hidden, memory_format=torch.contiguous_format) if need_h else None
@@ -178,4 +181,4 @@ class FusedCrossEntropyFn(torch.autograd.Function):
         scale = grad_out.float() / n_valid
         dh = (grad_h.float() * scale).to(ctx.dtypes[0]) if grad_h is not None else None
         dw = (grad_w * scale).to(ctx.dtypes[1]) if grad_w is not None else None
-        return dh, dw, None, None, None, None
+        return dh, dw, None, None, None, None, None
