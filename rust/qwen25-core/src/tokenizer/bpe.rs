@@ -107,15 +107,13 @@ impl Bpe {
         for b in 0..=255u8 {
             byte_ids[b as usize] = *vocab.get(&[b][..]).ok_or(BuildError::MissingByte(b))?;
         }
+        // A merge listed twice takes the rank of its last listing, as in HF (its merge map is
+        // collected from the enumerated list, so later entries overwrite earlier ones).
         let mut ranks = FxHashMap::with_capacity_and_hasher(merges.len(), Default::default());
-        let mut merge_list = Vec::with_capacity(merges.len());
-        for (a, b, m) in merges {
-            // Duplicate merges keep their first (lowest) rank, as HF does.
-            if let std::collections::hash_map::Entry::Vacant(e) = ranks.entry(((a as u64) << 32) | b as u64) {
-                e.insert(merge_list.len() as u32);
-                merge_list.push((a, b, m));
-            }
+        for (i, &(a, b, _)) in merges.iter().enumerate() {
+            ranks.insert(((a as u64) << 32) | b as u64, i as u32);
         }
+        let merge_list = merges;
         let whole = (0..tokens.len()).map(|_| AtomicU8::new(0)).collect();
         Ok(Bpe { tokens, vocab, ranks, merges: merge_list, byte_ids, whole })
     }
@@ -142,7 +140,7 @@ impl Bpe {
         self.vocab.is_empty()
     }
 
-    /// Merges in rank order as (left id, right id, merged id).
+    /// Merges in file order as (left id, right id, merged id); a duplicate keeps its place.
     pub fn merges(&self) -> &[(u32, u32, u32)] {
         &self.merges
     }

@@ -183,7 +183,7 @@ fn vocab_entries(entries: Vec<(String, Value)>, text: &[u8], name: &str) -> Resu
 fn build_bpe(
     entries: Vec<(Vec<u8>, u32)>,
     merges: &[(Vec<u8>, Vec<u8>)],
-    merge_lines: &[usize],
+    merge_line: &dyn Fn(usize) -> usize,
     vocab_text: &[u8],
     vocab_name: &str,
     merges_name: &str,
@@ -201,12 +201,12 @@ fn build_bpe(
         ),
         BuildError::UnknownMergePart { rank, part } => Error::format(
             merges_name,
-            merge_lines.get(rank).copied().unwrap_or(0),
+            merge_line(rank),
             format!("merge names {:?}, which is not in the vocabulary", bytelevel::encode_token(&part)),
         ),
         BuildError::UnknownMergeResult { rank, merged } => Error::format(
             merges_name,
-            merge_lines.get(rank).copied().unwrap_or(0),
+            merge_line(rank),
             format!("merge produces {:?}, which is not in the vocabulary", bytelevel::encode_token(&merged)),
         ),
     })
@@ -322,7 +322,8 @@ pub fn from_vocab_merges(
     let entries: Entries = serde_json::from_slice(vocab).map_err(|e| json_error(vocab_name, e))?;
     let entries = vocab_entries(entries.0, vocab, vocab_name)?;
     let (merge_list, merge_lines) = parse_merges_txt(merges, merges_name)?;
-    let bpe = build_bpe(entries, &merge_list, &merge_lines, vocab, vocab_name, merges_name)?;
+    let line_of = |rank: usize| merge_lines.get(rank).copied().unwrap_or(0);
+    let bpe = build_bpe(entries, &merge_list, &line_of, vocab, vocab_name, merges_name)?;
     let (added, pattern, nfc, text) = match config {
         Some((data, name)) => {
             let cfg = parse_config(data, name)?;
@@ -417,7 +418,6 @@ pub fn from_tokenizer_json(data: &[u8], name: &str, config: Option<(&[u8], &str)
     let entries = vocab_entries(entries, data, name)?;
     let raw_merges = model.get("merges").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut merges = Vec::with_capacity(raw_merges.len());
-    let mut merge_lines = Vec::with_capacity(raw_merges.len());
     for (i, m) in raw_merges.iter().enumerate() {
         let (a, b) = match m {
             Value::String(s) => match s.split_once(' ') {
@@ -434,9 +434,20 @@ pub fn from_tokenizer_json(data: &[u8], name: &str, config: Option<(&[u8], &str)
                 .ok_or_else(|| Error::format(name, 0, format!("merge {i}: token {t:?} is outside the byte-level alphabet")))
         };
         merges.push((dec(&a)?, dec(&b)?));
-        merge_lines.push(line_of_json_key(data, &a, 0));
     }
-    let bpe = build_bpe(entries, &merges, &merge_lines, data, name, name)?;
+    // Only computed for an error: the line of the merge's left token after the "merges" key.
+    let merges_start = find(data, b"\"merges\"").unwrap_or(0);
+    let line_of = |rank: usize| {
+        let a = raw_merges.get(rank).map(|m| match m {
+            Value::String(s) => s.split(' ').next().unwrap_or("").to_string(),
+            Value::Array(p) => p.first().and_then(Value::as_str).unwrap_or("").to_string(),
+            _ => String::new(),
+        });
+        let needle = serde_json::to_string(&a.unwrap_or_default()).unwrap_or_default();
+        let needle = needle.trim_end_matches('"');
+        find(&data[merges_start..], needle.as_bytes()).map(|off| line_at(data, merges_start + off)).unwrap_or(0)
+    };
+    let bpe = build_bpe(entries, &merges, &line_of, data, name, name)?;
     let mut added = Vec::new();
     if let Some(list) = v.get("added_tokens").and_then(Value::as_array) {
         for a in list {
