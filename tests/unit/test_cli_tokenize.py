@@ -1,0 +1,77 @@
+"""`qwen25 tokenize`: flat uint32 tokens + uint64 offsets, checked against HF tokenizers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qwen25.cli import main
+
+TEXTS = ["Hello world", "", "你好，世界！", "<|im_start|>user\nhi<|im_end|>", "def f():\n    return 1\n"] * 7
+
+
+def _write(path: Path, records: list[object], gz: bool = False) -> None:
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+
+def _read(out: Path) -> list[list[int]]:
+    ids = np.fromfile(out, dtype="<u4")
+    idx = np.fromfile(str(out) + ".idx", dtype="<u8")
+    return [ids[idx[i]: idx[i + 1]].tolist() for i in range(len(idx) - 1)]
+
+
+def test_tokenize_jsonl_and_gz(tmp_path: Path, hf_tok) -> None:  # type: ignore[no-untyped-def]
+    _write(tmp_path / "a.jsonl", [{"text": t, "id": i} for i, t in enumerate(TEXTS)])
+    _write(tmp_path / "b.jsonl.gz", [{"text": t} for t in reversed(TEXTS)], gz=True)
+    out = tmp_path / "out" / "tokens.bin"
+    rc = main(["tokenize", "--input", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl.gz"),
+               "--output", str(out), "--batch-size", "4", "--no-progress"])
+    assert rc == 0
+    expected = [hf_tok.encode(t).ids for t in TEXTS + TEXTS[::-1]]
+    assert _read(out) == expected
+    meta = json.loads(Path(str(out) + ".json").read_text())
+    assert meta["records"] == len(expected) and meta["tokens"] == sum(map(len, expected)) and meta["bad_lines"] == 0
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_append_eos_and_plain_specials(tmp_path: Path, hf_plain) -> None:  # type: ignore[no-untyped-def]
+    _write(tmp_path / "a.jsonl", [{"body": t} for t in TEXTS[:5]])
+    out = tmp_path / "t.bin"
+    assert main(["tokenize", "-i", str(tmp_path / "a.jsonl"), "-o", str(out), "--field", "body",
+                 "--append-eos", "--plain-specials", "--no-progress"]) == 0
+    assert _read(out) == [hf_plain.encode(t).ids + [151645] for t in TEXTS[:5]]
+
+
+def test_bad_line_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok"}\n{"text": "ok"}\n{"text": oops}\n')
+    out = tmp_path / "t.bin"
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress"]) == 1
+    assert f"{p}:3:" in capsys.readouterr().err
+    assert not out.exists() and not Path(str(out) + ".tmp").exists()
+    # --skip-bad counts and reports the line, and keeps the good ones
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress", "--skip-bad"]) == 0
+    meta = json.loads(Path(str(out) + ".json").read_text())
+    assert meta["records"] == 2 and meta["bad_lines"] == 1 and meta["bad"][0].startswith(f"{p}:3:")
+    assert "1 malformed lines skipped" in capsys.readouterr().err
+
+
+def test_missing_field_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"text": "ok"}\n{"content": "no text field"}\n')
+    assert main(["tokenize", "-i", str(p), "-o", str(tmp_path / "t.bin"), "--no-progress"]) == 1
+    assert f"{p}:2: no field 'text'" in capsys.readouterr().err
+    assert main(["tokenize", "-i", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "t.bin"), "--no-progress"]) == 1
+    assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "qwen25.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "tokenize" in out.stdout
