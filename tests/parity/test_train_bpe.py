@@ -24,7 +24,7 @@ import qwen25
 
 tokenizers = pytest.importorskip("tokenizers")
 
-from conftest import QWEN2_REGEX  # noqa: E402
+from tests.conftest import QWEN2_REGEX  # noqa: E402
 
 EOT = "<|endoftext|>"
 

@@ -12,7 +12,9 @@
 //!   (no split point, e.g. a megabyte of CJK or base64) use a heap over a linked list, so their
 //!   cost stays O(n log n).
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 const NO_RANK: u32 = u32::MAX;
@@ -20,9 +22,12 @@ const NO_RANK: u32 = u32::MAX;
 const SMALL: usize = 64;
 
 pub struct Bpe {
-    /// id -> bytes; `None` for ids the vocabulary skips.
-    tokens: Vec<Option<Box<[u8]>>>,
-    vocab: FxHashMap<Box<[u8]>, u32>,
+    /// Every token's bytes, back to back, in id order.
+    data: Vec<u8>,
+    /// id -> (start, end) in `data`; (0, 0) for ids the vocabulary skips (tokens are never empty).
+    spans: Vec<(u32, u32)>,
+    /// The ids, hashed by their bytes: byte string -> id without one allocation per token.
+    table: HashTable<u32>,
     /// (left << 32 | right) -> rank
     ranks: FxHashMap<u64, u32>,
     /// rank -> (left, right, merged)
@@ -36,6 +41,7 @@ pub struct Bpe {
 #[derive(Debug)]
 pub enum BuildError {
     DuplicateToken { id: u32, other: u32 },
+    EmptyToken { id: u32 },
     MissingByte(u8),
     /// merge number `rank` names a token that is not in the vocabulary
     UnknownMergePart { rank: usize, part: Vec<u8> },
@@ -43,69 +49,92 @@ pub enum BuildError {
     UnknownMergeResult { rank: usize, merged: Vec<u8> },
 }
 
+#[inline(always)]
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(b);
+    h.write_usize(b.len());
+    h.finish()
+}
+
 impl Bpe {
     /// Build from `(bytes, id)` entries and merges given as pairs of byte strings, in rank order.
-    pub fn new(
-        entries: Vec<(Vec<u8>, u32)>,
-        merges: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<Bpe, BuildError> {
+    pub fn new(entries: Vec<(Vec<u8>, u32)>, merges: &[(Vec<u8>, Vec<u8>)]) -> Result<Bpe, BuildError> {
         let n_ids = entries.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
-        let mut tokens: Vec<Option<Box<[u8]>>> = vec![None; n_ids];
-        let mut vocab: FxHashMap<Box<[u8]>, u32> =
-            FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
-        for (bytes, id) in entries {
-            if tokens[id as usize].is_some() {
-                let other = tokens[id as usize].as_deref().and_then(|t| vocab.get(t)).copied().unwrap_or(id);
-                return Err(BuildError::DuplicateToken { id, other });
+        let mut spans = vec![(0u32, 0u32); n_ids];
+        let mut data = Vec::with_capacity(entries.iter().map(|(b, _)| b.len()).sum());
+        for (bytes, id) in &entries {
+            if bytes.is_empty() {
+                return Err(BuildError::EmptyToken { id: *id });
             }
-            let b: Box<[u8]> = bytes.into_boxed_slice();
-            if let Some(&other) = vocab.get(&b) {
-                return Err(BuildError::DuplicateToken { id, other });
+            if spans[*id as usize] != (0, 0) {
+                return Err(BuildError::DuplicateToken { id: *id, other: *id });
             }
-            vocab.insert(b.clone(), id);
-            tokens[id as usize] = Some(b);
+            let start = data.len() as u32;
+            data.extend_from_slice(bytes);
+            spans[*id as usize] = (start, data.len() as u32);
         }
+        let table = Self::index(&data, &spans)?;
+        let find = |b: &[u8]| Self::lookup(&data, &spans, &table, b);
         let mut merge_ids = Vec::with_capacity(merges.len());
         for (rank, (a, b)) in merges.iter().enumerate() {
-            let ia = *vocab
-                .get(&a[..])
-                .ok_or_else(|| BuildError::UnknownMergePart { rank, part: a.clone() })?;
-            let ib = *vocab
-                .get(&b[..])
-                .ok_or_else(|| BuildError::UnknownMergePart { rank, part: b.clone() })?;
+            let ia = find(a).ok_or_else(|| BuildError::UnknownMergePart { rank, part: a.clone() })?;
+            let ib = find(b).ok_or_else(|| BuildError::UnknownMergePart { rank, part: b.clone() })?;
             let mut m = a.clone();
             m.extend_from_slice(b);
-            let im = *vocab
-                .get(&m[..])
-                .ok_or(BuildError::UnknownMergeResult { rank, merged: m })?;
+            let im = find(&m).ok_or(BuildError::UnknownMergeResult { rank, merged: m })?;
             merge_ids.push((ia, ib, im));
         }
-        Self::from_parts_with_vocab(tokens, vocab, merge_ids)
+        Self::assemble(data, spans, table, merge_ids)
     }
 
-    /// Build from tokens indexed by id and merges given as ids, in rank order (the form the
-    /// precompiled embedded vocabulary uses). The caller guarantees that each merged id's bytes
-    /// are the concatenation of its parts.
-    pub fn from_parts(tokens: Vec<Option<Box<[u8]>>>, merges: Vec<(u32, u32, u32)>) -> Result<Bpe, BuildError> {
-        let mut vocab = FxHashMap::with_capacity_and_hasher(tokens.len(), Default::default());
-        for (id, t) in tokens.iter().enumerate() {
-            if let Some(t) = t {
-                if let Some(other) = vocab.insert(t.clone(), id as u32) {
-                    return Err(BuildError::DuplicateToken { id: id as u32, other });
-                }
+    /// Build from token bytes back to back with their spans by id ((0, 0) = unused id), and
+    /// merges given as ids in rank order (the form the precompiled embedded vocabulary uses).
+    /// The caller guarantees that each merged id's bytes are the concatenation of its parts.
+    pub fn from_parts(data: Vec<u8>, spans: Vec<(u32, u32)>, merges: Vec<(u32, u32, u32)>) -> Result<Bpe, BuildError> {
+        let table = Self::index(&data, &spans)?;
+        Self::assemble(data, spans, table, merges)
+    }
+
+    fn index(data: &[u8], spans: &[(u32, u32)]) -> Result<HashTable<u32>, BuildError> {
+        let mut table = HashTable::with_capacity(spans.len());
+        let bytes = |id: u32| {
+            let (s, e) = spans[id as usize];
+            &data[s as usize..e as usize]
+        };
+        for (id, &(s, e)) in spans.iter().enumerate() {
+            if s == e {
+                continue;
             }
+            let b = &data[s as usize..e as usize];
+            let h = hash_bytes(b);
+            if let Some(&other) = table.find(h, |&o| bytes(o) == b) {
+                return Err(BuildError::DuplicateToken { id: id as u32, other });
+            }
+            table.insert_unique(h, id as u32, |&o| hash_bytes(bytes(o)));
         }
-        Self::from_parts_with_vocab(tokens, vocab, merges)
+        Ok(table)
     }
 
-    fn from_parts_with_vocab(
-        tokens: Vec<Option<Box<[u8]>>>,
-        vocab: FxHashMap<Box<[u8]>, u32>,
+    #[inline(always)]
+    fn lookup(data: &[u8], spans: &[(u32, u32)], table: &HashTable<u32>, b: &[u8]) -> Option<u32> {
+        table
+            .find(hash_bytes(b), |&id| {
+                let (s, e) = spans[id as usize];
+                &data[s as usize..e as usize] == b
+            })
+            .copied()
+    }
+
+    fn assemble(
+        data: Vec<u8>,
+        spans: Vec<(u32, u32)>,
+        table: HashTable<u32>,
         merges: Vec<(u32, u32, u32)>,
     ) -> Result<Bpe, BuildError> {
         let mut byte_ids = [0u32; 256];
         for b in 0..=255u8 {
-            byte_ids[b as usize] = *vocab.get(&[b][..]).ok_or(BuildError::MissingByte(b))?;
+            byte_ids[b as usize] = Self::lookup(&data, &spans, &table, &[b]).ok_or(BuildError::MissingByte(b))?;
         }
         // A merge listed twice takes the rank of its last listing, as in HF (its merge map is
         // collected from the enumerated list, so later entries overwrite earlier ones).
@@ -113,31 +142,35 @@ impl Bpe {
         for (i, &(a, b, _)) in merges.iter().enumerate() {
             ranks.insert(((a as u64) << 32) | b as u64, i as u32);
         }
-        let merge_list = merges;
-        let whole = (0..tokens.len()).map(|_| AtomicU8::new(0)).collect();
-        Ok(Bpe { tokens, vocab, ranks, merges: merge_list, byte_ids, whole })
+        let whole = (0..spans.len()).map(|_| AtomicU8::new(0)).collect();
+        Ok(Bpe { data, spans, table, ranks, merges, byte_ids, whole })
     }
 
     /// One past the largest id.
     pub fn n_ids(&self) -> usize {
-        self.tokens.len()
+        self.spans.len()
     }
 
+    #[inline]
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
-        self.tokens.get(id as usize).and_then(|t| t.as_deref())
+        match self.spans.get(id as usize) {
+            Some(&(s, e)) if s != e => Some(&self.data[s as usize..e as usize]),
+            _ => None,
+        }
     }
 
+    #[inline]
     pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
-        self.vocab.get(bytes).copied()
+        Self::lookup(&self.data, &self.spans, &self.table, bytes)
     }
 
     /// Number of tokens in the vocabulary.
     pub fn len(&self) -> usize {
-        self.vocab.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.vocab.is_empty()
+        self.table.is_empty()
     }
 
     /// Merges in file order as (left id, right id, merged id); a duplicate keeps its place.
@@ -160,7 +193,7 @@ impl Bpe {
             1 => true,
             2 => false,
             _ => {
-                let bytes = self.tokens[id as usize].as_deref().unwrap_or(&[]);
+                let bytes = self.token_bytes(id).unwrap_or(&[]);
                 let mut out = Vec::with_capacity(4);
                 self.merge(bytes, &mut out);
                 let ok = out.len() == 1 && out[0] == id;
@@ -177,7 +210,7 @@ impl Bpe {
             0 => {}
             1 => out.push(self.byte_ids[piece[0] as usize]),
             _ => {
-                if let Some(&id) = self.vocab.get(piece) {
+                if let Some(id) = self.token_id(piece) {
                     if self.is_whole(id) {
                         out.push(id);
                         return;

@@ -34,16 +34,19 @@ pub(crate) fn embedded_qwen25() -> Result<Tokenizer> {
     }
     let u32_at = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
     let n_ids = u32_at(take(4)?) as usize;
-    let mut tokens: Vec<Option<Box<[u8]>>> = Vec::with_capacity(n_ids);
+    let mut data = Vec::with_capacity(b.len());
+    let mut spans = Vec::with_capacity(n_ids);
     for _ in 0..n_ids {
         let l = take(2)?;
         let len = u16::from_le_bytes([l[0], l[1]]) as usize;
-        tokens.push(if len == 0 { None } else { Some(take(len)?.into()) });
+        let start = data.len() as u32;
+        data.extend_from_slice(take(len)?);
+        spans.push((start, data.len() as u32));
     }
     let n_merges = u32_at(take(4)?) as usize;
     let raw = take(n_merges * 12)?;
     let merges = raw.chunks_exact(12).map(|c| (u32_at(&c[0..4]), u32_at(&c[4..8]), u32_at(&c[8..12]))).collect();
-    let bpe = Bpe::from_parts(tokens, merges).map_err(|e| blob_error(&format!("{e:?}")))?;
+    let bpe = Bpe::from_parts(data, spans, merges).map_err(|e| blob_error(&format!("{e:?}")))?;
     let cfg = parse_config(QWEN25_CONFIG, "<embedded>/tokenizer_config.json")?;
     Tokenizer::new(bpe, Pattern::Qwen2, true, cfg.added, Some(cfg.text))
 }
@@ -192,8 +195,13 @@ fn build_bpe(
         BuildError::DuplicateToken { id, other } => Error::format(
             vocab_name,
             find_id_line(vocab_text, id, 1),
-            format!("id {id} is given to two tokens (also {other})"),
+            if id == other {
+                format!("id {id} is given to two tokens")
+            } else {
+                format!("tokens {id} and {other} are the same byte string")
+            },
         ),
+        BuildError::EmptyToken { id } => Error::format(vocab_name, find_id_line(vocab_text, id, 0), format!("token {id} is empty")),
         BuildError::MissingByte(b) => Error::format(
             vocab_name,
             0,
