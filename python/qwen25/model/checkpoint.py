@@ -145,7 +145,12 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
         raise CheckpointError(str(d), missing, unexpected, mismatched)
 
     def read(k: str) -> torch.Tensor:
-        return where[k].get_tensor(k).to(device=dev, dtype=target)
+        # Copy out of the memory map into a fresh (64-byte aligned) tensor: results must not
+        # depend on where a tensor happened to sit in the file. One tensor at a time: no 2x peak.
+        src = where[k].get_tensor(k)
+        out = torch.empty(src.shape, dtype=target, device=dev)
+        out.copy_(src)
+        return out
 
     with torch.device("meta"):
         model = cls(config)
