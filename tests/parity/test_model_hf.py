@@ -242,6 +242,16 @@ def test_greedy_32_tokens_match_generate(tmp_path, kind: str) -> None:
 
 
 @torch.no_grad()
+def test_greedy_with_repetition_penalty_matches_generate(tmp_path) -> None:
+    hf, ours = _pair(tmp_path, "dense")
+    prompt = _ids(1, 6, 12)
+    ref = hf.generate(prompt, max_new_tokens=20, do_sample=False, repetition_penalty=1.5, eos_token_id=None,
+                      pad_token_id=0)
+    got = ours.generate(prompt, max_new_tokens=20, repetition_penalty=1.5, eos_token_id=None)
+    assert got.tolist() == ref.tolist()
+
+
+@torch.no_grad()
 def test_greedy_batched_left_padded_matches_generate(tmp_path) -> None:
     hf, ours = _pair(tmp_path, "dense")
     rows = [_ids(1, 8, 10)[0].tolist(), _ids(1, 3, 11)[0].tolist()]

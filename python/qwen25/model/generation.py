@@ -7,11 +7,11 @@ decoder (never half a UTF-8 character).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import Qwen25ValueError
 from .qwen2 import KVCache
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
     from .qwen2 import Qwen2ForCausalLM
 
-__all__ = ["generate", "generate_steps", "stream_text", "left_pad", "sample_next"]
+__all__ = ["generate", "generate_steps", "stream_text", "left_pad", "sample_next", "filter_logits",
+           "apply_repetition_penalty"]
 
 _UNSET: Any = object()
 
@@ -53,28 +54,40 @@ def _as_batch(input_ids: Any, attention_mask: Any, pad_id: int) -> tuple[torch.T
     return left_pad(rows, pad_id)
 
 
-def sample_next(logits: torch.Tensor, *, do_sample: bool, temperature: float = 1.0, top_k: int = 0,
-                top_p: float = 1.0, min_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Next ids [B] from fp32 logits [B, V]: argmax, or sampling after temperature, top-k, top-p
-    (nucleus) and min-p filtering, in that order."""
-    if not do_sample:
-        return logits.argmax(dim=-1)
+def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  min_p: float = 0.0) -> torch.Tensor:
+    """Temperature, then top-k, top-p (nucleus) and min-p filtering of fp32 logits [B, V]; removed
+    tokens get -inf. The best token always survives."""
     logits = logits / temperature
-    neg = torch.finfo(logits.dtype).min
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, neg)
+        logits = logits.masked_fill(logits < kth, -math.inf)
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        probs = sorted_logits.softmax(-1)
-        # drop a token when the tokens before it already hold top_p of the mass (keeps >= 1)
-        drop = (probs.cumsum(-1) - probs) > top_p
-        logits = logits.masked_fill(drop.scatter(-1, order, drop), neg)
+        # remove the least likely tokens whose total mass is at most 1 - top_p
+        sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+        mass_below = sorted_logits.softmax(-1).cumsum(-1)
+        drop = mass_below <= 1 - top_p
+        drop[:, -1] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), -math.inf)
     if min_p > 0.0:
         probs = logits.softmax(-1)
-        logits = logits.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, neg)
-    probs = logits.softmax(-1)
+        logits = logits.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, -math.inf)
+    return logits
+
+
+def sample_next(logits: torch.Tensor, *, do_sample: bool, temperature: float = 1.0, top_k: int = 0,
+                top_p: float = 1.0, min_p: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Next ids [B] from fp32 logits [B, V]: argmax, or a draw after ``filter_logits``."""
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    probs = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p).softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def apply_repetition_penalty(scores: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty on ids already seen ([B, V] bool): positive logits / penalty, negative x penalty."""
+    penalised = torch.where(scores < 0, scores * penalty, scores / penalty)
+    return torch.where(seen, penalised, scores)
 
 
 def _stop_sequences(stop: Any, eos: Sequence[int]) -> list[tuple[int, ...]]:
@@ -150,8 +163,7 @@ def generate_steps(model: Qwen2ForCausalLM, input_ids: Any, *, max_new_tokens: i
     for step in range(max_new_tokens):
         scores = logits.float()
         if seen is not None:
-            penalised = torch.where(scores < 0, scores * repetition_penalty, scores / repetition_penalty)
-            scores = torch.where(seen, penalised, scores)
+            scores = apply_repetition_penalty(scores, seen, repetition_penalty)
         nxt = sample_next(scores, do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
                           min_p=min_p, generator=gen)
         nxt = torch.where(finished, torch.full_like(nxt, pad), nxt)
