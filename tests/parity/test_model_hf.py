@@ -220,6 +220,16 @@ def test_save_pretrained_loads_in_transformers(tmp_path, kind: str) -> None:
     torch.testing.assert_close(again(x).logits, ours(x).logits, atol=0, rtol=0)
 
 
+@torch.no_grad()
+def test_loads_transformers_sharded_checkpoint(tmp_path) -> None:
+    hf = _hf("moe")
+    hf.save_pretrained(tmp_path, max_shard_size="100KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    ours = Qwen2ForCausalLM.from_pretrained(tmp_path)
+    x = _ids(1, 9)
+    torch.testing.assert_close(ours(x).logits, hf(x).logits, atol=FP32_ATOL, rtol=0)
+
+
 def test_tied_checkpoint_has_no_lm_head(tmp_path) -> None:
     from safetensors import safe_open
 

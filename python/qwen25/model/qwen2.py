@@ -67,12 +67,14 @@ def rope_inv_freq(config: Qwen25Config, device: torch.device | str | None = None
     YaRN follows transformers' ``_compute_yarn_parameters``: interpolate the low frequencies by
     ``factor``, keep the high ones, ramp linearly between the dimensions where a wavelength makes
     beta_fast (32) and beta_slow (1) turns over original_max_position_embeddings."""
+    # Computed on the CPU (as transformers does at init) and then moved, so every device uses the
+    # same frequencies to the last bit.
     base, dim = config.rope_theta, config.head_dim_
-    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(device=device, dtype=torch.float) / dim)
+    pos_freqs = base ** (torch.arange(0, dim, 2, dtype=torch.int64).to(dtype=torch.float) / dim)
     inv_freq = 1.0 / pos_freqs
     s = config.rope_scaling
     if s is None:
-        return inv_freq, 1.0
+        return inv_freq.to(device), 1.0
     factor = s.factor
 
     def mscale(scale: float, m: float = 1.0) -> float:
@@ -97,10 +99,10 @@ def rope_inv_freq(config: Qwen25Config, device: torch.device | str | None = None
     low, high = max(low, 0), min(high, dim - 1)
     if low == high:
         high += 0.001  # avoid a division by zero
-    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1).to(device)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
     extrapolation = 1 - ramp  # 1 keeps the original frequency, 0 interpolates it fully
     inv_freq = (inv_freq / factor) * (1 - extrapolation) + inv_freq * extrapolation
-    return inv_freq, float(attention_factor)
+    return inv_freq.to(device), float(attention_factor)
 
 
 class RotaryEmbedding(nn.Module):
