@@ -230,6 +230,22 @@ def test_loads_transformers_sharded_checkpoint(tmp_path) -> None:
     torch.testing.assert_close(ours(x).logits, hf(x).logits, atol=FP32_ATOL, rtol=0)
 
 
+@torch.no_grad()
+def test_loads_fused_expert_tensors(tmp_path) -> None:
+    """transformers v5 holds experts fused in memory (gate_up_proj [E, 2I, H], down_proj [E, H, I]);
+    a file written from that state dict loads too."""
+    from safetensors.torch import save_file
+
+    hf = _hf("moe")
+    hf.save_pretrained(tmp_path)
+    sd = {k: v.contiguous() for k, v in hf.state_dict().items()}
+    assert "model.layers.0.mlp.experts.gate_up_proj" in sd
+    save_file(sd, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    ours = Qwen2ForCausalLM.from_pretrained(tmp_path)
+    x = _ids(1, 9)
+    torch.testing.assert_close(ours(x).logits, hf(x).logits, atol=FP32_ATOL, rtol=0)
+
+
 def test_tied_checkpoint_has_no_lm_head(tmp_path) -> None:
     from safetensors import safe_open
 

@@ -123,10 +123,10 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
     fused = {k for k in shapes if _FUSED.match(k)}
     for k in fused:
         prefix, kind = _FUSED.match(k).groups()  # type: ignore[union-attr]
-        for e in range(config.num_experts):
+        for j in range(config.num_experts):
             names = ["gate_proj", "up_proj"] if kind == "gate_up_proj" else ["down_proj"]
             for n in names:
-                shapes.setdefault(f"{prefix}.{e}.{n}.weight", ())  # checked below on the fused tensor
+                shapes.setdefault(f"{prefix}.{j}.{n}.weight", ())  # checked below on the fused tensor
     missing = sorted(k for k in expected if k not in shapes)
     tied_extra = {"lm_head.weight"} if config.tie_word_embeddings else set()
     unexpected = sorted(k for k in shapes if k not in expected and k not in tied_extra and k not in fused)
@@ -174,8 +174,8 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
             else:
                 first = expected[f"{prefix}.0.{kind}.weight"]
                 stacked = torch.empty((config.num_experts, *first), dtype=target, device=dev)
-                for e in range(config.num_experts):
-                    stacked[e] = read(f"{prefix}.{e}.{kind}.weight")
+                for j in range(config.num_experts):
+                    stacked[j] = read(f"{prefix}.{j}.{kind}.weight")
             ours[f"{prefix}.{kind}"] = stacked
     if config.tie_word_embeddings:
         ours["lm_head.weight"] = ours["model.embed_tokens.weight"]

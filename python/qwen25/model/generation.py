@@ -91,7 +91,7 @@ def apply_repetition_penalty(scores: torch.Tensor, seen: torch.Tensor, penalty: 
 
 
 def _stop_sequences(stop: Any, eos: Sequence[int]) -> list[tuple[int, ...]]:
-    seqs = [(int(e),) for e in eos]
+    seqs: list[tuple[int, ...]] = [(int(e),) for e in eos]
     if stop is None:
         return seqs
     if isinstance(stop, int):
