@@ -106,20 +106,20 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
     dev = torch.device(device) if device is not None else torch.device("cpu")
     files = _weight_files(d)
 
-    handles = []
-    where: dict[str, Any] = {}
+    # Headers only: which file holds which key, and its shape (no tensor data is read here).
+    where: dict[str, Path] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for f in files:
         try:
-            h = safe_open(str(f), framework="pt", device="cpu")
+            with safe_open(str(f), framework="pt", device="cpu") as h:
+                for k in h.keys():
+                    where[k] = f
+                    shapes[k] = tuple(h.get_slice(k).get_shape())
         except Exception as e:  # safetensors raises its own error types
             raise FormatError(f"{f}: not a readable safetensors file ({e})", str(f)) from None
-        handles.append(h)
-        for k in h.keys():
-            where[k] = h
 
     # Translate fused v5 expert tensors into per-expert names' expectations.
     expected = _expected_shapes(config)
-    shapes = {k: tuple(h.get_slice(k).get_shape()) for k, h in where.items()}
     fused = {k for k in shapes if _FUSED.match(k)}
     for k in fused:
         prefix, kind = _FUSED.match(k).groups()  # type: ignore[union-attr]
@@ -144,46 +144,45 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
     if missing or unexpected or mismatched:
         raise CheckpointError(str(d), missing, unexpected, mismatched)
 
-    def read(k: str) -> torch.Tensor:
-        # Copy out of the memory map into a fresh (64-byte aligned) tensor: results must not
-        # depend on where a tensor happened to sit in the file. One tensor at a time: no 2x peak.
-        src = where[k].get_tensor(k)
-        out = torch.empty(src.shape, dtype=target, device=dev)
-        out.copy_(src)
-        return out
-
     with torch.device("meta"):
         model = cls(config)
+    # Allocate the stacked experts, then read file by file, closing each memory map before the
+    # next: each tensor is copied once into a fresh (64-byte aligned) tensor, so the peak is the
+    # model plus the mapped pages of one shard, and results do not depend on where a tensor sat in
+    # the file.
     ours: dict[str, torch.Tensor] = {}
-    experts: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for k in expected:
-        m = _EXPERT.match(k)
-        if m:
-            experts[m.group(1)][m.group(3)].append(int(m.group(2)))
-        elif not (k == "lm_head.weight" and config.tie_word_embeddings):
-            ours[k] = read(k)
-    for prefix, kinds in experts.items():
-        for kind in kinds:
-            stacked = None
-            fused_key = f"{prefix}.{'down_proj' if kind == 'down_proj' else 'gate_up_proj'}"
-            if fused_key in fused:
-                full = read(fused_key)
-                i = config.moe_intermediate_size
-                stacked = {"gate_proj": full[:, :i], "up_proj": full[:, i:], "down_proj": full}[kind].contiguous()
-                del full
-            else:
-                first = expected[f"{prefix}.0.{kind}.weight"]
-                stacked = torch.empty((config.num_experts, *first), dtype=target, device=dev)
-                for j in range(config.num_experts):
-                    stacked[j] = read(f"{prefix}.{j}.{kind}.weight")
-            ours[f"{prefix}.{kind}"] = stacked
+    for k, v in model.state_dict().items():
+        if ".mlp.experts." in k:
+            ours[k] = torch.empty(v.shape, dtype=target, device=dev)
+    by_file: dict[Path, list[str]] = defaultdict(list)
+    for k, f in where.items():
+        if k in expected or k in fused:
+            by_file[f].append(k)
+    inter = config.moe_intermediate_size
+    for f in files:
+        with safe_open(str(f), framework="pt", device="cpu") as h:
+            for k in by_file[f]:
+                src = h.get_tensor(k)
+                m = _EXPERT.match(k)
+                if m:
+                    ours[f"{m.group(1)}.{m.group(3)}"][int(m.group(2))].copy_(src)
+                elif k in fused:
+                    prefix, kind = _FUSED.match(k).groups()  # type: ignore[union-attr]
+                    if kind == "gate_up_proj":
+                        ours[f"{prefix}.gate_proj"].copy_(src[:, :inter])
+                        ours[f"{prefix}.up_proj"].copy_(src[:, inter:])
+                    else:
+                        ours[f"{prefix}.down_proj"].copy_(src)
+                elif not (k == "lm_head.weight" and config.tie_word_embeddings):
+                    ours[k] = torch.empty(src.shape, dtype=target, device=dev)
+                    ours[k].copy_(src)
+                del src
     if config.tie_word_embeddings:
         ours["lm_head.weight"] = ours["model.embed_tokens.weight"]
     model.load_state_dict(ours, strict=True, assign=True)
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     model.rotary_emb = RotaryEmbedding(config, dev)
-    del handles
     return model.eval()
 
 
