@@ -122,6 +122,8 @@ def test_bad_generation_arguments(debug_model) -> None:  # type: ignore[no-untyp
         debug_model.generate([[1, 2], []])
     with pytest.raises(Qwen25ValueError, match="token id 151936"):
         debug_model.generate([[1, 151936]])
+    with pytest.raises(Qwen25ValueError, match="past the 4096 positions"):
+        debug_model.generate([[1, 2, 3]], max_new_tokens=4094)
 
 
 def test_stream_text_equals_decode(debug_model, tok) -> None:  # type: ignore[no-untyped-def]

@@ -146,6 +146,10 @@ def generate_steps(model: Qwen2ForCausalLM, input_ids: Any, *, max_new_tokens: i
     if max_new_tokens == 0:
         return
     b, t = ids.shape
+    longest = int(mask.sum(-1).max()) if mask is not None else t
+    if longest + max_new_tokens > cfg.max_positions:
+        raise Qwen25ValueError(f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) is past the "
+                               f"{cfg.max_positions} positions this model supports")
     cache = KVCache(cfg, b, t + max_new_tokens, dtype=model.dtype, device=device)
     gen = None
     if seed is not None:
