@@ -101,6 +101,9 @@ def test_logits_bf16(tmp_path, kind: str) -> None:
     ref, got = hf(x).logits, ours(x).logits
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), ref.float(), atol=0.02, rtol=0)
+    # casting a loaded fp32 model gives the same numbers (the RoPE frequencies stay fp32)
+    cast = Qwen2ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).to(torch.bfloat16)
+    torch.testing.assert_close(cast(x).logits.float(), ref.float(), atol=0.02, rtol=0)
 
 
 @pytest.mark.parametrize("spelling", ["v5", "released-type", "released-rope_type"])

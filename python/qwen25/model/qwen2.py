@@ -106,15 +106,18 @@ def rope_inv_freq(config: Qwen25Config, device: torch.device | str | None = None
 
 
 class RotaryEmbedding(nn.Module):
+    """cos/sin of the RoPE angles. The fp32 inverse frequencies are a plain attribute, not a
+    buffer, so ``model.to(bfloat16)`` cannot round them; they follow the positions' device."""
+
     def __init__(self, config: Qwen25Config, device: torch.device | str | None = None) -> None:
         super().__init__()
-        inv_freq, self.attention_scaling = rope_inv_freq(config, device)
-        self.inv_freq: torch.Tensor
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.inv_freq, self.attention_scaling = rope_inv_freq(config, device)
 
     def forward(self, dtype: torch.dtype, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.inv_freq.device != position_ids.device:
+            self.inv_freq = self.inv_freq.to(position_ids.device)
         # angles in fp32: [B, T, 1] * [D/2] -> [B, T, D/2] -> [B, T, D]
-        freqs = position_ids[..., None].float() * self.inv_freq.float()
+        freqs = position_ids[..., None].float() * self.inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
         cos, sin = emb.cos() * self.attention_scaling, emb.sin() * self.attention_scaling
         return cos.to(dtype), sin.to(dtype)
@@ -479,7 +482,7 @@ class Qwen2ForCausalLM(nn.Module):
         if position_ids is None:
             if cache is not None:
                 if key_mask is not None:
-                    position_ids = cache.next_position[:, None] + key_mask[:, past:].long().cumsum(-1) - 1
+                    position_ids = (cache.next_position[:, None] + key_mask[:, past:].long().cumsum(-1) - 1).clamp(min=0)
                 else:
                     position_ids = cache.next_position[:, None] + torch.arange(t, device=device)[None]
             elif key_mask is not None:
