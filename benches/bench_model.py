@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtypes", default="float32,bfloat16")
+    ap.add_argument("--overhead", action="store_true",
+                    help="also time greedy generation on the tiny 'debug' preset, where per-step overhead dominates")
+    ap.add_argument("--only-overhead", action="store_true")
     args = ap.parse_args()
 
     warnings.filterwarnings("ignore")
@@ -41,7 +44,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     cfg = Qwen25Config.from_preset(args.preset, num_hidden_layers=args.layers, torch_dtype="float32")
-    print(f"# {args.preset} shape, {args.layers} layers ({cfg.num_parameters() / 1e6:.0f}M params), "
+    print(f"{args.preset} shape, {args.layers} layers ({cfg.num_parameters() / 1e6:.0f}M params), "
           f"threads={args.threads}, torch {torch.__version__}, transformers {transformers.__version__}")
     tmp = tempfile.mkdtemp()
     Qwen2ForCausalLM.from_config(cfg, seed=0).save_pretrained(tmp)
@@ -58,9 +61,9 @@ def main() -> None:
             out.append(time.perf_counter() - t0)
         return out
 
-    print(f"| what | dtype | ours (median s) | transformers (median s) | ratio (transformers/ours) |")
+    print("| what | dtype | ours (median s) | transformers (median s) | ratio (transformers/ours) |")
     print("|---|---|---|---|---|")
-    for dname in args.dtypes.split(","):
+    for dname in ([] if args.only_overhead else args.dtypes.split(",")):
         dtype = getattr(torch, dname)
         ours = Qwen2ForCausalLM.from_pretrained(tmp, dtype=dtype).eval()
         hf = transformers.AutoModelForCausalLM.from_pretrained(tmp, dtype=dtype).eval()
@@ -87,6 +90,22 @@ def main() -> None:
             mo, mh = statistics.median(t_ours), statistics.median(t_hf)
             print(f"| greedy generate {n} tok, prompt {args.prompt} (tok/s) | {dname} | {n / mo:.1f} tok/s | "
                   f"{n / mh:.1f} tok/s | {mh / mo:.2f}x | <!-- same tokens: {same} -->")
+
+    if args.overhead or args.only_overhead:
+        small = tempfile.mkdtemp()
+        Qwen2ForCausalLM.from_config("debug", seed=0).save_pretrained(small)
+        ours = Qwen2ForCausalLM.from_pretrained(small).eval()
+        hf = transformers.AutoModelForCausalLM.from_pretrained(small).eval()
+        n = 64
+        with torch.inference_mode():
+            t_ours, t_hf = [], []
+            for _ in range(args.repeats):
+                t_ours += timed(lambda: ours.generate(prompt, max_new_tokens=n, eos_token_id=None), 1)
+                t_hf += timed(lambda: hf.generate(prompt, max_new_tokens=n, do_sample=False, eos_token_id=None,
+                                                  pad_token_id=0), 1)
+        mo, mh = statistics.median(t_ours), statistics.median(t_hf)
+        print(f"| greedy generate {n} tok, 'debug' preset (overhead-bound) | float32 | {n / mo:.1f} tok/s | "
+              f"{n / mh:.1f} tok/s | {mh / mo:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -454,6 +454,9 @@ class Qwen2ForCausalLM(nn.Module):
             raise Qwen25ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
         self._check_ids(input_ids)
         b, t = input_ids.shape
+        if labels is not None and (logits_to_keep or labels.shape != input_ids.shape):
+            raise Qwen25ValueError(f"labels {tuple(labels.shape)} must have the shape of input_ids {(b, t)}, "
+                                   "with every position's logits kept")
         device = input_ids.device
         past = cache.length if cache is not None else 0
         if cache is not None and past + t > cache.max_len:
