@@ -159,7 +159,12 @@ def load_pretrained(cls: type[Qwen2ForCausalLM], directory: Any, *, dtype: torch
         if k in expected or k in fused:
             by_file[f].append(k)
     inter = config.moe_intermediate_size
-    for f in files:
+    progress: Any = files
+    if len(files) > 1:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(files, desc="loading shards", unit="shard", disable=None)  # None: off without a tty
+    for f in progress:
         with safe_open(str(f), framework="pt", device="cpu") as h:
             for k in by_file[f]:
                 src = h.get_tensor(k)
