@@ -11,7 +11,8 @@ It computes what transformers' ``Qwen2ForCausalLM`` and ``Qwen2MoeForCausalLM`` 
   sigmoid-gated shared expert, and the Switch load-balancing loss.
 
 The memory-bound ops are the module-level functions ``rms_norm``, ``apply_rope`` and ``swiglu``;
-fused kernels with the same signatures (``qwen25.kernels``) can replace them. Parameter names are
+the blocks look them up at call time, so fused kernels with the same signatures
+(``qwen25.kernels``) replace them by assignment (``qwen2.rms_norm = kernels.rms_norm``). Parameter names are
 transformers' except the experts, which are stacked per layer (``experts.gate_proj`` is
 [E, I, H]); ``checkpoint.py`` maps names both ways.
 
@@ -452,7 +453,9 @@ class Qwen2ForCausalLM(nn.Module):
             input_ids = input_ids[None]
         if input_ids.dim() != 2:
             raise Qwen25ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
-        self._check_ids(input_ids)
+        checking = not torch.compiler.is_compiling()  # the checks read values back to the host
+        if checking:
+            self._check_ids(input_ids)
         b, t = input_ids.shape
         if labels is not None and (logits_to_keep or labels.shape != input_ids.shape):
             raise Qwen25ValueError(f"labels {tuple(labels.shape)} must have the shape of input_ids {(b, t)}, "
@@ -503,7 +506,7 @@ class Qwen2ForCausalLM(nn.Module):
                 docs = document_ids(position_ids)
                 if bool((docs[:, -1] > 0).any()):
                     doc_ids = docs
-        max_pos = int(position_ids.max())
+        max_pos = int(position_ids.max()) if checking else 0
         if max_pos >= self.config.max_positions:
             hint = "" if self.config.rope_scaling else " (set rope_scaling, e.g. YaRN, to go further)"
             raise Qwen25ValueError(f"position {max_pos} is past the {self.config.max_positions} positions this "
