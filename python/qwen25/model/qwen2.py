@@ -12,9 +12,9 @@ It computes what transformers' ``Qwen2ForCausalLM`` and ``Qwen2MoeForCausalLM`` 
 
 The memory-bound ops are the module-level functions ``rms_norm``, ``apply_rope`` and ``swiglu``;
 the blocks look them up at call time, so fused kernels with the same signatures
-(``qwen25.kernels``) replace them by assignment (``qwen2.rms_norm = kernels.rms_norm``). Parameter names are
-transformers' except the experts, which are stacked per layer (``experts.gate_proj`` is
-[E, I, H]); ``checkpoint.py`` maps names both ways.
+(``qwen25.kernels``) replace them by assignment (``qwen2.rms_norm = kernels.rms_norm``).
+Parameter names are transformers' except the experts, which are stacked per layer
+(``experts.gate_proj`` is [E, I, H]); ``checkpoint.py`` maps names both ways.
 
 Shapes: B batch, T new tokens, S keys (past + new), H hidden, nh/nkv query/KV heads, D head dim.
 """
@@ -231,7 +231,11 @@ class Experts(nn.Module):
             ys[start:start + c] = swiglu(xe @ self.gate_proj[e].t(), xe @ self.up_proj[e].t()) @ self.down_proj[e].t()
             start += c
         ys = ys * top_w.reshape(-1)[order, None]
-        return torch.zeros_like(x).index_add_(0, token, ys)
+        # Undo the sort and sum each token's k expert outputs in a fixed order (no atomics, so
+        # the result is the same on every run and device).
+        out = torch.empty_like(ys)
+        out[order] = ys
+        return out.view(n, k, -1).sum(dim=1)
 
 
 class SparseMoE(nn.Module):
