@@ -132,18 +132,20 @@ def test_yarn_past_original_length(tmp_path, spelling: str) -> None:
 
 @torch.no_grad()
 def test_rope_base_per_run(tmp_path) -> None:
-    """ABF: a larger RoPE base set for a run (config.replace) matches transformers with that base."""
-    hf = _hf("dense", rope_parameters={"rope_type": "default", "rope_theta": 1e6})
-    ours = Qwen2ForCausalLM.from_config(Qwen2ForCausalLM.from_pretrained(_save(hf, tmp_path)).config.replace(
-        rope_theta=1e6))
-    ours.load_state_dict(Qwen2ForCausalLM.from_pretrained(tmp_path).state_dict())
+    """ABF: a checkpoint trained with base 1e4, run with base 1e6 (config.replace), matches
+    transformers loading the same weights with rope_theta 1e6, and differs from base 1e4."""
+    hf = _hf("dense", rope_parameters={"rope_type": "default", "rope_theta": 1e4})
+    hf.save_pretrained(tmp_path)
+    base = Qwen2ForCausalLM.from_pretrained(tmp_path)
+    assert base.config.rope_theta == 1e4
+    abf = Qwen2ForCausalLM(base.config.replace(rope_theta=1e6))
+    abf.load_state_dict(base.state_dict())
+    hcfg = transformers.AutoConfig.from_pretrained(tmp_path)
+    hcfg.rope_parameters = {"rope_type": "default", "rope_theta": 1e6}
+    hf_abf = transformers.Qwen2ForCausalLM.from_pretrained(tmp_path, config=hcfg).eval()
     x = _ids(1, 40)
-    torch.testing.assert_close(ours(x).logits, hf(x).logits, atol=FP32_ATOL, rtol=0)
-
-
-def _save(hf, path):  # type: ignore[no-untyped-def]
-    hf.save_pretrained(path)
-    return path
+    torch.testing.assert_close(abf(x).logits, hf_abf(x).logits, atol=FP32_ATOL, rtol=0)
+    assert (abf(x).logits - base(x).logits).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("kind", ["dense", "moe"])
