@@ -313,10 +313,14 @@ def test_greedy_batched_left_padded_matches_generate(tmp_path) -> None:
     assert got.tolist() == ref.tolist()
 
 
-@pytest.mark.parametrize("kind", ["dense", "moe"])
+@pytest.mark.parametrize("kind", ["dense", "moe", "yarn"])
 @torch.no_grad()
 def test_kv_cache_logits_equal_full_forward(tmp_path, kind: str) -> None:
-    _, ours = _pair(tmp_path, kind)
+    if kind == "yarn":  # positions run past the original 8
+        _, ours = _pair(tmp_path, "dense", max_position_embeddings=8, rope_parameters={
+            "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8, "rope_theta": 1e4})
+    else:
+        _, ours = _pair(tmp_path, kind)
     x = _ids(2, 20)
     mask = torch.ones_like(x)
     mask[1, :4] = 0

@@ -43,3 +43,23 @@ def test_packed_documents_are_independent(docs: list[list[int]], pad: int) -> No
     if len(docs) == 1:
         got = MODEL(padded, attention_mask=mask).logits[0, pad:]
         torch.testing.assert_close(got, packed, atol=2e-5, rtol=0)
+
+
+@settings(max_examples=30)
+@given(
+    layers=st.integers(1, 6), heads=st.sampled_from([(4, 1), (4, 2), (8, 8), (6, 2)]), theta=st.floats(1e3, 1e7),
+    eps=st.sampled_from([1e-5, 1e-6]), tied=st.booleans(), experts=st.sampled_from([0, 4, 8]),
+    yarn=st.one_of(st.none(), st.tuples(st.floats(1.5, 8.0), st.integers(64, 4096))),
+    eos=st.one_of(st.none(), st.integers(0, 100), st.lists(st.integers(0, 100), min_size=1, max_size=3)),
+)
+def test_config_json_round_trip(layers, heads, theta, eps, tied, experts, yarn, eos) -> None:  # type: ignore[no-untyped-def]
+    from qwen25.model import RopeScaling
+
+    c = Qwen25Config(
+        num_hidden_layers=layers, num_attention_heads=heads[0], num_key_value_heads=heads[1], hidden_size=48,
+        rope_theta=theta, rms_norm_eps=eps, tie_word_embeddings=tied, num_experts=experts,
+        num_experts_per_tok=2 if experts else 0, moe_intermediate_size=16 if experts else 0,
+        shared_expert_intermediate_size=32 if experts else 0, eos_token_id=eos,
+        rope_scaling=None if yarn is None else RopeScaling(factor=yarn[0], original_max_position_embeddings=yarn[1]),
+    )
+    assert Qwen25Config.from_hf_dict(c.to_hf_dict()) == c
