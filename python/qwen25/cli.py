@@ -14,6 +14,8 @@ from .errors import Qwen25Error
 SUBCOMMANDS: dict[str, str] = {
     "tokenize": "Tokenize a JSONL corpus into a flat uint32 token file plus an offsets index.",
     "demo": "Run the main job on the embedded defaults.",
+    "generate": "Generate a reply to one prompt with a Qwen2.5 checkpoint (chat template, streamed).",
+    "chat": "Chat with a Qwen2.5 checkpoint in the terminal (chat template, streamed replies).",
 }
 
 
