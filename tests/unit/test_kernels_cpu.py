@@ -156,7 +156,7 @@ def test_loader_turns_cupy_compile_errors_into_errors_naming_the_file(monkeypatc
         _loader.get_functions.cache_clear()
 
 
-def test_wheel_ships_every_cuda_source_inside_the_package(tmp_path: Path) -> None:
+def test_wheel_ships_every_cuda_source_and_the_vocabulary_inside_the_package(tmp_path: Path) -> None:
     maturin = shutil.which("maturin") or str(Path(sys.executable).parent / "maturin")
     if not (REPO / "pyproject.toml").exists() or not Path(maturin).exists():
         pytest.skip("needs a source checkout and maturin")
@@ -176,6 +176,7 @@ def test_wheel_ships_every_cuda_source_inside_the_package(tmp_path: Path) -> Non
         "import qwen25, qwen25.kernels._loader as L; from pathlib import Path; "
         "assert Path(qwen25.__file__).resolve().is_relative_to(Path(__import__('sys').argv[1]).resolve()), qwen25.__file__; "
         "assert L.cuda_dir().is_relative_to(Path(qwen25.__file__).resolve().parent); "
+        "assert qwen25.Tokenizer.qwen25().encode('Hello world') == [9707, 1879]; "
         "print(sorted(p.name for p in L.cuda_dir().iterdir())); "
         "[L.assemble_source(f) for f in L.FAMILIES]"
     )

@@ -239,7 +239,9 @@ fn find_id_line(text: &[u8], id: u32, nth: usize) -> usize {
     0
 }
 
-fn parse_merges_txt(data: &[u8], name: &str) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<usize>)> {
+type MergeList = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn parse_merges_txt(data: &[u8], name: &str) -> Result<(MergeList, Vec<usize>)> {
     let text = utf8(data, name)?;
     let mut merges = Vec::with_capacity(text.len() / 11);
     let mut lines = Vec::with_capacity(text.len() / 11);
