@@ -25,6 +25,7 @@ import qwen25
 tokenizers = pytest.importorskip("tokenizers")
 
 from tests.conftest import QWEN2_REGEX  # noqa: E402
+from tests.conftest import bytes_to_unicode as _bytes_to_unicode  # noqa: E402
 
 EOT = "<|endoftext|>"
 
@@ -231,19 +232,6 @@ def test_result_does_not_depend_on_threads_or_chunking(num_threads: int, chunk_c
 
 
 # -- a brute-force reference trainer ---------------------------------------------------------------
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable char table (as in its encoder.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def _reference_train(texts: list[str], vocab_size: int, specials: list[str], min_frequency: int) -> list[tuple[str, str]]:
     """Recount every pair at every step; the most frequent pair wins, ties to the smaller
     (left id, right id); byte ids in byte-level char order, new tokens numbered in order."""
