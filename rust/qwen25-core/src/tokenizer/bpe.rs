@@ -275,53 +275,69 @@ impl Bpe {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
         const NIL: u32 = u32::MAX;
+        /// One symbol of the doubly linked list; `rank` is the rank of the pair it starts
+        /// (NO_RANK if none), so a heap entry is current iff its rank still equals it.
+        #[derive(Clone, Copy)]
+        struct Sym {
+            id: u32,
+            prev: u32,
+            next: u32,
+            rank: u32,
+        }
         let n = piece.len();
-        let mut ids: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
-        let mut next: Vec<u32> = (1..=n as u32).collect();
-        next[n - 1] = NIL;
-        let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
-        prev[0] = NIL;
-        let mut alive = vec![true; n];
-        let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::with_capacity(n);
+        let mut syms: Vec<Sym> = piece
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| Sym {
+                id: self.byte_ids[b as usize],
+                prev: if i == 0 { NIL } else { i as u32 - 1 },
+                next: if i + 1 == n { NIL } else { i as u32 + 1 },
+                rank: NO_RANK,
+            })
+            .collect();
+        let mut heap: Vec<Reverse<(u32, u32)>> = Vec::with_capacity(n);
         for i in 0..n - 1 {
-            let r = self.rank(ids[i], ids[i + 1]);
+            let r = self.rank(syms[i].id, syms[i + 1].id);
+            syms[i].rank = r;
             if r != NO_RANK {
                 heap.push(Reverse((r, i as u32)));
             }
         }
+        let mut heap = BinaryHeap::from(heap);
         while let Some(Reverse((r, pos))) = heap.pop() {
             let p = pos as usize;
-            if !alive[p] || next[p] == NIL {
-                continue;
+            if syms[p].rank != r {
+                continue; // stale: the symbol was merged away or its right neighbour changed
             }
-            let q = next[p] as usize;
-            if self.rank(ids[p], ids[q]) != r {
-                continue; // stale entry
-            }
-            ids[p] = self.merges[r as usize].2;
-            alive[q] = false;
-            next[p] = next[q];
-            if next[q] != NIL {
-                prev[next[q] as usize] = pos;
-            }
-            if prev[p] != NIL {
-                let l = prev[p];
-                let rl = self.rank(ids[l as usize], ids[p]);
-                if rl != NO_RANK {
-                    heap.push(Reverse((rl, l)));
-                }
-            }
-            if next[p] != NIL {
-                let rr = self.rank(ids[p], ids[next[p] as usize]);
+            let q = syms[p].next as usize;
+            let after = syms[q].next;
+            syms[p].id = self.merges[r as usize].2;
+            syms[p].next = after;
+            syms[q].rank = NO_RANK;
+            syms[q].id = NIL;
+            if after != NIL {
+                syms[after as usize].prev = pos;
+                let rr = self.rank(syms[p].id, syms[after as usize].id);
+                syms[p].rank = rr;
                 if rr != NO_RANK {
                     heap.push(Reverse((rr, pos)));
+                }
+            } else {
+                syms[p].rank = NO_RANK;
+            }
+            let l = syms[p].prev;
+            if l != NIL {
+                let rl = self.rank(syms[l as usize].id, syms[p].id);
+                syms[l as usize].rank = rl;
+                if rl != NO_RANK {
+                    heap.push(Reverse((rl, l)));
                 }
             }
         }
         let mut i = 0u32;
         while i != NIL {
-            out.push(ids[i as usize]);
-            i = next[i as usize];
+            out.push(syms[i as usize].id);
+            i = syms[i as usize].next;
         }
     }
 }
