@@ -66,6 +66,31 @@ class IncrementalDecoder:
 # --- train.rs (train_bpe) ----------------------------------------------------------------------
 
 # --- decontam.rs -------------------------------------------------------------------------------
+@final
+class Decontaminator:
+    def __new__(
+        cls,
+        test: list[str | list[int]],
+        mode: str = "qwen",
+        ngram: int = 13,
+        lcs_min: int = 13,
+        lcs_ratio: float = 0.6,
+        window: int | None = None,
+        tokenizer: Tokenizer | None = None,
+        num_threads: int | None = None,
+    ) -> Decontaminator: ...
+    def check(
+        self, batch: list[str | list[int]], all: bool = False, num_threads: int | None = None
+    ) -> list[list[tuple[int, int | None, list[int], list[tuple[int, int]]]]]: ...
+    def __len__(self) -> int: ...
+    def item(self, i: int) -> list[int] | None: ...
+    def heap_bytes(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+
+def decontam_normalize(text: str) -> str: ...
+def decontam_words(text: str) -> list[tuple[str, int, int]]: ...
+def lcs_length(a: list[int], b: list[int]) -> int: ...
 
 # --- dedup.rs ----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 //! extracted into owned or borrowed Rust values, the GIL is released once around the whole job
 //! (see [`detach_if`]), and every error goes through `errors::to_pyerr`.
 
+mod decontam;
 mod errors;
 mod tokenizer;
 
@@ -35,5 +36,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_forked, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     tokenizer::register(m)?;
+    decontam::register(m)?;
     Ok(())
 }
