@@ -44,6 +44,19 @@ class Match:
     test_id: str | None = None
 
 
+def _is_ids(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+
+
+def _item_of(r: Any, field: str, where: str) -> str | list[int]:
+    """A record as the engine takes it: token ids (a list of ints, or a field holding one) or text."""
+    if _is_ids(r):
+        return list(r)
+    if isinstance(r, dict) and _is_ids(r.get(field)) and r.get(field):
+        return list(r[field])
+    return text_of(r, field, where)
+
+
 def _test_items(test_set: Any, field: str) -> tuple[list[str | list[int]], list[str | None]]:
     if isinstance(test_set, (str, os.PathLike)):
         p = os.fspath(test_set)
@@ -55,12 +68,7 @@ def _test_items(test_set: Any, field: str) -> tuple[list[str | list[int]], list[
     items: list[str | list[int]] = []
     ids: list[str | None] = []
     for i, r in enumerate(iter_records(test_set)):
-        where = f"test item {i}: "
-        if isinstance(r, (list, tuple)) and all(isinstance(x, int) for x in r):
-            items.append(list(r))
-            ids.append(None)
-            continue
-        items.append(text_of(r, field, where))
+        items.append(_item_of(r, field, f"test item {i}: "))
         rid = None
         if isinstance(r, dict):
             for k in ("id", "task_id", "question_id"):
@@ -140,13 +148,7 @@ class Decontaminator:
         return [Match(t, lcs, tuple(h), tuple(tuple(s) for s in sp), self.test_ids[t]) for t, lcs, h, sp in raw]  # type: ignore[misc]
 
     def _inputs(self, batch: Iterable[Any], field: str) -> list[str | list[int]]:
-        out: list[str | list[int]] = []
-        for i, r in enumerate(batch):
-            if isinstance(r, (list, tuple)) and all(isinstance(x, int) for x in r):
-                out.append(list(r))
-            else:
-                out.append(text_of(r, field, f"item {i}: "))
-        return out
+        return [_item_of(r, field, f"item {i}: ") for i, r in enumerate(batch)]
 
     def check(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[Match | None]:
         """One entry per training item: its witness with the lowest test index, or None."""
@@ -182,12 +184,7 @@ class Decontaminator:
             if not batch:
                 state["done"] = True
                 return False
-            texts = []
-            for j, r in enumerate(batch):
-                if isinstance(r, (list, tuple)) and all(isinstance(x, int) for x in r):
-                    texts.append(list(r))
-                else:
-                    texts.append(text_of(r, field, f"record {state['n'] + j}: "))
+            texts = [_item_of(r, field, f"record {state['n'] + j}: ") for j, r in enumerate(batch)]
             state["n"] += len(batch)
             for r, m in zip(batch, self._d.check(texts, False, None)):
                 if m:
