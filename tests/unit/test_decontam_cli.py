@@ -175,3 +175,23 @@ def test_parquet_shard(tmp_path):
     clean = pq.read_table(tmp_path / "o" / "clean" / "p.parquet").to_pydict()
     removed = pq.read_table(tmp_path / "o" / "removed" / "p.parquet").to_pydict()
     assert removed["n"] == [1, 3] and clean["n"] == [0, 2, 4]
+
+
+def test_demo(capsys):
+    import gzip
+    import os
+
+    from qwen25.data import decontaminate_demo
+    from qwen25.data.decontam import __file__ as mod
+
+    report = decontaminate_demo()
+    out = capsys.readouterr().out
+    assert "humaneval:" in out and "planted" in out
+    corpus = os.path.join(os.path.dirname(mod), "demo", "decontam_demo.jsonl.gz")
+    recs = [json.loads(x) for x in gzip.open(corpus, "rt", encoding="utf-8")]
+    removed = {r["record"] for r in report["removed"]}
+    assert all("planted" in recs[i] for i in removed)  # no plain record removed
+    for i, r in enumerate(recs):  # every light edit is caught
+        if "planted" in r and "heavy-edit" not in r["planted"]:
+            assert i in removed, r["planted"]
+    assert report["counts"]["in"] == len(recs)

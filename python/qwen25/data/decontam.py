@@ -240,7 +240,22 @@ def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) ->
             train=[corpus], tests=["humaneval"], out=out_dir, report_path=os.path.join(out_dir, "report.json"),
             progress=progress,
         )
+        if tmp is not None:
+            report.pop("report_path", None)  # the temporary folder goes away
         print(summary(report))
+        import gzip
+        import json
+
+        with gzip.open(corpus, "rt", encoding="utf-8") as f:
+            recs = [json.loads(line) for line in f]
+        removed = {r["record"] for r in report["removed"]}
+        planted = [i for i, r in enumerate(recs) if "planted" in r]
+        caught = [i for i in planted if i in removed]
+        print(
+            f"  demo: {len(caught)} of {len(planted)} planted (edited HumanEval) records removed; "
+            f"{len(removed - set(planted))} plain records removed; kept planted: "
+            + (", ".join(recs[i]["planted"] for i in planted if i not in removed) or "none")
+        )
         return report
     finally:
         if tmp is not None:
