@@ -96,6 +96,64 @@ impl Pattern {
         zeros
     }
 
+    /// |LCS(pattern, text)| for a pattern over dense ids (< `table.len()`), using `table`, a
+    /// scratch array of zeros indexed by id (left zeroed on return). Text ids outside the table
+    /// never match. O(distinct) set-up, then one array read per text token.
+    pub fn lcs_dense(&self, table: &mut [u32], text: &[u32]) -> usize {
+        if self.len == 0 || text.is_empty() {
+            return 0;
+        }
+        for (k, &v) in self.distinct.iter().enumerate() {
+            if let Some(slot) = table.get_mut(v as usize) {
+                *slot = k as u32 + 1;
+            }
+        }
+        let w = self.words;
+        let mut zeros = 0usize;
+        if w == 1 {
+            let mut v: u64 = !0;
+            for &c in text {
+                let k = table.get(c as usize).copied().unwrap_or(0);
+                if k != 0 {
+                    let m = self.masks[k as usize - 1];
+                    let u = v & m;
+                    v = v.wrapping_add(u) | (v & !m);
+                }
+            }
+            let valid = if self.len == 64 { !0u64 } else { (1u64 << self.len) - 1 };
+            zeros = (!v & valid).count_ones() as usize;
+        } else {
+            let mut v = vec![!0u64; w];
+            for &c in text {
+                let k = table.get(c as usize).copied().unwrap_or(0);
+                if k != 0 {
+                    let k = k as usize - 1;
+                    let m = &self.masks[k * w..(k + 1) * w];
+                    let mut carry = false;
+                    for (vi, &mi) in v.iter_mut().zip(m) {
+                        let x = *vi;
+                        let u = x & mi;
+                        let (s1, c1) = x.overflowing_add(u);
+                        let (s2, c2) = s1.overflowing_add(carry as u64);
+                        carry = c1 | c2;
+                        *vi = s2 | (x & !mi);
+                    }
+                }
+            }
+            for (i, &x) in v.iter().enumerate() {
+                let bits = (self.len - i * 64).min(64);
+                let valid = if bits == 64 { !0u64 } else { (1u64 << bits) - 1 };
+                zeros += (!x & valid).count_ones() as usize;
+            }
+        }
+        for &v in &self.distinct {
+            if let Some(slot) = table.get_mut(v as usize) {
+                *slot = 0;
+            }
+        }
+        zeros
+    }
+
     /// Upper bound on the LCS with a text whose bag is `text_bag` (sorted distinct, counts):
     /// sum over tokens of min(count in text, count in pattern). Sound: every LCS pairs equal
     /// tokens one to one.
@@ -176,6 +234,9 @@ mod tests {
             let b = r.seq(n, alpha);
             let p = Pattern::new(&a);
             assert_eq!(p.lcs(&b), lcs_dp(&a, &b), "m={m} n={n} alpha={alpha}");
+            let mut table = vec![0u32; 1000];
+            assert_eq!(p.lcs_dense(&mut table, &b), lcs_dp(&a, &b));
+            assert!(table.iter().all(|&x| x == 0));
             let (d, c) = bag(&b);
             assert!(p.bag_bound(&d, &c) >= p.lcs(&b));
         }

@@ -131,8 +131,11 @@ pub struct Decontaminator {
     items: Vec<Vec<u32>>,
     patterns: Vec<Pattern>,
     ngrams: Option<NgramIndex>,
-    /// lcs mode: token -> range of `postings` (test item, count)
-    inverted: FxHashMap<u32, (u32, u32)>,
+    /// qwen/lcs modes: token id -> dense id (0..number of distinct test tokens); the
+    /// patterns and the inverted index work on dense ids, so per-pair lookups are array reads
+    dense: FxHashMap<u32, u32>,
+    /// lcs mode: dense id -> range of `postings` (test item, count)
+    inverted: Vec<(u32, u32)>,
     postings: Vec<(u32, u32)>,
     /// ngram mode: word -> id
     vocab: FxHashMap<String, u32>,
@@ -140,9 +143,12 @@ pub struct Decontaminator {
 
 thread_local! {
     static ACC: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static TABLE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 const UNKNOWN_WORD: u32 = u32::MAX;
+/// A training token that occurs in no test item.
+const NONE: u32 = u32::MAX;
 
 fn need_tok(tok: Option<&Tokenizer>) -> Result<&Tokenizer> {
     tok.ok_or_else(|| Error::Value("text input needs a tokenizer in modes 'qwen' and 'lcs'".into()))
@@ -185,13 +191,25 @@ impl Decontaminator {
                 })
             }
         };
+        let mut dense: FxHashMap<u32, u32> = FxHashMap::default();
         let patterns = if cfg.mode == Mode::Ngram {
             Vec::new()
         } else {
-            parallel::map(&items, threads, |s| Pattern::new(s))
+            let mut dense_items = Vec::with_capacity(items.len());
+            for s in &items {
+                let d: Vec<u32> = s
+                    .iter()
+                    .map(|&x| {
+                        let next = dense.len() as u32;
+                        *dense.entry(x).or_insert(next)
+                    })
+                    .collect();
+                dense_items.push(d);
+            }
+            parallel::map(&dense_items, threads, |s| Pattern::new(s))
         };
         let ngrams = if cfg.mode == Mode::Lcs { None } else { Some(NgramIndex::build(&items, cfg.ngram)) };
-        let mut inverted = FxHashMap::default();
+        let mut inverted = Vec::new();
         let mut postings = Vec::new();
         if cfg.mode == Mode::Lcs {
             let mut all: Vec<(u32, u32, u32)> = Vec::new();
@@ -204,6 +222,7 @@ impl Decontaminator {
             }
             all.sort_unstable();
             postings.reserve_exact(all.len());
+            inverted = vec![(0u32, 0u32); dense.len()];
             let mut i = 0;
             while i < all.len() {
                 let v = all[i].0;
@@ -212,10 +231,10 @@ impl Decontaminator {
                     postings.push((all[i].1, all[i].2));
                     i += 1;
                 }
-                inverted.insert(v, (start as u32, (postings.len() - start) as u32));
+                inverted[v as usize] = (start as u32, (postings.len() - start) as u32);
             }
         }
-        Ok(Decontaminator { cfg, items, patterns, ngrams, inverted, postings, vocab })
+        Ok(Decontaminator { cfg, items, patterns, ngrams, dense, inverted, postings, vocab })
     }
 
     pub fn config(&self) -> &Config {
@@ -241,7 +260,7 @@ impl Decontaminator {
         let pats: usize = self.patterns.iter().map(|p| p.heap_bytes() + 88).sum();
         let ng = self.ngrams.as_ref().map(|n| n.heap_bytes()).unwrap_or(0);
         let vocab: usize = self.vocab.keys().map(|k| k.capacity() + 32).sum();
-        items + pats + ng + self.inverted.capacity() * 16 + self.postings.capacity() * 8 + vocab
+        items + pats + ng + self.dense.capacity() * 9 + self.inverted.capacity() * 8 + self.postings.capacity() * 8 + vocab
     }
 
     /// Decide a batch. `all = false`: at most one witness per item (the lowest test index);
@@ -279,6 +298,21 @@ impl Decontaminator {
         }
     }
 
+    /// `t` in dense ids ([`NONE`] for tokens in no test item; positions kept).
+    fn to_dense(&self, t: &[u32]) -> Vec<u32> {
+        t.iter().map(|x| self.dense.get(x).copied().unwrap_or(NONE)).collect()
+    }
+
+    fn with_table<R>(&self, f: impl FnOnce(&mut [u32]) -> R) -> R {
+        TABLE.with(|tb| {
+            let mut tb = tb.borrow_mut();
+            if tb.len() < self.dense.len() {
+                tb.resize(self.dense.len(), 0);
+            }
+            f(&mut tb[..])
+        })
+    }
+
     fn check_qwen(&self, t: &[u32], all: bool) -> Vec<Match> {
         let mut out = Vec::new();
         let Some(index) = &self.ngrams else { return out };
@@ -287,62 +321,68 @@ impl Decontaminator {
             return out;
         }
         let n = self.cfg.ngram;
+        let td = self.to_dense(t);
         let mut t_bag: Option<(Vec<u32>, Vec<u32>)> = None;
-        let mut i = 0;
-        while i < hits.len() {
-            let item = hits[i].0;
-            let mut j = i;
-            while j < hits.len() && hits[j].0 == item {
-                j += 1;
-            }
-            let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
-            i = j;
-            let pat = &self.patterns[item as usize];
-            let le = pat.len();
-            let found = match self.cfg.window {
-                None => {
-                    let thr = self.cfg.threshold(t.len(), le);
-                    if thr > t.len().min(le) {
-                        None
-                    } else {
-                        let (d, c) = t_bag.get_or_insert_with(|| lcs::bag(t));
-                        if pat.bag_bound(d, c) < thr {
+        self.with_table(|table| {
+            let mut i = 0;
+            while i < hits.len() {
+                let item = hits[i].0;
+                let mut j = i;
+                while j < hits.len() && hits[j].0 == item {
+                    j += 1;
+                }
+                let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
+                i = j;
+                let pat = &self.patterns[item as usize];
+                let le = pat.len();
+                let found = match self.cfg.window {
+                    None => {
+                        let thr = self.cfg.threshold(t.len(), le);
+                        if thr > t.len().min(le) {
                             None
                         } else {
-                            let l = pat.lcs(t);
-                            self.cfg.rule_holds(l, t.len(), le).then_some(l)
+                            let (d, c) = t_bag.get_or_insert_with(|| {
+                                let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
+                                lcs::bag(&known)
+                            });
+                            if pat.bag_bound(d, c) < thr {
+                                None
+                            } else {
+                                let l = pat.lcs_dense(table, &td);
+                                self.cfg.rule_holds(l, t.len(), le).then_some(l)
+                            }
                         }
                     }
-                }
-                Some(k) => {
-                    let mut found = None;
-                    let mut last_start = usize::MAX;
-                    for &p in &pos {
-                        let (s, e) = window_bounds(p, n, k, t.len());
-                        if s == last_start {
-                            continue;
+                    Some(k) => {
+                        let mut found = None;
+                        let mut last_start = usize::MAX;
+                        for &p in &pos {
+                            let (s, e) = window_bounds(p, n, k, t.len());
+                            if s == last_start {
+                                continue;
+                            }
+                            last_start = s;
+                            let w = &td[s..e];
+                            if self.cfg.threshold(w.len(), le) > w.len().min(le) {
+                                continue;
+                            }
+                            let l = pat.lcs_dense(table, w);
+                            if self.cfg.rule_holds(l, w.len(), le) {
+                                found = Some(l);
+                                break;
+                            }
                         }
-                        last_start = s;
-                        let w = &t[s..e];
-                        if self.cfg.threshold(w.len(), le) > w.len().min(le) {
-                            continue;
-                        }
-                        let l = pat.lcs(w);
-                        if self.cfg.rule_holds(l, w.len(), le) {
-                            found = Some(l);
-                            break;
-                        }
+                        found
                     }
-                    found
-                }
-            };
-            if let Some(l) = found {
-                out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: pos, spans: Vec::new() });
-                if !all {
-                    break;
+                };
+                if let Some(l) = found {
+                    out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: pos, spans: Vec::new() });
+                    if !all {
+                        break;
+                    }
                 }
             }
-        }
+        });
         out
     }
 
@@ -351,40 +391,42 @@ impl Decontaminator {
         if t.len() < self.cfg.lcs_min {
             return out;
         }
-        let (d, c) = lcs::bag(t);
+        let td = self.to_dense(t);
+        let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
+        let (d, c) = lcs::bag(&known);
+        let mut touched: Vec<u32> = Vec::new();
         ACC.with(|acc| {
             let mut acc = acc.borrow_mut();
             if acc.len() < self.items.len() {
                 acc.resize(self.items.len(), 0);
             }
-            let mut touched: Vec<u32> = Vec::new();
-            for (v, &ct) in d.iter().zip(&c) {
-                if let Some(&(s, l)) = self.inverted.get(v) {
-                    for &(item, ce) in &self.postings[s as usize..(s + l) as usize] {
-                        let a = &mut acc[item as usize];
-                        if *a == 0 {
-                            touched.push(item);
-                        }
-                        *a += ct.min(ce);
+            for (&v, &ct) in d.iter().zip(&c) {
+                let (s, l) = self.inverted[v as usize];
+                for &(item, ce) in &self.postings[s as usize..(s + l) as usize] {
+                    let a = &mut acc[item as usize];
+                    if *a == 0 {
+                        touched.push(item);
                     }
+                    *a += ct.min(ce);
                 }
             }
             touched.sort_unstable();
-            let mut done = false;
-            for &item in &touched {
+            // keep the candidates whose bound reaches their threshold; reset the accumulator
+            touched.retain(|&item| {
                 let bound = acc[item as usize] as usize;
                 acc[item as usize] = 0;
-                if done {
-                    continue;
-                }
+                bound >= self.cfg.threshold(t.len(), self.patterns[item as usize].len())
+            });
+        });
+        self.with_table(|table| {
+            for &item in &touched {
                 let pat = &self.patterns[item as usize];
-                if bound < self.cfg.threshold(t.len(), pat.len()) {
-                    continue;
-                }
-                let l = pat.lcs(t);
+                let l = pat.lcs_dense(table, &known);
                 if self.cfg.rule_holds(l, t.len(), pat.len()) {
                     out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: Vec::new(), spans: Vec::new() });
-                    done = !all;
+                    if !all {
+                        break;
+                    }
                 }
             }
         });
@@ -394,12 +436,16 @@ impl Decontaminator {
     fn check_words(&self, text: &str, all: bool) -> Vec<Match> {
         let mut out = Vec::new();
         let Some(index) = &self.ngrams else { return out };
-        let ws = normalize::words(text);
-        if ws.len() < self.cfg.ngram {
+        let mut ids: Vec<u32> = Vec::with_capacity(text.len() / 5 + 1);
+        normalize::for_each_word(text, |w, _, _| ids.push(self.vocab.get(w).copied().unwrap_or(UNKNOWN_WORD)));
+        if ids.len() < self.cfg.ngram {
             return out;
         }
-        let ids: Vec<u32> = ws.iter().map(|(w, _, _)| self.vocab.get(w).copied().unwrap_or(UNKNOWN_WORD)).collect();
         let hits = index.hits(&ids, &self.items);
+        if hits.is_empty() {
+            return out;
+        }
+        let ws = normalize::words(text);
         let n = self.cfg.ngram;
         let mut i = 0;
         while i < hits.len() {

@@ -52,18 +52,30 @@ pub fn normalize_qwen(text: &str) -> String {
     out
 }
 
-/// The normalised words of `text` with their spans in characters (code points) of `text`.
-pub fn words(text: &str) -> Vec<(String, usize, usize)> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut start = 0usize;
+/// Calls `f(word, start, end)` for every normalised word of `text` (see the module docs);
+/// `start..end` is its span in characters (code points) of `text`. No allocation per word.
+pub fn for_each_word(text: &str, mut f: impl FnMut(&str, usize, usize)) {
+    let bytes = text.as_bytes();
+    let mut cur = String::with_capacity(32);
+    let (mut i, mut n, mut start) = (0usize, 0usize, 0usize);
     let mut in_word = false;
-    let mut n = 0usize;
-    for c in text.chars() {
-        if is_space(c) {
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (c, len) = if b < 0x80 {
+            (b as char, 1)
+        } else {
+            match text[i..].chars().next() {
+                Some(c) => (c, c.len_utf8()),
+                None => break,
+            }
+        };
+        i += len;
+        let space = if b < 0x80 { matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) } else { is_space(c) };
+        if space {
             if in_word {
                 if !cur.is_empty() {
-                    out.push((std::mem::take(&mut cur), start, n));
+                    f(&cur, start, n);
+                    cur.clear();
                 }
                 in_word = false;
             }
@@ -72,19 +84,25 @@ pub fn words(text: &str) -> Vec<(String, usize, usize)> {
                 in_word = true;
                 start = n;
             }
-            if !is_punct_or_symbol(c) {
-                if c.is_ascii() {
-                    cur.push(c.to_ascii_lowercase());
-                } else {
-                    cur.extend(c.to_lowercase());
+            if b < 0x80 {
+                if !b.is_ascii_punctuation() {
+                    cur.push(b.to_ascii_lowercase() as char);
                 }
+            } else if !is_punct_or_symbol(c) {
+                cur.extend(c.to_lowercase());
             }
         }
         n += 1;
     }
     if in_word && !cur.is_empty() {
-        out.push((cur, start, n));
+        f(&cur, start, n);
     }
+}
+
+/// The normalised words of `text` with their spans in characters (code points) of `text`.
+pub fn words(text: &str) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for_each_word(text, |w, s, e| out.push((w.to_string(), s, e)));
     out
 }
 
