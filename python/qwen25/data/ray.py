@@ -74,6 +74,11 @@ def split(ds: Any, test_set: Any, **kwargs: Any) -> tuple[Any, Any]:
     """``(clean, removed)`` datasets (annotated once, then filtered; ``removed`` keeps the
     annotation columns)."""
     ann = annotate(ds, test_set, **kwargs).materialize()
-    clean = ann.filter(lambda r: r[INDEX_COL] < 0).drop_columns([INDEX_COL, LCS_COL])
-    removed = ann.filter(lambda r: r[INDEX_COL] >= 0)
+    try:  # Ray >= 2.45 takes an Arrow expression (vectorised); older Ray a row function
+        clean = ann.filter(expr=f"{INDEX_COL} < 0")
+        removed = ann.filter(expr=f"{INDEX_COL} >= 0")
+    except TypeError:
+        clean = ann.filter(lambda r: r[INDEX_COL] < 0)
+        removed = ann.filter(lambda r: r[INDEX_COL] >= 0)
+    clean = clean.drop_columns([INDEX_COL, LCS_COL])
     return clean, removed

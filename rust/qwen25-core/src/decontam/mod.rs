@@ -137,8 +137,12 @@ pub struct Decontaminator {
     /// lcs mode: dense id -> range of `postings` (test item, count)
     inverted: Vec<(u32, u32)>,
     postings: Vec<(u32, u32)>,
-    /// ngram mode: word -> id
-    vocab: FxHashMap<String, u32>,
+    /// ngram mode: the test words by id; 64-bit word hash -> id (hits are verified against
+    /// `words`, so a hash collision never makes a false match); test words whose hash collided
+    /// with another test word's are looked up by string
+    words: Vec<String>,
+    word_ids: FxHashMap<u64, u32>,
+    collided: FxHashMap<String, u32>,
 }
 
 thread_local! {
@@ -163,7 +167,9 @@ impl Decontaminator {
     /// Build the index over `test` (in `cfg.mode`). Text items need `tok` unless the mode is ngram.
     pub fn new(cfg: Config, test: &[Input<'_>], tok: Option<&Tokenizer>, threads: usize) -> Result<Decontaminator> {
         cfg.validate()?;
-        let mut vocab: FxHashMap<String, u32> = FxHashMap::default();
+        let mut words: Vec<String> = Vec::new();
+        let mut word_ids: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut collided: FxHashMap<String, u32> = FxHashMap::default();
         let items: Vec<Vec<u32>> = match cfg.mode {
             Mode::Ngram => {
                 let mut items = Vec::with_capacity(test.len());
@@ -174,8 +180,25 @@ impl Decontaminator {
                     let ws = normalize::words(t);
                     let mut ids = Vec::with_capacity(ws.len());
                     for (w, _, _) in ws {
-                        let next = vocab.len() as u32;
-                        ids.push(*vocab.entry(w).or_insert(next));
+                        let h = word_hash(&w);
+                        let next = words.len() as u32;
+                        let id = match word_ids.get(&h) {
+                            Some(&id) if words[id as usize] == w => id,
+                            Some(_) => match collided.get(&w) {
+                                Some(&id) => id,
+                                None => {
+                                    collided.insert(w.clone(), next);
+                                    words.push(w);
+                                    next
+                                }
+                            },
+                            None => {
+                                word_ids.insert(h, next);
+                                words.push(w);
+                                next
+                            }
+                        };
+                        ids.push(id);
                     }
                     items.push(ids);
                 }
@@ -234,7 +257,7 @@ impl Decontaminator {
                 inverted[v as usize] = (start as u32, (postings.len() - start) as u32);
             }
         }
-        Ok(Decontaminator { cfg, items, patterns, ngrams, dense, inverted, postings, vocab })
+        Ok(Decontaminator { cfg, items, patterns, ngrams, dense, inverted, postings, words, word_ids, collided })
     }
 
     pub fn config(&self) -> &Config {
@@ -259,7 +282,7 @@ impl Decontaminator {
         let items: usize = self.items.iter().map(|v| v.capacity() * 4 + 24).sum();
         let pats: usize = self.patterns.iter().map(|p| p.heap_bytes() + 88).sum();
         let ng = self.ngrams.as_ref().map(|n| n.heap_bytes()).unwrap_or(0);
-        let vocab: usize = self.vocab.keys().map(|k| k.capacity() + 32).sum();
+        let vocab: usize = self.words.iter().map(|k| k.capacity() + 24).sum::<usize>() + self.word_ids.capacity() * 13;
         items + pats + ng + self.dense.capacity() * 9 + self.inverted.capacity() * 8 + self.postings.capacity() * 8 + vocab
     }
 
@@ -433,20 +456,35 @@ impl Decontaminator {
         out
     }
 
+    #[inline]
+    fn word_id(&self, w: &str) -> u32 {
+        if !self.collided.is_empty() {
+            if let Some(&id) = self.collided.get(w) {
+                return id;
+            }
+        }
+        self.word_ids.get(&word_hash(w)).copied().unwrap_or(UNKNOWN_WORD)
+    }
+
     fn check_words(&self, text: &str, all: bool) -> Vec<Match> {
         let mut out = Vec::new();
         let Some(index) = &self.ngrams else { return out };
         let mut ids: Vec<u32> = Vec::with_capacity(text.len() / 5 + 1);
-        normalize::for_each_word(text, |w, _, _| ids.push(self.vocab.get(w).copied().unwrap_or(UNKNOWN_WORD)));
+        normalize::for_each_word(text, |w, _, _| ids.push(self.word_id(w)));
         if ids.len() < self.cfg.ngram {
             return out;
         }
-        let hits = index.hits(&ids, &self.items);
+        let mut hits = index.hits(&ids, &self.items);
         if hits.is_empty() {
             return out;
         }
         let ws = normalize::words(text);
         let n = self.cfg.ngram;
+        // exact: the words behind the ids must be the test words (64-bit hashes can collide)
+        hits.retain(|&(_, p)| {
+            let p = p as usize;
+            (p..p + n).all(|k| self.words.get(ids[k] as usize).is_some_and(|w| *w == ws[k].0))
+        });
         let mut i = 0;
         while i < hits.len() {
             let item = hits[i].0;
@@ -464,6 +502,21 @@ impl Decontaminator {
         }
         out
     }
+}
+
+/// 64-bit hash of a word (8 bytes at a time, then mixed).
+#[inline]
+fn word_hash(w: &str) -> u64 {
+    let b = w.as_bytes();
+    let mut h = b.len() as u64;
+    for chunk in b.chunks(8) {
+        let mut x = 0u64;
+        for (i, &c) in chunk.iter().enumerate() {
+            x |= (c as u64) << (8 * i);
+        }
+        h = (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    ngram::mix(h)
 }
 
 /// The window of `k` tokens centred on the n-gram at `p` in a sequence of `len` tokens.

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 const BASE: u64 = 0x9E37_79B9_7F4A_7C15 | 1;
 
 #[inline]
-fn mix(mut x: u64) -> u64 {
+pub fn mix(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^= x >> 27;
