@@ -195,3 +195,22 @@ def test_demo(capsys):
         if "planted" in r and "heavy-edit" not in r["planted"]:
             assert i in removed, r["planted"]
     assert report["counts"]["in"] == len(recs)
+
+
+def test_zst_shard_and_path_inputs(tmp_path):
+    zstd = pytest.importorskip("zstandard")
+    from qwen25.data import Decontaminator
+
+    recs = [{"text": "plain"}, {"text": HE[7]["text"]}, {"messages": [{"role": "user", "content": HE[8]["text"]}]}]
+    data = "".join(json.dumps(r) + "\n" for r in recs).encode()
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "z.jsonl.zst").write_bytes(zstd.ZstdCompressor().compress(data))
+    (tmp_path / "extra.jsonl").write_text(json.dumps({"text": "nothing"}) + "\n")
+    assert _run(tmp_path) == 0
+    out = zstd.ZstdDecompressor().stream_reader(open(tmp_path / "out" / "removed" / "z.jsonl.zst", "rb")).read()
+    assert [json.loads(x) for x in out.splitlines()] == recs[1:]
+    # the library takes the same paths
+    d = Decontaminator(str(tmp_path / "extra.jsonl"))
+    assert len(d) == 1
+    clean, removed = Decontaminator("humaneval").filter(str(tmp_path / "corpus" / "z.jsonl.zst"))
+    assert list(clean) == recs[:1] and [r for r, _ in removed] == recs[1:]

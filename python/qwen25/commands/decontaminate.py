@@ -172,7 +172,7 @@ class _JsonlWriter:
 
 
 def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                   tally: dict[str, int]) -> dict[str, Any]:
+                   tally: dict[str, float]) -> dict[str, Any]:
     bad: list[dict[str, Any]] = []
     removed: list[dict[str, Any]] = []
     counts = {"in": 0, "clean": 0, "removed": 0, "bad": 0}
@@ -209,7 +209,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
 
 
 def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                     tally: dict[str, int]) -> dict[str, Any]:
+                     tally: dict[str, float]) -> dict[str, Any]:
     from ..data.decontam import _item_of
 
     try:
@@ -281,7 +281,7 @@ def _removed_entry(where: list[tuple[str, int, str]], shard: str, rec: int, line
     return e
 
 
-def _tick(bar: Any, n: int, tally: dict[str, int]) -> None:
+def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
     if bar is None:
         return
     bar.update(n)
@@ -321,7 +321,7 @@ def run_job(
         from tqdm import tqdm
 
         bar = tqdm(unit="rec", unit_scale=True, desc="decontaminate", file=sys.stderr)
-    tally = {"records": 0, "removed": 0, "bytes": 0, "t0": time.perf_counter()}  # type: ignore[dict-item]
+    tally: dict[str, float] = {"records": 0, "removed": 0, "bytes": 0, "t0": time.perf_counter()}
     shards = []
     try:
         for path, shard in zip(files, names):

@@ -59,7 +59,7 @@ def annotate(
     """``ds`` with two int64 columns added: ``decontam_test_index`` (the witness with the lowest
     test index, -1 when clean) and ``decontam_lcs`` (its LCS; -1 when clean or in ngram mode)."""
     items, ids = _test_items(test_set, "text")
-    kwargs = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
+    kwargs: dict[str, Any] = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
     Decontaminator(items[:0], **kwargs)  # check the arguments here, not in a worker
     return ds.map_batches(
         _Worker,

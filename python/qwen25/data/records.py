@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
@@ -35,16 +35,16 @@ def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
     """Open a possibly compressed file by its suffix (``.gz``, ``.zst``)."""
     p = path.lower()
     if p.endswith(".gz"):
-        return gzip.open(path, mode)  # type: ignore[return-value]
+        return cast(IO[bytes], gzip.open(path, mode))
     if p.endswith(".zst"):
         try:
             import zstandard
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
         if "r" in mode:
-            return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))  # type: ignore[return-value]
-        return zstandard.ZstdCompressor().stream_writer(open(path, "wb"))  # type: ignore[return-value]
-    return open(path, mode)  # type: ignore[return-value]
+            return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+        return cast(IO[bytes], zstandard.ZstdCompressor().stream_writer(open(path, "wb")))
+    return cast(IO[bytes], open(path, mode))
 
 
 @dataclass
@@ -63,7 +63,7 @@ def read_jsonl_lines(path: str, *, encoding_errors: str = "strict") -> Iterator[
     if not os.path.exists(path):
         raise Qwen25FileNotFoundError(2, "no such file", path)
     with open_binary(path) as raw_f:
-        f = io.BufferedReader(raw_f) if not isinstance(raw_f, io.BufferedReader) else raw_f  # type: ignore[arg-type]
+        f: Any = raw_f if isinstance(raw_f, io.BufferedReader) else io.BufferedReader(cast(Any, raw_f))
         for n, raw in enumerate(f, 1):
             raw = raw.rstrip(b"\r\n")
             if not raw.strip():

@@ -76,7 +76,7 @@ def main() -> None:
     probs = list(read_problems().items())
     planted = rnd.sample(range(len(probs)), 16)
     edits = ["verbatim-in-document", "renamed", "dropped-lines", "reformatted", "prompt-only", "heavy-edit"]
-    records = []
+    records: list[dict[str, object]] = []
     for i in range(240):
         text = plain_code(rnd) if rnd.random() < 0.5 else plain_prose(rnd)
         records.append({"id": f"doc-{i:04d}", "text": text})

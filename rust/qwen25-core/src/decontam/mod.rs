@@ -584,7 +584,7 @@ mod tests {
             let test: Vec<Vec<u32>> = (0..6)
                 .map(|_| {
                     let mut v = base.clone();
-                    v.retain(|_| r.next() % 4 != 0);
+                    v.retain(|_| !r.next().is_multiple_of(4));
                     v.truncate((r.next() % 140) as usize);
                     v
                 })
@@ -593,7 +593,7 @@ mod tests {
             let d = Decontaminator::new(cfg.clone(), &inputs, None, 1).unwrap();
             for _ in 0..5 {
                 let mut t = base.clone();
-                t.retain(|_| r.next() % 5 != 0);
+                t.retain(|_| !r.next().is_multiple_of(5));
                 let want = brute(&cfg, &test, &t);
                 let got = d.check_ids(&t, true);
                 assert_eq!(got.iter().map(|m| m.test_index).collect::<Vec<_>>(), want, "{cfg:?}");
@@ -615,7 +615,7 @@ mod tests {
         assert!(cfg.rule_holds(15, 25, 100) && !cfg.rule_holds(14, 25, 100)); // 0.6 * 25 = 15 exactly
         assert_eq!(cfg.threshold(25, 100), 15);
         assert_eq!(cfg.threshold(10, 100), 13);
-        let test = vec![(0..12).collect::<Vec<u32>>()];
+        let test = [(0..12).collect::<Vec<u32>>()];
         let d = Decontaminator::new(cfg, &[Input::Ids(&test[0])], None, 1).unwrap();
         assert!(d.check_ids(&test[0], true).is_empty()); // shorter than 13: never a match
         assert!(d.check_ids(&[], true).is_empty());
