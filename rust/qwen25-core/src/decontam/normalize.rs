@@ -37,19 +37,60 @@ pub fn is_punct_or_symbol(c: char) -> bool {
 /// Drop P*/S* characters and collapse whitespace (see the module docs).
 pub fn normalize_qwen(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_qwen_into(text, &mut out);
+    out
+}
+
+/// [`normalize_qwen`] into `out` (cleared first). Kept runs of text are copied in bulk.
+pub fn normalize_qwen_into(text: &str, out: &mut String) {
+    out.clear();
+    let bytes = text.as_bytes();
     let mut space = false;
-    for c in text.chars() {
-        if is_space(c) {
-            space = true;
-        } else if !is_punct_or_symbol(c) {
-            if space && !out.is_empty() {
+    let mut i = 0usize;
+    // `run_start..i` is a run of kept characters not yet copied
+    let mut run_start = 0usize;
+    let flush = |out: &mut String, a: usize, b: usize, space: &mut bool| {
+        if a < b {
+            if *space && !out.is_empty() {
                 out.push(' ');
             }
-            space = false;
-            out.push(c);
+            *space = false;
+            out.push_str(&text[a..b]);
+        }
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) {
+                flush(out, run_start, i, &mut space);
+                space = true;
+                i += 1;
+                run_start = i;
+            } else if b.is_ascii_punctuation() {
+                flush(out, run_start, i, &mut space);
+                i += 1;
+                run_start = i;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        let Some(c) = text[i..].chars().next() else { break };
+        let len = c.len_utf8();
+        if is_space(c) {
+            flush(out, run_start, i, &mut space);
+            space = true;
+            i += len;
+            run_start = i;
+        } else if is_punct_or_symbol(c) {
+            flush(out, run_start, i, &mut space);
+            i += len;
+            run_start = i;
+        } else {
+            i += len;
         }
     }
-    out
+    flush(out, run_start, bytes.len(), &mut space);
 }
 
 /// Calls `f(word, start, end)` for every normalised word of `text` (see the module docs);
