@@ -35,7 +35,7 @@ def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
     """Open a possibly compressed file by its suffix (``.gz``, ``.zst``)."""
     p = path.lower()
     if p.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, mode))
+        return cast(IO[bytes], gzip.open(path, mode, compresslevel=6) if "w" in mode else gzip.open(path, mode))
     if p.endswith(".zst"):
         try:
             import zstandard
