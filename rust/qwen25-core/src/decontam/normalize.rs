@@ -41,56 +41,68 @@ pub fn normalize_qwen(text: &str) -> String {
     out
 }
 
-/// [`normalize_qwen`] into `out` (cleared first). Kept runs of text are copied in bulk.
+/// ASCII classes: 0 kept, 1 whitespace, 2 punctuation/symbol (dropped).
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        t[i] = if matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) {
+            1
+        } else if b.is_ascii_punctuation() {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// [`normalize_qwen`] into `out` (cleared first): one pass over the bytes, ASCII by table.
 pub fn normalize_qwen_into(text: &str, out: &mut String) {
-    out.clear();
     let bytes = text.as_bytes();
+    let mut buf: Vec<u8> = std::mem::take(out).into_bytes();
+    buf.clear();
+    buf.reserve(bytes.len());
     let mut space = false;
     let mut i = 0usize;
-    // `run_start..i` is a run of kept characters not yet copied
-    let mut run_start = 0usize;
-    let flush = |out: &mut String, a: usize, b: usize, space: &mut bool| {
-        if a < b {
-            if *space && !out.is_empty() {
-                out.push(' ');
-            }
-            *space = false;
-            out.push_str(&text[a..b]);
-        }
-    };
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x80 {
-            if matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) {
-                flush(out, run_start, i, &mut space);
-                space = true;
-                i += 1;
-                run_start = i;
-            } else if b.is_ascii_punctuation() {
-                flush(out, run_start, i, &mut space);
-                i += 1;
-                run_start = i;
-            } else {
-                i += 1;
+            match ASCII_CLASS[b as usize] {
+                0 => {
+                    if space {
+                        if !buf.is_empty() {
+                            buf.push(b' ');
+                        }
+                        space = false;
+                    }
+                    buf.push(b);
+                }
+                1 => space = true,
+                _ => {}
             }
+            i += 1;
             continue;
         }
         let Some(c) = text[i..].chars().next() else { break };
         let len = c.len_utf8();
         if is_space(c) {
-            flush(out, run_start, i, &mut space);
             space = true;
-            i += len;
-            run_start = i;
-        } else if is_punct_or_symbol(c) {
-            flush(out, run_start, i, &mut space);
-            i += len;
-            run_start = i;
-        } else {
-            i += len;
+        } else if !is_punct_or_symbol(c) {
+            if space {
+                if !buf.is_empty() {
+                    buf.push(b' ');
+                }
+                space = false;
+            }
+            buf.extend_from_slice(&bytes[i..i + len]);
         }
+        i += len;
     }
-    flush(out, run_start, bytes.len(), &mut space);
+    // only whole UTF-8 characters were copied, so this never fails
+    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// Calls `f(word, start, end)` for every normalised word of `text` (see the module docs);
