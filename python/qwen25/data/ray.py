@@ -74,10 +74,12 @@ def split(ds: Any, test_set: Any, **kwargs: Any) -> tuple[Any, Any]:
     """``(clean, removed)`` datasets (annotated once, then filtered; ``removed`` keeps the
     annotation columns)."""
     ann = annotate(ds, test_set, **kwargs).materialize()
-    try:  # Ray >= 2.45 takes an Arrow expression (vectorised); older Ray a row function
-        clean = ann.filter(expr=f"{INDEX_COL} < 0")
-        removed = ann.filter(expr=f"{INDEX_COL} >= 0")
-    except TypeError:
+    try:  # newer Ray: vectorised predicate expressions; older Ray: a row function
+        from ray.data.expressions import col
+
+        clean = ann.filter(expr=col(INDEX_COL) < 0)
+        removed = ann.filter(expr=col(INDEX_COL) >= 0)
+    except (ImportError, TypeError):
         clean = ann.filter(lambda r: r[INDEX_COL] < 0)
         removed = ann.filter(lambda r: r[INDEX_COL] >= 0)
     clean = clean.drop_columns([INDEX_COL, LCS_COL])
