@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "Run the main job on the embedded defaults.",
     "generate": "Generate a reply to one prompt with a Qwen2.5 checkpoint (chat template, streamed).",
     "chat": "Chat with a Qwen2.5 checkpoint in the terminal (chat template, streamed replies).",
+    "decontaminate": "Remove training records contaminated by benchmarks (Qwen n-gram + LCS rule).",
 }
 
 

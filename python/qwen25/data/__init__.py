@@ -11,6 +11,9 @@ from typing import Any
 
 _LAZY: dict[str, str] = {
     # decontamination (issue: benchmark decontamination)
+    "Decontaminator": "decontam",
+    "Match": "decontam",
+    "decontaminate_demo": "decontam",
     # dedup, filters, mixing, packing (issue: pre-training data pipeline)
 }
 

@@ -1,6 +1,7 @@
 //! qwen25-core: the pure-Rust engine of qwen25. No Python here: `cargo test -p qwen25-core`
 //! runs without an interpreter. The PyO3 binding lives in `rust/qwen25-py`.
 
+pub mod decontam;
 pub mod error;
 pub mod parallel;
 pub mod tokenizer;

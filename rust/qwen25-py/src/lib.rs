@@ -2,6 +2,7 @@
 //! extracted into owned or borrowed Rust values, the GIL is released once around the whole job
 //! (see [`detach_if`]), and every error goes through `errors::to_pyerr`.
 
+mod decontam;
 mod errors;
 mod tokenizer;
 mod train;
@@ -37,5 +38,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     tokenizer::register(m)?;
     train::register(m)?;
+    decontam::register(m)?;
     Ok(())
 }

@@ -1,0 +1,262 @@
+"""Benchmark decontamination with the Qwen2/Qwen2.5 rule (n-gram gate + LCS), exact.
+
+A training sequence s_t is removed when some test sequence s_e meets
+``|LCS(s_t, s_e)| >= lcs_min`` and ``|LCS(s_t, s_e)| >= lcs_ratio * min(|s_t|, |s_e|)``
+(LCS: longest common subsequence of token ids after dropping punctuation and symbols and
+collapsing whitespace). ``lcs_ratio`` is taken to 6 decimal places and compared exactly.
+
+Modes: ``"qwen"`` (a shared contiguous ``ngram``-gram of token ids AND the LCS rule),
+``"lcs"`` (the LCS rule alone, with a sound count prefilter) and ``"ngram"`` (the GPT-3 /
+lm-evaluation-harness rule: a shared word 13-gram after lowercasing and stripping punctuation).
+``window=k`` (qwen mode) takes s_t as the k tokens centred on each n-gram hit instead of the
+whole record. The work runs in Rust with the GIL released, in parallel across items; decisions
+never depend on the thread count, the batch size or the order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import _native
+from ..errors import Qwen25ValueError
+from .records import iter_records, text_of
+
+__all__ = ["Decontaminator", "Match", "decontaminate_demo"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A witness: test item ``test_index`` meets the rule against the training item.
+
+    ``lcs`` is the LCS length (None in ngram mode); ``ngram_hits`` the positions in the
+    training sequence (tokens; words in ngram mode) of the n-grams it shares with the test item;
+    ``spans`` (ngram mode) their character spans in the training text; ``test_id`` the test
+    item's id when the test set gave one."""
+
+    test_index: int
+    lcs: int | None
+    ngram_hits: tuple[int, ...] = ()
+    spans: tuple[tuple[int, int], ...] = ()
+    test_id: str | None = None
+
+
+def _is_ids(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
+
+
+def _item_of(r: Any, field: str, where: str) -> str | list[int]:
+    """A record as the engine takes it: token ids (a list of ints, or a field holding one) or text."""
+    if _is_ids(r):
+        return list(r)
+    if isinstance(r, dict) and _is_ids(r.get(field)) and r.get(field):
+        return list(r[field])
+    return text_of(r, field, where)
+
+
+def _test_items(test_set: Any, field: str) -> tuple[list[str | list[int]], list[str | None]]:
+    if isinstance(test_set, (str, os.PathLike)):
+        p = os.fspath(test_set)
+        if not os.path.exists(p):
+            from . import benchmarks
+
+            if p.lower() in benchmarks.names():
+                test_set = benchmarks.load(p)
+    items: list[str | list[int]] = []
+    ids: list[str | None] = []
+    for i, r in enumerate(iter_records(test_set)):
+        items.append(_item_of(r, field, f"test item {i}: "))
+        rid = None
+        if isinstance(r, dict):
+            for k in ("id", "task_id", "question_id"):
+                if k in r:
+                    rid = str(r[k])
+                    break
+        ids.append(rid)
+    return items, ids
+
+
+class Decontaminator:
+    """An index over ``test_set`` that decides whether training items are contaminated.
+
+    ``test_set``: an iterable of str (normalised and tokenized), lists of token ids (used as
+    they are), or dict records (text in ``"text"`` or a chat ``messages`` list; an ``"id"`` or
+    ``"task_id"`` names the item); a JSONL/Parquet path; or a benchmark name such as
+    ``"humaneval"`` (see :mod:`qwen25.data.benchmarks`). ``tokenizer`` defaults to Qwen2.5's.
+    """
+
+    def __init__(
+        self,
+        test_set: Any,
+        *,
+        mode: str = "qwen",
+        ngram: int = 13,
+        lcs_min: int = 13,
+        lcs_ratio: float = 0.6,
+        window: int | None = None,
+        tokenizer: Any = None,
+    ) -> None:
+        items, ids = _test_items(test_set, "text")
+        if mode in ("qwen", "lcs"):
+            if tokenizer is None:
+                from ..tokenizer import Tokenizer
+
+                tokenizer = Tokenizer.qwen25()
+            native_tok = getattr(tokenizer, "_tok", tokenizer)
+        else:
+            native_tok = None
+        for name, v in (("ngram", ngram), ("lcs_min", lcs_min)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise Qwen25ValueError(f"{name} must be an int >= 1, not {v!r}")
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise Qwen25ValueError(f"window must be None or an int >= 1, not {window!r}")
+        self.mode = mode
+        self.ngram = ngram
+        self.lcs_min = lcs_min
+        self.lcs_ratio = float(lcs_ratio)
+        self.window = window
+        self.tokenizer = tokenizer if native_tok is not None else None
+        self.test_ids: list[str | None] = ids
+        self._d = _native.Decontaminator(
+            items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok
+        )
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __repr__(self) -> str:
+        return (
+            f"Decontaminator({len(self)} test items, mode={self.mode!r}, ngram={self.ngram}, "
+            f"lcs_min={self.lcs_min}, lcs_ratio={self.lcs_ratio}, window={self.window})"
+        )
+
+    def test_tokens(self, i: int) -> list[int]:
+        """Test item ``i`` as the engine sees it (token ids; word ids in ngram mode)."""
+        got = self._d.item(i)
+        if got is None:
+            raise IndexError(f"test index {i} out of range (0..{len(self) - 1})")
+        return got
+
+    def index_bytes(self) -> int:
+        """Approximate heap bytes of the index."""
+        return self._d.heap_bytes()
+
+    def _matches(self, raw: list[tuple[int, int | None, list[int], list[tuple[int, int]]]]) -> list[Match]:
+        return [Match(t, lcs, tuple(h), tuple(tuple(s) for s in sp), self.test_ids[t]) for t, lcs, h, sp in raw]  # type: ignore[misc]
+
+    def _inputs(self, batch: Iterable[Any], field: str) -> list[str | list[int]]:
+        return [_item_of(r, field, f"item {i}: ") for i, r in enumerate(batch)]
+
+    def check(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[Match | None]:
+        """One entry per training item: its witness with the lowest test index, or None."""
+        res = self._d.check(self._inputs(batch, field), False, num_threads)
+        return [self._matches(r)[0] if r else None for r in res]
+
+    def check_all(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[list[Match]]:
+        """One list per training item: every test item that meets the rule (ascending index)."""
+        return [self._matches(r) for r in self._d.check(self._inputs(batch, field), True, num_threads)]
+
+    def filter(
+        self, records: Any, *, field: str = "text", batch_size: int = 1024
+    ) -> tuple[Iterator[Any], Iterator[tuple[Any, Match]]]:
+        """Split ``records`` into ``(clean, removed)`` iterators, lazily, keeping order.
+
+        ``clean`` yields the records as given; ``removed`` yields ``(record, match)``. Records are
+        read ``batch_size`` at a time; consuming only one iterator buffers the other's records."""
+        if batch_size < 1:
+            raise Qwen25ValueError("batch_size must be >= 1")
+        src = iter_records(records)
+        clean: deque[Any] = deque()
+        removed: deque[tuple[Any, Match]] = deque()
+        state = {"done": False, "n": 0}
+
+        def pull() -> bool:
+            if state["done"]:
+                return False
+            batch = []
+            for r in src:
+                batch.append(r)
+                if len(batch) >= batch_size:
+                    break
+            if not batch:
+                state["done"] = True
+                return False
+            texts = [_item_of(r, field, f"record {state['n'] + j}: ") for j, r in enumerate(batch)]
+            state["n"] += len(batch)
+            for r, m in zip(batch, self._d.check(texts, False, None)):
+                if m:
+                    removed.append((r, self._matches(m)[0]))
+                else:
+                    clean.append(r)
+            return True
+
+        def gen(q: deque[Any]) -> Iterator[Any]:
+            while True:
+                while q:
+                    yield q.popleft()
+                if not pull() and not q:
+                    return
+
+        return gen(clean), gen(removed)
+
+    @staticmethod
+    def cut(text: str, match: Match, *, margin: int = 200) -> list[str]:
+        """GPT-3 style: the pieces of ``text`` left after cutting every matched span (ngram
+        mode) widened by ``margin`` characters on each side."""
+        if not match.spans:
+            raise Qwen25ValueError("cut needs a match with character spans (mode='ngram')")
+        pieces, at = [], 0
+        for s, e in sorted(match.spans):
+            s, e = max(0, s - margin), min(len(text), e + margin)
+            if s > at:
+                pieces.append(text[at:s])
+            at = max(at, e)
+        if at < len(text):
+            pieces.append(text[at:])
+        return pieces
+
+
+def normalize(text: str) -> str:
+    """The text normalisation of modes qwen and lcs (drop P*/S*, collapse whitespace)."""
+    return _native.decontam_normalize(text)
+
+
+def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) -> dict[str, Any]:
+    """Decontaminate the bundled demo corpus against HumanEval and print the report summary."""
+    import tempfile
+
+    from ..commands.decontaminate import run_job, summary
+
+    corpus = os.path.join(os.path.dirname(__file__), "demo", "decontam_demo.jsonl.gz")
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="qwen25-decontam-demo-")
+        out_dir = tmp.name
+    try:
+        report = run_job(
+            train=[corpus], tests=["humaneval"], out=out_dir, report_path=os.path.join(out_dir, "report.json"),
+            progress=progress,
+        )
+        if tmp is not None:
+            report.pop("report_path", None)  # the temporary folder goes away
+        print(summary(report))
+        import gzip
+        import json
+
+        with gzip.open(corpus, "rt", encoding="utf-8") as f:
+            recs = [json.loads(line) for line in f]
+        removed = {r["record"] for r in report["removed"]}
+        planted = [i for i, r in enumerate(recs) if "planted" in r]
+        caught = [i for i in planted if i in removed]
+        print(
+            f"  demo: {len(caught)} of {len(planted)} planted (edited HumanEval) records removed; "
+            f"{len(removed - set(planted))} plain records removed; kept planted: "
+            + (", ".join(recs[i]["planted"] for i in planted if i not in removed) or "none")
+        )
+        return report
+    finally:
+        if tmp is not None:
+            tmp.cleanup()

@@ -1,0 +1,86 @@
+"""Decontamination on Ray Data: the same engine as :class:`qwen25.data.Decontaminator`, run over
+Arrow batches by a pool of actors that each build the test index once.
+
+    import ray, qwen25.data.ray as qray
+    ds = ray.data.read_json("corpus/*.jsonl.gz")
+    clean, removed = qray.split(ds, "humaneval", field="text")
+
+The Rust core knows nothing of Ray; this module only moves batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .decontam import Decontaminator, _item_of, _test_items
+
+INDEX_COL = "decontam_test_index"
+LCS_COL = "decontam_lcs"
+
+
+class _Worker:
+    """A Ray actor: builds the index once, then annotates each Arrow batch."""
+
+    def __init__(self, items: list[Any], ids: list[str | None], field: str, kwargs: dict[str, Any]) -> None:
+        self.d = Decontaminator(items, **kwargs)
+        self.field = field
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        col = batch.column(self.field).to_pylist() if self.field in batch.column_names else None
+        if col is None:
+            if "messages" not in batch.column_names:
+                raise ValueError(f"batch has no column {self.field!r} (nor 'messages'); columns: {batch.column_names}")
+            rows = [{"messages": m} for m in batch.column("messages").to_pylist()]
+        else:
+            rows = [{self.field: v} for v in col]
+        items = [_item_of(r, self.field, f"row {i}: ") for i, r in enumerate(rows)]
+        res = self.d._d.check(items, False, None)
+        idx = [r[0][0] if r else -1 for r in res]
+        lcs = [(r[0][1] if r[0][1] is not None else -1) if r else -1 for r in res]
+        batch = batch.append_column(INDEX_COL, pa.array(idx, pa.int64()))
+        return batch.append_column(LCS_COL, pa.array(lcs, pa.int64()))
+
+
+def annotate(
+    ds: Any,
+    test_set: Any,
+    *,
+    field: str = "text",
+    mode: str = "qwen",
+    ngram: int = 13,
+    lcs_min: int = 13,
+    lcs_ratio: float = 0.6,
+    window: int | None = None,
+    batch_size: int = 1024,
+    concurrency: int = 1,
+) -> Any:
+    """``ds`` with two int64 columns added: ``decontam_test_index`` (the witness with the lowest
+    test index, -1 when clean) and ``decontam_lcs`` (its LCS; -1 when clean or in ngram mode)."""
+    items, ids = _test_items(test_set, "text")
+    kwargs: dict[str, Any] = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
+    Decontaminator(items[:0], **kwargs)  # check the arguments here, not in a worker
+    return ds.map_batches(
+        _Worker,
+        fn_constructor_args=(items, ids, field, kwargs),
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        concurrency=concurrency,
+    )
+
+
+def split(ds: Any, test_set: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """``(clean, removed)`` datasets (annotated once, then filtered; ``removed`` keeps the
+    annotation columns)."""
+    ann = annotate(ds, test_set, **kwargs).materialize()
+    try:  # newer Ray: vectorised predicate expressions; older Ray: a row function
+        from ray.data.expressions import col
+
+        clean = ann.filter(expr=col(INDEX_COL) < 0)
+        removed = ann.filter(expr=col(INDEX_COL) >= 0)
+    except (ImportError, TypeError):
+        clean = ann.filter(lambda r: r[INDEX_COL] < 0)
+        removed = ann.filter(lambda r: r[INDEX_COL] >= 0)
+    clean = clean.drop_columns([INDEX_COL, LCS_COL])
+    return clean, removed

@@ -1,0 +1,157 @@
+"""Reading records for the data pipeline: Python iterables of str or dict, HF ``datasets``
+objects, and files (JSONL, ``.jsonl.gz``, ``.jsonl.zst`` with ``zstandard``, Parquet with
+``pyarrow``). A record's text is a field (``"text"`` by default) or a chat ``messages`` list.
+
+Bad input is an error that says where: a malformed JSON line raises :class:`FormatError` with
+the file and 1-based line; a missing field raises :class:`Qwen25ValueError` naming it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, cast
+
+from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
+PARQUET_SUFFIXES = (".parquet",)
+
+
+def file_kind(path: str) -> str:
+    p = path.lower()
+    if p.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if p.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    raise Qwen25ValueError(f"{path}: unknown file type (expected {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)})")
+
+
+def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
+    """Open a possibly compressed file by its suffix (``.gz``, ``.zst``)."""
+    p = path.lower()
+    if p.endswith(".gz"):
+        return cast(IO[bytes], gzip.open(path, mode, compresslevel=6) if "w" in mode else gzip.open(path, mode))
+    if p.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
+        if "r" in mode:
+            return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+        return cast(IO[bytes], zstandard.ZstdCompressor().stream_writer(open(path, "wb")))
+    return cast(IO[bytes], open(path, mode))
+
+
+@dataclass
+class Line:
+    """One JSONL line: ``raw`` bytes as read (without the newline), its 1-based ``line`` number,
+    and the parsed ``obj`` (None when the line is bad: ``error`` says why)."""
+
+    raw: bytes
+    line: int
+    obj: Any = None
+    error: str | None = None
+
+
+def read_jsonl_lines(path: str, *, encoding_errors: str = "strict") -> Iterator[Line]:
+    """Every non-blank line of a JSONL file, parsed; bad lines carry ``error`` instead."""
+    if not os.path.exists(path):
+        raise Qwen25FileNotFoundError(2, "no such file", path)
+    with open_binary(path) as raw_f:
+        f: Any = raw_f if isinstance(raw_f, io.BufferedReader) else io.BufferedReader(cast(Any, raw_f))
+        for n, raw in enumerate(f, 1):
+            raw = raw.rstrip(b"\r\n")
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8", errors=encoding_errors)
+            except UnicodeDecodeError as e:
+                yield Line(raw, n, None, f"invalid UTF-8 at byte {e.start} (use replace to substitute U+FFFD)")
+                continue
+            try:
+                yield Line(raw, n, json.loads(text))
+            except json.JSONDecodeError as e:
+                yield Line(raw, n, None, f"malformed JSON: {e.msg} at column {e.colno}")
+
+
+def iter_jsonl(path: str, *, encoding_errors: str = "strict") -> Iterator[Any]:
+    """Parsed JSON values of a JSONL file; a bad line raises FormatError(path, line)."""
+    for ln in read_jsonl_lines(path, encoding_errors=encoding_errors):
+        if ln.error is not None:
+            raise FormatError(f"{path}:{ln.line}: {ln.error}", path, ln.line)
+        yield ln.obj
+
+
+def iter_parquet(path: str, batch_size: int = 4096) -> Iterator[dict[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise Qwen25ValueError(f"{path}: reading Parquet needs the 'pyarrow' package") from e
+    if not os.path.exists(path):
+        raise Qwen25FileNotFoundError(2, "no such file", path)
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=batch_size):
+        yield from batch.to_pylist()
+
+
+def iter_path(path: str | os.PathLike[str], *, encoding_errors: str = "strict") -> Iterator[Any]:
+    p = os.fspath(path)
+    if file_kind(p) == "parquet":
+        return iter_parquet(p)
+    return iter_jsonl(p, encoding_errors=encoding_errors)
+
+
+def iter_records(source: Any) -> Iterator[Any]:
+    """Records of ``source``: a path (str or PathLike) of a JSONL/Parquet file, or any iterable
+    (list, generator, HF ``datasets.Dataset`` / ``IterableDataset``) of str or dict."""
+    if isinstance(source, (str, os.PathLike)):
+        return iter_path(source)
+    if isinstance(source, (bytes, dict)):
+        raise TypeError(f"records must be a path or an iterable of records, not {type(source).__name__}")
+    try:
+        return iter(source)
+    except TypeError:
+        raise TypeError(f"records must be a path or an iterable of records, not {type(source).__name__}") from None
+
+
+def text_of(record: Any, field: str = "text", where: str = "") -> str:
+    """The text of one record: a str itself, ``record[field]``, or the contents of a chat
+    ``messages`` list joined by newlines. An empty text is fine (it is never contaminated)."""
+    if isinstance(record, str):
+        return record
+    if isinstance(record, dict):
+        if field in record:
+            v = record[field]
+            if isinstance(v, str):
+                return v
+            if v is None:
+                return ""
+            if isinstance(v, list):
+                return _messages_text(v, where, field)
+            raise Qwen25ValueError(f"{where}field {field!r} is {type(v).__name__}, not str")
+        if "messages" in record and isinstance(record["messages"], list):
+            return _messages_text(record["messages"], where, "messages")
+        keys = ", ".join(map(repr, list(record)[:10]))
+        raise Qwen25ValueError(f"{where}record has no field {field!r} (nor a 'messages' list); its fields: {keys}")
+    raise TypeError(f"{where}record is {type(record).__name__}, not str or dict")
+
+
+def _messages_text(msgs: list[Any], where: str, field: str) -> str:
+    parts = []
+    for i, m in enumerate(msgs):
+        if isinstance(m, dict) and isinstance(m.get("content", ""), str):
+            parts.append(m.get("content", ""))
+        elif isinstance(m, str):
+            parts.append(m)
+        else:
+            raise Qwen25ValueError(f"{where}{field}[{i}] is not a chat message with a str 'content'")
+    return "\n".join(parts)
+
+
+def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
+    return [text_of(r, field, f"record {i}: ") for i, r in enumerate(records)]

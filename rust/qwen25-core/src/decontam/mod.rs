@@ -1,0 +1,653 @@
+//! Benchmark decontamination: the Qwen2/Qwen2.5 rule, exact, in three modes over one engine.
+//!
+//! A training sequence s_t is contaminated by a test sequence s_e when
+//! |LCS(s_t, s_e)| >= `lcs_min` and |LCS(s_t, s_e)| >= `lcs_ratio` * min(|s_t|, |s_e|)
+//! (LCS = longest common *subsequence* of token ids; `lcs_ratio` is taken to 6 decimal places,
+//! so the comparison is exact integer arithmetic: lcs * 10^6 >= round(ratio * 10^6) * min).
+//!
+//! - [`Mode::Qwen`]: text is normalised ([`normalize::normalize_qwen`]) and tokenized; s_t is
+//!   removed iff some s_e shares a contiguous `ngram`-gram of ids with it AND meets the LCS rule.
+//!   With `window = Some(k)`, s_t is instead the k tokens centred on each shared n-gram.
+//! - [`Mode::Lcs`]: the LCS rule alone. Candidates come from a sound count filter (an inverted
+//!   index gives sum_v min(count_t(v), count_e(v)) >= LCS for every test item), then the exact
+//!   bit-parallel LCS ([`lcs::Pattern`]) decides.
+//! - [`Mode::Ngram`]: the GPT-3 / lm-evaluation-harness rule: a shared word `ngram`-gram after
+//!   lowercasing and stripping punctuation ([`normalize::words`]).
+//!
+//! Decisions are made per training item, so they never depend on the thread count, the batch
+//! size or the order of the batch.
+
+pub mod lcs;
+pub mod ngram;
+pub mod normalize;
+
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::tokenizer::Tokenizer;
+use lcs::Pattern;
+use ngram::NgramIndex;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Qwen,
+    Lcs,
+    Ngram,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode> {
+        match s {
+            "qwen" => Ok(Mode::Qwen),
+            "lcs" => Ok(Mode::Lcs),
+            "ngram" => Ok(Mode::Ngram),
+            _ => Err(Error::Value(format!("mode must be 'qwen', 'lcs' or 'ngram', not {s:?}"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub ngram: usize,
+    pub lcs_min: usize,
+    pub lcs_ratio: f64,
+    pub window: Option<usize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { mode: Mode::Qwen, ngram: 13, lcs_min: 13, lcs_ratio: 0.6, window: None }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        if self.ngram == 0 {
+            return Err(Error::Value("ngram must be >= 1".into()));
+        }
+        if self.lcs_min == 0 {
+            return Err(Error::Value("lcs_min must be >= 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.lcs_ratio) {
+            return Err(Error::Value(format!("lcs_ratio must be in [0, 1], not {}", self.lcs_ratio)));
+        }
+        match (self.window, self.mode) {
+            (Some(0), _) => Err(Error::Value("window must be >= 1 or None".into())),
+            (Some(_), Mode::Lcs | Mode::Ngram) => {
+                Err(Error::Value("window applies to mode='qwen' only (it centres on n-gram hits)".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `lcs_ratio` in millionths.
+    pub fn ratio_ppm(&self) -> u64 {
+        (self.lcs_ratio * 1e6).round() as u64
+    }
+
+    /// Does an LCS of `lcs` between sequences of lengths `lt` and `le` meet the rule?
+    #[inline]
+    pub fn rule_holds(&self, lcs: usize, lt: usize, le: usize) -> bool {
+        let m = lt.min(le) as u64;
+        lcs >= self.lcs_min && (lcs as u64) * 1_000_000 >= self.ratio_ppm() * m
+    }
+
+    /// The smallest LCS that meets the rule for lengths `lt`, `le`.
+    #[inline]
+    pub fn threshold(&self, lt: usize, le: usize) -> usize {
+        let m = lt.min(le) as u64;
+        let need = (self.ratio_ppm() * m).div_ceil(1_000_000) as usize;
+        need.max(self.lcs_min)
+    }
+}
+
+/// One test item that contaminates a training item (a witness).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    pub test_index: usize,
+    /// LCS length (None in ngram mode).
+    pub lcs: Option<usize>,
+    /// Positions in the training sequence (tokens; words in ngram mode) of the n-grams it shares
+    /// with the test item (empty in lcs mode).
+    pub ngram_hits: Vec<usize>,
+    /// ngram mode: character spans of the shared n-grams in the training text.
+    pub spans: Vec<(usize, usize)>,
+}
+
+/// One input item: a text (normalised and tokenized, or split into words) or token ids.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    Text(&'a str),
+    Ids(&'a [u32]),
+}
+
+pub struct Decontaminator {
+    cfg: Config,
+    /// test sequences: token ids (qwen, lcs) or word ids (ngram)
+    items: Vec<Vec<u32>>,
+    patterns: Vec<Pattern>,
+    ngrams: Option<NgramIndex>,
+    /// qwen/lcs modes: token id -> dense id (0..number of distinct test tokens); the
+    /// patterns and the inverted index work on dense ids, so per-pair lookups are array reads
+    dense: FxHashMap<u32, u32>,
+    /// lcs mode: dense id -> range of `postings` (test item, count)
+    inverted: Vec<(u32, u32)>,
+    postings: Vec<(u32, u32)>,
+    /// ngram mode: the test words by id; 64-bit word hash -> id (hits are verified against
+    /// `words`, so a hash collision never makes a false match); test words whose hash collided
+    /// with another test word's are looked up by string
+    words: Vec<String>,
+    word_ids: FxHashMap<u64, u32>,
+    collided: FxHashMap<String, u32>,
+}
+
+thread_local! {
+    static ACC: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static TABLE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+const UNKNOWN_WORD: u32 = u32::MAX;
+/// A training token that occurs in no test item.
+const NONE: u32 = u32::MAX;
+
+fn need_tok(tok: Option<&Tokenizer>) -> Result<&Tokenizer> {
+    tok.ok_or_else(|| Error::Value("text input needs a tokenizer in modes 'qwen' and 'lcs'".into()))
+}
+
+/// Normalise and tokenize a text the way modes `qwen` and `lcs` do.
+pub fn tokenize(tok: &Tokenizer, text: &str) -> Vec<u32> {
+    tok.encode_ordinary(&normalize::normalize_qwen(text))
+}
+
+impl Decontaminator {
+    /// Build the index over `test` (in `cfg.mode`). Text items need `tok` unless the mode is ngram.
+    pub fn new(cfg: Config, test: &[Input<'_>], tok: Option<&Tokenizer>, threads: usize) -> Result<Decontaminator> {
+        cfg.validate()?;
+        let mut words: Vec<String> = Vec::new();
+        let mut word_ids: FxHashMap<u64, u32> = FxHashMap::default();
+        let mut collided: FxHashMap<String, u32> = FxHashMap::default();
+        let items: Vec<Vec<u32>> = match cfg.mode {
+            Mode::Ngram => {
+                let mut items = Vec::with_capacity(test.len());
+                for (i, it) in test.iter().enumerate() {
+                    let Input::Text(t) = it else {
+                        return Err(Error::Value(format!("test item {i}: mode 'ngram' needs text, not token ids")));
+                    };
+                    let ws = normalize::words(t);
+                    let mut ids = Vec::with_capacity(ws.len());
+                    for (w, _, _) in ws {
+                        let h = word_hash(&w);
+                        let next = words.len() as u32;
+                        let id = match word_ids.get(&h) {
+                            Some(&id) if words[id as usize] == w => id,
+                            Some(_) => match collided.get(&w) {
+                                Some(&id) => id,
+                                None => {
+                                    collided.insert(w.clone(), next);
+                                    words.push(w);
+                                    next
+                                }
+                            },
+                            None => {
+                                word_ids.insert(h, next);
+                                words.push(w);
+                                next
+                            }
+                        };
+                        ids.push(id);
+                    }
+                    items.push(ids);
+                }
+                items
+            }
+            Mode::Qwen | Mode::Lcs => {
+                if test.iter().any(|t| matches!(t, Input::Text(_))) {
+                    need_tok(tok)?;
+                }
+                parallel::map(test, threads, |it| match it {
+                    Input::Text(t) => tok.map(|k| tokenize(k, t)).unwrap_or_default(),
+                    Input::Ids(ids) => ids.to_vec(),
+                })
+            }
+        };
+        let mut dense: FxHashMap<u32, u32> = FxHashMap::default();
+        let patterns = if cfg.mode == Mode::Ngram {
+            Vec::new()
+        } else {
+            let mut dense_items = Vec::with_capacity(items.len());
+            for s in &items {
+                let d: Vec<u32> = s
+                    .iter()
+                    .map(|&x| {
+                        let next = dense.len() as u32;
+                        *dense.entry(x).or_insert(next)
+                    })
+                    .collect();
+                dense_items.push(d);
+            }
+            parallel::map(&dense_items, threads, |s| Pattern::new(s))
+        };
+        let ngrams = if cfg.mode == Mode::Lcs { None } else { Some(NgramIndex::build(&items, cfg.ngram)) };
+        let mut inverted = Vec::new();
+        let mut postings = Vec::new();
+        if cfg.mode == Mode::Lcs {
+            let mut all: Vec<(u32, u32, u32)> = Vec::new();
+            for (i, p) in patterns.iter().enumerate() {
+                if p.len() < cfg.lcs_min {
+                    continue; // can never meet the rule
+                }
+                let (d, c) = p.bag();
+                all.extend(d.iter().zip(c).map(|(&v, &n)| (v, i as u32, n)));
+            }
+            all.sort_unstable();
+            postings.reserve_exact(all.len());
+            inverted = vec![(0u32, 0u32); dense.len()];
+            let mut i = 0;
+            while i < all.len() {
+                let v = all[i].0;
+                let start = postings.len();
+                while i < all.len() && all[i].0 == v {
+                    postings.push((all[i].1, all[i].2));
+                    i += 1;
+                }
+                inverted[v as usize] = (start as u32, (postings.len() - start) as u32);
+            }
+        }
+        Ok(Decontaminator { cfg, items, patterns, ngrams, dense, inverted, postings, words, word_ids, collided })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The test item `i` as the engine sees it (token ids, or word ids in ngram mode).
+    pub fn item(&self, i: usize) -> Option<&[u32]> {
+        self.items.get(i).map(|v| v.as_slice())
+    }
+
+    /// Heap bytes of the index (approximate; hash tables counted by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let items: usize = self.items.iter().map(|v| v.capacity() * 4 + 24).sum();
+        let pats: usize = self.patterns.iter().map(|p| p.heap_bytes() + 88).sum();
+        let ng = self.ngrams.as_ref().map(|n| n.heap_bytes()).unwrap_or(0);
+        let vocab: usize = self.words.iter().map(|k| k.capacity() + 24).sum::<usize>() + self.word_ids.capacity() * 13;
+        items + pats + ng + self.dense.capacity() * 9 + self.inverted.capacity() * 8 + self.postings.capacity() * 8 + vocab
+    }
+
+    /// Decide a batch. `all = false`: at most one witness per item (the lowest test index);
+    /// `all = true`: every test item that meets the rule.
+    pub fn check(&self, batch: &[Input<'_>], tok: Option<&Tokenizer>, all: bool, threads: usize) -> Result<Vec<Vec<Match>>> {
+        if self.cfg.mode != Mode::Ngram && batch.iter().any(|t| matches!(t, Input::Text(_))) {
+            need_tok(tok)?;
+        }
+        if self.cfg.mode == Mode::Ngram {
+            if let Some(i) = batch.iter().position(|t| matches!(t, Input::Ids(_))) {
+                return Err(Error::Value(format!("item {i}: mode 'ngram' needs text, not token ids")));
+            }
+        }
+        Ok(parallel::map(batch, threads, |it| self.check_one(*it, tok, all)))
+    }
+
+    pub fn check_one(&self, item: Input<'_>, tok: Option<&Tokenizer>, all: bool) -> Vec<Match> {
+        match (self.cfg.mode, item) {
+            (Mode::Ngram, Input::Text(t)) => self.check_words(t, all),
+            (Mode::Ngram, Input::Ids(_)) => Vec::new(),
+            (_, Input::Text(t)) => match tok {
+                Some(k) => self.check_ids(&tokenize(k, t), all),
+                None => Vec::new(),
+            },
+            (_, Input::Ids(ids)) => self.check_ids(ids, all),
+        }
+    }
+
+    /// Decide one training sequence of token ids (modes qwen and lcs).
+    pub fn check_ids(&self, t: &[u32], all: bool) -> Vec<Match> {
+        match self.cfg.mode {
+            Mode::Qwen => self.check_qwen(t, all),
+            Mode::Lcs => self.check_lcs(t, all),
+            Mode::Ngram => Vec::new(),
+        }
+    }
+
+    /// `t` in dense ids ([`NONE`] for tokens in no test item; positions kept).
+    fn to_dense(&self, t: &[u32]) -> Vec<u32> {
+        t.iter().map(|x| self.dense.get(x).copied().unwrap_or(NONE)).collect()
+    }
+
+    fn with_table<R>(&self, f: impl FnOnce(&mut [u32]) -> R) -> R {
+        TABLE.with(|tb| {
+            let mut tb = tb.borrow_mut();
+            if tb.len() < self.dense.len() {
+                tb.resize(self.dense.len(), 0);
+            }
+            f(&mut tb[..])
+        })
+    }
+
+    fn check_qwen(&self, t: &[u32], all: bool) -> Vec<Match> {
+        let mut out = Vec::new();
+        let Some(index) = &self.ngrams else { return out };
+        let hits = index.hits(t, &self.items);
+        if hits.is_empty() {
+            return out;
+        }
+        let n = self.cfg.ngram;
+        let td = self.to_dense(t);
+        let mut t_bag: Option<(Vec<u32>, Vec<u32>)> = None;
+        self.with_table(|table| {
+            let mut i = 0;
+            while i < hits.len() {
+                let item = hits[i].0;
+                let mut j = i;
+                while j < hits.len() && hits[j].0 == item {
+                    j += 1;
+                }
+                let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
+                i = j;
+                let pat = &self.patterns[item as usize];
+                let le = pat.len();
+                let found = match self.cfg.window {
+                    None => {
+                        let thr = self.cfg.threshold(t.len(), le);
+                        if thr > t.len().min(le) {
+                            None
+                        } else {
+                            let (d, c) = t_bag.get_or_insert_with(|| {
+                                let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
+                                lcs::bag(&known)
+                            });
+                            if pat.bag_bound(d, c) < thr {
+                                None
+                            } else {
+                                let l = pat.lcs_dense(table, &td);
+                                self.cfg.rule_holds(l, t.len(), le).then_some(l)
+                            }
+                        }
+                    }
+                    Some(k) => {
+                        let mut found = None;
+                        let mut last_start = usize::MAX;
+                        for &p in &pos {
+                            let (s, e) = window_bounds(p, n, k, t.len());
+                            if s == last_start {
+                                continue;
+                            }
+                            last_start = s;
+                            let w = &td[s..e];
+                            if self.cfg.threshold(w.len(), le) > w.len().min(le) {
+                                continue;
+                            }
+                            let l = pat.lcs_dense(table, w);
+                            if self.cfg.rule_holds(l, w.len(), le) {
+                                found = Some(l);
+                                break;
+                            }
+                        }
+                        found
+                    }
+                };
+                if let Some(l) = found {
+                    out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: pos, spans: Vec::new() });
+                    if !all {
+                        break;
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    fn check_lcs(&self, t: &[u32], all: bool) -> Vec<Match> {
+        let mut out = Vec::new();
+        if t.len() < self.cfg.lcs_min {
+            return out;
+        }
+        let td = self.to_dense(t);
+        let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
+        let (d, c) = lcs::bag(&known);
+        let mut touched: Vec<u32> = Vec::new();
+        ACC.with(|acc| {
+            let mut acc = acc.borrow_mut();
+            if acc.len() < self.items.len() {
+                acc.resize(self.items.len(), 0);
+            }
+            for (&v, &ct) in d.iter().zip(&c) {
+                let (s, l) = self.inverted[v as usize];
+                for &(item, ce) in &self.postings[s as usize..(s + l) as usize] {
+                    let a = &mut acc[item as usize];
+                    if *a == 0 {
+                        touched.push(item);
+                    }
+                    *a += ct.min(ce);
+                }
+            }
+            touched.sort_unstable();
+            // keep the candidates whose bound reaches their threshold; reset the accumulator
+            touched.retain(|&item| {
+                let bound = acc[item as usize] as usize;
+                acc[item as usize] = 0;
+                bound >= self.cfg.threshold(t.len(), self.patterns[item as usize].len())
+            });
+        });
+        self.with_table(|table| {
+            for &item in &touched {
+                let pat = &self.patterns[item as usize];
+                let l = pat.lcs_dense(table, &known);
+                if self.cfg.rule_holds(l, t.len(), pat.len()) {
+                    out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: Vec::new(), spans: Vec::new() });
+                    if !all {
+                        break;
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    #[inline]
+    fn word_id(&self, w: &str) -> u32 {
+        if !self.collided.is_empty() {
+            if let Some(&id) = self.collided.get(w) {
+                return id;
+            }
+        }
+        self.word_ids.get(&word_hash(w)).copied().unwrap_or(UNKNOWN_WORD)
+    }
+
+    fn check_words(&self, text: &str, all: bool) -> Vec<Match> {
+        let mut out = Vec::new();
+        let Some(index) = &self.ngrams else { return out };
+        let mut ids: Vec<u32> = Vec::with_capacity(text.len() / 5 + 1);
+        normalize::for_each_word(text, |w, _, _| ids.push(self.word_id(w)));
+        if ids.len() < self.cfg.ngram {
+            return out;
+        }
+        let mut hits = index.hits(&ids, &self.items);
+        if hits.is_empty() {
+            return out;
+        }
+        let ws = normalize::words(text);
+        let n = self.cfg.ngram;
+        // exact: the words behind the ids must be the test words (64-bit hashes can collide)
+        hits.retain(|&(_, p)| {
+            let p = p as usize;
+            (p..p + n).all(|k| self.words.get(ids[k] as usize).is_some_and(|w| *w == ws[k].0))
+        });
+        let mut i = 0;
+        while i < hits.len() {
+            let item = hits[i].0;
+            let mut j = i;
+            while j < hits.len() && hits[j].0 == item {
+                j += 1;
+            }
+            let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
+            i = j;
+            let spans = pos.iter().map(|&p| (ws[p].1, ws[p + n - 1].2)).collect();
+            out.push(Match { test_index: item as usize, lcs: None, ngram_hits: pos, spans });
+            if !all {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// 64-bit hash of a word (8 bytes at a time, then mixed).
+#[inline]
+fn word_hash(w: &str) -> u64 {
+    let b = w.as_bytes();
+    let mut h = b.len() as u64;
+    for chunk in b.chunks(8) {
+        let mut x = 0u64;
+        for (i, &c) in chunk.iter().enumerate() {
+            x |= (c as u64) << (8 * i);
+        }
+        h = (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    ngram::mix(h)
+}
+
+/// The window of `k` tokens centred on the n-gram at `p` in a sequence of `len` tokens.
+pub fn window_bounds(p: usize, n: usize, k: usize, len: usize) -> (usize, usize) {
+    let start = (p + n / 2).saturating_sub(k / 2);
+    let end = (start + k).min(len);
+    (end.saturating_sub(k), end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// The rule by brute force: plain DP over every pair, literal n-gram comparison.
+    fn brute(cfg: &Config, test: &[Vec<u32>], t: &[u32]) -> Vec<usize> {
+        let n = cfg.ngram;
+        let mut out = Vec::new();
+        for (i, e) in test.iter().enumerate() {
+            let shared: Vec<usize> = if t.len() >= n && e.len() >= n {
+                (0..=t.len() - n).filter(|&p| e.windows(n).any(|w| w == &t[p..p + n])).collect()
+            } else {
+                Vec::new()
+            };
+            let ok = match cfg.mode {
+                Mode::Lcs => {
+                    let l = lcs::lcs_dp(t, e);
+                    l >= cfg.lcs_min && (l as f64) * 1e6 >= (cfg.ratio_ppm() as f64) * (t.len().min(e.len()) as f64)
+                }
+                Mode::Qwen => match cfg.window {
+                    None => !shared.is_empty() && cfg.rule_holds(lcs::lcs_dp(t, e), t.len(), e.len()),
+                    Some(k) => shared.iter().any(|&p| {
+                        let (s, en) = window_bounds(p, n, k, t.len());
+                        cfg.rule_holds(lcs::lcs_dp(&t[s..en], e), en - s, e.len())
+                    }),
+                },
+                Mode::Ngram => !shared.is_empty(),
+            };
+            if ok {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn engine_equals_brute_force() {
+        let mut r = Rng(0xdead_beef_cafe_f00d);
+        for trial in 0..400 {
+            let alpha = [2u64, 4, 8, 50][trial % 4];
+            let n = [1usize, 2, 3, 5][(trial / 4) % 4];
+            let mode = [Mode::Qwen, Mode::Lcs][(trial / 16) % 2];
+            let window = if mode == Mode::Qwen && trial % 3 == 0 { Some(1 + (r.next() % 30) as usize) } else { None };
+            let cfg = Config { mode, ngram: n, lcs_min: 1 + (r.next() % 15) as usize, lcs_ratio: [0.0, 0.5, 0.6, 1.0][trial % 4], window };
+            let base: Vec<u32> = (0..r.next() % 150).map(|_| (r.next() % alpha) as u32).collect();
+            let test: Vec<Vec<u32>> = (0..6)
+                .map(|_| {
+                    let mut v = base.clone();
+                    v.retain(|_| !r.next().is_multiple_of(4));
+                    v.truncate((r.next() % 140) as usize);
+                    v
+                })
+                .collect();
+            let inputs: Vec<Input> = test.iter().map(|v| Input::Ids(v)).collect();
+            let d = Decontaminator::new(cfg.clone(), &inputs, None, 1).unwrap();
+            for _ in 0..5 {
+                let mut t = base.clone();
+                t.retain(|_| !r.next().is_multiple_of(5));
+                let want = brute(&cfg, &test, &t);
+                let got = d.check_ids(&t, true);
+                assert_eq!(got.iter().map(|m| m.test_index).collect::<Vec<_>>(), want, "{cfg:?}");
+                for m in &got {
+                    if window.is_none() {
+                        assert_eq!(m.lcs, Some(lcs::lcs_dp(&t, &test[m.test_index])));
+                    }
+                }
+                let first = d.check_ids(&t, false);
+                assert_eq!(first.first().map(|m| m.test_index), want.first().copied());
+            }
+        }
+    }
+
+    #[test]
+    fn boundaries() {
+        let cfg = Config { mode: Mode::Lcs, ..Config::default() };
+        assert!(cfg.rule_holds(13, 100, 20) && !cfg.rule_holds(12, 100, 20));
+        assert!(cfg.rule_holds(15, 25, 100) && !cfg.rule_holds(14, 25, 100)); // 0.6 * 25 = 15 exactly
+        assert_eq!(cfg.threshold(25, 100), 15);
+        assert_eq!(cfg.threshold(10, 100), 13);
+        let test = [(0..12).collect::<Vec<u32>>()];
+        let d = Decontaminator::new(cfg, &[Input::Ids(&test[0])], None, 1).unwrap();
+        assert!(d.check_ids(&test[0], true).is_empty()); // shorter than 13: never a match
+        assert!(d.check_ids(&[], true).is_empty());
+    }
+
+    #[test]
+    fn bad_config() {
+        for cfg in [
+            Config { ngram: 0, ..Config::default() },
+            Config { lcs_min: 0, ..Config::default() },
+            Config { lcs_ratio: 1.5, ..Config::default() },
+            Config { window: Some(0), ..Config::default() },
+            Config { mode: Mode::Lcs, window: Some(5), ..Config::default() },
+        ] {
+            assert!(Decontaminator::new(cfg, &[], None, 1).is_err());
+        }
+        let d = Decontaminator::new(Config::default(), &[], None, 1).unwrap();
+        assert!(d.check(&[Input::Text("x")], None, false, 1).is_err());
+    }
+
+    #[test]
+    fn ngram_mode_words() {
+        let test = "The quick brown fox jumps over the lazy dog near the river bank today";
+        let cfg = Config { mode: Mode::Ngram, ..Config::default() };
+        let d = Decontaminator::new(cfg, &[Input::Text(test)], None, 1).unwrap();
+        let train = "Intro: THE quick, brown fox jumps over the lazy dog near the river-bank today!";
+        let m = d.check_one(Input::Text(train), None, false);
+        assert_eq!(m.len(), 0); // "river-bank" -> "riverbank": one word, the 13-gram breaks
+        let train = "Intro: THE quick, brown fox jumps over the lazy dog near the river bank today!";
+        let m = d.check_one(Input::Text(train), None, false);
+        assert_eq!(m[0].ngram_hits, vec![1, 2]); // the test has 14 words: two 13-grams
+        let bank_end = train.find(" today").unwrap();
+        assert_eq!(m[0].spans, vec![(7, bank_end), (11, train.chars().count())]);
+    }
+}

@@ -1,0 +1,148 @@
+//! Binding of `qwen25_core::decontam`. `qwen25/data/decontam.py` wraps it with the public
+//! `Decontaminator` (record formats, streaming, `Match` objects).
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use qwen25_core::decontam::{self, normalize, Config, Input, Mode};
+use qwen25_core::parallel;
+
+use crate::errors::IntoPy;
+use crate::tokenizer::Tokenizer;
+
+enum Item<'a> {
+    Text(&'a str),
+    Ids(Vec<u32>),
+}
+
+fn extract<'a>(objs: &'a [Bound<'_, PyAny>], what: &str) -> PyResult<Vec<Item<'a>>> {
+    objs.iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if let Ok(s) = o.cast::<PyString>() {
+                return Ok(Item::Text(s.to_str()?));
+            }
+            o.extract::<Vec<u32>>().map(Item::Ids).map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what}[{i}] is {}, not str or a list of token ids (ints in 0..2**32)",
+                    o.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                ))
+            })
+        })
+        .collect()
+}
+
+fn inputs<'a>(items: &'a [Item<'_>]) -> Vec<Input<'a>> {
+    items
+        .iter()
+        .map(|it| match it {
+            Item::Text(s) => Input::Text(s),
+            Item::Ids(v) => Input::Ids(v),
+        })
+        .collect()
+}
+
+/// (test_index, lcs, ngram_hits, spans)
+type PyMatch = (usize, Option<usize>, Vec<usize>, Vec<(usize, usize)>);
+
+#[pyclass(module = "qwen25._native", name = "Decontaminator", frozen)]
+pub struct Decontaminator {
+    inner: decontam::Decontaminator,
+    tok: Option<Py<Tokenizer>>,
+}
+
+#[pymethods]
+impl Decontaminator {
+    #[new]
+    #[pyo3(signature = (test, mode="qwen", ngram=13, lcs_min=13, lcs_ratio=0.6, window=None, tokenizer=None, num_threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        test: Vec<Bound<'_, PyAny>>,
+        mode: &str,
+        ngram: usize,
+        lcs_min: usize,
+        lcs_ratio: f64,
+        window: Option<usize>,
+        tokenizer: Option<Py<Tokenizer>>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let cfg = Config { mode: Mode::parse(mode).py_err()?, ngram, lcs_min, lcs_ratio, window };
+        let items = extract(&test, "test")?;
+        let ins = inputs(&items);
+        let n = parallel::threads(num_threads);
+        let tok_ref = tokenizer.as_ref().map(|t| &t.get().inner);
+        let inner = py.detach(|| decontam::Decontaminator::new(cfg, &ins, tok_ref, n)).py_err()?;
+        Ok(Decontaminator { inner, tok: tokenizer })
+    }
+
+    /// Decide a batch: per item, its witnesses (the lowest test index only unless `all`).
+    #[pyo3(signature = (batch, all=false, num_threads=None))]
+    fn check(
+        &self,
+        py: Python<'_>,
+        batch: Vec<Bound<'_, PyAny>>,
+        all: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<PyMatch>>> {
+        let items = extract(&batch, "batch")?;
+        let ins = inputs(&items);
+        let n = parallel::threads(num_threads);
+        let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
+        let inner = &self.inner;
+        let res = py.detach(|| inner.check(&ins, tok_ref, all, n)).py_err()?;
+        Ok(res
+            .into_iter()
+            .map(|ms| ms.into_iter().map(|m| (m.test_index, m.lcs, m.ngram_hits, m.spans)).collect())
+            .collect())
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// Test item `i` as the engine sees it: token ids (word ids in ngram mode).
+    fn item(&self, i: usize) -> Option<Vec<u32>> {
+        self.inner.item(i).map(|s| s.to_vec())
+    }
+
+    /// Approximate heap bytes held by the index.
+    fn heap_bytes(&self) -> usize {
+        self.inner.heap_bytes()
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        match self.inner.config().mode {
+            Mode::Qwen => "qwen",
+            Mode::Lcs => "lcs",
+            Mode::Ngram => "ngram",
+        }
+    }
+}
+
+/// The text normalisation of modes qwen and lcs (drop P*/S*, collapse whitespace).
+#[pyfunction]
+fn decontam_normalize(text: &str) -> String {
+    normalize::normalize_qwen(text)
+}
+
+/// The normalised words of ngram mode with their character spans.
+#[pyfunction]
+fn decontam_words(text: &str) -> Vec<(String, usize, usize)> {
+    normalize::words(text)
+}
+
+/// Exact LCS length of two id sequences (bit-parallel).
+#[pyfunction]
+fn lcs_length(py: Python<'_>, a: Vec<u32>, b: Vec<u32>) -> usize {
+    py.detach(|| decontam::lcs::Pattern::new(&a).lcs(&b))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Decontaminator>()?;
+    m.add_function(wrap_pyfunction!(decontam_normalize, m)?)?;
+    m.add_function(wrap_pyfunction!(decontam_words, m)?)?;
+    m.add_function(wrap_pyfunction!(lcs_length, m)?)?;
+    Ok(())
+}
