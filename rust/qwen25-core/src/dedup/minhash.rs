@@ -1,0 +1,286 @@
+//! MinHash signatures over word n-gram shingles.
+//!
+//! - Shingles: the text is normalised ([`NormConfig`], FineWeb's by default), split on spaces, and
+//!   every run of `ngram` consecutive words (joined by one space) is a shingle. A text with fewer
+//!   than `ngram` (but at least one) words is a single shingle; an empty text has none.
+//! - Shingle hash: the low 32 bits of xxh3-64 of the shingle's UTF-8 ([`shingle_hash`]).
+//! - Permutation i: `((a_i * h + b_i) mod 2^64 mod p) & (2^32 - 1)` with p = 2^61 - 1, the very
+//!   arithmetic of `datasketch.MinHash` (numpy uint64 wraps), so datasketch given our hash
+//!   function and permutations reproduces our signatures bit for bit. `a_i` in [1, p) and `b_i`
+//!   in [0, p) come from a splitmix64 stream seeded by `seed`.
+//! - A signature slot with no shingle keeps 2^32 - 1 (datasketch's initial value).
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use super::normalize::{normalize, NormConfig};
+use crate::error::{Error, Result};
+use crate::parallel;
+
+pub const MERSENNE_61: u64 = (1u64 << 61) - 1;
+pub const MAX_HASH: u32 = u32::MAX;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinHashConfig {
+    pub num_perm: usize,
+    pub bands: usize,
+    pub rows: usize,
+    pub ngram: usize,
+    pub seed: u64,
+    pub norm: NormConfig,
+}
+
+impl Default for MinHashConfig {
+    /// FineWeb: 5-grams, 112 hashes as 14 bands x 8 rows.
+    fn default() -> Self {
+        MinHashConfig { num_perm: 112, bands: 14, rows: 8, ngram: 5, seed: 1, norm: NormConfig::FINEWEB }
+    }
+}
+
+impl MinHashConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.num_perm == 0 {
+            return Err(Error::Value("num_perm must be >= 1".into()));
+        }
+        if self.ngram == 0 {
+            return Err(Error::Value("ngram must be >= 1".into()));
+        }
+        if self.bands == 0 || self.rows == 0 {
+            return Err(Error::Value(format!("bands ({}) and rows ({}) must be >= 1", self.bands, self.rows)));
+        }
+        if self.bands * self.rows > self.num_perm {
+            return Err(Error::Value(format!(
+                "bands * rows = {} * {} = {} exceeds num_perm = {}",
+                self.bands,
+                self.rows,
+                self.bands * self.rows,
+                self.num_perm
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The low 32 bits of xxh3-64 of `shingle`.
+#[inline]
+pub fn shingle_hash(shingle: &[u8]) -> u32 {
+    xxh3_64(shingle) as u32
+}
+
+/// The word n-gram shingles of `text` (after normalisation), in order, duplicates included.
+pub fn shingles(text: &str, ngram: usize, norm: &NormConfig) -> Vec<String> {
+    let t = normalize(text, norm);
+    let words: Vec<&str> = t.split(' ').filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    if words.len() < ngram {
+        return vec![words.join(" ")];
+    }
+    words.windows(ngram).map(|w| w.join(" ")).collect()
+}
+
+/// Distinct shingle hashes of `text`, computed without building the shingle strings.
+pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut FxHashSet<u32>) {
+    out.clear();
+    let t = normalize(text, norm);
+    let s = t.as_ref();
+    // Word spans (byte ranges); with collapse_ws on, words are separated by exactly one space.
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut start = None;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b' ' {
+            if let Some(st) = start.take() {
+                spans.push((st, i));
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(st) = start {
+        spans.push((st, s.len()));
+    }
+    if spans.is_empty() {
+        return;
+    }
+    let single_spaced = |a: usize, b: usize| -> bool {
+        // true when the words a..=b are separated by single spaces in `s`
+        (a..b).all(|k| spans[k + 1].0 == spans[k].1 + 1)
+    };
+    let mut buf = String::new();
+    let mut hash_range = |a: usize, b: usize, out: &mut FxHashSet<u32>| {
+        if single_spaced(a, b) {
+            out.insert(shingle_hash(&s.as_bytes()[spans[a].0..spans[b].1]));
+        } else {
+            buf.clear();
+            for k in a..=b {
+                if k > a {
+                    buf.push(' ');
+                }
+                buf.push_str(&s[spans[k].0..spans[k].1]);
+            }
+            out.insert(shingle_hash(buf.as_bytes()));
+        }
+    };
+    if spans.len() < ngram {
+        hash_range(0, spans.len() - 1, out);
+        return;
+    }
+    for a in 0..=spans.len() - ngram {
+        hash_range(a, a + ngram - 1, out);
+    }
+}
+
+/// A MinHash signer: the permutations for one configuration.
+#[derive(Clone, Debug)]
+pub struct MinHasher {
+    cfg: MinHashConfig,
+    a: Vec<u64>,
+    b: Vec<u64>,
+}
+
+#[inline(always)]
+fn mod_mersenne(x: u64) -> u64 {
+    let r = (x & MERSENNE_61) + (x >> 61);
+    if r >= MERSENNE_61 {
+        r - MERSENNE_61
+    } else {
+        r
+    }
+}
+
+impl MinHasher {
+    pub fn new(cfg: MinHashConfig) -> Result<Self> {
+        cfg.validate()?;
+        let mut st = cfg.seed;
+        let mut a = Vec::with_capacity(cfg.num_perm);
+        let mut b = Vec::with_capacity(cfg.num_perm);
+        for _ in 0..cfg.num_perm {
+            a.push(1 + splitmix64(&mut st) % (MERSENNE_61 - 1));
+            b.push(splitmix64(&mut st) % MERSENNE_61);
+        }
+        Ok(MinHasher { cfg, a, b })
+    }
+
+    pub fn config(&self) -> &MinHashConfig {
+        &self.cfg
+    }
+
+    /// The permutation parameters (a, b), as datasketch's `permutations` argument wants them.
+    pub fn permutations(&self) -> (&[u64], &[u64]) {
+        (&self.a, &self.b)
+    }
+
+    /// Signature from a set of shingle hashes, written into `sig` (len num_perm).
+    pub fn signature_from_hashes<'a>(&self, hashes: impl IntoIterator<Item = &'a u32>, sig: &mut [u32]) {
+        sig.fill(MAX_HASH);
+        let a = &self.a[..];
+        let b = &self.b[..];
+        let n = a.len().min(b.len()).min(sig.len());
+        let (a, b, sig) = (&a[..n], &b[..n], &mut sig[..n]);
+        for &h in hashes {
+            let h = h as u64;
+            for i in 0..n {
+                let v = mod_mersenne(a[i].wrapping_mul(h).wrapping_add(b[i])) as u32;
+                if v < sig[i] {
+                    sig[i] = v;
+                }
+            }
+        }
+    }
+
+    /// Signature of one text.
+    pub fn signature(&self, text: &str) -> Vec<u32> {
+        let mut set = FxHashSet::default();
+        shingle_hashes(text, self.cfg.ngram, &self.cfg.norm, &mut set);
+        let mut sig = vec![MAX_HASH; self.cfg.num_perm];
+        self.signature_from_hashes(set.iter(), &mut sig);
+        sig
+    }
+
+    /// Signatures of a batch, row-major (n x num_perm), in input order on `threads` threads.
+    pub fn signatures<S: AsRef<str> + Sync>(&self, texts: &[S], threads: usize) -> Vec<u32> {
+        let rows = parallel::map(texts, threads, |t| self.signature(t.as_ref()));
+        let mut out = Vec::with_capacity(texts.len() * self.cfg.num_perm);
+        for r in rows {
+            out.extend_from_slice(&r);
+        }
+        out
+    }
+
+    /// The LSH band keys of one signature: band j hashes rows j*r..(j+1)*r with seed j.
+    pub fn band_keys(&self, sig: &[u32], out: &mut Vec<u64>) {
+        out.clear();
+        let r = self.cfg.rows;
+        let mut bytes = Vec::with_capacity(r * 4);
+        for j in 0..self.cfg.bands {
+            bytes.clear();
+            for v in &sig[j * r..(j + 1) * r] {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            out.push(xxh3_64_with_seed(&bytes, j as u64));
+        }
+    }
+}
+
+/// Estimated Jaccard similarity: the fraction of equal slots.
+pub fn jaccard_estimate(a: &[u32], b: &[u32]) -> f64 {
+    if a.is_empty() {
+        return 0.0;
+    }
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shingles_and_hashes_agree() {
+        let t = "The quick, brown fox   jumps over the LAZY dog!";
+        let sh = shingles(t, 3, &NormConfig::FINEWEB);
+        assert_eq!(sh[0], "the quick brown");
+        assert_eq!(sh.len(), 7);
+        let mut set = FxHashSet::default();
+        shingle_hashes(t, 3, &NormConfig::FINEWEB, &mut set);
+        let want: FxHashSet<u32> = sh.iter().map(|s| shingle_hash(s.as_bytes())).collect();
+        assert_eq!(set, want);
+        // un-collapsed whitespace takes the slow path and gives the same set
+        let cfg = NormConfig { collapse_ws: false, ..NormConfig::FINEWEB };
+        shingle_hashes("a  b c", 2, &cfg, &mut set);
+        let want: FxHashSet<u32> = shingles("a  b c", 2, &cfg).iter().map(|s| shingle_hash(s.as_bytes())).collect();
+        assert_eq!(set, want);
+        assert_eq!(shingles("two words", 5, &NormConfig::FINEWEB), vec!["two words".to_string()]);
+        assert!(shingles(" ,. ", 5, &NormConfig::FINEWEB).is_empty());
+    }
+
+    #[test]
+    fn mersenne_reduction() {
+        for x in [0u64, 1, MERSENNE_61 - 1, MERSENNE_61, MERSENNE_61 + 1, u64::MAX, u64::MAX - 5, 1 << 62] {
+            assert_eq!(mod_mersenne(x), x % MERSENNE_61, "{x}");
+        }
+    }
+
+    #[test]
+    fn bad_config() {
+        let cfg = MinHashConfig { bands: 20, ..Default::default() };
+        assert!(MinHasher::new(cfg).is_err());
+    }
+
+    #[test]
+    fn identical_texts_identical_signatures() {
+        let m = MinHasher::new(MinHashConfig::default()).unwrap();
+        let s = m.signatures(&["a b c d e f g", "A b, c d e f g!", "x y z w v u t"], 2);
+        assert_eq!(s[..112], s[112..224]);
+        assert_ne!(s[..112], s[224..]);
+    }
+}
