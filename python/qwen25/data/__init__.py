@@ -12,6 +12,12 @@ from typing import Any
 _LAZY: dict[str, str] = {
     # decontamination (issue: benchmark decontamination)
     # dedup, filters, mixing, packing (issue: pre-training data pipeline)
+    "MinHashDeduplicator": "dedup",
+    "MinHashStream": "dedup",
+    "ExactDeduplicator": "dedup",
+    "QualityFilter": "filters",
+    "DomainFilters": "filters",
+    "FilterConfig": "filters",
 }
 
 

@@ -4,5 +4,9 @@
 pub mod error;
 pub mod parallel;
 pub mod tokenizer;
+// data pipeline (issue 4)
+pub mod dedup;
+pub mod filter;
+pub mod pack;
 
 pub use error::{Error, Result};

@@ -4,6 +4,9 @@
 
 mod errors;
 mod tokenizer;
+// data pipeline (issue 4)
+mod dedup;
+mod filter;
 
 use pyo3::prelude::*;
 
@@ -35,5 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_set_forked, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     tokenizer::register(m)?;
+    dedup::register(m)?;
+    filter::register(m)?;
     Ok(())
 }

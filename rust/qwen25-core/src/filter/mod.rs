@@ -1,0 +1,632 @@
+//! Heuristic quality filters: Gopher repetition, Gopher quality, C4 and FineWeb's three extra
+//! filters, in that order (FineWeb's), with the thresholds of datatrove's defaults except
+//! FineWeb's duplicated-line-character ratio, pinned at 0.1 as FineWeb ran it.
+//!
+//! Each check mirrors datatrove's definition, with two stated departures (no NLTK in Rust):
+//! - words come from [`text::words`] (whitespace split, leading/trailing punctuation peeled off)
+//!   instead of NLTK's `word_tokenize`;
+//! - C4's sentence count splits a line after a run of `.!?` (plus closing quotes/brackets)
+//!   followed by whitespace, instead of NLTK's punkt `sent_tokenize`.
+//!
+//! A whitespace-only document is dropped first with filter "empty" (datatrove would divide by
+//! zero). Every document gets the statistics each filter computed until it decided, and a
+//! dropped one names the filter and the reason (datatrove's reason strings).
+
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::parallel;
+use rustc_hash::{FxHashMap, FxHashSet};
+use text::{clen, is_alpha, is_punct_or_symbol, py_split, py_strip, splitlines, words};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GopherQualityConfig {
+    pub min_doc_words: Option<usize>,
+    pub max_doc_words: Option<usize>,
+    pub min_avg_word_length: Option<f64>,
+    pub max_avg_word_length: Option<f64>,
+    pub max_symbol_word_ratio: Option<f64>,
+    pub max_bullet_lines_ratio: Option<f64>,
+    pub max_ellipsis_lines_ratio: Option<f64>,
+    pub max_non_alpha_words_ratio: Option<f64>,
+    pub min_stop_words: Option<usize>,
+    pub stop_words: Vec<String>,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        GopherQualityConfig {
+            min_doc_words: Some(50),
+            max_doc_words: Some(100_000),
+            min_avg_word_length: Some(3.0),
+            max_avg_word_length: Some(10.0),
+            max_symbol_word_ratio: Some(0.1),
+            max_bullet_lines_ratio: Some(0.9),
+            max_ellipsis_lines_ratio: Some(0.3),
+            max_non_alpha_words_ratio: Some(0.8),
+            min_stop_words: Some(2),
+            stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"].iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GopherRepetitionConfig {
+    pub dup_line_frac: Option<f64>,
+    pub dup_para_frac: Option<f64>,
+    pub dup_line_char_frac: Option<f64>,
+    pub dup_para_char_frac: Option<f64>,
+    pub top_n_grams: Vec<(usize, f64)>,
+    pub dup_n_grams: Vec<(usize, f64)>,
+}
+
+impl Default for GopherRepetitionConfig {
+    fn default() -> Self {
+        GopherRepetitionConfig {
+            dup_line_frac: Some(0.3),
+            dup_para_frac: Some(0.3),
+            dup_line_char_frac: Some(0.2),
+            dup_para_char_frac: Some(0.2),
+            top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
+            dup_n_grams: vec![(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct C4Config {
+    pub remove_citations: bool,
+    pub filter_no_terminal_punct: bool,
+    /// -1 disables
+    pub min_num_sentences: i64,
+    /// -1 disables
+    pub min_words_per_line: i64,
+    /// -1 disables
+    pub max_word_length: i64,
+    pub filter_lorem_ipsum: bool,
+    pub filter_javascript: bool,
+    pub filter_curly_bracket: bool,
+    pub filter_policy: bool,
+}
+
+impl Default for C4Config {
+    fn default() -> Self {
+        C4Config {
+            remove_citations: true,
+            filter_no_terminal_punct: true,
+            min_num_sentences: 5,
+            min_words_per_line: 3,
+            max_word_length: 1000,
+            filter_lorem_ipsum: true,
+            filter_javascript: true,
+            filter_curly_bracket: true,
+            filter_policy: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FineWebConfig {
+    pub line_punct_thr: f64,
+    pub line_punct_exclude_zero: bool,
+    pub short_line_thr: f64,
+    pub short_line_length: usize,
+    pub char_duplicates_ratio: f64,
+    pub new_line_ratio: f64,
+}
+
+impl Default for FineWebConfig {
+    fn default() -> Self {
+        FineWebConfig {
+            line_punct_thr: 0.12,
+            line_punct_exclude_zero: false,
+            short_line_thr: 0.67,
+            short_line_length: 30,
+            char_duplicates_ratio: 0.1,
+            new_line_ratio: 0.3,
+        }
+    }
+}
+
+/// Which filters run, with their thresholds (`None` switches a filter off).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    pub gopher_repetition: Option<GopherRepetitionConfig>,
+    pub gopher_quality: Option<GopherQualityConfig>,
+    pub c4: Option<C4Config>,
+    pub fineweb: Option<FineWebConfig>,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            gopher_repetition: Some(Default::default()),
+            gopher_quality: Some(Default::default()),
+            c4: Some(Default::default()),
+            fineweb: Some(Default::default()),
+        }
+    }
+}
+
+impl FilterConfig {
+    pub fn from_json(s: &str) -> Result<Self> {
+        serde_json::from_str(s).map_err(|e| Error::Value(format!("bad filter config: {e}")))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The outcome for one document.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FilterResult {
+    pub keep: bool,
+    /// The filter that dropped it ("empty", "gopher_repetition", "gopher_quality", "c4", "fineweb").
+    pub filter: Option<&'static str>,
+    /// datatrove's reason string.
+    pub reason: Option<String>,
+    /// (name, value) statistics, prefixed by filter.
+    pub stats: Vec<(String, f64)>,
+    /// The text after C4's line removal, when it changed.
+    pub text: Option<String>,
+}
+
+type Verdict = std::result::Result<(), String>;
+
+fn ratio(a: usize, b: usize) -> f64 {
+    a as f64 / b as f64
+}
+
+/// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`.
+fn find_duplicates(xs: &[&str]) -> (usize, usize) {
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let (mut n, mut chars) = (0, 0);
+    for x in xs {
+        if !seen.insert(x) {
+            n += 1;
+            chars += clen(x);
+        }
+    }
+    (n, chars)
+}
+
+fn ngram(words: &[&str], i: usize, n: usize, buf: &mut String) {
+    buf.clear();
+    for (k, w) in words[i..i + n].iter().enumerate() {
+        if k > 0 {
+            buf.push(' ');
+        }
+        buf.push_str(w);
+    }
+}
+
+/// datatrove's `find_top_duplicate`: len(top n-gram) * count, ties to the first seen.
+fn find_top_duplicate(words: &[&str], n: usize) -> Option<usize> {
+    if words.len() < n {
+        return None;
+    }
+    let mut counts: FxHashMap<String, (usize, usize)> = FxHashMap::default(); // gram -> (count, first pos)
+    let mut buf = String::new();
+    for i in 0..=words.len() - n {
+        ngram(words, i, n, &mut buf);
+        match counts.get_mut(buf.as_str()) {
+            Some(e) => e.0 += 1,
+            None => {
+                counts.insert(buf.clone(), (1, i));
+            }
+        }
+    }
+    let best = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))?;
+    Some(clen(best.0) * best.1 .0)
+}
+
+/// datatrove's `find_all_duplicate`.
+fn find_all_duplicate(words: &[&str], n: usize) -> usize {
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    let (mut rep, mut i) = (0, 0);
+    let mut buf = String::new();
+    while words.len() >= n && i < words.len() - n + 1 {
+        ngram(words, i, n, &mut buf);
+        if seen.contains(buf.as_str()) {
+            rep += clen(&buf);
+            i += n;
+        } else {
+            seen.insert(buf.clone());
+            i += 1;
+        }
+    }
+    rep
+}
+
+fn split_paragraphs(text: &str) -> Vec<&str> {
+    // re.split(r"\n{2,}", text.strip())
+    let t = py_strip(text);
+    let mut out = Vec::new();
+    let b = t.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'\n' && i + 1 < b.len() && b[i + 1] == b'\n' {
+            out.push(&t[start..i]);
+            while i < b.len() && b[i] == b'\n' {
+                i += 1;
+            }
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&t[start..]);
+    out
+}
+
+pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+    let n_chars = clen(text);
+    let paras = split_paragraphs(text);
+    let (pd, pc) = find_duplicates(&paras);
+    let (r1, r2) = (ratio(pd, paras.len()), ratio(pc, n_chars));
+    st.push(("gopher_repetition.dup_para_frac".into(), r1));
+    st.push(("gopher_repetition.dup_para_char_frac".into(), r2));
+    if c.dup_para_frac.is_some_and(|t| t != 0.0 && r1 > t) {
+        return Err("dup_para_frac".into());
+    }
+    if c.dup_para_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
+        return Err("dup_para_char_frac".into());
+    }
+    let lines = splitlines(text);
+    let (ld, lc) = find_duplicates(&lines);
+    let (r1, r2) = (ratio(ld, lines.len().max(1)), ratio(lc, n_chars));
+    st.push(("gopher_repetition.dup_line_frac".into(), r1));
+    st.push(("gopher_repetition.dup_line_char_frac".into(), r2));
+    if c.dup_line_frac.is_some_and(|t| t != 0.0 && r1 > t) {
+        return Err("dup_line_frac".into());
+    }
+    if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
+        return Err("dup_line_char_frac".into());
+    }
+    let ws = words(text);
+    for &(n, t) in &c.top_n_grams {
+        if n == 0 {
+            continue;
+        }
+        let Some(top) = find_top_duplicate(&ws, n) else { continue };
+        let r = ratio(top, n_chars);
+        st.push((format!("gopher_repetition.top_{n}_gram"), r));
+        if r > t {
+            return Err(format!("top_{n}_gram"));
+        }
+    }
+    for &(n, t) in &c.dup_n_grams {
+        if n == 0 {
+            continue;
+        }
+        let r = ratio(find_all_duplicate(&ws, n), n_chars);
+        st.push((format!("gopher_repetition.duplicated_{n}_n_grams"), r));
+        if r > t {
+            return Err(format!("duplicated_{n}_n_grams"));
+        }
+    }
+    Ok(())
+}
+
+fn on(x: Option<f64>) -> Option<f64> {
+    x.filter(|t| *t != 0.0)
+}
+
+pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+    let ws = words(text);
+    let n_words = ws.len();
+    let non_symbol: Vec<&str> = ws.iter().copied().filter(|w| w.chars().any(|ch| !is_punct_or_symbol(ch))).collect();
+    let n_ns = non_symbol.len();
+    st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
+    if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
+        return Err("gopher_short_doc".into());
+    }
+    if c.max_doc_words.is_some_and(|t| t != 0 && n_ns > t) {
+        return Err("gopher_long_doc".into());
+    }
+    let avg = if n_ns == 0 { 0.0 } else { ratio(non_symbol.iter().map(|w| clen(w)).sum(), n_ns) };
+    st.push(("gopher_quality.avg_word_length".into(), avg));
+    if on(c.min_avg_word_length).is_some_and(|t| avg < t) {
+        return Err("gopher_below_avg_threshold".into());
+    }
+    if on(c.max_avg_word_length).is_some_and(|t| avg > t) {
+        return Err("gopher_above_avg_threshold".into());
+    }
+    let nw = n_words.max(1);
+    let hash_r = ratio(text.matches('#').count(), nw);
+    let ell_r = ratio(text.matches("...").count() + text.matches('…').count(), nw);
+    st.push(("gopher_quality.hash_word_ratio".into(), hash_r));
+    st.push(("gopher_quality.ellipsis_word_ratio".into(), ell_r));
+    if on(c.max_symbol_word_ratio).is_some_and(|t| hash_r > t) {
+        return Err("gopher_too_many_hashes".into());
+    }
+    if on(c.max_symbol_word_ratio).is_some_and(|t| ell_r > t) {
+        return Err("gopher_too_many_ellipsis".into());
+    }
+    let lines = splitlines(text);
+    let nl = lines.len().max(1);
+    let bullets = lines
+        .iter()
+        .filter(|l| {
+            let s = l.trim_start_matches(text::is_py_space);
+            s.starts_with('•') || s.starts_with('-')
+        })
+        .count();
+    let end_ell = lines
+        .iter()
+        .filter(|l| {
+            let s = l.trim_end_matches(text::is_py_space);
+            s.ends_with("...") || s.ends_with('…')
+        })
+        .count();
+    let (rb, re) = (ratio(bullets, nl), ratio(end_ell, nl));
+    st.push(("gopher_quality.bullet_lines_ratio".into(), rb));
+    st.push(("gopher_quality.end_ellipsis_lines_ratio".into(), re));
+    if on(c.max_bullet_lines_ratio).is_some_and(|t| rb > t) {
+        return Err("gopher_too_many_bullets".into());
+    }
+    if on(c.max_ellipsis_lines_ratio).is_some_and(|t| re > t) {
+        return Err("gopher_too_many_end_ellipsis".into());
+    }
+    let alpha = ratio(ws.iter().filter(|w| w.chars().any(is_alpha)).count(), nw);
+    st.push(("gopher_quality.alpha_words_ratio".into(), alpha));
+    if on(c.max_non_alpha_words_ratio).is_some_and(|t| alpha < t) {
+        return Err("gopher_below_alpha_threshold".into());
+    }
+    let stops = ws.iter().filter(|w| c.stop_words.iter().any(|s| s == *w)).count();
+    st.push(("gopher_quality.stop_words".into(), stops as f64));
+    if c.min_stop_words.is_some_and(|t| t != 0 && stops < t) {
+        return Err("gopher_enough_stop_words".into());
+    }
+    Ok(())
+}
+
+/// Sentences in a line: pieces between runs of `.!?` (+ closing `"')]`) followed by whitespace.
+pub fn count_sentences(line: &str) -> usize {
+    let cs: Vec<(usize, char)> = line.char_indices().collect();
+    let (mut count, mut piece_start, mut i) = (0, 0, 0);
+    let is_term = |c: char| matches!(c, '.' | '!' | '?');
+    let is_close = |c: char| matches!(c, '"' | '\'' | ')' | ']');
+    while i < cs.len() {
+        if is_term(cs[i].1) {
+            let mut j = i;
+            while j < cs.len() && is_term(cs[j].1) {
+                j += 1;
+            }
+            while j < cs.len() && is_close(cs[j].1) {
+                j += 1;
+            }
+            if j < cs.len() && text::is_py_space(cs[j].1) {
+                let piece = &line[piece_start..cs[i].0];
+                if !py_strip(piece).is_empty() {
+                    count += 1;
+                }
+                while j < cs.len() && text::is_py_space(cs[j].1) {
+                    j += 1;
+                }
+                piece_start = if j < cs.len() { cs[j].0 } else { line.len() };
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if !py_strip(&line[piece_start..]).is_empty() {
+        count += 1;
+    }
+    count
+}
+
+fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
+    // \[\d*]|\[edit]|\[citation needed]
+    if !line.contains('[') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(p) = rest.find('[') {
+        out.push_str(&rest[..p]);
+        let tail = &rest[p..];
+        let digits = tail[1..].bytes().take_while(|b| b.is_ascii_digit()).count();
+        let skip = if tail[1 + digits..].starts_with(']') {
+            2 + digits
+        } else if tail.starts_with("[edit]") {
+            6
+        } else if tail.starts_with("[citation needed]") {
+            17
+        } else {
+            0
+        };
+        if skip > 0 {
+            rest = &tail[skip..];
+        } else {
+            out.push('[');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
+
+/// C4: drops lines, maybe the whole document; returns the kept text.
+pub fn c4(text: &str, c: &C4Config, st: &mut Vec<(String, f64)>) -> std::result::Result<String, String> {
+    let mut kept: Vec<String> = Vec::new();
+    let mut n_sent = 0usize;
+    let mut n_lines = 0usize;
+    for raw in splitlines(text) {
+        n_lines += 1;
+        let line = py_strip(raw);
+        let n_words = py_split(line).count();
+        if c.max_word_length != -1 && py_split(line).any(|w| clen(w) as i64 > c.max_word_length) {
+            continue;
+        }
+        let line = if c.remove_citations { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let line = line.as_ref();
+        if c.filter_no_terminal_punct
+            && (!(line.ends_with(['.', '?', '!', '"', '\''])) || line.ends_with("..."))
+        {
+            continue;
+        }
+        if (n_words as i64) < c.min_words_per_line {
+            continue;
+        }
+        let lower = line.to_lowercase();
+        if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
+            return Err("lorem_ipsum".into());
+        }
+        if c.filter_javascript && lower.contains("javascript") {
+            continue;
+        }
+        if c.filter_curly_bracket && line.contains('{') {
+            return Err("curly_bracket".into());
+        }
+        if c.filter_policy && POLICY.iter().any(|p| lower.contains(p)) {
+            continue;
+        }
+        n_sent += count_sentences(line);
+        kept.push(line.to_string());
+    }
+    st.push(("c4.lines".into(), n_lines as f64));
+    st.push(("c4.kept_lines".into(), kept.len() as f64));
+    st.push(("c4.sentences".into(), n_sent as f64));
+    if (n_sent as i64) < c.min_num_sentences {
+        return Err("too_few_sentences".into());
+    }
+    Ok(py_strip(&kept.join("\n")).to_string())
+}
+
+pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let nl = lines.len();
+    let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
+    st.push(("fineweb.line_punct_ratio".into(), punct));
+    if punct <= c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
+        return Err("line_punct_ratio".into());
+    }
+    let short = ratio(lines.iter().filter(|l| clen(l) <= c.short_line_length).count(), nl);
+    st.push(("fineweb.short_line_ratio".into(), short));
+    if short >= c.short_line_thr {
+        return Err("short_line_ratio".into());
+    }
+    let non_empty: Vec<&str> = lines.iter().copied().filter(|l| !py_strip(l).is_empty()).collect();
+    let denom = clen(text) - text.matches('\n').count();
+    let dup = ratio(find_duplicates(&non_empty).1, denom.max(1));
+    st.push(("fineweb.char_dup_ratio".into(), dup));
+    if dup >= c.char_duplicates_ratio {
+        return Err("char_dup_ratio".into());
+    }
+    let nw = words(text).len().max(1);
+    let list = ratio(text.matches('\n').count(), nw);
+    st.push(("fineweb.list_ratio".into(), list));
+    if list > c.new_line_ratio {
+        return Err("list_ratio".into());
+    }
+    Ok(())
+}
+
+/// Run the configured filters on one document.
+pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
+    let mut r = FilterResult { keep: true, ..Default::default() };
+    if py_strip(text).is_empty() {
+        r.keep = false;
+        r.filter = Some("empty");
+        r.reason = Some("empty_document".into());
+        return r;
+    }
+    let st = &mut r.stats;
+    let drop = |name: &'static str, reason: String, r_keep: &mut bool, r_f: &mut Option<&'static str>, r_r: &mut Option<String>| {
+        *r_keep = false;
+        *r_f = Some(name);
+        *r_r = Some(reason);
+    };
+    if let Some(c) = &cfg.gopher_repetition {
+        if let Err(e) = gopher_repetition(text, c, st) {
+            drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            return r;
+        }
+    }
+    if let Some(c) = &cfg.gopher_quality {
+        if let Err(e) = gopher_quality(text, c, st) {
+            drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            return r;
+        }
+    }
+    let mut cur = std::borrow::Cow::Borrowed(text);
+    if let Some(c) = &cfg.c4 {
+        match c4(text, c, st) {
+            Err(e) => {
+                drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
+                return r;
+            }
+            Ok(t) => {
+                if t != text {
+                    cur = std::borrow::Cow::Owned(t);
+                }
+            }
+        }
+    }
+    if let Some(c) = &cfg.fineweb {
+        if let Err(e) = fineweb(&cur, c, st) {
+            drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            if let std::borrow::Cow::Owned(t) = cur {
+                r.text = Some(t);
+            }
+            return r;
+        }
+    }
+    if let std::borrow::Cow::Owned(t) = cur {
+        r.text = Some(t);
+    }
+    r
+}
+
+/// Run the filters over a batch, in input order, on `threads` threads.
+pub fn apply_batch<S: AsRef<str> + Sync>(texts: &[S], cfg: &FilterConfig, threads: usize) -> Vec<FilterResult> {
+    parallel::map(texts, threads, |t| apply(t.as_ref(), cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences() {
+        assert_eq!(count_sentences("One. Two! Three?"), 3);
+        assert_eq!(count_sentences("e.g. this"), 2);
+        assert_eq!(count_sentences("No end"), 1);
+        assert_eq!(count_sentences("He said \"hi.\" Then left."), 2);
+        assert_eq!(count_sentences(""), 0);
+    }
+
+    #[test]
+    fn citations() {
+        assert_eq!(remove_citations("a[1] b[edit] c[citation needed] d[x]"), "a b c d[x]");
+        assert_eq!(remove_citations("[]["), "[");
+    }
+
+    #[test]
+    fn empty_dropped() {
+        let r = apply("  \n ", &FilterConfig::default());
+        assert_eq!(r.filter, Some("empty"));
+    }
+
+    #[test]
+    fn config_json_roundtrip() {
+        let c = FilterConfig::default();
+        assert_eq!(FilterConfig::from_json(&c.to_json()).unwrap(), c);
+        assert!(FilterConfig::from_json("{\"gopher\": 1}").is_err());
+        let partial = FilterConfig::from_json("{\"c4\": null, \"fineweb\": {\"new_line_ratio\": 0.5}}").unwrap();
+        assert!(partial.c4.is_none());
+        assert_eq!(partial.fineweb.unwrap().short_line_length, 30);
+    }
+}

@@ -1,0 +1,1 @@
+//! Token packing into fixed-length uint32 shards.
