@@ -18,6 +18,8 @@ _LAZY: dict[str, str] = {
     "QualityFilter": "filters",
     "DomainFilters": "filters",
     "FilterConfig": "filters",
+    "TokenPacker": "pack",
+    "PackedDataset": "pack",
 }
 
 

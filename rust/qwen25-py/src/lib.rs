@@ -7,6 +7,7 @@ mod tokenizer;
 // data pipeline (issue 4)
 mod dedup;
 mod filter;
+mod pack;
 
 use pyo3::prelude::*;
 
@@ -40,5 +41,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tokenizer::register(m)?;
     dedup::register(m)?;
     filter::register(m)?;
+    pack::register(m)?;
     Ok(())
 }
