@@ -20,6 +20,12 @@ _LAZY: dict[str, str] = {
     "FilterConfig": "filters",
     "TokenPacker": "pack",
     "PackedDataset": "pack",
+    "WeightedInterleaver": "mix",
+    "Phase": "mix",
+    "weights_from_proportions": "mix",
+    "temperature_weights": "mix",
+    "long_context_phase": "mix",
+    "interleave": "mix",
 }
 
 
