@@ -1,7 +1,7 @@
 """MinHash against datasketch on the same shingles.
 
-1. Given our shingle hash and our permutations, datasketch's MinHash arithmetic (its "legacy"
-   scheme: ((a*h + b) mod 2^64 mod (2^61-1)) & (2^32-1)) must reproduce our signatures bit for bit.
+1. Given our shingle hash and our permutations, datasketch's MinHash arithmetic (its default
+   "affine32" scheme: a * fmix32(h) + b mod 2^32) must reproduce our signatures bit for bit.
 2. With datasketch's own defaults (SHA-1 hash, its own permutations), both estimators must agree
    with exact Jaccard and with each other within binomial bounds."""
 
@@ -36,10 +36,10 @@ def test_bit_identical_with_our_hash_and_permutations():
     sigs = d.signatures(texts)
     perms = d.permutations
     for t, s in zip(texts, sigs):
-        m = datasketch.MinHash(num_perm=112, hashfunc=shingle_hash, permutations=(perms[0], perms[1]), scheme="legacy")
+        m = datasketch.MinHash(num_perm=112, hashfunc=shingle_hash, permutations=(perms[0], perms[1]), scheme="affine32")
         for sh in d.shingles(t):
             m.update(sh.encode("utf-8"))
-        assert np.array_equal(m.hashvalues.astype(np.uint64), s.astype(np.uint64))
+        assert m.hashvalues.dtype == np.uint32 and np.array_equal(m.hashvalues, s)
 
 
 def test_jaccard_estimates_agree_with_datasketch_defaults():

@@ -26,6 +26,9 @@ _LAZY: dict[str, str] = {
     "temperature_weights": "mix",
     "long_context_phase": "mix",
     "interleave": "mix",
+    "DomainClassifier": "classify",
+    "CallableScorer": "classify",
+    "Scorer": "classify",
 }
 
 

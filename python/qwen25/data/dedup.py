@@ -1,7 +1,10 @@
 """Exact and near-duplicate (MinHash-LSH) deduplication, backed by ``qwen25_core::dedup``.
 
 Defaults follow FineWeb: word 5-gram shingles after lowercasing, stripping punctuation (Unicode
-category P*) and collapsing whitespace; 112 hashes as 14 bands x 8 rows. Documents that share
+category P*) and collapsing whitespace; 112 hashes as 14 bands x 8 rows. Shingles hash to 32 bits
+(xxh3-64, low half) and permutations are datasketch's default "affine32" scheme
+(``a * fmix32(h) + b mod 2^32``, ``a`` odd), so datasketch reproduces our signatures bit for bit
+when given :func:`shingle_hash` and :attr:`MinHashDeduplicator.permutations`. Documents that share
 any band land in the same cluster (union-find connected components); the cluster id is the
 lowest input index in it, and that document is the one kept. Results do not depend on the
 thread count, batch size or spill points.
@@ -144,11 +147,12 @@ class MinHashDeduplicator:
 
     @property
     def permutations(self) -> np.ndarray:
-        """(2, num_perm) uint64: the (a, b) of each permutation, datasketch's ``permutations`` layout."""
+        """(2, num_perm) uint32: the (a, b) of each permutation (a odd), datasketch's
+        ``permutations`` layout for its "affine32" scheme."""
         import numpy as np
 
         a, b = self._hasher.permutations()
-        return np.array([a, b], dtype=np.uint64)
+        return np.array([a, b], dtype=np.uint32)
 
     def signatures(self, texts: Iterable[str]) -> np.ndarray:
         """MinHash signatures, a (n, num_perm) uint32 array."""
@@ -158,7 +162,7 @@ class MinHashDeduplicator:
         return np.frombuffer(buf, dtype="<u4").reshape(-1, self.num_perm)
 
     def signature_from_hashes(self, hashes: Iterable[int]) -> np.ndarray:
-        """Signature of an explicit set of 32-bit shingle hashes."""
+        """Signature of explicit raw 32-bit shingle hashes (as :func:`shingle_hash` gives them)."""
         import numpy as np
 
         return np.array(self._hasher.signature_from_hashes(list(hashes)), dtype=np.uint32)

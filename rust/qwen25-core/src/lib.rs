@@ -5,6 +5,7 @@ pub mod error;
 pub mod parallel;
 pub mod tokenizer;
 // data pipeline (issue 4)
+pub mod classify;
 pub mod dedup;
 pub mod filter;
 pub mod pack;

@@ -98,15 +98,15 @@ impl MinHasher {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// Signature from explicit shingle hashes (uint32 each).
+    /// Signature from explicit raw shingle hashes (uint32 each, before the fmix32 pre-mix).
     fn signature_from_hashes(&self, hashes: Vec<u32>) -> Vec<u32> {
         let mut sig = vec![0u32; self.inner.config().num_perm];
-        self.inner.signature_from_hashes(hashes.iter(), &mut sig);
+        self.inner.signature_from_hashes(&hashes, &mut sig);
         sig
     }
 
     /// The permutation parameters (a, b).
-    fn permutations(&self) -> (Vec<u64>, Vec<u64>) {
+    fn permutations(&self) -> (Vec<u32>, Vec<u32>) {
         let (a, b) = self.inner.permutations();
         (a.to_vec(), b.to_vec())
     }

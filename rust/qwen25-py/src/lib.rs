@@ -5,6 +5,7 @@
 mod errors;
 mod tokenizer;
 // data pipeline (issue 4)
+mod classify;
 mod dedup;
 mod filter;
 mod pack;
@@ -40,6 +41,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     tokenizer::register(m)?;
     dedup::register(m)?;
+    classify::register(m)?;
     filter::register(m)?;
     pack::register(m)?;
     Ok(())

@@ -4,13 +4,14 @@
 //!   every run of `ngram` consecutive words (joined by one space) is a shingle. A text with fewer
 //!   than `ngram` (but at least one) words is a single shingle; an empty text has none.
 //! - Shingle hash: the low 32 bits of xxh3-64 of the shingle's UTF-8 ([`shingle_hash`]).
-//! - Permutation i: `((a_i * h + b_i) mod 2^64 mod p) & (2^32 - 1)` with p = 2^61 - 1, the very
-//!   arithmetic of `datasketch.MinHash` (numpy uint64 wraps), so datasketch given our hash
-//!   function and permutations reproduces our signatures bit for bit. `a_i` in [1, p) and `b_i`
-//!   in [0, p) come from a splitmix64 stream seeded by `seed`.
-//! - A signature slot with no shingle keeps 2^32 - 1 (datasketch's initial value).
+//! - Permutation i: `a_i * fmix32(h) + b_i (mod 2^32)` with `a_i` odd, where fmix32 is the
+//!   MurmurHash3 finalizer: the arithmetic of `datasketch.MinHash`'s default "affine32" scheme,
+//!   so datasketch given our hash function and permutations reproduces our signatures bit for
+//!   bit. `a_i`, `b_i` come from a splitmix64 stream seeded by `seed`.
+//! - A slot with no shingle keeps 2^32 - 1 (datasketch's empty value).
+//! - The inner loop (min over shingles of a wrapping 32-bit affine map, per permutation) is
+//!   written for auto-vectorisation and compiled twice, with an AVX2 copy picked at run time.
 
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -18,7 +19,6 @@ use super::normalize::{normalize, NormConfig};
 use crate::error::{Error, Result};
 use crate::parallel;
 
-pub const MERSENNE_61: u64 = (1u64 << 61) - 1;
 pub const MAX_HASH: u32 = u32::MAX;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,8 +89,9 @@ pub fn shingles(text: &str, ngram: usize, norm: &NormConfig) -> Vec<String> {
     words.windows(ngram).map(|w| w.join(" ")).collect()
 }
 
-/// Distinct shingle hashes of `text`, computed without building the shingle strings.
-pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut FxHashSet<u32>) {
+/// Shingle hashes of `text` (duplicates included: they do not change a minimum), computed
+/// without building the shingle strings.
+pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut Vec<u32>) {
     out.clear();
     let t = normalize(text, norm);
     let s = t.as_ref();
@@ -117,9 +118,9 @@ pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut FxH
         (a..b).all(|k| spans[k + 1].0 == spans[k].1 + 1)
     };
     let mut buf = String::new();
-    let mut hash_range = |a: usize, b: usize, out: &mut FxHashSet<u32>| {
+    let mut hash_range = |a: usize, b: usize, out: &mut Vec<u32>| {
         if single_spaced(a, b) {
-            out.insert(shingle_hash(&s.as_bytes()[spans[a].0..spans[b].1]));
+            out.push(shingle_hash(&s.as_bytes()[spans[a].0..spans[b].1]));
         } else {
             buf.clear();
             for k in a..=b {
@@ -128,7 +129,7 @@ pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut FxH
                 }
                 buf.push_str(&s[spans[k].0..spans[k].1]);
             }
-            out.insert(shingle_hash(buf.as_bytes()));
+            out.push(shingle_hash(buf.as_bytes()));
         }
     };
     if spans.len() < ngram {
@@ -140,22 +141,48 @@ pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut FxH
     }
 }
 
+/// MurmurHash3's 32-bit finalizer (datasketch's `_fmix(hv, 32)`).
+#[inline(always)]
+pub fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xC2B2_AE35);
+    h ^ (h >> 16)
+}
+
+#[inline(always)]
+fn kernel(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
+    for ((s, &ai), &bi) in sig.iter_mut().zip(a).zip(b) {
+        let m = hs.iter().fold(MAX_HASH, |m, &h| m.min(ai.wrapping_mul(h).wrapping_add(bi)));
+        *s = (*s).min(m);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn kernel_avx2(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
+    kernel(hs, a, b, sig)
+}
+
+fn kernel_dispatch(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { kernel_avx2(hs, a, b, sig) };
+            return;
+        }
+    }
+    kernel(hs, a, b, sig)
+}
+
 /// A MinHash signer: the permutations for one configuration.
 #[derive(Clone, Debug)]
 pub struct MinHasher {
     cfg: MinHashConfig,
-    a: Vec<u64>,
-    b: Vec<u64>,
-}
-
-#[inline(always)]
-fn mod_mersenne(x: u64) -> u64 {
-    let r = (x & MERSENNE_61) + (x >> 61);
-    if r >= MERSENNE_61 {
-        r - MERSENNE_61
-    } else {
-        r
-    }
+    a: Vec<u32>,
+    b: Vec<u32>,
 }
 
 impl MinHasher {
@@ -165,8 +192,8 @@ impl MinHasher {
         let mut a = Vec::with_capacity(cfg.num_perm);
         let mut b = Vec::with_capacity(cfg.num_perm);
         for _ in 0..cfg.num_perm {
-            a.push(1 + splitmix64(&mut st) % (MERSENNE_61 - 1));
-            b.push(splitmix64(&mut st) % MERSENNE_61);
+            a.push((splitmix64(&mut st) as u32) | 1);
+            b.push(splitmix64(&mut st) as u32);
         }
         Ok(MinHasher { cfg, a, b })
     }
@@ -176,34 +203,26 @@ impl MinHasher {
     }
 
     /// The permutation parameters (a, b), as datasketch's `permutations` argument wants them.
-    pub fn permutations(&self) -> (&[u64], &[u64]) {
+    pub fn permutations(&self) -> (&[u32], &[u32]) {
         (&self.a, &self.b)
     }
 
-    /// Signature from a set of shingle hashes, written into `sig` (len num_perm).
-    pub fn signature_from_hashes<'a>(&self, hashes: impl IntoIterator<Item = &'a u32>, sig: &mut [u32]) {
+    /// Signature from raw shingle hashes (before fmix32), written into `sig` (len num_perm).
+    pub fn signature_from_hashes(&self, hashes: &[u32], sig: &mut [u32]) {
+        let mixed: Vec<u32> = hashes.iter().map(|&h| fmix32(h)).collect();
         sig.fill(MAX_HASH);
-        let a = &self.a[..];
-        let b = &self.b[..];
-        let n = a.len().min(b.len()).min(sig.len());
-        let (a, b, sig) = (&a[..n], &b[..n], &mut sig[..n]);
-        for &h in hashes {
-            let h = h as u64;
-            for i in 0..n {
-                let v = mod_mersenne(a[i].wrapping_mul(h).wrapping_add(b[i])) as u32;
-                if v < sig[i] {
-                    sig[i] = v;
-                }
-            }
-        }
+        kernel_dispatch(&mixed, &self.a, &self.b, sig);
     }
 
     /// Signature of one text.
     pub fn signature(&self, text: &str) -> Vec<u32> {
-        let mut set = FxHashSet::default();
-        shingle_hashes(text, self.cfg.ngram, &self.cfg.norm, &mut set);
+        let mut hs = Vec::new();
+        shingle_hashes(text, self.cfg.ngram, &self.cfg.norm, &mut hs);
+        for h in hs.iter_mut() {
+            *h = fmix32(*h);
+        }
         let mut sig = vec![MAX_HASH; self.cfg.num_perm];
-        self.signature_from_hashes(set.iter(), &mut sig);
+        kernel_dispatch(&hs, &self.a, &self.b, &mut sig);
         sig
     }
 
@@ -250,24 +269,31 @@ mod tests {
         let sh = shingles(t, 3, &NormConfig::FINEWEB);
         assert_eq!(sh[0], "the quick brown");
         assert_eq!(sh.len(), 7);
-        let mut set = FxHashSet::default();
+        let mut set = Vec::new();
         shingle_hashes(t, 3, &NormConfig::FINEWEB, &mut set);
-        let want: FxHashSet<u32> = sh.iter().map(|s| shingle_hash(s.as_bytes())).collect();
+        let want: Vec<u32> = sh.iter().map(|s| shingle_hash(s.as_bytes())).collect();
         assert_eq!(set, want);
         // un-collapsed whitespace takes the slow path and gives the same set
         let cfg = NormConfig { collapse_ws: false, ..NormConfig::FINEWEB };
         shingle_hashes("a  b c", 2, &cfg, &mut set);
-        let want: FxHashSet<u32> = shingles("a  b c", 2, &cfg).iter().map(|s| shingle_hash(s.as_bytes())).collect();
+        let want: Vec<u32> = shingles("a  b c", 2, &cfg).iter().map(|s| shingle_hash(s.as_bytes())).collect();
         assert_eq!(set, want);
         assert_eq!(shingles("two words", 5, &NormConfig::FINEWEB), vec!["two words".to_string()]);
         assert!(shingles(" ,. ", 5, &NormConfig::FINEWEB).is_empty());
     }
 
     #[test]
-    fn mersenne_reduction() {
-        for x in [0u64, 1, MERSENNE_61 - 1, MERSENNE_61, MERSENNE_61 + 1, u64::MAX, u64::MAX - 5, 1 << 62] {
-            assert_eq!(mod_mersenne(x), x % MERSENNE_61, "{x}");
-        }
+    fn kernels_agree() {
+        let hs: Vec<u32> = (0..1000u32).map(|i| fmix32(i.wrapping_mul(2654435761))).collect();
+        let m = MinHasher::new(MinHashConfig::default()).unwrap();
+        let (a, b) = m.permutations();
+        let mut s1 = vec![MAX_HASH; 112];
+        let mut s2 = vec![MAX_HASH; 112];
+        kernel(&hs, a, b, &mut s1);
+        kernel_dispatch(&hs, a, b, &mut s2);
+        assert_eq!(s1, s2);
+        let naive: Vec<u32> = (0..112).map(|i| hs.iter().map(|&h| a[i].wrapping_mul(h).wrapping_add(b[i])).min().unwrap()).collect();
+        assert_eq!(s1, naive);
     }
 
     #[test]

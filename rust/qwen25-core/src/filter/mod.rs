@@ -198,48 +198,99 @@ fn find_duplicates(xs: &[&str]) -> (usize, usize) {
     (n, chars)
 }
 
-fn ngram(words: &[&str], i: usize, n: usize, buf: &mut String) {
-    buf.clear();
-    for (k, w) in words[i..i + n].iter().enumerate() {
-        if k > 0 {
-            buf.push(' ');
+/// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
+/// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
+/// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
+struct Interned {
+    /// ids of the n-grams at the current level, one per start position
+    grams: Vec<u32>,
+    n: usize,
+    words: Vec<u32>,
+    /// prefix[i] = total chars of words[..i]
+    prefix: Vec<usize>,
+    n_ids: usize,
+    map: FxHashMap<u64, u32>,
+}
+
+impl Interned {
+    fn new(ws: &[&str]) -> Self {
+        let mut map: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut ids = Vec::with_capacity(ws.len());
+        let mut prefix = Vec::with_capacity(ws.len() + 1);
+        prefix.push(0);
+        for w in ws {
+            let next = map.len() as u32;
+            ids.push(*map.entry(w).or_insert(next));
+            prefix.push(prefix[prefix.len() - 1] + clen(w));
         }
-        buf.push_str(w);
+        let n_ids = map.len();
+        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map: FxHashMap::default() }
+    }
+
+    /// Advance to n-grams of length `n` (n >= current level); false when there are none.
+    fn level(&mut self, n: usize) -> bool {
+        if n < self.n {
+            self.grams = self.words.clone();
+            self.n = 1;
+            self.n_ids = self.words.iter().map(|&x| x as usize + 1).max().unwrap_or(0);
+        }
+        while self.n < n {
+            let next_len = self.words.len().saturating_sub(self.n);
+            self.map.clear();
+            for i in 0..next_len {
+                let key = ((self.grams[i] as u64) << 32) | self.words[i + self.n] as u64;
+                let fresh = self.map.len() as u32;
+                self.grams[i] = *self.map.entry(key).or_insert(fresh);
+            }
+            self.grams.truncate(next_len);
+            self.n_ids = self.map.len();
+            self.n += 1;
+        }
+        !self.grams.is_empty()
+    }
+
+    /// chars of the space-joined n-gram starting at word i
+    fn gram_len(&self, i: usize, n: usize) -> usize {
+        self.prefix[i + n] - self.prefix[i] + n - 1
     }
 }
 
 /// datatrove's `find_top_duplicate`: len(top n-gram) * count, ties to the first seen.
-fn find_top_duplicate(words: &[&str], n: usize) -> Option<usize> {
-    if words.len() < n {
+fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
+    if n == 0 || !w.level(n) {
         return None;
     }
-    let mut counts: FxHashMap<String, (usize, usize)> = FxHashMap::default(); // gram -> (count, first pos)
-    let mut buf = String::new();
-    for i in 0..=words.len() - n {
-        ngram(words, i, n, &mut buf);
-        match counts.get_mut(buf.as_str()) {
-            Some(e) => e.0 += 1,
-            None => {
-                counts.insert(buf.clone(), (1, i));
-            }
+    let mut count = vec![0u32; w.n_ids];
+    let mut first = vec![usize::MAX; w.n_ids];
+    let (mut best_c, mut best_first) = (0u32, usize::MAX);
+    for (i, &g) in w.grams.iter().enumerate() {
+        let g = g as usize;
+        count[g] += 1;
+        if first[g] == usize::MAX {
+            first[g] = i;
+        }
+        if count[g] > best_c || (count[g] == best_c && first[g] < best_first) {
+            best_c = count[g];
+            best_first = first[g];
         }
     }
-    let best = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))?;
-    Some(clen(best.0) * best.1 .0)
+    Some(w.gram_len(best_first, n) * best_c as usize)
 }
 
 /// datatrove's `find_all_duplicate`.
-fn find_all_duplicate(words: &[&str], n: usize) -> usize {
-    let mut seen: FxHashSet<String> = FxHashSet::default();
+fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
+    if n == 0 || !w.level(n) {
+        return 0;
+    }
+    let mut seen = vec![false; w.n_ids];
     let (mut rep, mut i) = (0, 0);
-    let mut buf = String::new();
-    while words.len() >= n && i < words.len() - n + 1 {
-        ngram(words, i, n, &mut buf);
-        if seen.contains(buf.as_str()) {
-            rep += clen(&buf);
+    while i < w.grams.len() {
+        let g = w.grams[i] as usize;
+        if seen[g] {
+            rep += w.gram_len(i, n);
             i += n;
         } else {
-            seen.insert(buf.clone());
+            seen[g] = true;
             i += 1;
         }
     }
@@ -291,12 +342,12 @@ pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(S
     if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_line_char_frac".into());
     }
-    let ws = words(text);
+    let mut ws = Interned::new(&words(text));
     for &(n, t) in &c.top_n_grams {
         if n == 0 {
             continue;
         }
-        let Some(top) = find_top_duplicate(&ws, n) else { continue };
+        let Some(top) = find_top_duplicate(&mut ws, n) else { continue };
         let r = ratio(top, n_chars);
         st.push((format!("gopher_repetition.top_{n}_gram"), r));
         if r > t {
@@ -307,7 +358,7 @@ pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(S
         if n == 0 {
             continue;
         }
-        let r = ratio(find_all_duplicate(&ws, n), n_chars);
+        let r = ratio(find_all_duplicate(&mut ws, n), n_chars);
         st.push((format!("gopher_repetition.duplicated_{n}_n_grams"), r));
         if r > t {
             return Err(format!("duplicated_{n}_n_grams"));
@@ -628,5 +679,58 @@ mod tests {
         let partial = FilterConfig::from_json("{\"c4\": null, \"fineweb\": {\"new_line_ratio\": 0.5}}").unwrap();
         assert!(partial.c4.is_none());
         assert_eq!(partial.fineweb.unwrap().short_line_length, 30);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn filter_speed() {
+        let vocab = ["the", "of", "and", "river", "market", "garden", "bread", "winter", "children", "story"];
+        let mut docs = Vec::new();
+        let mut x = 1u64;
+        for _ in 0..1000 {
+            let mut d = String::new();
+            for _ in 0..15 {
+                for _ in 0..15 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    d.push_str(vocab[(x >> 33) as usize % vocab.len()]);
+                    d.push(' ');
+                }
+                d.push_str("end.\n");
+            }
+            docs.push(d);
+        }
+        let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
+        let mut st = Vec::new();
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = gopher_repetition(d, &GopherRepetitionConfig::default(), &mut st);
+        }
+        eprintln!("rep {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = words(d);
+        }
+        eprintln!("words {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = splitlines(d);
+        }
+        eprintln!("splitlines {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d))).collect();
+        let t = std::time::Instant::now();
+        for w in ws.iter_mut() {
+            let _ = find_all_duplicate(w, 5);
+        }
+        eprintln!("find_all_dup {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for w in ws.iter_mut() {
+            let _ = find_top_duplicate(w, 2);
+        }
+        eprintln!("find_top {:.1} MB/s", mb / t.elapsed().as_secs_f64());
     }
 }
