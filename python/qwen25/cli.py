@@ -14,6 +14,7 @@ from .errors import Qwen25Error
 SUBCOMMANDS: dict[str, str] = {
     "tokenize": "Tokenize a JSONL corpus into a flat uint32 token file plus an offsets index.",
     "demo": "Run the main job on the embedded defaults.",
+    "data": "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora.",
 }
 
 
