@@ -82,7 +82,7 @@ def _tomllib() -> Any:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
     return tomllib
 
 
@@ -490,7 +490,7 @@ class Pipeline:
                     return
 
         iters = {d: reader(d) for d in live}
-        taken = Counter()
+        taken: Counter[str] = Counter()
         it = WeightedInterleaver(live, seed=int(self.mix_cfg.get("seed", 0)), mode=self.mix_cfg.get("mode", "smooth")) if live else None
         out: list[tuple[int, dict[str, Any]]] = []
         n_doc = 0

@@ -49,7 +49,7 @@ impl ClassifierConfig {
         if self.dim == 0 || self.dim > 1 << 28 {
             return Err(Error::Value(format!("dim must be in [1, 2^28], got {}", self.dim)));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.l2 >= 0.0 && self.l2.is_finite()) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.l2 >= 0.0 && self.l2.is_finite()) {
             return Err(Error::Value(format!("lr must be > 0 and l2 >= 0, got lr={} l2={}", self.lr, self.l2)));
         }
         Ok(())
@@ -62,7 +62,7 @@ pub fn features(text: &str, c: &ClassifierConfig) -> Vec<(u32, f32)> {
     let words: Vec<&str> = t.split(' ').filter(|w| !w.is_empty()).collect();
     let mut ids: Vec<u32> = Vec::new();
     let mut buf = String::new();
-    let mut push = |s: &str, ids: &mut Vec<u32>| ids.push((xxh3_64_with_seed(s.as_bytes(), c.seed) % c.dim as u64) as u32);
+    let push = |s: &str, ids: &mut Vec<u32>| ids.push((xxh3_64_with_seed(s.as_bytes(), c.seed) % c.dim as u64) as u32);
     for (i, w) in words.iter().enumerate() {
         buf.clear();
         buf.push_str("w:");

@@ -176,7 +176,7 @@ impl MinHashStream {
     /// Add precomputed signatures: little-endian uint32 bytes, row-major (n x num_perm).
     #[pyo3(signature = (signatures, num_threads=None))]
     fn add_signatures(&self, py: Python<'_>, signatures: &[u8], num_threads: Option<usize>) -> PyResult<()> {
-        if signatures.len() % 4 != 0 {
+        if !signatures.len().is_multiple_of(4) {
             return Err(crate::errors::to_pyerr(Error::Value("signature bytes are not a whole number of uint32".into())));
         }
         let sigs: Vec<u32> =

@@ -115,7 +115,7 @@ impl LshClusterer {
         if self.finished {
             return Err(Error::Value("this clusterer has already finished".into()));
         }
-        if keys.len() % self.bands != 0 {
+        if !keys.len().is_multiple_of(self.bands) {
             return Err(Error::Value(format!("{} keys is not a multiple of bands = {}", keys.len(), self.bands)));
         }
         for row in keys.chunks_exact(self.bands) {

@@ -56,7 +56,7 @@ impl MinHashDedup {
     /// Add precomputed signatures (row-major, n x num_perm).
     pub fn add_signatures(&mut self, sigs: &[u32], threads: usize) -> Result<()> {
         let np = self.hasher.config().num_perm;
-        if sigs.len() % np != 0 {
+        if !sigs.len().is_multiple_of(np) {
             return Err(crate::Error::Value(format!(
                 "signature buffer of {} values is not a multiple of num_perm = {np}",
                 sigs.len()
