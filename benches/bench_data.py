@@ -126,7 +126,7 @@ def main() -> None:
     tok = Tokenizer.qwen25()
     sub = texts[: 1000 if q else 4000]
     mbs = sum(len(t.encode()) for t in sub) / 1e6
-    t_tok = timeit(lambda: tok.encode_batch(sub, num_threads=1), 3)
+    t_tok = timeit(lambda: tok.encode_batch(sub, num_threads=1, flat=True), 3)
 
     def pk() -> None:
         with tempfile.TemporaryDirectory() as d:
@@ -135,7 +135,7 @@ def main() -> None:
                     p.add(sub[k : k + 500])
 
     t_pk = timeit(pk, 3)
-    rows.append(("packing vs tokenizer encode_batch (1 thread)", f"{mbs / t_pk:,.1f} MB/s", f"{mbs / t_tok:,.1f} MB/s", f"{t_tok / t_pk:.2f}x", ">= 0.8x"))
+    rows.append(("packing vs tokenizer encode_batch(flat=True) (1 thread)", f"{mbs / t_pk:,.1f} MB/s", f"{mbs / t_tok:,.1f} MB/s", f"{t_tok / t_pk:.2f}x", ">= 0.8x"))
 
     if args.lsh:
         rows.append(lsh_bench(args.lsh, args.lsh_budget))

@@ -78,6 +78,7 @@ pub struct LshClusterer {
     spill_root: Option<PathBuf>,
     spill_dir: Option<PathBuf>,
     runs: Vec<PathBuf>,
+    spills: usize,
     finished: bool,
 }
 
@@ -96,6 +97,7 @@ impl LshClusterer {
             spill_root: spill_dir,
             spill_dir: None,
             runs: Vec::new(),
+            spills: 0,
             finished: false,
         })
     }
@@ -104,9 +106,9 @@ impl LshClusterer {
         self.n_docs
     }
 
-    /// Run files written so far.
+    /// Run files written so far (still counted after `finish` removed them).
     pub fn n_spills(&self) -> usize {
-        self.runs.len()
+        self.spills
     }
 
     /// Add the band keys of a batch: `keys` is row-major (n x bands); documents get the next
@@ -162,6 +164,7 @@ impl LshClusterer {
         }
         w.flush().map_err(|e| Error::io(&path, e))?;
         self.runs.push(path);
+        self.spills += 1;
         Ok(())
     }
 

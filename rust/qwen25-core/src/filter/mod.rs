@@ -236,14 +236,29 @@ impl Interned {
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
+            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets a fresh id without
+            // hashing; only prefixes seen more than once go through the map
+            let mut count = vec![0u32; self.n_ids];
+            for &g in &self.grams {
+                count[g as usize] += 1;
+            }
             self.map.clear();
+            let mut next_id = 0u32;
             for i in 0..next_len {
-                let key = ((self.grams[i] as u64) << 32) | self.words[i + self.n] as u64;
-                let fresh = self.map.len() as u32;
-                self.grams[i] = *self.map.entry(key).or_insert(fresh);
+                let g = self.grams[i];
+                self.grams[i] = if count[g as usize] == 1 {
+                    next_id += 1;
+                    next_id - 1
+                } else {
+                    let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
+                    *self.map.entry(key).or_insert_with(|| {
+                        next_id += 1;
+                        next_id - 1
+                    })
+                };
             }
             self.grams.truncate(next_len);
-            self.n_ids = self.map.len();
+            self.n_ids = next_id as usize;
             self.n += 1;
         }
         !self.grams.is_empty()
@@ -319,6 +334,10 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+    gopher_repetition_words(text, &words(text), c, st)
+}
+
+fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, st: &mut Vec<(String, f64)>) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -342,7 +361,7 @@ pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(S
     if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_line_char_frac".into());
     }
-    let mut ws = Interned::new(&words(text));
+    let mut ws = Interned::new(ws);
     for &(n, t) in &c.top_n_grams {
         if n == 0 {
             continue;
@@ -372,7 +391,10 @@ fn on(x: Option<f64>) -> Option<f64> {
 }
 
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Vec<(String, f64)>) -> Verdict {
-    let ws = words(text);
+    gopher_quality_words(text, &words(text), c, st)
+}
+
+fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &mut Vec<(String, f64)>) -> Verdict {
     let n_words = ws.len();
     let non_symbol: Vec<&str> = ws.iter().copied().filter(|w| w.chars().any(|ch| !is_punct_or_symbol(ch))).collect();
     let n_ns = non_symbol.len();
@@ -442,6 +464,13 @@ pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Vec<(String,
 
 /// Sentences in a line: pieces between runs of `.!?` (+ closing `"')]`) followed by whitespace.
 pub fn count_sentences(line: &str) -> usize {
+    if line.is_ascii() {
+        return count_sentences_ascii(line.as_bytes());
+    }
+    count_sentences_chars(line)
+}
+
+fn count_sentences_chars(line: &str) -> usize {
     let cs: Vec<(usize, char)> = line.char_indices().collect();
     let (mut count, mut piece_start, mut i) = (0, 0, 0);
     let is_term = |c: char| matches!(c, '.' | '!' | '?');
@@ -471,6 +500,41 @@ pub fn count_sentences(line: &str) -> usize {
         i += 1;
     }
     if !py_strip(&line[piece_start..]).is_empty() {
+        count += 1;
+    }
+    count
+}
+
+fn count_sentences_ascii(b: &[u8]) -> usize {
+    let is_term = |c: u8| matches!(c, b'.' | b'!' | b'?');
+    let is_close = |c: u8| matches!(c, b'"' | b'\'' | b')' | b']');
+    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+    let non_blank = |s: &[u8]| s.iter().any(|&c| !is_sp(c));
+    let (mut count, mut piece_start, mut i) = (0, 0, 0);
+    while i < b.len() {
+        if is_term(b[i]) {
+            let mut j = i;
+            while j < b.len() && is_term(b[j]) {
+                j += 1;
+            }
+            while j < b.len() && is_close(b[j]) {
+                j += 1;
+            }
+            if j < b.len() && is_sp(b[j]) {
+                if non_blank(&b[piece_start..i]) {
+                    count += 1;
+                }
+                while j < b.len() && is_sp(b[j]) {
+                    j += 1;
+                }
+                piece_start = j;
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if non_blank(&b[piece_start..]) {
         count += 1;
     }
     count
@@ -531,7 +595,7 @@ pub fn c4(text: &str, c: &C4Config, st: &mut Vec<(String, f64)>) -> std::result:
         if (n_words as i64) < c.min_words_per_line {
             continue;
         }
-        let lower = line.to_lowercase();
+        let lower = if line.is_ascii() { line.to_ascii_lowercase() } else { line.to_lowercase() };
         if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
             return Err("lorem_ipsum".into());
         }
@@ -600,14 +664,15 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         *r_f = Some(name);
         *r_r = Some(reason);
     };
+    let ws = if cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some() { words(text) } else { Vec::new() };
     if let Some(c) = &cfg.gopher_repetition {
-        if let Err(e) = gopher_repetition(text, c, st) {
+        if let Err(e) = gopher_repetition_words(text, &ws, c, st) {
             drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
     if let Some(c) = &cfg.gopher_quality {
-        if let Err(e) = gopher_quality(text, c, st) {
+        if let Err(e) = gopher_quality_words(text, &ws, c, st) {
             drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
@@ -657,6 +722,9 @@ mod tests {
         assert_eq!(count_sentences("No end"), 1);
         assert_eq!(count_sentences("He said \"hi.\" Then left."), 2);
         assert_eq!(count_sentences(""), 0);
+        for s in ["One. Two! Three?", "e.g. this", "a.) b", "x?!\" y. ", "  . . ", "end.", "a\x1c. b"] {
+            assert_eq!(count_sentences(s), count_sentences_chars(s), "{s:?}");
+        }
     }
 
     #[test]

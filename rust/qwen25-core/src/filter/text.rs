@@ -96,6 +96,9 @@ pub fn py_split(s: &str) -> impl Iterator<Item = &str> {
 /// whitespace (`str.split()`), then leading and trailing punctuation/symbol chars of each chunk
 /// are peeled off as one-char tokens; what remains in the middle is one token.
 pub fn words(text: &str) -> Vec<&str> {
+    if text.is_ascii() {
+        return words_ascii(text);
+    }
     let mut out = Vec::new();
     for chunk in py_split(text) {
         let mut lead_end = 0;
@@ -132,6 +135,43 @@ pub fn words(text: &str) -> Vec<&str> {
     out
 }
 
+/// [`words`] for ASCII text, byte by byte.
+fn words_ascii(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+    let mut out = Vec::with_capacity(b.len() / 4);
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && is_sp(b[i]) {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && !is_sp(b[i]) {
+            i += 1;
+        }
+        let end = i;
+        let mut l = start;
+        while l < end && b[l].is_ascii_punctuation() {
+            l += 1;
+        }
+        if l == end {
+            out.extend((start..end).map(|k| &text[k..k + 1]));
+            continue;
+        }
+        let mut r = end;
+        while r > l && b[r - 1].is_ascii_punctuation() {
+            r -= 1;
+        }
+        out.extend((start..l).map(|k| &text[k..k + 1]));
+        out.push(&text[l..r]);
+        out.extend((r..end).map(|k| &text[k..k + 1]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +188,11 @@ mod tests {
     fn words_peel_punct() {
         assert_eq!(words("Hello, world! (yes)"), vec!["Hello", ",", "world", "!", "(", "yes", ")"]);
         assert_eq!(words("... e.g. #tag"), vec![".", ".", ".", "e.g", ".", "#", "tag"]);
+        // the ASCII path agrees with the general one
+        let t = "  He said: \"(yes)!\" -- ok?\x1c#1 a.b.  ...  ";
+        let with_e = format!("{t}\u{e9}");
+        let mut want = words(t);
+        want.push("\u{e9}");
+        assert_eq!(words(&with_e), want);
     }
 }
