@@ -113,9 +113,10 @@ pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut Vec
     if spans.is_empty() {
         return;
     }
+    let collapsed = norm.collapse_ws;
     let single_spaced = |a: usize, b: usize| -> bool {
-        // true when the words a..=b are separated by single spaces in `s`
-        (a..b).all(|k| spans[k + 1].0 == spans[k].1 + 1)
+        // true when the words a..=b are separated by single spaces in `s` (always, once collapsed)
+        collapsed || (a..b).all(|k| spans[k + 1].0 == spans[k].1 + 1)
     };
     let mut buf = String::new();
     let mut hash_range = |a: usize, b: usize, out: &mut Vec<u32>| {

@@ -102,22 +102,43 @@ const ASCII_P: [bool; 128] = {
     t
 };
 
+const DROP: u8 = 0xFF;
+const SPACE: u8 = 0xFE;
+
+/// Per-byte action for ASCII input: DROP, SPACE (a whitespace run) or the byte to emit.
+fn ascii_table(cfg: &NormConfig) -> [u8; 128] {
+    let mut t = [0u8; 128];
+    for (b, slot) in t.iter_mut().enumerate() {
+        let c = b as u8;
+        *slot = if cfg.strip_punct && ASCII_P[b] {
+            DROP
+        } else if cfg.collapse_ws && matches!(c, 9..=13 | 0x1c..=0x1f | b' ') {
+            SPACE
+        } else if cfg.lowercase {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        };
+    }
+    t
+}
+
 fn normalize_ascii(text: &[u8], cfg: &NormConfig) -> String {
+    let table = ascii_table(cfg);
     let mut out: Vec<u8> = Vec::with_capacity(text.len());
     let mut pending_space = false;
     for &b in text {
-        if cfg.strip_punct && ASCII_P[b as usize] {
-            continue;
+        match table[(b & 0x7F) as usize] {
+            DROP => {}
+            SPACE => pending_space = !out.is_empty(),
+            c => {
+                if pending_space {
+                    out.push(b' ');
+                    pending_space = false;
+                }
+                out.push(c);
+            }
         }
-        if cfg.collapse_ws && (matches!(b, 9..=13 | 0x1c..=0x1f | b' ')) {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if pending_space {
-            out.push(b' ');
-            pending_space = false;
-        }
-        out.push(if cfg.lowercase { b.to_ascii_lowercase() } else { b });
     }
     // only ASCII bytes were pushed
     String::from_utf8(out).unwrap_or_default()

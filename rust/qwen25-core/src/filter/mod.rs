@@ -187,7 +187,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 /// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`.
 fn find_duplicates(xs: &[&str]) -> (usize, usize) {
-    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(xs.len(), Default::default());
     let (mut n, mut chars) = (0, 0);
     for x in xs {
         if !seen.insert(x) {
@@ -214,7 +214,7 @@ struct Interned {
 
 impl Interned {
     fn new(ws: &[&str]) -> Self {
-        let mut map: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(ws.len(), Default::default());
         let mut ids = Vec::with_capacity(ws.len());
         let mut prefix = Vec::with_capacity(ws.len() + 1);
         prefix.push(0);
@@ -224,7 +224,8 @@ impl Interned {
             prefix.push(prefix[prefix.len() - 1] + clen(w));
         }
         let n_ids = map.len();
-        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map: FxHashMap::default() }
+        let map = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
+        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map }
     }
 
     /// Advance to n-grams of length `n` (n >= current level); false when there are none.
