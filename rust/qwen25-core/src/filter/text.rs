@@ -7,23 +7,31 @@ use unicode_general_category::{get_general_category, GeneralCategory as G};
 /// Python's `str.splitlines()` (no keepends): splits on \n \r \r\n \v \f \x1c \x1d \x1e \x85
 /// \u2028 \u2029; a trailing line break does not make an empty last line.
 pub fn splitlines(text: &str) -> Vec<&str> {
+    // Byte scan: in valid UTF-8, U+0085 is C2 85 and U+2028/U+2029 are E2 80 A8/A9, and no other
+    // char contains those byte sequences at a char boundary.
     let mut out = Vec::new();
     let b = text.as_bytes();
-    let mut start = 0;
-    let mut it = text.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        );
-        if is_break {
-            out.push(&text[start..i]);
-            let mut next = i + c.len_utf8();
-            if c == '\r' && b.get(next) == Some(&b'\n') {
-                it.next();
-                next += 1;
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let len = match b[i] {
+            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+            b'\r' => {
+                if b.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                }
             }
-            start = next;
+            0xC2 if b.get(i + 1) == Some(&0x85) => 2,
+            0xE2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)) => 3,
+            _ => 0,
+        };
+        if len > 0 {
+            out.push(&text[start..i]);
+            i += len;
+            start = i;
+        } else {
+            i += 1;
         }
     }
     if start < text.len() {
@@ -181,7 +189,8 @@ mod tests {
         assert_eq!(splitlines("a\nb\r\nc\rd\n"), vec!["a", "b", "c", "d"]);
         assert_eq!(splitlines("\n\nx"), vec!["", "", "x"]);
         assert!(splitlines("").is_empty());
-        assert_eq!(splitlines("a\u{2028}b"), vec!["a", "b"]);
+        assert_eq!(splitlines("a\u{2028}b\u{2029}c\u{85}d\re"), vec!["a", "b", "c", "d", "e"]);
+        assert_eq!(splitlines("\u{e9}\u{2027}\u{100}\r\r\n"), vec!["\u{e9}\u{2027}\u{100}", ""]);
     }
 
     #[test]
