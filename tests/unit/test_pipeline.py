@@ -195,3 +195,25 @@ def test_stage_commands(tmp_path):
     assert stages == {"exact_dedup": 1, "minhash_dedup": 1}
     assert main(["data", "pack", str(tmp_path / "d.jsonl"), "-o", str(tmp_path / "p"), "--seq-len", "32"]) == 0
     assert PackedDataset(tmp_path / "p").num_documents == n_f - 2
+
+
+def test_decontaminate_hook(tmp_path, monkeypatch):
+    import qwen25.data as qd
+
+    class FakeDecontaminator:  # stands in for the decontamination issue's engine
+        def __init__(self, test_set):
+            self.needle = test_set
+
+        def check(self, texts):
+            return [("match", self.needle) if self.needle in t else None for t in texts]
+
+    monkeypatch.setattr(qd, "Decontaminator", FakeDecontaminator, raising=False)
+    web, code = write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "document c3 " }\n')
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["decontaminate"] == "ran Decontaminator.check"
+    assert rep["removed_by_stage"]["decontaminate"] == {"benchmark_overlap": 1}
+    removed = read_jsonl(tmp_path / "out" / "removed.jsonl")
+    assert [r["id"] for r in removed if r["stage"] == "decontaminate"] == ["c3"]
+    assert rep["documents_packed"] + rep["documents_removed"] == len(web) + len(code)

@@ -40,9 +40,9 @@ A configuration (paths are relative to the TOML file)::
     seed = 1
     mem_budget = 1073741824
 
-    [decontaminate]           # HOOK: runs qwen25.data.Decontaminator when it exists
-    enabled = true
-    options = {}              # keyword arguments for Decontaminator(...)
+    [decontaminate]           # HOOK: runs qwen25.data.Decontaminator(**options).check(texts)
+    enabled = true            # when that class exists (skipped, and reported, otherwise)
+    options = { test_set = "humaneval" }
 
     [classify]
     model = "domain.bin"      # optional DomainClassifier file: its label becomes the domain
@@ -371,10 +371,11 @@ class Pipeline:
         except (ImportError, AttributeError):
             return None, "skipped: qwen25.data.Decontaminator is not available"
         dc = cls(**self.decon_cfg.get("options", {}))
-        for meth in ("contaminated", "is_contaminated", "flags"):
+        # Decontaminator.check(texts) -> one witness (truthy) or None per text
+        for meth in ("check", "contaminated", "is_contaminated"):
             if hasattr(dc, meth):
                 return getattr(dc, meth), f"ran Decontaminator.{meth}"
-        return None, "skipped: Decontaminator has no contaminated()/is_contaminated()/flags() method"
+        return None, "skipped: Decontaminator has no check() method"
 
     def _near_dedup(self, report: dict[str, Any]) -> None:
         """MinHash keep flags, decontaminate, classify; survivors to stage2/<domain>.jsonl."""
@@ -402,7 +403,8 @@ class Pipeline:
                 keep = []
                 for r, bad in zip(batch, flags):
                     if bad:
-                        removed.write({**r["prov"], "domain": r["domain"], "stage": "decontaminate", "reason": "benchmark_overlap"})
+                        why = "benchmark_overlap" if bad is True else f"benchmark_overlap: {bad!r}"[:300]
+                        removed.write({**r["prov"], "domain": r["domain"], "stage": "decontaminate", "reason": why})
                         stats["removed:decontaminate"]["benchmark_overlap"] += 1
                     else:
                         keep.append(r)
