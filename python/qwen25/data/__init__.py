@@ -29,6 +29,8 @@ _LAZY: dict[str, str] = {
     "DomainClassifier": "classify",
     "CallableScorer": "classify",
     "Scorer": "classify",
+    "ray_filter": "distributed",
+    "ray_dedup": "distributed",
 }
 
 

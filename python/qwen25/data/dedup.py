@@ -28,7 +28,7 @@ from ..errors import Qwen25ValueError
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["ExactDeduplicator", "MinHashDeduplicator", "MinHashStream", "exact_hash", "shingle_hash"]
+__all__ = ["ExactDeduplicator", "MinHashDeduplicator", "MinHashStream", "exact_hash", "exact_hashes", "shingle_hash"]
 
 shingle_hash = _native.shingle_hash
 
@@ -36,6 +36,18 @@ shingle_hash = _native.shingle_hash
 def exact_hash(text: str, *, lowercase: bool = False, strip_punct: bool = False, collapse_ws: bool = False) -> int:
     """xxh3-128 of ``text`` after the chosen normalisation, as a Python int."""
     return _native.exact_hash(text, lowercase, strip_punct, collapse_ws)
+
+
+def exact_hashes(
+    texts: Iterable[str],
+    *,
+    lowercase: bool = False,
+    strip_punct: bool = False,
+    collapse_ws: bool = False,
+    num_threads: int | None = None,
+) -> bytes:
+    """xxh3-128 of each text after the chosen normalisation, 16 little-endian bytes each."""
+    return _native.exact_hashes(_texts(texts), lowercase, strip_punct, collapse_ws, num_threads)
 
 
 def _texts(texts: Iterable[str]) -> list[str]:
@@ -212,6 +224,13 @@ class ExactDeduplicator:
 
         buf = self._inner.add(_texts(texts), self.num_threads)
         return np.frombuffer(buf, dtype="<u8").astype(np.int64)
+
+    def add_hashes(self, hashes: bytes) -> np.ndarray:
+        """Like :meth:`add` for precomputed hashes (16 little-endian bytes each, as
+        :func:`exact_hashes` returns them)."""
+        import numpy as np
+
+        return np.frombuffer(self._inner.add_hashes(bytes(hashes)), dtype="<u8").astype(np.int64)
 
     def add_keep(self, texts: Iterable[str]) -> np.ndarray:
         """Like :meth:`add` but returns keep flags (first occurrence so far)."""

@@ -245,6 +245,17 @@ impl ExactDedup {
         Ok(PyBytes::new(py, &u64_bytes(&ids)))
     }
 
+    /// Add precomputed hashes (16 little-endian bytes each, as `exact_hashes` gives them) in
+    /// order; returns the cluster ids as uint64 bytes.
+    fn add_hashes<'py>(&self, py: Python<'py>, hashes: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        if !hashes.len().is_multiple_of(16) {
+            return Err(crate::errors::to_pyerr(Error::Value("hash bytes are not a whole number of 16-byte hashes".into())));
+        }
+        let hs: Vec<u128> = hashes.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16]))).collect();
+        let ids = self.inner.lock().map_err(poisoned)?.add_hashes(&hs);
+        Ok(PyBytes::new(py, &u64_bytes(&ids)))
+    }
+
     /// (first index, size) of every cluster with at least `min_size` members.
     #[pyo3(signature = (min_size=2))]
     fn cluster_sizes(&self, min_size: u64) -> PyResult<Vec<(u64, u64)>> {
@@ -278,6 +289,31 @@ fn shingle_hash(data: &[u8]) -> u32 {
     core_shingle_hash(data)
 }
 
+/// xxh3-128 of each normalised text, 16 little-endian bytes each.
+#[pyfunction]
+#[pyo3(signature = (texts, lowercase=false, strip_punct=false, collapse_ws=false, num_threads=None))]
+fn exact_hashes<'py>(
+    py: Python<'py>,
+    texts: Vec<Bound<'py, PyAny>>,
+    lowercase: bool,
+    strip_punct: bool,
+    collapse_ws: bool,
+    num_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let strs = borrow_texts(&texts)?;
+    let n = parallel::threads(num_threads);
+    let cfg = norm(lowercase, strip_punct, collapse_ws);
+    let out = py.detach(|| {
+        let hs = parallel::map(&strs, n, |t| core_exact_hash(t, &cfg));
+        let mut out = Vec::with_capacity(hs.len() * 16);
+        for h in hs {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        out
+    });
+    Ok(PyBytes::new(py, &out))
+}
+
 /// xxh3-128 of the normalised text.
 #[pyfunction]
 #[pyo3(signature = (text, lowercase=false, strip_punct=false, collapse_ws=false))]
@@ -292,5 +328,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shingles, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_hash, m)?)?;
     m.add_function(wrap_pyfunction!(exact_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_hashes, m)?)?;
     Ok(())
 }

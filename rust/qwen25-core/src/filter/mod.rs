@@ -773,7 +773,27 @@ mod speed {
             }
             docs.push(d);
         }
+        if let Ok(p) = std::env::var("QWEN25_FILTER_BENCH") {
+            docs = std::fs::read_to_string(p).unwrap().split('\0').map(|s| s.to_string()).collect();
+        }
         let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
+        let cfg = FilterConfig::default();
+        for name in ["all", "rep", "quality", "c4", "fineweb"] {
+            let c = match name {
+                "all" => cfg.clone(),
+                "rep" => FilterConfig { gopher_quality: None, c4: None, fineweb: None, ..cfg.clone() },
+                "quality" => FilterConfig { gopher_repetition: None, c4: None, fineweb: None, ..cfg.clone() },
+                "c4" => FilterConfig { gopher_repetition: None, gopher_quality: None, fineweb: None, ..cfg.clone() },
+                _ => FilterConfig { gopher_repetition: None, gopher_quality: None, c4: None, ..cfg.clone() },
+            };
+            let t = std::time::Instant::now();
+            for _ in 0..5 {
+                for d in &docs {
+                    std::hint::black_box(apply(d, &c));
+                }
+            }
+            eprintln!("apply[{name}] {:.1} MB/s", 5.0 * mb / t.elapsed().as_secs_f64());
+        }
         let mut st = Vec::new();
         let t = std::time::Instant::now();
         for d in &docs {
