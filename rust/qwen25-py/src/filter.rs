@@ -8,7 +8,7 @@ use qwen25_core::parallel;
 use crate::dedup::borrow_texts;
 use crate::errors::IntoPy;
 
-type Row = (bool, Option<&'static str>, Option<String>, Vec<(String, f64)>, Option<String>);
+type Row = (bool, Option<&'static str>, Option<String>, qwen25_core::filter::Stats, Option<String>);
 
 /// A compiled filter configuration.
 #[pyclass(module = "qwen25._native", name = "QualityFilters", frozen)]

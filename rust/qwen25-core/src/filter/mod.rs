@@ -14,6 +14,8 @@
 
 pub mod text;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -174,12 +176,42 @@ pub struct FilterResult {
     /// datatrove's reason string.
     pub reason: Option<String>,
     /// (name, value) statistics, prefixed by filter.
-    pub stats: Vec<(String, f64)>,
+    pub stats: Stats,
     /// The text after C4's line removal, when it changed.
     pub text: Option<String>,
 }
 
 type Verdict = std::result::Result<(), String>;
+
+/// (name, value) statistics; names are static except for unusual n-gram sizes.
+pub type Stats = Vec<(Cow<'static, str>, f64)>;
+
+fn top_name(n: usize) -> Cow<'static, str> {
+    const T: [&str; 11] = [
+        "", "gopher_repetition.top_1_gram", "gopher_repetition.top_2_gram", "gopher_repetition.top_3_gram",
+        "gopher_repetition.top_4_gram", "gopher_repetition.top_5_gram", "gopher_repetition.top_6_gram",
+        "gopher_repetition.top_7_gram", "gopher_repetition.top_8_gram", "gopher_repetition.top_9_gram",
+        "gopher_repetition.top_10_gram",
+    ];
+    match T.get(n) {
+        Some(s) if n > 0 => Cow::Borrowed(s),
+        _ => Cow::Owned(format!("gopher_repetition.top_{n}_gram")),
+    }
+}
+
+fn dup_name(n: usize) -> Cow<'static, str> {
+    const T: [&str; 11] = [
+        "", "gopher_repetition.duplicated_1_n_grams", "gopher_repetition.duplicated_2_n_grams",
+        "gopher_repetition.duplicated_3_n_grams", "gopher_repetition.duplicated_4_n_grams",
+        "gopher_repetition.duplicated_5_n_grams", "gopher_repetition.duplicated_6_n_grams",
+        "gopher_repetition.duplicated_7_n_grams", "gopher_repetition.duplicated_8_n_grams",
+        "gopher_repetition.duplicated_9_n_grams", "gopher_repetition.duplicated_10_n_grams",
+    ];
+    match T.get(n) {
+        Some(s) if n > 0 => Cow::Borrowed(s),
+        _ => Cow::Owned(format!("gopher_repetition.duplicated_{n}_n_grams")),
+    }
+}
 
 fn ratio(a: usize, b: usize) -> f64 {
     a as f64 / b as f64
@@ -334,11 +366,11 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
     out
 }
 
-pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     gopher_repetition_words(text, &words(text), c, st)
 }
 
-fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -369,7 +401,7 @@ fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, 
         }
         let Some(top) = find_top_duplicate(&mut ws, n) else { continue };
         let r = ratio(top, n_chars);
-        st.push((format!("gopher_repetition.top_{n}_gram"), r));
+        st.push((top_name(n), r));
         if r > t {
             return Err(format!("top_{n}_gram"));
         }
@@ -379,7 +411,7 @@ fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, 
             continue;
         }
         let r = ratio(find_all_duplicate(&mut ws, n), n_chars);
-        st.push((format!("gopher_repetition.duplicated_{n}_n_grams"), r));
+        st.push((dup_name(n), r));
         if r > t {
             return Err(format!("duplicated_{n}_n_grams"));
         }
@@ -391,14 +423,34 @@ fn on(x: Option<f64>) -> Option<f64> {
     x.filter(|t| *t != 0.0)
 }
 
-pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
     gopher_quality_words(text, &words(text), c, st)
 }
 
-fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
     let n_words = ws.len();
-    let non_symbol: Vec<&str> = ws.iter().copied().filter(|w| w.chars().any(|ch| !is_punct_or_symbol(ch))).collect();
-    let n_ns = non_symbol.len();
+    // one pass: non-symbol words (and their chars), words with a letter, stop words
+    let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
+    for w in ws {
+        let (mut non_sym, mut alpha) = (false, false);
+        if w.is_ascii() {
+            for b in w.bytes() {
+                non_sym |= !b.is_ascii_punctuation();
+                alpha |= b.is_ascii_alphabetic();
+            }
+        } else {
+            for ch in w.chars() {
+                non_sym |= !is_punct_or_symbol(ch);
+                alpha |= is_alpha(ch);
+            }
+        }
+        if non_sym {
+            n_ns += 1;
+            ns_chars += clen(w);
+        }
+        n_alpha += alpha as usize;
+        stops += c.stop_words.iter().any(|s| s == *w) as usize;
+    }
     st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
     if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
         return Err("gopher_short_doc".into());
@@ -406,7 +458,7 @@ fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &m
     if c.max_doc_words.is_some_and(|t| t != 0 && n_ns > t) {
         return Err("gopher_long_doc".into());
     }
-    let avg = if n_ns == 0 { 0.0 } else { ratio(non_symbol.iter().map(|w| clen(w)).sum(), n_ns) };
+    let avg = if n_ns == 0 { 0.0 } else { ratio(ns_chars, n_ns) };
     st.push(("gopher_quality.avg_word_length".into(), avg));
     if on(c.min_avg_word_length).is_some_and(|t| avg < t) {
         return Err("gopher_below_avg_threshold".into());
@@ -450,12 +502,11 @@ fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &m
     if on(c.max_ellipsis_lines_ratio).is_some_and(|t| re > t) {
         return Err("gopher_too_many_end_ellipsis".into());
     }
-    let alpha = ratio(ws.iter().filter(|w| w.chars().any(is_alpha)).count(), nw);
+    let alpha = ratio(n_alpha, nw);
     st.push(("gopher_quality.alpha_words_ratio".into(), alpha));
     if on(c.max_non_alpha_words_ratio).is_some_and(|t| alpha < t) {
         return Err("gopher_below_alpha_threshold".into());
     }
-    let stops = ws.iter().filter(|w| c.stop_words.iter().any(|s| s == *w)).count();
     st.push(("gopher_quality.stop_words".into(), stops as f64));
     if c.min_stop_words.is_some_and(|t| t != 0 && stops < t) {
         return Err("gopher_enough_stop_words".into());
@@ -575,7 +626,7 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
 const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
-pub fn c4(text: &str, c: &C4Config, st: &mut Vec<(String, f64)>) -> std::result::Result<String, String> {
+pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
     let mut kept: Vec<String> = Vec::new();
     let mut n_sent = 0usize;
     let mut n_lines = 0usize;
@@ -621,7 +672,7 @@ pub fn c4(text: &str, c: &C4Config, st: &mut Vec<(String, f64)>) -> std::result:
     Ok(py_strip(&kept.join("\n")).to_string())
 }
 
-pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Vec<(String, f64)>) -> Verdict {
+pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
     let lines: Vec<&str> = text.split('\n').collect();
     let nl = lines.len();
     let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
