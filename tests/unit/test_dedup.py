@@ -263,3 +263,16 @@ def test_bad_inputs():
         s.add_signatures(np.zeros((2, 5), dtype=np.uint32))
     with pytest.raises(Qwen25ValueError, match="mem_budget"):
         MinHashDeduplicator().stream(mem_budget=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=120), max_size=10))
+def test_arbitrary_unicode_dedup_never_fails(texts):
+    ids = MinHashDeduplicator(ngram=2).cluster(texts)
+    assert all(0 <= c <= i for i, c in enumerate(ids.tolist()))
+    ex = ExactDeduplicator(lowercase=True, strip_punct=True, collapse_ws=True).cluster(texts)
+    assert all(0 <= c <= i for i, c in enumerate(ex.tolist()))
+    # identical texts always share both clusters
+    for i, t in enumerate(texts):
+        j = texts.index(t)
+        assert ex[i] == ex[j] and ids[i] == ids[j]

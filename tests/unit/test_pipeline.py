@@ -139,6 +139,8 @@ def test_nothing_lost_and_tokens_exact(tmp_path, tok, max_repeat):
     else:
         assert rep["repeats"] > 0  # code is repeated up to the cap to reach 25%
     assert rep["decontaminate"].startswith(("skipped", "ran", "disabled"))
+    # tokens per domain (repeats included) add up to the packed document tokens
+    assert sum(rep["pack"]["tokens_by_domain"].values()) == rep["pack"]["document_tokens"] == len(want_all)
 
 
 def test_resume_and_cli(tmp_path, capsys):

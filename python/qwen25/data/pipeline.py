@@ -537,7 +537,7 @@ class Pipeline:
         kept.close()
         removed.close()
         report["mix"] = {"quota": quota, "taken": dict(taken), **{k: dict(v) for k, v in stats.items()}}
-        report["pack"] = manifest["counts"]
+        report["pack"] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -615,7 +615,8 @@ def format_report(rep: dict[str, Any]) -> str:
     for d in sorted(set(rep["domains_in"]) | set(rep["domains_out"])):
         a = rep["domains_in"].get(d, {}).get("docs", 0)
         b = rep["domains_out"].get(d, {}).get("docs", 0)
-        lines.append(f"  {d:<20} {a:>8} -> {b:>8}")
+        toks = rep.get("pack", {}).get("tokens_by_domain", {}).get(d, 0)
+        lines.append(f"  {d:<20} {a:>8} -> {b:>8}  ({toks} tokens)")
     pk = rep.get("pack", {})
     if pk:
         lines.append(
