@@ -367,10 +367,10 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
-    gopher_repetition_words(text, &words(text), c, st)
+    gopher_repetition_pre(text, &words(text), &splitlines(text), c, st)
 }
 
-fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -383,8 +383,7 @@ fn gopher_repetition_words(text: &str, ws: &[&str], c: &GopherRepetitionConfig, 
     if c.dup_para_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_para_char_frac".into());
     }
-    let lines = splitlines(text);
-    let (ld, lc) = find_duplicates(&lines);
+    let (ld, lc) = find_duplicates(lines);
     let (r1, r2) = (ratio(ld, lines.len().max(1)), ratio(lc, n_chars));
     st.push(("gopher_repetition.dup_line_frac".into(), r1));
     st.push(("gopher_repetition.dup_line_char_frac".into(), r2));
@@ -424,10 +423,10 @@ fn on(x: Option<f64>) -> Option<f64> {
 }
 
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    gopher_quality_words(text, &words(text), c, st)
+    gopher_quality_pre(text, &words(text), &splitlines(text), c, st)
 }
 
-fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+fn gopher_quality_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
     let n_words = ws.len();
     // one pass: non-symbol words (and their chars), words with a letter, stop words
     let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
@@ -477,7 +476,6 @@ fn gopher_quality_words(text: &str, ws: &[&str], c: &GopherQualityConfig, st: &m
     if on(c.max_symbol_word_ratio).is_some_and(|t| ell_r > t) {
         return Err("gopher_too_many_ellipsis".into());
     }
-    let lines = splitlines(text);
     let nl = lines.len().max(1);
     let bullets = lines
         .iter()
@@ -627,10 +625,14 @@ const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "u
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
 pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+    c4_pre(&splitlines(text), c, st)
+}
+
+fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
     let mut kept: Vec<String> = Vec::new();
     let mut n_sent = 0usize;
     let mut n_lines = 0usize;
-    for raw in splitlines(text) {
+    for &raw in lines {
         n_lines += 1;
         let line = py_strip(raw);
         let n_words = py_split(line).count();
@@ -673,6 +675,11 @@ pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<Strin
 }
 
 pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
+    fineweb_pre(text, None, c, st)
+}
+
+/// `n_words`: the word count of `text` when already known.
+fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut Stats) -> Verdict {
     let lines: Vec<&str> = text.split('\n').collect();
     let nl = lines.len();
     let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
@@ -692,7 +699,7 @@ pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
     if dup >= c.char_duplicates_ratio {
         return Err("char_dup_ratio".into());
     }
-    let nw = words(text).len().max(1);
+    let nw = n_words.unwrap_or_else(|| words(text).len()).max(1);
     let list = ratio(text.matches('\n').count(), nw);
     st.push(("fineweb.list_ratio".into(), list));
     if list > c.new_line_ratio {
@@ -716,22 +723,24 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         *r_f = Some(name);
         *r_r = Some(reason);
     };
-    let ws = if cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some() { words(text) } else { Vec::new() };
+    let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
+    let ws = if gopher { words(text) } else { Vec::new() };
+    let lines = if gopher || cfg.c4.is_some() { splitlines(text) } else { Vec::new() };
     if let Some(c) = &cfg.gopher_repetition {
-        if let Err(e) = gopher_repetition_words(text, &ws, c, st) {
+        if let Err(e) = gopher_repetition_pre(text, &ws, &lines, c, st) {
             drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
     if let Some(c) = &cfg.gopher_quality {
-        if let Err(e) = gopher_quality_words(text, &ws, c, st) {
+        if let Err(e) = gopher_quality_pre(text, &ws, &lines, c, st) {
             drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
     let mut cur = std::borrow::Cow::Borrowed(text);
     if let Some(c) = &cfg.c4 {
-        match c4(text, c, st) {
+        match c4_pre(&lines, c, st) {
             Err(e) => {
                 drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
                 return r;
@@ -744,7 +753,8 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         }
     }
     if let Some(c) = &cfg.fineweb {
-        if let Err(e) = fineweb(&cur, c, st) {
+        let known = if gopher && matches!(cur, std::borrow::Cow::Borrowed(_)) { Some(ws.len()) } else { None };
+        if let Err(e) = fineweb_pre(&cur, known, c, st) {
             drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
             if let std::borrow::Cow::Owned(t) = cur {
                 r.text = Some(t);
