@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "Generate a reply to one prompt with a Qwen2.5 checkpoint (chat template, streamed).",
     "chat": "Chat with a Qwen2.5 checkpoint in the terminal (chat template, streamed replies).",
     "decontaminate": "Remove training records contaminated by benchmarks (Qwen n-gram + LCS rule).",
+    "data": "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora.",
 }
 
 

@@ -15,6 +15,25 @@ _LAZY: dict[str, str] = {
     "Match": "decontam",
     "decontaminate_demo": "decontam",
     # dedup, filters, mixing, packing (issue: pre-training data pipeline)
+    "MinHashDeduplicator": "dedup",
+    "MinHashStream": "dedup",
+    "ExactDeduplicator": "dedup",
+    "QualityFilter": "filters",
+    "DomainFilters": "filters",
+    "FilterConfig": "filters",
+    "TokenPacker": "pack",
+    "PackedDataset": "pack",
+    "WeightedInterleaver": "mix",
+    "Phase": "mix",
+    "weights_from_proportions": "mix",
+    "temperature_weights": "mix",
+    "long_context_phase": "mix",
+    "interleave": "mix",
+    "DomainClassifier": "classify",
+    "CallableScorer": "classify",
+    "Scorer": "classify",
+    "ray_filter": "distributed",
+    "ray_dedup": "distributed",
 }
 
 

@@ -5,5 +5,10 @@ pub mod decontam;
 pub mod error;
 pub mod parallel;
 pub mod tokenizer;
+// data pipeline (issue 4)
+pub mod classify;
+pub mod dedup;
+pub mod filter;
+pub mod pack;
 
 pub use error::{Error, Result};

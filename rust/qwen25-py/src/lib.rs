@@ -6,6 +6,11 @@ mod decontam;
 mod errors;
 mod tokenizer;
 mod train;
+// data pipeline (issue 4)
+mod classify;
+mod dedup;
+mod filter;
+mod pack;
 
 use pyo3::prelude::*;
 
@@ -39,5 +44,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tokenizer::register(m)?;
     train::register(m)?;
     decontam::register(m)?;
+    dedup::register(m)?;
+    classify::register(m)?;
+    filter::register(m)?;
+    pack::register(m)?;
     Ok(())
 }

@@ -1,0 +1,159 @@
+"""The pipeline's stages on Ray Data, over Arrow batches; the Rust core stays engine-free.
+
+- Per-document work runs in Ray tasks (``map_batches`` with ``batch_format="pyarrow"``): quality
+  filters (:func:`ray_filter`), MinHash signatures and exact hashes.
+- The global steps run on the driver, streaming the batches in input order
+  (``preserve_order``): exact dedup from the hashes, and MinHash-LSH clustering from the
+  signatures with the same spilling clusterer as the local run.
+
+Signatures and hashes are pure functions of each text and the clustering sees them in input
+order, so the results equal the local run's whatever the block layout or the worker count.
+
+>>> import ray.data
+>>> from qwen25.data.distributed import ray_filter, ray_dedup
+>>> ds = ray.data.from_items([{"text": t} for t in texts])          # doctest: +SKIP
+>>> kept = ray_filter(ds).filter(lambda r: r["keep"])               # doctest: +SKIP
+>>> res = ray_dedup(kept)                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .dedup import MinHashDeduplicator
+    from .filters import FilterConfig
+
+__all__ = ["ray_dedup", "ray_filter"]
+
+
+def _filter_batch(batch: Any, *, config_json: str, text_column: str) -> Any:
+    import json
+
+    import pyarrow as pa
+
+    from .. import _native
+
+    texts = batch.column(text_column).to_pylist()
+    rows = _native.QualityFilters(config_json).apply(texts, 1)
+    new_text = [t if r[4] is None else r[4] for t, r in zip(texts, rows)]
+    i = batch.schema.get_field_index(text_column)
+    out = batch.set_column(i, text_column, pa.array(new_text, type=pa.string()))
+    out = out.append_column("keep", pa.array([r[0] for r in rows], type=pa.bool_()))
+    out = out.append_column("filter", pa.array([r[1] for r in rows], type=pa.string()))
+    out = out.append_column("reason", pa.array([r[2] for r in rows], type=pa.string()))
+    return out.append_column("filter_stats", pa.array([json.dumps(dict(r[3])) for r in rows], type=pa.string()))
+
+
+def ray_filter(ds: Any, config: FilterConfig | None = None, *, text_column: str = "text") -> Any:
+    """Add ``keep``, ``filter``, ``reason`` and ``filter_stats`` (JSON) columns; ``text_column``
+    becomes the text after C4's line removal. Row order and count are unchanged."""
+    from .filters import FilterConfig
+
+    cfg = (config or FilterConfig()).to_json()
+    return ds.map_batches(
+        _filter_batch, batch_format="pyarrow", fn_kwargs={"config_json": cfg, "text_column": text_column}
+    )
+
+
+def _hash_batch(batch: Any, *, text_column: str, exact: dict[str, bool] | None, minhash: dict[str, Any] | None) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    from .. import _native
+
+    texts = batch.column(text_column).to_pylist()
+    cols: dict[str, Any] = {}
+    if exact is not None:
+        buf = _native.exact_hashes(texts, exact["lowercase"], exact["strip_punct"], exact["collapse_ws"], 1)
+        cols["_exact_hash"] = pa.array([buf[16 * k : 16 * k + 16] for k in range(len(texts))], type=pa.binary(16))
+    if minhash is not None:
+        h = _native.MinHasher(**minhash)
+        sig = np.frombuffer(h.signatures(texts, 1), dtype="<u4")
+        cols["_minhash"] = pa.FixedSizeListArray.from_arrays(pa.array(sig, type=pa.uint32()), minhash["num_perm"])
+    return pa.table(cols) if cols else pa.table({"_n": pa.array(np.zeros(len(texts), dtype=np.int8))})
+
+
+@contextmanager
+def _ordered() -> Any:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    old = ctx.execution_options.preserve_order
+    ctx.execution_options.preserve_order = True
+    try:
+        yield
+    finally:
+        ctx.execution_options.preserve_order = old
+
+
+def ray_dedup(
+    ds: Any,
+    *,
+    text_column: str = "text",
+    exact: bool = True,
+    exact_lowercase: bool = False,
+    exact_strip_punct: bool = False,
+    exact_collapse_ws: bool = False,
+    minhash: MinHashDeduplicator | None | bool = True,
+    mem_budget: int = 1 << 30,
+    spill_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 4096,
+) -> dict[str, np.ndarray]:
+    """Exact and MinHash dedup of a Ray Dataset; returns numpy arrays in input order:
+    ``exact_cluster`` / ``minhash_cluster`` (lowest input index of each document's cluster) and
+    ``keep`` (True for documents that are their clusters' lowest index under both).
+
+    Exact duplicates have equal signatures, so MinHash over all documents keeps the same set as
+    the local pipeline's exact-then-MinHash order."""
+    import numpy as np
+
+    from .dedup import ExactDeduplicator, MinHashDeduplicator
+
+    mh: MinHashDeduplicator | None
+    if minhash is True:
+        mh = MinHashDeduplicator()
+    elif minhash is False or minhash is None:
+        mh = None
+    else:
+        mh = minhash
+    ex_cfg = {"lowercase": exact_lowercase, "strip_punct": exact_strip_punct, "collapse_ws": exact_collapse_ws}
+    mh_cfg = None
+    if mh is not None:
+        mh_cfg = {
+            "num_perm": mh.num_perm, "bands": mh.bands, "rows": mh.rows, "ngram": mh.ngram, "seed": mh.seed,
+            "lowercase": mh.lowercase, "strip_punct": mh.strip_punct, "collapse_ws": mh.collapse_ws,
+        }  # fmt: skip
+    ex = ExactDeduplicator(**ex_cfg) if exact else None
+    stream = mh.stream(mem_budget=mem_budget, spill_dir=spill_dir) if mh is not None else None
+    ex_ids: list[np.ndarray] = []
+    n = 0
+    with _ordered():
+        hashed = ds.map_batches(
+            _hash_batch, batch_format="pyarrow",
+            fn_kwargs={"text_column": text_column, "exact": ex_cfg if exact else None, "minhash": mh_cfg},
+        )  # fmt: skip
+        for b in hashed.iter_batches(batch_format="pyarrow", batch_size=batch_size):
+            n += b.num_rows
+            if ex is not None:
+                col = b.column("_exact_hash").combine_chunks()
+                ex_ids.append(ex.add_hashes(b"".join(col.to_pylist())))
+            if stream is not None and mh is not None:
+                col = b.column("_minhash").combine_chunks()
+                flat = np.asarray(col.flatten(), dtype=np.uint32)
+                stream.add_signatures(flat.reshape(-1, mh.num_perm))
+    idx = np.arange(n, dtype=np.int64)
+    out: dict[str, np.ndarray] = {}
+    keep = np.ones(n, dtype=bool)
+    if ex is not None:
+        out["exact_cluster"] = np.concatenate(ex_ids) if ex_ids else np.zeros(0, np.int64)
+        keep &= out["exact_cluster"] == idx
+    if stream is not None:
+        out["minhash_cluster"] = stream.finish()
+        keep &= out["minhash_cluster"] == idx
+    out["keep"] = keep
+    return out

@@ -1,0 +1,886 @@
+//! Heuristic quality filters: Gopher repetition, Gopher quality, C4 and FineWeb's three extra
+//! filters, in that order (FineWeb's), with the thresholds of datatrove's defaults except
+//! FineWeb's duplicated-line-character ratio, pinned at 0.1 as FineWeb ran it.
+//!
+//! Each check mirrors datatrove's definition, with two stated departures (no NLTK in Rust):
+//! - words come from [`text::words`] (whitespace split, leading/trailing punctuation peeled off)
+//!   instead of NLTK's `word_tokenize`;
+//! - C4's sentence count splits a line after a run of `.!?` (plus closing quotes/brackets)
+//!   followed by whitespace, instead of NLTK's punkt `sent_tokenize`.
+//!
+//! A whitespace-only document is dropped first with filter "empty" (datatrove would divide by
+//! zero). Every document gets the statistics each filter computed until it decided, and a
+//! dropped one names the filter and the reason (datatrove's reason strings).
+
+pub mod text;
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::parallel;
+use rustc_hash::{FxHashMap, FxHashSet};
+use text::{clen, is_alpha, is_punct_or_symbol, py_split, py_strip, splitlines, words};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GopherQualityConfig {
+    pub min_doc_words: Option<usize>,
+    pub max_doc_words: Option<usize>,
+    pub min_avg_word_length: Option<f64>,
+    pub max_avg_word_length: Option<f64>,
+    pub max_symbol_word_ratio: Option<f64>,
+    pub max_bullet_lines_ratio: Option<f64>,
+    pub max_ellipsis_lines_ratio: Option<f64>,
+    pub max_non_alpha_words_ratio: Option<f64>,
+    pub min_stop_words: Option<usize>,
+    pub stop_words: Vec<String>,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        GopherQualityConfig {
+            min_doc_words: Some(50),
+            max_doc_words: Some(100_000),
+            min_avg_word_length: Some(3.0),
+            max_avg_word_length: Some(10.0),
+            max_symbol_word_ratio: Some(0.1),
+            max_bullet_lines_ratio: Some(0.9),
+            max_ellipsis_lines_ratio: Some(0.3),
+            max_non_alpha_words_ratio: Some(0.8),
+            min_stop_words: Some(2),
+            stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"].iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GopherRepetitionConfig {
+    pub dup_line_frac: Option<f64>,
+    pub dup_para_frac: Option<f64>,
+    pub dup_line_char_frac: Option<f64>,
+    pub dup_para_char_frac: Option<f64>,
+    pub top_n_grams: Vec<(usize, f64)>,
+    pub dup_n_grams: Vec<(usize, f64)>,
+}
+
+impl Default for GopherRepetitionConfig {
+    fn default() -> Self {
+        GopherRepetitionConfig {
+            dup_line_frac: Some(0.3),
+            dup_para_frac: Some(0.3),
+            dup_line_char_frac: Some(0.2),
+            dup_para_char_frac: Some(0.2),
+            top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
+            dup_n_grams: vec![(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct C4Config {
+    pub remove_citations: bool,
+    pub filter_no_terminal_punct: bool,
+    /// -1 disables
+    pub min_num_sentences: i64,
+    /// -1 disables
+    pub min_words_per_line: i64,
+    /// -1 disables
+    pub max_word_length: i64,
+    pub filter_lorem_ipsum: bool,
+    pub filter_javascript: bool,
+    pub filter_curly_bracket: bool,
+    pub filter_policy: bool,
+}
+
+impl Default for C4Config {
+    fn default() -> Self {
+        C4Config {
+            remove_citations: true,
+            filter_no_terminal_punct: true,
+            min_num_sentences: 5,
+            min_words_per_line: 3,
+            max_word_length: 1000,
+            filter_lorem_ipsum: true,
+            filter_javascript: true,
+            filter_curly_bracket: true,
+            filter_policy: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FineWebConfig {
+    pub line_punct_thr: f64,
+    pub line_punct_exclude_zero: bool,
+    pub short_line_thr: f64,
+    pub short_line_length: usize,
+    pub char_duplicates_ratio: f64,
+    pub new_line_ratio: f64,
+}
+
+impl Default for FineWebConfig {
+    fn default() -> Self {
+        FineWebConfig {
+            line_punct_thr: 0.12,
+            line_punct_exclude_zero: false,
+            short_line_thr: 0.67,
+            short_line_length: 30,
+            char_duplicates_ratio: 0.1,
+            new_line_ratio: 0.3,
+        }
+    }
+}
+
+/// Which filters run, with their thresholds (`None` switches a filter off).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    pub gopher_repetition: Option<GopherRepetitionConfig>,
+    pub gopher_quality: Option<GopherQualityConfig>,
+    pub c4: Option<C4Config>,
+    pub fineweb: Option<FineWebConfig>,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            gopher_repetition: Some(Default::default()),
+            gopher_quality: Some(Default::default()),
+            c4: Some(Default::default()),
+            fineweb: Some(Default::default()),
+        }
+    }
+}
+
+impl FilterConfig {
+    pub fn from_json(s: &str) -> Result<Self> {
+        serde_json::from_str(s).map_err(|e| Error::Value(format!("bad filter config: {e}")))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The outcome for one document.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FilterResult {
+    pub keep: bool,
+    /// The filter that dropped it ("empty", "gopher_repetition", "gopher_quality", "c4", "fineweb").
+    pub filter: Option<&'static str>,
+    /// datatrove's reason string.
+    pub reason: Option<String>,
+    /// (name, value) statistics, prefixed by filter.
+    pub stats: Stats,
+    /// The text after C4's line removal, when it changed.
+    pub text: Option<String>,
+}
+
+type Verdict = std::result::Result<(), String>;
+
+/// (name, value) statistics; names are static except for unusual n-gram sizes.
+pub type Stats = Vec<(Cow<'static, str>, f64)>;
+
+fn top_name(n: usize) -> Cow<'static, str> {
+    const T: [&str; 11] = [
+        "", "gopher_repetition.top_1_gram", "gopher_repetition.top_2_gram", "gopher_repetition.top_3_gram",
+        "gopher_repetition.top_4_gram", "gopher_repetition.top_5_gram", "gopher_repetition.top_6_gram",
+        "gopher_repetition.top_7_gram", "gopher_repetition.top_8_gram", "gopher_repetition.top_9_gram",
+        "gopher_repetition.top_10_gram",
+    ];
+    match T.get(n) {
+        Some(s) if n > 0 => Cow::Borrowed(s),
+        _ => Cow::Owned(format!("gopher_repetition.top_{n}_gram")),
+    }
+}
+
+fn dup_name(n: usize) -> Cow<'static, str> {
+    const T: [&str; 11] = [
+        "", "gopher_repetition.duplicated_1_n_grams", "gopher_repetition.duplicated_2_n_grams",
+        "gopher_repetition.duplicated_3_n_grams", "gopher_repetition.duplicated_4_n_grams",
+        "gopher_repetition.duplicated_5_n_grams", "gopher_repetition.duplicated_6_n_grams",
+        "gopher_repetition.duplicated_7_n_grams", "gopher_repetition.duplicated_8_n_grams",
+        "gopher_repetition.duplicated_9_n_grams", "gopher_repetition.duplicated_10_n_grams",
+    ];
+    match T.get(n) {
+        Some(s) if n > 0 => Cow::Borrowed(s),
+        _ => Cow::Owned(format!("gopher_repetition.duplicated_{n}_n_grams")),
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    a as f64 / b as f64
+}
+
+/// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`.
+fn find_duplicates(xs: &[&str]) -> (usize, usize) {
+    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(xs.len(), Default::default());
+    let (mut n, mut chars) = (0, 0);
+    for x in xs {
+        if !seen.insert(x) {
+            n += 1;
+            chars += clen(x);
+        }
+    }
+    (n, chars)
+}
+
+/// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
+/// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
+/// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
+struct Interned {
+    /// ids of the n-grams at the current level, one per start position
+    grams: Vec<u32>,
+    n: usize,
+    words: Vec<u32>,
+    /// prefix[i] = total chars of words[..i]
+    prefix: Vec<usize>,
+    n_ids: usize,
+    map: FxHashMap<u64, u32>,
+}
+
+impl Interned {
+    fn new(ws: &[&str]) -> Self {
+        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(ws.len(), Default::default());
+        let mut ids = Vec::with_capacity(ws.len());
+        let mut prefix = Vec::with_capacity(ws.len() + 1);
+        prefix.push(0);
+        for w in ws {
+            let next = map.len() as u32;
+            ids.push(*map.entry(w).or_insert(next));
+            prefix.push(prefix[prefix.len() - 1] + clen(w));
+        }
+        let n_ids = map.len();
+        let map = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
+        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map }
+    }
+
+    /// Advance to n-grams of length `n` (n >= current level); false when there are none.
+    fn level(&mut self, n: usize) -> bool {
+        if n < self.n {
+            self.grams = self.words.clone();
+            self.n = 1;
+            self.n_ids = self.words.iter().map(|&x| x as usize + 1).max().unwrap_or(0);
+        }
+        while self.n < n {
+            let next_len = self.words.len().saturating_sub(self.n);
+            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets a fresh id without
+            // hashing; only prefixes seen more than once go through the map
+            let mut count = vec![0u32; self.n_ids];
+            for &g in &self.grams {
+                count[g as usize] += 1;
+            }
+            self.map.clear();
+            let mut next_id = 0u32;
+            for i in 0..next_len {
+                let g = self.grams[i];
+                self.grams[i] = if count[g as usize] == 1 {
+                    next_id += 1;
+                    next_id - 1
+                } else {
+                    let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
+                    *self.map.entry(key).or_insert_with(|| {
+                        next_id += 1;
+                        next_id - 1
+                    })
+                };
+            }
+            self.grams.truncate(next_len);
+            self.n_ids = next_id as usize;
+            self.n += 1;
+        }
+        !self.grams.is_empty()
+    }
+
+    /// chars of the space-joined n-gram starting at word i
+    fn gram_len(&self, i: usize, n: usize) -> usize {
+        self.prefix[i + n] - self.prefix[i] + n - 1
+    }
+}
+
+/// datatrove's `find_top_duplicate`: len(top n-gram) * count, ties to the first seen.
+fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
+    if n == 0 || !w.level(n) {
+        return None;
+    }
+    let mut count = vec![0u32; w.n_ids];
+    let mut first = vec![usize::MAX; w.n_ids];
+    let (mut best_c, mut best_first) = (0u32, usize::MAX);
+    for (i, &g) in w.grams.iter().enumerate() {
+        let g = g as usize;
+        count[g] += 1;
+        if first[g] == usize::MAX {
+            first[g] = i;
+        }
+        if count[g] > best_c || (count[g] == best_c && first[g] < best_first) {
+            best_c = count[g];
+            best_first = first[g];
+        }
+    }
+    Some(w.gram_len(best_first, n) * best_c as usize)
+}
+
+/// datatrove's `find_all_duplicate`.
+fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
+    if n == 0 || !w.level(n) {
+        return 0;
+    }
+    let mut seen = vec![false; w.n_ids];
+    let (mut rep, mut i) = (0, 0);
+    while i < w.grams.len() {
+        let g = w.grams[i] as usize;
+        if seen[g] {
+            rep += w.gram_len(i, n);
+            i += n;
+        } else {
+            seen[g] = true;
+            i += 1;
+        }
+    }
+    rep
+}
+
+fn split_paragraphs(text: &str) -> Vec<&str> {
+    // re.split(r"\n{2,}", text.strip())
+    let t = py_strip(text);
+    let mut out = Vec::new();
+    let b = t.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'\n' && i + 1 < b.len() && b[i + 1] == b'\n' {
+            out.push(&t[start..i]);
+            while i < b.len() && b[i] == b'\n' {
+                i += 1;
+            }
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&t[start..]);
+    out
+}
+
+pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+    gopher_repetition_pre(text, &words(text), &splitlines(text), c, st)
+}
+
+fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+    let n_chars = clen(text);
+    let paras = split_paragraphs(text);
+    let (pd, pc) = find_duplicates(&paras);
+    let (r1, r2) = (ratio(pd, paras.len()), ratio(pc, n_chars));
+    st.push(("gopher_repetition.dup_para_frac".into(), r1));
+    st.push(("gopher_repetition.dup_para_char_frac".into(), r2));
+    if c.dup_para_frac.is_some_and(|t| t != 0.0 && r1 > t) {
+        return Err("dup_para_frac".into());
+    }
+    if c.dup_para_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
+        return Err("dup_para_char_frac".into());
+    }
+    let (ld, lc) = find_duplicates(lines);
+    let (r1, r2) = (ratio(ld, lines.len().max(1)), ratio(lc, n_chars));
+    st.push(("gopher_repetition.dup_line_frac".into(), r1));
+    st.push(("gopher_repetition.dup_line_char_frac".into(), r2));
+    if c.dup_line_frac.is_some_and(|t| t != 0.0 && r1 > t) {
+        return Err("dup_line_frac".into());
+    }
+    if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
+        return Err("dup_line_char_frac".into());
+    }
+    let mut ws = Interned::new(ws);
+    for &(n, t) in &c.top_n_grams {
+        if n == 0 {
+            continue;
+        }
+        let Some(top) = find_top_duplicate(&mut ws, n) else { continue };
+        let r = ratio(top, n_chars);
+        st.push((top_name(n), r));
+        if r > t {
+            return Err(format!("top_{n}_gram"));
+        }
+    }
+    for &(n, t) in &c.dup_n_grams {
+        if n == 0 {
+            continue;
+        }
+        let r = ratio(find_all_duplicate(&mut ws, n), n_chars);
+        st.push((dup_name(n), r));
+        if r > t {
+            return Err(format!("duplicated_{n}_n_grams"));
+        }
+    }
+    Ok(())
+}
+
+fn on(x: Option<f64>) -> Option<f64> {
+    x.filter(|t| *t != 0.0)
+}
+
+pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+    gopher_quality_pre(text, &words(text), &splitlines(text), c, st)
+}
+
+fn gopher_quality_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+    let n_words = ws.len();
+    // one pass: non-symbol words (and their chars), words with a letter, stop words
+    let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
+    for w in ws {
+        let (mut non_sym, mut alpha) = (false, false);
+        if w.is_ascii() {
+            for b in w.bytes() {
+                non_sym |= !b.is_ascii_punctuation();
+                alpha |= b.is_ascii_alphabetic();
+            }
+        } else {
+            for ch in w.chars() {
+                non_sym |= !is_punct_or_symbol(ch);
+                alpha |= is_alpha(ch);
+            }
+        }
+        if non_sym {
+            n_ns += 1;
+            ns_chars += clen(w);
+        }
+        n_alpha += alpha as usize;
+        stops += c.stop_words.iter().any(|s| s == *w) as usize;
+    }
+    st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
+    if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
+        return Err("gopher_short_doc".into());
+    }
+    if c.max_doc_words.is_some_and(|t| t != 0 && n_ns > t) {
+        return Err("gopher_long_doc".into());
+    }
+    let avg = if n_ns == 0 { 0.0 } else { ratio(ns_chars, n_ns) };
+    st.push(("gopher_quality.avg_word_length".into(), avg));
+    if on(c.min_avg_word_length).is_some_and(|t| avg < t) {
+        return Err("gopher_below_avg_threshold".into());
+    }
+    if on(c.max_avg_word_length).is_some_and(|t| avg > t) {
+        return Err("gopher_above_avg_threshold".into());
+    }
+    let nw = n_words.max(1);
+    let hash_r = ratio(text.matches('#').count(), nw);
+    let ell_r = ratio(text.matches("...").count() + text.matches('…').count(), nw);
+    st.push(("gopher_quality.hash_word_ratio".into(), hash_r));
+    st.push(("gopher_quality.ellipsis_word_ratio".into(), ell_r));
+    if on(c.max_symbol_word_ratio).is_some_and(|t| hash_r > t) {
+        return Err("gopher_too_many_hashes".into());
+    }
+    if on(c.max_symbol_word_ratio).is_some_and(|t| ell_r > t) {
+        return Err("gopher_too_many_ellipsis".into());
+    }
+    let nl = lines.len().max(1);
+    let bullets = lines
+        .iter()
+        .filter(|l| {
+            let s = l.trim_start_matches(text::is_py_space);
+            s.starts_with('•') || s.starts_with('-')
+        })
+        .count();
+    let end_ell = lines
+        .iter()
+        .filter(|l| {
+            let s = l.trim_end_matches(text::is_py_space);
+            s.ends_with("...") || s.ends_with('…')
+        })
+        .count();
+    let (rb, re) = (ratio(bullets, nl), ratio(end_ell, nl));
+    st.push(("gopher_quality.bullet_lines_ratio".into(), rb));
+    st.push(("gopher_quality.end_ellipsis_lines_ratio".into(), re));
+    if on(c.max_bullet_lines_ratio).is_some_and(|t| rb > t) {
+        return Err("gopher_too_many_bullets".into());
+    }
+    if on(c.max_ellipsis_lines_ratio).is_some_and(|t| re > t) {
+        return Err("gopher_too_many_end_ellipsis".into());
+    }
+    let alpha = ratio(n_alpha, nw);
+    st.push(("gopher_quality.alpha_words_ratio".into(), alpha));
+    if on(c.max_non_alpha_words_ratio).is_some_and(|t| alpha < t) {
+        return Err("gopher_below_alpha_threshold".into());
+    }
+    st.push(("gopher_quality.stop_words".into(), stops as f64));
+    if c.min_stop_words.is_some_and(|t| t != 0 && stops < t) {
+        return Err("gopher_enough_stop_words".into());
+    }
+    Ok(())
+}
+
+/// Sentences in a line: pieces between runs of `.!?` (+ closing `"')]`) followed by whitespace.
+pub fn count_sentences(line: &str) -> usize {
+    if line.is_ascii() {
+        return count_sentences_ascii(line.as_bytes());
+    }
+    count_sentences_chars(line)
+}
+
+fn count_sentences_chars(line: &str) -> usize {
+    let cs: Vec<(usize, char)> = line.char_indices().collect();
+    let (mut count, mut piece_start, mut i) = (0, 0, 0);
+    let is_term = |c: char| matches!(c, '.' | '!' | '?');
+    let is_close = |c: char| matches!(c, '"' | '\'' | ')' | ']');
+    while i < cs.len() {
+        if is_term(cs[i].1) {
+            let mut j = i;
+            while j < cs.len() && is_term(cs[j].1) {
+                j += 1;
+            }
+            while j < cs.len() && is_close(cs[j].1) {
+                j += 1;
+            }
+            if j < cs.len() && text::is_py_space(cs[j].1) {
+                let piece = &line[piece_start..cs[i].0];
+                if !py_strip(piece).is_empty() {
+                    count += 1;
+                }
+                while j < cs.len() && text::is_py_space(cs[j].1) {
+                    j += 1;
+                }
+                piece_start = if j < cs.len() { cs[j].0 } else { line.len() };
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if !py_strip(&line[piece_start..]).is_empty() {
+        count += 1;
+    }
+    count
+}
+
+fn count_sentences_ascii(b: &[u8]) -> usize {
+    let is_term = |c: u8| matches!(c, b'.' | b'!' | b'?');
+    let is_close = |c: u8| matches!(c, b'"' | b'\'' | b')' | b']');
+    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+    let non_blank = |s: &[u8]| s.iter().any(|&c| !is_sp(c));
+    let (mut count, mut piece_start, mut i) = (0, 0, 0);
+    while i < b.len() {
+        if is_term(b[i]) {
+            let mut j = i;
+            while j < b.len() && is_term(b[j]) {
+                j += 1;
+            }
+            while j < b.len() && is_close(b[j]) {
+                j += 1;
+            }
+            if j < b.len() && is_sp(b[j]) {
+                if non_blank(&b[piece_start..i]) {
+                    count += 1;
+                }
+                while j < b.len() && is_sp(b[j]) {
+                    j += 1;
+                }
+                piece_start = j;
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    if non_blank(&b[piece_start..]) {
+        count += 1;
+    }
+    count
+}
+
+fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
+    // \[\d*]|\[edit]|\[citation needed]
+    if !line.contains('[') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(p) = rest.find('[') {
+        out.push_str(&rest[..p]);
+        let tail = &rest[p..];
+        let digits = tail[1..].bytes().take_while(|b| b.is_ascii_digit()).count();
+        let skip = if tail[1 + digits..].starts_with(']') {
+            2 + digits
+        } else if tail.starts_with("[edit]") {
+            6
+        } else if tail.starts_with("[citation needed]") {
+            17
+        } else {
+            0
+        };
+        if skip > 0 {
+            rest = &tail[skip..];
+        } else {
+            out.push('[');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
+
+/// C4: drops lines, maybe the whole document; returns the kept text.
+pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+    c4_pre(&splitlines(text), c, st)
+}
+
+fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+    let mut kept: Vec<String> = Vec::new();
+    let mut n_sent = 0usize;
+    let mut n_lines = 0usize;
+    for &raw in lines {
+        n_lines += 1;
+        let line = py_strip(raw);
+        let n_words = py_split(line).count();
+        if c.max_word_length != -1 && py_split(line).any(|w| clen(w) as i64 > c.max_word_length) {
+            continue;
+        }
+        let line = if c.remove_citations { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let line = line.as_ref();
+        if c.filter_no_terminal_punct
+            && (!(line.ends_with(['.', '?', '!', '"', '\''])) || line.ends_with("..."))
+        {
+            continue;
+        }
+        if (n_words as i64) < c.min_words_per_line {
+            continue;
+        }
+        let lower = if line.is_ascii() { line.to_ascii_lowercase() } else { line.to_lowercase() };
+        if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
+            return Err("lorem_ipsum".into());
+        }
+        if c.filter_javascript && lower.contains("javascript") {
+            continue;
+        }
+        if c.filter_curly_bracket && line.contains('{') {
+            return Err("curly_bracket".into());
+        }
+        if c.filter_policy && POLICY.iter().any(|p| lower.contains(p)) {
+            continue;
+        }
+        n_sent += count_sentences(line);
+        kept.push(line.to_string());
+    }
+    st.push(("c4.lines".into(), n_lines as f64));
+    st.push(("c4.kept_lines".into(), kept.len() as f64));
+    st.push(("c4.sentences".into(), n_sent as f64));
+    if (n_sent as i64) < c.min_num_sentences {
+        return Err("too_few_sentences".into());
+    }
+    Ok(py_strip(&kept.join("\n")).to_string())
+}
+
+pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
+    fineweb_pre(text, None, c, st)
+}
+
+/// `n_words`: the word count of `text` when already known.
+fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut Stats) -> Verdict {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let nl = lines.len();
+    let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
+    st.push(("fineweb.line_punct_ratio".into(), punct));
+    if punct <= c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
+        return Err("line_punct_ratio".into());
+    }
+    let short = ratio(lines.iter().filter(|l| clen(l) <= c.short_line_length).count(), nl);
+    st.push(("fineweb.short_line_ratio".into(), short));
+    if short >= c.short_line_thr {
+        return Err("short_line_ratio".into());
+    }
+    let non_empty: Vec<&str> = lines.iter().copied().filter(|l| !py_strip(l).is_empty()).collect();
+    let denom = clen(text) - text.matches('\n').count();
+    let dup = ratio(find_duplicates(&non_empty).1, denom.max(1));
+    st.push(("fineweb.char_dup_ratio".into(), dup));
+    if dup >= c.char_duplicates_ratio {
+        return Err("char_dup_ratio".into());
+    }
+    let nw = n_words.unwrap_or_else(|| words(text).len()).max(1);
+    let list = ratio(text.matches('\n').count(), nw);
+    st.push(("fineweb.list_ratio".into(), list));
+    if list > c.new_line_ratio {
+        return Err("list_ratio".into());
+    }
+    Ok(())
+}
+
+/// Run the configured filters on one document.
+pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
+    let mut r = FilterResult { keep: true, ..Default::default() };
+    if py_strip(text).is_empty() {
+        r.keep = false;
+        r.filter = Some("empty");
+        r.reason = Some("empty_document".into());
+        return r;
+    }
+    let st = &mut r.stats;
+    let drop = |name: &'static str, reason: String, r_keep: &mut bool, r_f: &mut Option<&'static str>, r_r: &mut Option<String>| {
+        *r_keep = false;
+        *r_f = Some(name);
+        *r_r = Some(reason);
+    };
+    let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
+    let ws = if gopher { words(text) } else { Vec::new() };
+    let lines = if gopher || cfg.c4.is_some() { splitlines(text) } else { Vec::new() };
+    if let Some(c) = &cfg.gopher_repetition {
+        if let Err(e) = gopher_repetition_pre(text, &ws, &lines, c, st) {
+            drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            return r;
+        }
+    }
+    if let Some(c) = &cfg.gopher_quality {
+        if let Err(e) = gopher_quality_pre(text, &ws, &lines, c, st) {
+            drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            return r;
+        }
+    }
+    let mut cur = std::borrow::Cow::Borrowed(text);
+    if let Some(c) = &cfg.c4 {
+        match c4_pre(&lines, c, st) {
+            Err(e) => {
+                drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
+                return r;
+            }
+            Ok(t) => {
+                if t != text {
+                    cur = std::borrow::Cow::Owned(t);
+                }
+            }
+        }
+    }
+    if let Some(c) = &cfg.fineweb {
+        let known = if gopher && matches!(cur, std::borrow::Cow::Borrowed(_)) { Some(ws.len()) } else { None };
+        if let Err(e) = fineweb_pre(&cur, known, c, st) {
+            drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            if let std::borrow::Cow::Owned(t) = cur {
+                r.text = Some(t);
+            }
+            return r;
+        }
+    }
+    if let std::borrow::Cow::Owned(t) = cur {
+        r.text = Some(t);
+    }
+    r
+}
+
+/// Run the filters over a batch, in input order, on `threads` threads.
+pub fn apply_batch<S: AsRef<str> + Sync>(texts: &[S], cfg: &FilterConfig, threads: usize) -> Vec<FilterResult> {
+    parallel::map(texts, threads, |t| apply(t.as_ref(), cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences() {
+        assert_eq!(count_sentences("One. Two! Three?"), 3);
+        assert_eq!(count_sentences("e.g. this"), 2);
+        assert_eq!(count_sentences("No end"), 1);
+        assert_eq!(count_sentences("He said \"hi.\" Then left."), 2);
+        assert_eq!(count_sentences(""), 0);
+        for s in ["One. Two! Three?", "e.g. this", "a.) b", "x?!\" y. ", "  . . ", "end.", "a\x1c. b"] {
+            assert_eq!(count_sentences(s), count_sentences_chars(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn citations() {
+        assert_eq!(remove_citations("a[1] b[edit] c[citation needed] d[x]"), "a b c d[x]");
+        assert_eq!(remove_citations("[]["), "[");
+    }
+
+    #[test]
+    fn empty_dropped() {
+        let r = apply("  \n ", &FilterConfig::default());
+        assert_eq!(r.filter, Some("empty"));
+    }
+
+    #[test]
+    fn config_json_roundtrip() {
+        let c = FilterConfig::default();
+        assert_eq!(FilterConfig::from_json(&c.to_json()).unwrap(), c);
+        assert!(FilterConfig::from_json("{\"gopher\": 1}").is_err());
+        let partial = FilterConfig::from_json("{\"c4\": null, \"fineweb\": {\"new_line_ratio\": 0.5}}").unwrap();
+        assert!(partial.c4.is_none());
+        assert_eq!(partial.fineweb.unwrap().short_line_length, 30);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn filter_speed() {
+        let vocab = ["the", "of", "and", "river", "market", "garden", "bread", "winter", "children", "story"];
+        let mut docs = Vec::new();
+        let mut x = 1u64;
+        for _ in 0..1000 {
+            let mut d = String::new();
+            for _ in 0..15 {
+                for _ in 0..15 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    d.push_str(vocab[(x >> 33) as usize % vocab.len()]);
+                    d.push(' ');
+                }
+                d.push_str("end.\n");
+            }
+            docs.push(d);
+        }
+        if let Ok(p) = std::env::var("QWEN25_FILTER_BENCH") {
+            docs = std::fs::read_to_string(p).unwrap().split('\0').map(|s| s.to_string()).collect();
+        }
+        let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
+        let cfg = FilterConfig::default();
+        for name in ["all", "rep", "quality", "c4", "fineweb"] {
+            let c = match name {
+                "all" => cfg.clone(),
+                "rep" => FilterConfig { gopher_quality: None, c4: None, fineweb: None, ..cfg.clone() },
+                "quality" => FilterConfig { gopher_repetition: None, c4: None, fineweb: None, ..cfg.clone() },
+                "c4" => FilterConfig { gopher_repetition: None, gopher_quality: None, fineweb: None, ..cfg.clone() },
+                _ => FilterConfig { gopher_repetition: None, gopher_quality: None, c4: None, ..cfg.clone() },
+            };
+            let t = std::time::Instant::now();
+            for _ in 0..5 {
+                for d in &docs {
+                    std::hint::black_box(apply(d, &c));
+                }
+            }
+            eprintln!("apply[{name}] {:.1} MB/s", 5.0 * mb / t.elapsed().as_secs_f64());
+        }
+        let mut st = Vec::new();
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = gopher_repetition(d, &GopherRepetitionConfig::default(), &mut st);
+        }
+        eprintln!("rep {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = words(d);
+        }
+        eprintln!("words {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let _ = splitlines(d);
+        }
+        eprintln!("splitlines {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d))).collect();
+        let t = std::time::Instant::now();
+        for w in ws.iter_mut() {
+            let _ = find_all_duplicate(w, 5);
+        }
+        eprintln!("find_all_dup {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for w in ws.iter_mut() {
+            let _ = find_top_duplicate(w, 2);
+        }
+        eprintln!("find_top {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,207 @@
+//! Small text helpers with Python's exact semantics (the filters are specified, and tested, by a
+//! pure-Python reference): `str.splitlines`, `len(str)` in code points, `str.isalpha`, and the
+//! word splitter that stands in for NLTK's `word_tokenize`.
+
+use unicode_general_category::{get_general_category, GeneralCategory as G};
+
+/// Python's `str.splitlines()` (no keepends): splits on \n \r \r\n \v \f \x1c \x1d \x1e \x85
+/// \u2028 \u2029; a trailing line break does not make an empty last line.
+pub fn splitlines(text: &str) -> Vec<&str> {
+    // Byte scan: in valid UTF-8, U+0085 is C2 85 and U+2028/U+2029 are E2 80 A8/A9, and no other
+    // char contains those byte sequences at a char boundary.
+    let mut out = Vec::new();
+    let b = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let len = match b[i] {
+            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+            b'\r' => {
+                if b.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                }
+            }
+            0xC2 if b.get(i + 1) == Some(&0x85) => 2,
+            0xE2 if b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0xA8 | 0xA9)) => 3,
+            _ => 0,
+        };
+        if len > 0 {
+            out.push(&text[start..i]);
+            i += len;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// `len(s)` in Python: code points.
+#[inline]
+pub fn clen(s: &str) -> usize {
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+/// Python's `str.isalpha()` for one char: general category L* (Lu Ll Lt Lm Lo).
+#[inline]
+pub fn is_alpha(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
+    matches!(
+        get_general_category(c),
+        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+    )
+}
+
+/// Punctuation or symbol: Unicode general category P* or S* (covers Python's `string.punctuation`).
+#[inline]
+pub fn is_punct_or_symbol(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation();
+    }
+    matches!(
+        get_general_category(c),
+        G::ConnectorPunctuation
+            | G::DashPunctuation
+            | G::OpenPunctuation
+            | G::ClosePunctuation
+            | G::InitialPunctuation
+            | G::FinalPunctuation
+            | G::OtherPunctuation
+            | G::MathSymbol
+            | G::CurrencySymbol
+            | G::ModifierSymbol
+            | G::OtherSymbol
+    )
+}
+
+/// Python's `str.isspace()` for one char (what `str.split()`/`strip()` use).
+#[inline]
+pub fn is_py_space(c: char) -> bool {
+    matches!(c, '\t'..='\r' | '\u{1c}'..='\u{1f}' | ' ' | '\u{85}' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
+}
+
+/// Python's `str.strip()`.
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(is_py_space)
+}
+
+/// Python's `str.split()` (no argument).
+pub fn py_split(s: &str) -> impl Iterator<Item = &str> {
+    s.split(is_py_space).filter(|w| !w.is_empty())
+}
+
+/// Words, standing in for NLTK's `word_tokenize` (which has no Rust port): the text is split on
+/// whitespace (`str.split()`), then leading and trailing punctuation/symbol chars of each chunk
+/// are peeled off as one-char tokens; what remains in the middle is one token.
+pub fn words(text: &str) -> Vec<&str> {
+    if text.is_ascii() {
+        return words_ascii(text);
+    }
+    let mut out = Vec::new();
+    for chunk in py_split(text) {
+        let mut lead_end = 0;
+        for (i, c) in chunk.char_indices() {
+            if is_punct_or_symbol(c) {
+                lead_end = i + c.len_utf8();
+            } else {
+                break;
+            }
+        }
+        if lead_end == chunk.len() {
+            // all punctuation: one token per char
+            for (i, c) in chunk.char_indices() {
+                out.push(&chunk[i..i + c.len_utf8()]);
+            }
+            continue;
+        }
+        let mut trail_start = chunk.len();
+        for (i, c) in chunk.char_indices().rev() {
+            if is_punct_or_symbol(c) {
+                trail_start = i;
+            } else {
+                break;
+            }
+        }
+        for (i, c) in chunk[..lead_end].char_indices() {
+            out.push(&chunk[i..i + c.len_utf8()]);
+        }
+        out.push(&chunk[lead_end..trail_start]);
+        for (i, c) in chunk[trail_start..].char_indices() {
+            out.push(&chunk[trail_start + i..trail_start + i + c.len_utf8()]);
+        }
+    }
+    out
+}
+
+/// [`words`] for ASCII text, byte by byte.
+fn words_ascii(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+    let mut out = Vec::with_capacity(b.len() / 4);
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && is_sp(b[i]) {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && !is_sp(b[i]) {
+            i += 1;
+        }
+        let end = i;
+        let mut l = start;
+        while l < end && b[l].is_ascii_punctuation() {
+            l += 1;
+        }
+        if l == end {
+            out.extend((start..end).map(|k| &text[k..k + 1]));
+            continue;
+        }
+        let mut r = end;
+        while r > l && b[r - 1].is_ascii_punctuation() {
+            r -= 1;
+        }
+        out.extend((start..l).map(|k| &text[k..k + 1]));
+        out.push(&text[l..r]);
+        out.extend((r..end).map(|k| &text[k..k + 1]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitlines_like_python() {
+        assert_eq!(splitlines("a\nb\r\nc\rd\n"), vec!["a", "b", "c", "d"]);
+        assert_eq!(splitlines("\n\nx"), vec!["", "", "x"]);
+        assert!(splitlines("").is_empty());
+        assert_eq!(splitlines("a\u{2028}b\u{2029}c\u{85}d\re"), vec!["a", "b", "c", "d", "e"]);
+        assert_eq!(splitlines("\u{e9}\u{2027}\u{100}\r\r\n"), vec!["\u{e9}\u{2027}\u{100}", ""]);
+    }
+
+    #[test]
+    fn words_peel_punct() {
+        assert_eq!(words("Hello, world! (yes)"), vec!["Hello", ",", "world", "!", "(", "yes", ")"]);
+        assert_eq!(words("... e.g. #tag"), vec![".", ".", ".", "e.g", ".", "#", "tag"]);
+        // the ASCII path agrees with the general one
+        let t = "  He said: \"(yes)!\" -- ok?\x1c#1 a.b.  ...  ";
+        let with_e = format!("{t}\u{e9}");
+        let mut want = words(t);
+        want.push("\u{e9}");
+        assert_eq!(words(&with_e), want);
+    }
+}

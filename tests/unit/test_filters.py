@@ -1,0 +1,402 @@
+"""Quality filters against a small pure-Python reference written from datatrove's definitions
+(with the two stated substitutions: our word splitter for NLTK word_tokenize, and a regex
+sentence count for punkt). Cases sit on both sides of every threshold."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwen25.data import DomainFilters, FilterConfig, QualityFilter
+from qwen25.data.filters import C4Config, FineWebConfig, GopherQualityConfig, GopherRepetitionConfig
+from qwen25.errors import Qwen25ValueError
+
+# ---- reference ------------------------------------------------------------------------------
+
+
+def is_ps(c: str) -> bool:
+    return unicodedata.category(c)[0] in "PS"
+
+
+def ref_words(text: str) -> list[str]:
+    out: list[str] = []
+    for chunk in text.split():
+        i = 0
+        while i < len(chunk) and is_ps(chunk[i]):
+            i += 1
+        if i == len(chunk):
+            out += list(chunk)
+            continue
+        j = len(chunk)
+        while j > 0 and is_ps(chunk[j - 1]):
+            j -= 1
+        out += list(chunk[:i]) + [chunk[i:j]] + list(chunk[j:])
+    return out
+
+
+def find_duplicates(x):
+    seen, n, chars = set(), 0, 0
+    for e in x:
+        if e in seen:
+            n += 1
+            chars += len(e)
+        else:
+            seen.add(e)
+    return n, chars
+
+
+def ngrams(words, n):
+    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def find_top_duplicate(grams):
+    g, c = Counter(grams).most_common(1)[0]
+    return len(g) * c
+
+
+def find_all_duplicate(words, n):
+    seen, rep, i = set(), 0, 0
+    while i < len(words) - n + 1:
+        g = " ".join(words[i : i + n])
+        if g in seen:
+            rep += len(g)
+            i += n
+        else:
+            seen.add(g)
+            i += 1
+    return rep
+
+
+def ref_gopher_repetition(text, c: GopherRepetitionConfig):
+    paras = re.split(r"\n{2,}", text.strip())
+    d, ch = find_duplicates(paras)
+    if c.dup_para_frac and d / len(paras) > c.dup_para_frac:
+        return "dup_para_frac"
+    if c.dup_para_char_frac and ch / len(text) > c.dup_para_char_frac:
+        return "dup_para_char_frac"
+    lines = text.splitlines()
+    d, ch = find_duplicates(lines)
+    if c.dup_line_frac and d / max(len(lines), 1) > c.dup_line_frac:
+        return "dup_line_frac"
+    if c.dup_line_char_frac and ch / len(text) > c.dup_line_char_frac:
+        return "dup_line_char_frac"
+    words = ref_words(text)
+    for n, f in c.top_n_grams:
+        g = ngrams(words, n)
+        if g and find_top_duplicate(g) / len(text) > f:
+            return f"top_{n}_gram"
+    for n, f in c.dup_n_grams:
+        if find_all_duplicate(words, n) / len(text) > f:
+            return f"duplicated_{n}_n_grams"
+    return None
+
+
+def ref_gopher_quality(text, c: GopherQualityConfig):
+    words = ref_words(text)
+    n_words = max(len(words), 1)
+    ns = [w for w in words if any(not is_ps(ch) for ch in w)]
+    if c.min_doc_words and len(ns) < c.min_doc_words:
+        return "gopher_short_doc"
+    if c.max_doc_words and len(ns) > c.max_doc_words:
+        return "gopher_long_doc"
+    avg = sum(len(w) for w in ns) / len(ns) if ns else 0.0
+    if c.min_avg_word_length and avg < c.min_avg_word_length:
+        return "gopher_below_avg_threshold"
+    if c.max_avg_word_length and avg > c.max_avg_word_length:
+        return "gopher_above_avg_threshold"
+    if c.max_symbol_word_ratio and text.count("#") / n_words > c.max_symbol_word_ratio:
+        return "gopher_too_many_hashes"
+    if c.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
+        return "gopher_too_many_ellipsis"
+    lines = text.splitlines()
+    nl = max(len(lines), 1)
+    if c.max_bullet_lines_ratio and sum(s.lstrip().startswith(("•", "-")) for s in lines) / nl > c.max_bullet_lines_ratio:
+        return "gopher_too_many_bullets"
+    if c.max_ellipsis_lines_ratio and sum(s.rstrip().endswith(("...", "…")) for s in lines) / nl > c.max_ellipsis_lines_ratio:
+        return "gopher_too_many_end_ellipsis"
+    if c.max_non_alpha_words_ratio and sum(any(ch.isalpha() for ch in w) for w in words) / n_words < c.max_non_alpha_words_ratio:
+        return "gopher_below_alpha_threshold"
+    if c.min_stop_words and sum(w in c.stop_words for w in words) < c.min_stop_words:
+        return "gopher_enough_stop_words"
+    return None
+
+
+CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
+POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"]
+
+
+def ref_sentences(line):
+    return len([p for p in re.split(r"[.!?]+[\"')\]]*\s+", line) if p.strip()])
+
+
+def ref_c4(text, c: C4Config):
+    n_sent, kept = 0, []
+    for line in text.splitlines():
+        line = line.strip()
+        words = line.split()
+        if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
+            continue
+        if c.remove_citations:
+            line = CITATION.sub("", line)
+        if c.filter_no_terminal_punct and (not line.endswith((".", "?", "!", '"', "'")) or line.endswith("...")):
+            continue
+        if len(words) < c.min_words_per_line:
+            continue
+        low = line.lower()
+        if c.filter_lorem_ipsum and "lorem ipsum" in low:
+            return "lorem_ipsum", None
+        if c.filter_javascript and "javascript" in low:
+            continue
+        if c.filter_curly_bracket and "{" in line:
+            return "curly_bracket", None
+        if c.filter_policy and any(p in low for p in POLICY):
+            continue
+        n_sent += ref_sentences(line)
+        kept.append(line)
+    if n_sent < c.min_num_sentences:
+        return "too_few_sentences", None
+    return None, "\n".join(kept).strip()
+
+
+def ref_fineweb(text, c: FineWebConfig):
+    lines = text.split("\n")
+    r = sum(1 for ln in lines if ln.endswith((".", "'", '"', "!", "?"))) / len(lines)
+    if r <= c.line_punct_thr and not (r == 0 and c.line_punct_exclude_zero):
+        return "line_punct_ratio"
+    r = sum(1 for ln in lines if len(ln) <= c.short_line_length) / len(lines)
+    if r >= c.short_line_thr:
+        return "short_line_ratio"
+    non_empty = [ln for ln in lines if ln.strip() != ""]
+    if find_duplicates(non_empty)[1] / max(len(text.replace("\n", "")), 1) >= c.char_duplicates_ratio:
+        return "char_dup_ratio"
+    if text.count("\n") / max(len(ref_words(text)), 1) > c.new_line_ratio:
+        return "list_ratio"
+    return None
+
+
+def ref_apply(text, cfg: FilterConfig):
+    if not text.strip():
+        return "empty", "empty_document", None
+    if cfg.gopher_repetition and (r := ref_gopher_repetition(text, cfg.gopher_repetition)):
+        return "gopher_repetition", r, None
+    if cfg.gopher_quality and (r := ref_gopher_quality(text, cfg.gopher_quality)):
+        return "gopher_quality", r, None
+    new = None
+    if cfg.c4:
+        r, t = ref_c4(text, cfg.c4)
+        if r:
+            return "c4", r, None
+        new = t if t != text else None
+    cur = text if new is None else new
+    if cfg.fineweb and (r := ref_fineweb(cur, cfg.fineweb)):
+        return "fineweb", r, new
+    return None, None, new
+
+
+def check(texts, cfg):
+    got = QualityFilter(cfg, num_threads=2).apply(texts)
+    for t, g in zip(texts, got):
+        f, r, new = ref_apply(t, cfg)
+        assert (g.filter, g.reason, g.text) == (f, r, new), repr(t)
+        assert g.keep == (f is None)
+    return got
+
+
+# ---- threshold cases ------------------------------------------------------------------------
+
+GOOD = (
+    "The cat sat on the mat and looked at the bird with great interest.\n"
+    "It was a sunny day, and the garden was full of flowers that have bloomed.\n"
+)
+
+
+def only(**kw):
+    """A config with just the named filter(s)."""
+    base = {"gopher_repetition": None, "gopher_quality": None, "c4": None, "fineweb": None}
+    base.update(kw)
+    return FilterConfig(**base)
+
+
+def words_doc(n: int, word: str = "word", stops: int = 2) -> str:
+    return " ".join(["the"] * stops + [word] * (n - stops))
+
+
+@pytest.mark.parametrize("n", [49, 50, 51])
+def test_gopher_min_words_threshold(n):
+    got = check([words_doc(n, "apple")], only(gopher_quality=GopherQualityConfig()))
+    assert got[0].keep == (n >= 50)
+
+
+@pytest.mark.parametrize("avg", ["ab", "abc", "abcdefghij", "abcdefghijk"])
+def test_gopher_avg_word_length_thresholds(avg):
+    t = " ".join(["the", "the"] + [avg] * 60)
+    got = check([t], only(gopher_quality=GopherQualityConfig(stop_words=("the",), min_avg_word_length=3)))
+    mean = (6 + len(avg) * 60) / 62
+    assert got[0].keep == (3 <= mean <= 10)
+
+
+@pytest.mark.parametrize("k", [5, 6, 7])  # 60 words, ratio 0.1 at k=6
+def test_gopher_hash_ratio(k):
+    t = words_doc(60 - k, "apple") + " " + " ".join(["x"] * k) + "#" * k
+    check([t], only(gopher_quality=GopherQualityConfig()))
+
+
+@pytest.mark.parametrize("bul", [8, 9, 10])  # 10 lines: ratio 0.9 boundary
+def test_gopher_bullets_and_ellipsis_lines(bul):
+    lines = ["• the apple and pear " * 2] * bul + ["the apple and pear " * 2] * (10 - bul)
+    check(["\n".join(lines)], only(gopher_quality=GopherQualityConfig()))
+    lines = ["the apple and pear tree ..." if i < bul - 6 else "the apple and pear tree" for i in range(10)]
+    check(["\n".join(lines)], only(gopher_quality=GopherQualityConfig()))
+
+
+@pytest.mark.parametrize("k", [0, 14, 15, 16, 30])  # alpha ratio 0.8 boundary at 60 words
+def test_gopher_alpha_ratio(k):
+    t = " ".join(["the", "the"] + ["apple"] * (58 - k) + ["1234"] * k)
+    got = check([t], only(gopher_quality=GopherQualityConfig()))
+    assert got[0].keep == ((60 - k) / 60 >= 0.8)
+
+
+@pytest.mark.parametrize("stops", [0, 1, 2])
+def test_gopher_stop_words(stops):
+    got = check([words_doc(60, "apple", stops)], only(gopher_quality=GopherQualityConfig()))
+    assert got[0].keep == (stops >= 2)
+
+
+@pytest.mark.parametrize("dups", [2, 3, 4])  # 10 lines, dup_line_frac 0.3
+def test_gopher_repetition_lines_and_paragraphs(dups):
+    uniq = [f"line number {i} is here" for i in range(10 - dups)]
+    check(["\n".join(uniq + ["repeated line"] * dups)], only(gopher_repetition=GopherRepetitionConfig()))
+    check(["\n\n".join(uniq + ["repeated paragraph"] * dups)], only(gopher_repetition=GopherRepetitionConfig()))
+
+
+@pytest.mark.parametrize("reps", [1, 3, 5, 8, 12])
+def test_gopher_repetition_ngrams(reps):
+    filler = " ".join(f"w{i}" for i in range(40))
+    t = filler + " " + " ".join(["alpha beta gamma delta epsilon zeta"] * reps)
+    check([t], only(gopher_repetition=GopherRepetitionConfig()))
+
+
+def test_top_ngram_tie_goes_to_first_seen():
+    # "aa b" and "c dddd" both occur twice; the first seen decides len * count
+    t = "aa b aa b c dddd c dddd zz"
+    for thr in (0.2, 0.3, 0.4, 0.5):
+        check([t], only(gopher_repetition=GopherRepetitionConfig(dup_line_frac=None, dup_para_frac=None, top_n_grams=((2, thr),), dup_n_grams=())))
+
+
+@pytest.mark.parametrize("n_sent", [4, 5])
+def test_c4_sentences_and_line_rules(n_sent):
+    body = " ".join(["This is a sentence."] * n_sent)
+    cases = [
+        body,
+        body + "\nshort line\nno terminal punctuation here",
+        body + "\nPlease enable JavaScript in your browser.",
+        body + "\nRead our privacy policy here.",
+        body + "\nSome text with a citation[12] here.",
+        body + "\nlorem ipsum dolor sit amet.",
+        body + "\nfunction f() { return 1; }.",
+        body + "\n" + "x" * 1001 + " is too long.",
+        body + "\nIt trails off...",
+    ]
+    check(cases, only(c4=C4Config()))
+    check(cases, only(c4=C4Config(filter_no_terminal_punct=False, min_num_sentences=-1)))
+
+
+@pytest.mark.parametrize("n_punct", [1, 2])  # 12 lines: 1/12 <= 0.12 < 2/12
+def test_fineweb_line_punct(n_punct):
+    lines = [f"a fairly long line of text without an ending {i}" for i in range(12 - n_punct)]
+    lines += [f"a fairly long line of text that ends well {i}." for i in range(n_punct)]
+    got = check(["\n".join(lines)], only(fineweb=FineWebConfig()))
+    assert (got[0].reason == "line_punct_ratio") == (n_punct == 1)
+
+
+@pytest.mark.parametrize("n_short", [6, 7])  # of 10 lines; threshold 0.67
+def test_fineweb_short_lines(n_short):
+    lines = ["short."] * 0 + [f"s{i}." for i in range(n_short)] + [f"this is a long enough line of text number {i}." for i in range(10 - n_short)]
+    got = check(["\n".join(lines)], only(fineweb=FineWebConfig()))
+    assert (got[0].reason == "short_line_ratio") == (n_short == 7)
+
+
+def test_fineweb_char_dup_at_threshold():
+    # 10 distinct 10-char lines + k duplicates: dup chars / non-newline chars vs 0.1
+    uniq = [f"line{i:05d}." for i in range(10)]
+    for k in (0, 1, 2):
+        t = "\n".join(uniq + uniq[:k]) + "\nThis long closing line keeps short-line ratios in check."
+        check([t], only(fineweb=FineWebConfig(short_line_thr=1.1)))
+
+
+@pytest.mark.parametrize("n_lines", [2, 3, 4, 5])
+def test_fineweb_list_ratio(n_lines):
+    t = "\n".join(["one two three."] * 1 + [f"w{i} x." for i in range(n_lines - 1)])
+    check([t], only(fineweb=FineWebConfig(short_line_thr=1.1, char_duplicates_ratio=1.1)))
+
+
+# ---- whole chain, random documents ----------------------------------------------------------
+
+LINE = st.sampled_from(
+    [
+        "The cat sat on the mat and looked at the bird.",
+        "• a bullet with the item and to be",
+        "Privacy policy and terms of use apply.",
+        "short",
+        "## Heading with # marks",
+        "It trails off...",
+        "Numbers 123 456 789 are here!",
+        "A line with a citation[3] in it.",
+        "",
+        "to be or not to be, that is the question?",
+        "Ünïcödé wörds — and «quotes» here.",
+        "lorem ipsum is rare",
+    ]
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(LINE, max_size=40), st.sampled_from(["\n", "\n\n", "\r\n"]))
+def test_chain_matches_reference_on_random_documents(lines, sep):
+    check([sep.join(lines)], FilterConfig())
+
+
+def test_defaults_keep_good_prose_and_stats_reported():
+    text = GOOD + (
+        "Our town was founded long ago by farmers who came from the hills.\n"
+        "Its market square still hosts a fair with music and food every autumn.\n"
+        "Children learn to swim in the river that runs past the old mill.\n"
+        "Visitors often say that the bread from the corner bakery is the best.\n"
+        "In winter, the streets are quiet and covered with a thin layer of snow.\n"
+    )
+    r = check([text], FilterConfig())[0]
+    assert r.keep, (r.filter, r.reason)
+    assert {"gopher_quality.avg_word_length", "fineweb.line_punct_ratio", "c4.sentences"} <= set(r.stats)
+
+
+def test_per_domain_thresholds():
+    t = words_doc(30, "apple")
+    loose = only(gopher_quality=GopherQualityConfig(min_doc_words=10))
+    strict = only(gopher_quality=GopherQualityConfig())
+    res = DomainFilters({"code": loose}, strict).apply([t, t], ["code", "web"])
+    assert [r.keep for r in res] == [True, False]
+
+
+def test_config_from_dict_errors():
+    cfg = FilterConfig.from_dict({"c4": False, "fineweb": {"new_line_ratio": 0.5}})
+    assert cfg.c4 is None and cfg.fineweb.new_line_ratio == 0.5 and cfg.fineweb.char_duplicates_ratio == 0.1
+    with pytest.raises(Qwen25ValueError, match="unknown filter 'gopher'"):
+        FilterConfig.from_dict({"gopher": {}})
+    with pytest.raises(Qwen25ValueError, match="unknown key"):
+        FilterConfig.from_dict({"c4": {"min_sentences": 3}})
+    with pytest.raises(TypeError):
+        QualityFilter().apply("one text")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=200), max_size=8))
+def test_arbitrary_unicode_never_fails(texts):
+    # no reference here (Unicode tables differ across versions): the Rust side must not fail
+    for r in QualityFilter(num_threads=2).apply(texts):
+        assert r.keep == (r.filter is None) == (r.reason is None)
+        assert all(isinstance(v, float) for v in r.stats.values())

@@ -1,0 +1,121 @@
+"""Mixing: weights against hand-computed water-filling and temperature formulas; realized
+proportions of the interleaver converge to the targets (binomial bound in random mode, within two
+items in smooth mode); resuming continues exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwen25.data.mix import (
+    WeightedInterleaver,
+    interleave,
+    long_context_phase,
+    temperature_weights,
+    weights_from_proportions,
+)
+from qwen25.errors import Qwen25ValueError
+
+
+def test_proportions_with_repeat_cap():
+    # budget 100: web wants 50 (has 80), code wants 30 (has 20: 1.5 epochs), math wants 20 (has 4)
+    plan = weights_from_proportions(
+        {"web": 80, "code": 20, "math": 4}, {"web": 0.5, "code": 0.3, "math": 0.2}, total_tokens=100, max_repeat=2
+    )
+    # math capped at 8 tokens; its 12-token deficit goes to web:code as 5:3 -> web 57.5, code 34.5
+    assert plan.capped == ("math",)
+    assert plan.tokens["math"] == pytest.approx(8)
+    assert plan.tokens["web"] == pytest.approx(50 + 12 * 5 / 8)
+    assert plan.tokens["code"] == pytest.approx(30 + 12 * 3 / 8)
+    assert plan.total_tokens == pytest.approx(100)
+    assert plan.epochs["code"] == pytest.approx(34.5 / 20)
+    assert sum(plan.weights.values()) == pytest.approx(1)
+    # all capped: fewer tokens than asked
+    plan = weights_from_proportions({"a": 1, "b": 1}, {"a": 1, "b": 1}, total_tokens=100, max_repeat=3)
+    assert plan.total_tokens == pytest.approx(6) and plan.weights == {"a": 0.5, "b": 0.5}
+    with pytest.raises(Qwen25ValueError, match="without a size"):
+        weights_from_proportions({"a": 1}, {"b": 1})
+
+
+def test_temperature_weights():
+    w = temperature_weights({"a": 90, "b": 10}, 2.0)
+    ra, rb = 0.9**0.5, 0.1**0.5
+    assert w["a"] == pytest.approx(ra / (ra + rb)) and w["b"] == pytest.approx(rb / (ra + rb))
+    assert temperature_weights({"a": 90, "b": 10}, 1.0) == pytest.approx({"a": 0.9, "b": 0.1})
+    with pytest.raises(Qwen25ValueError):
+        temperature_weights({"a": 1}, 0)
+
+
+def test_long_context_phase():
+    p = long_context_phase(32768)
+    assert p.weights == {"len_32768": 0.4, "shorter": 0.6}
+
+
+WEIGHTS = st.dictionaries(st.sampled_from("abcdef"), st.floats(0.01, 10), min_size=1, max_size=6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(WEIGHTS, st.integers(0, 2**32))
+def test_smooth_mode_within_two_items_of_target(w, seed):
+    it = WeightedInterleaver(w, seed=seed, mode="smooth")
+    total = sum(w.values())
+    for k in range(1, 400):
+        it.next()
+        for n in w:
+            assert abs(it.counts[n] - w[n] / total * k) < 2
+
+
+def test_random_mode_converges_binomially():
+    w = {"web": 0.6, "code": 0.25, "math": 0.1, "books": 0.05}
+    it = WeightedInterleaver(w, seed=123)
+    n = 20000
+    it.take(n)
+    for k, p in w.items():
+        sd = math.sqrt(p * (1 - p) / n)
+        assert abs(it.counts[k] / n - p) <= 5 * sd
+
+
+@pytest.mark.parametrize("mode", ["random", "smooth"])
+def test_same_seed_same_order_and_resume(mode):
+    w = {"a": 0.5, "b": 0.3, "c": 0.2}
+    full = WeightedInterleaver(w, seed=7, mode=mode).take(500)
+    assert WeightedInterleaver(w, seed=7, mode=mode).take(500) == full
+    assert WeightedInterleaver(w, seed=8, mode=mode).take(500) != full
+    it = WeightedInterleaver(w, seed=7, mode=mode)
+    head = it.take(123)
+    saved = json.loads(json.dumps(it.state()))
+    tail = WeightedInterleaver(w, seed=7, mode=mode, state=saved).take(377)
+    assert head + tail == full
+    s = WeightedInterleaver(w, seed=7, mode=mode)
+    s.seek(200)
+    assert s.take(300) == full[200:]
+    if mode == "random":
+        assert [WeightedInterleaver(w, seed=7).choice_at(k) for k in (0, 99, 499)] == [full[0], full[99], full[499]]
+    with pytest.raises(Qwen25ValueError, match="seed"):
+        WeightedInterleaver(w, seed=9, mode=mode, state=saved)
+
+
+def test_interleave_sources_resume():
+    srcs = {"a": [f"a{i}" for i in range(300)], "b": [f"b{i}" for i in range(300)]}
+    w = {"a": 0.7, "b": 0.3}
+    full = list(interleave(srcs, w, seed=3))
+    assert len(full) >= 300  # stops when "a" runs out
+    assert [x for n, x in full if n == "a"] == srcs["a"][: sum(n == "a" for n, _ in full)]
+    mix = interleave(srcs, w, seed=3)
+    head = [next(mix) for _ in range(100)]
+    rest = list(interleave(srcs, w, seed=3, state=mix.state()))
+    assert head + rest == full
+
+
+def test_bad_weights():
+    for bad in ({}, {"a": -1}, {"a": 0}, {"a": float("nan")}):
+        with pytest.raises(Qwen25ValueError):
+            WeightedInterleaver(bad)
+    with pytest.raises(Qwen25ValueError, match="mode"):
+        WeightedInterleaver({"a": 1}, mode="x")
+    with pytest.raises(Qwen25ValueError, match="no source"):
+        interleave({"a": []}, {"a": 1, "b": 1})
