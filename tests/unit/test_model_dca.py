@@ -205,13 +205,20 @@ def test_yarn_with_dca_runs_past_4x_the_trained_length() -> None:
     torch.testing.assert_close(got, reference_logits(m, ids), rtol=1e-4, atol=1e-4)
 
 
-def test_bf16_prefill_close_to_fp32_reference() -> None:
+def test_bf16_prefill_and_decoding_close_to_fp32_reference() -> None:
     m = _model(_cfg().with_dca(chunk_size=16, local_size=4))
     ids = _ids(1, 40, seed=9)
     ref = reference_logits(m, ids)
+    m = m.to(torch.bfloat16)
     with torch.no_grad():
-        got = m.to(torch.bfloat16)(ids).logits.float()
+        got = m(ids).logits.float()
     assert (got - ref).abs().max() < 0.05
+    cache = KVCache(m.config, 1, 40, dtype=torch.bfloat16, device="cpu")
+    prefill(m, ids[:, :30], cache, chunk_size=11)
+    with torch.no_grad():
+        for p in range(30, 40):  # bf16 KV-cache decoding
+            step = m(ids[:, p:p + 1], cache=cache).logits[0, -1].float()
+            assert (step - ref[0, p]).abs().max() < 0.05
 
 
 def test_unsupported_inputs_are_named() -> None:
