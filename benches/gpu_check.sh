@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared GPU check for the CUDA kernels (issue 6): NVRTC compile check, the GPU tests
-# (tests/gpu/test_kernels.py) and the GPU benchmarks (benches/bench_kernels.py --gpu), all output
-# to one file. Run it from anywhere on a machine with a CUDA GPU, torch and CuPy; it takes about
-# 3-6 minutes on an H200 (each step has its own timeout; the whole is under 8 minutes).
+# (tests/gpu/) and the GPU benchmarks (benches/bench_kernels.py --gpu, benches/bench_train_step.py:
+# 0.5B/1.5B bf16 training steps with and without the kernels, tokens/s and MFU), all output to one
+# file. Run it from anywhere on a machine with a CUDA GPU, torch and CuPy; it takes about 4-8
+# minutes on an H200 (each step has its own timeout; the whole is under 11 minutes).
 #
 #   bash benches/gpu_check.sh [OUTPUT_FILE]      # default: benches/gpu_check_output.txt
 #
@@ -25,8 +26,10 @@ mkdir -p "$(dirname "$OUT")"
     echo "== NVRTC compile check (sm_80, sm_90)"
     timeout 120 "$PY" -m qwen25.kernels._nvrtc
     echo "== GPU tests"
-    timeout 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/gpu/test_kernels.py tests/gpu/test_dca_gpu.py
+    timeout 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/gpu/
     echo "== GPU benchmarks"
     timeout 240 "$PY" benches/bench_kernels.py --gpu
+    echo "== training step (bf16, with and without kernels)"
+    timeout 180 "$PY" benches/bench_train_step.py
     echo "== done $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } 2>&1 | tee "$OUT"

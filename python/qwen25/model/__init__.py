@@ -7,9 +7,9 @@ KV-cache generation), ``generate``/``stream_text`` (generation helpers).
 from __future__ import annotations
 
 from .checkpoint import CheckpointError
-from .config import PRESETS, Qwen25Config, RopeScaling
+from .config import PRESETS, DualChunkAttention, Qwen25Config, RopeScaling
 from .generation import generate, stream_text
-from .qwen2 import CausalLMOutput, KVCache, Qwen2ForCausalLM, apply_rope, rms_norm, swiglu
+from .qwen2 import CausalLMOutput, KVCache, Qwen2ForCausalLM, apply_rope, prefill, rms_norm, swiglu
 
-__all__ = ["Qwen25Config", "RopeScaling", "PRESETS", "Qwen2ForCausalLM", "CausalLMOutput", "KVCache",
-           "CheckpointError", "generate", "stream_text", "rms_norm", "apply_rope", "swiglu"]
+__all__ = ["Qwen25Config", "RopeScaling", "DualChunkAttention", "PRESETS", "Qwen2ForCausalLM", "CausalLMOutput", "KVCache",
+           "CheckpointError", "generate", "stream_text", "prefill", "rms_norm", "apply_rope", "swiglu"]

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
-__all__ = ["Qwen25Config", "RopeScaling", "PRESETS"]
+__all__ = ["Qwen25Config", "RopeScaling", "DualChunkAttention", "PRESETS"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +58,53 @@ class RopeScaling:
 
 
 _ROPE_SCALING_KEYS = {f.name for f in dataclasses.fields(RopeScaling)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DualChunkAttention:
+    """Dual Chunk Attention at inference (``dual_chunk_attention_config`` in ``config.json``; the
+    Qwen2.5-7B/14B-Instruct-1M files use chunk_size 262144, local_size 8192,
+    original_max_position_embeddings 262144). Chunks hold ``chunk_size - local_size`` positions;
+    ``original_max_position_embeddings > 0`` turns on the logit scale
+    ``max(1, 0.1 ln(L / original_max_position_embeddings) + 1)``. Keys of the object we do not
+    model (vLLM's sparse-attention settings) are kept in ``extra`` and written back."""
+
+    chunk_size: int
+    local_size: int
+    original_max_position_embeddings: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "local_size", "original_max_position_embeddings"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise Qwen25ValueError(f"dual_chunk_attention_config: {name} must be an int, got {v!r}")
+        if not 0 <= self.local_size < self.chunk_size:
+            raise Qwen25ValueError(f"dual_chunk_attention_config: need 0 <= local_size < chunk_size, got local_size "
+                                   f"{self.local_size}, chunk_size {self.chunk_size}")
+        if self.original_max_position_embeddings < 0:
+            raise Qwen25ValueError("dual_chunk_attention_config: original_max_position_embeddings must be >= 0, "
+                                   f"got {self.original_max_position_embeddings}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.extra)
+        d.update(chunk_size=self.chunk_size, local_size=self.local_size,
+                 original_max_position_embeddings=self.original_max_position_embeddings)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, path: str = "config.json") -> DualChunkAttention:
+        if not isinstance(d, dict):
+            raise FormatError(f"{path}: dual_chunk_attention_config must be an object or null", path)
+        d = dict(d)
+        missing = [k for k in ("chunk_size", "local_size") if k not in d]
+        if missing:
+            raise FormatError(f"{path}: dual_chunk_attention_config lacks {missing}", path)
+        try:
+            return cls(chunk_size=d.pop("chunk_size"), local_size=d.pop("local_size"),
+                       original_max_position_embeddings=d.pop("original_max_position_embeddings", 0), extra=d)
+        except Qwen25ValueError as e:
+            raise FormatError(f"{path}: {e}", path) from None
 
 
 def _rope_scaling_from_dict(d: dict[str, Any], path: str) -> RopeScaling | None:
@@ -117,6 +164,8 @@ class Qwen25Config:
     mlp_only_layers: tuple[int, ...] = ()
     router_aux_loss_coef: float = 0.001
     output_router_logits: bool = False
+    # Dual Chunk Attention at inference (None: standard causal attention); see with_dca().
+    dual_chunk_attention_config: DualChunkAttention | None = None
     # keys of config.json we do not model, kept verbatim for the round trip
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
@@ -156,6 +205,9 @@ class Qwen25Config:
             object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
         if isinstance(self.mlp_only_layers, list):
             object.__setattr__(self, "mlp_only_layers", tuple(self.mlp_only_layers))
+        if isinstance(self.dual_chunk_attention_config, dict):
+            object.__setattr__(self, "dual_chunk_attention_config",
+                               DualChunkAttention.from_dict(self.dual_chunk_attention_config))
 
     # ----------------------------------------------------------------------------- derived values
     @property
@@ -187,6 +239,30 @@ class Qwen25Config:
             return self.max_position_embeddings
         s = self.rope_scaling
         return max(self.max_position_embeddings, int(s.factor * s.original_max_position_embeddings))
+
+    @property
+    def trained_length(self) -> int:
+        """The length the weights were trained on: YaRN's original_max_position_embeddings when
+        rope scaling is set, else max_position_embeddings."""
+        if self.rope_scaling is not None:
+            return self.rope_scaling.original_max_position_embeddings
+        return self.max_position_embeddings
+
+    def with_dca(self, chunk_size: int | None = None, local_size: int | None = None,
+                 original_max_position_embeddings: int | None = None) -> Qwen25Config:
+        """A copy with Dual Chunk Attention enabled. Defaults: chunk_size = the trained length
+        (:attr:`trained_length`), local_size = chunk_size // 32 (8192 of 262144, as in the 1M
+        models), original_max_position_embeddings = chunk_size (the logit scale grows past it).
+        Pass ``original_max_position_embeddings=0`` to switch the logit scale off."""
+        cs = self.trained_length if chunk_size is None else chunk_size
+        ls = cs // 32 if local_size is None else local_size
+        om = cs if original_max_position_embeddings is None else original_max_position_embeddings
+        return self.replace(dual_chunk_attention_config=DualChunkAttention(
+            chunk_size=cs, local_size=ls, original_max_position_embeddings=om))
+
+    def kv_cache_bytes_per_token(self, dtype_bytes: int = 2) -> int:
+        """Bytes of KV cache one token takes over all layers (keys and values)."""
+        return 2 * self.num_hidden_layers * self.num_key_value_heads * self.head_dim_ * dtype_bytes
 
     def eos_ids(self) -> tuple[int, ...]:
         if self.eos_token_id is None:
@@ -275,10 +351,13 @@ class Qwen25Config:
             if not isinstance(rope_scaling_d, dict):
                 raise FormatError(f"{path}: rope_scaling must be an object or null", path)
             scaling = _rope_scaling_from_dict(rope_scaling_d, path)
+        dca_d = d.pop("dual_chunk_attention_config", None)
+        dca = None if dca_d is None else DualChunkAttention.from_dict(dca_d, path)
         dtype = d.pop("dtype", None)
         torch_dtype = d.pop("torch_dtype", None)
         dtype = dtype if dtype is not None else torch_dtype
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "rope_scaling", "rope_theta", "torch_dtype"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "rope_scaling", "rope_theta", "torch_dtype",
+                                                             "dual_chunk_attention_config"}
         # transformers' defaults for keys the file may lack (Qwen2Config / Qwen2MoeConfig).
         hf_defaults: dict[str, Any] = dict(
             vocab_size=151936, hidden_size=4096 if model_type == "qwen2" else 2048,
@@ -309,7 +388,7 @@ class Qwen25Config:
         try:
             return cls(
                 rope_theta=float(rope_theta) if rope_theta is not None else 10000.0,
-                rope_scaling=scaling, torch_dtype=dtype, extra=d, **kwargs,
+                rope_scaling=scaling, torch_dtype=dtype, dual_chunk_attention_config=dca, extra=d, **kwargs,
             )
         except (TypeError, Qwen25ValueError) as e:
             raise FormatError(f"{path}: {e}", path) from None
@@ -334,7 +413,7 @@ class Qwen25Config:
         d: dict[str, Any] = dict(self.extra)
         d["architectures"] = ["Qwen2MoeForCausalLM" if self.is_moe else "Qwen2ForCausalLM"]
         d["model_type"] = self.model_type
-        skip = {"extra", "rope_scaling", "torch_dtype", "head_dim"}
+        skip = {"extra", "rope_scaling", "torch_dtype", "head_dim", "dual_chunk_attention_config"}
         if not self.is_moe:
             skip |= {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size",
                      "norm_topk_prob", "decoder_sparse_step", "mlp_only_layers", "router_aux_loss_coef",
@@ -350,6 +429,8 @@ class Qwen25Config:
         if self.rope_scaling is not None:
             d["rope_scaling"]["type"] = self.rope_scaling.rope_type
         d["torch_dtype"] = self.torch_dtype
+        if self.dual_chunk_attention_config is not None:
+            d["dual_chunk_attention_config"] = self.dual_chunk_attention_config.to_dict()
         return d
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import Qwen25ValueError
-from .qwen2 import KVCache
+from .qwen2 import KVCache, prefill
 
 if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
@@ -114,8 +114,11 @@ def generate_steps(model: Qwen2ForCausalLM, input_ids: Any, *, max_new_tokens: i
                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
                    repetition_penalty: float = 1.0, stop: Any = None, seed: int | None = None,
                    attention_mask: Any = None, eos_token_id: Any = _UNSET,
-                   pad_token_id: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                   pad_token_id: int | None = None, prefill_chunk_size: int | None = None
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield (next_ids [B], finished [B]) once per new token; the ids of finished rows are the pad id.
+    ``prefill_chunk_size`` runs the prompt in pieces of that many tokens (bounded memory for long
+    prompts; see ``qwen2.prefill``).
 
     The first value yielded is ``(prompt_ids [B, T], attention_mask or None)`` so callers can
     rebuild the full sequences."""
@@ -147,7 +150,7 @@ def generate_steps(model: Qwen2ForCausalLM, input_ids: Any, *, max_new_tokens: i
         return
     b, t = ids.shape
     longest = int(mask.sum(-1).max()) if mask is not None else t
-    if longest + max_new_tokens > cfg.max_positions:
+    if cfg.dual_chunk_attention_config is None and longest + max_new_tokens > cfg.max_positions:
         raise Qwen25ValueError(f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) is past the "
                                f"{cfg.max_positions} positions this model supports")
     cache = KVCache(cfg, b, t + max_new_tokens, dtype=model.dtype, device=device)
@@ -163,7 +166,7 @@ def generate_steps(model: Qwen2ForCausalLM, input_ids: Any, *, max_new_tokens: i
     multi = [s for s in stops if len(s) > 1]
     history: list[list[int]] = [[] for _ in range(b)] if multi else []
 
-    logits = model(ids, attention_mask=mask, cache=cache, logits_to_keep=1).logits[:, -1]
+    logits = prefill(model, ids, cache, chunk_size=prefill_chunk_size, attention_mask=mask)
     for step in range(max_new_tokens):
         scores = logits.float()
         if seen is not None:

@@ -10,9 +10,16 @@ It computes what transformers' ``Qwen2ForCausalLM`` and ``Qwen2MoeForCausalLM`` 
 * MoE layers: fp32 softmax router, top-k, optional renormalisation, fine-grained experts plus a
   sigmoid-gated shared expert, and the Switch load-balancing loss.
 
-The memory-bound ops are the module-level functions ``rms_norm``, ``apply_rope`` and ``swiglu``;
-the blocks look them up at call time, so fused kernels with the same signatures
-(``qwen25.kernels``) replace them by assignment (``qwen2.rms_norm = kernels.rms_norm``).
+The memory-bound ops are the module-level functions ``rms_norm``, ``apply_rope`` and ``swiglu``.
+For CUDA tensors they dispatch to the fused kernels of ``qwen25.kernels`` when CuPy is importable
+(``QWEN25_KERNELS=0`` disables that, and so does ``torch.compile`` tracing); everywhere else they
+run the eager PyTorch code below, which is the reference. The blocks look them up at call time, so
+they can also be replaced by assignment. With labels on CUDA the loss is the kernels' fused
+cross-entropy (``fused_loss`` chooses explicitly; on the CPU it bounds the loss's memory).
+
+With ``config.dual_chunk_attention_config`` set, attention is Dual Chunk Attention
+(``dca.dual_chunk_attention``) in prefill and in KV-cache decoding: the cache then holds un-rotated
+keys, which DCA rotates at their in-chunk positions; ``prefill`` runs long prompts in pieces.
 Parameter names are transformers' except the experts, which are stacked per layer
 (``experts.gate_proj`` is [E, I, H]); ``checkpoint.py`` maps names both ways.
 
@@ -30,15 +37,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import Qwen25ValueError
-from .config import Qwen25Config
+from .config import DualChunkAttention, Qwen25Config
+from .dca import dual_chunk_attention
 
 __all__ = ["Qwen2ForCausalLM", "CausalLMOutput", "KVCache", "rms_norm", "apply_rope", "swiglu",
-           "rope_inv_freq", "load_balancing_loss"]
+           "rope_inv_freq", "load_balancing_loss", "prefill", "kernels_for"]
 
 
 # ----------------------------------------------------------------------------- memory-bound ops
+def _is_cuda(t: torch.Tensor) -> bool:
+    return t.is_cuda
+
+
+def kernels_for(t: torch.Tensor) -> Any:
+    """The ``qwen25.kernels`` module when ``t`` is a CUDA tensor and the kernels are usable (CuPy
+    importable, ``QWEN25_KERNELS`` not 0, not tracing under torch.compile), else None."""
+    if not _is_cuda(t) or torch.compiler.is_compiling():
+        return None
+    from .. import kernels
+
+    return kernels if kernels.available() else None
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm as transformers computes it: normalise in fp32, cast back, then scale."""
+    k = kernels_for(x)
+    if k is not None:
+        out: torch.Tensor = k.rms_norm(x, weight, eps)
+        return out
     dtype = x.dtype
     h = x.to(torch.float32)
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
@@ -51,13 +77,22 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate-half RoPE. q: [B, nh, T, D], k: [B, nkv, T, D], cos/sin: [B or 1, T, D]."""
+    """Rotate-half RoPE. q: [B, nh, T, D], k: [B, nkv, T, D], cos/sin: [B or 1, T, D].
+    Use the returned tensors: on the kernel path q and k are rotated in place."""
+    kern = kernels_for(q)
+    if kern is not None:
+        rq, rk = kern.apply_rope(q, k, cos, sin)
+        return rq, rk
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
     return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """SiLU(gate) * up."""
+    k = kernels_for(gate)
+    if k is not None:
+        out: torch.Tensor = k.swiglu(gate, up)
+        return out
     return F.silu(gate) * up
 
 
@@ -150,6 +185,39 @@ class KVCache:
         return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
 
 
+# ----------------------------------------------------------------------- dual chunk attention
+@dataclass
+class _DCAStep:
+    """What every layer's Dual Chunk Attention needs for one forward call."""
+
+    config: DualChunkAttention
+    cos: torch.Tensor  # [P, D] fp32 rotate-half tables by position (YaRN folded in)
+    sin: torch.Tensor
+    past: int  # cached positions before this call
+    seq_len: int  # L of the logit scale (all slots, padding included)
+    pads: list[int] | None  # left padding of each row, None when no row is padded
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q [B, nh, T, D] un-rotated new queries; k, v [B, nkv, S, D] un-rotated keys of all slots."""
+        c = self.config
+        kw: dict[str, Any] = dict(chunk_size=c.chunk_size, local_size=c.local_size,
+                                  original_max_position_embeddings=c.original_max_position_embeddings,
+                                  cos=self.cos, sin=self.sin)
+        t = q.shape[2]
+        if self.pads is None:
+            return dual_chunk_attention(q, k, v, positions=torch.arange(self.past, self.past + t),
+                                        seq_len=self.seq_len, **kw)
+        out = torch.zeros(q.shape, dtype=v.dtype, device=v.device)  # padding queries get zeros
+        for i, n in enumerate(self.pads):  # each row on its own real tokens (slots n ..)
+            lo = max(n - self.past, 0)  # the first new query that is a real token
+            if lo >= t:
+                continue
+            pos = torch.arange(self.past + lo - n, self.past + t - n)
+            out[i:i + 1, :, lo:] = dual_chunk_attention(q[i:i + 1, :, lo:], k[i:i + 1, :, n:], v[i:i + 1, :, n:],
+                                                        positions=pos, seq_len=self.seq_len - n, **kw)
+        return out
+
+
 # --------------------------------------------------------------------------------- the blocks
 class RMSNorm(nn.Module):
     def __init__(self, hidden_size: int, eps: float) -> None:
@@ -174,12 +242,17 @@ class Attention(nn.Module):
         self.dropout = config.attention_dropout
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                is_causal: bool, cache: KVCache | None) -> torch.Tensor:
+                is_causal: bool, cache: KVCache | None, dca: _DCAStep | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         # [B, T, nh*D] -> [B, T, nh, D] -> [B, nh, T, D]
         q = self.q_proj(x).view(b, t, self.nh, self.d).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.nkv, self.d).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.nkv, self.d).transpose(1, 2)
+        if dca is not None:  # DCA rotates q and k itself; the cache keeps un-rotated keys
+            if cache is not None:
+                k, v = cache.update(self.layer_idx, k, v)  # [B, nkv, S, D]
+            y = dca.attend(q, k, v)
+            return self.o_proj(y.transpose(1, 2).reshape(b, t, self.nh * self.d))
         q, k = apply_rope(q, k, cos, sin)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # [B, nkv, S, D]
@@ -275,8 +348,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
-                is_causal: bool, cache: KVCache | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, is_causal, cache)
+                is_causal: bool, cache: KVCache | None, dca: _DCAStep | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, is_causal, cache, dca)
         h = self.post_attention_layernorm(x)
         router_logits = None
         if isinstance(self.mlp, SparseMoE):
@@ -357,7 +431,7 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------- the model
 @dataclass
 class CausalLMOutput:
-    logits: torch.Tensor  # [B, T, V] (or the last logits_to_keep positions)
+    logits: torch.Tensor  # [B, T, V] (or the last logits_to_keep positions; [B, 0, V] if not returned)
     loss: torch.Tensor | None = None  # CE (+ router_aux_loss_coef * aux_loss for MoE)
     aux_loss: torch.Tensor | None = None  # MoE load-balancing loss, unweighted
     router_logits: tuple[torch.Tensor, ...] | None = None
@@ -376,6 +450,38 @@ class Qwen2ForCausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         if config.use_sliding_window:
             raise Qwen25ValueError("use_sliding_window=True is not supported (no Qwen2.5 checkpoint uses it)")
+        self._dca_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _dca_step(self, past: int, t: int, seq_len: int | None, key_mask: torch.Tensor | None,
+                  position_ids: torch.Tensor, doc_ids: torch.Tensor | None, device: torch.device) -> _DCAStep:
+        dc = self.config.dual_chunk_attention_config
+        assert dc is not None
+        if doc_ids is not None:
+            raise Qwen25ValueError("packed rows (position_ids restarting inside a row) are not supported with "
+                                   "dual chunk attention")
+        pads = None
+        expected = torch.arange(past, past + t, device=device)[None]  # [1, T] positions of the new tokens
+        real = None
+        if key_mask is not None:
+            n = (~key_mask).sum(-1)  # [B] padding slots per row
+            if not torch.equal(key_mask, torch.arange(key_mask.shape[1], device=device)[None] >= n[:, None]):
+                raise Qwen25ValueError("dual chunk attention supports left padding only: every row's attention_mask "
+                                       "must be zeros then ones")
+            pads = n.tolist()
+            expected = expected - n[:, None]
+            real = expected >= 0
+        ok = position_ids == expected if real is None else (position_ids == expected) | ~real
+        if not bool(ok.all()):
+            raise Qwen25ValueError("dual chunk attention needs the default positions (each row's real tokens at 0, 1, "
+                                   "2, ...); position_ids differ")
+        # rotary tables by position, up to chunk_size (the largest position DCA uses), cached per device
+        tables = self._dca_tables.get(device)
+        if tables is None:
+            pos = torch.arange(dc.chunk_size + 1, device=device)[None]
+            cos, sin = self.rotary_emb(torch.float32, pos)
+            tables = self._dca_tables[device] = (cos[0], sin[0])
+        return _DCAStep(config=dc, cos=tables[0], sin=tables[1], past=past,
+                        seq_len=past + t if seq_len is None else seq_len, pads=pads)
 
     # ---------------------------------------------------------------------- construction
     @classmethod
@@ -441,7 +547,8 @@ class Qwen2ForCausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None, *,
-                cache: KVCache | None = None, logits_to_keep: int = 0) -> CausalLMOutput:
+                cache: KVCache | None = None, logits_to_keep: int = 0, fused_loss: bool | None = None,
+                return_logits: bool = True, dca_seq_len: int | None = None) -> CausalLMOutput:
         """Logits for ``input_ids`` [B, T] (and the loss when ``labels`` are given).
 
         * ``attention_mask`` [B, T] (or [B, past+T] with a cache): 1 for tokens, 0 for padding.
@@ -452,6 +559,14 @@ class Qwen2ForCausalLM(nn.Module):
           documents.
         * ``cache``: a ``KVCache`` to read and extend (generation).
         * ``logits_to_keep``: if > 0, only the last that many positions get logits.
+        * ``fused_loss``: compute the loss with ``qwen25.kernels.fused_cross_entropy`` (the CUDA
+          kernel, or on the CPU its chunked fallback), which never holds fp32 logits for the whole
+          sequence. None (default): on for CUDA tensors when the kernels are available.
+        * ``return_logits``: False skips the lm_head when only the loss is wanted (fused loss):
+          ``logits`` is then an empty [B, 0, V] tensor.
+        * ``dca_seq_len``: with dual chunk attention, the length L of its logit scale (default the
+          keys so far, past + T, as vLLM); ``prefill`` passes the whole prompt's length so that a
+          prompt run in pieces gives the same result as in one go.
         """
         if input_ids.dim() == 1:
             input_ids = input_ids[None]
@@ -489,6 +604,7 @@ class Qwen2ForCausalLM(nn.Module):
             cache.key_mask[:, : past + t] = key_mask
 
         doc_ids = None
+        implicit_positions = position_ids is None and cache is not None
         if position_ids is None:
             if cache is not None:
                 if key_mask is not None:
@@ -511,19 +627,26 @@ class Qwen2ForCausalLM(nn.Module):
                 if bool((docs[:, -1] > 0).any()):
                     doc_ids = docs
         max_pos = int(position_ids.max()) if checking else 0
-        if max_pos >= self.config.max_positions:
+        dca = None
+        if self.config.dual_chunk_attention_config is not None:
+            # positions stay below chunk_size inside DCA: no length limit from RoPE
+            dca = self._dca_step(past, t, dca_seq_len, key_mask, position_ids, doc_ids, device)
+        elif max_pos >= self.config.max_positions:
             hint = "" if self.config.rope_scaling else " (set rope_scaling, e.g. YaRN, to go further)"
             raise Qwen25ValueError(f"position {max_pos} is past the {self.config.max_positions} positions this "
                                    f"model supports{hint}")
         if cache is not None:
-            cache.next_position = position_ids[:, -1] + 1
+            if implicit_positions and key_mask is not None:  # a piece that is all padding moves no row on
+                cache.next_position = cache.next_position + key_mask[:, past:].long().sum(-1)
+            else:
+                cache.next_position = position_ids[:, -1] + 1
 
-        mask, is_causal = attention_mask_for(t, past, key_mask, doc_ids, device)
+        mask, is_causal = (None, False) if dca is not None else attention_mask_for(t, past, key_mask, doc_ids, device)
         x = self.model.embed_tokens(input_ids)
         cos, sin = self.rotary_emb(x.dtype, position_ids)
         router_logits: list[torch.Tensor] = []
         for layer in self.model.layers:
-            x, rl = layer(x, cos, sin, mask, is_causal, cache)
+            x, rl = layer(x, cos, sin, mask, is_causal, cache, dca)
             if rl is not None:
                 router_logits.append(rl)
         if cache is not None:
@@ -531,13 +654,24 @@ class Qwen2ForCausalLM(nn.Module):
         x = self.model.norm(x)
         if logits_to_keep:
             x = x[:, -logits_to_keep:]
-        logits = self.lm_head(x)
+        if fused_loss is None:
+            fused_loss = labels is not None and kernels_for(x) is not None
+        if return_logits or labels is None or not fused_loss:
+            logits = self.lm_head(x)
+        else:
+            logits = x.new_empty(b, 0, self.config.vocab_size)
 
         out = CausalLMOutput(logits=logits)
         if router_logits:
             out.router_logits = tuple(router_logits)
         if labels is not None:
-            out.loss = causal_lm_loss(logits, labels)
+            if fused_loss:
+                from .. import kernels
+
+                shifted = F.pad(labels, (0, 1), value=-100)[:, 1:].to(x.device)
+                out.loss = kernels.fused_cross_entropy(x, self.lm_head.weight, shifted, ignore_index=-100)
+            else:
+                out.loss = causal_lm_loss(logits, labels)
             if router_logits:
                 pad_mask = attention_mask if attention_mask is not None and attention_mask.shape == (b, t) else None
                 out.aux_loss = load_balancing_loss(router_logits, self.config.num_experts,
@@ -555,3 +689,32 @@ class Qwen2ForCausalLM(nn.Module):
         return generate(self, input_ids, max_new_tokens=max_new_tokens, do_sample=do_sample,
                         temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                         repetition_penalty=repetition_penalty, stop=stop, seed=seed, **kwargs)
+
+
+# --------------------------------------------------------------------------------- prefill
+@torch.no_grad()
+def prefill(model: Qwen2ForCausalLM, input_ids: torch.Tensor, cache: KVCache, *, chunk_size: int | None = None,
+            attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Run a prompt ``input_ids`` [B, T] into ``cache`` in pieces of ``chunk_size`` tokens (default:
+    all at once) and return the last position's logits [B, V].
+
+    Memory then grows with ``chunk_size`` (activations, logits of one position) plus the cache,
+    linearly in T. With dual chunk attention the logit scale uses the whole prompt's length, so
+    the result does not depend on the chunking; ``attention_mask`` [B, T] marks left padding."""
+    if input_ids.dim() != 2:
+        raise Qwen25ValueError(f"prefill: input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
+    b, t = input_ids.shape
+    if chunk_size is None:
+        chunk_size = t
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise Qwen25ValueError(f"prefill: chunk_size must be a positive int, got {chunk_size!r}")
+    if attention_mask is not None and tuple(attention_mask.shape) != (b, t):
+        raise Qwen25ValueError(f"prefill: attention_mask shape {tuple(attention_mask.shape)} is not {(b, t)}")
+    total = cache.length + t
+    logits = None
+    for a in range(0, t, chunk_size):
+        e = min(t, a + chunk_size)
+        am = None if attention_mask is None else attention_mask[:, a:e]
+        logits = model(input_ids[:, a:e], attention_mask=am, cache=cache, logits_to_keep=1, dca_seq_len=total).logits
+    assert logits is not None
+    return logits[:, -1]
