@@ -219,3 +219,22 @@ def test_decontaminate_hook(tmp_path, monkeypatch):
     removed = read_jsonl(tmp_path / "out" / "removed.jsonl")
     assert [r["id"] for r in removed if r["stage"] == "decontaminate"] == ["c3"]
     assert rep["documents_packed"] + rep["documents_removed"] == len(web) + len(code)
+
+
+def test_decontaminate_stage_with_the_real_engine(tmp_path):
+    """The real Decontaminator against HumanEval: a record carrying a HumanEval problem is removed
+    at the decontaminate stage; the others are not; nothing is lost."""
+    from qwen25.data import benchmarks
+
+    problem = benchmarks.load("humaneval")[3]["text"]
+    web, code = write_corpus(tmp_path)
+    leak = good_doc(random.Random(9), "leak") + "\n" + problem + "\n" + good_doc(random.Random(8), "leak2")
+    with open(tmp_path / "code" / "c.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "leak", "text": leak}) + "\n")
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "humaneval" }\n')
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["decontaminate"] == "ran Decontaminator.check"
+    removed = read_jsonl(tmp_path / "out" / "removed.jsonl")
+    assert [r["id"] for r in removed if r["stage"] == "decontaminate"] == ["leak"]
+    assert rep["documents_packed"] + rep["documents_removed"] == len(web) + len(code) + 1

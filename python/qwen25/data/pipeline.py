@@ -40,9 +40,9 @@ A configuration (paths are relative to the TOML file)::
     seed = 1
     mem_budget = 1073741824
 
-    [decontaminate]           # HOOK: runs qwen25.data.Decontaminator(**options).check(texts)
-    enabled = true            # when that class exists (skipped, and reported, otherwise)
-    options = { test_set = "humaneval" }
+    [decontaminate]           # qwen25.data.Decontaminator(**options).check(texts); skipped (and
+    enabled = true            # reported) when no test_set is configured
+    options = { test_set = "humaneval" }   # a benchmark name, a JSONL path, or a list of texts
 
     [classify]
     model = "domain.bin"      # optional DomainClassifier file: its label becomes the domain
@@ -360,10 +360,12 @@ class Pipeline:
         report["scan"] = {k: dict(v) for k, v in stats.items()}
 
     def _decontaminator(self) -> Any:
-        # HOOK (decontamination issue): qwen25.data.Decontaminator is built by another helper.
-        # When it is absent the stage is skipped and the report says so.
+        # qwen25.data.Decontaminator (the decontamination engine). Without a configured test set
+        # the stage is skipped and the report says so.
         if not self.decon_cfg.get("enabled", True):
             return None, "disabled"
+        if "test_set" not in self.decon_cfg.get("options", {}):
+            return None, "skipped: no test_set in [decontaminate] options"
         try:
             import qwen25.data as qd
 
