@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import Qwen25Error
 
@@ -21,7 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def _module(name: str):  # type: ignore[no-untyped-def]
+def _module(name: str) -> Any:
     return importlib.import_module(f"qwen25.commands.{name.replace('-', '_')}")
 
 

@@ -50,12 +50,11 @@ def _check_str(text: object, what: str = "text") -> None:
 def _as_id_list(ids: Any) -> list[int]:
     if hasattr(ids, "tolist"):  # numpy arrays, torch tensors
         ids = ids.tolist()
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
-        if isinstance(ids, Iterable) and not isinstance(ids, (str, bytes)):
-            ids = list(ids)
-        else:
-            raise TypeError(f"ids must be a sequence of int, not {type(ids).__name__}")
-    return ids  # type: ignore[return-value]
+    if isinstance(ids, list):
+        return ids
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be a sequence of int, not {type(ids).__name__}")
+    return list(ids)
 
 
 class Tokenizer:

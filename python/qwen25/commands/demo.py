@@ -11,6 +11,7 @@ in-process from the same vocabulary, and HF tokenizers), after checking that all
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import sysconfig
@@ -118,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     rows.append(("qwen25 encode_batch (all cores)", _time(lambda: tok.encode_batch(docs))))
     for name, fn in _peers(tok).items():
         same = fn(docs) == ids
-        rows.append((f"{name} (1 thread){'' if same else '  [DIFFERENT IDS]'}", _time(lambda fn=fn: fn(docs), 1)))
+        label = f"{name} (1 thread){'' if same else '  [DIFFERENT IDS]'}"
+        rows.append((label, _time(functools.partial(fn, docs), 1)))
     base = rows[0][1]
     print(f"{'tokenizer':<44}{'MB/s':>10}{'speed relative to qwen25 1-thread':>36}")
     for name, secs in rows:

@@ -41,7 +41,7 @@ def _open(path: str) -> IO[bytes]:
     if not os.path.exists(path):
         raise FileNotFoundError(2, "No such file", path)
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.endswith(".zst"):
         try:
             import zstandard
@@ -87,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise Qwen25ValueError(f"--batch-size must be positive, got {args.batch_size}")
     allowed: Any = set() if args.plain_specials else "all"
-    eos = tok.eos_token_id if tok.eos_token_id is not None else tok.token_to_id("<|endoftext|>")
-    if args.append_eos and eos is None:
+    eos_id = tok.eos_token_id if tok.eos_token_id is not None else tok.token_to_id("<|endoftext|>")
+    if args.append_eos and eos_id is None:
         raise Qwen25ValueError("--append-eos: this tokenizer has no eos token")
+    eos = int(eos_id or 0)
     total_bytes = sum(os.path.getsize(p) for p in args.input if p != "-" and os.path.exists(p))
     out, idx_path, meta_path = args.output, args.output + ".idx", args.output + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
