@@ -230,58 +230,117 @@ fn find_duplicates(xs: &[&str]) -> (usize, usize) {
     (n, chars)
 }
 
+/// Marks an n-gram that occurs exactly once at its level (so do all longer n-grams starting there).
+const UNIQ: u32 = u32::MAX;
+
 /// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
 /// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
 /// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
+/// An n-gram known to occur once gets [`UNIQ`] instead of an id, and is never hashed again.
 struct Interned {
-    /// ids of the n-grams at the current level, one per start position
+    /// ids of the n-grams at the current level (or UNIQ), one per start position
     grams: Vec<u32>,
     n: usize,
     words: Vec<u32>,
+    /// number of distinct words
+    n_words: usize,
     /// prefix[i] = total chars of words[..i]
     prefix: Vec<usize>,
+    /// ids at the current level are < n_ids
     n_ids: usize,
     map: FxHashMap<u64, u32>,
+    /// per distinct word: chars, and the Gopher quality flags (bit 0 non-symbol, 1 alpha, 2 stop)
+    wchars: Vec<u32>,
+    wflags: Vec<u8>,
+    count: Vec<u32>,
+    first: Vec<u32>,
+}
+
+const NON_SYM: u8 = 1;
+const ALPHA: u8 = 2;
+const STOP: u8 = 4;
+
+fn word_flags(w: &str, stop_words: &[String]) -> u8 {
+    let (mut non_sym, mut alpha) = (false, false);
+    if w.is_ascii() {
+        for b in w.bytes() {
+            non_sym |= !b.is_ascii_punctuation();
+            alpha |= b.is_ascii_alphabetic();
+        }
+    } else {
+        for ch in w.chars() {
+            non_sym |= !is_punct_or_symbol(ch);
+            alpha |= is_alpha(ch);
+        }
+    }
+    let stop = stop_words.iter().any(|s| s == w);
+    (non_sym as u8) * NON_SYM | (alpha as u8) * ALPHA | (stop as u8) * STOP
 }
 
 impl Interned {
-    fn new(ws: &[&str]) -> Self {
+    fn new(ws: &[&str], stop_words: &[String]) -> Self {
         let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(ws.len(), Default::default());
         let mut ids = Vec::with_capacity(ws.len());
         let mut prefix = Vec::with_capacity(ws.len() + 1);
+        let (mut wchars, mut wflags) = (Vec::new(), Vec::new());
+        let mut count: Vec<u32> = Vec::new();
+        let mut total = 0usize;
         prefix.push(0);
         for w in ws {
             let next = map.len() as u32;
-            ids.push(*map.entry(w).or_insert(next));
-            prefix.push(prefix[prefix.len() - 1] + clen(w));
+            let id = *map.entry(w).or_insert(next);
+            if id == next {
+                wchars.push(clen(w) as u32);
+                wflags.push(word_flags(w, stop_words));
+                count.push(0);
+            }
+            count[id as usize] += 1;
+            ids.push(id);
+            total += wchars[id as usize] as usize;
+            prefix.push(total);
         }
         let n_ids = map.len();
-        let map = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
-        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map }
+        let grams = ids.iter().map(|&g| if count[g as usize] == 1 { UNIQ } else { g }).collect();
+        Interned {
+            grams,
+            n: 1,
+            words: ids,
+            n_words: n_ids,
+            prefix,
+            n_ids,
+            map: FxHashMap::default(),
+            wchars,
+            wflags,
+            count,
+            first: Vec::new(),
+        }
     }
 
-    /// Advance to n-grams of length `n` (n >= current level); false when there are none.
+    /// Advance to n-grams of length `n`; false when there are none.
     fn level(&mut self, n: usize) -> bool {
         if n < self.n {
-            self.grams = self.words.clone();
+            self.grams.clear();
+            self.grams.extend_from_slice(&self.words);
             self.n = 1;
-            self.n_ids = self.words.iter().map(|&x| x as usize + 1).max().unwrap_or(0);
+            self.n_ids = self.n_words;
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
-            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets a fresh id without
+            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets UNIQ without
             // hashing; only prefixes seen more than once go through the map
-            let mut count = vec![0u32; self.n_ids];
+            self.count.clear();
+            self.count.resize(self.n_ids, 0);
             for &g in &self.grams {
-                count[g as usize] += 1;
+                if g != UNIQ {
+                    self.count[g as usize] += 1;
+                }
             }
             self.map.clear();
             let mut next_id = 0u32;
             for i in 0..next_len {
                 let g = self.grams[i];
-                self.grams[i] = if count[g as usize] == 1 {
-                    next_id += 1;
-                    next_id - 1
+                self.grams[i] = if g == UNIQ || self.count[g as usize] == 1 {
+                    UNIQ
                 } else {
                     let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
                     *self.map.entry(key).or_insert_with(|| {
@@ -308,18 +367,29 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
     }
-    let mut count = vec![0u32; w.n_ids];
-    let mut first = vec![usize::MAX; w.n_ids];
+    w.count.clear();
+    w.count.resize(w.n_ids, 0);
+    w.first.clear();
+    w.first.resize(w.n_ids, u32::MAX);
     let (mut best_c, mut best_first) = (0u32, usize::MAX);
     for (i, &g) in w.grams.iter().enumerate() {
-        let g = g as usize;
-        count[g] += 1;
-        if first[g] == usize::MAX {
-            first[g] = i;
+        if g == UNIQ {
+            // count 1, first seen here: it only wins when nothing was seen before
+            if best_c == 0 {
+                best_c = 1;
+                best_first = i;
+            }
+            continue;
         }
-        if count[g] > best_c || (count[g] == best_c && first[g] < best_first) {
-            best_c = count[g];
-            best_first = first[g];
+        let g = g as usize;
+        w.count[g] += 1;
+        if w.first[g] == u32::MAX {
+            w.first[g] = i as u32;
+        }
+        let (c, f) = (w.count[g], w.first[g] as usize);
+        if c > best_c || (c == best_c && f < best_first) {
+            best_c = c;
+            best_first = f;
         }
     }
     Some(w.gram_len(best_first, n) * best_c as usize)
@@ -330,15 +400,19 @@ fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
         return 0;
     }
-    let mut seen = vec![false; w.n_ids];
+    // count doubles as `seen`
+    w.count.clear();
+    w.count.resize(w.n_ids, 0);
     let (mut rep, mut i) = (0, 0);
     while i < w.grams.len() {
-        let g = w.grams[i] as usize;
-        if seen[g] {
+        let g = w.grams[i];
+        if g != UNIQ && w.count[g as usize] != 0 {
             rep += w.gram_len(i, n);
             i += n;
         } else {
-            seen[g] = true;
+            if g != UNIQ {
+                w.count[g as usize] = 1;
+            }
             i += 1;
         }
     }
@@ -367,10 +441,10 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
-    gopher_repetition_pre(text, &words(text), &splitlines(text), c, st)
+    gopher_repetition_pre(text, &mut Interned::new(&words(text), &[]), &splitlines(text), c, st)
 }
 
-fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+fn gopher_repetition_pre(text: &str, ws: &mut Interned, lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -393,12 +467,11 @@ fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepe
     if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_line_char_frac".into());
     }
-    let mut ws = Interned::new(ws);
     for &(n, t) in &c.top_n_grams {
         if n == 0 {
             continue;
         }
-        let Some(top) = find_top_duplicate(&mut ws, n) else { continue };
+        let Some(top) = find_top_duplicate(ws, n) else { continue };
         let r = ratio(top, n_chars);
         st.push((top_name(n), r));
         if r > t {
@@ -409,7 +482,7 @@ fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepe
         if n == 0 {
             continue;
         }
-        let r = ratio(find_all_duplicate(&mut ws, n), n_chars);
+        let r = ratio(find_all_duplicate(ws, n), n_chars);
         st.push((dup_name(n), r));
         if r > t {
             return Err(format!("duplicated_{n}_n_grams"));
@@ -423,32 +496,22 @@ fn on(x: Option<f64>) -> Option<f64> {
 }
 
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    gopher_quality_pre(text, &words(text), &splitlines(text), c, st)
+    gopher_quality_pre(text, &Interned::new(&words(text), &c.stop_words), &splitlines(text), c, st)
 }
 
-fn gopher_quality_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    let n_words = ws.len();
-    // one pass: non-symbol words (and their chars), words with a letter, stop words
+fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+    let n_words = ws.words.len();
+    // one pass: non-symbol words (and their chars), words with a letter, stop words; the flags
+    // were computed once per distinct word
     let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
-    for w in ws {
-        let (mut non_sym, mut alpha) = (false, false);
-        if w.is_ascii() {
-            for b in w.bytes() {
-                non_sym |= !b.is_ascii_punctuation();
-                alpha |= b.is_ascii_alphabetic();
-            }
-        } else {
-            for ch in w.chars() {
-                non_sym |= !is_punct_or_symbol(ch);
-                alpha |= is_alpha(ch);
-            }
-        }
-        if non_sym {
+    for &id in &ws.words {
+        let f = ws.wflags[id as usize];
+        if f & NON_SYM != 0 {
             n_ns += 1;
-            ns_chars += clen(w);
+            ns_chars += ws.wchars[id as usize] as usize;
         }
-        n_alpha += alpha as usize;
-        stops += c.stop_words.iter().any(|s| s == *w) as usize;
+        n_alpha += (f & ALPHA != 0) as usize;
+        stops += (f & STOP != 0) as usize;
     }
     st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
     if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
@@ -628,15 +691,68 @@ pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<Strin
     c4_pre(&splitlines(text), c, st)
 }
 
+/// The C4 phrases, lorem ipsum and javascript first, for an ASCII case-insensitive search (on an
+/// ASCII line, `lower.contains(p)` is exactly a case-insensitive match of `p`).
+fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        let pats = ["lorem ipsum", "javascript"].iter().chain(POLICY.iter());
+        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pats).ok()
+    })
+    .as_ref()
+}
+
+/// (contains "lorem ipsum", contains "javascript", contains a policy phrase), lowercased.
+fn c4_phrase_flags(line: &str) -> (bool, bool, bool) {
+    if line.is_ascii() {
+        if let Some(ac) = c4_phrases() {
+            let mut mask = 0u32;
+            for m in ac.find_overlapping_iter(line) {
+                mask |= 1 << m.pattern().as_usize();
+            }
+            return (mask & 1 != 0, mask & 2 != 0, mask & !3 != 0);
+        }
+    }
+    let lower = line.to_lowercase();
+    (lower.contains("lorem ipsum"), lower.contains("javascript"), POLICY.iter().any(|p| lower.contains(p)))
+}
+
+/// (words of `str.split()`, whether one is longer than `max` chars).
+fn c4_words(line: &str, max: i64) -> (usize, bool) {
+    if line.is_ascii() {
+        let b = line.as_bytes();
+        let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+        let (mut n, mut long, mut i) = (0usize, false, 0usize);
+        while i < b.len() {
+            if is_sp(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !is_sp(b[i]) {
+                i += 1;
+            }
+            n += 1;
+            long |= (i - start) as i64 > max;
+        }
+        return (n, long);
+    }
+    let n = py_split(line).count();
+    // a word has no more chars than the line has bytes
+    let long = (line.len() as i64) > max && py_split(line).any(|w| clen(w) as i64 > max);
+    (n, long)
+}
+
 fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
-    let mut kept: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut n_kept = 0usize;
     let mut n_sent = 0usize;
     let mut n_lines = 0usize;
     for &raw in lines {
         n_lines += 1;
         let line = py_strip(raw);
-        let n_words = py_split(line).count();
-        if c.max_word_length != -1 && py_split(line).any(|w| clen(w) as i64 > c.max_word_length) {
+        let (n_words, long) = c4_words(line, c.max_word_length);
+        if c.max_word_length != -1 && long {
             continue;
         }
         let line = if c.remove_citations { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
@@ -649,29 +765,34 @@ fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<S
         if (n_words as i64) < c.min_words_per_line {
             continue;
         }
-        let lower = if line.is_ascii() { line.to_ascii_lowercase() } else { line.to_lowercase() };
-        if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
+        let (lorem, js, policy) = c4_phrase_flags(line);
+        if c.filter_lorem_ipsum && lorem {
             return Err("lorem_ipsum".into());
         }
-        if c.filter_javascript && lower.contains("javascript") {
+        if c.filter_javascript && js {
             continue;
         }
         if c.filter_curly_bracket && line.contains('{') {
             return Err("curly_bracket".into());
         }
-        if c.filter_policy && POLICY.iter().any(|p| lower.contains(p)) {
+        if c.filter_policy && policy {
             continue;
         }
         n_sent += count_sentences(line);
-        kept.push(line.to_string());
+        if n_kept > 0 {
+            out.push('\n');
+        }
+        out.push_str(line);
+        n_kept += 1;
     }
     st.push(("c4.lines".into(), n_lines as f64));
-    st.push(("c4.kept_lines".into(), kept.len() as f64));
+    st.push(("c4.kept_lines".into(), n_kept as f64));
     st.push(("c4.sentences".into(), n_sent as f64));
     if (n_sent as i64) < c.min_num_sentences {
         return Err("too_few_sentences".into());
     }
-    Ok(py_strip(&kept.join("\n")).to_string())
+    let s = py_strip(&out);
+    Ok(if s.len() == out.len() { out } else { s.to_string() })
 }
 
 pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
@@ -680,27 +801,40 @@ pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
 
 /// `n_words`: the word count of `text` when already known.
 fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut Stats) -> Verdict {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let nl = lines.len();
-    let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
+    let (mut nl, mut n_punct, mut n_short) = (0usize, 0usize, 0usize);
+    let short_len = c.short_line_length;
+    for l in text.split('\n') {
+        nl += 1;
+        n_punct += l.ends_with(['.', '\'', '"', '!', '?']) as usize;
+        // chars <= bytes <= 4 * chars: count chars only when the bytes leave it open
+        n_short += (l.len() <= short_len || (l.len() <= short_len.saturating_mul(4) && clen(l) <= short_len)) as usize;
+    }
+    let n_newlines = nl - 1;
+    let punct = ratio(n_punct, nl);
     st.push(("fineweb.line_punct_ratio".into(), punct));
     if punct <= c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
         return Err("line_punct_ratio".into());
     }
-    let short = ratio(lines.iter().filter(|l| clen(l) <= c.short_line_length).count(), nl);
+    let short = ratio(n_short, nl);
     st.push(("fineweb.short_line_ratio".into(), short));
     if short >= c.short_line_thr {
         return Err("short_line_ratio".into());
     }
-    let non_empty: Vec<&str> = lines.iter().copied().filter(|l| !py_strip(l).is_empty()).collect();
-    let denom = clen(text) - text.matches('\n').count();
-    let dup = ratio(find_duplicates(&non_empty).1, denom.max(1));
+    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(nl, Default::default());
+    let mut dup_chars = 0usize;
+    for l in text.split('\n') {
+        if !py_strip(l).is_empty() && !seen.insert(l) {
+            dup_chars += clen(l);
+        }
+    }
+    let denom = clen(text) - n_newlines;
+    let dup = ratio(dup_chars, denom.max(1));
     st.push(("fineweb.char_dup_ratio".into(), dup));
     if dup >= c.char_duplicates_ratio {
         return Err("char_dup_ratio".into());
     }
     let nw = n_words.unwrap_or_else(|| words(text).len()).max(1);
-    let list = ratio(text.matches('\n').count(), nw);
+    let list = ratio(n_newlines, nw);
     st.push(("fineweb.list_ratio".into(), list));
     if list > c.new_line_ratio {
         return Err("list_ratio".into());
@@ -724,16 +858,21 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         *r_r = Some(reason);
     };
     let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
-    let ws = if gopher { words(text) } else { Vec::new() };
+    let mut ws = if gopher {
+        let stop: &[String] = cfg.gopher_quality.as_ref().map_or(&[], |q| &q.stop_words);
+        Some(Interned::new(&words(text), stop))
+    } else {
+        None
+    };
     let lines = if gopher || cfg.c4.is_some() { splitlines(text) } else { Vec::new() };
-    if let Some(c) = &cfg.gopher_repetition {
-        if let Err(e) = gopher_repetition_pre(text, &ws, &lines, c, st) {
+    if let (Some(c), Some(ws)) = (&cfg.gopher_repetition, &mut ws) {
+        if let Err(e) = gopher_repetition_pre(text, ws, &lines, c, st) {
             drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
-    if let Some(c) = &cfg.gopher_quality {
-        if let Err(e) = gopher_quality_pre(text, &ws, &lines, c, st) {
+    if let (Some(c), Some(ws)) = (&cfg.gopher_quality, &ws) {
+        if let Err(e) = gopher_quality_pre(text, ws, &lines, c, st) {
             drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
@@ -753,7 +892,10 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         }
     }
     if let Some(c) = &cfg.fineweb {
-        let known = if gopher && matches!(cur, std::borrow::Cow::Borrowed(_)) { Some(ws.len()) } else { None };
+        let known = match (&ws, &cur) {
+            (Some(ws), std::borrow::Cow::Borrowed(_)) => Some(ws.words.len()),
+            _ => None,
+        };
         if let Err(e) = fineweb_pre(&cur, known, c, st) {
             drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
             if let std::borrow::Cow::Owned(t) = cur {
@@ -871,7 +1013,32 @@ mod speed {
             let _ = splitlines(d);
         }
         eprintln!("splitlines {:.1} MB/s", mb / t.elapsed().as_secs_f64());
-        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d))).collect();
+        let wss: Vec<Vec<&str>> = docs.iter().map(|d| words(d)).collect();
+        let t = std::time::Instant::now();
+        for w in &wss {
+            std::hint::black_box(Interned::new(w, &[]));
+        }
+        eprintln!("intern {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let lss: Vec<Vec<&str>> = docs.iter().map(|d| splitlines(d)).collect();
+        let t = std::time::Instant::now();
+        for (d, l) in docs.iter().zip(&lss) {
+            std::hint::black_box(find_duplicates(l));
+            std::hint::black_box(find_duplicates(&split_paragraphs(d)));
+        }
+        eprintln!("line+para dups {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let mut st = Vec::new();
+            std::hint::black_box(fineweb(d, &FineWebConfig::default(), &mut st).is_ok());
+        }
+        eprintln!("fineweb fn {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for l in &lss {
+            let mut st = Vec::new();
+            std::hint::black_box(c4_pre(l, &C4Config::default(), &mut st).is_ok());
+        }
+        eprintln!("c4 pre {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d), &[])).collect();
         let t = std::time::Instant::now();
         for w in ws.iter_mut() {
             let _ = find_all_duplicate(w, 5);
