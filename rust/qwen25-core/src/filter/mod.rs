@@ -233,6 +233,49 @@ fn find_duplicates(xs: &[&str]) -> (usize, usize) {
 /// Marks an n-gram that occurs exactly once at its level (so do all longer n-grams starting there).
 const UNIQ: u32 = u32::MAX;
 
+/// (n-1)-gram id and next word id -> n-gram id: open addressing with linear probing, sized to at
+/// most half full, no deletions; `reset` empties it for the next level.
+#[derive(Default)]
+struct PairTable {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    shift: u32,
+}
+
+/// Never a key: the (n-1)-gram id in the high half is below [`UNIQ`].
+const EMPTY: u64 = u64::MAX;
+
+impl PairTable {
+    /// Room for `n` keys.
+    fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.keys.clear();
+        self.keys.resize(cap, EMPTY);
+        self.vals.resize(cap, 0);
+        self.shift = 64 - cap.trailing_zeros();
+    }
+
+    /// The id of `key`, a fresh one (`*next`, then incremented) when it is new.
+    #[inline]
+    fn id(&mut self, key: u64, next: &mut u32) -> u32 {
+        let mask = self.keys.len() - 1;
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return self.vals[i];
+            }
+            if k == EMPTY {
+                self.keys[i] = key;
+                self.vals[i] = *next;
+                *next += 1;
+                return *next - 1;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
 /// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
 /// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
 /// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
@@ -248,7 +291,7 @@ struct Interned {
     prefix: Vec<usize>,
     /// ids at the current level are < n_ids
     n_ids: usize,
-    map: FxHashMap<u64, u32>,
+    map: PairTable,
     /// per distinct word: chars, and the Gopher quality flags (bit 0 non-symbol, 1 alpha, 2 stop)
     wchars: Vec<u32>,
     wflags: Vec<u8>,
@@ -308,7 +351,7 @@ impl Interned {
             n_words: n_ids,
             prefix,
             n_ids,
-            map: FxHashMap::default(),
+            map: PairTable::default(),
             wchars,
             wflags,
             count,
@@ -326,28 +369,35 @@ impl Interned {
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
+            if self.n_ids == 0 {
+                // every n-gram is unique, so are all longer ones
+                self.grams.truncate(next_len);
+                self.n += 1;
+                continue;
+            }
             // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets UNIQ without
             // hashing; only prefixes seen more than once go through the map
             self.count.clear();
             self.count.resize(self.n_ids, 0);
+            let mut live = 0usize;
             for &g in &self.grams {
                 if g != UNIQ {
                     self.count[g as usize] += 1;
+                    live += 1;
                 }
             }
-            self.map.clear();
             let mut next_id = 0u32;
-            for i in 0..next_len {
-                let g = self.grams[i];
-                self.grams[i] = if g == UNIQ || self.count[g as usize] == 1 {
-                    UNIQ
-                } else {
-                    let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
-                    *self.map.entry(key).or_insert_with(|| {
-                        next_id += 1;
-                        next_id - 1
-                    })
-                };
+            if live > 0 {
+                self.map.reset(live);
+                for i in 0..next_len {
+                    let g = self.grams[i];
+                    self.grams[i] = if g == UNIQ || self.count[g as usize] == 1 {
+                        UNIQ
+                    } else {
+                        let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
+                        self.map.id(key, &mut next_id)
+                    };
+                }
             }
             self.grams.truncate(next_len);
             self.n_ids = next_id as usize;
@@ -366,6 +416,10 @@ impl Interned {
 fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
+    }
+    if w.n_ids == 0 {
+        // all unique: count 1, the first one wins
+        return Some(w.gram_len(0, n));
     }
     w.count.clear();
     w.count.resize(w.n_ids, 0);
@@ -398,6 +452,9 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
 /// datatrove's `find_all_duplicate`.
 fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
+        return 0;
+    }
+    if w.n_ids == 0 {
         return 0;
     }
     // count doubles as `seen`
@@ -706,6 +763,10 @@ fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
 fn c4_phrase_flags(line: &str) -> (bool, bool, bool) {
     if line.is_ascii() {
         if let Some(ac) = c4_phrases() {
+            // most lines hold no phrase: one plain search (prefiltered) settles those
+            if ac.find(line).is_none() {
+                return (false, false, false);
+            }
             let mut mask = 0u32;
             for m in ac.find_overlapping_iter(line) {
                 mask |= 1 << m.pattern().as_usize();
