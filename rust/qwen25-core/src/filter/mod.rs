@@ -322,7 +322,12 @@ fn word_flags(w: &str, stop_words: &[String]) -> u8 {
 
 impl Interned {
     fn new(ws: &[&str], stop_words: &[String]) -> Self {
-        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(ws.len(), Default::default());
+        // words of up to 7 bytes are their own key (bytes + length packed in a u64, exact);
+        // longer ones go through a string map
+        let mut short = PairTable::default();
+        short.reset(ws.len());
+        let mut long: FxHashMap<&str, u32> = FxHashMap::default();
+        let mut next = 0u32;
         let mut ids = Vec::with_capacity(ws.len());
         let mut prefix = Vec::with_capacity(ws.len() + 1);
         let (mut wchars, mut wflags) = (Vec::new(), Vec::new());
@@ -330,9 +335,21 @@ impl Interned {
         let mut total = 0usize;
         prefix.push(0);
         for w in ws {
-            let next = map.len() as u32;
-            let id = *map.entry(w).or_insert(next);
-            if id == next {
+            let b = w.as_bytes();
+            let before = next;
+            let id = if b.len() <= 7 {
+                let mut key = (b.len() as u64) << 56;
+                for (j, &c) in b.iter().enumerate() {
+                    key |= (c as u64) << (8 * j);
+                }
+                short.id(key, &mut next)
+            } else {
+                *long.entry(w).or_insert_with(|| {
+                    next += 1;
+                    next - 1
+                })
+            };
+            if next != before {
                 wchars.push(clen(w) as u32);
                 wflags.push(word_flags(w, stop_words));
                 count.push(0);
@@ -342,7 +359,7 @@ impl Interned {
             total += wchars[id as usize] as usize;
             prefix.push(total);
         }
-        let n_ids = map.len();
+        let n_ids = next as usize;
         let grams = ids.iter().map(|&g| if count[g as usize] == 1 { UNIQ } else { g }).collect();
         Interned {
             grams,

@@ -13,6 +13,10 @@ pub fn splitlines(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
+        if !MAY_BREAK[b[i] as usize] {
+            i += 1;
+            continue;
+        }
         let len = match b[i] {
             b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
             b'\r' => {
@@ -39,6 +43,35 @@ pub fn splitlines(text: &str) -> Vec<&str> {
     }
     out
 }
+
+/// Bytes that are, or start, a line break of [`splitlines`].
+static MAY_BREAK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = matches!(i as u8, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e | 0xC2 | 0xE2);
+        i += 1;
+    }
+    t
+};
+
+/// ASCII byte classes for [`words`]: 1 whitespace (`str.isspace`), 2 punctuation, 0 other.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if matches!(c, 9..=13 | 0x1c..=0x1f | b' ') {
+            1
+        } else if c.is_ascii_punctuation() {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
 
 /// `len(s)` in Python: code points.
 #[inline]
@@ -146,7 +179,8 @@ pub fn words(text: &str) -> Vec<&str> {
 /// [`words`] for ASCII text, byte by byte.
 fn words_ascii(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
-    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+    let is_sp = |c: u8| CLASS[c as usize] == 1;
+    let is_p = |c: u8| CLASS[c as usize] == 2;
     let mut out = Vec::with_capacity(b.len() / 4);
     let mut i = 0;
     while i < b.len() {
@@ -162,7 +196,7 @@ fn words_ascii(text: &str) -> Vec<&str> {
         }
         let end = i;
         let mut l = start;
-        while l < end && b[l].is_ascii_punctuation() {
+        while l < end && is_p(b[l]) {
             l += 1;
         }
         if l == end {
@@ -170,7 +204,7 @@ fn words_ascii(text: &str) -> Vec<&str> {
             continue;
         }
         let mut r = end;
-        while r > l && b[r - 1].is_ascii_punctuation() {
+        while r > l && is_p(b[r - 1]) {
             r -= 1;
         }
         out.extend((start..l).map(|k| &text[k..k + 1]));
