@@ -255,6 +255,25 @@ impl PairTable {
         self.shift = 64 - cap.trailing_zeros();
     }
 
+    /// Double the room, keeping every key and id (`next` is untouched).
+    fn grow(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        let vals = std::mem::take(&mut self.vals);
+        self.reset(keys.len());
+        let mask = self.keys.len() - 1;
+        for (k, v) in keys.into_iter().zip(vals) {
+            if k == EMPTY {
+                continue;
+            }
+            let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+            while self.keys[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.keys[i] = k;
+            self.vals[i] = v;
+        }
+    }
+
     /// The id of `key`, a fresh one (`*next`, then incremented) when it is new.
     #[inline]
     fn id(&mut self, key: u64, next: &mut u32) -> u32 {
@@ -320,60 +339,109 @@ fn word_flags(w: &str, stop_words: &[String]) -> u8 {
     (non_sym as u8) * NON_SYM | (alpha as u8) * ALPHA | (stop as u8) * STOP
 }
 
-impl Interned {
-    fn new(ws: &[&str], stop_words: &[String]) -> Self {
-        // words of up to 7 bytes are their own key (bytes + length packed in a u64, exact);
-        // longer ones go through a string map
+struct InternBuilder<'a, 's> {
+    // words of up to 7 bytes are their own key (bytes + length packed in a u64, exact); longer
+    // ones go through a string map
+    short: PairTable,
+    long: FxHashMap<&'a str, u32>,
+    next: u32,
+    ids: Vec<u32>,
+    prefix: Vec<usize>,
+    wchars: Vec<u32>,
+    wflags: Vec<u8>,
+    count: Vec<u32>,
+    total: usize,
+    stop_words: &'s [String],
+}
+
+impl<'a, 's> InternBuilder<'a, 's> {
+    fn new(n: usize, stop_words: &'s [String]) -> Self {
         let mut short = PairTable::default();
-        short.reset(ws.len());
-        let mut long: FxHashMap<&str, u32> = FxHashMap::default();
-        let mut next = 0u32;
-        let mut ids = Vec::with_capacity(ws.len());
-        let mut prefix = Vec::with_capacity(ws.len() + 1);
-        let (mut wchars, mut wflags) = (Vec::new(), Vec::new());
-        let mut count: Vec<u32> = Vec::new();
-        let mut total = 0usize;
+        short.reset(n);
+        let mut prefix = Vec::with_capacity(n + 1);
         prefix.push(0);
-        for w in ws {
-            let b = w.as_bytes();
-            let before = next;
-            let id = if b.len() <= 7 {
-                let mut key = (b.len() as u64) << 56;
-                for (j, &c) in b.iter().enumerate() {
-                    key |= (c as u64) << (8 * j);
-                }
-                short.id(key, &mut next)
-            } else {
-                *long.entry(w).or_insert_with(|| {
-                    next += 1;
-                    next - 1
-                })
-            };
-            if next != before {
-                wchars.push(clen(w) as u32);
-                wflags.push(word_flags(w, stop_words));
-                count.push(0);
-            }
-            count[id as usize] += 1;
-            ids.push(id);
-            total += wchars[id as usize] as usize;
-            prefix.push(total);
+        InternBuilder {
+            short,
+            long: FxHashMap::default(),
+            next: 0,
+            ids: Vec::with_capacity(n),
+            prefix,
+            wchars: Vec::new(),
+            wflags: Vec::new(),
+            count: Vec::new(),
+            total: 0,
+            stop_words,
         }
-        let n_ids = next as usize;
-        let grams = ids.iter().map(|&g| if count[g as usize] == 1 { UNIQ } else { g }).collect();
+    }
+
+    #[inline]
+    fn push(&mut self, w: &'a str) {
+        let b = w.as_bytes();
+        let before = self.next;
+        let id = if b.len() <= 7 {
+            let mut key = (b.len() as u64) << 56;
+            for (j, &c) in b.iter().enumerate() {
+                key |= (c as u64) << (8 * j);
+            }
+            if self.next as usize * 2 >= self.short.keys.len() {
+                self.short.grow();
+            }
+            self.short.id(key, &mut self.next)
+        } else {
+            let next = &mut self.next;
+            *self.long.entry(w).or_insert_with(|| {
+                *next += 1;
+                *next - 1
+            })
+        };
+        if self.next != before {
+            self.wchars.push(clen(w) as u32);
+            self.wflags.push(word_flags(w, self.stop_words));
+            self.count.push(0);
+        }
+        self.count[id as usize] += 1;
+        self.ids.push(id);
+        self.total += self.wchars[id as usize] as usize;
+        self.prefix.push(self.total);
+    }
+
+    fn finish(self) -> Interned {
+        let count = self.count;
+        let grams = self.ids.iter().map(|&g| if count[g as usize] == 1 { UNIQ } else { g }).collect();
+        let n_ids = self.next as usize;
         Interned {
             grams,
             n: 1,
-            words: ids,
+            words: self.ids,
             n_words: n_ids,
-            prefix,
+            prefix: self.prefix,
             n_ids,
             map: PairTable::default(),
-            wchars,
-            wflags,
+            wchars: self.wchars,
+            wflags: self.wflags,
             count,
             first: Vec::new(),
         }
+    }
+}
+
+impl Interned {
+    fn new(ws: &[&str], stop_words: &[String]) -> Self {
+        let mut b = InternBuilder::new(ws.len(), stop_words);
+        for w in ws {
+            b.push(w);
+        }
+        b.finish()
+    }
+
+    /// The words of `text` ([`words`]), interned as they are split.
+    fn from_text(text: &str, ascii: bool, stop_words: &[String]) -> Self {
+        if !ascii {
+            return Interned::new(&words(text), stop_words);
+        }
+        let mut b = InternBuilder::new(text.len() / 4, stop_words);
+        text::words_ascii_each(text, |w| b.push(w));
+        b.finish()
     }
 
     /// Advance to n-grams of length `n`; false when there are none.
@@ -762,7 +830,7 @@ const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "u
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
 pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
-    c4_pre(&splitlines(text), c, st)
+    c4_pre(text, text.is_ascii(), &splitlines(text), c, st)
 }
 
 /// The C4 phrases, lorem ipsum and javascript first, for an ASCII case-insensitive search (on an
@@ -777,8 +845,8 @@ fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
 }
 
 /// (contains "lorem ipsum", contains "javascript", contains a policy phrase), lowercased.
-fn c4_phrase_flags(line: &str) -> (bool, bool, bool) {
-    if line.is_ascii() {
+fn c4_phrase_flags(line: &str, ascii: bool) -> (bool, bool, bool) {
+    if ascii || line.is_ascii() {
         if let Some(ac) = c4_phrases() {
             // most lines hold no phrase: one plain search (prefiltered) settles those
             if ac.find(line).is_none() {
@@ -796,8 +864,8 @@ fn c4_phrase_flags(line: &str) -> (bool, bool, bool) {
 }
 
 /// (words of `str.split()`, whether one is longer than `max` chars).
-fn c4_words(line: &str, max: i64) -> (usize, bool) {
-    if line.is_ascii() {
+fn c4_words(line: &str, ascii: bool, max: i64) -> (usize, bool) {
+    if ascii || line.is_ascii() {
         let b = line.as_bytes();
         let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
         let (mut n, mut long, mut i) = (0usize, false, 0usize);
@@ -821,7 +889,15 @@ fn c4_words(line: &str, max: i64) -> (usize, bool) {
     (n, long)
 }
 
-fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+/// `lines`: the `splitlines` of `text`; `ascii`: whether `text` is ASCII.
+fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+    // Whole-document checks that settle every line at once: a line is a substring of the text,
+    // and the phrases hold no line break, so no match in the text means none in a line, unless
+    // citation removal changed the line (it can join a phrase). ASCII only, where lowercasing is
+    // ASCII case folding.
+    let no_phrase = ascii && c4_phrases().is_some_and(|ac| ac.find(text).is_none());
+    let no_curly = !text.contains('{');
+    let no_bracket = !text.contains('[');
     let mut out = String::new();
     let mut n_kept = 0usize;
     let mut n_sent = 0usize;
@@ -829,11 +905,13 @@ fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<S
     for &raw in lines {
         n_lines += 1;
         let line = py_strip(raw);
-        let (n_words, long) = c4_words(line, c.max_word_length);
+        let (n_words, long) = c4_words(line, ascii, c.max_word_length);
         if c.max_word_length != -1 && long {
             continue;
         }
-        let line = if c.remove_citations { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let line =
+            if c.remove_citations && !no_bracket { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let changed = matches!(line, std::borrow::Cow::Owned(_));
         let line = line.as_ref();
         if c.filter_no_terminal_punct
             && (!(line.ends_with(['.', '?', '!', '"', '\''])) || line.ends_with("..."))
@@ -843,20 +921,21 @@ fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<S
         if (n_words as i64) < c.min_words_per_line {
             continue;
         }
-        let (lorem, js, policy) = c4_phrase_flags(line);
+        let (lorem, js, policy) =
+            if no_phrase && !changed { (false, false, false) } else { c4_phrase_flags(line, ascii) };
         if c.filter_lorem_ipsum && lorem {
             return Err("lorem_ipsum".into());
         }
         if c.filter_javascript && js {
             continue;
         }
-        if c.filter_curly_bracket && line.contains('{') {
+        if c.filter_curly_bracket && !no_curly && line.contains('{') {
             return Err("curly_bracket".into());
         }
         if c.filter_policy && policy {
             continue;
         }
-        n_sent += count_sentences(line);
+        n_sent += if ascii { count_sentences_ascii(line.as_bytes()) } else { count_sentences(line) };
         if n_kept > 0 {
             out.push('\n');
         }
@@ -936,9 +1015,10 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         *r_r = Some(reason);
     };
     let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
+    let ascii = text.is_ascii();
     let mut ws = if gopher {
         let stop: &[String] = cfg.gopher_quality.as_ref().map_or(&[], |q| &q.stop_words);
-        Some(Interned::new(&words(text), stop))
+        Some(Interned::from_text(text, ascii, stop))
     } else {
         None
     };
@@ -957,7 +1037,7 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
     }
     let mut cur = std::borrow::Cow::Borrowed(text);
     if let Some(c) = &cfg.c4 {
-        match c4_pre(&lines, c, st) {
+        match c4_pre(text, ascii, &lines, c, st) {
             Err(e) => {
                 drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
                 return r;
@@ -1111,9 +1191,9 @@ mod speed {
         }
         eprintln!("fineweb fn {:.1} MB/s", mb / t.elapsed().as_secs_f64());
         let t = std::time::Instant::now();
-        for l in &lss {
+        for (d, l) in docs.iter().zip(&lss) {
             let mut st = Vec::new();
-            std::hint::black_box(c4_pre(l, &C4Config::default(), &mut st).is_ok());
+            std::hint::black_box(c4_pre(d, d.is_ascii(), l, &C4Config::default(), &mut st).is_ok());
         }
         eprintln!("c4 pre {:.1} MB/s", mb / t.elapsed().as_secs_f64());
         let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d), &[])).collect();

@@ -178,10 +178,16 @@ pub fn words(text: &str) -> Vec<&str> {
 
 /// [`words`] for ASCII text, byte by byte.
 fn words_ascii(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(text.len() / 4);
+    words_ascii_each(text, |w| out.push(w));
+    out
+}
+
+/// [`words`] of an ASCII `text`, handed to `emit` one by one.
+pub fn words_ascii_each<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let b = text.as_bytes();
     let is_sp = |c: u8| CLASS[c as usize] == 1;
     let is_p = |c: u8| CLASS[c as usize] == 2;
-    let mut out = Vec::with_capacity(b.len() / 4);
     let mut i = 0;
     while i < b.len() {
         while i < b.len() && is_sp(b[i]) {
@@ -200,18 +206,17 @@ fn words_ascii(text: &str) -> Vec<&str> {
             l += 1;
         }
         if l == end {
-            out.extend((start..end).map(|k| &text[k..k + 1]));
+            (start..end).for_each(|k| emit(&text[k..k + 1]));
             continue;
         }
         let mut r = end;
         while r > l && is_p(b[r - 1]) {
             r -= 1;
         }
-        out.extend((start..l).map(|k| &text[k..k + 1]));
-        out.push(&text[l..r]);
-        out.extend((r..end).map(|k| &text[k..k + 1]));
+        (start..l).for_each(|k| emit(&text[k..k + 1]));
+        emit(&text[l..r]);
+        (r..end).for_each(|k| emit(&text[k..k + 1]));
     }
-    out
 }
 
 #[cfg(test)]
