@@ -355,9 +355,10 @@ struct InternBuilder<'a, 's> {
 }
 
 impl<'a, 's> InternBuilder<'a, 's> {
-    fn new(n: usize, stop_words: &'s [String]) -> Self {
+    /// `n` words expected, `distinct` of them distinct.
+    fn new(n: usize, distinct: usize, stop_words: &'s [String]) -> Self {
         let mut short = PairTable::default();
-        short.reset(n);
+        short.reset(distinct);
         let mut prefix = Vec::with_capacity(n + 1);
         prefix.push(0);
         InternBuilder {
@@ -366,9 +367,9 @@ impl<'a, 's> InternBuilder<'a, 's> {
             next: 0,
             ids: Vec::with_capacity(n),
             prefix,
-            wchars: Vec::new(),
-            wflags: Vec::new(),
-            count: Vec::new(),
+            wchars: Vec::with_capacity(64),
+            wflags: Vec::with_capacity(64),
+            count: Vec::with_capacity(64),
             total: 0,
             stop_words,
         }
@@ -427,7 +428,7 @@ impl<'a, 's> InternBuilder<'a, 's> {
 
 impl Interned {
     fn new(ws: &[&str], stop_words: &[String]) -> Self {
-        let mut b = InternBuilder::new(ws.len(), stop_words);
+        let mut b = InternBuilder::new(ws.len(), ws.len(), stop_words);
         for w in ws {
             b.push(w);
         }
@@ -439,7 +440,8 @@ impl Interned {
         if !ascii {
             return Interned::new(&words(text), stop_words);
         }
-        let mut b = InternBuilder::new(text.len() / 4, stop_words);
+        // the short-word table holds distinct words only: start small, it grows
+        let mut b = InternBuilder::new(text.len() / 4, text.len() / 16 + 8, stop_words);
         text::words_ascii_each(text, |w| b.push(w));
         b.finish()
     }
@@ -767,7 +769,11 @@ fn count_sentences_ascii(b: &[u8]) -> usize {
     let non_blank = |s: &[u8]| s.iter().any(|&c| !is_sp(c));
     let (mut count, mut piece_start, mut i) = (0, 0, 0);
     while i < b.len() {
-        if is_term(b[i]) {
+        if !is_term(b[i]) {
+            i += 1;
+            continue;
+        }
+        {
             let mut j = i;
             while j < b.len() && is_term(b[j]) {
                 j += 1;
@@ -898,7 +904,7 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
     let no_phrase = ascii && c4_phrases().is_some_and(|ac| ac.find(text).is_none());
     let no_curly = !text.contains('{');
     let no_bracket = !text.contains('[');
-    let mut out = String::new();
+    let mut out = String::with_capacity(text.len());
     let mut n_kept = 0usize;
     let mut n_sent = 0usize;
     let mut n_lines = 0usize;
@@ -1001,7 +1007,7 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
 
 /// Run the configured filters on one document.
 pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
-    let mut r = FilterResult { keep: true, ..Default::default() };
+    let mut r = FilterResult { keep: true, stats: Vec::with_capacity(32), ..Default::default() };
     if py_strip(text).is_empty() {
         r.keep = false;
         r.filter = Some("empty");
