@@ -230,9 +230,6 @@ fn find_duplicates(xs: &[&str]) -> (usize, usize) {
     (n, chars)
 }
 
-/// Marks an n-gram that occurs exactly once at its level (so do all longer n-grams starting there).
-const UNIQ: u32 = u32::MAX;
-
 /// (n-1)-gram id and next word id -> n-gram id: open addressing with linear probing, sized to at
 /// most half full, no deletions; `reset` empties it for the next level.
 #[derive(Default)]
@@ -242,7 +239,7 @@ struct PairTable {
     shift: u32,
 }
 
-/// Never a key: the (n-1)-gram id in the high half is below [`UNIQ`].
+/// Never a key: n-gram ids are below u32::MAX, and short-word keys hold a length below 8 on top.
 const EMPTY: u64 = u64::MAX;
 
 impl PairTable {
@@ -298,10 +295,15 @@ impl PairTable {
 /// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
 /// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
 /// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
-/// An n-gram known to occur once gets [`UNIQ`] instead of an id, and is never hashed again.
+/// An n-gram known to occur once (so are all longer ones starting there) leaves the `live` list
+/// and is never looked at again: it counts 1 wherever it is.
 struct Interned {
-    /// ids of the n-grams at the current level (or UNIQ), one per start position
+    /// ids of the n-grams at the current level, by start position; meaningful at `live` ones
     grams: Vec<u32>,
+    /// start positions (ascending) of n-grams that may occur more than once
+    live: Vec<u32>,
+    /// number of n-grams at the current level
+    len: usize,
     n: usize,
     words: Vec<u32>,
     /// number of distinct words
@@ -408,10 +410,12 @@ impl<'a, 's> InternBuilder<'a, 's> {
 
     fn finish(self) -> Interned {
         let count = self.count;
-        let grams = self.ids.iter().map(|&g| if count[g as usize] == 1 { UNIQ } else { g }).collect();
+        let live = (0..self.ids.len() as u32).filter(|&p| count[self.ids[p as usize] as usize] > 1).collect();
         let n_ids = self.next as usize;
         Interned {
-            grams,
+            grams: self.ids.clone(),
+            live,
+            len: self.ids.len(),
             n: 1,
             words: self.ids,
             n_words: n_ids,
@@ -451,46 +455,45 @@ impl Interned {
         if n < self.n {
             self.grams.clear();
             self.grams.extend_from_slice(&self.words);
+            self.live.clear();
+            self.live.extend(0..self.words.len() as u32);
+            self.len = self.words.len();
             self.n = 1;
             self.n_ids = self.n_words;
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
-            if self.n_ids == 0 {
-                // every n-gram is unique, so are all longer ones
-                self.grams.truncate(next_len);
-                self.n += 1;
-                continue;
-            }
-            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets UNIQ without
-            // hashing; only prefixes seen more than once go through the map
+            // an n-gram whose (n-1)-gram prefix occurs once is unique: it leaves `live`; only
+            // prefixes seen more than once go through the map
             self.count.clear();
             self.count.resize(self.n_ids, 0);
-            let mut live = 0usize;
-            for &g in &self.grams {
-                if g != UNIQ {
-                    self.count[g as usize] += 1;
-                    live += 1;
-                }
+            for &p in &self.live {
+                self.count[self.grams[p as usize] as usize] += 1;
             }
             let mut next_id = 0u32;
-            if live > 0 {
-                self.map.reset(live);
-                for i in 0..next_len {
-                    let g = self.grams[i];
-                    self.grams[i] = if g == UNIQ || self.count[g as usize] == 1 {
-                        UNIQ
-                    } else {
-                        let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
-                        self.map.id(key, &mut next_id)
-                    };
+            let mut kept = 0usize;
+            if !self.live.is_empty() {
+                self.map.reset(self.live.len());
+                for k in 0..self.live.len() {
+                    let p = self.live[k] as usize;
+                    if p >= next_len {
+                        continue;
+                    }
+                    let g = self.grams[p];
+                    if self.count[g as usize] > 1 {
+                        let key = ((g as u64) << 32) | self.words[p + self.n] as u64;
+                        self.grams[p] = self.map.id(key, &mut next_id);
+                        self.live[kept] = p as u32;
+                        kept += 1;
+                    }
                 }
             }
-            self.grams.truncate(next_len);
+            self.live.truncate(kept);
+            self.len = next_len;
             self.n_ids = next_id as usize;
             self.n += 1;
         }
-        !self.grams.is_empty()
+        self.len > 0
     }
 
     /// chars of the space-joined n-gram starting at word i
@@ -504,28 +507,18 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
     }
-    if w.n_ids == 0 {
-        // all unique: count 1, the first one wins
-        return Some(w.gram_len(0, n));
-    }
+    // the n-gram at 0 counts 1 when first seen; after that only a repeated n-gram can win, and
+    // those are all live
+    let (mut best_c, mut best_first) = (1u32, 0usize);
     w.count.clear();
     w.count.resize(w.n_ids, 0);
     w.first.clear();
     w.first.resize(w.n_ids, u32::MAX);
-    let (mut best_c, mut best_first) = (0u32, usize::MAX);
-    for (i, &g) in w.grams.iter().enumerate() {
-        if g == UNIQ {
-            // count 1, first seen here: it only wins when nothing was seen before
-            if best_c == 0 {
-                best_c = 1;
-                best_first = i;
-            }
-            continue;
-        }
-        let g = g as usize;
+    for &p in &w.live {
+        let g = w.grams[p as usize] as usize;
         w.count[g] += 1;
         if w.first[g] == u32::MAX {
-            w.first[g] = i as u32;
+            w.first[g] = p;
         }
         let (c, f) = (w.count[g], w.first[g] as usize);
         if c > best_c || (c == best_c && f < best_first) {
@@ -536,28 +529,28 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     Some(w.gram_len(best_first, n) * best_c as usize)
 }
 
-/// datatrove's `find_all_duplicate`.
+/// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length and
+/// jumps n words ahead. Unique n-grams never repeat, so only live positions past the last jump
+/// matter.
 fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
-        return 0;
-    }
-    if w.n_ids == 0 {
         return 0;
     }
     // count doubles as `seen`
     w.count.clear();
     w.count.resize(w.n_ids, 0);
-    let (mut rep, mut i) = (0, 0);
-    while i < w.grams.len() {
-        let g = w.grams[i];
-        if g != UNIQ && w.count[g as usize] != 0 {
-            rep += w.gram_len(i, n);
-            i += n;
+    let (mut rep, mut next) = (0, 0usize);
+    for &p in &w.live {
+        let p = p as usize;
+        if p < next {
+            continue;
+        }
+        let g = w.grams[p] as usize;
+        if w.count[g] != 0 {
+            rep += w.gram_len(p, n);
+            next = p + n;
         } else {
-            if g != UNIQ {
-                w.count[g as usize] = 1;
-            }
-            i += 1;
+            w.count[g] = 1;
         }
     }
     rep
