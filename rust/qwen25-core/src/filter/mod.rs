@@ -666,8 +666,12 @@ fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQuali
         return Err("gopher_above_avg_threshold".into());
     }
     let nw = n_words.max(1);
-    let hash_r = ratio(text.matches('#').count(), nw);
-    let ell_r = ratio(text.matches("...").count() + text.matches('…').count(), nw);
+    let b = text.as_bytes();
+    let hash_r = ratio(memchr::memchr_iter(b'#', b).count(), nw);
+    // non-overlapping "...", as str.count; '…' is E2 80 A6, never inside another char
+    let n_ell = memchr::memmem::find_iter(b, b"...").count()
+        + if text.is_ascii() { 0 } else { memchr::memmem::find_iter(b, "…".as_bytes()).count() };
+    let ell_r = ratio(n_ell, nw);
     st.push(("gopher_quality.hash_word_ratio".into(), hash_r));
     st.push(("gopher_quality.ellipsis_word_ratio".into(), ell_r));
     if on(c.max_symbol_word_ratio).is_some_and(|t| hash_r > t) {
@@ -762,9 +766,10 @@ fn count_sentences_ascii(b: &[u8]) -> usize {
     let non_blank = |s: &[u8]| s.iter().any(|&c| !is_sp(c));
     let (mut count, mut piece_start, mut i) = (0, 0, 0);
     while i < b.len() {
-        if !is_term(b[i]) {
-            i += 1;
-            continue;
+        // jump to the next terminator
+        match memchr::memchr3(b'.', b'!', b'?', &b[i..]) {
+            Some(k) => i += k,
+            None => break,
         }
         {
             let mut j = i;
