@@ -377,15 +377,15 @@ impl<'a, 's> InternBuilder<'a, 's> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, w: &'a str) {
         let b = w.as_bytes();
         let before = self.next;
         let id = if b.len() <= 7 {
-            let mut key = (b.len() as u64) << 56;
-            for (j, &c) in b.iter().enumerate() {
-                key |= (c as u64) << (8 * j);
-            }
+            let mut buf = [0u8; 8];
+            buf[..b.len()].copy_from_slice(b);
+            buf[7] = b.len() as u8;
+            let key = u64::from_le_bytes(buf);
             if self.next as usize * 2 >= self.short.keys.len() {
                 self.short.grow();
             }
@@ -562,8 +562,9 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let b = t.as_bytes();
     let (mut start, mut i) = (0, 0);
-    while i < b.len() {
-        if b[i] == b'\n' && i + 1 < b.len() && b[i + 1] == b'\n' {
+    while let Some(k) = memchr::memchr(b'\n', &b[i..]) {
+        i += k;
+        if i + 1 < b.len() && b[i + 1] == b'\n' {
             out.push(&t[start..i]);
             while i < b.len() && b[i] == b'\n' {
                 i += 1;
@@ -867,8 +868,30 @@ fn c4_phrase_flags(line: &str, ascii: bool) -> (bool, bool, bool) {
     (lower.contains("lorem ipsum"), lower.contains("javascript"), POLICY.iter().any(|p| lower.contains(p)))
 }
 
-/// (words of `str.split()`, whether one is longer than `max` chars).
-fn c4_words(line: &str, ascii: bool, max: i64) -> (usize, bool) {
+/// (words of `str.split()`, whether one is longer than `max` chars). The count stops at `enough`
+/// (it is only compared with it) unless a long word is possible.
+fn c4_words(line: &str, ascii: bool, max: i64, enough: i64) -> (usize, bool) {
+    // a word has no more chars than the line has bytes
+    if (line.len() as i64) <= max {
+        if enough <= 0 {
+            return (0, false);
+        }
+        if ascii || line.is_ascii() {
+            let (mut n, mut prev_sp) = (0usize, true);
+            for &c in line.as_bytes() {
+                let sp = text::is_ascii_space(c);
+                if prev_sp && !sp {
+                    n += 1;
+                    if n as i64 >= enough {
+                        break;
+                    }
+                }
+                prev_sp = sp;
+            }
+            return (n, false);
+        }
+        return (py_split(line).count(), false);
+    }
     if ascii || line.is_ascii() {
         let b = line.as_bytes();
         let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
@@ -888,8 +911,7 @@ fn c4_words(line: &str, ascii: bool, max: i64) -> (usize, bool) {
         return (n, long);
     }
     let n = py_split(line).count();
-    // a word has no more chars than the line has bytes
-    let long = (line.len() as i64) > max && py_split(line).any(|w| clen(w) as i64 > max);
+    let long = py_split(line).any(|w| clen(w) as i64 > max);
     (n, long)
 }
 
@@ -909,7 +931,7 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
     for &raw in lines {
         n_lines += 1;
         let line = py_strip(raw);
-        let (n_words, long) = c4_words(line, ascii, c.max_word_length);
+        let (n_words, long) = c4_words(line, ascii, c.max_word_length, c.min_words_per_line);
         if c.max_word_length != -1 && long {
             continue;
         }

@@ -73,6 +73,12 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// `str.isspace()` for an ASCII byte.
+#[inline]
+pub fn is_ascii_space(c: u8) -> bool {
+    CLASS[c as usize] == 1
+}
+
 /// `len(s)` in Python: code points.
 #[inline]
 pub fn clen(s: &str) -> usize {
