@@ -844,7 +844,12 @@ fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
     static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
     AC.get_or_init(|| {
         let pats = ["lorem ipsum", "javascript"].iter().chain(POLICY.iter());
-        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pats).ok()
+        // a DFA: eight short phrases make a small one, and it scans a byte per step
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(pats)
+            .ok()
     })
     .as_ref()
 }
