@@ -338,7 +338,7 @@ fn word_flags(w: &str, stop_words: &[String]) -> u8 {
         }
     }
     let stop = stop_words.iter().any(|s| s == w);
-    (non_sym as u8) * NON_SYM | (alpha as u8) * ALPHA | (stop as u8) * STOP
+    (if non_sym { NON_SYM } else { 0 }) | (if alpha { ALPHA } else { 0 }) | (if stop { STOP } else { 0 })
 }
 
 struct InternBuilder<'a, 's> {
