@@ -400,3 +400,39 @@ def test_arbitrary_unicode_never_fails(texts):
     for r in QualityFilter(num_threads=2).apply(texts):
         assert r.keep == (r.filter is None) == (r.reason is None)
         assert all(isinstance(v, float) for v in r.stats.values())
+
+
+# Statistic values (not only decisions) of the n-gram checks against the reference: a small
+# vocabulary makes n-grams repeat at every length; short, long (> 7 bytes), non-ASCII and
+# punctuation-peeled words; the order of sizes forces the n-gram levels to restart.
+NGRAM_WORD = st.sampled_from(["a", "bb", "a.", "ccc", "the", "(x)", "dddddddd", "éé", "...", "a\x00"])
+TOP_NS = (1, 2, 3, 4)
+DUP_NS = (5, 2, 3, 6, 7, 8, 9, 10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(NGRAM_WORD, max_size=60), st.sampled_from([" ", "  ", "\n"]))
+def test_ngram_statistics_match_reference(ws, sep):
+    text = sep.join(ws)
+    if not text.strip():
+        return
+    never = 1e9
+    cfg = only(
+        gopher_repetition=GopherRepetitionConfig(
+            top_n_grams=tuple((n, never) for n in TOP_NS), dup_n_grams=tuple((n, never) for n in DUP_NS)
+        )
+    )
+    stats = QualityFilter(cfg, num_threads=1).apply([text])[0].stats
+    if "gopher_repetition.top_1_gram" not in stats:  # dropped on duplicated lines/paragraphs
+        return
+    words = ref_words(text)
+    for n in TOP_NS:
+        g = ngrams(words, n)
+        key = f"gopher_repetition.top_{n}_gram"
+        if g:
+            assert stats[key] == pytest.approx(find_top_duplicate(g) / len(text)), (key, text)
+        else:
+            assert key not in stats
+    for n in DUP_NS:
+        key = f"gopher_repetition.duplicated_{n}_n_grams"
+        assert stats[key] == pytest.approx(find_all_duplicate(words, n) / len(text)), (key, text)

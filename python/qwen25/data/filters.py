@@ -162,7 +162,7 @@ class QualityFilter:
 
     def apply(self, texts: Iterable[str]) -> list[FilterResult]:
         rows = self._inner.apply(_texts(texts), self.num_threads)
-        return [FilterResult(k, f, r, dict(s), t) for k, f, r, s, t in rows]
+        return [FilterResult(k, f, r, s, t) for k, f, r, s, t in rows]
 
 
 class DomainFilters:

@@ -1,14 +1,16 @@
 //! Binding of `qwen25_core::filter`. `qwen25/data/filters.py` holds the public API (configs as
 //! dataclasses, per-domain thresholds); the config crosses as JSON.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
 use qwen25_core::filter::{apply_batch, FilterConfig};
 use qwen25_core::parallel;
 
 use crate::dedup::borrow_texts;
 use crate::errors::IntoPy;
-
-type Row = (bool, Option<&'static str>, Option<String>, qwen25_core::filter::Stats, Option<String>);
 
 /// A compiled filter configuration.
 #[pyclass(module = "qwen25._native", name = "QualityFilters", frozen)]
@@ -30,14 +32,31 @@ impl QualityFilters {
         self.cfg.to_json()
     }
 
-    /// Per text: (keep, filter, reason, stats, new_text).
+    /// Per text: (keep, filter, reason, stats dict, new_text).
     #[pyo3(signature = (texts, num_threads=None))]
-    fn apply(&self, py: Python<'_>, texts: Vec<Bound<'_, PyAny>>, num_threads: Option<usize>) -> PyResult<Vec<Row>> {
+    fn apply<'py>(&self, py: Python<'py>, texts: Vec<Bound<'py, PyAny>>, num_threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
         let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let cfg = &self.cfg;
         let res = py.detach(|| apply_batch(&strs, cfg, n));
-        Ok(res.into_iter().map(|r| (r.keep, r.filter, r.reason, r.stats, r.text)).collect())
+        // the statistic names are static strings: one Python string each per call, shared by
+        // every row's dict (their hash is then computed once)
+        let mut names: HashMap<(usize, usize), Bound<'py, PyString>> = HashMap::new();
+        let out = PyList::empty(py);
+        for r in res {
+            let d = PyDict::new(py);
+            for (k, v) in &r.stats {
+                match k {
+                    Cow::Borrowed(s) => {
+                        let name = names.entry((s.as_ptr() as usize, s.len())).or_insert_with(|| PyString::new(py, s));
+                        d.set_item(&*name, *v)?;
+                    }
+                    Cow::Owned(s) => d.set_item(s.as_str(), *v)?,
+                }
+            }
+            out.append((r.keep, r.filter, r.reason, d, r.text))?;
+        }
+        Ok(out)
     }
 }
 

@@ -230,71 +230,270 @@ fn find_duplicates(xs: &[&str]) -> (usize, usize) {
     (n, chars)
 }
 
+/// (n-1)-gram id and next word id -> n-gram id: open addressing with linear probing, sized to at
+/// most half full, no deletions; `reset` empties it for the next level.
+#[derive(Default)]
+struct PairTable {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    shift: u32,
+}
+
+/// Never a key: n-gram ids are below u32::MAX, and short-word keys hold a length below 8 on top.
+const EMPTY: u64 = u64::MAX;
+
+impl PairTable {
+    /// Room for `n` keys.
+    fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        self.keys.clear();
+        self.keys.resize(cap, EMPTY);
+        self.vals.resize(cap, 0);
+        self.shift = 64 - cap.trailing_zeros();
+    }
+
+    /// Double the room, keeping every key and id (`next` is untouched).
+    fn grow(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        let vals = std::mem::take(&mut self.vals);
+        self.reset(keys.len());
+        let mask = self.keys.len() - 1;
+        for (k, v) in keys.into_iter().zip(vals) {
+            if k == EMPTY {
+                continue;
+            }
+            let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+            while self.keys[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.keys[i] = k;
+            self.vals[i] = v;
+        }
+    }
+
+    /// The id of `key`, a fresh one (`*next`, then incremented) when it is new.
+    #[inline]
+    fn id(&mut self, key: u64, next: &mut u32) -> u32 {
+        let mask = self.keys.len() - 1;
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let k = self.keys[i];
+            if k == key {
+                return self.vals[i];
+            }
+            if k == EMPTY {
+                self.keys[i] = key;
+                self.vals[i] = *next;
+                *next += 1;
+                return *next - 1;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
 /// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
 /// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
 /// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
+/// An n-gram known to occur once (so are all longer ones starting there) leaves the `live` list
+/// and is never looked at again: it counts 1 wherever it is.
 struct Interned {
-    /// ids of the n-grams at the current level, one per start position
+    /// ids of the n-grams at the current level, by start position; meaningful at `live` ones
     grams: Vec<u32>,
+    /// start positions (ascending) of n-grams that may occur more than once
+    live: Vec<u32>,
+    /// number of n-grams at the current level
+    len: usize,
     n: usize,
     words: Vec<u32>,
+    /// number of distinct words
+    n_words: usize,
     /// prefix[i] = total chars of words[..i]
     prefix: Vec<usize>,
+    /// ids at the current level are < n_ids
     n_ids: usize,
-    map: FxHashMap<u64, u32>,
+    map: PairTable,
+    /// per distinct word: chars, and the Gopher quality flags (bit 0 non-symbol, 1 alpha, 2 stop)
+    wchars: Vec<u32>,
+    wflags: Vec<u8>,
+    count: Vec<u32>,
+    first: Vec<u32>,
+}
+
+const NON_SYM: u8 = 1;
+const ALPHA: u8 = 2;
+const STOP: u8 = 4;
+
+fn word_flags(w: &str, stop_words: &[String]) -> u8 {
+    let (mut non_sym, mut alpha) = (false, false);
+    if w.is_ascii() {
+        for b in w.bytes() {
+            non_sym |= !b.is_ascii_punctuation();
+            alpha |= b.is_ascii_alphabetic();
+        }
+    } else {
+        for ch in w.chars() {
+            non_sym |= !is_punct_or_symbol(ch);
+            alpha |= is_alpha(ch);
+        }
+    }
+    let stop = stop_words.iter().any(|s| s == w);
+    (if non_sym { NON_SYM } else { 0 }) | (if alpha { ALPHA } else { 0 }) | (if stop { STOP } else { 0 })
+}
+
+struct InternBuilder<'a, 's> {
+    // words of up to 7 bytes are their own key (bytes + length packed in a u64, exact); longer
+    // ones go through a string map
+    short: PairTable,
+    long: FxHashMap<&'a str, u32>,
+    next: u32,
+    ids: Vec<u32>,
+    prefix: Vec<usize>,
+    wchars: Vec<u32>,
+    wflags: Vec<u8>,
+    count: Vec<u32>,
+    total: usize,
+    stop_words: &'s [String],
+}
+
+impl<'a, 's> InternBuilder<'a, 's> {
+    /// `n` words expected, `distinct` of them distinct.
+    fn new(n: usize, distinct: usize, stop_words: &'s [String]) -> Self {
+        let mut short = PairTable::default();
+        short.reset(distinct);
+        let mut prefix = Vec::with_capacity(n + 1);
+        prefix.push(0);
+        InternBuilder {
+            short,
+            long: FxHashMap::default(),
+            next: 0,
+            ids: Vec::with_capacity(n),
+            prefix,
+            wchars: Vec::with_capacity(64),
+            wflags: Vec::with_capacity(64),
+            count: Vec::with_capacity(64),
+            total: 0,
+            stop_words,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, w: &'a str) {
+        let b = w.as_bytes();
+        let before = self.next;
+        let id = if b.len() <= 7 {
+            let mut buf = [0u8; 8];
+            buf[..b.len()].copy_from_slice(b);
+            buf[7] = b.len() as u8;
+            let key = u64::from_le_bytes(buf);
+            if self.next as usize * 2 >= self.short.keys.len() {
+                self.short.grow();
+            }
+            self.short.id(key, &mut self.next)
+        } else {
+            let next = &mut self.next;
+            *self.long.entry(w).or_insert_with(|| {
+                *next += 1;
+                *next - 1
+            })
+        };
+        if self.next != before {
+            self.wchars.push(clen(w) as u32);
+            self.wflags.push(word_flags(w, self.stop_words));
+            self.count.push(0);
+        }
+        self.count[id as usize] += 1;
+        self.ids.push(id);
+        self.total += self.wchars[id as usize] as usize;
+        self.prefix.push(self.total);
+    }
+
+    fn finish(self) -> Interned {
+        let count = self.count;
+        let live = (0..self.ids.len() as u32).filter(|&p| count[self.ids[p as usize] as usize] > 1).collect();
+        let n_ids = self.next as usize;
+        Interned {
+            grams: self.ids.clone(),
+            live,
+            len: self.ids.len(),
+            n: 1,
+            words: self.ids,
+            n_words: n_ids,
+            prefix: self.prefix,
+            n_ids,
+            map: PairTable::default(),
+            wchars: self.wchars,
+            wflags: self.wflags,
+            count,
+            first: Vec::new(),
+        }
+    }
 }
 
 impl Interned {
-    fn new(ws: &[&str]) -> Self {
-        let mut map: FxHashMap<&str, u32> = FxHashMap::with_capacity_and_hasher(ws.len(), Default::default());
-        let mut ids = Vec::with_capacity(ws.len());
-        let mut prefix = Vec::with_capacity(ws.len() + 1);
-        prefix.push(0);
+    fn new(ws: &[&str], stop_words: &[String]) -> Self {
+        let mut b = InternBuilder::new(ws.len(), ws.len(), stop_words);
         for w in ws {
-            let next = map.len() as u32;
-            ids.push(*map.entry(w).or_insert(next));
-            prefix.push(prefix[prefix.len() - 1] + clen(w));
+            b.push(w);
         }
-        let n_ids = map.len();
-        let map = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
-        Interned { grams: ids.clone(), n: 1, words: ids, prefix, n_ids, map }
+        b.finish()
     }
 
-    /// Advance to n-grams of length `n` (n >= current level); false when there are none.
+    /// The words of `text` ([`words`]), interned as they are split.
+    fn from_text(text: &str, ascii: bool, stop_words: &[String]) -> Self {
+        if !ascii {
+            return Interned::new(&words(text), stop_words);
+        }
+        // the short-word table holds distinct words only: start small, it grows
+        let mut b = InternBuilder::new(text.len() / 4, text.len() / 16 + 8, stop_words);
+        text::words_ascii_each(text, |w| b.push(w));
+        b.finish()
+    }
+
+    /// Advance to n-grams of length `n`; false when there are none.
     fn level(&mut self, n: usize) -> bool {
         if n < self.n {
-            self.grams = self.words.clone();
+            self.grams.clear();
+            self.grams.extend_from_slice(&self.words);
+            self.live.clear();
+            self.live.extend(0..self.words.len() as u32);
+            self.len = self.words.len();
             self.n = 1;
-            self.n_ids = self.words.iter().map(|&x| x as usize + 1).max().unwrap_or(0);
+            self.n_ids = self.n_words;
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
-            // an n-gram whose (n-1)-gram prefix occurs once is unique: it gets a fresh id without
-            // hashing; only prefixes seen more than once go through the map
-            let mut count = vec![0u32; self.n_ids];
-            for &g in &self.grams {
-                count[g as usize] += 1;
+            // an n-gram whose (n-1)-gram prefix occurs once is unique: it leaves `live`; only
+            // prefixes seen more than once go through the map
+            self.count.clear();
+            self.count.resize(self.n_ids, 0);
+            for &p in &self.live {
+                self.count[self.grams[p as usize] as usize] += 1;
             }
-            self.map.clear();
             let mut next_id = 0u32;
-            for i in 0..next_len {
-                let g = self.grams[i];
-                self.grams[i] = if count[g as usize] == 1 {
-                    next_id += 1;
-                    next_id - 1
-                } else {
-                    let key = ((g as u64) << 32) | self.words[i + self.n] as u64;
-                    *self.map.entry(key).or_insert_with(|| {
-                        next_id += 1;
-                        next_id - 1
-                    })
-                };
+            let mut kept = 0usize;
+            if !self.live.is_empty() {
+                self.map.reset(self.live.len());
+                for k in 0..self.live.len() {
+                    let p = self.live[k] as usize;
+                    if p >= next_len {
+                        continue;
+                    }
+                    let g = self.grams[p];
+                    if self.count[g as usize] > 1 {
+                        let key = ((g as u64) << 32) | self.words[p + self.n] as u64;
+                        self.grams[p] = self.map.id(key, &mut next_id);
+                        self.live[kept] = p as u32;
+                        kept += 1;
+                    }
+                }
             }
-            self.grams.truncate(next_len);
+            self.live.truncate(kept);
+            self.len = next_len;
             self.n_ids = next_id as usize;
             self.n += 1;
         }
-        !self.grams.is_empty()
+        self.len > 0
     }
 
     /// chars of the space-joined n-gram starting at word i
@@ -308,38 +507,50 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
     }
-    let mut count = vec![0u32; w.n_ids];
-    let mut first = vec![usize::MAX; w.n_ids];
-    let (mut best_c, mut best_first) = (0u32, usize::MAX);
-    for (i, &g) in w.grams.iter().enumerate() {
-        let g = g as usize;
-        count[g] += 1;
-        if first[g] == usize::MAX {
-            first[g] = i;
+    // the n-gram at 0 counts 1 when first seen; after that only a repeated n-gram can win, and
+    // those are all live
+    let (mut best_c, mut best_first) = (1u32, 0usize);
+    w.count.clear();
+    w.count.resize(w.n_ids, 0);
+    w.first.clear();
+    w.first.resize(w.n_ids, u32::MAX);
+    for &p in &w.live {
+        let g = w.grams[p as usize] as usize;
+        w.count[g] += 1;
+        if w.first[g] == u32::MAX {
+            w.first[g] = p;
         }
-        if count[g] > best_c || (count[g] == best_c && first[g] < best_first) {
-            best_c = count[g];
-            best_first = first[g];
+        let (c, f) = (w.count[g], w.first[g] as usize);
+        if c > best_c || (c == best_c && f < best_first) {
+            best_c = c;
+            best_first = f;
         }
     }
     Some(w.gram_len(best_first, n) * best_c as usize)
 }
 
-/// datatrove's `find_all_duplicate`.
+/// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length and
+/// jumps n words ahead. Unique n-grams never repeat, so only live positions past the last jump
+/// matter.
 fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
         return 0;
     }
-    let mut seen = vec![false; w.n_ids];
-    let (mut rep, mut i) = (0, 0);
-    while i < w.grams.len() {
-        let g = w.grams[i] as usize;
-        if seen[g] {
-            rep += w.gram_len(i, n);
-            i += n;
+    // count doubles as `seen`
+    w.count.clear();
+    w.count.resize(w.n_ids, 0);
+    let (mut rep, mut next) = (0, 0usize);
+    for &p in &w.live {
+        let p = p as usize;
+        if p < next {
+            continue;
+        }
+        let g = w.grams[p] as usize;
+        if w.count[g] != 0 {
+            rep += w.gram_len(p, n);
+            next = p + n;
         } else {
-            seen[g] = true;
-            i += 1;
+            w.count[g] = 1;
         }
     }
     rep
@@ -351,8 +562,9 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let b = t.as_bytes();
     let (mut start, mut i) = (0, 0);
-    while i < b.len() {
-        if b[i] == b'\n' && i + 1 < b.len() && b[i + 1] == b'\n' {
+    while let Some(k) = memchr::memchr(b'\n', &b[i..]) {
+        i += k;
+        if i + 1 < b.len() && b[i + 1] == b'\n' {
             out.push(&t[start..i]);
             while i < b.len() && b[i] == b'\n' {
                 i += 1;
@@ -367,10 +579,10 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
-    gopher_repetition_pre(text, &words(text), &splitlines(text), c, st)
+    gopher_repetition_pre(text, &mut Interned::new(&words(text), &[]), &splitlines(text), c, st)
 }
 
-fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+fn gopher_repetition_pre(text: &str, ws: &mut Interned, lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -393,12 +605,11 @@ fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepe
     if c.dup_line_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_line_char_frac".into());
     }
-    let mut ws = Interned::new(ws);
     for &(n, t) in &c.top_n_grams {
         if n == 0 {
             continue;
         }
-        let Some(top) = find_top_duplicate(&mut ws, n) else { continue };
+        let Some(top) = find_top_duplicate(ws, n) else { continue };
         let r = ratio(top, n_chars);
         st.push((top_name(n), r));
         if r > t {
@@ -409,7 +620,7 @@ fn gopher_repetition_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherRepe
         if n == 0 {
             continue;
         }
-        let r = ratio(find_all_duplicate(&mut ws, n), n_chars);
+        let r = ratio(find_all_duplicate(ws, n), n_chars);
         st.push((dup_name(n), r));
         if r > t {
             return Err(format!("duplicated_{n}_n_grams"));
@@ -423,32 +634,22 @@ fn on(x: Option<f64>) -> Option<f64> {
 }
 
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    gopher_quality_pre(text, &words(text), &splitlines(text), c, st)
+    gopher_quality_pre(text, &Interned::new(&words(text), &c.stop_words), &splitlines(text), c, st)
 }
 
-fn gopher_quality_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    let n_words = ws.len();
-    // one pass: non-symbol words (and their chars), words with a letter, stop words
+fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+    let n_words = ws.words.len();
+    // one pass: non-symbol words (and their chars), words with a letter, stop words; the flags
+    // were computed once per distinct word
     let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
-    for w in ws {
-        let (mut non_sym, mut alpha) = (false, false);
-        if w.is_ascii() {
-            for b in w.bytes() {
-                non_sym |= !b.is_ascii_punctuation();
-                alpha |= b.is_ascii_alphabetic();
-            }
-        } else {
-            for ch in w.chars() {
-                non_sym |= !is_punct_or_symbol(ch);
-                alpha |= is_alpha(ch);
-            }
-        }
-        if non_sym {
+    for &id in &ws.words {
+        let f = ws.wflags[id as usize];
+        if f & NON_SYM != 0 {
             n_ns += 1;
-            ns_chars += clen(w);
+            ns_chars += ws.wchars[id as usize] as usize;
         }
-        n_alpha += alpha as usize;
-        stops += c.stop_words.iter().any(|s| s == *w) as usize;
+        n_alpha += (f & ALPHA != 0) as usize;
+        stops += (f & STOP != 0) as usize;
     }
     st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
     if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
@@ -466,8 +667,12 @@ fn gopher_quality_pre(text: &str, ws: &[&str], lines: &[&str], c: &GopherQuality
         return Err("gopher_above_avg_threshold".into());
     }
     let nw = n_words.max(1);
-    let hash_r = ratio(text.matches('#').count(), nw);
-    let ell_r = ratio(text.matches("...").count() + text.matches('…').count(), nw);
+    let b = text.as_bytes();
+    let hash_r = ratio(memchr::memchr_iter(b'#', b).count(), nw);
+    // non-overlapping "...", as str.count; '…' is E2 80 A6, never inside another char
+    let n_ell = memchr::memmem::find_iter(b, b"...").count()
+        + if text.is_ascii() { 0 } else { memchr::memmem::find_iter(b, "…".as_bytes()).count() };
+    let ell_r = ratio(n_ell, nw);
     st.push(("gopher_quality.hash_word_ratio".into(), hash_r));
     st.push(("gopher_quality.ellipsis_word_ratio".into(), ell_r));
     if on(c.max_symbol_word_ratio).is_some_and(|t| hash_r > t) {
@@ -562,7 +767,12 @@ fn count_sentences_ascii(b: &[u8]) -> usize {
     let non_blank = |s: &[u8]| s.iter().any(|&c| !is_sp(c));
     let (mut count, mut piece_start, mut i) = (0, 0, 0);
     while i < b.len() {
-        if is_term(b[i]) {
+        // jump to the next terminator
+        match memchr::memchr3(b'.', b'!', b'?', &b[i..]) {
+            Some(k) => i += k,
+            None => break,
+        }
+        {
             let mut j = i;
             while j < b.len() && is_term(b[j]) {
                 j += 1;
@@ -625,21 +835,114 @@ const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "u
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
 pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
-    c4_pre(&splitlines(text), c, st)
+    c4_pre(text, text.is_ascii(), &splitlines(text), c, st)
 }
 
-fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
-    let mut kept: Vec<String> = Vec::new();
+/// The C4 phrases, lorem ipsum and javascript first, for an ASCII case-insensitive search (on an
+/// ASCII line, `lower.contains(p)` is exactly a case-insensitive match of `p`).
+fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        let pats = ["lorem ipsum", "javascript"].iter().chain(POLICY.iter());
+        // a DFA: eight short phrases make a small one, and it scans a byte per step
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(pats)
+            .ok()
+    })
+    .as_ref()
+}
+
+/// (contains "lorem ipsum", contains "javascript", contains a policy phrase), lowercased.
+fn c4_phrase_flags(line: &str, ascii: bool) -> (bool, bool, bool) {
+    if ascii || line.is_ascii() {
+        if let Some(ac) = c4_phrases() {
+            // most lines hold no phrase: one plain search (prefiltered) settles those
+            if ac.find(line).is_none() {
+                return (false, false, false);
+            }
+            let mut mask = 0u32;
+            for m in ac.find_overlapping_iter(line) {
+                mask |= 1 << m.pattern().as_usize();
+            }
+            return (mask & 1 != 0, mask & 2 != 0, mask & !3 != 0);
+        }
+    }
+    let lower = line.to_lowercase();
+    (lower.contains("lorem ipsum"), lower.contains("javascript"), POLICY.iter().any(|p| lower.contains(p)))
+}
+
+/// (words of `str.split()`, whether one is longer than `max` chars). The count stops at `enough`
+/// (it is only compared with it) unless a long word is possible.
+fn c4_words(line: &str, ascii: bool, max: i64, enough: i64) -> (usize, bool) {
+    // a word has no more chars than the line has bytes
+    if (line.len() as i64) <= max {
+        if enough <= 0 {
+            return (0, false);
+        }
+        if ascii || line.is_ascii() {
+            let (mut n, mut prev_sp) = (0usize, true);
+            for &c in line.as_bytes() {
+                let sp = text::is_ascii_space(c);
+                if prev_sp && !sp {
+                    n += 1;
+                    if n as i64 >= enough {
+                        break;
+                    }
+                }
+                prev_sp = sp;
+            }
+            return (n, false);
+        }
+        return (py_split(line).count(), false);
+    }
+    if ascii || line.is_ascii() {
+        let b = line.as_bytes();
+        let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
+        let (mut n, mut long, mut i) = (0usize, false, 0usize);
+        while i < b.len() {
+            if is_sp(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && !is_sp(b[i]) {
+                i += 1;
+            }
+            n += 1;
+            long |= (i - start) as i64 > max;
+        }
+        return (n, long);
+    }
+    let n = py_split(line).count();
+    let long = py_split(line).any(|w| clen(w) as i64 > max);
+    (n, long)
+}
+
+/// `lines`: the `splitlines` of `text`; `ascii`: whether `text` is ASCII.
+fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+    // Whole-document checks that settle every line at once: a line is a substring of the text,
+    // and the phrases hold no line break, so no match in the text means none in a line, unless
+    // citation removal changed the line (it can join a phrase). ASCII only, where lowercasing is
+    // ASCII case folding.
+    let no_phrase = ascii && c4_phrases().is_some_and(|ac| ac.find(text).is_none());
+    let no_curly = !text.contains('{');
+    let no_bracket = !text.contains('[');
+    let mut out = String::with_capacity(text.len());
+    let mut n_kept = 0usize;
     let mut n_sent = 0usize;
     let mut n_lines = 0usize;
     for &raw in lines {
         n_lines += 1;
         let line = py_strip(raw);
-        let n_words = py_split(line).count();
-        if c.max_word_length != -1 && py_split(line).any(|w| clen(w) as i64 > c.max_word_length) {
+        let (n_words, long) = c4_words(line, ascii, c.max_word_length, c.min_words_per_line);
+        if c.max_word_length != -1 && long {
             continue;
         }
-        let line = if c.remove_citations { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let line =
+            if c.remove_citations && !no_bracket { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let changed = matches!(line, std::borrow::Cow::Owned(_));
         let line = line.as_ref();
         if c.filter_no_terminal_punct
             && (!(line.ends_with(['.', '?', '!', '"', '\''])) || line.ends_with("..."))
@@ -649,29 +952,35 @@ fn c4_pre(lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<S
         if (n_words as i64) < c.min_words_per_line {
             continue;
         }
-        let lower = if line.is_ascii() { line.to_ascii_lowercase() } else { line.to_lowercase() };
-        if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
+        let (lorem, js, policy) =
+            if no_phrase && !changed { (false, false, false) } else { c4_phrase_flags(line, ascii) };
+        if c.filter_lorem_ipsum && lorem {
             return Err("lorem_ipsum".into());
         }
-        if c.filter_javascript && lower.contains("javascript") {
+        if c.filter_javascript && js {
             continue;
         }
-        if c.filter_curly_bracket && line.contains('{') {
+        if c.filter_curly_bracket && !no_curly && line.contains('{') {
             return Err("curly_bracket".into());
         }
-        if c.filter_policy && POLICY.iter().any(|p| lower.contains(p)) {
+        if c.filter_policy && policy {
             continue;
         }
-        n_sent += count_sentences(line);
-        kept.push(line.to_string());
+        n_sent += if ascii { count_sentences_ascii(line.as_bytes()) } else { count_sentences(line) };
+        if n_kept > 0 {
+            out.push('\n');
+        }
+        out.push_str(line);
+        n_kept += 1;
     }
     st.push(("c4.lines".into(), n_lines as f64));
-    st.push(("c4.kept_lines".into(), kept.len() as f64));
+    st.push(("c4.kept_lines".into(), n_kept as f64));
     st.push(("c4.sentences".into(), n_sent as f64));
     if (n_sent as i64) < c.min_num_sentences {
         return Err("too_few_sentences".into());
     }
-    Ok(py_strip(&kept.join("\n")).to_string())
+    let s = py_strip(&out);
+    Ok(if s.len() == out.len() { out } else { s.to_string() })
 }
 
 pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
@@ -680,27 +989,40 @@ pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
 
 /// `n_words`: the word count of `text` when already known.
 fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut Stats) -> Verdict {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let nl = lines.len();
-    let punct = ratio(lines.iter().filter(|l| l.ends_with(['.', '\'', '"', '!', '?'])).count(), nl);
+    let (mut nl, mut n_punct, mut n_short) = (0usize, 0usize, 0usize);
+    let short_len = c.short_line_length;
+    for l in text.split('\n') {
+        nl += 1;
+        n_punct += l.ends_with(['.', '\'', '"', '!', '?']) as usize;
+        // chars <= bytes <= 4 * chars: count chars only when the bytes leave it open
+        n_short += (l.len() <= short_len || (l.len() <= short_len.saturating_mul(4) && clen(l) <= short_len)) as usize;
+    }
+    let n_newlines = nl - 1;
+    let punct = ratio(n_punct, nl);
     st.push(("fineweb.line_punct_ratio".into(), punct));
     if punct <= c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
         return Err("line_punct_ratio".into());
     }
-    let short = ratio(lines.iter().filter(|l| clen(l) <= c.short_line_length).count(), nl);
+    let short = ratio(n_short, nl);
     st.push(("fineweb.short_line_ratio".into(), short));
     if short >= c.short_line_thr {
         return Err("short_line_ratio".into());
     }
-    let non_empty: Vec<&str> = lines.iter().copied().filter(|l| !py_strip(l).is_empty()).collect();
-    let denom = clen(text) - text.matches('\n').count();
-    let dup = ratio(find_duplicates(&non_empty).1, denom.max(1));
+    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(nl, Default::default());
+    let mut dup_chars = 0usize;
+    for l in text.split('\n') {
+        if !py_strip(l).is_empty() && !seen.insert(l) {
+            dup_chars += clen(l);
+        }
+    }
+    let denom = clen(text) - n_newlines;
+    let dup = ratio(dup_chars, denom.max(1));
     st.push(("fineweb.char_dup_ratio".into(), dup));
     if dup >= c.char_duplicates_ratio {
         return Err("char_dup_ratio".into());
     }
     let nw = n_words.unwrap_or_else(|| words(text).len()).max(1);
-    let list = ratio(text.matches('\n').count(), nw);
+    let list = ratio(n_newlines, nw);
     st.push(("fineweb.list_ratio".into(), list));
     if list > c.new_line_ratio {
         return Err("list_ratio".into());
@@ -710,7 +1032,7 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
 
 /// Run the configured filters on one document.
 pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
-    let mut r = FilterResult { keep: true, ..Default::default() };
+    let mut r = FilterResult { keep: true, stats: Vec::with_capacity(32), ..Default::default() };
     if py_strip(text).is_empty() {
         r.keep = false;
         r.filter = Some("empty");
@@ -724,23 +1046,29 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         *r_r = Some(reason);
     };
     let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
-    let ws = if gopher { words(text) } else { Vec::new() };
+    let ascii = text.is_ascii();
+    let mut ws = if gopher {
+        let stop: &[String] = cfg.gopher_quality.as_ref().map_or(&[], |q| &q.stop_words);
+        Some(Interned::from_text(text, ascii, stop))
+    } else {
+        None
+    };
     let lines = if gopher || cfg.c4.is_some() { splitlines(text) } else { Vec::new() };
-    if let Some(c) = &cfg.gopher_repetition {
-        if let Err(e) = gopher_repetition_pre(text, &ws, &lines, c, st) {
+    if let (Some(c), Some(ws)) = (&cfg.gopher_repetition, &mut ws) {
+        if let Err(e) = gopher_repetition_pre(text, ws, &lines, c, st) {
             drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
-    if let Some(c) = &cfg.gopher_quality {
-        if let Err(e) = gopher_quality_pre(text, &ws, &lines, c, st) {
+    if let (Some(c), Some(ws)) = (&cfg.gopher_quality, &ws) {
+        if let Err(e) = gopher_quality_pre(text, ws, &lines, c, st) {
             drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
             return r;
         }
     }
     let mut cur = std::borrow::Cow::Borrowed(text);
     if let Some(c) = &cfg.c4 {
-        match c4_pre(&lines, c, st) {
+        match c4_pre(text, ascii, &lines, c, st) {
             Err(e) => {
                 drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
                 return r;
@@ -753,7 +1081,10 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         }
     }
     if let Some(c) = &cfg.fineweb {
-        let known = if gopher && matches!(cur, std::borrow::Cow::Borrowed(_)) { Some(ws.len()) } else { None };
+        let known = match (&ws, &cur) {
+            (Some(ws), std::borrow::Cow::Borrowed(_)) => Some(ws.words.len()),
+            _ => None,
+        };
         if let Err(e) = fineweb_pre(&cur, known, c, st) {
             drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
             if let std::borrow::Cow::Owned(t) = cur {
@@ -871,7 +1202,32 @@ mod speed {
             let _ = splitlines(d);
         }
         eprintln!("splitlines {:.1} MB/s", mb / t.elapsed().as_secs_f64());
-        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d))).collect();
+        let wss: Vec<Vec<&str>> = docs.iter().map(|d| words(d)).collect();
+        let t = std::time::Instant::now();
+        for w in &wss {
+            std::hint::black_box(Interned::new(w, &[]));
+        }
+        eprintln!("intern {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let lss: Vec<Vec<&str>> = docs.iter().map(|d| splitlines(d)).collect();
+        let t = std::time::Instant::now();
+        for (d, l) in docs.iter().zip(&lss) {
+            std::hint::black_box(find_duplicates(l));
+            std::hint::black_box(find_duplicates(&split_paragraphs(d)));
+        }
+        eprintln!("line+para dups {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for d in &docs {
+            let mut st = Vec::new();
+            std::hint::black_box(fineweb(d, &FineWebConfig::default(), &mut st).is_ok());
+        }
+        eprintln!("fineweb fn {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        for (d, l) in docs.iter().zip(&lss) {
+            let mut st = Vec::new();
+            std::hint::black_box(c4_pre(d, d.is_ascii(), l, &C4Config::default(), &mut st).is_ok());
+        }
+        eprintln!("c4 pre {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d), &[])).collect();
         let t = std::time::Instant::now();
         for w in ws.iter_mut() {
             let _ = find_all_duplicate(w, 5);

@@ -13,6 +13,10 @@ pub fn splitlines(text: &str) -> Vec<&str> {
     let b = text.as_bytes();
     let (mut start, mut i) = (0, 0);
     while i < b.len() {
+        if !MAY_BREAK[b[i] as usize] {
+            i += 1;
+            continue;
+        }
         let len = match b[i] {
             b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
             b'\r' => {
@@ -38,6 +42,41 @@ pub fn splitlines(text: &str) -> Vec<&str> {
         out.push(&text[start..]);
     }
     out
+}
+
+/// Bytes that are, or start, a line break of [`splitlines`].
+static MAY_BREAK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = matches!(i as u8, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e | 0xC2 | 0xE2);
+        i += 1;
+    }
+    t
+};
+
+/// ASCII byte classes for [`words`]: 1 whitespace (`str.isspace`), 2 punctuation, 0 other.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = if matches!(c, 9..=13 | 0x1c..=0x1f | b' ') {
+            1
+        } else if c.is_ascii_punctuation() {
+            2
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// `str.isspace()` for an ASCII byte.
+#[inline]
+pub fn is_ascii_space(c: u8) -> bool {
+    CLASS[c as usize] == 1
 }
 
 /// `len(s)` in Python: code points.
@@ -145,9 +184,16 @@ pub fn words(text: &str) -> Vec<&str> {
 
 /// [`words`] for ASCII text, byte by byte.
 fn words_ascii(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(text.len() / 4);
+    words_ascii_each(text, |w| out.push(w));
+    out
+}
+
+/// [`words`] of an ASCII `text`, handed to `emit` one by one.
+pub fn words_ascii_each<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     let b = text.as_bytes();
-    let is_sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x1f | b' ');
-    let mut out = Vec::with_capacity(b.len() / 4);
+    let is_sp = |c: u8| CLASS[c as usize] == 1;
+    let is_p = |c: u8| CLASS[c as usize] == 2;
     let mut i = 0;
     while i < b.len() {
         while i < b.len() && is_sp(b[i]) {
@@ -162,22 +208,21 @@ fn words_ascii(text: &str) -> Vec<&str> {
         }
         let end = i;
         let mut l = start;
-        while l < end && b[l].is_ascii_punctuation() {
+        while l < end && is_p(b[l]) {
             l += 1;
         }
         if l == end {
-            out.extend((start..end).map(|k| &text[k..k + 1]));
+            (start..end).for_each(|k| emit(&text[k..k + 1]));
             continue;
         }
         let mut r = end;
-        while r > l && b[r - 1].is_ascii_punctuation() {
+        while r > l && is_p(b[r - 1]) {
             r -= 1;
         }
-        out.extend((start..l).map(|k| &text[k..k + 1]));
-        out.push(&text[l..r]);
-        out.extend((r..end).map(|k| &text[k..k + 1]));
+        (start..l).for_each(|k| emit(&text[k..k + 1]));
+        emit(&text[l..r]);
+        (r..end).for_each(|k| emit(&text[k..k + 1]));
     }
-    out
 }
 
 #[cfg(test)]
