@@ -5,6 +5,7 @@ pub mod decontam;
 pub mod error;
 pub mod parallel;
 pub mod tokenizer;
+pub mod unicode;
 // data pipeline (issue 4)
 pub mod classify;
 pub mod dedup;

@@ -6,33 +6,7 @@
 //! - `ngram` mode ([`words`]): split on whitespace, drop P*/S* characters in each word, lowercase
 //!   it (full Unicode mapping, like `str.lower()`), and skip words left empty.
 
-use unicode_general_category::{get_general_category, GeneralCategory as G};
-
-#[inline]
-pub fn is_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-#[inline]
-pub fn is_punct_or_symbol(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_punctuation();
-    }
-    matches!(
-        get_general_category(c),
-        G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation
-            | G::MathSymbol
-            | G::CurrencySymbol
-            | G::ModifierSymbol
-            | G::OtherSymbol
-    )
-}
+pub use crate::unicode::{is_punct_or_symbol, is_space};
 
 /// Drop P*/S* characters and collapse whitespace (see the module docs).
 pub fn normalize_qwen(text: &str) -> String {
@@ -86,7 +60,9 @@ pub fn normalize_qwen_into(text: &str, out: &mut String) {
             i += 1;
             continue;
         }
-        let Some(c) = text[i..].chars().next() else { break };
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
         let len = c.len_utf8();
         if is_space(c) {
             space = true;
@@ -102,7 +78,8 @@ pub fn normalize_qwen_into(text: &str, out: &mut String) {
         i += len;
     }
     // only whole UTF-8 characters were copied, so this never fails
-    *out = String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    *out = String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
 }
 
 /// Calls `f(word, start, end)` for every normalised word of `text` (see the module docs);
@@ -123,7 +100,11 @@ pub fn for_each_word(text: &str, mut f: impl FnMut(&str, usize, usize)) {
             }
         };
         i += len;
-        let space = if b < 0x80 { matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f) } else { is_space(c) };
+        let space = if b < 0x80 {
+            matches!(b, b' ' | b'\t'..=b'\r' | 0x1c..=0x1f)
+        } else {
+            is_space(c)
+        };
         if space {
             if in_word {
                 if !cur.is_empty() {
@@ -165,7 +146,10 @@ mod tests {
 
     #[test]
     fn qwen_normalisation() {
-        assert_eq!(normalize_qwen("  def f(x):\n\treturn x+1  "), "def fx return x1");
+        assert_eq!(
+            normalize_qwen("  def f(x):\n\treturn x+1  "),
+            "def fx return x1"
+        );
         assert_eq!(normalize_qwen("a , b"), "a b");
         assert_eq!(normalize_qwen("€5 — «ok»"), "5 ok");
         assert_eq!(normalize_qwen(""), "");
@@ -174,7 +158,16 @@ mod tests {
     #[test]
     fn ngram_words() {
         let w = words("Hello, World!  ... ÉTÉ x");
-        let got: Vec<(&str, usize, usize)> = w.iter().map(|(s, a, b)| (s.as_str(), *a, *b)).collect();
-        assert_eq!(got, vec![("hello", 0, 6), ("world", 7, 13), ("été", 19, 22), ("x", 23, 24)]);
+        let got: Vec<(&str, usize, usize)> =
+            w.iter().map(|(s, a, b)| (s.as_str(), *a, *b)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("hello", 0, 6),
+                ("world", 7, 13),
+                ("été", 19, 22),
+                ("x", 23, 24)
+            ]
+        );
     }
 }

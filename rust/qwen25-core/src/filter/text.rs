@@ -49,7 +49,10 @@ static MAY_BREAK: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = matches!(i as u8, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e | 0xC2 | 0xE2);
+        t[i] = matches!(
+            i as u8,
+            b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e | 0xC2 | 0xE2
+        );
         i += 1;
     }
     t
@@ -97,31 +100,15 @@ pub fn is_alpha(c: char) -> bool {
     }
     matches!(
         get_general_category(c),
-        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter
+        G::UppercaseLetter
+            | G::LowercaseLetter
+            | G::TitlecaseLetter
+            | G::ModifierLetter
+            | G::OtherLetter
     )
 }
 
-/// Punctuation or symbol: Unicode general category P* or S* (covers Python's `string.punctuation`).
-#[inline]
-pub fn is_punct_or_symbol(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_punctuation();
-    }
-    matches!(
-        get_general_category(c),
-        G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation
-            | G::MathSymbol
-            | G::CurrencySymbol
-            | G::ModifierSymbol
-            | G::OtherSymbol
-    )
-}
+pub use crate::unicode::is_punct_or_symbol;
 
 /// Python's `str.isspace()` for one char (what `str.split()`/`strip()` use).
 #[inline]
@@ -234,14 +221,26 @@ mod tests {
         assert_eq!(splitlines("a\nb\r\nc\rd\n"), vec!["a", "b", "c", "d"]);
         assert_eq!(splitlines("\n\nx"), vec!["", "", "x"]);
         assert!(splitlines("").is_empty());
-        assert_eq!(splitlines("a\u{2028}b\u{2029}c\u{85}d\re"), vec!["a", "b", "c", "d", "e"]);
-        assert_eq!(splitlines("\u{e9}\u{2027}\u{100}\r\r\n"), vec!["\u{e9}\u{2027}\u{100}", ""]);
+        assert_eq!(
+            splitlines("a\u{2028}b\u{2029}c\u{85}d\re"),
+            vec!["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(
+            splitlines("\u{e9}\u{2027}\u{100}\r\r\n"),
+            vec!["\u{e9}\u{2027}\u{100}", ""]
+        );
     }
 
     #[test]
     fn words_peel_punct() {
-        assert_eq!(words("Hello, world! (yes)"), vec!["Hello", ",", "world", "!", "(", "yes", ")"]);
-        assert_eq!(words("... e.g. #tag"), vec![".", ".", ".", "e.g", ".", "#", "tag"]);
+        assert_eq!(
+            words("Hello, world! (yes)"),
+            vec!["Hello", ",", "world", "!", "(", "yes", ")"]
+        );
+        assert_eq!(
+            words("... e.g. #tag"),
+            vec![".", ".", ".", "e.g", ".", "#", "tag"]
+        );
         // the ASCII path agrees with the general one
         let t = "  He said: \"(yes)!\" -- ok?\x1c#1 a.b.  ...  ";
         let with_e = format!("{t}\u{e9}");

@@ -1,0 +1,31 @@
+//! Unicode character classes shared by the data-pipeline areas (decontamination, filters).
+
+use unicode_general_category::{get_general_category, GeneralCategory as G};
+
+/// Whitespace as Python's `str.split()` sees it: Unicode White_Space plus U+001C..U+001F.
+#[inline]
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Punctuation or symbol: Unicode general category P* or S* (covers Python's `string.punctuation`).
+#[inline]
+pub fn is_punct_or_symbol(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation();
+    }
+    matches!(
+        get_general_category(c),
+        G::ConnectorPunctuation
+            | G::DashPunctuation
+            | G::OpenPunctuation
+            | G::ClosePunctuation
+            | G::InitialPunctuation
+            | G::FinalPunctuation
+            | G::OtherPunctuation
+            | G::MathSymbol
+            | G::CurrencySymbol
+            | G::ModifierSymbol
+            | G::OtherSymbol
+    )
+}
