@@ -13,14 +13,17 @@ use std::path::PathBuf;
 mod bytelevel;
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let data = root.join("data").join("qwen25");
     for f in ["vocab.json", "merges.txt", "tokenizer_config.json"] {
         println!("cargo:rerun-if-changed=data/qwen25/{f}");
     }
     println!("cargo:rerun-if-changed=src/tokenizer/bytelevel.rs");
-    let vocab_text = std::fs::read_to_string(data.join("vocab.json")).expect("read data/qwen25/vocab.json");
-    let vocab: HashMap<String, u32> = serde_json::from_str(&vocab_text).expect("parse data/qwen25/vocab.json");
+    let vocab_text =
+        std::fs::read_to_string(data.join("vocab.json")).expect("read data/qwen25/vocab.json");
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&vocab_text).expect("parse data/qwen25/vocab.json");
     let n_ids = vocab.values().map(|&i| i as usize + 1).max().unwrap_or(0);
     let mut tokens: Vec<Option<Vec<u8>>> = vec![None; n_ids];
     let mut by_bytes: HashMap<Vec<u8>, u32> = HashMap::new();
@@ -30,7 +33,8 @@ fn main() {
         by_bytes.insert(b.clone(), id);
         tokens[id as usize] = Some(b);
     }
-    let merges_text = std::fs::read_to_string(data.join("merges.txt")).expect("read data/qwen25/merges.txt");
+    let merges_text =
+        std::fs::read_to_string(data.join("merges.txt")).expect("read data/qwen25/merges.txt");
     let mut merges = Vec::new();
     for (i, line) in merges_text.lines().enumerate() {
         if (i == 0 && line.starts_with("#version")) || line.is_empty() {
@@ -57,6 +61,9 @@ fn main() {
             blob.extend_from_slice(&x.to_le_bytes());
         }
     }
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("qwen25_vocab.bin");
-    std::fs::File::create(&out).and_then(|mut f| f.write_all(&blob)).expect("write the vocabulary blob");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("qwen25_vocab.bin");
+    std::fs::File::create(&out)
+        .and_then(|mut f| f.write_all(&blob))
+        .expect("write the vocabulary blob");
 }

@@ -40,17 +40,32 @@ pub struct ClassifierConfig {
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        ClassifierConfig { dim: 1 << 18, word_bigrams: true, char_min: 3, char_max: 5, epochs: 5, lr: 0.5, l2: 0.0, seed: 0 }
+        ClassifierConfig {
+            dim: 1 << 18,
+            word_bigrams: true,
+            char_min: 3,
+            char_max: 5,
+            epochs: 5,
+            lr: 0.5,
+            l2: 0.0,
+            seed: 0,
+        }
     }
 }
 
 impl ClassifierConfig {
     fn validate(&self) -> Result<()> {
         if self.dim == 0 || self.dim > 1 << 28 {
-            return Err(Error::Value(format!("dim must be in [1, 2^28], got {}", self.dim)));
+            return Err(Error::Value(format!(
+                "dim must be in [1, 2^28], got {}",
+                self.dim
+            )));
         }
         if !(self.lr > 0.0 && self.lr.is_finite() && self.l2 >= 0.0 && self.l2.is_finite()) {
-            return Err(Error::Value(format!("lr must be > 0 and l2 >= 0, got lr={} l2={}", self.lr, self.l2)));
+            return Err(Error::Value(format!(
+                "lr must be > 0 and l2 >= 0, got lr={} l2={}",
+                self.lr, self.l2
+            )));
         }
         Ok(())
     }
@@ -58,11 +73,20 @@ impl ClassifierConfig {
 
 /// Sparse features of a text: (bucket, value), sorted by bucket, duplicates merged.
 pub fn features(text: &str, c: &ClassifierConfig) -> Vec<(u32, f32)> {
-    let t = normalize(text, &NormConfig { lowercase: true, strip_punct: false, collapse_ws: true });
+    let t = normalize(
+        text,
+        &NormConfig {
+            lowercase: true,
+            strip_punct: false,
+            collapse_ws: true,
+        },
+    );
     let words: Vec<&str> = t.split(' ').filter(|w| !w.is_empty()).collect();
     let mut ids: Vec<u32> = Vec::new();
     let mut buf = String::new();
-    let push = |s: &str, ids: &mut Vec<u32>| ids.push((xxh3_64_with_seed(s.as_bytes(), c.seed) % c.dim as u64) as u32);
+    let push = |s: &str, ids: &mut Vec<u32>| {
+        ids.push((xxh3_64_with_seed(s.as_bytes(), c.seed) % c.dim as u64) as u32)
+    };
     for (i, w) in words.iter().enumerate() {
         buf.clear();
         buf.push_str("w:");
@@ -77,7 +101,10 @@ pub fn features(text: &str, c: &ClassifierConfig) -> Vec<(u32, f32)> {
             push(&buf, &mut ids);
         }
         if c.char_min >= 1 && c.char_min <= c.char_max {
-            let chars: Vec<char> = std::iter::once('<').chain(w.chars()).chain(std::iter::once('>')).collect();
+            let chars: Vec<char> = std::iter::once('<')
+                .chain(w.chars())
+                .chain(std::iter::once('>'))
+                .collect();
             for n in c.char_min..=c.char_max {
                 if n > chars.len() {
                     break;
@@ -144,10 +171,19 @@ fn softmax(z: &mut [f32]) {
 impl Classifier {
     /// Train on (text, label) pairs; labels are sorted so the model does not depend on their
     /// order of appearance.
-    pub fn train<S: AsRef<str> + Sync>(texts: &[S], labels: &[S], config: ClassifierConfig, threads: usize) -> Result<Self> {
+    pub fn train<S: AsRef<str> + Sync>(
+        texts: &[S],
+        labels: &[S],
+        config: ClassifierConfig,
+        threads: usize,
+    ) -> Result<Self> {
         config.validate()?;
         if texts.len() != labels.len() {
-            return Err(Error::Value(format!("{} texts but {} labels", texts.len(), labels.len())));
+            return Err(Error::Value(format!(
+                "{} texts but {} labels",
+                texts.len(),
+                labels.len()
+            )));
         }
         if texts.is_empty() {
             return Err(Error::Value("no training examples".into()));
@@ -155,11 +191,20 @@ impl Classifier {
         let mut names: Vec<String> = labels.iter().map(|l| l.as_ref().to_string()).collect();
         names.sort();
         names.dedup();
-        let index: FxHashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let index: FxHashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         let y: Vec<usize> = labels.iter().map(|l| index[l.as_ref()]).collect();
         let xs = parallel::map(texts, threads, |t| features(t.as_ref(), &config));
         let k = names.len();
-        let mut m = Classifier { config: config.clone(), labels: names, w: vec![0.0; config.dim * k], b: vec![0.0; k] };
+        let mut m = Classifier {
+            config: config.clone(),
+            labels: names,
+            w: vec![0.0; config.dim * k],
+            b: vec![0.0; k],
+        };
         let n = xs.len();
         let total = (config.epochs * n).max(1) as f32;
         let mut order: Vec<usize> = (0..n).collect();
@@ -215,10 +260,14 @@ impl Classifier {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let header = serde_json::to_vec(&Header { config: self.config.clone(), labels: self.labels.clone() })
-            .map_err(|e| Error::Value(e.to_string()))?;
+        let header = serde_json::to_vec(&Header {
+            config: self.config.clone(),
+            labels: self.labels.clone(),
+        })
+        .map_err(|e| Error::Value(e.to_string()))?;
         let tmp = path.with_extension("tmp");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
         let mut out = Vec::with_capacity(16 + header.len() + 4 * (self.w.len() + self.b.len()));
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
@@ -235,23 +284,44 @@ impl Classifier {
     pub fn load(path: &Path) -> Result<Self> {
         let p = path.display().to_string();
         let mut data = Vec::new();
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|e| Error::io(path, e))?;
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(|e| Error::io(path, e))?;
         if data.len() < 16 || &data[..8] != MAGIC {
-            return Err(Error::format(&p, 0, "not a qwen25 classifier file (bad magic)"));
+            return Err(Error::format(
+                &p,
+                0,
+                "not a qwen25 classifier file (bad magic)",
+            ));
         }
         let hl = u64::from_le_bytes(data[8..16].try_into().unwrap_or([0; 8])) as usize;
-        let body = data.get(16..16usize.saturating_add(hl)).ok_or_else(|| Error::format(&p, 0, "truncated header"))?;
-        let h: Header = serde_json::from_slice(body).map_err(|e| Error::format(&p, 0, format!("bad header: {e}")))?;
+        let body = data
+            .get(16..16usize.saturating_add(hl))
+            .ok_or_else(|| Error::format(&p, 0, "truncated header"))?;
+        let h: Header = serde_json::from_slice(body)
+            .map_err(|e| Error::format(&p, 0, format!("bad header: {e}")))?;
         h.config.validate()?;
         let k = h.labels.len();
         let want = (h.config.dim * k + k) * 4;
         let rest = &data[16 + hl..];
         if rest.len() != want {
-            return Err(Error::format(&p, 0, format!("expected {want} bytes of weights, found {}", rest.len())));
+            return Err(Error::format(
+                &p,
+                0,
+                format!("expected {want} bytes of weights, found {}", rest.len()),
+            ));
         }
-        let vals: Vec<f32> = rest.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vals: Vec<f32> = rest
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let (w, b) = vals.split_at(h.config.dim * k);
-        Ok(Classifier { config: h.config, labels: h.labels, w: w.to_vec(), b: b.to_vec() })
+        Ok(Classifier {
+            config: h.config,
+            labels: h.labels,
+            w: w.to_vec(),
+            b: b.to_vec(),
+        })
     }
 }
 
@@ -261,9 +331,18 @@ mod tests {
 
     #[test]
     fn learns_and_roundtrips() {
-        let texts = ["def f(x): return x", "the cat sat on the mat", "import numpy as np", "a story of the town"];
+        let texts = [
+            "def f(x): return x",
+            "the cat sat on the mat",
+            "import numpy as np",
+            "a story of the town",
+        ];
         let labels = ["code", "web", "code", "web"];
-        let c = ClassifierConfig { dim: 4096, epochs: 20, ..Default::default() };
+        let c = ClassifierConfig {
+            dim: 4096,
+            epochs: 20,
+            ..Default::default()
+        };
         let m = Classifier::train(&texts, &labels, c, 1).unwrap();
         let p = m.predict_proba(&["def g(y): return y"], 1);
         assert_eq!(m.labels, vec!["code", "web"]);

@@ -14,7 +14,11 @@ pub enum Error {
     },
     /// A malformed input file; `line` is 1-based (0 when no line applies).
     #[error("{}: {msg}", location(.path, .line))]
-    Format { path: String, line: usize, msg: String },
+    Format {
+        path: String,
+        line: usize,
+        msg: String,
+    },
     /// A bad argument value.
     #[error("{0}")]
     Value(String),
@@ -39,10 +43,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.display().to_string(), source }
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 
     pub fn format(path: impl AsRef<str>, line: usize, msg: impl Into<String>) -> Self {
-        Error::Format { path: path.as_ref().to_string(), line, msg: msg.into() }
+        Error::Format {
+            path: path.as_ref().to_string(),
+            line,
+            msg: msg.into(),
+        }
     }
 }

@@ -30,10 +30,15 @@ pub fn threads(requested: Option<usize>) -> usize {
     if let Some(n) = requested {
         return n.max(1);
     }
-    if let Some(n) = std::env::var("QWEN25_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+    if let Some(n) = std::env::var("QWEN25_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
         return n.max(1);
     }
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn pool(n: usize) -> Arc<ThreadPool> {

@@ -12,7 +12,9 @@ use crate::dedup::borrow_texts;
 use crate::errors::IntoPy;
 
 fn config(json: &str) -> PyResult<ClassifierConfig> {
-    serde_json::from_str(json).map_err(|e| Error::Value(format!("bad classifier config: {e}"))).py_err()
+    serde_json::from_str(json)
+        .map_err(|e| Error::Value(format!("bad classifier config: {e}")))
+        .py_err()
 }
 
 #[pyclass(module = "qwen25._native", name = "HashedLinearClassifier", frozen)]
@@ -41,7 +43,9 @@ impl HashedLinearClassifier {
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        Ok(HashedLinearClassifier { inner: py.detach(|| Classifier::load(&path)).py_err()? })
+        Ok(HashedLinearClassifier {
+            inner: py.detach(|| Classifier::load(&path)).py_err()?,
+        })
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {

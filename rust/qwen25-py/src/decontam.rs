@@ -25,7 +25,10 @@ fn extract<'a>(objs: &'a [Bound<'_, PyAny>], what: &str) -> PyResult<Vec<Item<'a
             o.extract::<Vec<u32>>().map(Item::Ids).map_err(|_| {
                 PyTypeError::new_err(format!(
                     "{what}[{i}] is {}, not str or a list of token ids (ints in 0..2**32)",
-                    o.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    o.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })
         })
@@ -67,13 +70,24 @@ impl Decontaminator {
         tokenizer: Option<Py<Tokenizer>>,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
-        let cfg = Config { mode: Mode::parse(mode).py_err()?, ngram, lcs_min, lcs_ratio, window };
+        let cfg = Config {
+            mode: Mode::parse(mode).py_err()?,
+            ngram,
+            lcs_min,
+            lcs_ratio,
+            window,
+        };
         let items = extract(&test, "test")?;
         let ins = inputs(&items);
         let n = parallel::threads(num_threads);
         let tok_ref = tokenizer.as_ref().map(|t| &t.get().inner);
-        let inner = py.detach(|| decontam::Decontaminator::new(cfg, &ins, tok_ref, n)).py_err()?;
-        Ok(Decontaminator { inner, tok: tokenizer })
+        let inner = py
+            .detach(|| decontam::Decontaminator::new(cfg, &ins, tok_ref, n))
+            .py_err()?;
+        Ok(Decontaminator {
+            inner,
+            tok: tokenizer,
+        })
     }
 
     /// Decide a batch: per item, its witnesses (the lowest test index only unless `all`).
@@ -93,7 +107,11 @@ impl Decontaminator {
         let res = py.detach(|| inner.check(&ins, tok_ref, all, n)).py_err()?;
         Ok(res
             .into_iter()
-            .map(|ms| ms.into_iter().map(|m| (m.test_index, m.lcs, m.ngram_hits, m.spans)).collect())
+            .map(|ms| {
+                ms.into_iter()
+                    .map(|m| (m.test_index, m.lcs, m.ngram_hits, m.spans))
+                    .collect()
+            })
             .collect())
     }
 

@@ -9,8 +9,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use qwen25_core::dedup::{
-    exact_hash as core_exact_hash, shingle_hash as core_shingle_hash, shingles as core_shingles, ExactDedup as CoreExact,
-    MinHashConfig, MinHashDedup, MinHasher as CoreMinHasher, NormConfig,
+    exact_hash as core_exact_hash, shingle_hash as core_shingle_hash, shingles as core_shingles,
+    ExactDedup as CoreExact, MinHashConfig, MinHashDedup, MinHasher as CoreMinHasher, NormConfig,
 };
 use qwen25_core::parallel;
 use qwen25_core::Error;
@@ -26,7 +26,10 @@ pub(crate) fn borrow_texts<'a>(texts: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<&'
             let s = t.cast::<PyString>().map_err(|_| {
                 PyTypeError::new_err(format!(
                     "texts[{i}] is {}, not str",
-                    t.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    t.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })?;
             s.to_str()
@@ -51,11 +54,17 @@ fn u64_bytes(v: &[u64]) -> Vec<u8> {
 }
 
 fn norm(lowercase: bool, strip_punct: bool, collapse_ws: bool) -> NormConfig {
-    NormConfig { lowercase, strip_punct, collapse_ws }
+    NormConfig {
+        lowercase,
+        strip_punct,
+        collapse_ws,
+    }
 }
 
 fn poisoned<T>(_: T) -> PyErr {
-    crate::errors::to_pyerr(Error::Value("internal lock poisoned by an earlier failure".into()))
+    crate::errors::to_pyerr(Error::Value(
+        "internal lock poisoned by an earlier failure".into(),
+    ))
 }
 
 /// MinHash signer for one configuration.
@@ -79,8 +88,17 @@ impl MinHasher {
         strip_punct: bool,
         collapse_ws: bool,
     ) -> PyResult<Self> {
-        let cfg = MinHashConfig { num_perm, bands, rows, ngram, seed, norm: norm(lowercase, strip_punct, collapse_ws) };
-        Ok(MinHasher { inner: CoreMinHasher::new(cfg).py_err()? })
+        let cfg = MinHashConfig {
+            num_perm,
+            bands,
+            rows,
+            ngram,
+            seed,
+            norm: norm(lowercase, strip_punct, collapse_ws),
+        };
+        Ok(MinHasher {
+            inner: CoreMinHasher::new(cfg).py_err()?,
+        })
     }
 
     /// Signatures of a batch as little-endian uint32 bytes, row-major (n x num_perm).
@@ -150,8 +168,17 @@ impl MinHashStream {
         mem_budget: usize,
         spill_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let cfg = MinHashConfig { num_perm, bands, rows, ngram, seed, norm: norm(lowercase, strip_punct, collapse_ws) };
-        Ok(MinHashStream { inner: Mutex::new(MinHashDedup::new(cfg, mem_budget, spill_dir).py_err()?) })
+        let cfg = MinHashConfig {
+            num_perm,
+            bands,
+            rows,
+            ngram,
+            seed,
+            norm: norm(lowercase, strip_punct, collapse_ws),
+        };
+        Ok(MinHashStream {
+            inner: Mutex::new(MinHashDedup::new(cfg, mem_budget, spill_dir).py_err()?),
+        })
     }
 
     /// Add a batch of texts; returns their signatures as uint32 bytes when `return_signatures`.
@@ -166,24 +193,43 @@ impl MinHashStream {
         let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let sigs = py.detach(|| -> Result<Vec<u32>, Error> {
-            let mut g = self.inner.lock().map_err(|_| Error::Value("internal lock poisoned".into()))?;
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| Error::Value("internal lock poisoned".into()))?;
             g.add_texts(&strs, n)
         });
         let sigs = sigs.py_err()?;
-        Ok(if return_signatures { Some(PyBytes::new(py, &u32_bytes(&sigs))) } else { None })
+        Ok(if return_signatures {
+            Some(PyBytes::new(py, &u32_bytes(&sigs)))
+        } else {
+            None
+        })
     }
 
     /// Add precomputed signatures: little-endian uint32 bytes, row-major (n x num_perm).
     #[pyo3(signature = (signatures, num_threads=None))]
-    fn add_signatures(&self, py: Python<'_>, signatures: &[u8], num_threads: Option<usize>) -> PyResult<()> {
+    fn add_signatures(
+        &self,
+        py: Python<'_>,
+        signatures: &[u8],
+        num_threads: Option<usize>,
+    ) -> PyResult<()> {
         if !signatures.len().is_multiple_of(4) {
-            return Err(crate::errors::to_pyerr(Error::Value("signature bytes are not a whole number of uint32".into())));
+            return Err(crate::errors::to_pyerr(Error::Value(
+                "signature bytes are not a whole number of uint32".into(),
+            )));
         }
-        let sigs: Vec<u32> =
-            signatures.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let sigs: Vec<u32> = signatures
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         let n = parallel::threads(num_threads);
         py.detach(|| -> Result<(), Error> {
-            let mut g = self.inner.lock().map_err(|_| Error::Value("internal lock poisoned".into()))?;
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| Error::Value("internal lock poisoned".into()))?;
             g.add_signatures(&sigs, n)
         })
         .py_err()
@@ -193,7 +239,10 @@ impl MinHashStream {
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let ids = py
             .detach(|| -> Result<Vec<u64>, Error> {
-                let mut g = self.inner.lock().map_err(|_| Error::Value("internal lock poisoned".into()))?;
+                let mut g = self
+                    .inner
+                    .lock()
+                    .map_err(|_| Error::Value("internal lock poisoned".into()))?;
                 g.finish()
             })
             .py_err()?;
@@ -222,7 +271,9 @@ impl ExactDedup {
     #[new]
     #[pyo3(signature = (lowercase=false, strip_punct=false, collapse_ws=false))]
     fn new(lowercase: bool, strip_punct: bool, collapse_ws: bool) -> Self {
-        ExactDedup { inner: Mutex::new(CoreExact::new(norm(lowercase, strip_punct, collapse_ws))) }
+        ExactDedup {
+            inner: Mutex::new(CoreExact::new(norm(lowercase, strip_punct, collapse_ws))),
+        }
     }
 
     /// Add a batch; returns the cluster id (global index of the first occurrence) of each text
@@ -238,7 +289,10 @@ impl ExactDedup {
         let n = parallel::threads(num_threads);
         let ids = py
             .detach(|| -> Result<Vec<u64>, Error> {
-                let mut g = self.inner.lock().map_err(|_| Error::Value("internal lock poisoned".into()))?;
+                let mut g = self
+                    .inner
+                    .lock()
+                    .map_err(|_| Error::Value("internal lock poisoned".into()))?;
                 Ok(g.add_batch(&strs, n))
             })
             .py_err()?;
@@ -249,9 +303,14 @@ impl ExactDedup {
     /// order; returns the cluster ids as uint64 bytes.
     fn add_hashes<'py>(&self, py: Python<'py>, hashes: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
         if !hashes.len().is_multiple_of(16) {
-            return Err(crate::errors::to_pyerr(Error::Value("hash bytes are not a whole number of 16-byte hashes".into())));
+            return Err(crate::errors::to_pyerr(Error::Value(
+                "hash bytes are not a whole number of 16-byte hashes".into(),
+            )));
         }
-        let hs: Vec<u128> = hashes.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16]))).collect();
+        let hs: Vec<u128> = hashes
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
+            .collect();
         let ids = self.inner.lock().map_err(poisoned)?.add_hashes(&hs);
         Ok(PyBytes::new(py, &u64_bytes(&ids)))
     }
@@ -276,11 +335,23 @@ impl ExactDedup {
 /// The word n-gram shingles of `text` after normalisation.
 #[pyfunction]
 #[pyo3(signature = (text, ngram=5, lowercase=true, strip_punct=true, collapse_ws=true))]
-fn shingles(text: &str, ngram: usize, lowercase: bool, strip_punct: bool, collapse_ws: bool) -> PyResult<Vec<String>> {
+fn shingles(
+    text: &str,
+    ngram: usize,
+    lowercase: bool,
+    strip_punct: bool,
+    collapse_ws: bool,
+) -> PyResult<Vec<String>> {
     if ngram == 0 {
-        return Err(crate::errors::to_pyerr(Error::Value("ngram must be >= 1".into())));
+        return Err(crate::errors::to_pyerr(Error::Value(
+            "ngram must be >= 1".into(),
+        )));
     }
-    Ok(core_shingles(text, ngram, &norm(lowercase, strip_punct, collapse_ws)))
+    Ok(core_shingles(
+        text,
+        ngram,
+        &norm(lowercase, strip_punct, collapse_ws),
+    ))
 }
 
 /// The 32-bit hash of one shingle's UTF-8 bytes (low 32 bits of xxh3-64).

@@ -9,7 +9,10 @@ use pyo3::types::PyType;
 use qwen25_core::Error;
 
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    Ok(py.import("qwen25.errors")?.getattr(name)?.cast_into::<PyType>()?)
+    Ok(py
+        .import("qwen25.errors")?
+        .getattr(name)?
+        .cast_into::<PyType>()?)
 }
 
 pub fn to_pyerr(e: Error) -> PyErr {
@@ -34,7 +37,13 @@ pub fn to_pyerr(e: Error) -> PyErr {
                     Err(err) => return err,
                 }
             }
-            Error::Value(_) => ("Qwen25ValueError", (e.to_string(),).into_pyobject(py).map(|t| t.into_any().unbind()).unwrap_or_else(|_| py.None())),
+            Error::Value(_) => (
+                "Qwen25ValueError",
+                (e.to_string(),)
+                    .into_pyobject(py)
+                    .map(|t| t.into_any().unbind())
+                    .unwrap_or_else(|_| py.None()),
+            ),
             Error::UnknownId(id) => match (e.to_string(), *id).into_pyobject(py) {
                 Ok(t) => ("UnknownTokenError", t.into_any().unbind()),
                 Err(err) => return err,

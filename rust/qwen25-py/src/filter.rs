@@ -24,7 +24,9 @@ impl QualityFilters {
     #[new]
     #[pyo3(signature = (config_json="{}"))]
     fn new(config_json: &str) -> PyResult<Self> {
-        Ok(QualityFilters { cfg: FilterConfig::from_json(config_json).py_err()? })
+        Ok(QualityFilters {
+            cfg: FilterConfig::from_json(config_json).py_err()?,
+        })
     }
 
     /// The effective configuration as JSON (defaults filled in).
@@ -34,7 +36,12 @@ impl QualityFilters {
 
     /// Per text: (keep, filter, reason, stats dict, new_text).
     #[pyo3(signature = (texts, num_threads=None))]
-    fn apply<'py>(&self, py: Python<'py>, texts: Vec<Bound<'py, PyAny>>, num_threads: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+    fn apply<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<Bound<'py, PyAny>>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let cfg = &self.cfg;
@@ -48,7 +55,9 @@ impl QualityFilters {
             for (k, v) in &r.stats {
                 match k {
                     Cow::Borrowed(s) => {
-                        let name = names.entry((s.as_ptr() as usize, s.len())).or_insert_with(|| PyString::new(py, s));
+                        let name = names
+                            .entry((s.as_ptr() as usize, s.len()))
+                            .or_insert_with(|| PyString::new(py, s));
                         d.set_item(&*name, *v)?;
                     }
                     Cow::Owned(s) => d.set_item(s.as_str(), *v)?,

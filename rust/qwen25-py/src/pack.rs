@@ -16,7 +16,14 @@ use crate::tokenizer::Tokenizer;
 type Summary = (u64, u64, u64, u64, u64, Vec<(String, u64)>);
 
 fn summary(s: PackSummary) -> Summary {
-    (s.n_docs, s.n_doc_tokens, s.n_tokens, s.n_sequences, s.n_pad, s.shards)
+    (
+        s.n_docs,
+        s.n_doc_tokens,
+        s.n_tokens,
+        s.n_sequences,
+        s.n_pad,
+        s.shards,
+    )
 }
 
 fn lock_err() -> Error {
@@ -32,8 +39,17 @@ pub struct Packer {
 #[pymethods]
 impl Packer {
     #[new]
-    fn new(tokenizer: Py<Tokenizer>, dir: PathBuf, seq_len: usize, seqs_per_shard: usize, sep: u32) -> PyResult<Self> {
-        Ok(Packer { tok: tokenizer, inner: Mutex::new(CorePacker::new(dir, seq_len, seqs_per_shard, sep).py_err()?) })
+    fn new(
+        tokenizer: Py<Tokenizer>,
+        dir: PathBuf,
+        seq_len: usize,
+        seqs_per_shard: usize,
+        sep: u32,
+    ) -> PyResult<Self> {
+        Ok(Packer {
+            tok: tokenizer,
+            inner: Mutex::new(CorePacker::new(dir, seq_len, seqs_per_shard, sep).py_err()?),
+        })
     }
 
     /// Tokenize and append a batch; returns the document tokens added.
@@ -57,7 +73,11 @@ impl Packer {
 
     /// Append one already tokenized document.
     fn add_tokens(&self, tokens: Vec<u32>, source: u64) -> PyResult<()> {
-        self.inner.lock().map_err(|_| lock_err()).and_then(|mut g| g.add_doc(&tokens, source)).py_err()
+        self.inner
+            .lock()
+            .map_err(|_| lock_err())
+            .and_then(|mut g| g.add_doc(&tokens, source))
+            .py_err()
     }
 
     /// (n_docs, n_doc_tokens, n_tokens, n_sequences, n_pad, [(shard, tokens)])

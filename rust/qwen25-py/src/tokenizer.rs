@@ -8,7 +8,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use qwen25_core::parallel;
-use qwen25_core::tokenizer::{load, pretok, save, IncrementalDecoder as CoreDecoder, Tokenizer as CoreTokenizer};
+use qwen25_core::tokenizer::{
+    load, pretok, save, IncrementalDecoder as CoreDecoder, Tokenizer as CoreTokenizer,
+};
 use qwen25_core::Error;
 
 use crate::detach_if;
@@ -58,7 +60,10 @@ fn borrow_strs<'a>(texts: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<&'a str>> {
             let s = t.cast::<PyString>().map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!(
                     "texts[{i}] is {}, not str",
-                    t.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    t.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })?;
             s.to_str()
@@ -71,25 +76,42 @@ impl Tokenizer {
     /// The embedded Qwen2.5 tokenizer.
     #[staticmethod]
     fn qwen25(py: Python<'_>) -> PyResult<Tokenizer> {
-        py.detach(CoreTokenizer::qwen25).py_err().map(|inner| Tokenizer { inner })
+        py.detach(CoreTokenizer::qwen25)
+            .py_err()
+            .map(|inner| Tokenizer { inner })
     }
 
     /// Load an HF tokenizer folder.
     #[staticmethod]
     fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Tokenizer> {
-        py.detach(|| load::from_dir(&path)).py_err().map(|inner| Tokenizer { inner })
+        py.detach(|| load::from_dir(&path))
+            .py_err()
+            .map(|inner| Tokenizer { inner })
     }
 
     /// Load one `tokenizer.json` file.
     #[staticmethod]
     fn from_tokenizer_json(py: Python<'_>, path: PathBuf) -> PyResult<Tokenizer> {
-        let data = std::fs::read(&path).map_err(|e| Error::io(&path, e)).py_err()?;
+        let data = std::fs::read(&path)
+            .map_err(|e| Error::io(&path, e))
+            .py_err()?;
         let name = path.display().to_string();
-        py.detach(|| load::from_tokenizer_json(&data, &name, None)).py_err().map(|inner| Tokenizer { inner })
+        py.detach(|| load::from_tokenizer_json(&data, &name, None))
+            .py_err()
+            .map(|inner| Tokenizer { inner })
     }
 
-    fn encode(&self, py: Python<'_>, text: &str, allowed: Vec<bool>, disallowed: Vec<bool>) -> PyResult<Vec<u32>> {
-        detach_if(py, text.len() > BIG, || self.inner.encode(text, &allowed, &disallowed)).py_err()
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        allowed: Vec<bool>,
+        disallowed: Vec<bool>,
+    ) -> PyResult<Vec<u32>> {
+        detach_if(py, text.len() > BIG, || {
+            self.inner.encode(text, &allowed, &disallowed)
+        })
+        .py_err()
     }
 
     fn encode_ordinary(&self, py: Python<'_>, text: &str) -> Vec<u32> {
@@ -129,7 +151,10 @@ impl Tokenizer {
         let (flat, offsets) = py
             .detach(|| -> Result<(Vec<u8>, Vec<u8>), Error> {
                 let parts = parallel::map(&strs, n, |t| tok.encode(t, &allowed, &disallowed));
-                let total: usize = parts.iter().map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0)).sum();
+                let total: usize = parts
+                    .iter()
+                    .map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0))
+                    .sum();
                 let mut flat = Vec::with_capacity(total * 4);
                 let mut offsets = Vec::with_capacity((parts.len() + 1) * 8);
                 let mut at = 0u64;
@@ -149,16 +174,33 @@ impl Tokenizer {
     }
 
     #[pyo3(signature = (ids, skip_special_tokens=false, strict=false))]
-    fn decode(&self, py: Python<'_>, ids: Vec<i64>, skip_special_tokens: bool, strict: bool) -> PyResult<String> {
+    fn decode(
+        &self,
+        py: Python<'_>,
+        ids: Vec<i64>,
+        skip_special_tokens: bool,
+        strict: bool,
+    ) -> PyResult<String> {
         let ids = ids_u32(ids, &self.inner)?;
-        let bytes = detach_if(py, ids.len() > BIG, || self.inner.decode_to_bytes(&ids, skip_special_tokens)).py_err()?;
+        let bytes = detach_if(py, ids.len() > BIG, || {
+            self.inner.decode_to_bytes(&ids, skip_special_tokens)
+        })
+        .py_err()?;
         decode_str(bytes, strict)
     }
 
     #[pyo3(signature = (ids, skip_special_tokens=false))]
-    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>, skip_special_tokens: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        ids: Vec<i64>,
+        skip_special_tokens: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let ids = ids_u32(ids, &self.inner)?;
-        let bytes = self.inner.decode_to_bytes(&ids, skip_special_tokens).py_err()?;
+        let bytes = self
+            .inner
+            .decode_to_bytes(&ids, skip_special_tokens)
+            .py_err()?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -171,11 +213,20 @@ impl Tokenizer {
         strict: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<String>> {
-        let batch = batch.into_iter().map(|ids| ids_u32(ids, &self.inner)).collect::<PyResult<Vec<_>>>()?;
+        let batch = batch
+            .into_iter()
+            .map(|ids| ids_u32(ids, &self.inner))
+            .collect::<PyResult<Vec<_>>>()?;
         let n = parallel::threads(num_threads);
         let tok = &self.inner;
-        let res = py.detach(|| parallel::map(&batch, n, |ids| tok.decode_to_bytes(ids, skip_special_tokens)));
-        res.into_iter().map(|r| decode_str(r.py_err()?, strict)).collect()
+        let res = py.detach(|| {
+            parallel::map(&batch, n, |ids| {
+                tok.decode_to_bytes(ids, skip_special_tokens)
+            })
+        });
+        res.into_iter()
+            .map(|r| decode_str(r.py_err()?, strict))
+            .collect()
     }
 
     fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -207,7 +258,11 @@ impl Tokenizer {
 
     /// [(content, id, special)] in id order.
     fn added_tokens(&self) -> Vec<(String, u32, bool)> {
-        self.inner.added_tokens().iter().map(|a| (a.content.clone(), a.id, a.special)).collect()
+        self.inner
+            .added_tokens()
+            .iter()
+            .map(|a| (a.content.clone(), a.id, a.special))
+            .collect()
     }
 
     #[getter]
@@ -237,12 +292,19 @@ impl Tokenizer {
 
     /// The pre-tokens of `text` (after NFC, if the tokenizer normalises).
     fn pre_tokenize(&self, text: &str) -> Vec<String> {
-        let norm = if self.inner.nfc() { qwen25_core::tokenizer::nfc(text) } else { std::borrow::Cow::Borrowed(text) };
-        pretok::split(&norm, self.inner.pattern()).map(|p| String::from_utf8_lossy(p).into_owned()).collect()
+        let norm = if self.inner.nfc() {
+            qwen25_core::tokenizer::nfc(text)
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        };
+        pretok::split(&norm, self.inner.pattern())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect()
     }
 
     fn save_pretrained(&self, py: Python<'_>, dir: PathBuf) -> PyResult<()> {
-        py.detach(|| save::save_pretrained(&self.inner, &dir)).py_err()
+        py.detach(|| save::save_pretrained(&self.inner, &dir))
+            .py_err()
     }
 }
 
@@ -259,7 +321,11 @@ impl IncrementalDecoder {
     #[new]
     #[pyo3(signature = (tokenizer, skip_special_tokens=false))]
     fn new(tokenizer: Py<Tokenizer>, skip_special_tokens: bool) -> Self {
-        IncrementalDecoder { tok: tokenizer, skip_special_tokens, state: Mutex::new(CoreDecoder::new()) }
+        IncrementalDecoder {
+            tok: tokenizer,
+            skip_special_tokens,
+            state: Mutex::new(CoreDecoder::new()),
+        }
     }
 
     /// Feed ids; returns the text completed by them (possibly "").
@@ -278,7 +344,11 @@ impl IncrementalDecoder {
     /// Number of bytes held back.
     #[getter]
     fn pending(&self) -> usize {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).pending().len()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending()
+            .len()
     }
 }
 

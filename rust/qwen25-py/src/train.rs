@@ -23,13 +23,21 @@ pub struct BpeTrainer {
 impl BpeTrainer {
     #[new]
     fn new(special_tokens: Vec<String>) -> PyResult<Self> {
-        Ok(BpeTrainer { counter: Mutex::new(Some(WordCounter::new(special_tokens).py_err()?)) })
+        Ok(BpeTrainer {
+            counter: Mutex::new(Some(WordCounter::new(special_tokens).py_err()?)),
+        })
     }
 
     /// Count the pre-tokens of `texts`; `offset` is the index of `texts[0]` in the whole stream
     /// (for error messages).
     #[pyo3(signature = (texts, num_threads=None, offset=0))]
-    fn feed(&self, py: Python<'_>, texts: Vec<Bound<'_, PyAny>>, num_threads: Option<usize>, offset: usize) -> PyResult<()> {
+    fn feed(
+        &self,
+        py: Python<'_>,
+        texts: Vec<Bound<'_, PyAny>>,
+        num_threads: Option<usize>,
+        offset: usize,
+    ) -> PyResult<()> {
         let strs = texts
             .iter()
             .enumerate()
@@ -38,7 +46,10 @@ impl BpeTrainer {
                     PyTypeError::new_err(format!(
                         "texts[{}] is {}, not str",
                         offset + i,
-                        t.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        t.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
                 s.to_str()
@@ -49,29 +60,53 @@ impl BpeTrainer {
         // waits for the lock cannot deadlock with this one.
         let fed = py.detach(|| {
             let mut guard = self.counter.lock().unwrap_or_else(|e| e.into_inner());
-            guard.as_mut().map(|counter| counter.add_texts(&strs, n)).is_some()
+            guard
+                .as_mut()
+                .map(|counter| counter.add_texts(&strs, n))
+                .is_some()
         });
         if fed {
             Ok(())
         } else {
-            Err(PyRuntimeError::new_err("this BpeTrainer has already trained"))
+            Err(PyRuntimeError::new_err(
+                "this BpeTrainer has already trained",
+            ))
         }
     }
 
     /// Number of distinct pre-tokens counted so far.
     #[getter]
     fn n_words(&self, py: Python<'_>) -> usize {
-        py.detach(|| self.counter.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |c| c.n_words()))
+        py.detach(|| {
+            self.counter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map_or(0, |c| c.n_words())
+        })
     }
 
     /// Learn the merges and build the tokenizer (consumes the counts).
     #[pyo3(signature = (vocab_size, min_frequency=2, num_threads=None))]
-    fn train(&self, py: Python<'_>, vocab_size: usize, min_frequency: u64, num_threads: Option<usize>) -> PyResult<Tokenizer> {
+    fn train(
+        &self,
+        py: Python<'_>,
+        vocab_size: usize,
+        min_frequency: u64,
+        num_threads: Option<usize>,
+    ) -> PyResult<Tokenizer> {
         let n = parallel::threads(num_threads);
         let counter = py
-            .detach(|| self.counter.lock().unwrap_or_else(|e| e.into_inner()).take())
+            .detach(|| {
+                self.counter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+            })
             .ok_or_else(|| PyRuntimeError::new_err("this BpeTrainer has already trained"))?;
-        py.detach(|| counter.train(vocab_size, min_frequency, n)).py_err().map(|inner| Tokenizer { inner })
+        py.detach(|| counter.train(vocab_size, min_frequency, n))
+            .py_err()
+            .map(|inner| Tokenizer { inner })
     }
 }
 

@@ -33,7 +33,13 @@ impl Pattern {
             counts[k] += 1;
             masks[k * words + i / 64] |= 1u64 << (i % 64);
         }
-        Pattern { len: seq.len(), words, distinct, counts, masks }
+        Pattern {
+            len: seq.len(),
+            words,
+            distinct,
+            counts,
+            masks,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -69,7 +75,11 @@ impl Pattern {
                     v = v.wrapping_add(u) | (v & !m);
                 }
             }
-            let valid = if self.len == 64 { !0u64 } else { (1u64 << self.len) - 1 };
+            let valid = if self.len == 64 {
+                !0u64
+            } else {
+                (1u64 << self.len) - 1
+            };
             return (!v & valid).count_ones() as usize;
         }
         let mut v = vec![!0u64; w];
@@ -90,7 +100,11 @@ impl Pattern {
         let mut zeros = 0usize;
         for (i, &x) in v.iter().enumerate() {
             let bits = (self.len - i * 64).min(64);
-            let valid = if bits == 64 { !0u64 } else { (1u64 << bits) - 1 };
+            let valid = if bits == 64 {
+                !0u64
+            } else {
+                (1u64 << bits) - 1
+            };
             zeros += (!x & valid).count_ones() as usize;
         }
         zeros
@@ -120,7 +134,11 @@ impl Pattern {
                     v = v.wrapping_add(u) | (v & !m);
                 }
             }
-            let valid = if self.len == 64 { !0u64 } else { (1u64 << self.len) - 1 };
+            let valid = if self.len == 64 {
+                !0u64
+            } else {
+                (1u64 << self.len) - 1
+            };
             zeros = (!v & valid).count_ones() as usize;
         } else {
             let mut v = vec![!0u64; w];
@@ -142,7 +160,11 @@ impl Pattern {
             }
             for (i, &x) in v.iter().enumerate() {
                 let bits = (self.len - i * 64).min(64);
-                let valid = if bits == 64 { !0u64 } else { (1u64 << bits) - 1 };
+                let valid = if bits == 64 {
+                    !0u64
+                } else {
+                    (1u64 << bits) - 1
+                };
                 zeros += (!x & valid).count_ones() as usize;
             }
         }
@@ -199,7 +221,11 @@ pub fn lcs_dp(a: &[u32], b: &[u32]) -> usize {
     let mut cur = vec![0usize; b.len() + 1];
     for &x in a {
         for (j, &y) in b.iter().enumerate() {
-            cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }

@@ -44,7 +44,9 @@ impl Mode {
             "qwen" => Ok(Mode::Qwen),
             "lcs" => Ok(Mode::Lcs),
             "ngram" => Ok(Mode::Ngram),
-            _ => Err(Error::Value(format!("mode must be 'qwen', 'lcs' or 'ngram', not {s:?}"))),
+            _ => Err(Error::Value(format!(
+                "mode must be 'qwen', 'lcs' or 'ngram', not {s:?}"
+            ))),
         }
     }
 }
@@ -60,7 +62,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mode: Mode::Qwen, ngram: 13, lcs_min: 13, lcs_ratio: 0.6, window: None }
+        Config {
+            mode: Mode::Qwen,
+            ngram: 13,
+            lcs_min: 13,
+            lcs_ratio: 0.6,
+            window: None,
+        }
     }
 }
 
@@ -73,13 +81,16 @@ impl Config {
             return Err(Error::Value("lcs_min must be >= 1".into()));
         }
         if !(0.0..=1.0).contains(&self.lcs_ratio) {
-            return Err(Error::Value(format!("lcs_ratio must be in [0, 1], not {}", self.lcs_ratio)));
+            return Err(Error::Value(format!(
+                "lcs_ratio must be in [0, 1], not {}",
+                self.lcs_ratio
+            )));
         }
         match (self.window, self.mode) {
             (Some(0), _) => Err(Error::Value("window must be >= 1 or None".into())),
-            (Some(_), Mode::Lcs | Mode::Ngram) => {
-                Err(Error::Value("window applies to mode='qwen' only (it centres on n-gram hits)".into()))
-            }
+            (Some(_), Mode::Lcs | Mode::Ngram) => Err(Error::Value(
+                "window applies to mode='qwen' only (it centres on n-gram hits)".into(),
+            )),
             _ => Ok(()),
         }
     }
@@ -165,7 +176,12 @@ pub fn tokenize(tok: &Tokenizer, text: &str) -> Vec<u32> {
 
 impl Decontaminator {
     /// Build the index over `test` (in `cfg.mode`). Text items need `tok` unless the mode is ngram.
-    pub fn new(cfg: Config, test: &[Input<'_>], tok: Option<&Tokenizer>, threads: usize) -> Result<Decontaminator> {
+    pub fn new(
+        cfg: Config,
+        test: &[Input<'_>],
+        tok: Option<&Tokenizer>,
+        threads: usize,
+    ) -> Result<Decontaminator> {
         cfg.validate()?;
         let mut words: Vec<String> = Vec::new();
         let mut word_ids: FxHashMap<u64, u32> = FxHashMap::default();
@@ -175,7 +191,9 @@ impl Decontaminator {
                 let mut items = Vec::with_capacity(test.len());
                 for (i, it) in test.iter().enumerate() {
                     let Input::Text(t) = it else {
-                        return Err(Error::Value(format!("test item {i}: mode 'ngram' needs text, not token ids")));
+                        return Err(Error::Value(format!(
+                            "test item {i}: mode 'ngram' needs text, not token ids"
+                        )));
                     };
                     let ws = normalize::words(t);
                     let mut ids = Vec::with_capacity(ws.len());
@@ -231,7 +249,11 @@ impl Decontaminator {
             }
             parallel::map(&dense_items, threads, |s| Pattern::new(s))
         };
-        let ngrams = if cfg.mode == Mode::Lcs { None } else { Some(NgramIndex::build(&items, cfg.ngram)) };
+        let ngrams = if cfg.mode == Mode::Lcs {
+            None
+        } else {
+            Some(NgramIndex::build(&items, cfg.ngram))
+        };
         let mut inverted = Vec::new();
         let mut postings = Vec::new();
         if cfg.mode == Mode::Lcs {
@@ -257,7 +279,18 @@ impl Decontaminator {
                 inverted[v as usize] = (start as u32, (postings.len() - start) as u32);
             }
         }
-        Ok(Decontaminator { cfg, items, patterns, ngrams, dense, inverted, postings, words, word_ids, collided })
+        Ok(Decontaminator {
+            cfg,
+            items,
+            patterns,
+            ngrams,
+            dense,
+            inverted,
+            postings,
+            words,
+            word_ids,
+            collided,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -282,22 +315,39 @@ impl Decontaminator {
         let items: usize = self.items.iter().map(|v| v.capacity() * 4 + 24).sum();
         let pats: usize = self.patterns.iter().map(|p| p.heap_bytes() + 88).sum();
         let ng = self.ngrams.as_ref().map(|n| n.heap_bytes()).unwrap_or(0);
-        let vocab: usize = self.words.iter().map(|k| k.capacity() + 24).sum::<usize>() + self.word_ids.capacity() * 13;
-        items + pats + ng + self.dense.capacity() * 9 + self.inverted.capacity() * 8 + self.postings.capacity() * 8 + vocab
+        let vocab: usize = self.words.iter().map(|k| k.capacity() + 24).sum::<usize>()
+            + self.word_ids.capacity() * 13;
+        items
+            + pats
+            + ng
+            + self.dense.capacity() * 9
+            + self.inverted.capacity() * 8
+            + self.postings.capacity() * 8
+            + vocab
     }
 
     /// Decide a batch. `all = false`: at most one witness per item (the lowest test index);
     /// `all = true`: every test item that meets the rule.
-    pub fn check(&self, batch: &[Input<'_>], tok: Option<&Tokenizer>, all: bool, threads: usize) -> Result<Vec<Vec<Match>>> {
+    pub fn check(
+        &self,
+        batch: &[Input<'_>],
+        tok: Option<&Tokenizer>,
+        all: bool,
+        threads: usize,
+    ) -> Result<Vec<Vec<Match>>> {
         if self.cfg.mode != Mode::Ngram && batch.iter().any(|t| matches!(t, Input::Text(_))) {
             need_tok(tok)?;
         }
         if self.cfg.mode == Mode::Ngram {
             if let Some(i) = batch.iter().position(|t| matches!(t, Input::Ids(_))) {
-                return Err(Error::Value(format!("item {i}: mode 'ngram' needs text, not token ids")));
+                return Err(Error::Value(format!(
+                    "item {i}: mode 'ngram' needs text, not token ids"
+                )));
             }
         }
-        Ok(parallel::map(batch, threads, |it| self.check_one(*it, tok, all)))
+        Ok(parallel::map(batch, threads, |it| {
+            self.check_one(*it, tok, all)
+        }))
     }
 
     pub fn check_one(&self, item: Input<'_>, tok: Option<&Tokenizer>, all: bool) -> Vec<Match> {
@@ -323,7 +373,9 @@ impl Decontaminator {
 
     /// `t` in dense ids ([`NONE`] for tokens in no test item; positions kept).
     fn to_dense(&self, t: &[u32]) -> Vec<u32> {
-        t.iter().map(|x| self.dense.get(x).copied().unwrap_or(NONE)).collect()
+        t.iter()
+            .map(|x| self.dense.get(x).copied().unwrap_or(NONE))
+            .collect()
     }
 
     fn with_table<R>(&self, f: impl FnOnce(&mut [u32]) -> R) -> R {
@@ -338,7 +390,9 @@ impl Decontaminator {
 
     fn check_qwen(&self, t: &[u32], all: bool) -> Vec<Match> {
         let mut out = Vec::new();
-        let Some(index) = &self.ngrams else { return out };
+        let Some(index) = &self.ngrams else {
+            return out;
+        };
         let hits = index.hits(t, &self.items);
         if hits.is_empty() {
             return out;
@@ -365,7 +419,8 @@ impl Decontaminator {
                             None
                         } else {
                             let (d, c) = t_bag.get_or_insert_with(|| {
-                                let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
+                                let known: Vec<u32> =
+                                    td.iter().copied().filter(|&x| x != NONE).collect();
                                 lcs::bag(&known)
                             });
                             if pat.bag_bound(d, c) < thr {
@@ -399,7 +454,12 @@ impl Decontaminator {
                     }
                 };
                 if let Some(l) = found {
-                    out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: pos, spans: Vec::new() });
+                    out.push(Match {
+                        test_index: item as usize,
+                        lcs: Some(l),
+                        ngram_hits: pos,
+                        spans: Vec::new(),
+                    });
                     if !all {
                         break;
                     }
@@ -438,7 +498,10 @@ impl Decontaminator {
             touched.retain(|&item| {
                 let bound = acc[item as usize] as usize;
                 acc[item as usize] = 0;
-                bound >= self.cfg.threshold(t.len(), self.patterns[item as usize].len())
+                bound
+                    >= self
+                        .cfg
+                        .threshold(t.len(), self.patterns[item as usize].len())
             });
         });
         self.with_table(|table| {
@@ -446,7 +509,12 @@ impl Decontaminator {
                 let pat = &self.patterns[item as usize];
                 let l = pat.lcs_dense(table, &known);
                 if self.cfg.rule_holds(l, t.len(), pat.len()) {
-                    out.push(Match { test_index: item as usize, lcs: Some(l), ngram_hits: Vec::new(), spans: Vec::new() });
+                    out.push(Match {
+                        test_index: item as usize,
+                        lcs: Some(l),
+                        ngram_hits: Vec::new(),
+                        spans: Vec::new(),
+                    });
                     if !all {
                         break;
                     }
@@ -463,12 +531,17 @@ impl Decontaminator {
                 return id;
             }
         }
-        self.word_ids.get(&word_hash(w)).copied().unwrap_or(UNKNOWN_WORD)
+        self.word_ids
+            .get(&word_hash(w))
+            .copied()
+            .unwrap_or(UNKNOWN_WORD)
     }
 
     fn check_words(&self, text: &str, all: bool) -> Vec<Match> {
         let mut out = Vec::new();
-        let Some(index) = &self.ngrams else { return out };
+        let Some(index) = &self.ngrams else {
+            return out;
+        };
         let mut ids: Vec<u32> = Vec::with_capacity(text.len() / 5 + 1);
         normalize::for_each_word(text, |w, _, _| ids.push(self.word_id(w)));
         if ids.len() < self.cfg.ngram {
@@ -483,7 +556,11 @@ impl Decontaminator {
         // exact: the words behind the ids must be the test words (64-bit hashes can collide)
         hits.retain(|&(_, p)| {
             let p = p as usize;
-            (p..p + n).all(|k| self.words.get(ids[k] as usize).is_some_and(|w| *w == ws[k].0))
+            (p..p + n).all(|k| {
+                self.words
+                    .get(ids[k] as usize)
+                    .is_some_and(|w| *w == ws[k].0)
+            })
         });
         let mut i = 0;
         while i < hits.len() {
@@ -495,7 +572,12 @@ impl Decontaminator {
             let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
             i = j;
             let spans = pos.iter().map(|&p| (ws[p].1, ws[p + n - 1].2)).collect();
-            out.push(Match { test_index: item as usize, lcs: None, ngram_hits: pos, spans });
+            out.push(Match {
+                test_index: item as usize,
+                lcs: None,
+                ngram_hits: pos,
+                spans,
+            });
             if !all {
                 break;
             }
@@ -546,17 +628,23 @@ mod tests {
         let mut out = Vec::new();
         for (i, e) in test.iter().enumerate() {
             let shared: Vec<usize> = if t.len() >= n && e.len() >= n {
-                (0..=t.len() - n).filter(|&p| e.windows(n).any(|w| w == &t[p..p + n])).collect()
+                (0..=t.len() - n)
+                    .filter(|&p| e.windows(n).any(|w| w == &t[p..p + n]))
+                    .collect()
             } else {
                 Vec::new()
             };
             let ok = match cfg.mode {
                 Mode::Lcs => {
                     let l = lcs::lcs_dp(t, e);
-                    l >= cfg.lcs_min && (l as f64) * 1e6 >= (cfg.ratio_ppm() as f64) * (t.len().min(e.len()) as f64)
+                    l >= cfg.lcs_min
+                        && (l as f64) * 1e6
+                            >= (cfg.ratio_ppm() as f64) * (t.len().min(e.len()) as f64)
                 }
                 Mode::Qwen => match cfg.window {
-                    None => !shared.is_empty() && cfg.rule_holds(lcs::lcs_dp(t, e), t.len(), e.len()),
+                    None => {
+                        !shared.is_empty() && cfg.rule_holds(lcs::lcs_dp(t, e), t.len(), e.len())
+                    }
                     Some(k) => shared.iter().any(|&p| {
                         let (s, en) = window_bounds(p, n, k, t.len());
                         cfg.rule_holds(lcs::lcs_dp(&t[s..en], e), en - s, e.len())
@@ -578,9 +666,21 @@ mod tests {
             let alpha = [2u64, 4, 8, 50][trial % 4];
             let n = [1usize, 2, 3, 5][(trial / 4) % 4];
             let mode = [Mode::Qwen, Mode::Lcs][(trial / 16) % 2];
-            let window = if mode == Mode::Qwen && trial % 3 == 0 { Some(1 + (r.next() % 30) as usize) } else { None };
-            let cfg = Config { mode, ngram: n, lcs_min: 1 + (r.next() % 15) as usize, lcs_ratio: [0.0, 0.5, 0.6, 1.0][trial % 4], window };
-            let base: Vec<u32> = (0..r.next() % 150).map(|_| (r.next() % alpha) as u32).collect();
+            let window = if mode == Mode::Qwen && trial % 3 == 0 {
+                Some(1 + (r.next() % 30) as usize)
+            } else {
+                None
+            };
+            let cfg = Config {
+                mode,
+                ngram: n,
+                lcs_min: 1 + (r.next() % 15) as usize,
+                lcs_ratio: [0.0, 0.5, 0.6, 1.0][trial % 4],
+                window,
+            };
+            let base: Vec<u32> = (0..r.next() % 150)
+                .map(|_| (r.next() % alpha) as u32)
+                .collect();
             let test: Vec<Vec<u32>> = (0..6)
                 .map(|_| {
                     let mut v = base.clone();
@@ -596,7 +696,11 @@ mod tests {
                 t.retain(|_| !r.next().is_multiple_of(5));
                 let want = brute(&cfg, &test, &t);
                 let got = d.check_ids(&t, true);
-                assert_eq!(got.iter().map(|m| m.test_index).collect::<Vec<_>>(), want, "{cfg:?}");
+                assert_eq!(
+                    got.iter().map(|m| m.test_index).collect::<Vec<_>>(),
+                    want,
+                    "{cfg:?}"
+                );
                 for m in &got {
                     if window.is_none() {
                         assert_eq!(m.lcs, Some(lcs::lcs_dp(&t, &test[m.test_index])));
@@ -610,7 +714,10 @@ mod tests {
 
     #[test]
     fn boundaries() {
-        let cfg = Config { mode: Mode::Lcs, ..Config::default() };
+        let cfg = Config {
+            mode: Mode::Lcs,
+            ..Config::default()
+        };
         assert!(cfg.rule_holds(13, 100, 20) && !cfg.rule_holds(12, 100, 20));
         assert!(cfg.rule_holds(15, 25, 100) && !cfg.rule_holds(14, 25, 100)); // 0.6 * 25 = 15 exactly
         assert_eq!(cfg.threshold(25, 100), 15);
@@ -624,11 +731,27 @@ mod tests {
     #[test]
     fn bad_config() {
         for cfg in [
-            Config { ngram: 0, ..Config::default() },
-            Config { lcs_min: 0, ..Config::default() },
-            Config { lcs_ratio: 1.5, ..Config::default() },
-            Config { window: Some(0), ..Config::default() },
-            Config { mode: Mode::Lcs, window: Some(5), ..Config::default() },
+            Config {
+                ngram: 0,
+                ..Config::default()
+            },
+            Config {
+                lcs_min: 0,
+                ..Config::default()
+            },
+            Config {
+                lcs_ratio: 1.5,
+                ..Config::default()
+            },
+            Config {
+                window: Some(0),
+                ..Config::default()
+            },
+            Config {
+                mode: Mode::Lcs,
+                window: Some(5),
+                ..Config::default()
+            },
         ] {
             assert!(Decontaminator::new(cfg, &[], None, 1).is_err());
         }
@@ -639,12 +762,17 @@ mod tests {
     #[test]
     fn ngram_mode_words() {
         let test = "The quick brown fox jumps over the lazy dog near the river bank today";
-        let cfg = Config { mode: Mode::Ngram, ..Config::default() };
+        let cfg = Config {
+            mode: Mode::Ngram,
+            ..Config::default()
+        };
         let d = Decontaminator::new(cfg, &[Input::Text(test)], None, 1).unwrap();
-        let train = "Intro: THE quick, brown fox jumps over the lazy dog near the river-bank today!";
+        let train =
+            "Intro: THE quick, brown fox jumps over the lazy dog near the river-bank today!";
         let m = d.check_one(Input::Text(train), None, false);
         assert_eq!(m.len(), 0); // "river-bank" -> "riverbank": one word, the 13-gram breaks
-        let train = "Intro: THE quick, brown fox jumps over the lazy dog near the river bank today!";
+        let train =
+            "Intro: THE quick, brown fox jumps over the lazy dog near the river bank today!";
         let m = d.check_one(Input::Text(train), None, false);
         assert_eq!(m[0].ngram_hits, vec![1, 2]); // the test has 14 words: two 13-grams
         let bank_end = train.find(" today").unwrap();

@@ -93,7 +93,15 @@ impl NgramIndex {
             table.insert(key, (start as u32, (postings.len() - start) as u32));
         }
         postings.shrink_to_fit();
-        NgramIndex { n, k, s, bits, mask, table, postings }
+        NgramIndex {
+            n,
+            k,
+            s,
+            bits,
+            mask,
+            table,
+            postings,
+        }
     }
 
     pub fn n(&self) -> usize {
@@ -112,10 +120,14 @@ impl NgramIndex {
             return Vec::new();
         }
         for_each_ngram(seq, k, |p, key| {
-            if p % s != 0 || self.bits[((key & self.mask) / 64) as usize] & (1u64 << (key & 63)) == 0 {
+            if p % s != 0
+                || self.bits[((key & self.mask) / 64) as usize] & (1u64 << (key & 63)) == 0
+            {
                 return;
             }
-            let Some(&(st, l)) = self.table.get(&key) else { return };
+            let Some(&(st, l)) = self.table.get(&key) else {
+                return;
+            };
             for &(item, q) in &self.postings[st as usize..(st + l) as usize] {
                 if found.contains(&item) {
                     continue;
@@ -124,7 +136,11 @@ impl NgramIndex {
                 let q = q as usize;
                 // the n-grams containing this k-gram at offset j
                 let hit = (0..s).any(|j| {
-                    p >= j && q >= j && p - j + n <= seq.len() && q - j + n <= e.len() && seq[p - j..p - j + n] == e[q - j..q - j + n]
+                    p >= j
+                        && q >= j
+                        && p - j + n <= seq.len()
+                        && q - j + n <= e.len()
+                        && seq[p - j..p - j + n] == e[q - j..q - j + n]
                 });
                 if hit {
                     found.insert(item);
@@ -157,7 +173,11 @@ pub fn shared_positions(t: &[u32], e: &[u32], n: usize) -> Vec<usize> {
     let mut out = Vec::new();
     for_each_ngram(t, n, |p, key| {
         let from = keys.partition_point(|&(k, _)| k < key);
-        if keys[from..].iter().take_while(|&&(k, _)| k == key).any(|&(_, q)| e[q as usize..q as usize + n] == t[p..p + n]) {
+        if keys[from..]
+            .iter()
+            .take_while(|&&(k, _)| k == key)
+            .any(|&(_, q)| e[q as usize..q as usize + n] == t[p..p + n])
+        {
             out.push(p);
         }
     });
@@ -181,14 +201,19 @@ mod tests {
         };
         for n in [1usize, 2, 3, 5, 6, 7, 9, 13] {
             let alpha = if n >= 5 { 2 } else { 4 };
-            let items: Vec<Vec<u32>> =
-                (0..20).map(|_| (0..rnd(80)).map(|_| rnd(alpha) as u32).collect()).collect();
+            let items: Vec<Vec<u32>> = (0..20)
+                .map(|_| (0..rnd(80)).map(|_| rnd(alpha) as u32).collect())
+                .collect();
             let idx = NgramIndex::build(&items, n);
             for _ in 0..50 {
                 let t: Vec<u32> = (0..rnd(100)).map(|_| rnd(alpha) as u32).collect();
                 let mut want = BTreeSet::new();
                 for (i, it) in items.iter().enumerate() {
-                    let grams: HashSet<&[u32]> = if it.len() >= n { it.windows(n).collect() } else { HashSet::new() };
+                    let grams: HashSet<&[u32]> = if it.len() >= n {
+                        it.windows(n).collect()
+                    } else {
+                        HashSet::new()
+                    };
                     if t.len() >= n {
                         for (p, w) in t.windows(n).enumerate() {
                             if grams.contains(w) {

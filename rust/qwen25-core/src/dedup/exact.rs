@@ -24,7 +24,11 @@ pub struct ExactDedup {
 
 impl ExactDedup {
     pub fn new(norm: NormConfig) -> Self {
-        ExactDedup { norm, seen: FxHashMap::default(), n: 0 }
+        ExactDedup {
+            norm,
+            seen: FxHashMap::default(),
+            n: 0,
+        }
     }
 
     pub fn norm(&self) -> &NormConfig {
@@ -68,7 +72,12 @@ impl ExactDedup {
 
     /// (first index, size) of every cluster with more than `min_size` members, by first index.
     pub fn cluster_sizes(&self, min_size: u64) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self.seen.values().filter(|(_, c)| *c >= min_size).copied().collect();
+        let mut v: Vec<(u64, u64)> = self
+            .seen
+            .values()
+            .filter(|(_, c)| *c >= min_size)
+            .copied()
+            .collect();
         v.sort_unstable();
         v
     }
@@ -94,6 +103,9 @@ mod tests {
     #[test]
     fn normalised() {
         let mut d = ExactDedup::new(NormConfig::FINEWEB);
-        assert_eq!(d.add_batch(&["Hello, world", "hello   WORLD!"], 1), vec![0, 0]);
+        assert_eq!(
+            d.add_batch(&["Hello, world", "hello   WORLD!"], 1),
+            vec![0, 0]
+        );
     }
 }

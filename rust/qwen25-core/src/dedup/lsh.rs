@@ -62,7 +62,9 @@ impl UnionFind {
 
     /// The root (lowest member index) of every element.
     pub fn roots(&mut self) -> Vec<u64> {
-        (0..self.parent.len() as u64).map(|i| self.find(i)).collect()
+        (0..self.parent.len() as u64)
+            .map(|i| self.find(i))
+            .collect()
     }
 }
 
@@ -118,7 +120,11 @@ impl LshClusterer {
             return Err(Error::Value("this clusterer has already finished".into()));
         }
         if !keys.len().is_multiple_of(self.bands) {
-            return Err(Error::Value(format!("{} keys is not a multiple of bands = {}", keys.len(), self.bands)));
+            return Err(Error::Value(format!(
+                "{} keys is not a multiple of bands = {}",
+                keys.len(),
+                self.bands
+            )));
         }
         for row in keys.chunks_exact(self.bands) {
             let doc = self.n_docs;

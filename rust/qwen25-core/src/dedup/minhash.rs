@@ -34,7 +34,14 @@ pub struct MinHashConfig {
 impl Default for MinHashConfig {
     /// FineWeb: 5-grams, 112 hashes as 14 bands x 8 rows.
     fn default() -> Self {
-        MinHashConfig { num_perm: 112, bands: 14, rows: 8, ngram: 5, seed: 1, norm: NormConfig::FINEWEB }
+        MinHashConfig {
+            num_perm: 112,
+            bands: 14,
+            rows: 8,
+            ngram: 5,
+            seed: 1,
+            norm: NormConfig::FINEWEB,
+        }
     }
 }
 
@@ -47,7 +54,10 @@ impl MinHashConfig {
             return Err(Error::Value("ngram must be >= 1".into()));
         }
         if self.bands == 0 || self.rows == 0 {
-            return Err(Error::Value(format!("bands ({}) and rows ({}) must be >= 1", self.bands, self.rows)));
+            return Err(Error::Value(format!(
+                "bands ({}) and rows ({}) must be >= 1",
+                self.bands, self.rows
+            )));
         }
         if self.bands * self.rows > self.num_perm {
             return Err(Error::Value(format!(
@@ -155,7 +165,9 @@ pub fn fmix32(mut h: u32) -> u32 {
 #[inline(always)]
 fn kernel(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
     for ((s, &ai), &bi) in sig.iter_mut().zip(a).zip(b) {
-        let m = hs.iter().fold(MAX_HASH, |m, &h| m.min(ai.wrapping_mul(h).wrapping_add(bi)));
+        let m = hs
+            .iter()
+            .fold(MAX_HASH, |m, &h| m.min(ai.wrapping_mul(h).wrapping_add(bi)));
         *s = (*s).min(m);
     }
 }
@@ -275,17 +287,28 @@ mod tests {
         let want: Vec<u32> = sh.iter().map(|s| shingle_hash(s.as_bytes())).collect();
         assert_eq!(set, want);
         // un-collapsed whitespace takes the slow path and gives the same set
-        let cfg = NormConfig { collapse_ws: false, ..NormConfig::FINEWEB };
+        let cfg = NormConfig {
+            collapse_ws: false,
+            ..NormConfig::FINEWEB
+        };
         shingle_hashes("a  b c", 2, &cfg, &mut set);
-        let want: Vec<u32> = shingles("a  b c", 2, &cfg).iter().map(|s| shingle_hash(s.as_bytes())).collect();
+        let want: Vec<u32> = shingles("a  b c", 2, &cfg)
+            .iter()
+            .map(|s| shingle_hash(s.as_bytes()))
+            .collect();
         assert_eq!(set, want);
-        assert_eq!(shingles("two words", 5, &NormConfig::FINEWEB), vec!["two words".to_string()]);
+        assert_eq!(
+            shingles("two words", 5, &NormConfig::FINEWEB),
+            vec!["two words".to_string()]
+        );
         assert!(shingles(" ,. ", 5, &NormConfig::FINEWEB).is_empty());
     }
 
     #[test]
     fn kernels_agree() {
-        let hs: Vec<u32> = (0..1000u32).map(|i| fmix32(i.wrapping_mul(2654435761))).collect();
+        let hs: Vec<u32> = (0..1000u32)
+            .map(|i| fmix32(i.wrapping_mul(2654435761)))
+            .collect();
         let m = MinHasher::new(MinHashConfig::default()).unwrap();
         let (a, b) = m.permutations();
         let mut s1 = vec![MAX_HASH; 112];
@@ -293,13 +316,23 @@ mod tests {
         kernel(&hs, a, b, &mut s1);
         kernel_dispatch(&hs, a, b, &mut s2);
         assert_eq!(s1, s2);
-        let naive: Vec<u32> = (0..112).map(|i| hs.iter().map(|&h| a[i].wrapping_mul(h).wrapping_add(b[i])).min().unwrap()).collect();
+        let naive: Vec<u32> = (0..112)
+            .map(|i| {
+                hs.iter()
+                    .map(|&h| a[i].wrapping_mul(h).wrapping_add(b[i]))
+                    .min()
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(s1, naive);
     }
 
     #[test]
     fn bad_config() {
-        let cfg = MinHashConfig { bands: 20, ..Default::default() };
+        let cfg = MinHashConfig {
+            bands: 20,
+            ..Default::default()
+        };
         assert!(MinHasher::new(cfg).is_err());
     }
 

@@ -29,7 +29,10 @@ impl MinHashDedup {
     pub fn new(cfg: MinHashConfig, mem_budget: usize, spill_dir: Option<PathBuf>) -> Result<Self> {
         let bands = cfg.bands;
         let hasher = MinHasher::new(cfg)?;
-        Ok(MinHashDedup { hasher, lsh: LshClusterer::new(bands, mem_budget, spill_dir)? })
+        Ok(MinHashDedup {
+            hasher,
+            lsh: LshClusterer::new(bands, mem_budget, spill_dir)?,
+        })
     }
 
     pub fn hasher(&self) -> &MinHasher {
@@ -45,7 +48,11 @@ impl MinHashDedup {
     }
 
     /// Add a batch of texts; returns their signatures (row-major, n x num_perm).
-    pub fn add_texts<S: AsRef<str> + Sync>(&mut self, texts: &[S], threads: usize) -> Result<Vec<u32>> {
+    pub fn add_texts<S: AsRef<str> + Sync>(
+        &mut self,
+        texts: &[S],
+        threads: usize,
+    ) -> Result<Vec<u32>> {
         let np = self.hasher.config().num_perm;
         let sigs = self.hasher.signatures(texts, threads);
         self.add_signatures(&sigs, threads)?;
@@ -89,7 +96,10 @@ mod tests {
         let mut b_words = base.clone();
         b_words[100] = "changed".into();
         let b = b_words.join(" ");
-        let c: String = (0..200).map(|i| format!("z{i}")).collect::<Vec<_>>().join(" ");
+        let c: String = (0..200)
+            .map(|i| format!("z{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let texts = vec![c.clone(), a.clone(), b.clone(), a.clone()];
         let mut d = MinHashDedup::new(MinHashConfig::default(), 1 << 20, None).unwrap();
         d.add_texts(&texts, 2).unwrap();

@@ -22,9 +22,17 @@ pub struct NormConfig {
 
 impl NormConfig {
     /// FineWeb's MinHash normalisation: every step on.
-    pub const FINEWEB: NormConfig = NormConfig { lowercase: true, strip_punct: true, collapse_ws: true };
+    pub const FINEWEB: NormConfig = NormConfig {
+        lowercase: true,
+        strip_punct: true,
+        collapse_ws: true,
+    };
     /// No normalisation: the text is hashed byte for byte.
-    pub const NONE: NormConfig = NormConfig { lowercase: false, strip_punct: false, collapse_ws: false };
+    pub const NONE: NormConfig = NormConfig {
+        lowercase: false,
+        strip_punct: false,
+        collapse_ws: false,
+    };
 
     pub fn is_identity(&self) -> bool {
         !(self.lowercase || self.strip_punct || self.collapse_ws)
@@ -41,7 +49,8 @@ impl Default for NormConfig {
 #[inline]
 pub fn is_punct(c: char) -> bool {
     if c.is_ascii() {
-        return c.is_ascii_punctuation() && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+        return c.is_ascii_punctuation()
+            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
     }
     matches!(
         get_general_category(c),
@@ -158,7 +167,13 @@ mod tests {
         assert_eq!(normalize("1+1=2 $5", &NormConfig::FINEWEB), "1+1=2 $5");
         // the ASCII fast path agrees with the general path on every ASCII char
         let all: String = (0u8..128).map(|b| b as char).collect();
-        for cfg in [NormConfig::FINEWEB, NormConfig { lowercase: false, ..NormConfig::FINEWEB }] {
+        for cfg in [
+            NormConfig::FINEWEB,
+            NormConfig {
+                lowercase: false,
+                ..NormConfig::FINEWEB
+            },
+        ] {
             let fast = normalize(&all, &cfg).into_owned();
             let slow = normalize(&format!("{all}\u{e9}"), &cfg).into_owned();
             assert_eq!(format!("{fast}\u{e9}"), slow);

@@ -50,7 +50,10 @@ impl Default for GopherQualityConfig {
             max_ellipsis_lines_ratio: Some(0.3),
             max_non_alpha_words_ratio: Some(0.8),
             min_stop_words: Some(2),
-            stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"].iter().map(|s| s.to_string()).collect(),
+            stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -74,7 +77,14 @@ impl Default for GopherRepetitionConfig {
             dup_line_char_frac: Some(0.2),
             dup_para_char_frac: Some(0.2),
             top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
-            dup_n_grams: vec![(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+            dup_n_grams: vec![
+                (5, 0.15),
+                (6, 0.14),
+                (7, 0.13),
+                (8, 0.12),
+                (9, 0.11),
+                (10, 0.10),
+            ],
         }
     }
 }
@@ -188,9 +198,16 @@ pub type Stats = Vec<(Cow<'static, str>, f64)>;
 
 fn top_name(n: usize) -> Cow<'static, str> {
     const T: [&str; 11] = [
-        "", "gopher_repetition.top_1_gram", "gopher_repetition.top_2_gram", "gopher_repetition.top_3_gram",
-        "gopher_repetition.top_4_gram", "gopher_repetition.top_5_gram", "gopher_repetition.top_6_gram",
-        "gopher_repetition.top_7_gram", "gopher_repetition.top_8_gram", "gopher_repetition.top_9_gram",
+        "",
+        "gopher_repetition.top_1_gram",
+        "gopher_repetition.top_2_gram",
+        "gopher_repetition.top_3_gram",
+        "gopher_repetition.top_4_gram",
+        "gopher_repetition.top_5_gram",
+        "gopher_repetition.top_6_gram",
+        "gopher_repetition.top_7_gram",
+        "gopher_repetition.top_8_gram",
+        "gopher_repetition.top_9_gram",
         "gopher_repetition.top_10_gram",
     ];
     match T.get(n) {
@@ -201,11 +218,17 @@ fn top_name(n: usize) -> Cow<'static, str> {
 
 fn dup_name(n: usize) -> Cow<'static, str> {
     const T: [&str; 11] = [
-        "", "gopher_repetition.duplicated_1_n_grams", "gopher_repetition.duplicated_2_n_grams",
-        "gopher_repetition.duplicated_3_n_grams", "gopher_repetition.duplicated_4_n_grams",
-        "gopher_repetition.duplicated_5_n_grams", "gopher_repetition.duplicated_6_n_grams",
-        "gopher_repetition.duplicated_7_n_grams", "gopher_repetition.duplicated_8_n_grams",
-        "gopher_repetition.duplicated_9_n_grams", "gopher_repetition.duplicated_10_n_grams",
+        "",
+        "gopher_repetition.duplicated_1_n_grams",
+        "gopher_repetition.duplicated_2_n_grams",
+        "gopher_repetition.duplicated_3_n_grams",
+        "gopher_repetition.duplicated_4_n_grams",
+        "gopher_repetition.duplicated_5_n_grams",
+        "gopher_repetition.duplicated_6_n_grams",
+        "gopher_repetition.duplicated_7_n_grams",
+        "gopher_repetition.duplicated_8_n_grams",
+        "gopher_repetition.duplicated_9_n_grams",
+        "gopher_repetition.duplicated_10_n_grams",
     ];
     match T.get(n) {
         Some(s) if n > 0 => Cow::Borrowed(s),
@@ -219,7 +242,8 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 /// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`.
 fn find_duplicates(xs: &[&str]) -> (usize, usize) {
-    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(xs.len(), Default::default());
+    let mut seen: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(xs.len(), Default::default());
     let (mut n, mut chars) = (0, 0);
     for x in xs {
         if !seen.insert(x) {
@@ -338,7 +362,9 @@ fn word_flags(w: &str, stop_words: &[String]) -> u8 {
         }
     }
     let stop = stop_words.iter().any(|s| s == w);
-    (if non_sym { NON_SYM } else { 0 }) | (if alpha { ALPHA } else { 0 }) | (if stop { STOP } else { 0 })
+    (if non_sym { NON_SYM } else { 0 })
+        | (if alpha { ALPHA } else { 0 })
+        | (if stop { STOP } else { 0 })
 }
 
 struct InternBuilder<'a, 's> {
@@ -410,7 +436,9 @@ impl<'a, 's> InternBuilder<'a, 's> {
 
     fn finish(self) -> Interned {
         let count = self.count;
-        let live = (0..self.ids.len() as u32).filter(|&p| count[self.ids[p as usize] as usize] > 1).collect();
+        let live = (0..self.ids.len() as u32)
+            .filter(|&p| count[self.ids[p as usize] as usize] > 1)
+            .collect();
         let n_ids = self.next as usize;
         Interned {
             grams: self.ids.clone(),
@@ -579,10 +607,22 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
-    gopher_repetition_pre(text, &mut Interned::new(&words(text), &[]), &splitlines(text), c, st)
+    gopher_repetition_pre(
+        text,
+        &mut Interned::new(&words(text), &[]),
+        &splitlines(text),
+        c,
+        st,
+    )
 }
 
-fn gopher_repetition_pre(text: &str, ws: &mut Interned, lines: &[&str], c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
+fn gopher_repetition_pre(
+    text: &str,
+    ws: &mut Interned,
+    lines: &[&str],
+    c: &GopherRepetitionConfig,
+    st: &mut Stats,
+) -> Verdict {
     let n_chars = clen(text);
     let paras = split_paragraphs(text);
     let (pd, pc) = find_duplicates(&paras);
@@ -609,7 +649,9 @@ fn gopher_repetition_pre(text: &str, ws: &mut Interned, lines: &[&str], c: &Goph
         if n == 0 {
             continue;
         }
-        let Some(top) = find_top_duplicate(ws, n) else { continue };
+        let Some(top) = find_top_duplicate(ws, n) else {
+            continue;
+        };
         let r = ratio(top, n_chars);
         st.push((top_name(n), r));
         if r > t {
@@ -634,10 +676,22 @@ fn on(x: Option<f64>) -> Option<f64> {
 }
 
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
-    gopher_quality_pre(text, &Interned::new(&words(text), &c.stop_words), &splitlines(text), c, st)
+    gopher_quality_pre(
+        text,
+        &Interned::new(&words(text), &c.stop_words),
+        &splitlines(text),
+        c,
+        st,
+    )
 }
 
-fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
+fn gopher_quality_pre(
+    text: &str,
+    ws: &Interned,
+    lines: &[&str],
+    c: &GopherQualityConfig,
+    st: &mut Stats,
+) -> Verdict {
     let n_words = ws.words.len();
     // one pass: non-symbol words (and their chars), words with a letter, stop words; the flags
     // were computed once per distinct word
@@ -658,7 +712,11 @@ fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQuali
     if c.max_doc_words.is_some_and(|t| t != 0 && n_ns > t) {
         return Err("gopher_long_doc".into());
     }
-    let avg = if n_ns == 0 { 0.0 } else { ratio(ns_chars, n_ns) };
+    let avg = if n_ns == 0 {
+        0.0
+    } else {
+        ratio(ns_chars, n_ns)
+    };
     st.push(("gopher_quality.avg_word_length".into(), avg));
     if on(c.min_avg_word_length).is_some_and(|t| avg < t) {
         return Err("gopher_below_avg_threshold".into());
@@ -671,7 +729,11 @@ fn gopher_quality_pre(text: &str, ws: &Interned, lines: &[&str], c: &GopherQuali
     let hash_r = ratio(memchr::memchr_iter(b'#', b).count(), nw);
     // non-overlapping "...", as str.count; '…' is E2 80 A6, never inside another char
     let n_ell = memchr::memmem::find_iter(b, b"...").count()
-        + if text.is_ascii() { 0 } else { memchr::memmem::find_iter(b, "…".as_bytes()).count() };
+        + if text.is_ascii() {
+            0
+        } else {
+            memchr::memmem::find_iter(b, "…".as_bytes()).count()
+        };
     let ell_r = ratio(n_ell, nw);
     st.push(("gopher_quality.hash_word_ratio".into(), hash_r));
     st.push(("gopher_quality.ellipsis_word_ratio".into(), ell_r));
@@ -831,7 +893,14 @@ fn remove_citations(line: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-const POLICY: [&str; 6] = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
+const POLICY: [&str; 6] = [
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+];
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
 pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
@@ -870,7 +939,11 @@ fn c4_phrase_flags(line: &str, ascii: bool) -> (bool, bool, bool) {
         }
     }
     let lower = line.to_lowercase();
-    (lower.contains("lorem ipsum"), lower.contains("javascript"), POLICY.iter().any(|p| lower.contains(p)))
+    (
+        lower.contains("lorem ipsum"),
+        lower.contains("javascript"),
+        POLICY.iter().any(|p| lower.contains(p)),
+    )
 }
 
 /// (words of `str.split()`, whether one is longer than `max` chars). The count stops at `enough`
@@ -921,7 +994,13 @@ fn c4_words(line: &str, ascii: bool, max: i64, enough: i64) -> (usize, bool) {
 }
 
 /// `lines`: the `splitlines` of `text`; `ascii`: whether `text` is ASCII.
-fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
+fn c4_pre(
+    text: &str,
+    ascii: bool,
+    lines: &[&str],
+    c: &C4Config,
+    st: &mut Stats,
+) -> std::result::Result<String, String> {
     // Whole-document checks that settle every line at once: a line is a substring of the text,
     // and the phrases hold no line break, so no match in the text means none in a line, unless
     // citation removal changed the line (it can join a phrase). ASCII only, where lowercasing is
@@ -940,8 +1019,11 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
         if c.max_word_length != -1 && long {
             continue;
         }
-        let line =
-            if c.remove_citations && !no_bracket { remove_citations(line) } else { std::borrow::Cow::Borrowed(line) };
+        let line = if c.remove_citations && !no_bracket {
+            remove_citations(line)
+        } else {
+            std::borrow::Cow::Borrowed(line)
+        };
         let changed = matches!(line, std::borrow::Cow::Owned(_));
         let line = line.as_ref();
         if c.filter_no_terminal_punct
@@ -952,8 +1034,11 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
         if (n_words as i64) < c.min_words_per_line {
             continue;
         }
-        let (lorem, js, policy) =
-            if no_phrase && !changed { (false, false, false) } else { c4_phrase_flags(line, ascii) };
+        let (lorem, js, policy) = if no_phrase && !changed {
+            (false, false, false)
+        } else {
+            c4_phrase_flags(line, ascii)
+        };
         if c.filter_lorem_ipsum && lorem {
             return Err("lorem_ipsum".into());
         }
@@ -966,7 +1051,11 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
         if c.filter_policy && policy {
             continue;
         }
-        n_sent += if ascii { count_sentences_ascii(line.as_bytes()) } else { count_sentences(line) };
+        n_sent += if ascii {
+            count_sentences_ascii(line.as_bytes())
+        } else {
+            count_sentences(line)
+        };
         if n_kept > 0 {
             out.push('\n');
         }
@@ -980,7 +1069,11 @@ fn c4_pre(text: &str, ascii: bool, lines: &[&str], c: &C4Config, st: &mut Stats)
         return Err("too_few_sentences".into());
     }
     let s = py_strip(&out);
-    Ok(if s.len() == out.len() { out } else { s.to_string() })
+    Ok(if s.len() == out.len() {
+        out
+    } else {
+        s.to_string()
+    })
 }
 
 pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
@@ -995,7 +1088,9 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
         nl += 1;
         n_punct += l.ends_with(['.', '\'', '"', '!', '?']) as usize;
         // chars <= bytes <= 4 * chars: count chars only when the bytes leave it open
-        n_short += (l.len() <= short_len || (l.len() <= short_len.saturating_mul(4) && clen(l) <= short_len)) as usize;
+        n_short += (l.len() <= short_len
+            || (l.len() <= short_len.saturating_mul(4) && clen(l) <= short_len))
+            as usize;
     }
     let n_newlines = nl - 1;
     let punct = ratio(n_punct, nl);
@@ -1032,7 +1127,11 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
 
 /// Run the configured filters on one document.
 pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
-    let mut r = FilterResult { keep: true, stats: Vec::with_capacity(32), ..Default::default() };
+    let mut r = FilterResult {
+        keep: true,
+        stats: Vec::with_capacity(32),
+        ..Default::default()
+    };
     if py_strip(text).is_empty() {
         r.keep = false;
         r.filter = Some("empty");
@@ -1040,7 +1139,11 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         return r;
     }
     let st = &mut r.stats;
-    let drop = |name: &'static str, reason: String, r_keep: &mut bool, r_f: &mut Option<&'static str>, r_r: &mut Option<String>| {
+    let drop = |name: &'static str,
+                reason: String,
+                r_keep: &mut bool,
+                r_f: &mut Option<&'static str>,
+                r_r: &mut Option<String>| {
         *r_keep = false;
         *r_f = Some(name);
         *r_r = Some(reason);
@@ -1053,16 +1156,32 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
     } else {
         None
     };
-    let lines = if gopher || cfg.c4.is_some() { splitlines(text) } else { Vec::new() };
+    let lines = if gopher || cfg.c4.is_some() {
+        splitlines(text)
+    } else {
+        Vec::new()
+    };
     if let (Some(c), Some(ws)) = (&cfg.gopher_repetition, &mut ws) {
         if let Err(e) = gopher_repetition_pre(text, ws, &lines, c, st) {
-            drop("gopher_repetition", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            drop(
+                "gopher_repetition",
+                e,
+                &mut r.keep,
+                &mut r.filter,
+                &mut r.reason,
+            );
             return r;
         }
     }
     if let (Some(c), Some(ws)) = (&cfg.gopher_quality, &ws) {
         if let Err(e) = gopher_quality_pre(text, ws, &lines, c, st) {
-            drop("gopher_quality", e, &mut r.keep, &mut r.filter, &mut r.reason);
+            drop(
+                "gopher_quality",
+                e,
+                &mut r.keep,
+                &mut r.filter,
+                &mut r.reason,
+            );
             return r;
         }
     }
@@ -1100,7 +1219,11 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
 }
 
 /// Run the filters over a batch, in input order, on `threads` threads.
-pub fn apply_batch<S: AsRef<str> + Sync>(texts: &[S], cfg: &FilterConfig, threads: usize) -> Vec<FilterResult> {
+pub fn apply_batch<S: AsRef<str> + Sync>(
+    texts: &[S],
+    cfg: &FilterConfig,
+    threads: usize,
+) -> Vec<FilterResult> {
     parallel::map(texts, threads, |t| apply(t.as_ref(), cfg))
 }
 
@@ -1115,14 +1238,25 @@ mod tests {
         assert_eq!(count_sentences("No end"), 1);
         assert_eq!(count_sentences("He said \"hi.\" Then left."), 2);
         assert_eq!(count_sentences(""), 0);
-        for s in ["One. Two! Three?", "e.g. this", "a.) b", "x?!\" y. ", "  . . ", "end.", "a\x1c. b"] {
+        for s in [
+            "One. Two! Three?",
+            "e.g. this",
+            "a.) b",
+            "x?!\" y. ",
+            "  . . ",
+            "end.",
+            "a\x1c. b",
+        ] {
             assert_eq!(count_sentences(s), count_sentences_chars(s), "{s:?}");
         }
     }
 
     #[test]
     fn citations() {
-        assert_eq!(remove_citations("a[1] b[edit] c[citation needed] d[x]"), "a b c d[x]");
+        assert_eq!(
+            remove_citations("a[1] b[edit] c[citation needed] d[x]"),
+            "a b c d[x]"
+        );
         assert_eq!(remove_citations("[]["), "[");
     }
 
@@ -1137,7 +1271,9 @@ mod tests {
         let c = FilterConfig::default();
         assert_eq!(FilterConfig::from_json(&c.to_json()).unwrap(), c);
         assert!(FilterConfig::from_json("{\"gopher\": 1}").is_err());
-        let partial = FilterConfig::from_json("{\"c4\": null, \"fineweb\": {\"new_line_ratio\": 0.5}}").unwrap();
+        let partial =
+            FilterConfig::from_json("{\"c4\": null, \"fineweb\": {\"new_line_ratio\": 0.5}}")
+                .unwrap();
         assert!(partial.c4.is_none());
         assert_eq!(partial.fineweb.unwrap().short_line_length, 30);
     }
@@ -1150,14 +1286,18 @@ mod speed {
     #[test]
     #[ignore]
     fn filter_speed() {
-        let vocab = ["the", "of", "and", "river", "market", "garden", "bread", "winter", "children", "story"];
+        let vocab = [
+            "the", "of", "and", "river", "market", "garden", "bread", "winter", "children", "story",
+        ];
         let mut docs = Vec::new();
         let mut x = 1u64;
         for _ in 0..1000 {
             let mut d = String::new();
             for _ in 0..15 {
                 for _ in 0..15 {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     d.push_str(vocab[(x >> 33) as usize % vocab.len()]);
                     d.push(' ');
                 }
@@ -1166,17 +1306,41 @@ mod speed {
             docs.push(d);
         }
         if let Ok(p) = std::env::var("QWEN25_FILTER_BENCH") {
-            docs = std::fs::read_to_string(p).unwrap().split('\0').map(|s| s.to_string()).collect();
+            docs = std::fs::read_to_string(p)
+                .unwrap()
+                .split('\0')
+                .map(|s| s.to_string())
+                .collect();
         }
         let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
         let cfg = FilterConfig::default();
         for name in ["all", "rep", "quality", "c4", "fineweb"] {
             let c = match name {
                 "all" => cfg.clone(),
-                "rep" => FilterConfig { gopher_quality: None, c4: None, fineweb: None, ..cfg.clone() },
-                "quality" => FilterConfig { gopher_repetition: None, c4: None, fineweb: None, ..cfg.clone() },
-                "c4" => FilterConfig { gopher_repetition: None, gopher_quality: None, fineweb: None, ..cfg.clone() },
-                _ => FilterConfig { gopher_repetition: None, gopher_quality: None, c4: None, ..cfg.clone() },
+                "rep" => FilterConfig {
+                    gopher_quality: None,
+                    c4: None,
+                    fineweb: None,
+                    ..cfg.clone()
+                },
+                "quality" => FilterConfig {
+                    gopher_repetition: None,
+                    c4: None,
+                    fineweb: None,
+                    ..cfg.clone()
+                },
+                "c4" => FilterConfig {
+                    gopher_repetition: None,
+                    gopher_quality: None,
+                    fineweb: None,
+                    ..cfg.clone()
+                },
+                _ => FilterConfig {
+                    gopher_repetition: None,
+                    gopher_quality: None,
+                    c4: None,
+                    ..cfg.clone()
+                },
             };
             let t = std::time::Instant::now();
             for _ in 0..5 {
@@ -1184,7 +1348,10 @@ mod speed {
                     std::hint::black_box(apply(d, &c));
                 }
             }
-            eprintln!("apply[{name}] {:.1} MB/s", 5.0 * mb / t.elapsed().as_secs_f64());
+            eprintln!(
+                "apply[{name}] {:.1} MB/s",
+                5.0 * mb / t.elapsed().as_secs_f64()
+            );
         }
         let mut st = Vec::new();
         let t = std::time::Instant::now();

@@ -69,7 +69,12 @@ fn write_u32s(path: &Path, toks: &[u32]) -> Result<()> {
 
 impl Packer {
     /// `dir` is created if missing. `sep` is the separator (and padding) token id.
-    pub fn new(dir: impl AsRef<Path>, seq_len: usize, seqs_per_shard: usize, sep: u32) -> Result<Self> {
+    pub fn new(
+        dir: impl AsRef<Path>,
+        seq_len: usize,
+        seqs_per_shard: usize,
+        sep: u32,
+    ) -> Result<Self> {
         if seq_len == 0 || seqs_per_shard == 0 {
             return Err(Error::Value(format!(
                 "seq_len ({seq_len}) and seqs_per_shard ({seqs_per_shard}) must be >= 1"
@@ -102,7 +107,9 @@ impl Packer {
         rec[..8].copy_from_slice(&self.total.to_le_bytes());
         rec[8..16].copy_from_slice(&(toks.len() as u64).to_le_bytes());
         rec[16..].copy_from_slice(&source.to_le_bytes());
-        self.docs.write_all(&rec).map_err(|e| Error::io(&self.docs_tmp, e))?;
+        self.docs
+            .write_all(&rec)
+            .map_err(|e| Error::io(&self.docs_tmp, e))?;
         self.summary.n_docs += 1;
         self.summary.n_doc_tokens += toks.len() as u64;
         self.total += toks.len() as u64 + 1;
@@ -126,7 +133,11 @@ impl Packer {
         threads: usize,
     ) -> Result<u64> {
         if sources.len() != texts.len() {
-            return Err(Error::Value(format!("{} texts but {} sources", texts.len(), sources.len())));
+            return Err(Error::Value(format!(
+                "{} texts but {} sources",
+                texts.len(),
+                sources.len()
+            )));
         }
         let enc = parallel::map(texts, threads, |t| tok.encode_ordinary(t.as_ref()));
         let mut n = 0;
@@ -162,7 +173,9 @@ impl Packer {
             let last = std::mem::take(&mut self.buf);
             self.write_shard(&last)?;
         }
-        self.docs.flush().map_err(|e| Error::io(&self.docs_tmp, e))?;
+        self.docs
+            .flush()
+            .map_err(|e| Error::io(&self.docs_tmp, e))?;
         let final_path = self.dir.join(DOCS_INDEX);
         std::fs::rename(&self.docs_tmp, &final_path).map_err(|e| Error::io(&final_path, e))?;
         Ok(self.summary.clone())

@@ -40,13 +40,24 @@ pub struct Bpe {
 /// Why a vocabulary/merge list pair was rejected (the loader adds file and line).
 #[derive(Debug)]
 pub enum BuildError {
-    DuplicateToken { id: u32, other: u32 },
-    EmptyToken { id: u32 },
+    DuplicateToken {
+        id: u32,
+        other: u32,
+    },
+    EmptyToken {
+        id: u32,
+    },
     MissingByte(u8),
     /// merge number `rank` names a token that is not in the vocabulary
-    UnknownMergePart { rank: usize, part: Vec<u8> },
+    UnknownMergePart {
+        rank: usize,
+        part: Vec<u8>,
+    },
     /// merge number `rank` produces a token that is not in the vocabulary
-    UnknownMergeResult { rank: usize, merged: Vec<u8> },
+    UnknownMergeResult {
+        rank: usize,
+        merged: Vec<u8>,
+    },
 }
 
 #[inline(always)]
@@ -59,8 +70,15 @@ fn hash_bytes(b: &[u8]) -> u64 {
 
 impl Bpe {
     /// Build from `(bytes, id)` entries and merges given as pairs of byte strings, in rank order.
-    pub fn new(entries: Vec<(Vec<u8>, u32)>, merges: &[(Vec<u8>, Vec<u8>)]) -> Result<Bpe, BuildError> {
-        let n_ids = entries.iter().map(|(_, id)| *id as usize + 1).max().unwrap_or(0);
+    pub fn new(
+        entries: Vec<(Vec<u8>, u32)>,
+        merges: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Bpe, BuildError> {
+        let n_ids = entries
+            .iter()
+            .map(|(_, id)| *id as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut spans = vec![(0u32, 0u32); n_ids];
         let mut data = Vec::with_capacity(entries.iter().map(|(b, _)| b.len()).sum());
         for (bytes, id) in &entries {
@@ -68,7 +86,10 @@ impl Bpe {
                 return Err(BuildError::EmptyToken { id: *id });
             }
             if spans[*id as usize] != (0, 0) {
-                return Err(BuildError::DuplicateToken { id: *id, other: *id });
+                return Err(BuildError::DuplicateToken {
+                    id: *id,
+                    other: *id,
+                });
             }
             let start = data.len() as u32;
             data.extend_from_slice(bytes);
@@ -78,8 +99,14 @@ impl Bpe {
         let find = |b: &[u8]| Self::lookup(&data, &spans, &table, b);
         let mut merge_ids = Vec::with_capacity(merges.len());
         for (rank, (a, b)) in merges.iter().enumerate() {
-            let ia = find(a).ok_or_else(|| BuildError::UnknownMergePart { rank, part: a.clone() })?;
-            let ib = find(b).ok_or_else(|| BuildError::UnknownMergePart { rank, part: b.clone() })?;
+            let ia = find(a).ok_or_else(|| BuildError::UnknownMergePart {
+                rank,
+                part: a.clone(),
+            })?;
+            let ib = find(b).ok_or_else(|| BuildError::UnknownMergePart {
+                rank,
+                part: b.clone(),
+            })?;
             let mut m = a.clone();
             m.extend_from_slice(b);
             let im = find(&m).ok_or(BuildError::UnknownMergeResult { rank, merged: m })?;
@@ -91,7 +118,11 @@ impl Bpe {
     /// Build from token bytes back to back with their spans by id ((0, 0) = unused id), and
     /// merges given as ids in rank order (the form the precompiled embedded vocabulary uses).
     /// The caller guarantees that each merged id's bytes are the concatenation of its parts.
-    pub fn from_parts(data: Vec<u8>, spans: Vec<(u32, u32)>, merges: Vec<(u32, u32, u32)>) -> Result<Bpe, BuildError> {
+    pub fn from_parts(
+        data: Vec<u8>,
+        spans: Vec<(u32, u32)>,
+        merges: Vec<(u32, u32, u32)>,
+    ) -> Result<Bpe, BuildError> {
         let table = Self::index(&data, &spans)?;
         Self::assemble(data, spans, table, merges)
     }
@@ -109,7 +140,10 @@ impl Bpe {
             let b = &data[s as usize..e as usize];
             let h = hash_bytes(b);
             if let Some(&other) = table.find(h, |&o| bytes(o) == b) {
-                return Err(BuildError::DuplicateToken { id: id as u32, other });
+                return Err(BuildError::DuplicateToken {
+                    id: id as u32,
+                    other,
+                });
             }
             table.insert_unique(h, id as u32, |&o| hash_bytes(bytes(o)));
         }
@@ -134,7 +168,8 @@ impl Bpe {
     ) -> Result<Bpe, BuildError> {
         let mut byte_ids = [0u32; 256];
         for b in 0..=255u8 {
-            byte_ids[b as usize] = Self::lookup(&data, &spans, &table, &[b]).ok_or(BuildError::MissingByte(b))?;
+            byte_ids[b as usize] =
+                Self::lookup(&data, &spans, &table, &[b]).ok_or(BuildError::MissingByte(b))?;
         }
         // A merge listed twice takes the rank of its last listing, as in HF (its merge map is
         // collected from the enumerated list, so later entries overwrite earlier ones).
@@ -143,7 +178,15 @@ impl Bpe {
             ranks.insert(((a as u64) << 32) | b as u64, i as u32);
         }
         let whole = (0..spans.len()).map(|_| AtomicU8::new(0)).collect();
-        Ok(Bpe { data, spans, table, ranks, merges, byte_ids, whole })
+        Ok(Bpe {
+            data,
+            spans,
+            table,
+            ranks,
+            merges,
+            byte_ids,
+            whole,
+        })
     }
 
     /// One past the largest id.
@@ -351,10 +394,16 @@ mod tests {
         for (i, t) in ["ab", "bc", "abc", "aa", "aaaa"].iter().enumerate() {
             entries.push((t.as_bytes().to_vec(), 256 + i as u32));
         }
-        let merges: Vec<(Vec<u8>, Vec<u8>)> = [("b", "c"), ("a", "b"), ("ab", "c"), ("a", "a"), ("aa", "aa")]
-            .iter()
-            .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
-            .collect();
+        let merges: Vec<(Vec<u8>, Vec<u8>)> = [
+            ("b", "c"),
+            ("a", "b"),
+            ("ab", "c"),
+            ("a", "a"),
+            ("aa", "aa"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.as_bytes().to_vec(), b.as_bytes().to_vec()))
+        .collect();
         Bpe::new(entries, &merges).unwrap()
     }
 

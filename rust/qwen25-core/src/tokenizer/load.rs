@@ -18,7 +18,11 @@ static QWEN25_BLOB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/qwen25_voc
 static QWEN25_CONFIG: &[u8] = include_bytes!("../../data/qwen25/tokenizer_config.json");
 
 fn blob_error(what: &str) -> Error {
-    Error::format("<embedded>/qwen25_vocab.bin", 0, format!("corrupt embedded vocabulary: {what}"))
+    Error::format(
+        "<embedded>/qwen25_vocab.bin",
+        0,
+        format!("corrupt embedded vocabulary: {what}"),
+    )
 }
 
 pub(crate) fn embedded_qwen25() -> Result<Tokenizer> {
@@ -45,7 +49,10 @@ pub(crate) fn embedded_qwen25() -> Result<Tokenizer> {
     }
     let n_merges = u32_at(take(4)?) as usize;
     let raw = take(n_merges * 12)?;
-    let merges = raw.chunks_exact(12).map(|c| (u32_at(&c[0..4]), u32_at(&c[4..8]), u32_at(&c[8..12]))).collect();
+    let merges = raw
+        .chunks_exact(12)
+        .map(|c| (u32_at(&c[0..4]), u32_at(&c[4..8]), u32_at(&c[8..12])))
+        .collect();
     let bpe = Bpe::from_parts(data, spans, merges).map_err(|e| blob_error(&format!("{e:?}")))?;
     let cfg = parse_config(QWEN25_CONFIG, "<embedded>/tokenizer_config.json")?;
     Tokenizer::new(bpe, Pattern::Qwen2, true, cfg.added, Some(cfg.text))
@@ -64,15 +71,26 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 /// `tokenizer_config.json` (added tokens, tokenizer class, chat template) is read when present.
 pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
     if !dir.is_dir() {
-        return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory")));
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+        ));
     }
     let cfg_path = dir.join("tokenizer_config.json");
-    let cfg = if cfg_path.is_file() { Some(read(&cfg_path)?) } else { None };
+    let cfg = if cfg_path.is_file() {
+        Some(read(&cfg_path)?)
+    } else {
+        None
+    };
     let cfg_name = cfg_path.display().to_string();
     let tj = dir.join("tokenizer.json");
     if tj.is_file() {
         let data = read(&tj)?;
-        return from_tokenizer_json(&data, &tj.display().to_string(), cfg.as_deref().map(|c| (c, cfg_name.as_str())));
+        return from_tokenizer_json(
+            &data,
+            &tj.display().to_string(),
+            cfg.as_deref().map(|c| (c, cfg_name.as_str())),
+        );
     }
     let vp = dir.join("vocab.json");
     let mp = dir.join("merges.txt");
@@ -98,7 +116,10 @@ pub fn from_dir(dir: &Path) -> Result<Tokenizer> {
 
 /// 1-based line of byte offset `pos` in `text`.
 fn line_at(text: &[u8], pos: usize) -> usize {
-    1 + text[..pos.min(text.len())].iter().filter(|&&b| b == b'\n').count()
+    1 + text[..pos.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }
 
 /// Line of the `nth` (0-based) occurrence of `"key"` as a JSON string in `text`, or 0.
@@ -130,7 +151,11 @@ fn json_error(name: &str, e: serde_json::Error) -> Error {
 
 fn utf8<'a>(data: &'a [u8], name: &str) -> Result<&'a str> {
     std::str::from_utf8(data).map_err(|e| {
-        Error::format(name, line_at(data, e.valid_up_to()), "file is not valid UTF-8")
+        Error::format(
+            name,
+            line_at(data, e.valid_up_to()),
+            "file is not valid UTF-8",
+        )
     })
 }
 
@@ -146,7 +171,10 @@ impl<'de> serde::Deserialize<'de> for Entries {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object mapping token strings to ids")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Entries, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Entries, A::Error> {
                 let mut v = Vec::with_capacity(m.size_hint().unwrap_or(0));
                 while let Some((k, val)) = m.next_entry::<String, Value>()? {
                     v.push((k, val));
@@ -159,16 +187,31 @@ impl<'de> serde::Deserialize<'de> for Entries {
 }
 
 /// Turn `token string -> id` entries into byte strings, checking ids.
-fn vocab_entries(entries: Vec<(String, Value)>, text: &[u8], name: &str) -> Result<Vec<(Vec<u8>, u32)>> {
+fn vocab_entries(
+    entries: Vec<(String, Value)>,
+    text: &[u8],
+    name: &str,
+) -> Result<Vec<(Vec<u8>, u32)>> {
     let mut out = Vec::with_capacity(entries.len());
     let mut seen_key = rustc_hash::FxHashMap::default();
     for (k, v) in entries {
-        let id = v.as_u64().filter(|&i| i <= u32::MAX as u64).ok_or_else(|| {
-            Error::format(name, line_of_json_key(text, &k, 0), format!("token {k:?} has id {v}, not an integer id"))
-        })? as u32;
+        let id = v
+            .as_u64()
+            .filter(|&i| i <= u32::MAX as u64)
+            .ok_or_else(|| {
+                Error::format(
+                    name,
+                    line_of_json_key(text, &k, 0),
+                    format!("token {k:?} has id {v}, not an integer id"),
+                )
+            })? as u32;
         let nth = seen_key.entry(k.clone()).or_insert(0usize);
         if *nth > 0 {
-            return Err(Error::format(name, line_of_json_key(text, &k, *nth), format!("token {k:?} appears twice")));
+            return Err(Error::format(
+                name,
+                line_of_json_key(text, &k, *nth),
+                format!("token {k:?} appears twice"),
+            ));
         }
         *nth += 1;
         let bytes = bytelevel::decode_token(&k).ok_or_else(|| {
@@ -253,11 +296,21 @@ fn parse_merges_txt(data: &[u8], name: &str) -> Result<(MergeList, Vec<usize>)> 
         let mut parts = line.split(' ');
         let (a, b) = match (parts.next(), parts.next(), parts.next()) {
             (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => (a, b),
-            _ => return Err(Error::format(name, i + 1, format!("expected two tokens separated by one space, got {line:?}"))),
+            _ => {
+                return Err(Error::format(
+                    name,
+                    i + 1,
+                    format!("expected two tokens separated by one space, got {line:?}"),
+                ))
+            }
         };
         let dec = |t: &str| {
             bytelevel::decode_token(t).ok_or_else(|| {
-                Error::format(name, i + 1, format!("token {t:?} has a char outside the byte-level alphabet"))
+                Error::format(
+                    name,
+                    i + 1,
+                    format!("token {t:?} has a char outside the byte-level alphabet"),
+                )
             })
         };
         merges.push((dec(a)?, dec(b)?));
@@ -280,13 +333,20 @@ fn parse_config(data: &[u8], name: &str) -> Result<Config> {
     if let Some(dec) = v.get("added_tokens_decoder").and_then(Value::as_object) {
         for (k, spec) in dec {
             let line = line_of_json_key(data, k, 0);
-            let id: u32 = k
-                .parse()
-                .map_err(|_| Error::format(name, line, format!("added_tokens_decoder key {k:?} is not an id")))?;
+            let id: u32 = k.parse().map_err(|_| {
+                Error::format(
+                    name,
+                    line,
+                    format!("added_tokens_decoder key {k:?} is not an id"),
+                )
+            })?;
             added.push(parse_added(spec, id, name, line)?);
         }
     }
-    let class = v.get("tokenizer_class").and_then(Value::as_str).map(str::to_string);
+    let class = v
+        .get("tokenizer_class")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     Ok(Config { added, class, text })
 }
 
@@ -305,8 +365,15 @@ fn parse_added(spec: &Value, id: u32, name: &str, line: usize) -> Result<AddedTo
             ));
         }
     }
-    let special = spec.get("special").and_then(Value::as_bool).unwrap_or(false);
-    Ok(AddedToken { content, id, special })
+    let special = spec
+        .get("special")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(AddedToken {
+        content,
+        id,
+        special,
+    })
 }
 
 fn pattern_for_class(class: Option<&str>, name: &str) -> Result<(Pattern, bool)> {
@@ -333,7 +400,14 @@ pub fn from_vocab_merges(
     let entries = vocab_entries(entries.0, vocab, vocab_name)?;
     let (merge_list, merge_lines) = parse_merges_txt(merges, merges_name)?;
     let line_of = |rank: usize| merge_lines.get(rank).copied().unwrap_or(0);
-    let bpe = build_bpe(entries, &merge_list, &line_of, vocab, vocab_name, merges_name)?;
+    let bpe = build_bpe(
+        entries,
+        &merge_list,
+        &line_of,
+        vocab,
+        vocab_name,
+        merges_name,
+    )?;
     let (added, pattern, nfc, text) = match config {
         Some((data, name)) => {
             let cfg = parse_config(data, name)?;
@@ -352,7 +426,14 @@ fn pipeline_of(v: &Value, name: &str, text: &[u8]) -> Result<(Pattern, bool)> {
         None | Some(Value::Null) => false,
         Some(n) => match n.get("type").and_then(Value::as_str) {
             Some("NFC") => true,
-            Some("Sequence") if n.get("normalizers").and_then(Value::as_array).map(|a| a.is_empty()).unwrap_or(false) => false,
+            Some("Sequence")
+                if n.get("normalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.is_empty())
+                    .unwrap_or(false) =>
+            {
+                false
+            }
             Some("Sequence")
                 if n.get("normalizers").and_then(Value::as_array).map(|a| {
                     a.len() == 1 && a[0].get("type").and_then(Value::as_str) == Some("NFC")
@@ -360,7 +441,13 @@ fn pipeline_of(v: &Value, name: &str, text: &[u8]) -> Result<(Pattern, bool)> {
             {
                 true
             }
-            _ => return Err(Error::format(name, line("normalizer"), format!("unsupported normalizer {n}; qwen25 reads NFC or none"))),
+            _ => {
+                return Err(Error::format(
+                    name,
+                    line("normalizer"),
+                    format!("unsupported normalizer {n}; qwen25 reads NFC or none"),
+                ))
+            }
         },
     };
     let pt = v.get("pre_tokenizer").cloned().unwrap_or(Value::Null);
@@ -382,13 +469,19 @@ fn pipeline_of(v: &Value, name: &str, text: &[u8]) -> Result<(Pattern, bool)> {
             Pattern::Gpt2
         }
         Some("Sequence") => {
-            let items = pt.get("pretokenizers").and_then(Value::as_array).ok_or_else(unsupported)?;
+            let items = pt
+                .get("pretokenizers")
+                .and_then(Value::as_array)
+                .ok_or_else(unsupported)?;
             if items.len() != 2 {
                 return Err(unsupported());
             }
             let split = &items[0];
             let bl = &items[1];
-            let re = split.get("pattern").and_then(|p| p.get("Regex")).and_then(Value::as_str);
+            let re = split
+                .get("pattern")
+                .and_then(|p| p.get("Regex"))
+                .and_then(Value::as_str);
             let ok = split.get("type").and_then(Value::as_str) == Some("Split")
                 && split.get("behavior").and_then(Value::as_str) == Some("Isolated")
                 && split.get("invert").and_then(Value::as_bool) != Some(true)
@@ -405,43 +498,95 @@ fn pipeline_of(v: &Value, name: &str, text: &[u8]) -> Result<(Pattern, bool)> {
     Ok((pattern, nfc))
 }
 
-pub fn from_tokenizer_json(data: &[u8], name: &str, config: Option<(&[u8], &str)>) -> Result<Tokenizer> {
+pub fn from_tokenizer_json(
+    data: &[u8],
+    name: &str,
+    config: Option<(&[u8], &str)>,
+) -> Result<Tokenizer> {
     let v: Value = serde_json::from_slice(data).map_err(|e| json_error(name, e))?;
-    let model = v.get("model").ok_or_else(|| Error::format(name, 0, "no \"model\" section"))?;
+    let model = v
+        .get("model")
+        .ok_or_else(|| Error::format(name, 0, "no \"model\" section"))?;
     let line = |key: &str| line_of_json_key(data, key, 0);
     match model.get("type").and_then(Value::as_str) {
         Some("BPE") | None => {}
-        Some(t) => return Err(Error::format(name, line("type"), format!("model type {t:?}; qwen25 reads BPE models"))),
+        Some(t) => {
+            return Err(Error::format(
+                name,
+                line("type"),
+                format!("model type {t:?}; qwen25 reads BPE models"),
+            ))
+        }
     }
     if model.get("byte_fallback").and_then(Value::as_bool) == Some(true) {
-        return Err(Error::format(name, line("byte_fallback"), "byte_fallback=true is not a byte-level BPE"));
+        return Err(Error::format(
+            name,
+            line("byte_fallback"),
+            "byte_fallback=true is not a byte-level BPE",
+        ));
     }
     if model.get("ignore_merges").and_then(Value::as_bool) == Some(true) {
-        return Err(Error::format(name, line("ignore_merges"), "ignore_merges=true is not supported"));
+        return Err(Error::format(
+            name,
+            line("ignore_merges"),
+            "ignore_merges=true is not supported",
+        ));
     }
     let (pattern, nfc) = pipeline_of(&v, name, data)?;
-    let vocab_obj = model.get("vocab").ok_or_else(|| Error::format(name, line("model"), "model has no \"vocab\""))?;
+    let vocab_obj = model
+        .get("vocab")
+        .ok_or_else(|| Error::format(name, line("model"), "model has no \"vocab\""))?;
     let entries: Vec<(String, Value)> = match vocab_obj {
         Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        _ => return Err(Error::format(name, line("vocab"), "\"vocab\" is not an object")),
+        _ => {
+            return Err(Error::format(
+                name,
+                line("vocab"),
+                "\"vocab\" is not an object",
+            ))
+        }
     };
     let entries = vocab_entries(entries, data, name)?;
-    let raw_merges = model.get("merges").and_then(Value::as_array).cloned().unwrap_or_default();
+    let raw_merges = model
+        .get("merges")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut merges = Vec::with_capacity(raw_merges.len());
     for (i, m) in raw_merges.iter().enumerate() {
         let (a, b) = match m {
             Value::String(s) => match s.split_once(' ') {
-                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => (a.to_string(), b.to_string()),
-                _ => return Err(Error::format(name, 0, format!("merge {i} ({s:?}) is not two tokens"))),
+                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(' ') => {
+                    (a.to_string(), b.to_string())
+                }
+                _ => {
+                    return Err(Error::format(
+                        name,
+                        0,
+                        format!("merge {i} ({s:?}) is not two tokens"),
+                    ))
+                }
             },
-            Value::Array(p) if p.len() == 2 && p[0].is_string() && p[1].is_string() => {
-                (p[0].as_str().unwrap_or("").to_string(), p[1].as_str().unwrap_or("").to_string())
+            Value::Array(p) if p.len() == 2 && p[0].is_string() && p[1].is_string() => (
+                p[0].as_str().unwrap_or("").to_string(),
+                p[1].as_str().unwrap_or("").to_string(),
+            ),
+            _ => {
+                return Err(Error::format(
+                    name,
+                    0,
+                    format!("merge {i} ({m}) is not a pair of tokens"),
+                ))
             }
-            _ => return Err(Error::format(name, 0, format!("merge {i} ({m}) is not a pair of tokens"))),
         };
         let dec = |t: &str| {
-            bytelevel::decode_token(t)
-                .ok_or_else(|| Error::format(name, 0, format!("merge {i}: token {t:?} is outside the byte-level alphabet")))
+            bytelevel::decode_token(t).ok_or_else(|| {
+                Error::format(
+                    name,
+                    0,
+                    format!("merge {i}: token {t:?} is outside the byte-level alphabet"),
+                )
+            })
         };
         merges.push((dec(&a)?, dec(&b)?));
     }
@@ -455,18 +600,28 @@ pub fn from_tokenizer_json(data: &[u8], name: &str, config: Option<(&[u8], &str)
         });
         let needle = serde_json::to_string(&a.unwrap_or_default()).unwrap_or_default();
         let needle = needle.trim_end_matches('"');
-        find(&data[merges_start..], needle.as_bytes()).map(|off| line_at(data, merges_start + off)).unwrap_or(0)
+        find(&data[merges_start..], needle.as_bytes())
+            .map(|off| line_at(data, merges_start + off))
+            .unwrap_or(0)
     };
     let bpe = build_bpe(entries, &merges, &line_of, data, name, name)?;
     let mut added = Vec::new();
     if let Some(list) = v.get("added_tokens").and_then(Value::as_array) {
         for a in list {
-            let id = a
-                .get("id")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| Error::format(name, line("added_tokens"), format!("added token without an id: {a}")))?;
+            let id = a.get("id").and_then(Value::as_u64).ok_or_else(|| {
+                Error::format(
+                    name,
+                    line("added_tokens"),
+                    format!("added token without an id: {a}"),
+                )
+            })?;
             let content = a.get("content").and_then(Value::as_str).unwrap_or("");
-            added.push(parse_added(a, id as u32, name, line_of_json_key(data, content, 0))?);
+            added.push(parse_added(
+                a,
+                id as u32,
+                name,
+                line_of_json_key(data, content, 0),
+            )?);
         }
     }
     let text = match config {
@@ -502,7 +657,10 @@ mod tests {
         assert_eq!(from_files.bpe().merges(), embedded.bpe().merges());
         assert_eq!(from_files.vocab_size(), embedded.vocab_size());
         for id in 0..embedded.vocab_size() as u32 {
-            assert_eq!(from_files.bpe().token_bytes(id), embedded.bpe().token_bytes(id));
+            assert_eq!(
+                from_files.bpe().token_bytes(id),
+                embedded.bpe().token_bytes(id)
+            );
             assert_eq!(from_files.id_to_token(id), embedded.id_to_token(id));
         }
         assert_eq!(from_files.added_tokens(), embedded.added_tokens());
@@ -511,18 +669,46 @@ mod tests {
     #[test]
     fn bad_merges_name_file_and_line() {
         let vocab = br#"{"a": 0}"#;
-        let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\na b\n", "m.txt", None).err().unwrap();
-        assert_eq!(e.to_string(), "m.txt:2: merge names \"b\", which is not in the vocabulary");
-        let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\n", "m.txt", None).err().unwrap();
-        assert!(e.to_string().starts_with("v.json: the vocabulary has no token for byte 0x00"), "{e}");
+        let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\na b\n", "m.txt", None)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "m.txt:2: merge names \"b\", which is not in the vocabulary"
+        );
+        let e = from_vocab_merges(vocab, "v.json", b"#version: 0.2\n", "m.txt", None)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("v.json: the vocabulary has no token for byte 0x00"),
+            "{e}"
+        );
         let mut v = String::from("{");
         for b in 0..=255u8 {
-            v.push_str(&format!("{}: {},", serde_json::to_string(&bytelevel::encode_token(&[b])).unwrap(), b));
+            v.push_str(&format!(
+                "{}: {},",
+                serde_json::to_string(&bytelevel::encode_token(&[b])).unwrap(),
+                b
+            ));
         }
         v.push_str("\"ab\": 256}");
-        let e = from_vocab_merges(v.as_bytes(), "v.json", b"#version: 0.2\na b\na c\n", "m.txt", None).err().unwrap();
-        assert_eq!(e.to_string(), "m.txt:3: merge produces \"ac\", which is not in the vocabulary");
-        let e = from_vocab_merges(v.as_bytes(), "v.json", b"a b\nab  x\n", "m.txt", None).err().unwrap();
+        let e = from_vocab_merges(
+            v.as_bytes(),
+            "v.json",
+            b"#version: 0.2\na b\na c\n",
+            "m.txt",
+            None,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "m.txt:3: merge produces \"ac\", which is not in the vocabulary"
+        );
+        let e = from_vocab_merges(v.as_bytes(), "v.json", b"a b\nab  x\n", "m.txt", None)
+            .err()
+            .unwrap();
         assert!(e.to_string().starts_with("m.txt:2:"), "{e}");
     }
 }

@@ -68,7 +68,10 @@ impl Tokenizer {
         let mut added_by_id = FxHashMap::default();
         for (i, a) in added.iter().enumerate() {
             if a.content.is_empty() {
-                return Err(Error::Value(format!("added token {} has empty content", a.id)));
+                return Err(Error::Value(format!(
+                    "added token {} has empty content",
+                    a.id
+                )));
             }
             if let Some(j) = added_by_content.insert(a.content.clone(), i) {
                 return Err(Error::Value(format!(
@@ -100,7 +103,12 @@ impl Tokenizer {
                     .map_err(|e| Error::Value(format!("cannot index added tokens: {e}")))?,
             )
         };
-        let n_ids = added.iter().map(|a| a.id as usize + 1).max().unwrap_or(0).max(bpe.n_ids());
+        let n_ids = added
+            .iter()
+            .map(|a| a.id as usize + 1)
+            .max()
+            .unwrap_or(0)
+            .max(bpe.n_ids());
         let mut decode_spans = vec![(0u32, 0u32); n_ids];
         let mut decode_flags = vec![FLAG_UNUSED; n_ids];
         let mut decode_bytes = Vec::new();
@@ -176,7 +184,11 @@ impl Tokenizer {
         if text.is_empty() {
             return;
         }
-        let text: Cow<str> = if self.nfc { nfc(text) } else { Cow::Borrowed(text) };
+        let text: Cow<str> = if self.nfc {
+            nfc(text)
+        } else {
+            Cow::Borrowed(text)
+        };
         for piece in pretok::split(&text, self.pattern) {
             self.bpe.encode_piece(piece, out);
         }
@@ -191,8 +203,14 @@ impl Tokenizer {
         };
         if disallowed.iter().any(|&d| d) {
             for m in matcher.find_iter(text) {
-                if disallowed.get(m.pattern().as_usize()).copied().unwrap_or(false) {
-                    return Err(Error::DisallowedSpecial(self.added[m.pattern().as_usize()].content.clone()));
+                if disallowed
+                    .get(m.pattern().as_usize())
+                    .copied()
+                    .unwrap_or(false)
+                {
+                    return Err(Error::DisallowedSpecial(
+                        self.added[m.pattern().as_usize()].content.clone(),
+                    ));
                 }
             }
         }
@@ -230,7 +248,12 @@ impl Tokenizer {
     }
 
     #[inline]
-    pub fn decode_into(&self, ids: &[u32], skip_special_tokens: bool, out: &mut Vec<u8>) -> Result<()> {
+    pub fn decode_into(
+        &self,
+        ids: &[u32],
+        skip_special_tokens: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         for &id in ids {
             let flag = *self.decode_flags.get(id as usize).unwrap_or(&FLAG_UNUSED);
             if flag != 0 {
@@ -298,7 +321,12 @@ impl IncrementalDecoder {
     }
 
     /// Add the bytes of `ids` and return the text that is now complete.
-    pub fn step(&mut self, tok: &Tokenizer, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+    pub fn step(
+        &mut self,
+        tok: &Tokenizer,
+        ids: &[u32],
+        skip_special_tokens: bool,
+    ) -> Result<String> {
         tok.decode_into(ids, skip_special_tokens, &mut self.pending)?;
         let mut out = String::new();
         let mut start = 0;
@@ -312,7 +340,9 @@ impl IncrementalDecoder {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     // SAFETY-free: the prefix is valid by construction
-                    out.push_str(std::str::from_utf8(&self.pending[start..start + valid]).unwrap_or(""));
+                    out.push_str(
+                        std::str::from_utf8(&self.pending[start..start + valid]).unwrap_or(""),
+                    );
                     match e.error_len() {
                         Some(n) => {
                             out.push('\u{FFFD}');

@@ -246,7 +246,12 @@ fn next_qwen2(s: &[u8], i: usize) -> usize {
             return i + 1 + n;
         }
     }
-    let (c0, n0) = if b0 < 0x80 { (ASCII_CLASS[b0 as usize], 1) } else { let (c, n) = char_at(s, i); (class_of(c), n) };
+    let (c0, n0) = if b0 < 0x80 {
+        (ASCII_CLASS[b0 as usize], 1)
+    } else {
+        let (c, n) = char_at(s, i);
+        (class_of(c), n)
+    };
     match c0 {
         // [^\r\n\p{L}\p{N}]?\p{L}+ with an empty prefix
         LETTER => run_end(s, i + n0, LETTER),
@@ -339,7 +344,11 @@ impl<'a> Iterator for Splits<'a> {
 
 /// Split `text` into pre-tokens.
 pub fn split(text: &str, pattern: Pattern) -> Splits<'_> {
-    Splits { s: text.as_bytes(), pos: 0, pattern }
+    Splits {
+        s: text.as_bytes(),
+        pos: 0,
+        pattern,
+    }
 }
 
 #[cfg(test)]
@@ -347,7 +356,9 @@ mod tests {
     use super::*;
 
     fn pieces(t: &str) -> Vec<&str> {
-        split(t, Pattern::Qwen2).map(|p| std::str::from_utf8(p).unwrap()).collect()
+        split(t, Pattern::Qwen2)
+            .map(|p| std::str::from_utf8(p).unwrap())
+            .collect()
     }
 
     #[test]
@@ -365,7 +376,14 @@ mod tests {
 
     #[test]
     fn pieces_tile_the_input() {
-        for t in ["a\r\n\r\n b", "你好，世界！", "\u{3000}\u{a0}x", "'ſ 'S", "   ", "\n"] {
+        for t in [
+            "a\r\n\r\n b",
+            "你好，世界！",
+            "\u{3000}\u{a0}x",
+            "'ſ 'S",
+            "   ",
+            "\n",
+        ] {
             assert_eq!(pieces(t).concat(), t);
         }
     }

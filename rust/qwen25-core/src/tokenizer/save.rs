@@ -64,12 +64,23 @@ pub fn tokenizer_json(tok: &Tokenizer) -> String {
     let bl = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": use_regex});
     let (normalizer, pre) = match tok.pattern() {
         Pattern::Qwen2 => (
-            if tok.nfc() { json!({"type": "NFC"}) } else { Value::Null },
+            if tok.nfc() {
+                json!({"type": "NFC"})
+            } else {
+                Value::Null
+            },
             json!({"type": "Sequence", "pretokenizers": [
                 {"type": "Split", "pattern": {"Regex": Pattern::Qwen2.regex()}, "behavior": "Isolated", "invert": false},
                 bl(false)]}),
         ),
-        Pattern::Gpt2 => (if tok.nfc() { json!({"type": "NFC"}) } else { Value::Null }, bl(true)),
+        Pattern::Gpt2 => (
+            if tok.nfc() {
+                json!({"type": "NFC"})
+            } else {
+                Value::Null
+            },
+            bl(true),
+        ),
     };
     let head = json!({
         "version": "1.0",
@@ -126,7 +137,11 @@ pub fn tokenizer_config_json(tok: &Tokenizer) -> String {
         Pattern::Qwen2 => "Qwen2Tokenizer",
         Pattern::Gpt2 => "GPT2Tokenizer",
     };
-    let first_special = tok.added_tokens().iter().find(|a| a.special).map(|a| a.content.clone());
+    let first_special = tok
+        .added_tokens()
+        .iter()
+        .find(|a| a.special)
+        .map(|a| a.content.clone());
     serde_json::to_string_pretty(&json!({
         "add_prefix_space": false,
         "added_tokens_decoder": dec,
@@ -146,7 +161,8 @@ pub fn tokenizer_config_json(tok: &Tokenizer) -> String {
 fn write(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
@@ -157,6 +173,9 @@ pub fn save_pretrained(tok: &Tokenizer, dir: &Path) -> Result<()> {
     write(&dir.join("tokenizer.json"), &tokenizer_json(tok))?;
     write(&dir.join("vocab.json"), &vocab_json(tok))?;
     write(&dir.join("merges.txt"), &merges_txt(tok))?;
-    write(&dir.join("tokenizer_config.json"), &tokenizer_config_json(tok))?;
+    write(
+        &dir.join("tokenizer_config.json"),
+        &tokenizer_config_json(tok),
+    )?;
     Ok(())
 }

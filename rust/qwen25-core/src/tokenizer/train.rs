@@ -73,7 +73,9 @@ impl WordCounter {
         let mut seen = FxHashSet::default();
         for s in &special_tokens {
             if s.is_empty() {
-                return Err(Error::Value("special_tokens contains an empty string".into()));
+                return Err(Error::Value(
+                    "special_tokens contains an empty string".into(),
+                ));
             }
             if !seen.insert(s.as_str()) {
                 return Err(Error::Value(format!("special token {s:?} is given twice")));
@@ -89,7 +91,11 @@ impl WordCounter {
                     .map_err(|e| Error::Value(format!("cannot index special tokens: {e}")))?,
             )
         };
-        Ok(WordCounter { shards: (0..SHARDS).map(|_| Shard::default()).collect(), special_tokens, matcher })
+        Ok(WordCounter {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            special_tokens,
+            matcher,
+        })
     }
 
     pub fn special_tokens(&self) -> &[String] {
@@ -114,7 +120,11 @@ impl WordCounter {
         let matcher = self.matcher.as_ref();
         let total: usize = texts.iter().map(|t| t.as_ref().len()).sum();
         // A few pieces per thread, so that one long text does not hold up the others much.
-        let pieces = if n_threads <= 1 { 1 } else { (n_threads * 4).min(texts.len()) };
+        let pieces = if n_threads <= 1 {
+            1
+        } else {
+            (n_threads * 4).min(texts.len())
+        };
         let per = (total / pieces).max(1);
         let mut ranges = Vec::with_capacity(pieces + 1);
         let (mut start, mut acc) = (0, 0);
@@ -129,8 +139,9 @@ impl WordCounter {
         if start < texts.len() {
             ranges.push(start..texts.len());
         }
-        let locals: Vec<Vec<FxHashMap<Vec<u8>, u64>>> =
-            parallel::map(&ranges, n_threads, |r| count_local(&texts[r.clone()], matcher));
+        let locals: Vec<Vec<FxHashMap<Vec<u8>, u64>>> = parallel::map(&ranges, n_threads, |r| {
+            count_local(&texts[r.clone()], matcher)
+        });
         let shards = &mut self.shards;
         let merge = |(s, shard): (usize, &mut Shard)| {
             for local in &locals {
@@ -154,7 +165,12 @@ impl WordCounter {
 
     /// Learn merges until the vocabulary (BPE tokens + special tokens) has `vocab_size` tokens
     /// or no pair occurs `min_frequency` times, and build the tokenizer.
-    pub fn train(self, vocab_size: usize, min_frequency: u64, n_threads: usize) -> Result<Tokenizer> {
+    pub fn train(
+        self,
+        vocab_size: usize,
+        min_frequency: u64,
+        n_threads: usize,
+    ) -> Result<Tokenizer> {
         let n_special = self.special_tokens.len();
         let min_size = 256 + n_special;
         if vocab_size < min_size {
@@ -163,14 +179,22 @@ impl WordCounter {
                  {n_special} special tokens, so it must be at least {min_size}"
             )));
         }
-        let WordCounter { shards, special_tokens, .. } = self;
+        let WordCounter {
+            shards,
+            special_tokens,
+            ..
+        } = self;
         let learned = learn(shards, vocab_size - n_special, min_frequency, n_threads);
         build(learned, special_tokens)
     }
 }
 
-fn count_local<S: AsRef<str>>(texts: &[S], matcher: Option<&AhoCorasick>) -> Vec<FxHashMap<Vec<u8>, u64>> {
-    let mut local: Vec<FxHashMap<Vec<u8>, u64>> = (0..SHARDS).map(|_| FxHashMap::default()).collect();
+fn count_local<S: AsRef<str>>(
+    texts: &[S],
+    matcher: Option<&AhoCorasick>,
+) -> Vec<FxHashMap<Vec<u8>, u64>> {
+    let mut local: Vec<FxHashMap<Vec<u8>, u64>> =
+        (0..SHARDS).map(|_| FxHashMap::default()).collect();
     let mut add_stretch = |s: &str| {
         if s.is_empty() {
             return;
@@ -244,7 +268,12 @@ fn merge_word(syms: &mut Vec<u32>, a: u32, b: u32, new: u32, mut change: impl Fn
 }
 
 /// The BPE trainer proper: learn merges until there are `max_tokens` tokens.
-pub fn learn(shards: Vec<Shard>, max_tokens: usize, min_frequency: u64, n_threads: usize) -> Learned {
+pub fn learn(
+    shards: Vec<Shard>,
+    max_tokens: usize,
+    min_frequency: u64,
+    n_threads: usize,
+) -> Learned {
     let alpha = alphabet();
     let mut sym_of = [0u32; 256];
     for (i, &b) in alpha.iter().enumerate() {
@@ -272,7 +301,10 @@ pub fn learn(shards: Vec<Shard>, max_tokens: usize, min_frequency: u64, n_thread
     let n_words = words.len();
     let n_chunks = if n_threads <= 1 { 1 } else { n_threads * 4 };
     let per = n_words.div_ceil(n_chunks).max(1);
-    let ranges: Vec<std::ops::Range<usize>> = (0..n_words).step_by(per).map(|s| s..(s + per).min(n_words)).collect();
+    let ranges: Vec<std::ops::Range<usize>> = (0..n_words)
+        .step_by(per)
+        .map(|s| s..(s + per).min(n_words))
+        .collect();
     type Local = (FxHashMap<u64, i64>, FxHashMap<u64, Vec<u32>>);
     let locals: Vec<Local> = parallel::map(&ranges, n_threads, |r| {
         let mut pc: FxHashMap<u64, i64> = FxHashMap::default();
@@ -309,14 +341,23 @@ pub fn learn(shards: Vec<Shard>, max_tokens: usize, min_frequency: u64, n_thread
 
     let min_count = min_frequency.max(1).min(i64::MAX as u64) as i64;
     // Max-heap on (count, smaller pair first); entries may be stale (checked when popped).
-    let mut heap: BinaryHeap<(i64, Reverse<u64>)> =
-        pair_counts.iter().filter(|&(_, &c)| c >= min_count).map(|(&k, &c)| (c, Reverse(k))).collect();
-    let mut vocab: FxHashMap<Vec<u8>, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let mut heap: BinaryHeap<(i64, Reverse<u64>)> = pair_counts
+        .iter()
+        .filter(|&(_, &c)| c >= min_count)
+        .map(|(&k, &c)| (c, Reverse(k)))
+        .collect();
+    let mut vocab: FxHashMap<Vec<u8>, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
     let mut merged: FxHashSet<u64> = FxHashSet::default();
     let mut touched: Vec<u64> = Vec::new();
 
     while tokens.len() < max_tokens {
-        let Some((c, Reverse(k))) = heap.pop() else { break };
+        let Some((c, Reverse(k))) = heap.pop() else {
+            break;
+        };
         let now = pair_counts.get(&k).copied().unwrap_or(0);
         if c != now {
             if now >= min_count {
@@ -377,16 +418,25 @@ pub fn learn(shards: Vec<Shard>, max_tokens: usize, min_frequency: u64, n_thread
 /// Assemble the tokenizer: BPE tokens by id, then the special tokens.
 pub fn build(learned: Learned, special_tokens: Vec<String>) -> Result<Tokenizer> {
     let Learned { tokens, merges } = learned;
-    let merge_bytes: Vec<(Vec<u8>, Vec<u8>)> =
-        merges.iter().map(|&(a, b)| (tokens[a as usize].clone(), tokens[b as usize].clone())).collect();
+    let merge_bytes: Vec<(Vec<u8>, Vec<u8>)> = merges
+        .iter()
+        .map(|&(a, b)| (tokens[a as usize].clone(), tokens[b as usize].clone()))
+        .collect();
     let n = tokens.len() as u32;
     let entries: Vec<(Vec<u8>, u32)> = tokens.into_iter().zip(0u32..).collect();
-    let bpe = Bpe::new(entries, &merge_bytes)
-        .map_err(|e| Error::Value(format!("internal error: trained vocabulary is inconsistent: {e:?}")))?;
+    let bpe = Bpe::new(entries, &merge_bytes).map_err(|e| {
+        Error::Value(format!(
+            "internal error: trained vocabulary is inconsistent: {e:?}"
+        ))
+    })?;
     let added = special_tokens
         .into_iter()
         .zip(n..)
-        .map(|(content, id)| AddedToken { content, id, special: true })
+        .map(|(content, id)| AddedToken {
+            content,
+            id,
+            special: true,
+        })
         .collect();
     Tokenizer::new(bpe, Pattern::Qwen2, true, added, None)
 }
@@ -439,7 +489,10 @@ mod tests {
         let texts = ["ab ab ab cd cd cd xy"];
         let tok = train_bpe(&texts, 1000, vec!["<|endoftext|>".into()], 2, 1).unwrap();
         let m = merges_of(&tok);
-        assert_eq!(&m[..2], &[("a".into(), "b".into()), ("c".into(), "d".into())]);
+        assert_eq!(
+            &m[..2],
+            &[("a".into(), "b".into()), ("c".into(), "d".into())]
+        );
         // then " cd" (3 times) before " ab" (twice: the first "ab" has no space)
         assert_eq!(m[2], (" ".into(), "cd".into()));
         assert_eq!(m[3], (" ".into(), "ab".into()));
@@ -460,7 +513,12 @@ mod tests {
     #[test]
     fn chunking_and_threads_do_not_change_the_result() {
         let texts: Vec<String> = (0..300)
-            .map(|i| format!("def f{i}(x):\n    return x * {i} # 你好 wörld {}", "ab".repeat(i % 7)))
+            .map(|i| {
+                format!(
+                    "def f{i}(x):\n    return x * {i} # 你好 wörld {}",
+                    "ab".repeat(i % 7)
+                )
+            })
             .collect();
         let one = train_bpe(&texts, 280, vec![], 2, 1).unwrap();
         let mut counter = WordCounter::new(vec![]).unwrap();
