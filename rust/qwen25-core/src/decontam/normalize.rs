@@ -52,7 +52,15 @@ pub fn normalize_qwen_into(text: &str, out: &mut String) {
                         }
                         space = false;
                     }
-                    buf.push(b);
+                    // copy the whole run of kept ASCII bytes at once
+                    let mut j = i + 1;
+                    while j < bytes.len() && bytes[j] < 0x80 && ASCII_CLASS[bytes[j] as usize] == 0
+                    {
+                        j += 1;
+                    }
+                    buf.extend_from_slice(&bytes[i..j]);
+                    i = j;
+                    continue;
                 }
                 1 => space = true,
                 _ => {}
