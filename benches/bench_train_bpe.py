@@ -24,8 +24,13 @@ import statistics
 import sysconfig
 import time
 from collections.abc import Callable
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import hf_train_qwen2_bpe  # noqa: E402  (the HF reference pipeline, shared with the tests)
 
 UDHR1 = [
     "All human beings are born free and equal in dignity and rights. They are endowed with reason and conscience and should act towards one another in a spirit of brotherhood.",
@@ -43,13 +48,6 @@ UDHR1 = [
     "มนุษย์ทั้งหลายเกิดมามีอิสระและเสมอภาคกันในเกียรติศักด์และสิทธิ ต่างมีเหตุผลและมโนธรรม และควรปฏิบัติต่อกันด้วยเจตนารมณ์แห่งภราดรภาพ",
     "Tüm insanlar hür, haysiyet ve haklar bakımından eşit doğarlar. Akıl ve vicdana sahiptirler ve birbirlerine karşı kardeşlik zihniyeti ile hareket etmelidirler.",
 ]
-
-# transformers.Qwen2Tokenizer.PRETOKENIZE_REGEX
-QWEN2_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
-    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-
 
 def build_corpus(mb: float) -> tuple[list[str], dict[str, int]]:
     """About `mb` MB of UTF-8: 70% code, 20% prose, 10% multilingual."""
@@ -94,27 +92,7 @@ def build_corpus(mb: float) -> tuple[list[str], dict[str, int]]:
 
 
 def hf_train(texts: list[str], vocab_size: int, min_frequency: int) -> Any:
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
-    from tokenizers.models import BPE
-    from tokenizers.trainers import BpeTrainer
-
-    tok = Tokenizer(BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return tok
+    return hf_train_qwen2_bpe(texts, vocab_size, ["<|endoftext|>"], min_frequency)
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

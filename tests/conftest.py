@@ -19,10 +19,42 @@ QWEN2_REGEX = (
 )
 
 
+def hf_qwen2_pre_tokenizer():  # type: ignore[no-untyped-def]
+    """Qwen2's split regex, then the byte-level alphabet (transformers' Qwen2Converter)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+
+
+def hf_train_qwen2_bpe(texts, vocab_size: int, specials: list[str], min_frequency: int = 2):  # type: ignore[no-untyped-def]
+    """HF tokenizers' BpeTrainer with the Qwen2 pipeline (NFC, split, byte-level alphabet)."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import BPE
+    from tokenizers.trainers import BpeTrainer
+
+    tok = Tokenizer(BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = hf_qwen2_pre_tokenizer()
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
 def build_hf_qwen25(data_dir: Path = QWEN25_DATA, with_added: bool = True):  # type: ignore[no-untyped-def]
     """HF `tokenizers` pipeline of Qwen2TokenizerFast, as transformers' Qwen2Converter builds it
     (``with_added=False``: the same without the 22 control tokens, i.e. plain-text encoding)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
     from tokenizers.models import BPE
 
     tok = Tokenizer(
@@ -37,12 +69,7 @@ def build_hf_qwen25(data_dir: Path = QWEN25_DATA, with_added: bool = True):  # t
         )
     )
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
+    tok.pre_tokenizer = hf_qwen2_pre_tokenizer()
     tok.decoder = decoders.ByteLevel()
     if not with_added:
         return tok

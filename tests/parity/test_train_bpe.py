@@ -24,7 +24,7 @@ import qwen25
 
 tokenizers = pytest.importorskip("tokenizers")
 
-from tests.conftest import QWEN2_REGEX  # noqa: E402
+from tests.conftest import QWEN2_REGEX, hf_train_qwen2_bpe  # noqa: E402
 from tests.conftest import bytes_to_unicode as _bytes_to_unicode  # noqa: E402
 
 EOT = "<|endoftext|>"
@@ -67,27 +67,7 @@ CORPUS = _corpus()
 
 
 def _hf_trainer_tokenizer(texts: list[str], vocab_size: int, specials: list[str], min_frequency: int = 2) -> Any:
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
-    from tokenizers.models import BPE
-    from tokenizers.trainers import BpeTrainer
-
-    tok = Tokenizer(BPE())
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN2_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    trainer = BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer)
-    return tok
+    return hf_train_qwen2_bpe(texts, vocab_size, specials, min_frequency)
 
 
 def _merges(tokenizer_json: str) -> list[tuple[str, str]]:

@@ -29,3 +29,22 @@ pub fn is_punct_or_symbol(c: char) -> bool {
             | G::OtherSymbol
     )
 }
+
+/// Unicode general category P* (what Python's `unicodedata.category(c).startswith("P")` says).
+#[inline]
+pub fn is_punct(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_punctuation()
+            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
+    }
+    matches!(
+        get_general_category(c),
+        G::ConnectorPunctuation
+            | G::DashPunctuation
+            | G::OpenPunctuation
+            | G::ClosePunctuation
+            | G::InitialPunctuation
+            | G::FinalPunctuation
+            | G::OtherPunctuation
+    )
+}

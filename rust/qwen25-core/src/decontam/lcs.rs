@@ -236,18 +236,7 @@ pub fn lcs_dp(a: &[u32], b: &[u32]) -> usize {
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn seq(&mut self, len: usize, alpha: u64) -> Vec<u32> {
-            (0..len).map(|_| (self.next() % alpha) as u32).collect()
-        }
-    }
+    use crate::decontam::TestRng as Rng;
 
     #[test]
     fn bit_parallel_equals_dp() {

@@ -608,19 +608,29 @@ pub fn window_bounds(p: usize, n: usize, k: usize, len: usize) -> (usize, usize)
     (end.saturating_sub(k), end)
 }
 
+/// A small xorshift generator for the decontamination unit tests.
+#[cfg(test)]
+pub(crate) struct TestRng(pub u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn seq(&mut self, len: usize, alpha: u64) -> Vec<u32> {
+        (0..len).map(|_| (self.next() % alpha) as u32).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::decontam::TestRng as Rng;
 
     /// The rule by brute force: plain DP over every pair, literal n-gram comparison.
     fn brute(cfg: &Config, test: &[Vec<u32>], t: &[u32]) -> Vec<usize> {

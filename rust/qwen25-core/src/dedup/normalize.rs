@@ -11,7 +11,6 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use unicode_general_category::{get_general_category, GeneralCategory as G};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NormConfig {
@@ -45,24 +44,7 @@ impl Default for NormConfig {
     }
 }
 
-/// Unicode general category P* (what Python's `unicodedata.category(c).startswith("P")` says).
-#[inline]
-pub fn is_punct(c: char) -> bool {
-    if c.is_ascii() {
-        return c.is_ascii_punctuation()
-            && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
-    }
-    matches!(
-        get_general_category(c),
-        G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation
-    )
-}
+pub use crate::unicode::is_punct;
 
 /// Normalise `text` by `cfg` (borrowed when nothing changes).
 pub fn normalize<'a>(text: &'a str, cfg: &NormConfig) -> Cow<'a, str> {
