@@ -1,21 +1,45 @@
-"""``qwen25 data``: the pre-training data pipeline and its stages.
+"""``qwen25 data``: the pre-training data pipeline, and each of its stages on its own.
 
     qwen25 data run pipeline.toml            the whole job (see qwen25.data.pipeline)
     qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl]
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
+    qwen25 data classify train IN.jsonl... -o MODEL.bin [--label-field domain] [--valid V.jsonl]
+    qwen25 data classify predict IN.jsonl... --model MODEL.bin -o OUT.jsonl [--scores]
+    qwen25 data mix --source web=web/*.jsonl --source code=code/*.jsonl --weights web=0.7,code=0.3
+                    -o MIXED.jsonl [--removed R.jsonl] [--unit tokens|docs] [--total N]
     qwen25 data pack IN.jsonl... -o DIR [--seq-len N]
+
+Every stage streams its input (bounded memory), shows a progress bar (by bytes read), names the
+``file:line`` of a bad record (``--skip-bad`` moves it to the removed list instead), writes each
+output to ``NAME.tmp`` and renames it when complete, and accounts for every input record: it is
+either in the output or in ``--removed`` with its stage and reason (the counts printed at the end
+add up).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-HELP = "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora."
+HELP = "Pre-training data pipeline: filter, dedup, decontaminate, classify, mix and pack JSONL corpora."
+
+Rec = tuple[str, int, dict[str, Any]]  # (file, line, record)
+
+
+def _common(s: argparse.ArgumentParser, *, removed: bool = True) -> None:
+    s.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
+    s.add_argument("--num-threads", type=int, default=None, help="threads (default: QWEN25_NUM_THREADS or all cores)")
+    s.add_argument("--batch-size", type=int, default=1000, help="documents per batch (default: 1000)")
+    s.add_argument("--skip-bad", action="store_true", help="send bad lines to the removed list instead of stopping")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if removed:
+        s.add_argument("--removed", help="JSONL of removed records: file, line, stage and reason")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,41 +47,97 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", help="run a pipeline.toml")
     r.add_argument("config", help="pipeline TOML file")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    for name, help_text in (("filter", "quality filters"), ("dedup", "exact + MinHash dedup"), ("pack", "tokenize and pack")):
-        s = sub.add_parser(name, help=help_text)
-        s.add_argument("inputs", nargs="+", help="JSONL files")
-        s.add_argument("-o", "--output", required=True, help="output JSONL (pack: output folder)")
-        s.add_argument("--text-field", default="text")
-        s.add_argument("--num-threads", type=int, default=None)
-        s.add_argument("--batch-size", type=int, default=1000)
-        if name != "pack":
-            s.add_argument("--removed", help="JSONL of removed records with stage and reason")
-        if name == "dedup":
-            s.add_argument("--no-exact", action="store_true")
-            s.add_argument("--no-minhash", action="store_true")
-        if name == "pack":
-            s.add_argument("--seq-len", type=int, default=4096)
-            s.add_argument("--seqs-per-shard", type=int, default=16384)
+
+    s = sub.add_parser("filter", help="quality filters (Gopher repetition + quality, C4, FineWeb)")
+    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("-o", "--output", required=True, help="output JSONL")
+    _common(s)
+
+    s = sub.add_parser("dedup", help="exact + MinHash dedup, first occurrence kept")
+    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("-o", "--output", required=True, help="output JSONL")
+    s.add_argument("--no-exact", action="store_true", help="skip exact (xxh3-128) dedup")
+    s.add_argument("--no-minhash", action="store_true", help="skip MinHash-LSH near-dedup")
+    s.add_argument("--mem-budget", type=int, default=1 << 30, help="bytes of LSH band records before spilling to disk")
+    _common(s)
+
+    c = sub.add_parser("classify", help="train or apply the hashed n-gram domain classifier")
+    csub = c.add_subparsers(dest="classify_command", metavar="ACTION", required=True)
+    t = csub.add_parser("train", help="train a DomainClassifier from labelled JSONL")
+    t.add_argument("inputs", nargs="+", help="JSONL files with a text and a label field")
+    t.add_argument("-o", "--output", required=True, help="model file to write")
+    t.add_argument("--label-field", default="domain", help="field holding the label (default: domain)")
+    t.add_argument("--valid", nargs="*", default=[], help="held-out labelled JSONL: print accuracy on it")
+    for opt, typ, hlp in (
+        ("--dim", int, "hashed feature buckets (default 2**18)"),
+        ("--epochs", int, "SGD epochs (default 5)"),
+        ("--lr", float, "learning rate (default 0.5)"),
+        ("--l2", float, "L2 penalty (default 0)"),
+        ("--char-min", int, "shortest char n-gram, 0 disables (default 3)"),
+        ("--char-max", int, "longest char n-gram (default 5)"),
+        ("--seed", int, "shuffling seed (default 0)"),
+    ):
+        t.add_argument(opt, type=typ, default=None, help=hlp)
+    t.add_argument("--no-word-bigrams", action="store_true", help="words only, no word bigrams")
+    _common(t, removed=False)
+    pr = csub.add_parser("predict", help="label JSONL records with a trained DomainClassifier")
+    pr.add_argument("inputs", nargs="+", help="JSONL files")
+    pr.add_argument("--model", required=True, help="model file from `qwen25 data classify train`")
+    pr.add_argument("-o", "--output", required=True, help="output JSONL: the records plus the label field")
+    pr.add_argument("--label-field", default="domain", help="field to write the label to (default: domain)")
+    pr.add_argument("--scores", action="store_true", help="also write {label: probability} to <label-field>_scores")
+    _common(pr, removed=False)
+
+    m = sub.add_parser("mix", help="up/down-sample sources to target proportions and interleave them")
+    m.add_argument("--source", action="append", required=True, metavar="NAME=GLOB",
+                   help="a source and its JSONL files (repeat the option for each source)")  # fmt: skip
+    g = m.add_mutually_exclusive_group()
+    g.add_argument("--weights", help="target proportions, e.g. web=0.7,code=0.3 (default: natural sizes)")
+    g.add_argument("--temperature", type=float, help="temperature sampling: p ~ size^(1/T)")
+    m.add_argument("-o", "--output", required=True, help="mixed JSONL")
+    m.add_argument("--unit", choices=("tokens", "docs"), default="tokens",
+                   help="proportions of tokens (Qwen2.5 tokenizer, as packed) or of documents (default: tokens)")  # fmt: skip
+    m.add_argument("--total", type=float, default=None,
+                   help="output size in --unit (default: the most that meets the weights within --max-repeat)")  # fmt: skip
+    m.add_argument("--max-repeat", type=float, default=1.0, help="epochs a source may be repeated (default: 1)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--mode", choices=("smooth", "random"), default="smooth", help="interleaving (default: smooth)")
+    m.add_argument("--report", help="JSON report: sizes, plan, quotas and what was taken per source")
+    _common(m)
+
+    s = sub.add_parser("pack", help="tokenize and pack into uint32 shards")
+    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.add_argument("--seq-len", type=int, default=4096)
+    s.add_argument("--seqs-per-shard", type=int, default=16384)
+    _common(s, removed=False)
 
 
-def _records(paths: list[str], field: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    from ..errors import FormatError
-
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise FormatError(f"{path}:{i}: {e.msg}", path, i) from None
-                if not isinstance(rec, dict) or not isinstance(rec.get(field), str):
-                    raise FormatError(f"{path}:{i}: no string field {field!r}", path, i)
-                yield path, i, rec
+# ---- reading and writing ------------------------------------------------------------------
 
 
-def _batches(it: Iterator[Any], n: int) -> Iterator[list[Any]]:
+class _Out:
+    """JSONL written to NAME.tmp, renamed by close(); a no-op without a path."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.n = 0
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.f = open(path + ".tmp", "w", encoding="utf-8") if path else None
+
+    def write(self, obj: dict[str, Any]) -> None:
+        self.n += 1
+        if self.f:
+            self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self.f and self.path:
+            self.f.close()
+            os.replace(self.path + ".tmp", self.path)
+
+
+def _batches(it: Any, n: int) -> Iterator[list[Any]]:
     b: list[Any] = []
     for x in it:
         b.append(x)
@@ -68,19 +148,34 @@ def _batches(it: Iterator[Any], n: int) -> Iterator[list[Any]]:
         yield b
 
 
-class _Out:
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.f = open(path + ".tmp", "w", encoding="utf-8") if path else None
+def _reader(a: argparse.Namespace, removed: _Out | None, desc: str, paths: list[str] | None = None, **kw: Any) -> Any:
+    """A JsonlReader over the inputs; bad lines go to ``removed`` (stage "read") with --skip-bad."""
+    from ..data.records import JsonlReader
 
-    def write(self, obj: dict[str, Any]) -> None:
-        if self.f:
-            self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    if a.batch_size < 1:
+        from ..errors import Qwen25ValueError
 
-    def close(self) -> None:
-        if self.f and self.path:
-            self.f.close()
-            os.replace(self.path + ".tmp", self.path)
+        raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+
+    def on_bad(path: str, line: int, why: str) -> None:
+        if removed is not None:
+            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
+
+    return JsonlReader(
+        a.inputs if paths is None else paths, a.text_field, skip_bad=a.skip_bad, on_bad=on_bad,
+        progress=not a.no_progress, desc=desc, **kw,
+    )  # fmt: skip
+
+
+def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int) -> None:
+    parts = [f"{stage}: {n_in} records in, {n_out} out"]
+    if bad:
+        parts.append(f"{bad} bad lines")
+    parts += [f"{n} {why}" for why, n in sorted(removed.items(), key=lambda kv: -kv[1])]
+    print(", ".join(parts), file=sys.stderr)
+
+
+# ---- stages -------------------------------------------------------------------------------
 
 
 def _run_filter(a: argparse.Namespace) -> int:
@@ -88,60 +183,204 @@ def _run_filter(a: argparse.Namespace) -> int:
 
     f = QualityFilter(num_threads=a.num_threads)
     out, rem = _Out(a.output), _Out(a.removed)
-    n = k = 0
-    for batch in _batches(_records(a.inputs, a.text_field), a.batch_size):
+    reader = _reader(a, rem, "filter")
+    n = 0
+    why: Counter[str] = Counter()
+    for batch in _batches(reader, a.batch_size):
+        n += len(batch)
         for (path, line, rec), r in zip(batch, f.apply([rec[a.text_field] for _, _, rec in batch])):
-            n += 1
             if r.keep:
-                k += 1
                 out.write({**rec, a.text_field: r.final_text(rec[a.text_field])})
             else:
+                why[f"{r.filter}"] += 1
                 rem.write({"file": path, "line": line, "stage": "filter", "reason": f"{r.filter}:{r.reason}"})
     out.close()
     rem.close()
-    print(f"filter: {n} in, {k} kept, {n - k} removed", file=sys.stderr)
+    _summary("filter", n + reader.bad, out.n, why, reader.bad)
     return 0
 
 
 def _run_dedup(a: argparse.Namespace) -> int:
+    """Two passes, memory bounded by a few integers per record: the first assigns clusters
+    (exact hashes, then MinHash-LSH with spilling), the second re-reads and writes."""
+    import tempfile
+
+    import numpy as np
+
     from ..data.dedup import ExactDeduplicator, MinHashDeduplicator
 
-    recs = list(_records(a.inputs, a.text_field))
-    texts = [r[a.text_field] for _, _, r in recs]
-    keep = [True] * len(texts)
-    reason: list[str | None] = [None] * len(texts)
-    if not a.no_exact:
-        ids = ExactDeduplicator(num_threads=a.num_threads).cluster(texts)
-        for i, c in enumerate(ids.tolist()):
-            if c != i:
-                keep[i], reason[i] = False, f"exact_dedup:duplicate_of {recs[c][0]}:{recs[c][1]}"
-    if not a.no_minhash:
-        idx = [i for i in range(len(texts)) if keep[i]]
-        ids = MinHashDeduplicator(num_threads=a.num_threads).cluster([texts[i] for i in idx])
-        for j, c in enumerate(ids.tolist()):
-            if c != j:
-                i, root = idx[j], idx[c]
-                keep[i], reason[i] = False, f"minhash_dedup:near_duplicate_of {recs[root][0]}:{recs[root][1]}"
+    prov: list[tuple[int, int]] = []  # (file index, line) per record
+    files = {p: k for k, p in enumerate(a.inputs)}
+    exact_of: list[int] = []  # exact cluster id (= first index) per record
+    exact = None if a.no_exact else ExactDeduplicator(num_threads=a.num_threads)
+    with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(a.output))) as spill:
+        mh = None if a.no_minhash else MinHashDeduplicator(num_threads=a.num_threads).stream(mem_budget=a.mem_budget, spill_dir=spill)
+        survivors: list[int] = []  # record index of each MinHash input
+        bad_removed = _Out(None)
+        r1 = _reader(a, bad_removed, "dedup 1/2")
+        for batch in _batches(r1, a.batch_size):
+            start = len(prov)
+            prov += [(files[p], line) for p, line, _ in batch]
+            texts = [rec[a.text_field] for _, _, rec in batch]
+            if exact is not None:
+                ids = exact.add(texts).tolist()
+                exact_of += ids
+                keep = [k for k in range(len(batch)) if ids[k] == start + k]
+            else:
+                keep = list(range(len(batch)))
+            if mh is not None and keep:
+                mh.add([texts[k] for k in keep])
+            survivors += [start + k for k in keep]
+        near = mh.finish() if mh is not None else np.arange(len(survivors))
+    near_of = dict(zip(survivors, (survivors[c] for c in near.tolist())))
+
+    def where(i: int) -> str:
+        return f"{a.inputs[prov[i][0]]}:{prov[i][1]}"
+
     out, rem = _Out(a.output), _Out(a.removed)
-    for (path, line, rec), k, why in zip(recs, keep, reason):
-        if k:
-            out.write(rec)
+    why: Counter[str] = Counter()
+    i = 0
+    for _path, _line, rec in _reader(a, rem, "dedup 2/2"):
+        if exact is not None and exact_of[i] != i:
+            why["exact_dedup"] += 1
+            rem.write({"file": _path, "line": _line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
+        elif near_of[i] != i:
+            why["minhash_dedup"] += 1
+            rem.write({"file": _path, "line": _line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(near_of[i])}"})
         else:
-            stage, _, r = (why or "").partition(":")
-            rem.write({"file": path, "line": line, "stage": stage, "reason": r})
+            out.write(rec)
+        i += 1
+    if i != len(prov):
+        from ..errors import Qwen25IOError
+
+        raise Qwen25IOError(f"the inputs changed while dedup ran ({len(prov)} records, then {i})")
     out.close()
     rem.close()
-    print(f"dedup: {len(texts)} in, {sum(keep)} kept", file=sys.stderr)
+    _summary("dedup", len(prov) + r1.bad, out.n, why, r1.bad)
     return 0
 
 
 def _run_pack(a: argparse.Namespace) -> int:
     from ..data.pack import TokenPacker
 
+    bad = _Out(None)
+    reader = _reader(a, bad, "pack")
     with TokenPacker(a.output, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, num_threads=a.num_threads) as p:
-        for batch in _batches(_records(a.inputs, a.text_field), a.batch_size):
+        for batch in _batches(reader, a.batch_size):
             p.add([r[a.text_field] for _, _, r in batch], source=[os.path.basename(path) for path, _, _ in batch])
-    print(json.dumps(p.finish()["counts"]), file=sys.stderr)
+    counts = p.finish()["counts"]
+    print(json.dumps({**counts, "bad_lines_skipped": reader.bad}), file=sys.stderr)
+    return 0
+
+
+def _classifier_options(a: argparse.Namespace) -> dict[str, Any]:
+    opts = {k: getattr(a, k) for k in ("dim", "epochs", "lr", "l2", "char_min", "char_max", "seed") if getattr(a, k) is not None}
+    if a.no_word_bigrams:
+        opts["word_bigrams"] = False
+    return opts
+
+
+def _run_classify(a: argparse.Namespace) -> int:
+    from ..data.classify import DomainClassifier
+
+    if a.classify_command == "train":
+        texts: list[str] = []
+        labels: list[str] = []
+        reader = _reader(a, None, "read", label_field=a.label_field)
+        for _, _, rec in reader:
+            texts.append(rec[a.text_field])
+            labels.append(rec[a.label_field])
+        if not texts:
+            from ..errors import Qwen25ValueError
+
+            raise Qwen25ValueError("no labelled records to train on")
+        clf = DomainClassifier.train(texts, labels, num_threads=a.num_threads, **_classifier_options(a))
+        clf.save(a.output)
+        counts = Counter(labels)
+        print(f"trained on {len(texts)} records, labels {dict(sorted(counts.items()))}; wrote {a.output}", file=sys.stderr)
+        if a.valid:
+            vt: list[str] = []
+            vl: list[str] = []
+            vr = _reader(a, None, "valid", a.valid, label_field=a.label_field)
+            for _, _, rec in vr:
+                vt.append(rec[a.text_field])
+                vl.append(rec[a.label_field])
+            pred = clf.predict(vt)
+            acc = sum(p == g for p, g in zip(pred, vl)) / max(len(vl), 1)
+            print(f"held-out accuracy: {acc:.4f} on {len(vl)} records", file=sys.stderr)
+        if reader.bad:
+            print(f"{reader.bad} bad lines skipped", file=sys.stderr)
+        return 0
+    clf = DomainClassifier.load(a.model, num_threads=a.num_threads)
+    labels_ = clf.labels
+    out = _Out(a.output)
+    bad = _Out(None)
+    reader = _reader(a, bad, "classify")
+    n_by: Counter[str] = Counter()
+    for batch in _batches(reader, a.batch_size):
+        proba = clf.predict_proba([rec[a.text_field] for _, _, rec in batch])
+        for (_, _, rec), p in zip(batch, proba):
+            k = int(p.argmax())
+            rec = {**rec, a.label_field: labels_[k]}
+            if a.scores:
+                rec[f"{a.label_field}_scores"] = {lab: round(float(x), 6) for lab, x in zip(labels_, p)}
+            out.write(rec)
+            n_by[labels_[k]] += 1
+    out.close()
+    print(f"classify: {out.n} records labelled {dict(sorted(n_by.items()))}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
+    return 0
+
+
+def _parse_weights(s: str) -> dict[str, float]:
+    from ..errors import Qwen25ValueError
+
+    out: dict[str, float] = {}
+    for part in s.split(","):
+        name, eq, val = part.partition("=")
+        try:
+            if not eq or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(val)
+        except ValueError:
+            raise Qwen25ValueError(f"--weights: expected NAME=NUMBER[,NAME=NUMBER...], got {part!r}") from None
+    return out
+
+
+def _run_mix(a: argparse.Namespace) -> int:
+    from ..data.mix import mix_jsonl
+    from ..errors import Qwen25FileNotFoundError, Qwen25ValueError
+
+    sources: dict[str, list[str]] = {}
+    for spec in a.source:
+        name, eq, pattern = spec.partition("=")
+        if not eq or not name or not pattern:
+            raise Qwen25ValueError(f"--source: expected NAME=GLOB, got {spec!r}")
+        if name in sources:
+            raise Qwen25ValueError(f"--source: {name!r} given twice")
+        files = sorted(glob.glob(pattern))
+        if not files:
+            raise Qwen25FileNotFoundError(2, f"source {name!r}: no file matches", pattern)
+        sources[name] = files
+    weights = _parse_weights(a.weights) if a.weights else None
+    if a.batch_size < 1:
+        raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+    rep = mix_jsonl(
+        sources, a.output, weights=weights, temperature=a.temperature, unit=a.unit, total=a.total,
+        max_repeat=a.max_repeat, seed=a.seed, mode=a.mode, removed=a.removed, text_field=a.text_field,
+        skip_bad=a.skip_bad, num_threads=a.num_threads, batch_size=a.batch_size, progress=not a.no_progress,
+    )  # fmt: skip
+    if a.report:
+        tmp = a.report + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(rep, f, indent=2, sort_keys=True)
+        os.replace(tmp, a.report)
+    for name, s in rep["sources"].items():
+        print(
+            f"mix: {name:<16} {s['docs_in']:>8} docs in -> {s['docs_out']:>8} out ({s['repeats']} repeats, "
+            f"{s['downsampled']} downsampled); {s['size_out']} {a.unit} "
+            f"= {s['share_out']:.4f} of output (target {s['target']:.4f})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -152,4 +391,5 @@ def run(args: argparse.Namespace) -> int:
         rep = run_pipeline(args.config, progress=not args.no_progress)
         print(format_report(rep))
         return 0
-    return {"filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack}[args.data_command](args)
+    stages = {"filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack, "classify": _run_classify, "mix": _run_mix}
+    return stages[args.data_command](args)

@@ -24,7 +24,8 @@ Both give the same order for the same seed and resume exactly from :meth:`state`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,3 +294,211 @@ class interleave:  # noqa: N801 (used like a function)
 
     def state(self) -> dict[str, Any]:
         return self._it.state()
+
+
+def _doc_quota(sizes: Sequence[int], quota: float) -> int:
+    """Documents to take, in order and cycling for repeats, for ``quota`` units of size: the next
+    document is taken while that brings the total nearer the quota (it would end at most half
+    its size past it), so the total lands within half a document of the quota."""
+    n = len(sizes)
+    if n == 0 or quota <= 0:
+        return 0
+    total = float(sum(sizes))
+    if total <= 0:
+        return 0
+    full = int(quota // total)  # whole passes over the source
+    got, k = full * total, full * n
+    while got < quota:
+        s = sizes[k % n]
+        if got + s / 2 > quota:
+            break
+        got += s
+        k += 1
+    return k
+
+
+def mix_jsonl(
+    sources: Mapping[str, Sequence[str]],
+    output: str,
+    *,
+    weights: Mapping[str, float] | None = None,
+    temperature: float | None = None,
+    unit: str = "tokens",
+    total: float | None = None,
+    max_repeat: float = 1.0,
+    seed: int = 0,
+    mode: str = "smooth",
+    removed: str | None = None,
+    text_field: str = "text",
+    skip_bad: bool = False,
+    tokenizer: Any = None,
+    num_threads: int | None = None,
+    batch_size: int = 1000,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Mix JSONL sources into one JSONL file by target proportions (behind ``qwen25 data mix``).
+
+    ``sources`` maps a name to its files. Proportions come from ``weights``, from
+    ``temperature`` sampling over the source sizes, or (neither) from the natural sizes; sizes
+    count ``unit``: ``"tokens"`` (``encode_ordinary`` of the Qwen2.5 tokenizer, what packing
+    stores) or ``"docs"``. :func:`weights_from_proportions` sets each source's share of ``total``
+    (default: the most output that meets the proportions within ``max_repeat`` epochs); each
+    share becomes a count of documents taken in input order, cycling for repeats (within half a
+    document of the share), interleaved by a seeded :class:`WeightedInterleaver`.
+
+    Every input record ends in one place: ``output`` (with a ``"_mix"`` field: source, file,
+    line, repeat), or ``removed`` (stage ``"mix"``, reason ``"downsampled"``; or stage
+    ``"read"`` for a bad line with ``skip_bad``). Returns the report."""
+    import json
+    import os
+    import sys
+
+    import numpy as np
+
+    from .records import JsonlReader
+
+    if unit not in ("tokens", "docs"):
+        raise Qwen25ValueError(f"unit must be 'tokens' or 'docs', got {unit!r}")
+    if weights is not None and temperature is not None:
+        raise Qwen25ValueError("give weights or temperature, not both")
+    if not sources:
+        raise Qwen25ValueError("no sources")
+    if weights is not None:
+        unknown = sorted(set(weights) - set(sources))
+        if unknown:
+            raise Qwen25ValueError(f"weights name sources that are not given: {unknown} (sources: {sorted(sources)})")
+    if total is not None and not (math.isfinite(total) and total >= 0):
+        raise Qwen25ValueError(f"total must be a finite number >= 0, got {total!r}")
+    tok = None
+    if unit == "tokens":
+        from ..tokenizer import Tokenizer
+
+        tok = tokenizer or Tokenizer.qwen25()
+
+    def write_json(f: Any, obj: dict[str, Any]) -> None:
+        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    rem_f = open(removed + ".tmp", "w", encoding="utf-8") if removed else None
+    out_f = open(output + ".tmp", "w", encoding="utf-8")
+    try:
+        # pass 1: the size of every record
+        sizes: dict[str, np.ndarray] = {}
+        bad: dict[str, int] = {}
+        for name, files in sources.items():
+
+            def on_bad(path: str, line: int, why: str, name: str = name) -> None:
+                if rem_f is not None:
+                    write_json(rem_f, {"source": name, "file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
+
+            reader = JsonlReader(files, text_field, skip_bad=skip_bad, on_bad=on_bad, progress=progress, desc=f"size {name}")
+            parts: list[np.ndarray] = []
+            batch: list[str] = []
+
+            def flush() -> None:
+                if tok is None:
+                    parts.append(np.ones(len(batch), dtype=np.int64))
+                else:
+                    _, offs = tok.encode_batch(batch, allowed_special=(), disallowed_special=(), num_threads=num_threads, flat=True)
+                    parts.append(np.diff(offs.astype(np.int64)))
+                batch.clear()
+
+            for _, _, rec in reader:
+                batch.append(rec[text_field])
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+            sizes[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            bad[name] = reader.bad
+        size_tot = {n: float(s.sum()) for n, s in sizes.items()}
+        if weights is not None:
+            targets = dict(weights)
+        elif temperature is not None:
+            targets = temperature_weights(size_tot, temperature)
+        else:
+            targets = dict(size_tot)
+        t = _check_weights(targets, "weights")
+        if total is None:  # the largest output that meets the proportions within the repeat cap
+            total = min((max_repeat * size_tot[n] / w for n, w in t.items() if w > 0), default=0.0)
+        plan = weights_from_proportions(size_tot, t, total_tokens=float(total), max_repeat=max_repeat)
+        quota = {n: _doc_quota(sizes[n].tolist(), plan.tokens.get(n, 0.0)) for n in sources}
+
+        # pass 2: interleave, cycling through a source for repeats
+        def records(name: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
+            rep = 0
+            while True:
+                r = JsonlReader(sources[name], text_field, skip_bad=True)  # bad lines were listed in pass 1
+                for path, line, rec in r:
+                    yield rep, path, line, rec
+                rep += 1
+
+        live = {n: q for n, q in quota.items() if q > 0}
+        iters = {n: records(n) for n in live}
+        taken: Counter[str] = Counter()
+        size_out: Counter[str] = Counter()
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(live.values()), desc="mix", unit="doc", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
+        while it is not None and live:
+            n = it.next()
+            if n not in live:
+                continue
+            rep, path, line, rec = next(iters[n])
+            size_out[n] += int(sizes[n][taken[n] % len(sizes[n])])
+            taken[n] += 1
+            write_json(out_f, {**rec, "_mix": {"source": n, "file": path, "line": line, "repeat": rep}})
+            bar.update(1)
+            if taken[n] >= live[n]:
+                del live[n]
+                if live:  # re-weight the rest by what each still needs (a fresh, seeded stream)
+                    it = WeightedInterleaver({m: live[m] - taken[m] for m in live}, seed=seed + len(taken), mode=mode)
+        bar.close()
+        # records a down-sampled source did not reach
+        downsampled: Counter[str] = Counter()
+        for name, files in sources.items():
+            k = 0
+            for k, (path, line, _) in enumerate(JsonlReader(files, text_field, skip_bad=True), 1):
+                if k > taken[name]:
+                    downsampled[name] += 1
+                    if rem_f is not None:
+                        write_json(rem_f, {"source": name, "file": path, "line": line, "stage": "mix", "reason": "downsampled"})
+            if k != len(sizes[name]):
+                raise Qwen25ValueError(f"source {name!r}: its files changed while the mix ran ({len(sizes[name])} records, then {k})")
+    except BaseException:
+        out_f.close()
+        if rem_f is not None:
+            rem_f.close()
+        raise
+    out_f.close()
+    os.replace(output + ".tmp", output)
+    if rem_f is not None and removed is not None:
+        rem_f.close()
+        os.replace(removed + ".tmp", removed)
+    out_total = sum(size_out.values())
+    return {
+        "unit": unit,
+        "total": float(total),
+        "seed": seed,
+        "mode": mode,
+        "max_repeat": max_repeat,
+        "capped": list(plan.capped),
+        "sources": {
+            n: {
+                "files": list(sources[n]),
+                "docs_in": int(len(sizes[n])),
+                "bad_lines": bad[n],
+                "size_in": size_tot[n],
+                "target": t.get(n, 0.0),
+                "planned": plan.tokens.get(n, 0.0),
+                "epochs": plan.epochs.get(n, 0.0),
+                "quota_docs": quota[n],
+                "docs_out": taken[n],
+                "repeats": max(0, taken[n] - len(sizes[n])),
+                "downsampled": downsampled[n],
+                "size_out": size_out[n],
+                "share_out": size_out[n] / out_total if out_total else 0.0,
+            }
+            for n in sources
+        },
+    }

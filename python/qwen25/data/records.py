@@ -155,3 +155,70 @@ def _messages_text(msgs: list[Any], where: str, field: str) -> str:
 
 def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
     return [text_of(r, field, f"record {i}: ") for i, r in enumerate(records)]
+
+
+class JsonlReader:
+    """Records of JSONL files (``.gz``/``.zst`` too) in order, as ``(path, line, record)``, with a
+    progress bar by bytes.
+
+    A line that is not UTF-8 JSON, not an object, or lacks a string ``field`` (or ``label_field``)
+    raises :class:`FormatError` naming ``file:line``; with ``skip_bad=True`` it is counted in
+    ``bad`` and passed to ``on_bad(path, line, why)`` instead (to list it as removed), so no record
+    is ever silently lost. Blank lines are not records."""
+
+    def __init__(
+        self,
+        paths: Iterable[str],
+        field: str = "text",
+        *,
+        label_field: str | None = None,
+        skip_bad: bool = False,
+        on_bad: Any = None,
+        progress: bool = False,
+        desc: str = "read",
+    ) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+        for p in self.paths:
+            if not os.path.isfile(p):
+                raise Qwen25FileNotFoundError(2, "no such input file", p)
+        self.field, self.label_field = field, label_field
+        self.skip_bad, self.on_bad, self.progress, self.desc = skip_bad, on_bad, progress, desc
+        self.bad = 0
+
+    def __iter__(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
+        import sys
+
+        from tqdm import tqdm
+
+        plain = all(not p.lower().endswith((".gz", ".zst")) for p in self.paths)
+        total = sum(os.path.getsize(p) for p in self.paths) if plain else None
+        bar = tqdm(
+            total=total, desc=self.desc, unit="B", unit_scale=True, disable=not self.progress, file=sys.stderr,
+            dynamic_ncols=True,
+        )  # fmt: skip
+        try:
+            for path in self.paths:
+                for ln in read_jsonl_lines(path):
+                    bar.update(len(ln.raw) + 1)
+                    why = ln.error
+                    rec = ln.obj
+                    if why is None:
+                        if not isinstance(rec, dict):
+                            why = f"a record must be a JSON object, not {type(rec).__name__}"
+                        elif not isinstance(rec.get(self.field), str):
+                            why = f"no string field {self.field!r}"
+                        elif self.label_field is not None and not isinstance(rec.get(self.label_field), str):
+                            why = f"no string label field {self.label_field!r}"
+                    if why is not None:
+                        self._bad(path, ln.line, why)
+                        continue
+                    yield path, ln.line, rec
+        finally:
+            bar.close()
+
+    def _bad(self, path: str, line: int, why: str) -> None:
+        if not self.skip_bad:
+            raise FormatError(f"{path}:{line}: {why}", path, line)
+        self.bad += 1
+        if self.on_bad is not None:
+            self.on_bad(path, line, why)
