@@ -185,6 +185,11 @@ def test_stage_commands_account_for_bad_lines(tmp_path, capsys):
         assert len(read_jsonl(tmp_path / f"{stage}.jsonl")) + len(removed) == len(lines)
     dedup_removed = [r for r in read_jsonl(tmp_path / "dedup.removed.jsonl") if r["stage"] != "read"]
     assert [(r["line"], r["stage"], r["reason"]) for r in dedup_removed] == [(9, "exact_dedup", f"duplicate_of {src}:2")]
+    rep = tmp_path / "dedup.json"
+    assert main(["data", "dedup", src, "-o", str(tmp_path / "d2.jsonl"), "--skip-bad", "--report", str(rep), "--no-progress"]) == 0
+    rep = json.loads(rep.read_text())
+    assert rep["exact_clusters"] == [{"first": f"{src}:2", "size": 2}] and rep["near_clusters"] == []
+    assert rep["records"] == 7 and rep["kept"] == 6 and rep["bad_lines"] == 2
     assert main(["data", "pack", src, "-o", str(tmp_path / "p"), "--seq-len", "64", "--skip-bad", "--no-progress"]) == 0
     assert PackedDataset(tmp_path / "p").num_documents == len(lines) - 2
     assert '"bad_lines_skipped": 2' in capsys.readouterr().err

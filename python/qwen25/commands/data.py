@@ -59,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--no-exact", action="store_true", help="skip exact (xxh3-128) dedup")
     s.add_argument("--no-minhash", action="store_true", help="skip MinHash-LSH near-dedup")
     s.add_argument("--mem-budget", type=int, default=1 << 30, help="bytes of LSH band records before spilling to disk")
+    s.add_argument("--report", help="JSON report: counts, and every exact and near-duplicate cluster (first record, size)")
     _common(s)
 
     c = sub.add_parser("classify", help="train or apply the hashed n-gram domain classifier")
@@ -257,6 +258,16 @@ def _run_dedup(a: argparse.Namespace) -> int:
     out.close()
     rem.close()
     _summary("dedup", len(prov) + r1.bad, out.n, why, r1.bad)
+    if a.report:
+        near_sizes = Counter(near_of[s] for s in survivors)
+        rep = {
+            "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
+            "exact_clusters": [{"first": where(f), "size": n} for f, n in (exact.cluster_sizes() if exact is not None else [])],
+            "near_clusters": [{"first": where(f), "size": n} for f, n in sorted(near_sizes.items()) if n > 1],
+        }  # fmt: skip
+        with open(a.report + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(rep, f, indent=1)
+        os.replace(a.report + ".tmp", a.report)
     return 0
 
 
