@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "DomainClassifier": "classify",
     "CallableScorer": "classify",
     "Scorer": "classify",
+    "LMScorer": "classify",
     "ray_filter": "distributed",
     "ray_dedup": "distributed",
 }

@@ -1,0 +1,109 @@
+"""LMScorer (model-based quality scoring) against a reference built only from transformers: its
+tokenizer renders the same chat prompts, its Qwen2ForCausalLM (same random weights) runs each
+prompt alone, unpadded, and the expected rating is computed from its logits."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from qwen25.data.classify import LMScorer, Scorer  # noqa: E402
+from qwen25.errors import Qwen25ValueError  # noqa: E402
+from qwen25.model import Qwen2ForCausalLM  # noqa: E402
+
+warnings.filterwarnings("ignore", module="transformers")
+transformers.logging.set_verbosity_error()
+
+DIMS = {"quality": "overall quality", "edu": "educational value for a student"}
+TEXTS = [
+    "The mill by the river ground flour for the town's bakeries for two centuries.",
+    "buy now!!! cheap cheap cheap",
+    "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen. " * 6,  # cut to 24 tokens
+    "短い文章です。",
+]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):  # type: ignore[no-untyped-def]
+    cfg = transformers.Qwen2Config(vocab_size=151936, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                   tie_word_embeddings=True)  # fmt: skip
+    hf = transformers.Qwen2ForCausalLM(cfg)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g) if "norm" in name else 0.3 * torch.randn(p.shape, generator=g))
+    hf.tie_weights()
+    d = tmp_path_factory.mktemp("lm")
+    hf.save_pretrained(d)
+    return hf.eval(), Qwen2ForCausalLM.from_pretrained(d).eval()
+
+
+def reference(hf, hf_tok, text: str, desc: str, max_doc: int, lo: int = 0, hi: int = 5) -> float:
+    ids = hf_tok.encode(text, add_special_tokens=False)
+    if len(ids) > max_doc:
+        # the first max_doc tokens' bytes, a split UTF-8 character at the end dropped
+        raw = b"".join(_token_bytes(t) for t in hf_tok.convert_ids_to_tokens(ids[:max_doc]))
+        text = raw.decode("utf-8", errors="ignore")
+    user = (f"Rate the following text for {desc}.\n\nText:\n{text}\n\n"
+            f"Answer with a single digit from {lo} (lowest) to {hi} (highest).")  # fmt: skip
+    msgs = [{"role": "system", "content": "You are a careful annotator of pre-training data."}, {"role": "user", "content": user}]
+    prompt = hf_tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt, dict) or hasattr(prompt, "input_ids"):
+        prompt = prompt["input_ids"]
+    with torch.no_grad():
+        logits = hf(torch.tensor([prompt])).logits[0, -1].double()
+    digits = [hf_tok.convert_tokens_to_ids(str(k)) for k in range(lo, hi + 1)]
+    p = torch.softmax(logits[digits], dim=-1)
+    return float((p * torch.arange(lo, hi + 1, dtype=torch.float64)).sum())
+
+
+_B2U: dict[str, int] | None = None
+
+
+def _token_bytes(tok: str) -> bytes:
+    """GPT-2 byte-level token string -> bytes (the standard table, built here)."""
+    global _B2U
+    if _B2U is None:
+        bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+        cs = bs[:]
+        n = 0
+        for b in range(256):
+            if b not in bs:
+                bs.append(b)
+                cs.append(256 + n)
+                n += 1
+        _B2U = {chr(c): b for b, c in zip(bs, cs)}
+    return bytes(_B2U[ch] for ch in tok)
+
+
+def test_scores_match_transformers_reference(models, qwen25_data_dir) -> None:  # type: ignore[no-untyped-def]
+    hf, ours = models
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(qwen25_data_dir))
+    scorer = LMScorer(ours, dimensions=DIMS, max_doc_tokens=24, batch_size=3)
+    assert isinstance(scorer, Scorer) and scorer.dimensions == ["quality", "edu"]
+    got = scorer.score(TEXTS)
+    assert got.shape == (len(TEXTS), 2)
+    for i, t in enumerate(TEXTS):
+        for j, desc in enumerate(DIMS.values()):
+            assert got[i, j] == pytest.approx(reference(hf, hf_tok, t, desc, 24), abs=1e-5), (i, j)
+    assert ((got >= 0) & (got <= 5)).all() and got.std() > 0  # random weights: not all the same
+    # batching and order do not change a document's scores
+    again = LMScorer(ours, dimensions=DIMS, max_doc_tokens=24, batch_size=1).score(TEXTS[::-1])
+    assert abs(again[::-1] - got).max() < 1e-5  # fp32 sums over other batch shapes
+
+
+def test_bad_arguments(models) -> None:  # type: ignore[no-untyped-def]
+    _, ours = models
+    with pytest.raises(Qwen25ValueError, match="digits"):
+        LMScorer(ours, lo=3, hi=12)
+    with pytest.raises(Qwen25ValueError, match="prompt must contain"):
+        LMScorer(ours, prompt="no placeholders")
+    with pytest.raises(Qwen25ValueError, match="empty"):
+        LMScorer(ours, dimensions={})
+    with pytest.raises(TypeError):
+        LMScorer(ours).score("a single string")
