@@ -40,7 +40,7 @@ def models(tmp_path_factory):  # type: ignore[no-untyped-def]
     hf.tie_weights()
     d = tmp_path_factory.mktemp("lm")
     hf.save_pretrained(d)
-    return hf.eval(), Qwen2ForCausalLM.from_pretrained(d).eval()
+    return hf.eval(), Qwen2ForCausalLM.from_pretrained(d).eval(), d
 
 
 def reference(hf, hf_tok, text: str, desc: str, max_doc: int, lo: int = 0, hi: int = 5) -> float:
@@ -82,7 +82,7 @@ def _token_bytes(tok: str) -> bytes:
 
 
 def test_scores_match_transformers_reference(models, qwen25_data_dir) -> None:  # type: ignore[no-untyped-def]
-    hf, ours = models
+    hf, ours, _ = models
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(qwen25_data_dir))
     scorer = LMScorer(ours, dimensions=DIMS, max_doc_tokens=24, batch_size=3)
     assert isinstance(scorer, Scorer) and scorer.dimensions == ["quality", "edu"]
@@ -98,7 +98,7 @@ def test_scores_match_transformers_reference(models, qwen25_data_dir) -> None:  
 
 
 def test_bad_arguments(models) -> None:  # type: ignore[no-untyped-def]
-    _, ours = models
+    _, ours, _ = models
     with pytest.raises(Qwen25ValueError, match="digits"):
         LMScorer(ours, lo=3, hi=12)
     with pytest.raises(Qwen25ValueError, match="prompt must contain"):
@@ -107,3 +107,25 @@ def test_bad_arguments(models) -> None:  # type: ignore[no-untyped-def]
         LMScorer(ours, dimensions={})
     with pytest.raises(TypeError):
         LMScorer(ours).score("a single string")
+
+
+def test_score_command(models, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from qwen25.cli import main
+
+    _, ours, ckpt = models
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS)) + "{bad\n")
+    out = tmp_path / "scored.jsonl"
+    args = ["data", "score", str(src), "--model", str(ckpt), "-o", str(out), "--dimension", "quality=overall quality",
+            "--dimension", "edu=educational value for a student", "--max-doc-tokens", "24", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(args) == 1
+    assert f"{src}:5:" in capsys.readouterr().err
+    assert main([*args, "--skip-bad", "--batch-size", "3"]) == 0
+    got = [json.loads(x) for x in out.read_text().splitlines()]
+    want = LMScorer(ours, dimensions=DIMS, max_doc_tokens=24).score(TEXTS)
+    assert [r["id"] for r in got] == list(range(len(TEXTS)))
+    for r, w in zip(got, want):
+        assert list(r["scores"]) == ["quality", "edu"]
+        assert [r["scores"]["quality"], r["scores"]["edu"]] == pytest.approx(w.tolist(), abs=1e-5)

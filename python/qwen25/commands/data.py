@@ -5,6 +5,7 @@
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
     qwen25 data classify train IN.jsonl... -o MODEL.bin [--label-field domain] [--valid V.jsonl]
     qwen25 data classify predict IN.jsonl... --model MODEL.bin -o OUT.jsonl [--scores]
+    qwen25 data score IN.jsonl... --model INSTRUCT_DIR -o OUT.jsonl [--dimension NAME=DESCRIPTION]
     qwen25 data mix --source web=web/*.jsonl --source code=code/*.jsonl --weights web=0.7,code=0.3
                     -o MIXED.jsonl [--removed R.jsonl] [--unit tokens|docs] [--total N]
     qwen25 data pack IN.jsonl... -o DIR [--seq-len N]
@@ -88,6 +89,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("--label-field", default="domain", help="field to write the label to (default: domain)")
     pr.add_argument("--scores", action="store_true", help="also write {label: probability} to <label-field>_scores")
     _common(pr, removed=False)
+
+    sc = sub.add_parser("score", help="rate documents with a Qwen2.5 chat model (LMScorer), per dimension")
+    sc.add_argument("inputs", nargs="+", help="JSONL files")
+    sc.add_argument("--model", required=True, help="HF checkpoint folder of an instruct model")
+    sc.add_argument("-o", "--output", required=True, help="output JSONL: the records plus a scores field")
+    sc.add_argument("--scores-field", default="scores", help="field to write {dimension: score} to (default: scores)")
+    sc.add_argument("--dimension", action="append", metavar="NAME=DESCRIPTION",
+                    help="a dimension to rate (repeatable; default: quality and educational_value)")  # fmt: skip
+    sc.add_argument("--max-doc-tokens", type=int, default=2048)
+    sc.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    sc.add_argument("--dtype", default=None, help="torch dtype, e.g. bfloat16 (default: the checkpoint's)")
+    _common(sc, removed=False)
 
     m = sub.add_parser("mix", help="up/down-sample sources to target proportions and interleave them")
     m.add_argument("--source", action="append", required=True, metavar="NAME=GLOB",
@@ -342,6 +355,40 @@ def _run_classify(a: argparse.Namespace) -> int:
     return 0
 
 
+def _run_score(a: argparse.Namespace) -> int:
+    import torch
+
+    from ..data.classify import LMScorer
+    from ..errors import Qwen25ValueError
+    from ..model import Qwen2ForCausalLM
+    from ..tokenizer import Tokenizer
+
+    dims = None
+    if a.dimension:
+        dims = {}
+        for spec in a.dimension:
+            name, eq, desc = spec.partition("=")
+            if not eq or not name.strip() or not desc.strip():
+                raise Qwen25ValueError(f"--dimension: expected NAME=DESCRIPTION, got {spec!r}")
+            dims[name.strip()] = desc.strip()
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = Qwen2ForCausalLM.from_pretrained(a.model, dtype=a.dtype, device=device).eval()
+    try:
+        tok = Tokenizer.from_pretrained(a.model)
+    except FileNotFoundError:
+        tok = Tokenizer.qwen25()
+    scorer = LMScorer(model, tok, dimensions=dims, max_doc_tokens=a.max_doc_tokens, batch_size=min(a.batch_size, 64))
+    out = _Out(a.output)
+    reader = _reader(a, None, "score")
+    for batch in _batches(reader, a.batch_size):
+        scores = scorer.score([rec[a.text_field] for _, _, rec in batch])
+        for (_, _, rec), row in zip(batch, scores):
+            out.write({**rec, a.scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
+    out.close()
+    print(f"score: {out.n} records rated on {scorer.dimensions}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
+    return 0
+
+
 def _parse_weights(s: str) -> dict[str, float]:
     from ..errors import Qwen25ValueError
 
@@ -402,5 +449,8 @@ def run(args: argparse.Namespace) -> int:
         rep = run_pipeline(args.config, progress=not args.no_progress)
         print(format_report(rep))
         return 0
-    stages = {"filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack, "classify": _run_classify, "mix": _run_mix}
+    stages = {
+        "filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack, "classify": _run_classify, "mix": _run_mix,
+        "score": _run_score,
+    }  # fmt: skip
     return stages[args.data_command](args)
