@@ -24,7 +24,7 @@ Both give the same order for the same seed and resume exactly from :meth:`state`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "MixPlan",
     "Phase",
     "WeightedInterleaver",
+    "docs_for_token_quota",
     "interleave",
     "long_context_phase",
     "temperature_weights",
@@ -126,6 +127,40 @@ def weights_from_proportions(
     weights = {k: (v / got if got > 0 else 0.0) for k, v in tokens.items()}
     epochs = {k: (tokens[k] / sizes[k] if sizes[k] > 0 else 0.0) for k in t}
     return MixPlan(weights, epochs, tokens, tuple(sorted(capped)))
+
+
+def docs_for_token_quota(lengths: Sequence[int], quota: float) -> tuple[int, int]:
+    """``(documents, tokens)`` to take from a source whose documents have ``lengths`` tokens, to
+    meet a token ``quota``: documents are taken in order, cycling from the first again for
+    repeats, while the tokens taken so far are below the quota.
+
+    The rule for the last document: the one that would cross the quota is taken when at least
+    half of its tokens fit (``2 * (quota - taken) >= length``), so the tokens taken differ from
+    the quota by at most half a document. Zero-length documents are taken while below the
+    quota; a source without tokens gives nothing. Repeats never exceed ``ceil(quota / size)``
+    passes, so a quota within ``max_repeat`` epochs keeps that cap.
+    """
+    import numpy as np
+
+    lens = np.asarray(lengths, dtype=np.int64)
+    if lens.ndim != 1 or (lens.size and int(lens.min()) < 0):
+        raise Qwen25ValueError("lengths must be a 1-d sequence of token counts >= 0")
+    q = float(quota)
+    if not math.isfinite(q):
+        raise Qwen25ValueError(f"quota must be finite, got {quota!r}")
+    n = int(lens.size)
+    size = int(lens.sum())
+    if q <= 0 or size == 0:
+        return 0, 0
+    before = np.concatenate([[0], np.cumsum(lens)[:-1]])  # tokens before each document in a pass
+    epoch = max(0, int(q // size) - 1)  # every earlier pass is taken whole
+    while True:
+        t = (epoch * size + before).astype(np.float64)
+        take = (t < q) & (2.0 * (q - t) >= lens)
+        if not take.all():
+            j = int(np.argmin(take))
+            return epoch * n + j, epoch * size + int(before[j])
+        epoch += 1
 
 
 def temperature_weights(sizes: Mapping[str, float], temperature: float) -> dict[str, float]:
