@@ -1,6 +1,6 @@
 """``qwen25 data``: the pre-training data pipeline and its stages.
 
-    qwen25 data run pipeline.toml            the whole job (see qwen25.data.pipeline)
+    qwen25 data run pipeline.toml [--engine local|ray]   the whole job (see qwen25.data.pipeline)
     qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl]
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
     qwen25 data pack IN.jsonl... -o DIR [--seq-len N]
@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", help="run a pipeline.toml")
     r.add_argument("config", help="pipeline TOML file")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--engine", choices=("local", "ray"), default=None, help="override [pipeline] engine (local or ray)")
     for name, help_text in (("filter", "quality filters"), ("dedup", "exact + MinHash dedup"), ("pack", "tokenize and pack")):
         s = sub.add_parser(name, help=help_text)
         s.add_argument("inputs", nargs="+", help="JSONL files")
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "run":
         from ..data.pipeline import format_report, run_pipeline
 
-        rep = run_pipeline(args.config, progress=not args.no_progress)
+        rep = run_pipeline(args.config, progress=not args.no_progress, engine=args.engine)
         print(format_report(rep))
         return 0
     return {"filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack}[args.data_command](args)
