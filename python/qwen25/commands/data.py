@@ -1,6 +1,6 @@
 """``qwen25 data``: the pre-training data pipeline and its stages.
 
-    qwen25 data run pipeline.toml [--engine local|ray]   the whole job (see qwen25.data.pipeline)
+    qwen25 data run pipeline.toml            the whole job (see qwen25.data.pipeline)
     qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl]
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
     qwen25 data pack IN.jsonl... -o DIR [--seq-len N]
