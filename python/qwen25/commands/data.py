@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r = sub.add_parser("run", help="run a pipeline.toml")
     r.add_argument("config", help="pipeline TOML file")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--engine", choices=("local", "ray"), default=None, help="override [pipeline] engine (local or ray)")
 
     s = sub.add_parser("filter", help="quality filters (Gopher repetition + quality, C4, FineWeb)")
     s.add_argument("inputs", nargs="+", help="JSONL files")
@@ -446,7 +447,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "run":
         from ..data.pipeline import format_report, run_pipeline
 
-        rep = run_pipeline(args.config, progress=not args.no_progress)
+        rep = run_pipeline(args.config, progress=not args.no_progress, engine=args.engine)
         print(format_report(rep))
         return 0
     stages = {

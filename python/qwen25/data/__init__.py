@@ -29,6 +29,8 @@ _LAZY: dict[str, str] = {
     "temperature_weights": "mix",
     "long_context_phase": "mix",
     "interleave": "mix",
+    "docs_for_token_quota": "mix",
+    "mix_jsonl": "mix",
     "DomainClassifier": "classify",
     "CallableScorer": "classify",
     "Scorer": "classify",

@@ -9,6 +9,11 @@
 Signatures and hashes are pure functions of each text and the clustering sees them in input
 order, so the results equal the local run's whatever the block layout or the worker count.
 
+The whole ``qwen25 data run`` goes through :func:`ray_map_ordered` with ``engine = "ray"``: it
+runs the pipeline's per-batch workers (:class:`qwen25.data.pipeline.ScanWorker`,
+:class:`~qwen25.data.pipeline.NearWorker`) as Ray Data actors over Arrow batches and hands
+their outputs back to the driver in task order.
+
 >>> import ray.data
 >>> from qwen25.data.distributed import ray_filter, ray_dedup
 >>> ds = ray.data.from_items([{"text": t} for t in texts])          # doctest: +SKIP
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
     from .dedup import MinHashDeduplicator
     from .filters import FilterConfig
 
-__all__ = ["ray_dedup", "ray_filter"]
+__all__ = ["ray_dedup", "ray_filter", "ray_map_ordered"]
 
 
 def _filter_batch(batch: Any, *, config_json: str, text_column: str) -> Any:
@@ -79,16 +85,75 @@ def _hash_batch(batch: Any, *, text_column: str, exact: dict[str, bool] | None, 
 
 
 @contextmanager
-def _ordered() -> Any:
+def _ordered(progress_bars: bool | None = None) -> Any:
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     old = ctx.execution_options.preserve_order
+    old_bars = ctx.enable_progress_bars
     ctx.execution_options.preserve_order = True
+    if progress_bars is not None:
+        ctx.enable_progress_bars = progress_bars
     try:
         yield
     finally:
         ctx.execution_options.preserve_order = old
+        ctx.enable_progress_bars = old_bars
+
+
+def _arrow_type(name: str) -> Any:
+    import pyarrow as pa
+
+    return {"int64": pa.int64(), "string": pa.string(), "binary": pa.binary()}[name]
+
+
+class _ArrowWorker:
+    """A Ray Data actor around a pipeline worker: Arrow batch -> columns -> worker -> Arrow,
+    typed by the worker's ``SCHEMA``."""
+
+    def __init__(self, worker: type, spec: dict[str, Any]) -> None:
+        self.inner = worker(spec)
+        self.schema: dict[str, str] = worker.SCHEMA  # type: ignore[attr-defined]
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        out = self.inner(batch.to_pydict())
+        return pa.table({k: pa.array(out[k], type=_arrow_type(t)) for k, t in self.schema.items()})
+
+
+def ray_map_ordered(
+    worker: type,
+    spec: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    *,
+    concurrency: int | None = None,
+    address: str | None = None,
+) -> Iterator[dict[str, list[Any]]]:
+    """Run ``worker(spec)`` on Ray Data actors, one task (a row of ``tasks``) per call, and yield
+    each output as columns (``{name: [values]}``) in task order (``preserve_order``).
+
+    Ray is started (``ray.init(address=address)``) unless it already is; ``concurrency`` actors
+    (default: the cluster's CPUs, at most one per task) each build the worker once."""
+    import ray
+    import ray.data
+
+    if not tasks:
+        return
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True)
+    if concurrency is None:
+        concurrency = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    concurrency = max(1, min(concurrency, len(tasks)))
+    with _ordered(progress_bars=False):
+        ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
+        out = ds.map_batches(
+            _ArrowWorker, fn_constructor_args=(worker, spec), batch_size=1, batch_format="pyarrow",
+            concurrency=concurrency,
+        )  # fmt: skip
+        b: Any
+        for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
+            yield b.to_pydict()
 
 
 def ray_dedup(

@@ -27,16 +27,21 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen25ValueError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "MixPlan",
     "Phase",
     "WeightedInterleaver",
+    "docs_for_token_quota",
     "interleave",
     "long_context_phase",
+    "mix_jsonl",
     "temperature_weights",
     "weights_from_proportions",
 ]
@@ -127,6 +132,40 @@ def weights_from_proportions(
     weights = {k: (v / got if got > 0 else 0.0) for k, v in tokens.items()}
     epochs = {k: (tokens[k] / sizes[k] if sizes[k] > 0 else 0.0) for k in t}
     return MixPlan(weights, epochs, tokens, tuple(sorted(capped)))
+
+
+def docs_for_token_quota(lengths: Sequence[int] | np.ndarray, quota: float) -> tuple[int, int]:
+    """``(documents, tokens)`` to take from a source whose documents have ``lengths`` tokens, to
+    meet a token ``quota``: documents are taken in order, cycling from the first again for
+    repeats, while the tokens taken so far are below the quota.
+
+    The rule for the last document: the one that would cross the quota is taken when at least
+    half of its tokens fit (``2 * (quota - taken) >= length``), so the tokens taken differ from
+    the quota by at most half a document. Zero-length documents are taken while below the
+    quota; a source without tokens gives nothing. Repeats never exceed ``ceil(quota / size)``
+    passes, so a quota within ``max_repeat`` epochs keeps that cap.
+    """
+    import numpy as np
+
+    lens = np.asarray(lengths, dtype=np.int64)
+    if lens.ndim != 1 or (lens.size and int(lens.min()) < 0):
+        raise Qwen25ValueError("lengths must be a 1-d sequence of token counts >= 0")
+    q = float(quota)
+    if not math.isfinite(q):
+        raise Qwen25ValueError(f"quota must be finite, got {quota!r}")
+    n = int(lens.size)
+    size = int(lens.sum())
+    if q <= 0 or size == 0:
+        return 0, 0
+    before = np.concatenate([[0], np.cumsum(lens)[:-1]])  # tokens before each document in a pass
+    epoch = max(0, int(q // size) - 1)  # every earlier pass is taken whole
+    while True:
+        t = (epoch * size + before).astype(np.float64)
+        take = (t < q) & (2.0 * (q - t) >= lens)
+        if not take.all():
+            j = int(np.argmin(take))
+            return epoch * n + j, epoch * size + int(before[j])
+        epoch += 1
 
 
 def temperature_weights(sizes: Mapping[str, float], temperature: float) -> dict[str, float]:
@@ -296,27 +335,6 @@ class interleave:  # noqa: N801 (used like a function)
         return self._it.state()
 
 
-def _doc_quota(sizes: Sequence[int], quota: float) -> int:
-    """Documents to take, in order and cycling for repeats, for ``quota`` units of size: the next
-    document is taken while that brings the total nearer the quota (it would end at most half
-    its size past it), so the total lands within half a document of the quota."""
-    n = len(sizes)
-    if n == 0 or quota <= 0:
-        return 0
-    total = float(sum(sizes))
-    if total <= 0:
-        return 0
-    full = int(quota // total)  # whole passes over the source
-    got, k = full * total, full * n
-    while got < quota:
-        s = sizes[k % n]
-        if got + s / 2 > quota:
-            break
-        got += s
-        k += 1
-    return k
-
-
 def mix_jsonl(
     sources: Mapping[str, Sequence[str]],
     output: str,
@@ -344,7 +362,7 @@ def mix_jsonl(
     stores) or ``"docs"``. :func:`weights_from_proportions` sets each source's share of ``total``
     (default: the most output that meets the proportions within ``max_repeat`` epochs); each
     share becomes a count of documents taken in input order, cycling for repeats (within half a
-    document of the share), interleaved by a seeded :class:`WeightedInterleaver`.
+    document of the share: :func:`docs_for_token_quota`), interleaved by a seeded :class:`WeightedInterleaver`.
 
     Every input record ends in one place: ``output`` (with a ``"_mix"`` field: source, file,
     line, repeat), or ``removed`` (stage ``"mix"``, reason ``"downsampled"``; or stage
@@ -421,7 +439,7 @@ def mix_jsonl(
         if total is None:  # the largest output that meets the proportions within the repeat cap
             total = min((max_repeat * size_tot[n] / w for n, w in t.items() if w > 0), default=0.0)
         plan = weights_from_proportions(size_tot, t, total_tokens=float(total), max_repeat=max_repeat)
-        quota = {n: _doc_quota(sizes[n].tolist(), plan.tokens.get(n, 0.0)) for n in sources}
+        quota = {n: docs_for_token_quota(sizes[n], plan.tokens.get(n, 0.0))[0] for n in sources}
 
         # pass 2: interleave, cycling through a source for repeats
         def records(name: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:

@@ -110,6 +110,29 @@ class TokenPacker:
         self._inner.add_tokens([int(t) for t in tokens], sid)
         self._per_source[sid][0] += 1
 
+    def add_token_arrays(self, tokens: Any, lengths: Any, source: str | Sequence[str] = "default") -> int:
+        """Append many already tokenized documents in one native call: ``tokens`` holds their ids
+        back to back (a uint32 array-like), ``lengths`` one token count per document; ``source``
+        names one source for all, or one per document. Returns the document tokens added."""
+        import numpy as np
+
+        lens = np.asarray(lengths)
+        if lens.ndim != 1 or (lens.size and (lens.dtype.kind not in "iu" or int(lens.min()) < 0)):
+            raise Qwen25ValueError("lengths must be a 1-d array of non-negative ints")
+        toks = np.asarray(tokens)
+        if toks.ndim != 1 or (toks.size and toks.dtype.kind not in "iu"):
+            raise Qwen25ValueError("tokens must be a 1-d array of ints")
+        if int(lens.sum()) != toks.size:
+            raise Qwen25ValueError(f"lengths add up to {int(lens.sum())} tokens but {toks.size} were given")
+        names = [source] * len(lens) if isinstance(source, str) else list(source)
+        if len(names) != len(lens):
+            raise Qwen25ValueError(f"{len(lens)} documents but {len(names)} sources")
+        ids = [self._source_id(n) for n in names]
+        n = int(self._inner.add_token_batch(toks.astype("<u4").tobytes(), lens.astype("<u8").tobytes(), ids))
+        for sid in ids:
+            self._per_source[sid][0] += 1
+        return n
+
     def finish(self) -> dict[str, Any]:
         """Write the last shard, the document index and the manifest; returns the manifest."""
         import numpy as np

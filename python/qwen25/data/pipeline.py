@@ -1,20 +1,46 @@
 """The pipeline job behind ``qwen25 data run pipeline.toml``:
-read -> filter -> exact dedup -> MinHash dedup -> decontaminate -> classify -> mix -> pack.
+read -> filter -> exact dedup -> MinHash dedup -> decontaminate -> classify -> tokenize -> mix -> pack.
 
 Nothing is lost: every input record ends either in the packed output (listed, with its
 provenance and packed document index, in ``kept.jsonl``) or in ``removed.jsonl`` with the stage
 and reason that removed it; ``report.json`` holds the per-stage, per-domain counts and the test
 suite checks that they add up. Every file is written as ``NAME.tmp`` and renamed when complete;
 ``state.json`` records the finished phases, so a rerun with the same configuration resumes after
-the last finished phase (a changed configuration starts over).
+the last finished phase (a changed configuration starts over; the engine keys below do not
+count as a change, since they do not change the results).
+
+Engines. Every per-document step (JSON parsing and validation, quality filters, exact-dedup
+hashes, MinHash signatures, decontamination, classification, tokenization) is a pure function
+of one batch of lines (:class:`ScanWorker`, :class:`NearWorker`). ``engine = "local"`` runs
+them in this process; ``engine = "ray"`` runs the same classes as Ray Data actors over Arrow
+batches (:func:`qwen25.data.distributed.ray_map_ordered`). The global steps stay on the driver
+and consume the batches in input order either way: exact-dedup decisions, MinHash-LSH
+clustering (the spilling clusterer), the mix order and the packed shards. So both engines write
+byte-identical ``kept.jsonl``, ``removed.jsonl``, ``report.json`` (apart from its ``engine``
+field) and ``packed/`` (tested on a local Ray). Under Ray, workers read the input files and
+``stage1.jsonl`` themselves (by byte ranges), so these paths must be the same on every node (a
+shared filesystem); the driver writes every output.
+
+Mixing is by tokens (as Qwen2.5 mixes): every surviving document is tokenized once, before the
+mix, and its ids kept beside its domain file (``stage2/NNNN.tok``, uint32, with per-document
+lengths in ``NNNN.len``, uint64). The token quota of each domain comes from
+:func:`qwen25.data.mix.weights_from_proportions` over the domains' token counts (within
+``max_repeat`` epochs); :func:`qwen25.data.mix.docs_for_token_quota` turns it into a number of
+documents (in order, cycling for repeats; the document crossing the quota is taken when at
+least half of it fits), and the packer writes the stored ids (no second tokenization).
+``unit = "docs"`` keeps the old document proportions.
 
 A configuration (paths are relative to the TOML file)::
 
     [pipeline]
     output = "out"            # folder for everything below
-    batch_size = 1000
-    num_threads = 2           # optional; default QWEN25_NUM_THREADS or all cores
+    batch_size = 1000         # input lines per batch (results never depend on it)
+    num_threads = 2           # optional Rust threads per batch; default QWEN25_NUM_THREADS or
+                              # all cores (local), 1 per actor (ray)
     on_bad_line = "error"     # or "skip": a bad line goes to removed.jsonl (stage "read")
+    engine = "local"          # or "ray" (also: qwen25 data run pipeline.toml --engine ray)
+    ray_address = "auto"      # optional: ray.init(address=...) when Ray is not started yet
+    concurrency = 4           # optional: actors per stage under Ray (default: the cluster's CPUs)
 
     [[sources]]
     name = "web"
@@ -47,16 +73,21 @@ A configuration (paths are relative to the TOML file)::
     [classify]
     model = "domain.bin"      # optional DomainClassifier file: its label becomes the domain
 
-    [mix]                     # optional: per-domain target proportions (by documents)
+    [mix]                     # optional: per-domain target proportions
     weights = { web = 0.7, code = 0.3 }
+    unit = "tokens"           # proportions of tokens (default) or "docs" (of documents)
     max_repeat = 1.0          # > 1 repeats small domains (repeats are listed in kept.jsonl)
-    total_docs = 1000         # default: the most documents that meet the weights within the cap
+    total_tokens = 1000000    # unit "tokens"; default: the most tokens that meet the weights
+                              # within the repeat cap
+    # total_docs = 1000       # unit "docs"; default likewise, in documents
     seed = 0
     mode = "smooth"           # or "random"
 
     [pack]
     seq_len = 4096
     seqs_per_shard = 16384
+
+Line numbers count ``\\n``-terminated lines (blank lines count as lines but are not records).
 """
 
 from __future__ import annotations
@@ -73,9 +104,12 @@ from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
-__all__ = ["Pipeline", "load_config", "run_pipeline"]
+__all__ = ["NearWorker", "Pipeline", "ScanWorker", "load_config", "run_pipeline"]
 
 PHASES = ("scan", "near_dedup", "mix_pack")
+ENGINES = ("local", "ray")
+# How the job runs, not what it computes: left out of the resume fingerprint.
+_EXEC_KEYS = ("engine", "ray_address", "concurrency", "num_threads", "batch_size")
 
 
 def _tomllib() -> Any:
@@ -144,6 +178,28 @@ class _Writer:
         os.replace(self.path + ".tmp", self.path)
 
 
+class _TokenWriter:
+    """A domain's token ids (``.tok``, uint32) and per-document lengths (``.len``, uint64),
+    written as .tmp and renamed by close()."""
+
+    def __init__(self, stem: str) -> None:
+        self.stem = stem
+        self.tok = open(stem + ".tok.tmp", "wb")
+        self.len = open(stem + ".len.tmp", "wb")
+        self.tokens = 0
+
+    def write(self, ids: bytes) -> None:
+        self.tok.write(ids)
+        n = len(ids) // 4
+        self.len.write(n.to_bytes(8, "little"))
+        self.tokens += n
+
+    def close(self) -> None:
+        for f, ext in ((self.tok, ".tok"), (self.len, ".len")):
+            f.close()
+            os.replace(self.stem + ext + ".tmp", self.stem + ext)
+
+
 def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -156,8 +212,227 @@ def _bar(total: int | None, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="doc", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
+def line_chunks(path: str, lines_per_chunk: int) -> Iterator[tuple[int, int, int]]:
+    """``(byte start, byte end, first line number)`` of consecutive runs of ``lines_per_chunk``
+    ``\\n``-terminated lines of ``path`` (the last run may be shorter or unterminated)."""
+    import numpy as np
+
+    size = os.path.getsize(path)
+    start, line, pos, count = 0, 1, 0, 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 24)
+            if not block:
+                break
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            k = lines_per_chunk - count - 1  # the line end that completes the current run
+            while k < len(ends):
+                end = pos + int(ends[k]) + 1
+                yield start, end, line
+                line += lines_per_chunk
+                start = end
+                k += lines_per_chunk
+            count = (count + len(ends)) % lines_per_chunk
+            pos += len(block)
+    if start < size:
+        yield start, size, line
+
+
+def _chunk_lines(path: str, start: int, end: int) -> list[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+# ---- per-batch workers (the same code under both engines) --------------------------------------
+#
+# A worker is built once from a JSON-able spec and called on batches given as columns
+# (``{name: [values]}``, one row per task), returning columns; SCHEMA names the Arrow type of
+# each output column for the Ray engine.
+
+
+class ScanWorker:
+    """Parse, validate and filter lines; hash the survivors (exact hash, MinHash signature).
+
+    Task columns: ``file`` (index into ``spec["files"]``), ``start``/``end`` (bytes), ``line``
+    (first line number). One output row per non-blank line, ``status`` one of ``ok``, ``bad``
+    (JSON or field error; ``reason`` says which), ``utf8`` (not UTF-8) or ``filter``."""
+
+    SCHEMA = {
+        "file": "int64", "line": "int64", "status": "string", "reason": "string", "id": "string",
+        "domain": "string", "text": "string", "chars": "int64", "hash": "binary", "sig": "binary",
+    }  # fmt: skip
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from .. import _native
+        from .filters import DomainFilters, FilterConfig
+
+        self.spec = spec
+        self.nt = spec["num_threads"]
+        self.filters = None
+        f = spec["filter"]
+        if f is not None:
+            default = FilterConfig.from_dict(f.get("default", {}))
+            doms = {d: FilterConfig.from_dict(v) for d, v in f.get("domains", {}).items()}
+            self.filters = DomainFilters(doms, default, num_threads=self.nt)
+        self.exact = spec["exact"]
+        mh = spec["minhash"]
+        self.hasher = _native.MinHasher(**mh) if mh is not None else None
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        from .. import _native
+
+        out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
+        ok_rows: list[int] = []
+        ok_texts: list[str] = []
+        ok_domains: list[str] = []
+        for fi, start, end, first in zip(batch["file"], batch["start"], batch["end"], batch["line"]):
+            path, src = self.spec["files"][fi]
+            text_field, id_field, domain = self.spec["sources"][src]
+            for k, raw in enumerate(_chunk_lines(path, start, end)):
+                status, reason, rid, text = "ok", None, None, None
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    status, reason = "utf8", e.reason
+                else:
+                    if not line.strip():
+                        continue  # blank lines are not records
+                    try:
+                        rec = json.loads(line)
+                        if not isinstance(rec, dict):
+                            raise ValueError("a record must be a JSON object")
+                        text = rec.get(text_field)
+                        if not isinstance(text, str):
+                            raise ValueError(f"field {text_field!r} is missing or not a string")
+                    except ValueError as e:
+                        status, reason, text = "bad", str(e), None
+                    else:
+                        if id_field is not None and id_field in rec:
+                            rid = json.dumps(rec[id_field], ensure_ascii=False)
+                if status == "ok":
+                    ok_rows.append(len(out["line"]))
+                    ok_texts.append(text)  # type: ignore[arg-type]
+                    ok_domains.append(domain)
+                for key, v in (("file", fi), ("line", first + k), ("status", status), ("reason", reason), ("id", rid),
+                               ("domain", domain), ("text", text), ("chars", len(text) if text is not None else -1),
+                               ("hash", None), ("sig", None)):  # fmt: skip
+                    out[key].append(v)
+        if self.filters is not None and ok_texts:
+            keep_rows, keep_texts = [], []
+            for row, t, r in zip(ok_rows, ok_texts, self.filters.apply(ok_texts, ok_domains)):
+                if r.keep:
+                    keep_rows.append(row)
+                    keep_texts.append(r.final_text(t))
+                    out["text"][row] = keep_texts[-1]
+                else:
+                    out["status"][row], out["reason"][row], out["text"][row] = "filter", f"{r.filter}:{r.reason}", None
+            ok_rows, ok_texts = keep_rows, keep_texts
+        if self.exact is not None and ok_texts:
+            ex = self.exact
+            buf = _native.exact_hashes(ok_texts, ex["lowercase"], ex["strip_punct"], ex["collapse_ws"], self.nt)
+            for j, row in enumerate(ok_rows):
+                out["hash"][row] = bytes(buf[16 * j : 16 * j + 16])
+        if self.hasher is not None and ok_texts:
+            sig = self.hasher.signatures(ok_texts, self.nt)
+            w = len(sig) // len(ok_texts)
+            for j, row in enumerate(ok_rows):
+                out["sig"][row] = bytes(sig[w * j : w * j + w])
+        return out
+
+
+def _decontam_plan(cfg: dict[str, Any]) -> tuple[str | None, str]:
+    """(method name, report note): qwen25.data.Decontaminator(**options).METHOD(texts) gives one
+    witness (truthy) or None per text; without a configured test set the stage is skipped."""
+    if not cfg.get("enabled", True):
+        return None, "disabled"
+    if "test_set" not in cfg.get("options", {}):
+        return None, "skipped: no test_set in [decontaminate] options"
+    try:
+        import qwen25.data as qd
+
+        cls = qd.Decontaminator
+    except (ImportError, AttributeError):
+        return None, "skipped: qwen25.data.Decontaminator is not available"
+    for meth in ("check", "contaminated", "is_contaminated"):
+        if hasattr(cls, meth):
+            return meth, f"ran Decontaminator.{meth}"
+    return None, "skipped: Decontaminator has no check() method"
+
+
+class NearWorker:
+    """Decontaminate, classify and tokenize the MinHash survivors of ``stage1.jsonl``.
+
+    Task columns: ``start``/``end`` (bytes of stage1.jsonl), ``keep`` (one byte per line: 1 when
+    the line is its MinHash cluster's first). One output row per line, ``status`` one of
+    ``ok`` (with ``text``, ``domain`` after classification and ``tokens``, uint32 bytes),
+    ``minhash`` or ``decontaminate`` (``domain`` before classification)."""
+
+    SCHEMA = {"prov": "string", "domain": "string", "text": "string", "status": "string", "reason": "string", "tokens": "binary"}
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from ..tokenizer import Tokenizer
+
+        self.spec = spec
+        self.nt = spec["num_threads"]
+        self.decon = None
+        meth = spec["decontaminate_method"]
+        if meth is not None:
+            import qwen25.data as qd
+
+            self.decon = getattr(qd.Decontaminator(**spec["decontaminate_options"]), meth)
+        self.clf = None
+        if spec["classify_model"] is not None:
+            from .classify import DomainClassifier
+
+            self.clf = DomainClassifier.load(spec["classify_model"], num_threads=self.nt)
+        self.tok = Tokenizer.qwen25()
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
+        live: list[int] = []
+        for start, end, keep in zip(batch["start"], batch["end"], batch["keep"]):
+            for raw, k in zip(_chunk_lines(self.spec["stage1"], start, end), keep):
+                r = json.loads(raw)
+                out["prov"].append(json.dumps(r["prov"], ensure_ascii=False))
+                out["domain"].append(r["domain"])
+                out["reason"].append(None)
+                out["tokens"].append(None)
+                if k:
+                    live.append(len(out["text"]))
+                    out["text"].append(r["text"])
+                    out["status"].append("ok")
+                else:
+                    out["text"].append(None)
+                    out["status"].append("minhash")
+        if self.decon is not None and live:
+            flags = list(self.decon([out["text"][i] for i in live]))
+            keep_rows = []
+            for i, bad in zip(live, flags):
+                if bad:
+                    out["status"][i] = "decontaminate"
+                    out["reason"][i] = "benchmark_overlap" if bad is True else f"benchmark_overlap: {bad!r}"[:300]
+                    out["text"][i] = None
+                else:
+                    keep_rows.append(i)
+            live = keep_rows
+        if live:
+            texts = [out["text"][i] for i in live]
+            if self.clf is not None:
+                for i, lab in zip(live, self.clf.predict(texts)):
+                    out["domain"][i] = lab
+            ids, offsets = self.tok.encode_batch(texts, allowed_special=set(), num_threads=self.nt, flat=True)
+            for j, i in enumerate(live):
+                out["tokens"][i] = ids[int(offsets[j]) : int(offsets[j + 1])].tobytes()
+        return out
+
+
 class Pipeline:
-    def __init__(self, cfg: dict[str, Any], *, progress: bool = True) -> None:
+    def __init__(self, cfg: dict[str, Any], *, progress: bool = True, engine: str | None = None) -> None:
         self.cfg = cfg
         where = cfg.get("_path", "pipeline config")
         self.where = where
@@ -166,15 +441,30 @@ class Pipeline:
         bad = sorted(set(cfg) - top)
         if bad:
             raise Qwen25ValueError(f"{where}: unknown section(s) {bad} (known: {sorted(top - {'_path'})})")
-        p = _section(cfg, "pipeline", {"output", "batch_size", "num_threads", "on_bad_line"}, where)
+        p = _section(cfg, "pipeline", {"output", "batch_size", "num_threads", "on_bad_line", *_EXEC_KEYS}, where)
         if "output" not in p:
             raise Qwen25ValueError(f"{where}: [pipeline] needs output = \"folder\"")
         self.out = os.path.join(base, p["output"])
         self.batch_size = int(p.get("batch_size", 1000))
+        if self.batch_size < 1:
+            raise Qwen25ValueError(f"{where}: batch_size must be >= 1, got {self.batch_size}")
         self.num_threads = p.get("num_threads")
         self.on_bad_line = p.get("on_bad_line", "error")
         if self.on_bad_line not in ("error", "skip"):
             raise Qwen25ValueError(f"{where}: on_bad_line must be 'error' or 'skip'")
+        self.engine = engine if engine is not None else p.get("engine", "local")
+        if self.engine not in ENGINES:
+            raise Qwen25ValueError(f"{where}: engine must be one of {list(ENGINES)}, got {self.engine!r}")
+        if self.engine == "ray":
+            import importlib.util
+
+            missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
+            if missing:
+                raise Qwen25ValueError(f"{where}: engine 'ray' needs {missing}: pip install 'ray[data]' pyarrow")
+        self.ray_address = p.get("ray_address")
+        self.concurrency = p.get("concurrency")
+        if self.concurrency is not None and (not isinstance(self.concurrency, int) or self.concurrency < 1):
+            raise Qwen25ValueError(f"{where}: concurrency must be an int >= 1, got {self.concurrency!r}")
         self.progress = progress
         srcs = cfg.get("sources")
         if not isinstance(srcs, list) or not srcs:
@@ -202,26 +492,37 @@ class Pipeline:
         self.classify_cfg = _section(cfg, "classify", {"model"}, where)
         if "model" in self.classify_cfg:
             self.classify_cfg["model"] = os.path.join(base, self.classify_cfg["model"])
-        self.mix_cfg = _section(cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs"}, where)
+        self.mix_cfg = _section(
+            cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs", "total_tokens", "unit"}, where
+        )
+        unit = self.mix_cfg.get("unit", "tokens")
+        if unit not in ("tokens", "docs"):
+            raise Qwen25ValueError(f"{where}: [mix] unit must be 'tokens' or 'docs', got {unit!r}")
+        other = "total_docs" if unit == "tokens" else "total_tokens"
+        if other in self.mix_cfg:
+            raise Qwen25ValueError(f"{where}: [mix] {other} needs unit = {'docs' if unit == 'tokens' else 'tokens'!r}")
         self.pack_cfg = _section(cfg, "pack", {"seq_len", "seqs_per_shard"}, where)
-        self._build_filters()
+        self._check_filters()
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _build_filters(self) -> None:
-        from .filters import DomainFilters, FilterConfig
+    def _check_filters(self) -> None:
+        """Build the filter configurations once here, so that errors name the TOML file."""
+        from .filters import FilterConfig
 
-        self.filters = None
         if self.filter_cfg.get("enabled", True):
-            default = FilterConfig.from_dict(self.filter_cfg.get("default", {}), where=f"{self.where} [filter.default]")
-            doms = {
-                d: FilterConfig.from_dict(v, where=f"{self.where} [filter.domains.{d}]")
-                for d, v in self.filter_cfg.get("domains", {}).items()
-            }
-            self.filters = DomainFilters(doms, default, num_threads=self.num_threads)
+            FilterConfig.from_dict(self.filter_cfg.get("default", {}), where=f"{self.where} [filter.default]")
+            for d, v in self.filter_cfg.get("domains", {}).items():
+                FilterConfig.from_dict(v, where=f"{self.where} [filter.domains.{d}]")
+
+    def _threads(self) -> int | None:
+        if self.num_threads is not None:
+            return int(self.num_threads)
+        return 1 if self.engine == "ray" else None
 
     def _fingerprint(self) -> str:
         cfg = {k: v for k, v in self.cfg.items() if k != "_path"}
+        cfg["pipeline"] = {k: v for k, v in cfg.get("pipeline", {}).items() if k not in _EXEC_KEYS}
         files = [(f, os.path.getsize(f), os.path.getmtime(f)) for s in self.sources for f in s.files]
         return hashlib.sha256(json.dumps([cfg, files], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -242,116 +543,115 @@ class Pipeline:
             json.dump(st, f)
         os.replace(tmp, self._p("state.json"))
 
-    def _records(self, removed: _Writer, stats: dict[str, Counter]) -> Iterator[tuple[dict[str, Any], str, str]]:
-        for s in self.sources:
-            for path in s.files:
-                rel = os.path.relpath(path, os.path.dirname(self.where) if os.path.isfile(self.where) else os.getcwd())
-                with open(path, encoding="utf-8", errors="strict") as f:
-                    lineno = 0
-                    while True:
-                        lineno += 1
-                        try:
-                            line = f.readline()
-                        except UnicodeDecodeError as e:
-                            raise FormatError(f"{path}:{lineno}: not UTF-8 ({e.reason})", path, lineno) from None
-                        if not line:
-                            break
-                        if not line.strip():
-                            continue  # blank lines are not records
-                        prov = {"source": s.name, "file": rel, "line": lineno}
-                        stats["read"]["in"] += 1
-                        try:
-                            rec = json.loads(line)
-                            if not isinstance(rec, dict):
-                                raise ValueError("a record must be a JSON object")
-                            text = rec.get(s.text_field)
-                            if not isinstance(text, str):
-                                raise ValueError(f"field {s.text_field!r} is missing or not a string")
-                        except ValueError as e:
-                            if self.on_bad_line == "error":
-                                raise FormatError(f"{path}:{lineno}: {e}", path, lineno) from None
-                            removed.write({**prov, "stage": "read", "reason": f"bad_line: {e}"})
-                            stats["removed:read"]["bad_line"] += 1
-                            continue
-                        if s.id_field is not None and s.id_field in rec:
-                            prov["id"] = rec[s.id_field]
-                        yield prov, text, s.domain
+    def _execute(self, worker: type, spec: dict[str, Any], tasks: list[dict[str, Any]]) -> Iterator[dict[str, list[Any]]]:
+        """Run ``worker(spec)`` over ``tasks`` (one row each); yield its output columns in task order."""
+        if self.engine == "ray":
+            from .distributed import ray_map_ordered
+
+            yield from ray_map_ordered(worker, spec, tasks, concurrency=self.concurrency, address=self.ray_address)
+            return
+        w = worker(spec)
+        for t in tasks:
+            yield w({k: [v] for k, v in t.items()})
+
+    def _files(self) -> list[tuple[str, int]]:
+        return [(path, si) for si, s in enumerate(self.sources) for path in s.files]
 
     # ---- phases ----------------------------------------------------------------------------
 
     def _scan(self, report: dict[str, Any]) -> None:
         """read -> filter -> exact dedup -> MinHash signatures; survivors to stage1.jsonl."""
+        import numpy as np
+
         from .dedup import ExactDeduplicator, MinHashDeduplicator
 
         d = self.dedup_cfg
-        stats: dict[str, Counter] = defaultdict(Counter)
-        removed = _Writer(self._p("removed.scan.jsonl"))
-        stage1 = _Writer(self._p("stage1.jsonl"))
-        exact = (
-            ExactDeduplicator(
-                lowercase=d.get("exact_lowercase", False), strip_punct=d.get("exact_strip_punct", False),
-                collapse_ws=d.get("exact_collapse_ws", False), num_threads=self.num_threads,
-            )
-            if d.get("exact", True) else None
-        )  # fmt: skip
-        mh = None
+        nt = self._threads()
+        ex_cfg = {"lowercase": d.get("exact_lowercase", False), "strip_punct": d.get("exact_strip_punct", False),
+                  "collapse_ws": d.get("exact_collapse_ws", False)}  # fmt: skip
+        exact = ExactDeduplicator(**ex_cfg, num_threads=nt) if d.get("exact", True) else None
+        mh = mhd = None
         if d.get("minhash", True):
             mhd = MinHashDeduplicator(
                 d.get("num_perm", 112), d.get("bands", 14), d.get("rows", 8), d.get("ngram", 5), d.get("seed", 1),
-                num_threads=self.num_threads,
+                num_threads=nt,
             )  # fmt: skip
             mh = mhd.stream(mem_budget=int(d.get("mem_budget", 1 << 30)), spill_dir=self.out)
+        files = self._files()
+        spec = {
+            "files": files,
+            "sources": [(s.text_field, s.id_field, s.domain) for s in self.sources],
+            "filter": (
+                {"default": self.filter_cfg.get("default", {}), "domains": self.filter_cfg.get("domains", {})}
+                if self.filter_cfg.get("enabled", True) else None
+            ),
+            "exact": ex_cfg if exact is not None else None,
+            "minhash": (
+                {"num_perm": mhd.num_perm, "bands": mhd.bands, "rows": mhd.rows, "ngram": mhd.ngram, "seed": mhd.seed,
+                 "lowercase": mhd.lowercase, "strip_punct": mhd.strip_punct, "collapse_ws": mhd.collapse_ws}
+                if mhd is not None else None
+            ),
+            "num_threads": nt,
+        }  # fmt: skip
+        tasks = [
+            {"file": fi, "start": a, "end": b, "line": first}
+            for fi, (path, _) in enumerate(files)
+            for a, b, first in line_chunks(path, self.batch_size)
+        ]
+        base = os.path.dirname(self.where) if os.path.isfile(self.where) else os.getcwd()
+        rels = [os.path.relpath(path, base) for path, _ in files]
+        stats: dict[str, Counter] = defaultdict(Counter)
+        removed = _Writer(self._p("removed.scan.jsonl"))
+        stage1 = _Writer(self._p("stage1.jsonl"))
         exact_prov: list[str] = []
         bar = _bar(None, "read+filter+dedup", self.progress)
-
-        def flush(batch: list[tuple[dict[str, Any], str, str]]) -> None:
-            if not batch:
-                return
-            texts = [t for _, t, _ in batch]
-            domains = [dm for _, _, dm in batch]
-            for dm, t in zip(domains, texts):
-                stats[f"domain_in:{dm}"]["docs"] += 1
-                stats[f"domain_in:{dm}"]["chars"] += len(t)
-            if self.filters is not None:
-                res = self.filters.apply(texts, domains)
-                keep = []
-                for (prov, t, dm), r in zip(batch, res):
-                    if r.keep:
-                        keep.append((prov, r.final_text(t), dm))
-                    else:
-                        removed.write({**prov, "domain": dm, "stage": "filter", "reason": f"{r.filter}:{r.reason}"})
-                        stats["removed:filter"][f"{r.filter}:{r.reason}"] += 1
-                batch = keep
-            if exact is not None and batch:
-                start = exact.n_docs
-                ids = exact.add([t for _, t, _ in batch])
-                keep = []
-                for k, ((prov, t, dm), cid) in enumerate(zip(batch, ids.tolist())):
-                    exact_prov.append(f"{prov['file']}:{prov['line']}")
-                    if cid == start + k:
-                        keep.append((prov, t, dm))
-                    else:
-                        removed.write({**prov, "domain": dm, "stage": "exact_dedup", "reason": f"duplicate_of {exact_prov[cid]}"})
-                        stats["removed:exact_dedup"]["exact_duplicate"] += 1
-                batch = keep
-            if mh is not None and batch:
-                mh.add([t for _, t, _ in batch])
-            for prov, t, dm in batch:
-                stage1.write({"prov": prov, "text": t, "domain": dm})
-            bar.update(len(texts))
-
-        batch: list[tuple[dict[str, Any], str, str]] = []
         try:
-            for item in self._records(removed, stats):
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    flush(batch)
-                    batch = []
-            flush(batch)
+            for cols in self._execute(ScanWorker, spec, tasks):
+                st = cols["status"]
+                ok = [k for k, s in enumerate(st) if s == "ok"]
+                ex_ids: dict[int, int] = {}
+                if exact is not None and ok:
+                    start = exact.n_docs
+                    ids = exact.add_hashes(b"".join(cols["hash"][k] for k in ok)).tolist()
+                    ex_ids = {k: (c if c != start + j else -1) for j, (k, c) in enumerate(zip(ok, ids))}
+                sigs: list[bytes] = []
+                for k, status in enumerate(st):
+                    fi, line = cols["file"][k], cols["line"][k]
+                    path = files[fi][0]
+                    if status == "utf8":
+                        raise FormatError(f"{path}:{line}: not UTF-8 ({cols['reason'][k]})", path, line)
+                    prov: dict[str, Any] = {"source": self.sources[files[fi][1]].name, "file": rels[fi], "line": line}
+                    stats["read"]["in"] += 1
+                    if status == "bad":
+                        if self.on_bad_line == "error":
+                            raise FormatError(f"{path}:{line}: {cols['reason'][k]}", path, line)
+                        removed.write({**prov, "stage": "read", "reason": f"bad_line: {cols['reason'][k]}"})
+                        stats["removed:read"]["bad_line"] += 1
+                        continue
+                    if cols["id"][k] is not None:
+                        prov["id"] = json.loads(cols["id"][k])
+                    dm = cols["domain"][k]
+                    stats[f"domain_in:{dm}"]["docs"] += 1
+                    stats[f"domain_in:{dm}"]["chars"] += cols["chars"][k]
+                    if status == "filter":
+                        removed.write({**prov, "domain": dm, "stage": "filter", "reason": cols["reason"][k]})
+                        stats["removed:filter"][cols["reason"][k]] += 1
+                        continue
+                    if exact is not None:
+                        exact_prov.append(f"{prov['file']}:{prov['line']}")
+                        cid = ex_ids[k]
+                        if cid >= 0:
+                            removed.write({**prov, "domain": dm, "stage": "exact_dedup", "reason": f"duplicate_of {exact_prov[cid]}"})
+                            stats["removed:exact_dedup"]["exact_duplicate"] += 1
+                            continue
+                    if mh is not None:
+                        sigs.append(cols["sig"][k])
+                    stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm})
+                if mh is not None and mhd is not None and sigs:
+                    mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
+                bar.update(len(st))
         finally:
             bar.close()
-        import numpy as np
-
         ids = mh.finish() if mh is not None else np.arange(stage1.n, dtype=np.int64)
         np.save(self._p("minhash_clusters.npy.tmp.npy"), ids)
         os.replace(self._p("minhash_clusters.npy.tmp.npy"), self._p("minhash_clusters.npy"))
@@ -359,119 +659,125 @@ class Pipeline:
         stage1.close()
         report["scan"] = {k: dict(v) for k, v in stats.items()}
 
-    def _decontaminator(self) -> Any:
-        # qwen25.data.Decontaminator (the decontamination engine). Without a configured test set
-        # the stage is skipped and the report says so.
-        if not self.decon_cfg.get("enabled", True):
-            return None, "disabled"
-        if "test_set" not in self.decon_cfg.get("options", {}):
-            return None, "skipped: no test_set in [decontaminate] options"
-        try:
-            import qwen25.data as qd
-
-            cls = qd.Decontaminator
-        except (ImportError, AttributeError):
-            return None, "skipped: qwen25.data.Decontaminator is not available"
-        dc = cls(**self.decon_cfg.get("options", {}))
-        # Decontaminator.check(texts) -> one witness (truthy) or None per text
-        for meth in ("check", "contaminated", "is_contaminated"):
-            if hasattr(dc, meth):
-                return getattr(dc, meth), f"ran Decontaminator.{meth}"
-        return None, "skipped: Decontaminator has no check() method"
-
     def _near_dedup(self, report: dict[str, Any]) -> None:
-        """MinHash keep flags, decontaminate, classify; survivors to stage2/<domain>.jsonl."""
+        """MinHash keep flags, decontaminate, classify, tokenize; survivors to
+        stage2/NNNN.jsonl with their token ids in stage2/NNNN.tok (lengths in NNNN.len)."""
         import numpy as np
 
         ids = np.load(self._p("minhash_clusters.npy"))
+        keep = (ids == np.arange(len(ids))).astype(np.uint8)
         removed = _Writer(self._p("removed.near.jsonl"))
         os.makedirs(self._p("stage2"), exist_ok=True)
-        writers: dict[str, _Writer] = {}
+        writers: dict[str, tuple[_Writer, _TokenWriter]] = {}
         stats: dict[str, Counter] = defaultdict(Counter)
-        decon, decon_note = self._decontaminator()
-        clf = None
-        if "model" in self.classify_cfg:
-            from .classify import DomainClassifier
-
-            clf = DomainClassifier.load(self.classify_cfg["model"], num_threads=self.num_threads)
+        meth, decon_note = _decontam_plan(self.decon_cfg)
+        spec = {
+            "stage1": self._p("stage1.jsonl"),
+            "decontaminate_method": meth,
+            "decontaminate_options": self.decon_cfg.get("options", {}),
+            "classify_model": self.classify_cfg.get("model"),
+            "num_threads": self._threads(),
+        }
+        tasks = []
+        i = 0
+        for a, b, first in line_chunks(spec["stage1"], self.batch_size):
+            n = min(self.batch_size, len(ids) - (first - 1))
+            tasks.append({"start": a, "end": b, "keep": keep[first - 1 : first - 1 + n].tobytes()})
         provs: list[str] = []
-        bar = _bar(len(ids), "near-dedup+decontam+classify", self.progress)
-
-        def flush(batch: list[dict[str, Any]]) -> None:
-            if not batch:
-                return
-            if decon is not None:
-                flags = list(decon([r["text"] for r in batch]))
-                keep = []
-                for r, bad in zip(batch, flags):
-                    if bad:
-                        why = "benchmark_overlap" if bad is True else f"benchmark_overlap: {bad!r}"[:300]
-                        removed.write({**r["prov"], "domain": r["domain"], "stage": "decontaminate", "reason": why})
-                        stats["removed:decontaminate"]["benchmark_overlap"] += 1
-                    else:
-                        keep.append(r)
-                batch = keep
-            if clf is not None and batch:
-                for r, lab in zip(batch, clf.predict([r["text"] for r in batch])):
-                    r["domain"] = lab
-            for r in batch:
-                w = writers.get(r["domain"])
-                if w is None:
-                    w = writers[r["domain"]] = _Writer(self._p(os.path.join("stage2", f"{len(writers):04d}.jsonl")))
-                    w.domain = r["domain"]  # type: ignore[attr-defined]
-                w.write(r)
-            bar.update(len(batch))
-
-        batch: list[dict[str, Any]] = []
-        for i, r in enumerate(_read_jsonl(self._p("stage1.jsonl"))):
-            provs.append(f"{r['prov']['file']}:{r['prov']['line']}")
-            if ids[i] != i:
-                removed.write({**r["prov"], "domain": r["domain"], "stage": "minhash_dedup", "reason": f"near_duplicate_of {provs[ids[i]]}"})
-                stats["removed:minhash_dedup"]["near_duplicate"] += 1
-                bar.update(1)
-                continue
-            batch.append(r)
-            if len(batch) >= self.batch_size:
-                flush(batch)
-                batch = []
-        flush(batch)
+        bar = _bar(len(ids), "near-dedup+decontam+classify+tokenize", self.progress)
+        for cols in self._execute(NearWorker, spec, tasks):
+            for k, status in enumerate(cols["status"]):
+                prov = json.loads(cols["prov"][k])
+                provs.append(f"{prov['file']}:{prov['line']}")
+                dm = cols["domain"][k]
+                if status == "minhash":
+                    removed.write({**prov, "domain": dm, "stage": "minhash_dedup", "reason": f"near_duplicate_of {provs[ids[i]]}"})
+                    stats["removed:minhash_dedup"]["near_duplicate"] += 1
+                elif status == "decontaminate":
+                    removed.write({**prov, "domain": dm, "stage": "decontaminate", "reason": cols["reason"][k]})
+                    stats["removed:decontaminate"]["benchmark_overlap"] += 1
+                else:
+                    w = writers.get(dm)
+                    if w is None:
+                        stem = self._p(os.path.join("stage2", f"{len(writers):04d}"))
+                        w = writers[dm] = (_Writer(stem + ".jsonl"), _TokenWriter(stem))
+                    w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm})
+                    w[1].write(cols["tokens"][k])
+                i += 1
+            bar.update(len(cols["status"]))
         bar.close()
-        for w in writers.values():
-            w.close()
+        if i != len(ids):
+            raise Qwen25ValueError(f"{spec['stage1']}: {i} records read back, {len(ids)} expected (changed during the run?)")
+        for jw, tw in writers.values():
+            jw.close()
+            tw.close()
         removed.close()
-        index = {w.domain: {"file": os.path.basename(w.path), "docs": w.n} for w in writers.values()}  # type: ignore[attr-defined]
+        index = {
+            dm: {"file": os.path.basename(jw.path), "docs": jw.n, "tokens": tw.tokens,
+                 "tok": os.path.basename(tw.stem) + ".tok", "len": os.path.basename(tw.stem) + ".len"}
+            for dm, (jw, tw) in writers.items()
+        }  # fmt: skip
         with open(self._p("stage2/index.json.tmp"), "w", encoding="utf-8") as f:
             json.dump(index, f)
         os.replace(self._p("stage2/index.json.tmp"), self._p("stage2/index.json"))
         report["near_dedup"] = {k: dict(v) for k, v in stats.items()}
         report["decontaminate"] = decon_note
-        report["classify"] = "DomainClassifier" if clf is not None else "source domains"
+        report["classify"] = "DomainClassifier" if spec["classify_model"] is not None else "source domains"
+
+    def _quotas(self, index: dict[str, Any], lengths: dict[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
+        """Documents to take per domain (repeats included) and the token quota behind them."""
+        from .mix import docs_for_token_quota, weights_from_proportions
+
+        unit = self.mix_cfg.get("unit", "tokens")
+        weights = self.mix_cfg.get("weights")
+        max_repeat = float(self.mix_cfg.get("max_repeat", 1.0))
+        docs = {d: v["docs"] for d, v in index.items()}
+        toks = {d: v["tokens"] for d, v in index.items()}
+        if not weights:
+            return dict(docs), {d: float(t) for d, t in toks.items()}
+        unknown = sorted(set(weights) - set(docs))
+        if unknown:
+            print(f"qwen25 data: note: mix weights name domains with no documents: {unknown}", file=sys.stderr)
+        sizes = toks if unit == "tokens" else docs
+        have = {d: sizes.get(d, 0) for d in weights}
+        total = self.mix_cfg.get("total_tokens" if unit == "tokens" else "total_docs")
+        if total is None:  # the largest output that meets the proportions within the repeat cap
+            wsum = sum(weights.values())
+            total = min((max_repeat * have[d] / (w / wsum) for d, w in weights.items() if w > 0), default=0)
+        plan = weights_from_proportions(have, weights, total_tokens=float(total), max_repeat=max_repeat)
+        count: dict[str, int] = {}
+        quota: dict[str, float] = {}
+        for d in weights:
+            if unit == "docs":
+                count[d] = int(round(plan.tokens[d]))
+                quota[d] = float(_tokens_of(lengths.get(d), count[d]))
+            else:
+                count[d] = docs_for_token_quota(lengths.get(d, []), plan.tokens[d])[0]
+                quota[d] = plan.tokens[d]
+        for d in docs:
+            count.setdefault(d, 0)
+            quota.setdefault(d, 0.0)
+        return count, quota
 
     def _mix_pack(self, report: dict[str, Any]) -> None:
-        from .mix import WeightedInterleaver, weights_from_proportions
+        import numpy as np
+
+        from .mix import WeightedInterleaver
         from .pack import TokenPacker
 
         with open(self._p("stage2/index.json"), encoding="utf-8") as f:
             index = json.load(f)
-        sizes = {d: v["docs"] for d, v in index.items()}
-        weights = self.mix_cfg.get("weights")
-        max_repeat = float(self.mix_cfg.get("max_repeat", 1.0))
-        if weights:
-            unknown = sorted(set(weights) - set(sizes))
-            if unknown:
-                print(f"qwen25 data: note: mix weights name domains with no documents: {unknown}", file=sys.stderr)
-            have = {d: sizes.get(d, 0) for d in weights}
-            total = self.mix_cfg.get("total_docs")
-            if total is None:  # the largest output that meets the proportions within the repeat cap
-                wsum = sum(weights.values())
-                total = min((max_repeat * have[d] / (w / wsum) for d, w in weights.items() if w > 0), default=0)
-            plan = weights_from_proportions(have, weights, total_tokens=float(total), max_repeat=max_repeat)
-            quota = {d: int(round(plan.tokens[d])) for d in weights}
-        else:
-            quota = dict(sizes)
-        for d in sizes:
-            quota.setdefault(d, 0)
-        live = {d: q for d, q in quota.items() if q > 0}
+        def stage2(name: str) -> str:
+            return self._p(os.path.join("stage2", name))
+
+        lengths = {d: np.fromfile(stage2(v["len"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
+        starts = {d: np.concatenate([[0], np.cumsum(n)]) for d, n in lengths.items()}
+        tokens = {  # memory-mapped: the token ids stay on disk until packed
+            d: np.memmap(stage2(v["tok"]), dtype="<u4", mode="r") if v["tokens"] else np.zeros(0, "<u4")
+            for d, v in index.items()
+        }
+        count, quota = self._quotas(index, lengths)
+        live = {d: q for d, q in count.items() if q > 0 and d in index}
         kept = _Writer(self._p("kept.jsonl"))
         removed = _Writer(self._p("removed.mix.jsonl"))
         stats: dict[str, Counter] = defaultdict(Counter)
@@ -482,21 +788,22 @@ class Pipeline:
             extra={"pipeline": os.path.basename(self.where)},
         )  # fmt: skip
 
-        def reader(d: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        def reader(d: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
             rep = 0
             while True:
                 n = 0
-                for r in _read_jsonl(self._p(os.path.join("stage2", index[d]["file"]))):
+                for k, r in enumerate(_read_jsonl(self._p(os.path.join("stage2", index[d]["file"])))):
                     n += 1
-                    yield rep, r
+                    yield rep, k, r
                 rep += 1
                 if n == 0:
                     return
 
         iters = {d: reader(d) for d in live}
         taken: Counter[str] = Counter()
+        taken_tokens: Counter[str] = Counter()
         it = WeightedInterleaver(live, seed=int(self.mix_cfg.get("seed", 0)), mode=self.mix_cfg.get("mode", "smooth")) if live else None
-        out: list[tuple[int, dict[str, Any]]] = []
+        out: list[tuple[str, int, int, dict[str, Any]]] = []
         n_doc = 0
         bar = _bar(sum(live.values()), "mix+pack", self.progress)
 
@@ -504,13 +811,18 @@ class Pipeline:
             nonlocal n_doc
             if not out:
                 return
-            packer.add([r["text"] for _, r in out], source=[r["domain"] for _, r in out])
-            for rep, r in out:
+            parts = [tokens[d][starts[d][k] : starts[d][k + 1]] for d, _, k, _ in out]
+            lens = np.array([len(p) for p in parts], dtype=np.int64)
+            flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
+            packer.add_token_arrays(flat, lens, [r["domain"] for _, _, _, r in out])
+            for (d, rep, _, r), n in zip(out, lens.tolist()):
                 kept.write({**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep})
                 n_doc += 1
                 key = f"domain_out:{r['domain']}"
                 stats[key]["docs" if rep == 0 else "repeats"] += 1
                 stats[key]["chars"] += len(r["text"])
+                stats[key]["tokens"] += n
+                taken_tokens[d] += n
             bar.update(len(out))
             out.clear()
 
@@ -518,7 +830,7 @@ class Pipeline:
             d = it.next()
             if d not in live:
                 continue
-            out.append(next(iters[d]))
+            out.append((d, *next(iters[d])))
             taken[d] += 1
             if taken[d] >= live[d]:
                 del live[d]
@@ -538,7 +850,12 @@ class Pipeline:
         manifest = packer.finish()
         kept.close()
         removed.close()
-        report["mix"] = {"quota": quota, "taken": dict(taken), **{k: dict(v) for k, v in stats.items()}}
+        report["mix"] = {
+            "unit": self.mix_cfg.get("unit", "tokens"),
+            "quota": {d: {"docs": count[d], "tokens": round(quota[d], 3)} for d in sorted(count)},
+            "taken": {d: {"docs": taken[d], "tokens": taken_tokens[d]} for d in sorted(count)},
+            **{k: dict(v) for k, v in stats.items()},
+        }
         report["pack"] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
 
     # ---- run -------------------------------------------------------------------------------
@@ -583,13 +900,14 @@ class Pipeline:
         n_kept = sum(v.get("docs", 0) for k, v in mix.items() if k.startswith("domain_out:"))
         n_repeats = sum(v.get("repeats", 0) for k, v in mix.items() if k.startswith("domain_out:"))
         return {
+            "engine": self.engine,
             "documents_in": n_in,
             "documents_removed": n_removed,
             "documents_packed": n_kept,  # distinct records; repeats counted apart
             "removed_by_stage": removed,
             "domains_in": {k.split(":", 1)[1]: v for k, v in scan.items() if k.startswith("domain_in:")},
             "domains_out": {k.split(":", 1)[1]: v for k, v in mix.items() if k.startswith("domain_out:")},
-            "mix": {"quota": mix.get("quota", {}), "taken": mix.get("taken", {})},
+            "mix": {"unit": mix.get("unit"), "quota": mix.get("quota", {}), "taken": mix.get("taken", {})},
             "repeats": n_repeats,
             "decontaminate": r.get("decontaminate"),
             "classify": r.get("classify"),
@@ -597,9 +915,18 @@ class Pipeline:
         }
 
 
-def run_pipeline(path: str | os.PathLike[str], *, progress: bool = True) -> dict[str, Any]:
-    """Run the pipeline described by a TOML file; returns the final report."""
-    return Pipeline(load_config(path), progress=progress).run()
+def _tokens_of(lengths: Any, n_docs: int) -> int:
+    """Tokens in the first ``n_docs`` documents taken in order, cycling through ``lengths``."""
+    if lengths is None or len(lengths) == 0 or n_docs <= 0:
+        return 0
+    full, part = divmod(n_docs, len(lengths))
+    return int(full * int(lengths.sum()) + int(lengths[:part].sum()))
+
+
+def run_pipeline(path: str | os.PathLike[str], *, progress: bool = True, engine: str | None = None) -> dict[str, Any]:
+    """Run the pipeline described by a TOML file; returns the final report. ``engine``
+    ("local" or "ray") overrides ``[pipeline] engine``."""
+    return Pipeline(load_config(path), progress=progress, engine=engine).run()
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -619,11 +946,20 @@ def format_report(rep: dict[str, Any]) -> str:
         b = rep["domains_out"].get(d, {}).get("docs", 0)
         toks = rep.get("pack", {}).get("tokens_by_domain", {}).get(d, 0)
         lines.append(f"  {d:<20} {a:>8} -> {b:>8}  ({toks} tokens)")
+    mix = rep.get("mix", {})
+    if mix.get("quota"):
+        lines.append(f"mix quota -> taken (by {mix.get('unit')}):")
+        for d, q in mix["quota"].items():
+            t = mix.get("taken", {}).get(d, {})
+            lines.append(
+                f"  {d:<20} {q.get('tokens', 0):>12.0f} tokens / {q.get('docs', 0):>8} docs"
+                f" -> {t.get('tokens', 0):>12} tokens / {t.get('docs', 0):>8} docs"
+            )
     pk = rep.get("pack", {})
     if pk:
         lines.append(
             f"packed: {pk.get('sequences', 0)} sequences, {pk.get('tokens', 0)} tokens "
             f"({pk.get('document_tokens', 0)} document tokens, {pk.get('padding', 0)} padding)"
         )
-    lines.append(f"decontaminate: {rep.get('decontaminate')}")
+    lines.append(f"engine: {rep.get('engine', 'local')}; decontaminate: {rep.get('decontaminate')}")
     return "\n".join(lines)

@@ -80,6 +80,57 @@ impl Packer {
             .py_err()
     }
 
+    /// Append many tokenized documents at once: `tokens` holds their ids back to back as
+    /// little-endian uint32 bytes, `lengths` one little-endian uint64 token count per document,
+    /// `sources` one source id per document. Returns the document tokens added.
+    fn add_token_batch(
+        &self,
+        py: Python<'_>,
+        tokens: &[u8],
+        lengths: &[u8],
+        sources: Vec<u64>,
+    ) -> PyResult<u64> {
+        let bad = |m: String| crate::errors::to_pyerr(Error::Value(m));
+        if !tokens.len().is_multiple_of(4) || !lengths.len().is_multiple_of(8) {
+            return Err(bad(
+                "tokens must be uint32 bytes and lengths uint64 bytes".into()
+            ));
+        }
+        let toks: Vec<u32> = tokens
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let lens: Vec<u64> = lengths
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+            .collect();
+        if lens.len() != sources.len() {
+            return Err(bad(format!(
+                "{} lengths but {} sources",
+                lens.len(),
+                sources.len()
+            )));
+        }
+        let total: u128 = lens.iter().map(|&n| n as u128).sum();
+        if total != toks.len() as u128 {
+            return Err(bad(format!(
+                "lengths add up to {total} tokens but {} were given",
+                toks.len()
+            )));
+        }
+        py.detach(|| -> Result<u64, Error> {
+            let mut g = self.inner.lock().map_err(|_| lock_err())?;
+            let mut pos = 0usize;
+            for (&n, &s) in lens.iter().zip(&sources) {
+                let end = pos + n as usize;
+                g.add_doc(&toks[pos..end], s)?;
+                pos = end;
+            }
+            Ok(toks.len() as u64)
+        })
+        .py_err()
+    }
+
     /// (n_docs, n_doc_tokens, n_tokens, n_sequences, n_pad, [(shard, tokens)])
     fn finish(&self, py: Python<'_>) -> PyResult<Summary> {
         py.detach(|| -> Result<Summary, Error> {
