@@ -1,5 +1,5 @@
 """The pipeline job behind ``qwen25 data run pipeline.toml``:
-read -> filter -> exact dedup -> MinHash dedup -> decontaminate -> classify -> tokenize -> mix -> pack.
+read + tokenize -> filter -> exact dedup -> MinHash dedup -> decontaminate -> classify -> mix -> pack.
 
 Nothing is lost: every input record ends either in the packed output (listed, with its
 provenance and packed document index, in ``kept.jsonl``) or in ``removed.jsonl`` with the stage
@@ -21,9 +21,15 @@ field) and ``packed/`` (tested on a local Ray). Under Ray, workers read the inpu
 ``stage1.jsonl`` themselves (by byte ranges), so these paths must be the same on every node (a
 shared filesystem); the driver writes every output.
 
-Mixing is by tokens (as Qwen2.5 mixes): every surviving document is tokenized once, before the
-mix, and its ids kept beside its domain file (``stage2/NNNN.tok``, uint32, with per-document
-lengths in ``NNNN.len``, uint64). The token quota of each domain comes from
+Every document is tokenized once, when it is read (in :class:`ScanWorker`, the Qwen2.5
+tokenizer's ``encode_ordinary``, what the packer stores; re-encoded only when C4 removes lines).
+So ``report.json`` ``stages`` gives, for every stage and per domain, the documents and tokens
+that went in, came out and were removed (plus the tokens of lines C4 removed, and the mix's
+repeats), and the stages chain: what leaves one enters the next (tested against HF tokenizers).
+The ids of the survivors travel beside the text (``stage1.tok``, then per domain
+``stage2/NNNN.tok``, uint32, with per-document lengths in ``.len``, uint64) to the packer.
+
+Mixing is by tokens (as Qwen2.5 mixes). The token quota of each domain comes from
 :func:`qwen25.data.mix.weights_from_proportions` over the domains' token counts (within
 ``max_repeat`` epochs); :func:`qwen25.data.mix.docs_for_token_quota` turns it into a number of
 documents (in order, cycling for repeats; the document crossing the quota is taken when at
@@ -200,6 +206,28 @@ class _TokenWriter:
             os.replace(self.stem + ext + ".tmp", self.stem + ext)
 
 
+STAGES = ("read", "filter", "exact_dedup", "minhash_dedup", "decontaminate", "classify", "mix")
+_FLOW_KEYS = ("in_docs", "in_tokens", "out_docs", "out_tokens", "removed_docs", "removed_tokens", "repeat_docs", "repeat_tokens")
+
+
+def _flow(stats: dict[str, Counter], stage: str, domain: str, tokens: int, out: bool, *,
+          out_tokens: int | None = None, out_domain: str | None = None) -> None:
+    """Count one document into ``stage`` (its domain and tokens going in) and, when ``out``, out
+    of it (tokens and domain coming out, the same unless given). Kept in the phase reports as
+    ``flow:STAGE:DOMAIN`` counters of in_docs, in_tokens, out_docs, out_tokens, removed_docs,
+    removed_tokens."""
+    c = stats[f"flow:{stage}:{domain}"]
+    c["in_docs"] += 1
+    c["in_tokens"] += tokens
+    if not out:
+        c["removed_docs"] += 1
+        c["removed_tokens"] += tokens
+    else:
+        o = stats[f"flow:{stage}:{domain if out_domain is None else out_domain}"]
+        o["out_docs"] += 1
+        o["out_tokens"] += tokens if out_tokens is None else out_tokens
+
+
 def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -265,13 +293,16 @@ class ScanWorker:
     SCHEMA = {
         "file": "int64", "line": "int64", "status": "string", "reason": "string", "id": "string",
         "domain": "string", "text": "string", "chars": "int64", "hash": "binary", "sig": "binary",
+        "ntok": "int64", "tokens": "binary",
     }  # fmt: skip
 
     def __init__(self, spec: dict[str, Any]) -> None:
         from .. import _native
+        from ..tokenizer import Tokenizer
         from .filters import DomainFilters, FilterConfig
 
         self.spec = spec
+        self.tok = Tokenizer.qwen25()
         self.nt = spec["num_threads"]
         self.filters = None
         f = spec["filter"]
@@ -320,17 +351,28 @@ class ScanWorker:
                     ok_domains.append(domain)
                 for key, v in (("file", fi), ("line", first + k), ("status", status), ("reason", reason), ("id", rid),
                                ("domain", domain), ("text", text), ("chars", len(text) if text is not None else -1),
-                               ("hash", None), ("sig", None)):  # fmt: skip
+                               ("hash", None), ("sig", None), ("ntok", -1), ("tokens", None)):  # fmt: skip
                     out[key].append(v)
+        # every parsed document is tokenized here, once: its token count enters the report at
+        # every stage, and the ids of the survivors travel to the packer (no second tokenization)
+        ids = self._encode(ok_texts)
+        for row, b in zip(ok_rows, ids):
+            out["ntok"][row] = len(b) // 4
+            out["tokens"][row] = b
         if self.filters is not None and ok_texts:
-            keep_rows, keep_texts = [], []
+            keep_rows, keep_texts, changed = [], [], []
             for row, t, r in zip(ok_rows, ok_texts, self.filters.apply(ok_texts, ok_domains)):
                 if r.keep:
                     keep_rows.append(row)
                     keep_texts.append(r.final_text(t))
                     out["text"][row] = keep_texts[-1]
+                    if r.text is not None:
+                        changed.append(row)
                 else:
                     out["status"][row], out["reason"][row], out["text"][row] = "filter", f"{r.filter}:{r.reason}", None
+                    out["tokens"][row] = None
+            for row, b in zip(changed, self._encode([out["text"][row] for row in changed])):
+                out["tokens"][row] = b  # lines removed by C4: the ids of the text that goes on
             ok_rows, ok_texts = keep_rows, keep_texts
         if self.exact is not None and ok_texts:
             ex = self.exact
@@ -343,6 +385,14 @@ class ScanWorker:
             for j, row in enumerate(ok_rows):
                 out["sig"][row] = bytes(sig[w * j : w * j + w])
         return out
+
+    def _encode(self, texts: list[str]) -> list[bytes]:
+        """uint32 ids of each text as ``encode_ordinary`` gives them (what packing stores)."""
+        if not texts:
+            return []
+        ids, offsets = self.tok.encode_batch(texts, allowed_special=set(), num_threads=self.nt, flat=True)
+        raw = ids.astype("<u4", copy=False).tobytes()
+        return [raw[4 * int(offsets[j]) : 4 * int(offsets[j + 1])] for j in range(len(texts))]
 
 
 def _decontam_plan(cfg: dict[str, Any]) -> tuple[str | None, str]:
@@ -365,18 +415,17 @@ def _decontam_plan(cfg: dict[str, Any]) -> tuple[str | None, str]:
 
 
 class NearWorker:
-    """Decontaminate, classify and tokenize the MinHash survivors of ``stage1.jsonl``.
+    """Decontaminate and classify the MinHash survivors of ``stage1.jsonl``.
 
     Task columns: ``start``/``end`` (bytes of stage1.jsonl), ``keep`` (one byte per line: 1 when
     the line is its MinHash cluster's first). One output row per line, ``status`` one of
-    ``ok`` (with ``text``, ``domain`` after classification and ``tokens``, uint32 bytes),
-    ``minhash`` or ``decontaminate`` (``domain`` before classification)."""
+    ``ok`` (with ``text`` and ``domain`` after classification), ``minhash`` or ``decontaminate``;
+    ``src_domain`` is the domain before classification."""
 
-    SCHEMA = {"prov": "string", "domain": "string", "text": "string", "status": "string", "reason": "string", "tokens": "binary"}
+    SCHEMA = {"prov": "string", "src_domain": "string", "domain": "string", "text": "string", "status": "string",
+              "reason": "string"}  # fmt: skip
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        from ..tokenizer import Tokenizer
-
         self.spec = spec
         self.nt = spec["num_threads"]
         self.decon = None
@@ -390,7 +439,6 @@ class NearWorker:
             from .classify import DomainClassifier
 
             self.clf = DomainClassifier.load(spec["classify_model"], num_threads=self.nt)
-        self.tok = Tokenizer.qwen25()
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
@@ -399,9 +447,9 @@ class NearWorker:
             for raw, k in zip(_chunk_lines(self.spec["stage1"], start, end), keep):
                 r = json.loads(raw)
                 out["prov"].append(json.dumps(r["prov"], ensure_ascii=False))
+                out["src_domain"].append(r["domain"])
                 out["domain"].append(r["domain"])
                 out["reason"].append(None)
-                out["tokens"].append(None)
                 if k:
                     live.append(len(out["text"]))
                     out["text"].append(r["text"])
@@ -420,14 +468,9 @@ class NearWorker:
                 else:
                     keep_rows.append(i)
             live = keep_rows
-        if live:
-            texts = [out["text"][i] for i in live]
-            if self.clf is not None:
-                for i, lab in zip(live, self.clf.predict(texts)):
-                    out["domain"][i] = lab
-            ids, offsets = self.tok.encode_batch(texts, allowed_special=set(), num_threads=self.nt, flat=True)
-            for j, i in enumerate(live):
-                out["tokens"][i] = ids[int(offsets[j]) : int(offsets[j + 1])].tobytes()
+        if live and self.clf is not None:
+            for i, lab in zip(live, self.clf.predict([out["text"][i] for i in live])):
+                out["domain"][i] = lab
         return out
 
 
@@ -603,6 +646,7 @@ class Pipeline:
         stats: dict[str, Counter] = defaultdict(Counter)
         removed = _Writer(self._p("removed.scan.jsonl"))
         stage1 = _Writer(self._p("stage1.jsonl"))
+        stage1_tokens = _TokenWriter(self._p("stage1"))
         exact_prov: list[str] = []
         bar = _bar(None, "read+filter+dedup", self.progress)
         try:
@@ -622,31 +666,41 @@ class Pipeline:
                         raise FormatError(f"{path}:{line}: not UTF-8 ({cols['reason'][k]})", path, line)
                     prov: dict[str, Any] = {"source": self.sources[files[fi][1]].name, "file": rels[fi], "line": line}
                     stats["read"]["in"] += 1
+                    dm = cols["domain"][k]
                     if status == "bad":
                         if self.on_bad_line == "error":
                             raise FormatError(f"{path}:{line}: {cols['reason'][k]}", path, line)
                         removed.write({**prov, "stage": "read", "reason": f"bad_line: {cols['reason'][k]}"})
                         stats["removed:read"]["bad_line"] += 1
+                        _flow(stats, "read", dm, 0, False)  # a bad line has no text to count
                         continue
                     if cols["id"][k] is not None:
                         prov["id"] = json.loads(cols["id"][k])
-                    dm = cols["domain"][k]
+                    ntok = int(cols["ntok"][k])
+                    _flow(stats, "read", dm, ntok, True)
                     stats[f"domain_in:{dm}"]["docs"] += 1
                     stats[f"domain_in:{dm}"]["chars"] += cols["chars"][k]
+                    stats[f"domain_in:{dm}"]["tokens"] += ntok
                     if status == "filter":
                         removed.write({**prov, "domain": dm, "stage": "filter", "reason": cols["reason"][k]})
                         stats["removed:filter"][cols["reason"][k]] += 1
+                        _flow(stats, "filter", dm, ntok, False)
                         continue
+                    ntok_out = len(cols["tokens"][k]) // 4  # C4 may have removed lines
+                    _flow(stats, "filter", dm, ntok, True, out_tokens=ntok_out)
                     if exact is not None:
                         exact_prov.append(f"{prov['file']}:{prov['line']}")
                         cid = ex_ids[k]
                         if cid >= 0:
                             removed.write({**prov, "domain": dm, "stage": "exact_dedup", "reason": f"duplicate_of {exact_prov[cid]}"})
                             stats["removed:exact_dedup"]["exact_duplicate"] += 1
+                            _flow(stats, "exact_dedup", dm, ntok_out, False)
                             continue
+                    _flow(stats, "exact_dedup", dm, ntok_out, True)
                     if mh is not None:
                         sigs.append(cols["sig"][k])
                     stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm})
+                    stage1_tokens.write(cols["tokens"][k])
                 if mh is not None and mhd is not None and sigs:
                     mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
                 bar.update(len(st))
@@ -657,6 +711,7 @@ class Pipeline:
         os.replace(self._p("minhash_clusters.npy.tmp.npy"), self._p("minhash_clusters.npy"))
         removed.close()
         stage1.close()
+        stage1_tokens.close()
         report["scan"] = {k: dict(v) for k, v in stats.items()}
 
     def _near_dedup(self, report: dict[str, Any]) -> None:
@@ -684,25 +739,36 @@ class Pipeline:
             n = min(self.batch_size, len(ids) - (first - 1))
             tasks.append({"start": a, "end": b, "keep": keep[first - 1 : first - 1 + n].tobytes()})
         provs: list[str] = []
-        bar = _bar(len(ids), "near-dedup+decontam+classify+tokenize", self.progress)
+        lens = np.fromfile(self._p("stage1.len"), dtype="<u8").astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)])
+        if len(lens) != len(ids):
+            raise Qwen25ValueError(f"{self._p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
+        toks = np.memmap(self._p("stage1.tok"), dtype="<u4", mode="r") if starts[-1] else np.zeros(0, "<u4")
+        bar = _bar(len(ids), "near-dedup+decontam+classify", self.progress)
         for cols in self._execute(NearWorker, spec, tasks):
             for k, status in enumerate(cols["status"]):
                 prov = json.loads(cols["prov"][k])
                 provs.append(f"{prov['file']}:{prov['line']}")
-                dm = cols["domain"][k]
+                dm, src = cols["domain"][k], cols["src_domain"][k]
+                n = int(lens[i])
+                _flow(stats, "minhash_dedup", src, n, status != "minhash")
                 if status == "minhash":
                     removed.write({**prov, "domain": dm, "stage": "minhash_dedup", "reason": f"near_duplicate_of {provs[ids[i]]}"})
                     stats["removed:minhash_dedup"]["near_duplicate"] += 1
-                elif status == "decontaminate":
+                    i += 1
+                    continue
+                _flow(stats, "decontaminate", src, n, status != "decontaminate")
+                if status == "decontaminate":
                     removed.write({**prov, "domain": dm, "stage": "decontaminate", "reason": cols["reason"][k]})
                     stats["removed:decontaminate"]["benchmark_overlap"] += 1
                 else:
+                    _flow(stats, "classify", src, n, True, out_domain=dm)
                     w = writers.get(dm)
                     if w is None:
                         stem = self._p(os.path.join("stage2", f"{len(writers):04d}"))
                         w = writers[dm] = (_Writer(stem + ".jsonl"), _TokenWriter(stem))
                     w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm})
-                    w[1].write(cols["tokens"][k])
+                    w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
                 i += 1
             bar.update(len(cols["status"]))
         bar.close()
@@ -843,6 +909,12 @@ class Pipeline:
         # documents a down-sampled domain did not reach
         for d, v in index.items():
             skip = min(taken[d], v["docs"])
+            first = int(lengths[d][:skip].sum())  # tokens of the distinct documents taken
+            stats[f"flow:mix:{d}"].update({
+                "in_docs": v["docs"], "in_tokens": v["tokens"], "out_docs": taken[d], "out_tokens": taken_tokens[d],
+                "removed_docs": v["docs"] - skip, "removed_tokens": v["tokens"] - first,
+                "repeat_docs": taken[d] - skip, "repeat_tokens": taken_tokens[d] - first,
+            })  # fmt: skip
             for k, r in enumerate(_read_jsonl(self._p(os.path.join("stage2", v["file"])))):
                 if k >= skip:
                     removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": "downsampled"})
@@ -895,6 +967,25 @@ class Pipeline:
             for k, v in part.items():
                 if k.startswith("removed:"):
                     removed[k.split(":", 1)[1]] = v
+        stages: dict[str, Any] = {}
+        for st in STAGES:
+            doms: dict[str, dict[str, int]] = {}
+            for part in (scan, near, mix):
+                for k, v in part.items():
+                    if k.startswith(f"flow:{st}:"):
+                        doms[k.split(":", 2)[2]] = {
+                            c: int(v.get(c, 0)) for c in _FLOW_KEYS if c in v or not c.startswith("repeat")
+                        }
+            tot = {c: sum(dv.get(c, 0) for dv in doms.values()) for c in _FLOW_KEYS}
+            stages[st] = {
+                "in": {"docs": tot["in_docs"], "tokens": tot["in_tokens"]},
+                "out": {"docs": tot["out_docs"], "tokens": tot["out_tokens"]},
+                "removed": {"docs": tot["removed_docs"], "tokens": tot["removed_tokens"]},  # whole documents
+                **({"repeats": {"docs": tot["repeat_docs"], "tokens": tot["repeat_tokens"]}} if st == "mix" else {}),
+                # tokens taken out of documents that go on (C4's line removal)
+                **({"trimmed_tokens": tot["in_tokens"] - tot["removed_tokens"] - tot["out_tokens"]} if st == "filter" else {}),
+                "domains": dict(sorted(doms.items())),
+            }
         n_in = scan.get("read", {}).get("in", 0)
         n_removed = sum(sum(v.values()) for v in removed.values())
         n_kept = sum(v.get("docs", 0) for k, v in mix.items() if k.startswith("domain_out:"))
@@ -905,6 +996,7 @@ class Pipeline:
             "documents_removed": n_removed,
             "documents_packed": n_kept,  # distinct records; repeats counted apart
             "removed_by_stage": removed,
+            "stages": stages,  # documents and tokens in and out of each stage, per domain
             "domains_in": {k.split(":", 1)[1]: v for k, v in scan.items() if k.startswith("domain_in:")},
             "domains_out": {k.split(":", 1)[1]: v for k, v in mix.items() if k.startswith("domain_out:")},
             "mix": {"unit": mix.get("unit"), "quota": mix.get("quota", {}), "taken": mix.get("taken", {})},
@@ -936,10 +1028,20 @@ def format_report(rep: dict[str, Any]) -> str:
         f"documents packed:  {rep['documents_packed']} (+{rep['repeats']} repeats)",
         "removed by stage:",
     ]
-    for stage, reasons in rep["removed_by_stage"].items():
+    for stage, reasons in sorted(rep["removed_by_stage"].items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else 0):
         lines.append(f"  {stage:<14} {sum(reasons.values()):>8}")
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
             lines.append(f"      {reason:<40} {n:>8}")
+    if rep.get("stages"):
+        lines.append(f"{'stage':<15} {'docs in':>9} {'out':>9} {'removed':>9} {'tokens in':>12} {'out':>12} {'removed':>12}")
+        for name in sorted(rep["stages"], key=lambda n: STAGES.index(n) if n in STAGES else len(STAGES)):
+            v = rep["stages"][name]
+            lines.append(
+                f"  {name:<13} {v['in']['docs']:>9} {v['out']['docs']:>9} {v['removed']['docs']:>9} "
+                f"{v['in']['tokens']:>12} {v['out']['tokens']:>12} {v['removed']['tokens']:>12}"
+                + (f"  (+{v['repeats']['docs']} repeated docs)" if v.get("repeats", {}).get("docs") else "")
+                + (f"  ({v['trimmed_tokens']} tokens of removed lines)" if v.get("trimmed_tokens") else "")
+            )
     lines.append("domains (docs in -> packed):")
     for d in sorted(set(rep["domains_in"]) | set(rep["domains_out"])):
         a = rep["domains_in"].get(d, {}).get("docs", 0)

@@ -1,0 +1,89 @@
+"""`report.json` stages: documents and tokens in and out of every stage, per domain, checked
+against HF tokenizers (the independent token counter) on the texts each stage removed, and the
+stages chain (what leaves one enters the next)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from qwen25.data.filters import FilterConfig
+from qwen25.data.pipeline import STAGES, run_pipeline
+from tests.unit.test_filters import ref_apply
+from tests.unit.test_pipeline import CONFIG, read_jsonl, write_corpus
+
+
+def hf_count(hf_tok, text: str) -> int:
+    return len(hf_tok.encode(text, add_special_tokens=False).ids)
+
+
+def test_stage_tokens_match_hf_counts(tmp_path, hf_tok):
+    web, code = write_corpus(tmp_path)
+    with open(tmp_path / "code" / "c.jsonl", "a") as f:
+        f.write("{broken\n")  # a bad line: counted in, removed at read, no tokens
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=2.0).replace("batch_size = 7", 'batch_size = 7\non_bad_line = "skip"'))
+    rep = run_pipeline(cfg, progress=False)
+    st = rep["stages"]
+    assert list(st) == list(STAGES)
+    text = {("web", r["id"]): r["text"] for r in web} | {("code", r["id"]): r["text"] for r in code}
+    removed = read_jsonl(tmp_path / "out" / "removed.jsonl")
+    # tokens each stage removed, counted independently on the removed documents' texts
+    want: Counter[str] = Counter()
+    docs: Counter[str] = Counter()
+    for r in removed:
+        docs[r["stage"]] += 1
+        if r["stage"] != "read":
+            want[r["stage"]] += hf_count(hf_tok, text[(r["source"], r["id"])])
+    for stage in STAGES:
+        assert st[stage]["removed"]["docs"] == docs[stage], stage
+        assert st[stage]["removed"]["tokens"] == want[stage], stage
+    # what goes in: every record; the tokens of every parsed one
+    assert st["read"]["in"]["docs"] == len(web) + len(code) + 1
+    assert st["read"]["out"]["tokens"] == sum(hf_count(hf_tok, t) for t in text.values())
+    assert st["read"]["domains"]["web"]["in_docs"] == len(web) and st["read"]["domains"]["code"]["in_docs"] == len(code) + 1
+    # the stages chain, and in = out + removed (the mix also repeats documents)
+    for a, b in zip(STAGES, STAGES[1:]):
+        assert st[a]["out"] == st[b]["in"], (a, b)
+    for stage in STAGES:
+        rep_d = st[stage].get("repeats", {}).get("docs", 0)
+        rep_t = st[stage].get("repeats", {}).get("tokens", 0)
+        assert st[stage]["in"]["docs"] == st[stage]["out"]["docs"] - rep_d + st[stage]["removed"]["docs"]
+        trim = st[stage].get("trimmed_tokens", 0)
+        assert st[stage]["in"]["tokens"] == st[stage]["out"]["tokens"] - rep_t + st[stage]["removed"]["tokens"] + trim
+    # what comes out of the mix is what was packed, per domain, repeats included
+    assert st["mix"]["out"]["tokens"] == rep["pack"]["document_tokens"]
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    for dom in ("web", "code"):
+        got = sum(hf_count(hf_tok, text[(k["source"], k["id"])]) for k in kept if k["domain"] == dom)
+        assert st["mix"]["domains"][dom]["out_tokens"] == got == rep["pack"]["tokens_by_domain"][dom]
+    assert st["mix"]["repeats"]["docs"] == rep["repeats"] > 0
+    json.dumps(rep)  # the report stays JSON
+
+
+def test_c4_line_removal_counts_the_text_that_goes_on(tmp_path, hf_tok):
+    web, code = write_corpus(tmp_path)
+    with open(tmp_path / "web" / "a.jsonl", "a") as f:  # a line without terminal punctuation: C4 drops it
+        f.write(json.dumps({"id": "c4", "text": web[7]["text"] + "\nclick here for more"}) + "\n")
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0).replace("[filter.default]\nc4 = false\n", ""))
+    st = run_pipeline(cfg, progress=False)["stages"]
+    # the pure-Python filter reference decides and trims; HF tokenizers count
+    texts = [json.loads(x)["text"] for p in sorted((tmp_path / "web").iterdir()) + [tmp_path / "code" / "c.jsonl"]
+             for x in open(p) if x.strip()]  # fmt: skip
+    removed = trimmed = out = 0
+    for t in texts:
+        flt, _, new = ref_apply(t, FilterConfig())
+        n = hf_count(hf_tok, t)
+        if flt is not None:
+            removed += n
+        else:
+            m = hf_count(hf_tok, t if new is None else new)
+            out += m
+            trimmed += n - m
+    f = st["filter"]
+    assert trimmed > 0
+    assert (f["removed"]["tokens"], f["trimmed_tokens"], f["out"]["tokens"]) == (removed, trimmed, out)
+    assert f["in"]["tokens"] == removed + trimmed + out
+    for a, b in zip(STAGES, STAGES[1:]):
+        assert st[a]["out"] == st[b]["in"], (a, b)
