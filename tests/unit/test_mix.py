@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qwen25.data.mix import (
+    Phase,
+    plan_phase,
     WeightedInterleaver,
     interleave,
     long_context_phase,
@@ -51,8 +54,47 @@ def test_temperature_weights():
 
 
 def test_long_context_phase():
-    p = long_context_phase(32768)
-    assert p.weights == {"len_32768": 0.4, "shorter": 0.6}
+    p = long_context_phase(32768, weights={"web": 3, "code": 1})
+    assert (p.seq_len, p.long_share, p.long_min) == (32768, 0.4, 32768)
+    assert p.weights == {"web": 0.75, "code": 0.25}
+    with pytest.raises(Qwen25ValueError, match="long_share"):
+        long_context_phase(1024, max_len_share=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32), st.sampled_from([0.4, 0.25, 0.7]), st.sampled_from([1.0, 2.0, 3.0]))
+def test_plan_phase_long_share_and_weights(seed, share, cap):
+    """The long documents get `share` of the phase's tokens and each domain its weight within
+    the long and the short part, to within one document each (checked by taking the planned
+    documents in order, cycling, as the pipeline does)."""
+    rng = np.random.default_rng(seed)
+    lengths = {
+        "web": rng.integers(1, 400, size=int(rng.integers(5, 60))),
+        "code": rng.integers(50, 900, size=int(rng.integers(5, 40))),
+    }
+    lengths["web"][0] = 500  # at least one long document per domain
+    lengths["code"][0] = 800
+    phase = Phase("lc", {"web": 0.6, "code": 0.4}, None, {}, seq_len=300, long_share=share, max_repeat=cap)
+    pools, plan, notes = plan_phase(phase, lengths, max_repeat=cap)
+    assert not notes
+    got = {}
+    for p in pools:
+        ln = lengths[p.domain][p.index]
+        assert (ln >= 300).all() if p.long else (ln < 300).all()
+        got[p.name] = sum(int(ln[k % len(ln)]) for k in range(p.docs))  # in order, cycling
+        assert p.docs <= np.ceil(cap * len(ln)) + 1e-9  # the repeat cap
+    total = sum(got.values())
+    slack = 2 * max(int(v.max()) for v in lengths.values())
+    long_tok = got["web/long"] + got["code/long"]
+    assert abs(long_tok - share * total) <= slack
+    # when no pool is capped, each domain gets its weight inside each part it has documents in
+    size = {p.name: p.size for p in pools}
+    if not plan.capped:
+        for tag, part in (("long", long_tok), ("short", total - long_tok)):
+            if size[f"web/{tag}"] and size[f"code/{tag}"]:
+                assert abs(got[f"web/{tag}"] - 0.6 * part) <= slack
+            else:  # a domain without documents in this part leaves it to the other
+                assert got[f"web/{tag}"] + got[f"code/{tag}"] == part
 
 
 WEIGHTS = st.dictionaries(st.sampled_from("abcdef"), st.floats(0.01, 10), min_size=1, max_size=6)

@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "weights_from_proportions": "mix",
     "temperature_weights": "mix",
     "long_context_phase": "mix",
+    "plan_phase": "mix",
     "interleave": "mix",
     "docs_for_token_quota": "mix",
     "mix_jsonl": "mix",

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
 __all__ = [
     "MixPlan",
     "Phase",
+    "Pool",
     "WeightedInterleaver",
     "docs_for_token_quota",
     "interleave",
     "long_context_phase",
     "mix_jsonl",
+    "plan_phase",
     "temperature_weights",
     "weights_from_proportions",
 ]
@@ -179,27 +181,144 @@ def temperature_weights(sizes: Mapping[str, float], temperature: float) -> dict[
 
 @dataclass(frozen=True)
 class Phase:
-    """One pre-training phase: a name, source weights and a token budget."""
+    """One pre-training phase of the mix.
+
+    ``weights``: target proportions per domain (None: the domains' natural sizes); ``tokens``:
+    the phase's budget in the mix unit (None: the most that meets the proportions within
+    ``max_repeat`` epochs); ``seq_len``: the sequence length it is packed to. With
+    ``long_share``, that share of the phase comes from long documents (at least ``long_min``
+    tokens, default ``seq_len``) and the rest from shorter ones, each part split over the
+    domains by ``weights``: Qwen2.5-Turbo's long-context stages use 40% sequences at the stage's
+    maximum length and 60% shorter (:func:`long_context_phase`). :func:`plan_phase` turns a phase
+    into per-pool document counts."""
 
     name: str
-    weights: dict[str, float]
-    tokens: int | None = None
+    weights: dict[str, float] | None = None
+    tokens: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    seq_len: int | None = None
+    long_share: float | None = None
+    long_min: int | None = None
+    max_repeat: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "weights", _check_weights(self.weights, f"phase {self.name!r}"))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", _check_weights(self.weights, f"phase {self.name!r}"))
+        if self.long_share is not None and not 0 <= self.long_share <= 1:
+            raise Qwen25ValueError(f"phase {self.name!r}: long_share must be in [0, 1], got {self.long_share}")
+        for k in ("seq_len", "long_min"):
+            v = getattr(self, k)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise Qwen25ValueError(f"phase {self.name!r}: {k} must be a positive int, got {v!r}")
+        if self.tokens is not None and not (math.isfinite(self.tokens) and self.tokens >= 0):
+            raise Qwen25ValueError(f"phase {self.name!r}: tokens must be a finite number >= 0, got {self.tokens!r}")
+        if self.max_repeat is not None and not self.max_repeat > 0:
+            raise Qwen25ValueError(f"phase {self.name!r}: max_repeat must be > 0, got {self.max_repeat}")
 
 
-def long_context_phase(max_len: int = 32768, *, tokens: int | None = None, max_len_share: float = 0.4) -> Phase:
-    """Qwen2.5-Turbo's long-context mix: 40% sequences at ``max_len``, 60% shorter."""
-    if not 0 <= max_len_share <= 1:
-        raise Qwen25ValueError(f"max_len_share must be in [0, 1], got {max_len_share}")
+def long_context_phase(
+    max_len: int = 32768,
+    *,
+    weights: Mapping[str, float] | None = None,
+    tokens: float | None = None,
+    max_len_share: float = 0.4,
+) -> Phase:
+    """Qwen2.5-Turbo's long-context stage: packed to ``max_len``, 40% of its tokens from
+    documents of at least ``max_len`` tokens, 60% from shorter ones."""
     return Phase(
-        f"long_context_{max_len}",
-        {f"len_{max_len}": max_len_share, "shorter": 1.0 - max_len_share},
-        tokens,
-        {"max_len": max_len},
-    )
+        f"long_context_{max_len}", dict(weights) if weights is not None else None, tokens, {},
+        seq_len=max_len, long_share=max_len_share, long_min=max_len,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Documents of one domain a phase draws from (all, or its long or short ones), and how
+    many to take (in order, cycling for repeats)."""
+
+    name: str
+    domain: str
+    long: bool | None
+    index: Any  # numpy int64 indices of the pool's documents in the domain
+    size: float  # in the mix unit
+    target: float
+    quota: float  # in the mix unit
+    docs: int  # documents to take, repeats included
+
+
+def plan_phase(
+    phase: Phase, lengths: Mapping[str, Any], *, unit: str = "tokens", max_repeat: float = 1.0
+) -> tuple[list[Pool], MixPlan, list[str]]:
+    """Pools, the plan behind them, and notes (targets that cannot be met) for one phase over
+    domains whose documents have ``lengths`` tokens (numpy arrays, in document order).
+
+    Without ``long_share`` a domain is one pool; with it, each domain is split into its long
+    (``>= long_min`` tokens) and short documents, the long pools share ``long_share`` of the
+    phase by the domain weights, the short ones the rest. Sizes count ``unit`` (tokens or
+    documents); :func:`weights_from_proportions` sets each pool's quota within the repeat cap,
+    and :func:`docs_for_token_quota` turns a token quota into documents."""
+    import numpy as np
+
+    if unit not in ("tokens", "docs"):
+        raise Qwen25ValueError(f"unit must be 'tokens' or 'docs', got {unit!r}")
+    cap = float(phase.max_repeat if phase.max_repeat is not None else max_repeat)
+    notes: list[str] = []
+    lens = {d: np.asarray(v, dtype=np.int64) for d, v in lengths.items()}
+    if phase.weights is not None:
+        unknown = sorted(set(phase.weights) - set(lens))
+        if unknown:
+            notes.append(f"phase {phase.name!r}: weights name domains with no documents: {unknown}")
+        order = list(phase.weights) + [d for d in lens if d not in phase.weights]
+        dw = {d: phase.weights.get(d, 0.0) for d in order}
+    else:
+        order = list(lens)
+        dw = {d: float(lens[d].sum() if unit == "tokens" else len(lens[d])) for d in order}
+
+    def size_of(idx: Any, d: str) -> float:
+        return float(lens[d][idx].sum()) if unit == "tokens" else float(len(idx))
+
+    empty = np.zeros(0, dtype=np.int64)
+    parts: list[tuple[str, str, bool | None, Any]] = []
+    if phase.long_share is None:
+        parts = [(d, d, None, np.arange(len(lens.get(d, empty)), dtype=np.int64)) for d in order]
+        targets = {d: dw[d] for d in order}
+    else:
+        lm = phase.long_min or phase.seq_len
+        if lm is None:
+            raise Qwen25ValueError(f"phase {phase.name!r}: long_share needs long_min or seq_len")
+        targets = {}
+        for is_long, share in ((True, phase.long_share), (False, 1.0 - phase.long_share)):
+            tag = "long" if is_long else "short"
+            pools: list[tuple[str, str, bool | None, Any]] = []
+            for d in order:
+                ln = lens.get(d, empty)
+                idx = np.flatnonzero(ln >= lm if is_long else ln < lm).astype(np.int64)
+                pools.append((f"{d}/{tag}", d, is_long, idx))
+            wsum = sum(dw[d] for (_, d, _, idx) in pools if len(idx) and size_of(idx, d) > 0)
+            if share > 0 and wsum <= 0:
+                notes.append(f"phase {phase.name!r}: no {tag} documents (>= {lm} tokens)" if is_long
+                             else f"phase {phase.name!r}: no documents shorter than {lm} tokens")  # fmt: skip
+            for name, d, lg, idx in pools:
+                ok = len(idx) and size_of(idx, d) > 0 and wsum > 0
+                targets[name] = share * dw[d] / wsum if ok else 0.0
+                parts.append((name, d, lg, idx))
+    sizes = {name: (size_of(idx, d) if d in lens else 0.0) for name, d, _, idx in parts}
+    if sum(targets.values()) <= 0:
+        return [Pool(n, d, lg, idx, sizes[n], 0.0, 0.0, 0) for n, d, lg, idx in parts], MixPlan({}, {}, {}), notes
+    t = _check_weights(targets, f"phase {phase.name!r}")
+    total = phase.tokens
+    if total is None:  # the largest budget that meets the proportions within the repeat cap
+        total = min((cap * sizes[n] / w for n, w in t.items() if w > 0), default=0.0)
+    plan = weights_from_proportions(sizes, t, total_tokens=float(total), max_repeat=cap)
+    out = []
+    for name, d, lg2, idx in parts:
+        q = plan.tokens.get(name, 0.0)
+        if unit == "tokens":
+            k = docs_for_token_quota(lens[d][idx] if d in lens else empty, q)[0]
+        else:
+            k = int(round(q))
+        out.append(Pool(name, d, lg2, idx, sizes[name], t.get(name, 0.0), q, k))
+    return out, plan, notes
 
 
 class WeightedInterleaver:

@@ -89,6 +89,21 @@ A configuration (paths are relative to the TOML file)::
     seed = 0
     mode = "smooth"           # or "random"
 
+    # Phases (optional; instead of weights/total in [mix]): each packs its own mix to its own
+    # sequence length into packed/<name>/; kept.jsonl rows name their phase. A document no
+    # phase takes is removed ("mix", "downsampled").
+    # [[mix.phases]]
+    # name = "general"
+    # weights = { web = 0.7, code = 0.3 }
+    # seq_len = 4096
+    # [[mix.phases]]
+    # name = "long_32k"       # Qwen2.5-Turbo: 40% of tokens from documents of >= seq_len
+    # seq_len = 32768         # tokens, 60% from shorter ones, each part split by weights
+    # long_share = 0.4
+    # long_min = 32768        # default: seq_len
+    # max_repeat = 2.0        # default: [mix] max_repeat
+    # total_tokens = 1000000  # default: the most that meets the shares within max_repeat
+
     [pack]
     seq_len = 4096
     seqs_per_shard = 16384
@@ -536,7 +551,7 @@ class Pipeline:
         if "model" in self.classify_cfg:
             self.classify_cfg["model"] = os.path.join(base, self.classify_cfg["model"])
         self.mix_cfg = _section(
-            cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs", "total_tokens", "unit"}, where
+            cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs", "total_tokens", "unit", "phases"}, where
         )
         unit = self.mix_cfg.get("unit", "tokens")
         if unit not in ("tokens", "docs"):
@@ -545,6 +560,7 @@ class Pipeline:
         if other in self.mix_cfg:
             raise Qwen25ValueError(f"{where}: [mix] {other} needs unit = {'docs' if unit == 'tokens' else 'tokens'!r}")
         self.pack_cfg = _section(cfg, "pack", {"seq_len", "seqs_per_shard"}, where)
+        self._parse_phases()
         self._check_filters()
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -790,49 +806,64 @@ class Pipeline:
         report["decontaminate"] = decon_note
         report["classify"] = "DomainClassifier" if spec["classify_model"] is not None else "source domains"
 
-    def _quotas(self, index: dict[str, Any], lengths: dict[str, Any]) -> tuple[dict[str, int], dict[str, float]]:
-        """Documents to take per domain (repeats included) and the token quota behind them."""
-        from .mix import docs_for_token_quota, weights_from_proportions
+    def _phases(self) -> list[Any]:
+        """The mix's phases: ``[[mix.phases]]`` tables in order, or ``[mix]`` itself as one
+        unnamed phase (packed to ``packed/``, as without phases)."""
+        from .mix import Phase
 
+        m, pk = self.mix_cfg, self.pack_cfg
+        unit = m.get("unit", "tokens")
+        total_key = "total_tokens" if unit == "tokens" else "total_docs"
+        if not m.get("phases"):
+            w = m.get("weights") or None
+            # without weights every document is taken once, whatever max_repeat says
+            return [Phase("", w, m.get(total_key), {}, seq_len=int(pk.get("seq_len", 4096)),
+                          max_repeat=float(m.get("max_repeat", 1.0)) if w else 1.0)]  # fmt: skip
+        return list(self._phase_list)
+
+    def _parse_phases(self) -> None:
+        from .mix import Phase
+
+        self._phase_list: list[Any] = []
+        raw = self.mix_cfg.get("phases")
+        if raw is None:
+            return
+        if not isinstance(raw, list) or not all(isinstance(x, dict) for x in raw):
+            raise Qwen25ValueError(f"{self.where}: [[mix.phases]] must be tables")
         unit = self.mix_cfg.get("unit", "tokens")
-        weights = self.mix_cfg.get("weights")
-        max_repeat = float(self.mix_cfg.get("max_repeat", 1.0))
-        docs = {d: v["docs"] for d, v in index.items()}
-        toks = {d: v["tokens"] for d, v in index.items()}
-        if not weights:
-            return dict(docs), {d: float(t) for d, t in toks.items()}
-        unknown = sorted(set(weights) - set(docs))
-        if unknown:
-            print(f"qwen25 data: note: mix weights name domains with no documents: {unknown}", file=sys.stderr)
-        sizes = toks if unit == "tokens" else docs
-        have = {d: sizes.get(d, 0) for d in weights}
-        total = self.mix_cfg.get("total_tokens" if unit == "tokens" else "total_docs")
-        if total is None:  # the largest output that meets the proportions within the repeat cap
-            wsum = sum(weights.values())
-            total = min((max_repeat * have[d] / (w / wsum) for d, w in weights.items() if w > 0), default=0)
-        plan = weights_from_proportions(have, weights, total_tokens=float(total), max_repeat=max_repeat)
-        count: dict[str, int] = {}
-        quota: dict[str, float] = {}
-        for d in weights:
-            if unit == "docs":
-                count[d] = int(round(plan.tokens[d]))
-                quota[d] = float(_tokens_of(lengths.get(d), count[d]))
-            else:
-                count[d] = docs_for_token_quota(lengths.get(d, []), plan.tokens[d])[0]
-                quota[d] = plan.tokens[d]
-        for d in docs:
-            count.setdefault(d, 0)
-            quota.setdefault(d, 0.0)
-        return count, quota
+        total_key = "total_tokens" if unit == "tokens" else "total_docs"
+        known = {"name", "weights", total_key, "max_repeat", "seq_len", "long_share", "long_min"}
+        names: set[str] = set()
+        for i, ph in enumerate(raw):
+            where = f"{self.where}: [[mix.phases]] #{i + 1}"
+            bad = sorted(set(ph) - known)
+            if bad:
+                raise Qwen25ValueError(f"{where}: unknown key(s) {bad} (known: {sorted(known)})")
+            name = ph.get("name")
+            if not isinstance(name, str) or not name or name in names or os.sep in name or name.startswith("."):
+                raise Qwen25ValueError(f"{where}: needs a unique name usable as a folder name, got {name!r}")
+            names.add(name)
+            try:
+                self._phase_list.append(Phase(
+                    name, ph.get("weights"), ph.get(total_key), {}, seq_len=int(ph.get("seq_len", self.pack_cfg.get("seq_len", 4096))),
+                    long_share=ph.get("long_share"), long_min=ph.get("long_min"),
+                    max_repeat=float(ph.get("max_repeat", self.mix_cfg.get("max_repeat", 1.0))),
+                ))  # fmt: skip
+            except Qwen25ValueError as e:
+                raise Qwen25ValueError(f"{where}: {e}") from None
 
     def _mix_pack(self, report: dict[str, Any]) -> None:
+        """Each phase: plan pools, interleave their documents, pack the stored ids. A document
+        no phase takes is removed ("mix", "downsampled"); ``repeat`` in kept.jsonl counts the
+        document's earlier placements."""
         import numpy as np
 
-        from .mix import WeightedInterleaver
+        from .mix import WeightedInterleaver, plan_phase
         from .pack import TokenPacker
 
         with open(self._p("stage2/index.json"), encoding="utf-8") as f:
             index = json.load(f)
+
         def stage2(name: str) -> str:
             return self._p(os.path.join("stage2", name))
 
@@ -842,93 +873,132 @@ class Pipeline:
             d: np.memmap(stage2(v["tok"]), dtype="<u4", mode="r") if v["tokens"] else np.zeros(0, "<u4")
             for d, v in index.items()
         }
-        count, quota = self._quotas(index, lengths)
-        live = {d: q for d, q in count.items() if q > 0 and d in index}
+        unit = self.mix_cfg.get("unit", "tokens")
+        seed, mode = int(self.mix_cfg.get("seed", 0)), self.mix_cfg.get("mode", "smooth")
+        placed = {d: np.zeros(len(n), dtype=np.int64) for d, n in lengths.items()}  # placements per document
         kept = _Writer(self._p("kept.jsonl"))
         removed = _Writer(self._p("removed.mix.jsonl"))
         stats: dict[str, Counter] = defaultdict(Counter)
-        pk = self.pack_cfg
-        packer = TokenPacker(
-            self._p("packed"), seq_len=int(pk.get("seq_len", 4096)), seqs_per_shard=int(pk.get("seqs_per_shard", 16384)),
-            seed=self.mix_cfg.get("seed", 0), num_threads=self.num_threads,
-            extra={"pipeline": os.path.basename(self.where)},
-        )  # fmt: skip
+        phases = self._phases()
+        named = bool(phases[0].name)
+        phase_reports: dict[str, Any] = {}
+        pack_reports: dict[str, Any] = {}
+        for ph in phases:
+            n_doc = 0  # document index within this phase's packed folder
+            pools, _, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
+            for note in notes:
+                print(f"qwen25 data: note: {note}", file=sys.stderr)
+            by_name = {p.name: p for p in pools}
+            live = {p.name: p.docs for p in pools if p.docs > 0 and p.domain in index and len(p.index)}
+            pk = self.pack_cfg
+            packer = TokenPacker(
+                self._p(os.path.join("packed", ph.name) if named else "packed"), seq_len=int(ph.seq_len or 4096),
+                seqs_per_shard=int(pk.get("seqs_per_shard", 16384)), seed=seed, num_threads=self.num_threads,
+                extra={"pipeline": os.path.basename(self.where), **({"phase": ph.name} if named else {})},
+            )  # fmt: skip
 
-        def reader(d: str) -> Iterator[tuple[int, int, dict[str, Any]]]:
-            rep = 0
-            while True:
-                n = 0
-                for k, r in enumerate(_read_jsonl(self._p(os.path.join("stage2", index[d]["file"])))):
-                    n += 1
-                    yield rep, k, r
-                rep += 1
-                if n == 0:
+            def reader(pool: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+                mask = np.zeros(len(lengths[pool.domain]), dtype=bool)
+                mask[pool.index] = True
+                while True:
+                    for k, r in enumerate(_read_jsonl(stage2(index[pool.domain]["file"]))):
+                        if mask[k]:
+                            yield k, r
+
+            iters = {n: reader(by_name[n]) for n in live}
+            taken: Counter[str] = Counter()
+            taken_tokens: Counter[str] = Counter()
+            it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
+            out: list[tuple[str, int, dict[str, Any]]] = []
+            bar = _bar(sum(live.values()), f"mix+pack {ph.name}".strip(), self.progress)
+
+            def flush() -> None:
+                nonlocal n_doc
+                if not out:
                     return
+                parts = [tokens[by_name[n].domain][starts[by_name[n].domain][k] : starts[by_name[n].domain][k + 1]]
+                         for n, k, _ in out]  # fmt: skip
+                lens = np.array([len(p) for p in parts], dtype=np.int64)
+                flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
+                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
+                for (n, k, r), m in zip(out, lens.tolist()):
+                    d = by_name[n].domain
+                    rep = int(placed[d][k])
+                    placed[d][k] += 1
+                    row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep}
+                    kept.write({**row, "phase": ph.name} if named else row)
+                    n_doc += 1
+                    key = f"domain_out:{r['domain']}"
+                    stats[key]["docs" if rep == 0 else "repeats"] += 1
+                    stats[key]["chars"] += len(r["text"])
+                    stats[key]["tokens"] += m
+                    taken_tokens[n] += m
+                bar.update(len(out))
+                out.clear()
 
-        iters = {d: reader(d) for d in live}
-        taken: Counter[str] = Counter()
-        taken_tokens: Counter[str] = Counter()
-        it = WeightedInterleaver(live, seed=int(self.mix_cfg.get("seed", 0)), mode=self.mix_cfg.get("mode", "smooth")) if live else None
-        out: list[tuple[str, int, int, dict[str, Any]]] = []
-        n_doc = 0
-        bar = _bar(sum(live.values()), "mix+pack", self.progress)
-
-        def flush() -> None:
-            nonlocal n_doc
-            if not out:
-                return
-            parts = [tokens[d][starts[d][k] : starts[d][k + 1]] for d, _, k, _ in out]
-            lens = np.array([len(p) for p in parts], dtype=np.int64)
-            flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
-            packer.add_token_arrays(flat, lens, [r["domain"] for _, _, _, r in out])
-            for (d, rep, _, r), n in zip(out, lens.tolist()):
-                kept.write({**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep})
-                n_doc += 1
-                key = f"domain_out:{r['domain']}"
-                stats[key]["docs" if rep == 0 else "repeats"] += 1
-                stats[key]["chars"] += len(r["text"])
-                stats[key]["tokens"] += n
-                taken_tokens[d] += n
-            bar.update(len(out))
-            out.clear()
-
-        while it is not None and live:
-            d = it.next()
-            if d not in live:
-                continue
-            out.append((d, *next(iters[d])))
-            taken[d] += 1
-            if taken[d] >= live[d]:
-                del live[d]
-                if live:
-                    it = WeightedInterleaver(live, seed=int(self.mix_cfg.get("seed", 0)) + len(taken), mode=it.mode)
-            if len(out) >= self.batch_size:
-                flush()
-        flush()
-        bar.close()
-        # documents a down-sampled domain did not reach
+            while it is not None and live:
+                n = it.next()
+                if n not in live:
+                    continue
+                out.append((n, *next(iters[n])))
+                taken[n] += 1
+                if taken[n] >= live[n]:
+                    del live[n]
+                    if live:
+                        it = WeightedInterleaver(live, seed=seed + len(taken), mode=it.mode)
+                if len(out) >= self.batch_size:
+                    flush()
+            flush()
+            bar.close()
+            manifest = packer.finish()
+            phase_reports[ph.name] = {
+                "seq_len": ph.seq_len,
+                "long_share": ph.long_share,
+                "long_min": (ph.long_min or ph.seq_len) if ph.long_share is not None else None,
+                "quota": {
+                    p.name: {"docs": p.docs, "tokens": round(p.quota, 3) if unit == "tokens"
+                             else float(_tokens_of(lengths.get(p.domain, np.zeros(0, np.int64))[p.index], p.docs)),
+                             "target": round(p.target, 6)}
+                    for p in pools
+                },  # fmt: skip
+                "taken": {p.name: {"docs": taken[p.name], "tokens": taken_tokens[p.name]} for p in pools},
+                "notes": notes,
+            }
+            pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
+        # documents no phase took
         for d, v in index.items():
-            skip = min(taken[d], v["docs"])
-            first = int(lengths[d][:skip].sum())  # tokens of the distinct documents taken
-            stats[f"flow:mix:{d}"].update({
-                "in_docs": v["docs"], "in_tokens": v["tokens"], "out_docs": taken[d], "out_tokens": taken_tokens[d],
-                "removed_docs": v["docs"] - skip, "removed_tokens": v["tokens"] - first,
-                "repeat_docs": taken[d] - skip, "repeat_tokens": taken_tokens[d] - first,
-            })  # fmt: skip
-            for k, r in enumerate(_read_jsonl(self._p(os.path.join("stage2", v["file"])))):
-                if k >= skip:
+            used = placed[d] > 0
+            for k, r in enumerate(_read_jsonl(stage2(v["file"]))):
+                if not used[k]:
                     removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": "downsampled"})
                     stats["removed:mix"]["downsampled"] += 1
-        manifest = packer.finish()
+            n_used, n_placed = int(used.sum()), int(placed[d].sum())
+            used_tok = int(lengths[d][used].sum())
+            placed_tok = int((lengths[d] * placed[d]).sum())
+            stats[f"flow:mix:{d}"].update({
+                "in_docs": v["docs"], "in_tokens": v["tokens"], "out_docs": n_placed, "out_tokens": placed_tok,
+                "removed_docs": v["docs"] - n_used, "removed_tokens": v["tokens"] - used_tok,
+                "repeat_docs": n_placed - n_used, "repeat_tokens": placed_tok - used_tok,
+            })  # fmt: skip
         kept.close()
         removed.close()
-        report["mix"] = {
-            "unit": self.mix_cfg.get("unit", "tokens"),
-            "quota": {d: {"docs": count[d], "tokens": round(quota[d], 3)} for d in sorted(count)},
-            "taken": {d: {"docs": taken[d], "tokens": taken_tokens[d]} for d in sorted(count)},
-            **{k: dict(v) for k, v in stats.items()},
-        }
-        report["pack"] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
+        if named:
+            report["mix"] = {"unit": unit, "phases": phase_reports, **{k: dict(v) for k, v in stats.items()}}
+            tot: Counter[str] = Counter()
+            by_dom: Counter[str] = Counter()
+            for pr in pack_reports.values():
+                tot.update({k: v for k, v in pr.items() if isinstance(v, int)})
+                by_dom.update(pr["tokens_by_domain"])
+            report["pack"] = {**tot, "tokens_by_domain": dict(by_dom), "phases": pack_reports}
+        else:
+            one = phase_reports[""]
+            report["mix"] = {
+                "unit": unit,
+                "quota": {n: {"docs": q["docs"], "tokens": q["tokens"]} for n, q in sorted(one["quota"].items())},
+                "taken": dict(sorted(one["taken"].items())),
+                **{k: dict(v) for k, v in stats.items()},
+            }
+            report["pack"] = pack_reports[""]
 
     # ---- run -------------------------------------------------------------------------------
 
@@ -999,7 +1069,10 @@ class Pipeline:
             "stages": stages,  # documents and tokens in and out of each stage, per domain
             "domains_in": {k.split(":", 1)[1]: v for k, v in scan.items() if k.startswith("domain_in:")},
             "domains_out": {k.split(":", 1)[1]: v for k, v in mix.items() if k.startswith("domain_out:")},
-            "mix": {"unit": mix.get("unit"), "quota": mix.get("quota", {}), "taken": mix.get("taken", {})},
+            "mix": (
+                {"unit": mix.get("unit"), "phases": mix["phases"]} if "phases" in mix
+                else {"unit": mix.get("unit"), "quota": mix.get("quota", {}), "taken": mix.get("taken", {})}
+            ),  # fmt: skip
             "repeats": n_repeats,
             "decontaminate": r.get("decontaminate"),
             "classify": r.get("classify"),
@@ -1057,6 +1130,15 @@ def format_report(rep: dict[str, Any]) -> str:
                 f"  {d:<20} {q.get('tokens', 0):>12.0f} tokens / {q.get('docs', 0):>8} docs"
                 f" -> {t.get('tokens', 0):>12} tokens / {t.get('docs', 0):>8} docs"
             )
+    for name, ph in mix.get("phases", {}).items():
+        lines.append(f"phase {name} (seq_len {ph['seq_len']}"
+                     + (f", {ph['long_share']:.0%} from documents >= {ph['long_min']} tokens" if ph.get("long_share") is not None else "")
+                     + f"): quota -> taken (by {mix.get('unit')}):")  # fmt: skip
+        for pool, q in ph["quota"].items():
+            t = ph["taken"].get(pool, {})
+            lines.append(f"  {pool:<20} {q['tokens']:>12.0f} tokens / {q['docs']:>8} docs -> {t.get('tokens', 0):>12} tokens / {t.get('docs', 0):>8} docs")
+        for note in ph.get("notes", []):
+            lines.append(f"  note: {note}")
     pk = rep.get("pack", {})
     if pk:
         lines.append(
