@@ -149,11 +149,22 @@ def ray_map_ordered(
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks))
         out = ds.map_batches(
             _ArrowWorker, fn_constructor_args=(worker, spec), batch_size=1, batch_format="pyarrow",
-            concurrency=concurrency,
+            **actor_pool(concurrency),
         )  # fmt: skip
         b: Any
         for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
             yield b.to_pydict()
+
+
+def actor_pool(n: int) -> dict[str, Any]:
+    """``map_batches`` arguments for a pool of ``n`` actors: ``compute=ActorPoolStrategy`` (Ray
+    >= 2.51 deprecates ``concurrency=`` for this), or ``concurrency=`` on Ray without it."""
+    import ray.data
+
+    strategy = getattr(ray.data, "ActorPoolStrategy", None)
+    if strategy is None:  # pragma: no cover - depends on the Ray version
+        return {"concurrency": n}
+    return {"compute": strategy(size=n)}
 
 
 def ray_dedup(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .decontam import Decontaminator, _item_of, _test_items
+from .distributed import actor_pool
 
 INDEX_COL = "decontam_test_index"
 LCS_COL = "decontam_lcs"
@@ -66,7 +67,7 @@ def annotate(
         fn_constructor_args=(items, ids, field, kwargs),
         batch_format="pyarrow",
         batch_size=batch_size,
-        concurrency=concurrency,
+        **actor_pool(concurrency),
     )
 
 
