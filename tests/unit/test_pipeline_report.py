@@ -87,3 +87,18 @@ def test_c4_line_removal_counts_the_text_that_goes_on(tmp_path, hf_tok):
     assert f["in"]["tokens"] == removed + trimmed + out
     for a, b in zip(STAGES, STAGES[1:]):
         assert st[a]["out"] == st[b]["in"], (a, b)
+
+
+def test_demo_pipeline(capsys):
+    """`make demo`'s pipeline part: the planted exact copy and the edited HumanEval problems are
+    removed by their stages, and the packed output mixes web and code by tokens."""
+    from qwen25.commands.demo import pipeline_demo
+
+    rep = pipeline_demo()
+    out = capsys.readouterr().out
+    assert "stage" in out and "mix quota" in out
+    assert rep["removed_by_stage"]["exact_dedup"] == {"exact_duplicate": 1}
+    assert rep["removed_by_stage"]["decontaminate"]["benchmark_overlap"] >= 10
+    toks = rep["pack"]["tokens_by_domain"]
+    assert abs(toks["web"] / (toks["web"] + toks["code"]) - 0.6) < 0.05
+    assert rep["documents_in"] == rep["documents_removed"] + rep["documents_packed"]

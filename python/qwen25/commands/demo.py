@@ -2,7 +2,11 @@
 
 1. Decontaminates the bundled demo corpus (some records carry edited HumanEval problems) against
    HumanEval with the Qwen n-gram + LCS rule and prints the report summary.
-2. Tokenizes a sample corpus (English prose and source code taken from the running Python's own
+2. Runs the pre-training data pipeline (``qwen25 data run``) over prose (the running Python's
+   documentation topics, plus planted duplicates) and code (standard-library modules plus the
+   edited HumanEval problems): filters, exact and MinHash dedup, HumanEval decontamination, a
+   token mix and packing, and prints its report.
+3. Tokenizes a sample corpus (English prose and source code taken from the running Python's own
 standard library, plus the multilingual text shipped in ``qwen25/assets``) with the embedded
 Qwen2.5 tokenizer and prints throughput next to the peers that are installed (tiktoken built
 in-process from the same vocabulary, and HF tokenizers), after checking that all give the same ids.
@@ -28,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mb", type=float, default=4.0, help="tokenizer sample size in MB (default 4)")
     p.add_argument("--out", default=None, help="keep the decontamination outputs in this folder")
     p.add_argument("--skip-decontamination", action="store_true", help="only the tokenizer part")
-    p.add_argument("--skip-tokenizer", action="store_true", help="only the decontamination part")
+    p.add_argument("--skip-tokenizer", action="store_true", help="no tokenizer part")
+    p.add_argument("--skip-pipeline", action="store_true", help="no data pipeline part")
 
 
 def sample_corpus(mb: float) -> list[str]:
@@ -55,6 +60,80 @@ def sample_corpus(mb: float) -> list[str]:
             size += len(p.encode())
         i += 1
     return docs
+
+
+PIPELINE_DEMO = """
+[pipeline]
+output = "out"
+batch_size = 64
+
+[[sources]]
+name = "web"
+paths = ["web.jsonl"]
+id_field = "id"
+
+[[sources]]
+name = "code"
+paths = ["code.jsonl"]
+id_field = "id"
+
+[filter.domains.web]           # the docs' prose is full of code samples: no alpha-word rule
+gopher_quality = { max_non_alpha_words_ratio = 0.6 }
+
+[filter.domains.code]          # prose heuristics do not apply to code
+gopher_quality = false
+gopher_repetition = false
+c4 = false
+fineweb = false
+
+[decontaminate]
+options = { test_set = "humaneval" }
+
+[mix]
+weights = { web = 0.6, code = 0.4 }   # shares of tokens
+max_repeat = 2.0
+
+[pack]
+seq_len = 2048
+"""
+
+
+def pipeline_demo() -> dict[str, Any]:
+    """``qwen25 data run`` on prose (the Python docs' topics, with an exact and a near duplicate
+    planted) and code (stdlib modules plus the demo corpus's edited HumanEval problems); prints
+    the report."""
+    import gzip
+    import json
+
+    from ..data.pipeline import format_report, run_pipeline
+
+    corpus = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "demo", "decontam_demo.jsonl.gz")
+    with gzip.open(corpus, "rt", encoding="utf-8") as f:
+        recs = [r for r in map(json.loads, f) if isinstance(r.get("text"), str)]  # not the chat record
+    try:  # prose: the Python documentation's topics, shipped with the interpreter
+        from pydoc_data.topics import topics
+
+        web = [{"id": k, "text": v} for k, v in sorted(topics.items())]
+    except ImportError:  # pragma: no cover - stripped Python installs
+        web = []
+    if len(web) > 6:
+        web.append({"id": "exact-copy", "text": web[3]["text"]})
+        web.append({"id": "near-copy", "text": web[5]["text"].replace("\n", "\n\n", 1) + " Thanks for reading."})
+    files = [p for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))) if 1000 < os.path.getsize(p) < 6000]
+    code = [{"id": r["id"], "text": r["text"]} for r in recs if "planted" in r]  # edited HumanEval problems
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            code.append({"id": os.path.basename(path), "text": f.read()})
+    with tempfile.TemporaryDirectory(prefix="qwen25-pipeline-demo-") as d:
+        for name, recs in (("web", web), ("code", code)):
+            with open(os.path.join(d, f"{name}.jsonl"), "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
+        cfg = os.path.join(d, "pipeline.toml")
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(PIPELINE_DEMO)
+        rep = run_pipeline(cfg, progress=False)
+        print(format_report(rep))
+    return rep
 
 
 def _time(fn: Callable[[], Any], repeats: int = 3) -> float:
@@ -99,9 +178,13 @@ def run(args: argparse.Namespace) -> int:
         print("== 1. Benchmark decontamination: bundled corpus vs HumanEval (Qwen n-gram + LCS rule) ==")
         decontaminate_demo(args.out, progress=False)
         print()
+    if not args.skip_pipeline:
+        print("== 2. Pre-training data pipeline: filter, dedup, decontaminate, mix by tokens, pack ==")
+        pipeline_demo()
+        print()
     if args.skip_tokenizer:
         return 0
-    print("== 2. Tokenizer throughput: qwen25 next to the peers on the same ids ==")
+    print("== 3. Tokenizer throughput: qwen25 next to the peers on the same ids ==")
     from ..tokenizer import Tokenizer
 
     from .. import _native
