@@ -145,3 +145,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "qwen25", deadline=None, derandomize=bool(os.environ.get("CI")), suppress_health_check=[HealthCheck.too_slow]
     )
     settings.load_profile("qwen25")
+
+
+@pytest.fixture(scope="session")
+def local_ray():  # type: ignore[no-untyped-def]
+    """One local Ray instance (2 CPUs) for every Ray test of the session; skips without ray."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("pyarrow")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()

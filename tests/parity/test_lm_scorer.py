@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 from qwen25.data.classify import LMScorer, Scorer  # noqa: E402
 from qwen25.errors import Qwen25ValueError  # noqa: E402
 from qwen25.model import Qwen2ForCausalLM  # noqa: E402
+from tests.conftest import bytes_to_unicode  # noqa: E402
 
 warnings.filterwarnings("ignore", module="transformers")
 transformers.logging.set_verbosity_error()
@@ -62,23 +63,10 @@ def reference(hf, hf_tok, text: str, desc: str, max_doc: int, lo: int = 0, hi: i
     return float((p * torch.arange(lo, hi + 1, dtype=torch.float64)).sum())
 
 
-_B2U: dict[str, int] | None = None
-
-
 def _token_bytes(tok: str) -> bytes:
-    """GPT-2 byte-level token string -> bytes (the standard table, built here)."""
-    global _B2U
-    if _B2U is None:
-        bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-        cs = bs[:]
-        n = 0
-        for b in range(256):
-            if b not in bs:
-                bs.append(b)
-                cs.append(256 + n)
-                n += 1
-        _B2U = {chr(c): b for b, c in zip(bs, cs)}
-    return bytes(_B2U[ch] for ch in tok)
+    """GPT-2 byte-level token string -> bytes."""
+    inv = {c: b for b, c in bytes_to_unicode().items()}
+    return bytes(inv[ch] for ch in tok)
 
 
 def test_scores_match_transformers_reference(models, qwen25_data_dir) -> None:  # type: ignore[no-untyped-def]

@@ -11,13 +11,6 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("pyarrow")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
-    ray.shutdown()
-
-
 def test_ray_matches_local_engine(local_ray):
     import qwen25.data.ray as qray
     from qwen25.data import Decontaminator, benchmarks

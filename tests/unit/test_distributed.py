@@ -15,13 +15,6 @@ from qwen25.data import ExactDeduplicator, MinHashDeduplicator, QualityFilter  #
 from qwen25.data.distributed import ray_dedup, ray_filter  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def corpus(n=120):
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(300)] + ["the", "and", "of", "to"]

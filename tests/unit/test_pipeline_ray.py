@@ -23,13 +23,6 @@ from .test_pipeline import good_doc, read_jsonl, write_corpus  # noqa: E402
 from .test_pipeline_tokens import CODE_VOCAB  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    yield
-    ray.shutdown()
-
-
 def code_doc(rng: random.Random, tag: str) -> str:
     lines = []
     for _ in range(6):
