@@ -212,6 +212,166 @@ pub fn words_ascii_each<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     }
 }
 
+/// Class bits of an ASCII byte for [`AsciiMasks`]: 1 whitespace (`str.isspace`), 2 punctuation,
+/// 4 a line break of [`splitlines`].
+static CLS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = CLASS[i] & 1 | (((CLASS[i] == 2) as u8) << 1);
+        if matches!(c, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e) {
+            t[i] |= 4;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The byte classes of an ASCII text as bitmaps (bit `i % 64` of word `i / 64` stands for byte
+/// `i`): whitespace, punctuation and line breaks, found in one pass, so that the word split and
+/// the line split jump from boundary to boundary instead of testing every byte again. Bits past
+/// the end are set in `space` only. Kept across documents to reuse its memory.
+#[derive(Default)]
+pub struct AsciiMasks {
+    space: Vec<u64>,
+    punct: Vec<u64>,
+    brk: Vec<u64>,
+    len: usize,
+}
+
+/// First position >= `i` whose bit is clear (`bits.len() * 64` when none).
+#[inline]
+fn next_clear(bits: &[u64], i: usize) -> usize {
+    let mut k = i >> 6;
+    let Some(&w0) = bits.get(k) else {
+        return bits.len() * 64;
+    };
+    let mut w = !w0 & (!0u64 << (i & 63));
+    while w == 0 {
+        k += 1;
+        match bits.get(k) {
+            Some(&x) => w = !x,
+            None => return bits.len() * 64,
+        }
+    }
+    (k << 6) + w.trailing_zeros() as usize
+}
+
+/// First position >= `i` whose bit is set (`bits.len() * 64` when none).
+#[inline]
+fn next_set(bits: &[u64], i: usize) -> usize {
+    let mut k = i >> 6;
+    let Some(&w0) = bits.get(k) else {
+        return bits.len() * 64;
+    };
+    let mut w = w0 & (!0u64 << (i & 63));
+    while w == 0 {
+        k += 1;
+        match bits.get(k) {
+            Some(&x) => w = x,
+            None => return bits.len() * 64,
+        }
+    }
+    (k << 6) + w.trailing_zeros() as usize
+}
+
+#[inline]
+fn bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i >> 6).is_some_and(|w| (w >> (i & 63)) & 1 != 0)
+}
+
+impl AsciiMasks {
+    /// Classify the bytes of `b` (ASCII: other bytes count as letters).
+    pub fn fill(&mut self, b: &[u8]) {
+        let n = b.len().div_ceil(64);
+        for v in [&mut self.space, &mut self.punct, &mut self.brk] {
+            v.clear();
+            v.reserve(n);
+        }
+        self.len = b.len();
+        for ch in b.chunks(64) {
+            let (mut s, mut p, mut r) = (0u64, 0u64, 0u64);
+            for (i, &c) in ch.iter().enumerate() {
+                let t = CLS[c as usize] as u64;
+                s |= (t & 1) << i;
+                p |= ((t >> 1) & 1) << i;
+                r |= ((t >> 2) & 1) << i;
+            }
+            if ch.len() < 64 {
+                s |= !0u64 << ch.len();
+            }
+            self.space.push(s);
+            self.punct.push(p);
+            self.brk.push(r);
+        }
+    }
+
+    /// Whether the text is whitespace only (`not text.strip()`).
+    pub fn blank(&self) -> bool {
+        next_clear(&self.space, 0) >= self.len
+    }
+
+    /// The tokens of [`words`] as byte ranges, handed to `emit` one by one.
+    #[inline]
+    pub fn words_each(&self, mut emit: impl FnMut(usize, usize)) {
+        let len = self.len;
+        let mut i = next_clear(&self.space, 0);
+        while i < len {
+            let end = next_set(&self.space, i).min(len);
+            let l = if bit(&self.punct, i) {
+                next_clear(&self.punct, i).min(end)
+            } else {
+                i
+            };
+            if l == end {
+                (i..end).for_each(|k| emit(k, k + 1));
+            } else {
+                // byte l is not punctuation, so the peel from the right stops above it
+                let mut r = end;
+                while bit(&self.punct, r - 1) {
+                    r -= 1;
+                }
+                (i..l).for_each(|k| emit(k, k + 1));
+                emit(l, r);
+                (r..end).for_each(|k| emit(k, k + 1));
+            }
+            i = next_clear(&self.space, end);
+        }
+    }
+
+    /// [`splitlines`] of `text` (the text these masks were filled from) into `out`; returns
+    /// whether every line break is a `\n` (then the lines are also `text.split('\n')`, less a
+    /// last empty one when the text ends with `\n`).
+    pub fn lines_into<'a>(&self, text: &'a str, out: &mut Vec<&'a str>) -> bool {
+        out.clear();
+        let b = text.as_bytes();
+        let (mut start, mut only_nl) = (0usize, true);
+        for (k, &w0) in self.brk.iter().enumerate() {
+            let mut w = w0;
+            while w != 0 {
+                let p = (k << 6) + w.trailing_zeros() as usize;
+                w &= w - 1;
+                if p < start {
+                    continue; // the \n of a \r\n
+                }
+                let c = b.get(p).copied().unwrap_or(b'\n');
+                only_nl &= c == b'\n';
+                out.push(text.get(start..p).unwrap_or(""));
+                start = if c == b'\r' && b.get(p + 1) == Some(&b'\n') {
+                    p + 2
+                } else {
+                    p + 1
+                };
+            }
+        }
+        if start < text.len() {
+            out.push(text.get(start..).unwrap_or(""));
+        }
+        only_nl
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
