@@ -291,12 +291,22 @@ impl AsciiMasks {
         }
         self.len = b.len();
         for ch in b.chunks(64) {
+            // class bytes, then 8 at a time: the low bit of each byte gathered into 8 bits by a
+            // multiplication (no carries: one bit per byte)
+            let mut cls = [0u8; 64];
+            for (d, &c) in cls.iter_mut().zip(ch) {
+                *d = CLS[c as usize];
+            }
+            let gather =
+                |x: u64| (x & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56;
             let (mut s, mut p, mut r) = (0u64, 0u64, 0u64);
-            for (i, &c) in ch.iter().enumerate() {
-                let t = CLS[c as usize] as u64;
-                s |= (t & 1) << i;
-                p |= ((t >> 1) & 1) << i;
-                r |= ((t >> 2) & 1) << i;
+            for (k, c8) in cls.chunks_exact(8).enumerate() {
+                let mut buf = [0u8; 8];
+                buf.copy_from_slice(c8);
+                let x = u64::from_le_bytes(buf);
+                s |= gather(x) << (8 * k);
+                p |= gather(x >> 1) << (8 * k);
+                r |= gather(x >> 2) << (8 * k);
             }
             if ch.len() < 64 {
                 s |= !0u64 << ch.len();
@@ -389,6 +399,33 @@ mod tests {
             splitlines("\u{e9}\u{2027}\u{100}\r\r\n"),
             vec!["\u{e9}\u{2027}\u{100}", ""]
         );
+    }
+
+    #[test]
+    fn masks_match_bytes() {
+        // every ASCII byte at every offset of a block, blocks of every tail length
+        let mut text = String::new();
+        for k in 0..300u32 {
+            text.push(char::from((k * 7 % 128) as u8));
+        }
+        for len in [0, 1, 63, 64, 65, 127, 128, 200, 300] {
+            let t = &text[..len];
+            let mut m = AsciiMasks::default();
+            m.fill(t.as_bytes());
+            for (i, c) in t.bytes().enumerate() {
+                assert_eq!(bit(&m.space, i), is_ascii_space(c), "{i} {c}");
+                assert_eq!(bit(&m.punct, i), c.is_ascii_punctuation(), "{i} {c}");
+                let br = matches!(c, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e);
+                assert_eq!(bit(&m.brk, i), br, "{i} {c}");
+            }
+            assert!((len..m.space.len() * 64).all(|i| bit(&m.space, i)));
+            let mut ws = Vec::new();
+            m.words_each(|s, e| ws.push(&t[s..e]));
+            assert_eq!(ws, words(t));
+            let mut ls = Vec::new();
+            m.lines_into(t, &mut ls);
+            assert_eq!(ls, splitlines(t));
+        }
     }
 
     #[test]
