@@ -12,6 +12,14 @@ use qwen25_core::parallel;
 use crate::dedup::borrow_texts;
 use crate::errors::IntoPy;
 
+/// A stats dict to copy, with its key identities (static name address and length) and key
+/// objects, in order.
+struct Template<'py> {
+    keys: Vec<(usize, usize)>,
+    names: Vec<Bound<'py, PyString>>,
+    dict: Bound<'py, PyDict>,
+}
+
 /// A compiled filter configuration.
 #[pyclass(module = "qwen25._native", name = "QualityFilters", frozen)]
 pub struct QualityFilters {
@@ -49,20 +57,59 @@ impl QualityFilters {
         // the statistic names are static strings: one Python string each per call, shared by
         // every row's dict (their hash is then computed once)
         let mut names: HashMap<(usize, usize), Bound<'py, PyString>> = HashMap::new();
+        // The last dict built key by key, with its keys: a row with the same keys (most rows)
+        // copies it, which clones its key table in one block (no insert, no resize), and then
+        // overwrites the values.
+        let mut template: Option<Template<'py>> = None;
         let out = PyList::empty(py);
         for r in res {
-            let d = PyDict::new(py);
-            for (k, v) in &r.stats {
-                match k {
-                    Cow::Borrowed(s) => {
-                        let name = names
-                            .entry((s.as_ptr() as usize, s.len()))
-                            .or_insert_with(|| PyString::new(py, s));
-                        d.set_item(&*name, *v)?;
+            let same = template.as_ref().is_some_and(|t| {
+                t.keys.len() == r.stats.len()
+                    && t.keys
+                        .iter()
+                        .zip(&r.stats)
+                        .all(|(k, (name, _))| match name {
+                            Cow::Borrowed(s) => *k == (s.as_ptr() as usize, s.len()),
+                            Cow::Owned(_) => false,
+                        })
+            });
+            let d = match (&template, same) {
+                (Some(t), true) => {
+                    let d = t.dict.copy()?;
+                    for (name, (_, v)) in t.names.iter().zip(&r.stats) {
+                        d.set_item(name, *v)?;
                     }
-                    Cow::Owned(s) => d.set_item(s.as_str(), *v)?,
+                    d
                 }
-            }
+                _ => {
+                    let d = PyDict::new(py);
+                    let (mut keys, mut objs) = (Vec::new(), Vec::new());
+                    let mut all_static = true;
+                    for (k, v) in &r.stats {
+                        match k {
+                            Cow::Borrowed(s) => {
+                                let id = (s.as_ptr() as usize, s.len());
+                                let name = names.entry(id).or_insert_with(|| PyString::new(py, s));
+                                d.set_item(&*name, *v)?;
+                                keys.push(id);
+                                objs.push(name.clone());
+                            }
+                            Cow::Owned(s) => {
+                                d.set_item(s.as_str(), *v)?;
+                                all_static = false;
+                            }
+                        }
+                    }
+                    if all_static {
+                        template = Some(Template {
+                            keys,
+                            names: objs,
+                            dict: d.clone(),
+                        });
+                    }
+                    d
+                }
+            };
             out.append((r.keep, r.filter, r.reason, d, r.text))?;
         }
         Ok(out)

@@ -385,8 +385,15 @@ struct Interned {
     /// per distinct word: chars, and the Gopher quality flags (bit 0 non-symbol, 1 alpha, 2 stop)
     wchars: Vec<u32>,
     wflags: Vec<u8>,
+    /// per distinct word: occurrences
+    wcount: Vec<u32>,
+    /// per id at the current level: occurrences at `live` positions (then equal to the
+    /// n-gram's count whenever it is above 1)
     count: Vec<u32>,
-    first: Vec<u32>,
+    /// the next level's `count`, built as its ids are handed out
+    count_next: Vec<u32>,
+    /// per id: seen yet ([`find_all_duplicate`])
+    seen: Vec<bool>,
     /// words of up to 15 bytes, keyed by their bytes and length (exact), to their ids
     table: WordTable,
     /// the keys of the stop words
@@ -544,7 +551,7 @@ impl Interned {
         self.prefix.push(0);
         self.wchars.clear();
         self.wflags.clear();
-        self.count.clear();
+        self.wcount.clear();
         self.table.reset(distinct);
     }
 
@@ -555,9 +562,9 @@ impl Interned {
         if id as usize == self.wchars.len() {
             self.wchars.push(chars as u32);
             self.wflags.push(flags());
-            self.count.push(0);
+            self.wcount.push(0);
         }
-        if let Some(c) = self.count.get_mut(id as usize) {
+        if let Some(c) = self.wcount.get_mut(id as usize) {
             *c += 1;
         }
         self.words.push(id);
@@ -567,16 +574,23 @@ impl Interned {
 
     /// The words are in: set up level 1.
     fn end(&mut self) {
-        let count = &self.count;
+        self.n_words = self.wchars.len();
+        self.level1();
+    }
+
+    /// Level 1: the words; live where a word occurs more than once.
+    fn level1(&mut self) {
+        let count = &self.wcount;
         self.grams.clear();
         self.grams.extend_from_slice(&self.words);
         self.live.clear();
         self.live.extend(
             (0..self.words.len() as u32).filter(|&p| count[self.words[p as usize] as usize] > 1),
         );
+        self.count.clear();
+        self.count.extend_from_slice(&self.wcount);
         self.len = self.words.len();
         self.n = 1;
-        self.n_words = self.wchars.len();
         self.n_ids = self.n_words;
     }
 
@@ -640,23 +654,14 @@ impl Interned {
     /// Advance to n-grams of length `n`; false when there are none.
     fn level(&mut self, n: usize) -> bool {
         if n < self.n {
-            self.grams.clear();
-            self.grams.extend_from_slice(&self.words);
-            self.live.clear();
-            self.live.extend(0..self.words.len() as u32);
-            self.len = self.words.len();
-            self.n = 1;
-            self.n_ids = self.n_words;
+            self.level1();
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
             // an n-gram whose (n-1)-gram prefix occurs once is unique: it leaves `live`; only
-            // prefixes seen more than once go through the map
-            self.count.clear();
-            self.count.resize(self.n_ids, 0);
-            for &p in &self.live {
-                self.count[self.grams[p as usize] as usize] += 1;
-            }
+            // prefixes seen more than once go through the map. Ids are handed out in the order
+            // of first occurrence, and counted as they are.
+            self.count_next.clear();
             let mut next_id = 0u32;
             let mut kept = 0usize;
             if !self.live.is_empty() {
@@ -669,13 +674,19 @@ impl Interned {
                     let g = self.grams[p];
                     if self.count[g as usize] > 1 {
                         let key = ((g as u64) << 32) | self.words[p + self.n] as u64;
-                        self.grams[p] = self.map.id(key, &mut next_id);
+                        let id = self.map.id(key, &mut next_id);
+                        if id as usize == self.count_next.len() {
+                            self.count_next.push(0);
+                        }
+                        self.count_next[id as usize] += 1;
+                        self.grams[p] = id;
                         self.live[kept] = p as u32;
                         kept += 1;
                     }
                 }
             }
             self.live.truncate(kept);
+            std::mem::swap(&mut self.count, &mut self.count_next);
             self.len = next_len;
             self.n_ids = next_id as usize;
             self.n += 1;
@@ -694,26 +705,24 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
     }
-    // the n-gram at 0 counts 1 when first seen; after that only a repeated n-gram can win, and
-    // those are all live
-    let (mut best_c, mut best_first) = (1u32, 0usize);
-    w.count.clear();
-    w.count.resize(w.n_ids, 0);
-    w.first.clear();
-    w.first.resize(w.n_ids, u32::MAX);
-    for &p in &w.live {
-        let g = w.grams[p as usize] as usize;
-        w.count[g] += 1;
-        if w.first[g] == u32::MAX {
-            w.first[g] = p;
-        }
-        let (c, f) = (w.count[g], w.first[g] as usize);
-        if c > best_c || (c == best_c && f < best_first) {
+    // Ids go by first occurrence, so the first seen of the most frequent is the smallest id
+    // with the top count. When none repeats, the n-gram at 0 wins with a count of 1.
+    let (mut best_c, mut best) = (1u32, None);
+    for (g, &c) in w.count.iter().enumerate() {
+        if c > best_c {
             best_c = c;
-            best_first = f;
+            best = Some(g as u32);
         }
     }
-    Some(w.gram_len(best_first, n) * best_c as usize)
+    let first = match best {
+        Some(b) => w
+            .live
+            .iter()
+            .find(|&&p| w.grams[p as usize] == b)
+            .map_or(0, |&p| p as usize),
+        None => 0,
+    };
+    Some(w.gram_len(first, n) * best_c as usize)
 }
 
 /// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length and
@@ -723,9 +732,8 @@ fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
         return 0;
     }
-    // count doubles as `seen`
-    w.count.clear();
-    w.count.resize(w.n_ids, 0);
+    w.seen.clear();
+    w.seen.resize(w.n_ids, false);
     let (mut rep, mut next) = (0, 0usize);
     for &p in &w.live {
         let p = p as usize;
@@ -733,11 +741,11 @@ fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
             continue;
         }
         let g = w.grams[p] as usize;
-        if w.count[g] != 0 {
+        if w.seen[g] {
             rep += w.gram_len(p, n);
             next = p + n;
         } else {
-            w.count[g] = 1;
+            w.seen[g] = true;
         }
     }
     rep
