@@ -1591,6 +1591,151 @@ mod tests {
         assert_eq!(r.filter, Some("empty"));
     }
 
+    /// ASCII documents from fragments that stress the byte-class pass: every line break and
+    /// whitespace byte, CRLF, empty and blank lines, punctuation runs, words of 7/8/9/15/16+
+    /// bytes, stop words, C4 phrases in mixed case, braces, citations, repeated n-grams.
+    fn adversarial_docs(n: usize, seed: u64) -> Vec<String> {
+        const FRAG: [&str; 40] = [
+            "the",
+            "of",
+            "and",
+            "to",
+            "be",
+            "with",
+            "cat",
+            "sat",
+            "on",
+            "mat",
+            "end.",
+            "x.",
+            "(y)",
+            "...",
+            "#",
+            "-",
+            "\"q\"",
+            "'",
+            "?!",
+            ".",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "Lorem Ipsum",
+            "JavaScript",
+            "PRIVACY policy",
+            "use Cookies",
+            "{",
+            "[1]",
+            "[edit]",
+            "[citation needed]",
+            "e.g.",
+            "a\x00b",
+            "\x7f",
+            "~~~~",
+            "w1",
+            "Hello,",
+        ];
+        const SEP: [&str; 16] = [
+            " ",
+            " ",
+            " ",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\n",
+            "\n\n",
+            "\r\n",
+            "\r",
+            "\x0b",
+            "\x0c",
+            "\x1c\x1d\x1e",
+            "\x1f",
+            " \n ",
+        ];
+        let mut x = seed;
+        let mut next = move |m: usize| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) as usize) % m
+        };
+        (0..n)
+            .map(|_| {
+                let mut d = String::new();
+                let len = next(400);
+                let mut k = 0;
+                while k < len {
+                    // sometimes repeat a recent stretch (at most 60 bytes), to make n-grams and
+                    // lines repeat
+                    if next(12) == 0 && d.len() > 10 {
+                        let start = d.len() - 1 - next(d.len().min(60));
+                        let piece = d[start..].to_string();
+                        d.push_str(&piece);
+                        k += 5;
+                        continue;
+                    }
+                    d.push_str(FRAG[next(FRAG.len())]);
+                    d.push_str(SEP[next(SEP.len())]);
+                    k += 1;
+                }
+                d
+            })
+            .collect()
+    }
+
+    fn all_stats_config() -> FilterConfig {
+        // nothing drops: every statistic is computed, n-gram sizes out of order
+        FilterConfig::from_json(
+            r#"{"gopher_repetition": {"dup_line_frac": null, "dup_para_frac": null,
+                "dup_line_char_frac": null, "dup_para_char_frac": null,
+                "top_n_grams": [[1, 9.0], [3, 9.0], [2, 9.0], [16, 9.0]],
+                "dup_n_grams": [[5, 9.0], [2, 9.0], [10, 9.0], [7, 9.0]]},
+              "gopher_quality": {"min_doc_words": null, "max_doc_words": null,
+                "min_avg_word_length": null, "max_avg_word_length": null,
+                "max_symbol_word_ratio": null, "max_bullet_lines_ratio": null,
+                "max_ellipsis_lines_ratio": null, "max_non_alpha_words_ratio": null,
+                "min_stop_words": null, "stop_words": ["the", "of", "abcdefghijklmnop", "w1"]},
+              "c4": {"min_num_sentences": -1, "filter_lorem_ipsum": false,
+                "filter_curly_bracket": false},
+              "fineweb": {"line_punct_thr": -1.0, "short_line_thr": 9.0,
+                "char_duplicates_ratio": 9.0, "new_line_ratio": 9.0}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ascii_fast_path_matches_general_path() {
+        let docs = adversarial_docs(1500, 7);
+        for cfg in [
+            FilterConfig::default(),
+            all_stats_config(),
+            FilterConfig {
+                gopher_repetition: None,
+                ..all_stats_config()
+            },
+            FilterConfig {
+                gopher_quality: None,
+                c4: None,
+                ..all_stats_config()
+            },
+        ] {
+            // one scratch for every document, as a thread keeps it
+            let mut shared = Scratch::default();
+            for d in &docs {
+                let want = apply_with(d, &cfg, &mut Scratch::default(), false);
+                assert_eq!(apply_with(d, &cfg, &mut shared, true), want, "{d:?}");
+                assert_eq!(apply(d, &cfg), want, "{d:?}");
+            }
+            // thread count and batch size do not matter
+            let one = apply_batch(&docs, &cfg, 1);
+            assert_eq!(apply_batch(&docs, &cfg, 3), one);
+            assert_eq!(apply_batch(&docs[..7], &cfg, 2), one[..7]);
+        }
+    }
+
     #[test]
     fn config_json_roundtrip() {
         let c = FilterConfig::default();
