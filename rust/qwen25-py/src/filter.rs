@@ -53,7 +53,6 @@ impl QualityFilters {
         let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let cfg = &self.cfg;
-        let res = py.detach(|| apply_batch(&strs, cfg, n));
         // the statistic names are static strings: one Python string each per call, shared by
         // every row's dict (their hash is then computed once)
         let mut names: HashMap<(usize, usize), Bound<'py, PyString>> = HashMap::new();
@@ -62,6 +61,12 @@ impl QualityFilters {
         // overwrites the values.
         let mut template: Option<Template<'py>> = None;
         let out = PyList::empty(py);
+        // In chunks: the Rust results of one chunk are freed before the next is made, so their
+        // memory is reused instead of freshly mapped (page faults were ~5% of the time).
+        // Documents are independent: the chunking changes no result.
+        let res = strs
+            .chunks(1024 * n.max(1))
+            .flat_map(|part| py.detach(|| apply_batch(part, cfg, n)));
         for r in res {
             let same = template.as_ref().is_some_and(|t| {
                 t.keys.len() == r.stats.len()
