@@ -334,17 +334,21 @@ impl AsciiMasks {
             } else {
                 i
             };
-            if l == end {
-                (i..end).for_each(|k| emit(k, k + 1));
-            } else {
+            // the chunk's tokens: one per punctuation byte of i..l and r..end, l..r whole (no
+            // middle when the chunk is all punctuation)
+            let mut r = end;
+            if l < end {
                 // byte l is not punctuation, so the peel from the right stops above it
-                let mut r = end;
                 while bit(&self.punct, r - 1) {
                     r -= 1;
                 }
-                (i..l).for_each(|k| emit(k, k + 1));
-                emit(l, r);
-                (r..end).for_each(|k| emit(k, k + 1));
+            }
+            // one call site, so that `emit` is inlined
+            let mut k = i;
+            while k < end {
+                let e = if k == l && l < r { r } else { k + 1 };
+                emit(k, e);
+                k = e;
             }
             i = next_clear(&self.space, end);
         }
