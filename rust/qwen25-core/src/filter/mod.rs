@@ -323,7 +323,7 @@ struct PairTable {
     shift: u32,
 }
 
-/// Never a key: n-gram ids are below u32::MAX, and short-word keys hold a length below 8 on top.
+/// Never a key: a key is (n-gram id << 32 | word id), and ids are below the number of words.
 const EMPTY: u64 = u64::MAX;
 
 impl PairTable {
