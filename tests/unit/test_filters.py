@@ -580,3 +580,15 @@ def test_all_statistics_match_reference_on_adversarial_text(texts):
     check(texts, FilterConfig())
     one_by_one = [QualityFilter().apply([t])[0].stats for t in texts]
     assert [r.stats for r in QualityFilter(num_threads=1).apply(texts)] == one_by_one
+
+
+def test_stats_dicts_are_independent_and_exact_across_rows():
+    # rows with the same keys share a template dict in the binding: each row's dict is its own
+    docs = [GOOD * k + "Extra words here and the end." for k in (3, 3, 4, 1, 5, 5)] + ["", "x"] + [GOOD * 2]
+    res = QualityFilter(NEVER, num_threads=1).apply(docs)
+    for t, r in zip(docs, res):
+        assert r.stats == ref_stats(t, NEVER)[2]
+    res[0].stats["gopher_quality.stop_words"] = -1.0
+    res[0].stats["new"] = 1.0
+    assert res[1].stats == ref_stats(docs[1], NEVER)[2]
+    assert QualityFilter(NEVER, num_threads=1).apply(docs)[0].stats == ref_stats(docs[0], NEVER)[2]

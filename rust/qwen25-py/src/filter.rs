@@ -12,12 +12,15 @@ use qwen25_core::parallel;
 use crate::dedup::borrow_texts;
 use crate::errors::IntoPy;
 
-/// A stats dict to copy, with its key identities (static name address and length) and key
-/// objects, in order.
+/// The last stats dict, to copy, with its key identities (static name address and length), key
+/// objects and values (as bits), in order.
 struct Template<'py> {
     keys: Vec<(usize, usize)>,
     names: Vec<Bound<'py, PyString>>,
     dict: Bound<'py, PyDict>,
+    vals: Vec<u64>,
+    /// no key twice (then a value equal to the last row's is already in the copy)
+    distinct: bool,
 }
 
 /// A compiled filter configuration.
@@ -56,9 +59,9 @@ impl QualityFilters {
         // the statistic names are static strings: one Python string each per call, shared by
         // every row's dict (their hash is then computed once)
         let mut names: HashMap<(usize, usize), Bound<'py, PyString>> = HashMap::new();
-        // The last dict built key by key, with its keys: a row with the same keys (most rows)
-        // copies it, which clones its key table in one block (no insert, no resize), and then
-        // overwrites the values.
+        // The last dict, with its keys: a row with the same keys (most rows) copies it, which
+        // clones its key table in one block (no insert, no resize), and then overwrites the
+        // values that differ from the last row's (many are equal: 0.0, 1.0, small counts).
         let mut template: Option<Template<'py>> = None;
         let out = PyList::empty(py);
         // In chunks: the Rust results of one chunk are freed before the next is made, so their
@@ -78,12 +81,16 @@ impl QualityFilters {
                             Cow::Owned(_) => false,
                         })
             });
-            let d = match (&template, same) {
+            let d = match (&mut template, same) {
                 (Some(t), true) => {
                     let d = t.dict.copy()?;
-                    for (name, (_, v)) in t.names.iter().zip(&r.stats) {
-                        d.set_item(name, *v)?;
+                    for ((name, (_, v)), old) in t.names.iter().zip(&r.stats).zip(&mut t.vals) {
+                        if !t.distinct || v.to_bits() != *old {
+                            d.set_item(name, *v)?;
+                            *old = v.to_bits();
+                        }
                     }
+                    t.dict = d.clone();
                     d
                 }
                 _ => {
@@ -106,10 +113,15 @@ impl QualityFilters {
                         }
                     }
                     if all_static {
+                        let mut sorted = keys.clone();
+                        sorted.sort_unstable();
+                        sorted.dedup();
                         template = Some(Template {
+                            distinct: sorted.len() == keys.len(),
                             keys,
                             names: objs,
                             dict: d.clone(),
+                            vals: r.stats.iter().map(|(_, v)| v.to_bits()).collect(),
                         });
                     }
                     d
