@@ -436,3 +436,159 @@ def test_ngram_statistics_match_reference(ws, sep):
     for n in DUP_NS:
         key = f"gopher_repetition.duplicated_{n}_n_grams"
         assert stats[key] == pytest.approx(find_all_duplicate(words, n) / len(text)), (key, text)
+
+
+# Every statistic (names, order and exact values), not only the decisions, against the
+# reference on adversarial text: every line break and Unicode whitespace, CRLF, empty and blank
+# lines, very long lines and words, punctuation runs, repeated n-grams and lines.
+
+
+def ref_stats(text, cfg: FilterConfig):
+    """(filter, reason, stats) as the reference computes them, stats in the order they are made."""
+    st: dict[str, float] = {}
+    if not text.strip():
+        return "empty", "empty_document", st
+    n = len(text)
+    if c := cfg.gopher_repetition:
+        paras = re.split(r"\n{2,}", text.strip())
+        d, ch = find_duplicates(paras)
+        st["gopher_repetition.dup_para_frac"] = d / len(paras)
+        st["gopher_repetition.dup_para_char_frac"] = ch / n
+        lines = text.splitlines()
+        ld, lc = find_duplicates(lines)
+        st["gopher_repetition.dup_line_frac"] = ld / max(len(lines), 1)
+        st["gopher_repetition.dup_line_char_frac"] = lc / n
+        words = ref_words(text)
+        for k, _ in c.top_n_grams:
+            if g := ngrams(words, k):
+                st[f"gopher_repetition.top_{k}_gram"] = find_top_duplicate(g) / n
+        for k, _ in c.dup_n_grams:
+            st[f"gopher_repetition.duplicated_{k}_n_grams"] = find_all_duplicate(words, k) / n
+    if c := cfg.gopher_quality:
+        words = ref_words(text)
+        nw = max(len(words), 1)
+        ns = [w for w in words if any(not is_ps(ch) for ch in w)]
+        st["gopher_quality.n_non_symbol_words"] = float(len(ns))
+        st["gopher_quality.avg_word_length"] = sum(len(w) for w in ns) / len(ns) if ns else 0.0
+        st["gopher_quality.hash_word_ratio"] = text.count("#") / nw
+        st["gopher_quality.ellipsis_word_ratio"] = (text.count("...") + text.count("…")) / nw
+        lines = text.splitlines()
+        nl = max(len(lines), 1)
+        bullets = sum(s.lstrip().startswith(("•", "-")) for s in lines)
+        st["gopher_quality.bullet_lines_ratio"] = bullets / nl
+        st["gopher_quality.end_ellipsis_lines_ratio"] = sum(s.rstrip().endswith(("...", "…")) for s in lines) / nl
+        st["gopher_quality.alpha_words_ratio"] = sum(any(ch.isalpha() for ch in w) for w in words) / nw
+        st["gopher_quality.stop_words"] = float(sum(w in c.stop_words for w in words))
+    cur = text
+    if c := cfg.c4:
+        n_sent, kept, n_lines = 0, [], 0
+        for line in text.splitlines():
+            n_lines += 1
+            line = line.strip()
+            words = line.split()
+            if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
+                continue
+            if c.remove_citations:
+                line = CITATION.sub("", line)
+            if c.filter_no_terminal_punct and (not line.endswith((".", "?", "!", '"', "'")) or line.endswith("...")):
+                continue
+            if len(words) < c.min_words_per_line:
+                continue
+            low = line.lower()
+            if c.filter_javascript and "javascript" in low:
+                continue
+            if c.filter_policy and any(p in low for p in POLICY):
+                continue
+            n_sent += ref_sentences(line)
+            kept.append(line)
+        st["c4.lines"], st["c4.kept_lines"] = float(n_lines), float(len(kept))
+        st["c4.sentences"] = float(n_sent)
+        cur = "\n".join(kept).strip()
+    if c := cfg.fineweb:
+        lines = cur.split("\n")
+        n_punct = sum(ln.endswith((".", "'", '"', "!", "?")) for ln in lines)
+        st["fineweb.line_punct_ratio"] = n_punct / len(lines)
+        st["fineweb.short_line_ratio"] = sum(len(ln) <= c.short_line_length for ln in lines) / len(lines)
+        non_empty = [ln for ln in lines if ln.strip() != ""]
+        st["fineweb.char_dup_ratio"] = find_duplicates(non_empty)[1] / max(len(cur.replace("\n", "")), 1)
+        st["fineweb.list_ratio"] = cur.count("\n") / max(len(ref_words(cur)), 1)
+    return None, None, st
+
+
+# no check drops (C4's lorem ipsum and curly bracket checks stop the line loop: off too)
+NEVER = FilterConfig(
+    gopher_repetition=GopherRepetitionConfig(
+        dup_line_frac=None,
+        dup_para_frac=None,
+        dup_line_char_frac=None,
+        dup_para_char_frac=None,
+        top_n_grams=((2, 9.0), (1, 9.0), (4, 9.0), (3, 9.0)),
+        dup_n_grams=((5, 9.0), (2, 9.0), (10, 9.0), (6, 9.0)),
+    ),
+    gopher_quality=GopherQualityConfig(
+        min_doc_words=None,
+        max_doc_words=None,
+        min_avg_word_length=None,
+        max_avg_word_length=None,
+        max_symbol_word_ratio=None,
+        max_bullet_lines_ratio=None,
+        max_ellipsis_lines_ratio=None,
+        max_non_alpha_words_ratio=None,
+        min_stop_words=None,
+        stop_words=("the", "of", "abcdefghijklmnop", "x"),
+    ),
+    c4=C4Config(min_num_sentences=-1, filter_lorem_ipsum=False, filter_curly_bracket=False),
+    fineweb=FineWebConfig(
+        line_punct_thr=-1.0, short_line_thr=9.0, char_duplicates_ratio=9.0, new_line_ratio=9.0
+    ),
+)
+
+FRAGMENT = st.sampled_from(
+    ["the", "of", "x", "x.", "cat", "(y)", "...", "…", "#", "-", "•", '"q"', "?!", "[1]", "[edit]", "{",
+     "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop", "w" * 40, "é", "Ünï",
+     "Lorem Ipsum", "JavaScript", "Privacy Policy", "use cookies", "a\x00b"]
+)  # fmt: skip
+SPACE = st.sampled_from(
+    [" ", " ", " ", "  ", "\t", "\n", "\n", "\n\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f",
+     "\x85", "\u2028", "\u2029", "\xa0", "\u3000", " \n "]
+)  # fmt: skip
+
+
+@st.composite
+def adversarial_doc(draw):
+    parts = draw(st.lists(st.tuples(FRAGMENT, SPACE), max_size=120))
+    text = "".join(a + b for a, b in parts)
+    # repeat a stretch: duplicated lines, paragraphs and n-grams
+    if text and draw(st.booleans()):
+        i = draw(st.integers(0, len(text) - 1))
+        text += text[i:] * draw(st.integers(1, 3))
+    return text + draw(st.sampled_from(["", "\n", "\n\n", " ", "\r\n"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(adversarial_doc(), min_size=1, max_size=4))
+def test_all_statistics_match_reference_on_adversarial_text(texts):
+    # ASCII-only variants too: those take the byte-class fast path
+    texts = texts + [t.encode("ascii", "ignore").decode() for t in texts]
+    got = QualityFilter(NEVER, num_threads=2).apply(texts)
+    for t, g in zip(texts, got):
+        f, r, want = ref_stats(t, NEVER)
+        assert (g.filter, g.reason) == (f, r), repr(t)
+        assert list(g.stats) == list(want), repr(t)
+        assert g.stats == want, repr(t)
+    # decisions at the default thresholds, one by one and in one batch
+    check(texts, FilterConfig())
+    one_by_one = [QualityFilter().apply([t])[0].stats for t in texts]
+    assert [r.stats for r in QualityFilter(num_threads=1).apply(texts)] == one_by_one
+
+
+def test_stats_dicts_are_independent_and_exact_across_rows():
+    # rows with the same keys share a template dict in the binding: each row's dict is its own
+    docs = [GOOD * k + "Extra words here and the end." for k in (3, 3, 4, 1, 5, 5)] + ["", "x"] + [GOOD * 2]
+    res = QualityFilter(NEVER, num_threads=1).apply(docs)
+    for t, r in zip(docs, res):
+        assert r.stats == ref_stats(t, NEVER)[2]
+    res[0].stats["gopher_quality.stop_words"] = -1.0
+    res[0].stats["new"] = 1.0
+    assert res[1].stats == ref_stats(docs[1], NEVER)[2]
+    assert QualityFilter(NEVER, num_threads=1).apply(docs)[0].stats == ref_stats(docs[0], NEVER)[2]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::parallel;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use text::{clen, is_alpha, is_punct_or_symbol, py_split, py_strip, splitlines, words};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -240,18 +240,78 @@ fn ratio(a: usize, b: usize) -> f64 {
     a as f64 / b as f64
 }
 
-/// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`.
-fn find_duplicates(xs: &[&str]) -> (usize, usize) {
-    let mut seen: FxHashSet<&str> =
-        FxHashSet::with_capacity_and_hasher(xs.len(), Default::default());
+/// Whether each string equals an earlier one (datatrove's `find_duplicates` counts those), with
+/// memory kept from one call to the next: open addressing of (hash, index of the first
+/// occurrence), the strings compared on equal hashes.
+#[derive(Default)]
+struct DupTable {
+    slots: Vec<(u64, usize)>,
+}
+
+impl DupTable {
+    /// `dup[i]`: whether `xs[i]` equals one of `xs[..i]`.
+    fn flags(&mut self, xs: &[&str], dup: &mut Vec<bool>) {
+        use std::hash::BuildHasher;
+        let cap = (2 * xs.len()).next_power_of_two().max(16);
+        self.slots.clear();
+        self.slots.resize(cap, (0, usize::MAX));
+        let (mask, shift) = (cap - 1, 64 - cap.trailing_zeros());
+        dup.clear();
+        for (j, x) in xs.iter().enumerate() {
+            let h = rustc_hash::FxBuildHasher.hash_one(x);
+            let mut i = (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
+            let d = loop {
+                let (kh, k) = self.slots[i];
+                if k == usize::MAX {
+                    self.slots[i] = (h, j);
+                    break false;
+                }
+                if kh == h && xs.get(k) == Some(x) {
+                    break true;
+                }
+                i = (i + 1) & mask;
+            };
+            dup.push(d);
+        }
+    }
+}
+
+/// (duplicate elements, duplicate chars) as datatrove's `find_duplicates`, from the flags.
+fn dup_counts(xs: &[&str], dup: &[bool]) -> (usize, usize) {
     let (mut n, mut chars) = (0, 0);
-    for x in xs {
-        if !seen.insert(x) {
+    for (x, &d) in xs.iter().zip(dup) {
+        if d {
             n += 1;
             chars += clen(x);
         }
     }
     (n, chars)
+}
+
+/// An empty `Vec<&str>` that reuses the memory of `v` (left empty); [`give_back`] returns it.
+fn reuse<'a>(v: &mut Vec<&'static str>) -> Vec<&'a str> {
+    let mut v = std::mem::take(v);
+    v.clear();
+    // an in-place collect (same element layout): no allocation
+    v.into_iter().map(|s| -> &'a str { s }).collect()
+}
+
+fn give_back(v: Vec<&str>, into: &mut Vec<&'static str>) {
+    let mut v = v;
+    v.clear();
+    *into = v.into_iter().map(|_| "").collect();
+}
+
+/// Buffers one thread reuses from one document to the next (each is cleared before use, so
+/// nothing carries over between documents).
+#[derive(Default)]
+struct Scratch {
+    ws: Interned,
+    masks: text::AsciiMasks,
+    lines: Vec<&'static str>,
+    fw_lines: Vec<&'static str>,
+    dups: DupBufs,
+    lower: Vec<u8>,
 }
 
 /// (n-1)-gram id and next word id -> n-gram id: open addressing with linear probing, sized to at
@@ -263,7 +323,7 @@ struct PairTable {
     shift: u32,
 }
 
-/// Never a key: n-gram ids are below u32::MAX, and short-word keys hold a length below 8 on top.
+/// Never a key: a key is (n-gram id << 32 | word id), and ids are below the number of words.
 const EMPTY: u64 = u64::MAX;
 
 impl PairTable {
@@ -274,25 +334,6 @@ impl PairTable {
         self.keys.resize(cap, EMPTY);
         self.vals.resize(cap, 0);
         self.shift = 64 - cap.trailing_zeros();
-    }
-
-    /// Double the room, keeping every key and id (`next` is untouched).
-    fn grow(&mut self) {
-        let keys = std::mem::take(&mut self.keys);
-        let vals = std::mem::take(&mut self.vals);
-        self.reset(keys.len());
-        let mask = self.keys.len() - 1;
-        for (k, v) in keys.into_iter().zip(vals) {
-            if k == EMPTY {
-                continue;
-            }
-            let mut i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
-            while self.keys[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.keys[i] = k;
-            self.vals[i] = v;
-        }
     }
 
     /// The id of `key`, a fresh one (`*next`, then incremented) when it is new.
@@ -321,6 +362,10 @@ impl PairTable {
 /// n-grams (words hold no whitespace, so that is also equality of the space-joined strings).
 /// An n-gram known to occur once (so are all longer ones starting there) leaves the `live` list
 /// and is never looked at again: it counts 1 wherever it is.
+///
+/// Kept across the documents a thread filters (see [`Scratch`]) so that its buffers are reused;
+/// every field is cleared or overwritten when the next document is interned.
+#[derive(Default)]
 struct Interned {
     /// ids of the n-grams at the current level, by start position; meaningful at `live` ones
     grams: Vec<u32>,
@@ -340,8 +385,19 @@ struct Interned {
     /// per distinct word: chars, and the Gopher quality flags (bit 0 non-symbol, 1 alpha, 2 stop)
     wchars: Vec<u32>,
     wflags: Vec<u8>,
+    /// per distinct word: occurrences
+    wcount: Vec<u32>,
+    /// per id at the current level: occurrences at `live` positions (then equal to the
+    /// n-gram's count whenever it is above 1)
     count: Vec<u32>,
-    first: Vec<u32>,
+    /// the next level's `count`, built as its ids are handed out
+    count_next: Vec<u32>,
+    /// per id: seen yet ([`find_all_duplicate`])
+    seen: Vec<bool>,
+    /// words of up to 15 bytes, keyed by their bytes and length (exact), to their ids
+    table: WordTable,
+    /// the keys of the stop words
+    stop_keys: Vec<(u64, u64)>,
 }
 
 const NON_SYM: u8 = 1;
@@ -367,137 +423,245 @@ fn word_flags(w: &str, stop_words: &[String]) -> u8 {
         | (if stop { STOP } else { 0 })
 }
 
-struct InternBuilder<'a, 's> {
-    // words of up to 7 bytes are their own key (bytes + length packed in a u64, exact); longer
-    // ones go through a string map
-    short: PairTable,
-    long: FxHashMap<&'a str, u32>,
-    next: u32,
-    ids: Vec<u32>,
-    prefix: Vec<usize>,
-    wchars: Vec<u32>,
-    wflags: Vec<u8>,
-    count: Vec<u32>,
-    total: usize,
-    stop_words: &'s [String],
+/// The 8 bytes of `b` from `p` as a little-endian u64, zeros past the end.
+#[inline(always)]
+fn load8(b: &[u8], p: usize) -> u64 {
+    match b.get(p..p + 8) {
+        Some(s) => {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(s);
+            u64::from_le_bytes(buf)
+        }
+        None => {
+            let mut buf = [0u8; 8];
+            let t = b.get(p..).unwrap_or(&[]);
+            let k = t.len().min(8);
+            buf[..k].copy_from_slice(&t[..k]);
+            u64::from_le_bytes(buf)
+        }
+    }
 }
 
-impl<'a, 's> InternBuilder<'a, 's> {
-    /// `n` words expected, `distinct` of them distinct.
-    fn new(n: usize, distinct: usize, stop_words: &'s [String]) -> Self {
-        let mut short = PairTable::default();
-        short.reset(distinct);
-        let mut prefix = Vec::with_capacity(n + 1);
-        prefix.push(0);
-        InternBuilder {
-            short,
-            long: FxHashMap::default(),
-            next: 0,
-            ids: Vec::with_capacity(n),
-            prefix,
-            wchars: Vec::with_capacity(64),
-            wflags: Vec::with_capacity(64),
-            count: Vec::with_capacity(64),
-            total: 0,
-            stop_words,
-        }
+/// The low `k` bytes (k <= 8).
+#[inline(always)]
+fn low_bytes(x: u64, k: usize) -> u64 {
+    if k >= 8 {
+        x
+    } else {
+        x & ((1u64 << (8 * k)) - 1)
+    }
+}
+
+/// The exact key of the word `b[s..e]` when it has 1 to 15 bytes: (bytes 0..8, bytes 8..15 with
+/// the length in the top byte).
+#[inline(always)]
+fn word_key(b: &[u8], s: usize, e: usize) -> Option<(u64, u64)> {
+    let l = e - s;
+    if l == 0 || l > 15 {
+        return None;
+    }
+    let lo = low_bytes(load8(b, s), l);
+    let hi = if l > 8 {
+        low_bytes(load8(b, s + 8), l - 8)
+    } else {
+        0
+    };
+    Some((lo, hi | (l as u64) << 56))
+}
+
+/// Open addressing (linear probing, at most half full) from word keys to ids.
+#[derive(Default)]
+struct WordTable {
+    slots: Vec<(u64, u64, u32)>,
+    shift: u32,
+    used: usize,
+}
+
+/// Never the second half of a word key (its top byte holds a length below 16).
+const NO_WORD: u64 = u64::MAX;
+
+impl WordTable {
+    /// Empty, with room for about `n` keys.
+    fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(64);
+        self.slots.clear();
+        self.slots.resize(cap, (0, NO_WORD, 0));
+        self.shift = 64 - cap.trailing_zeros();
+        self.used = 0;
     }
 
     #[inline(always)]
-    fn push(&mut self, w: &'a str) {
-        let b = w.as_bytes();
-        let before = self.next;
-        let id = if b.len() <= 7 {
-            let mut buf = [0u8; 8];
-            buf[..b.len()].copy_from_slice(b);
-            buf[7] = b.len() as u8;
-            let key = u64::from_le_bytes(buf);
-            if self.next as usize * 2 >= self.short.keys.len() {
-                self.short.grow();
-            }
-            self.short.id(key, &mut self.next)
-        } else {
-            let next = &mut self.next;
-            *self.long.entry(w).or_insert_with(|| {
-                *next += 1;
-                *next - 1
-            })
-        };
-        if self.next != before {
-            self.wchars.push(clen(w) as u32);
-            self.wflags.push(word_flags(w, self.stop_words));
-            self.count.push(0);
-        }
-        self.count[id as usize] += 1;
-        self.ids.push(id);
-        self.total += self.wchars[id as usize] as usize;
-        self.prefix.push(self.total);
+    fn slot(&self, lo: u64, hi: u64) -> usize {
+        ((lo ^ hi.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
     }
 
-    fn finish(self) -> Interned {
-        let count = self.count;
-        let live = (0..self.ids.len() as u32)
-            .filter(|&p| count[self.ids[p as usize] as usize] > 1)
-            .collect();
-        let n_ids = self.next as usize;
-        Interned {
-            grams: self.ids.clone(),
-            live,
-            len: self.ids.len(),
-            n: 1,
-            words: self.ids,
-            n_words: n_ids,
-            prefix: self.prefix,
-            n_ids,
-            map: PairTable::default(),
-            wchars: self.wchars,
-            wflags: self.wflags,
-            count,
-            first: Vec::new(),
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        self.reset(old.len());
+        let mask = self.slots.len() - 1;
+        for (lo, hi, id) in old {
+            if hi == NO_WORD {
+                continue;
+            }
+            let mut i = self.slot(lo, hi);
+            while self.slots[i].1 != NO_WORD {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = (lo, hi, id);
+            self.used += 1;
+        }
+    }
+
+    /// The id of the key, or `next` (then stored) when it is new.
+    #[inline(always)]
+    fn id(&mut self, lo: u64, hi: u64, next: u32) -> u32 {
+        if 2 * (self.used + 1) > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.slot(lo, hi);
+        loop {
+            let (klo, khi, id) = self.slots[i];
+            if khi == hi && klo == lo {
+                return id;
+            }
+            if khi == NO_WORD {
+                self.slots[i] = (lo, hi, next);
+                self.used += 1;
+                return next;
+            }
+            i = (i + 1) & mask;
         }
     }
 }
 
 impl Interned {
     fn new(ws: &[&str], stop_words: &[String]) -> Self {
-        let mut b = InternBuilder::new(ws.len(), ws.len(), stop_words);
+        let mut s = Interned::default();
+        s.fill_words(ws, stop_words);
+        s
+    }
+
+    /// Start a document of about `n` words, `distinct` of them distinct.
+    fn begin(&mut self, n: usize, distinct: usize) {
+        self.words.clear();
+        self.words.reserve(n);
+        self.prefix.clear();
+        self.prefix.reserve(n + 1);
+        self.prefix.push(0);
+        self.wchars.clear();
+        self.wflags.clear();
+        self.wcount.clear();
+        self.table.reset(distinct);
+    }
+
+    /// Append a word (with `chars` chars) whose id is `id`; `id == n_distinct` when new, then
+    /// `flags` gives its [`word_flags`].
+    #[inline(always)]
+    fn add(&mut self, id: u32, chars: usize, flags: impl FnOnce() -> u8) {
+        if id as usize == self.wchars.len() {
+            self.wchars.push(chars as u32);
+            self.wflags.push(flags());
+            self.wcount.push(0);
+        }
+        if let Some(c) = self.wcount.get_mut(id as usize) {
+            *c += 1;
+        }
+        self.words.push(id);
+        let total = self.prefix.last().copied().unwrap_or(0) + chars;
+        self.prefix.push(total);
+    }
+
+    /// The words are in: set up level 1.
+    fn end(&mut self) {
+        self.n_words = self.wchars.len();
+        self.level1();
+    }
+
+    /// Level 1: the words; live where a word occurs more than once.
+    fn level1(&mut self) {
+        let count = &self.wcount;
+        self.grams.clear();
+        self.grams.extend_from_slice(&self.words);
+        self.live.clear();
+        self.live.extend(
+            (0..self.words.len() as u32).filter(|&p| count[self.words[p as usize] as usize] > 1),
+        );
+        self.count.clear();
+        self.count.extend_from_slice(&self.wcount);
+        self.len = self.words.len();
+        self.n = 1;
+        self.n_ids = self.n_words;
+    }
+
+    /// Intern the words `ws`.
+    fn fill_words(&mut self, ws: &[&str], stop_words: &[String]) {
+        self.begin(ws.len(), ws.len());
+        let mut long: FxHashMap<&str, u32> = FxHashMap::default();
         for w in ws {
-            b.push(w);
+            let next = self.wchars.len() as u32;
+            let b = w.as_bytes();
+            let id = match word_key(b, 0, b.len()) {
+                Some((lo, hi)) => self.table.id(lo, hi, next),
+                None => *long.entry(w).or_insert(next),
+            };
+            self.add(id, clen(w), || word_flags(w, stop_words));
         }
-        b.finish()
+        self.end();
     }
 
-    /// The words of `text` ([`words`]), interned as they are split.
-    fn from_text(text: &str, ascii: bool, stop_words: &[String]) -> Self {
-        if !ascii {
-            return Interned::new(&words(text), stop_words);
-        }
-        // the short-word table holds distinct words only: start small, it grows
-        let mut b = InternBuilder::new(text.len() / 4, text.len() / 16 + 8, stop_words);
-        text::words_ascii_each(text, |w| b.push(w));
-        b.finish()
+    /// The words of the ASCII `text` ([`words`]), interned as they are split; `masks` holds the
+    /// text's byte classes.
+    fn fill_ascii(&mut self, text: &str, masks: &text::AsciiMasks, stop_words: &[String]) {
+        // the word table holds distinct words only: start small, it grows
+        self.begin(text.len() / 4, text.len() / 16 + 8);
+        let b = text.as_bytes();
+        let mut long: FxHashMap<&str, u32> = FxHashMap::default();
+        // a word of up to 15 bytes is a stop word iff its key is one's
+        let mut stop_keys = std::mem::take(&mut self.stop_keys);
+        stop_keys.clear();
+        stop_keys.extend(
+            stop_words
+                .iter()
+                .filter_map(|w| word_key(w.as_bytes(), 0, w.len())),
+        );
+        masks.words_each(|s, e| {
+            let next = self.wchars.len() as u32;
+            let w = text.get(s..e).unwrap_or("");
+            let key = word_key(b, s, e);
+            let id = match key {
+                Some((lo, hi)) => self.table.id(lo, hi, next),
+                None => *long.entry(w).or_insert(next),
+            };
+            self.add(id, e - s, || {
+                let (mut non_sym, mut alpha) = (false, false);
+                for c in w.bytes() {
+                    non_sym |= !c.is_ascii_punctuation();
+                    alpha |= c.is_ascii_alphabetic();
+                }
+                let stop = match key {
+                    Some(k) => stop_keys.contains(&k),
+                    None => stop_words.iter().any(|s| s == w),
+                };
+                (if non_sym { NON_SYM } else { 0 })
+                    | (if alpha { ALPHA } else { 0 })
+                    | (if stop { STOP } else { 0 })
+            });
+        });
+        self.stop_keys = stop_keys;
+        self.end();
     }
-
     /// Advance to n-grams of length `n`; false when there are none.
     fn level(&mut self, n: usize) -> bool {
         if n < self.n {
-            self.grams.clear();
-            self.grams.extend_from_slice(&self.words);
-            self.live.clear();
-            self.live.extend(0..self.words.len() as u32);
-            self.len = self.words.len();
-            self.n = 1;
-            self.n_ids = self.n_words;
+            self.level1();
         }
         while self.n < n {
             let next_len = self.words.len().saturating_sub(self.n);
             // an n-gram whose (n-1)-gram prefix occurs once is unique: it leaves `live`; only
-            // prefixes seen more than once go through the map
-            self.count.clear();
-            self.count.resize(self.n_ids, 0);
-            for &p in &self.live {
-                self.count[self.grams[p as usize] as usize] += 1;
-            }
+            // prefixes seen more than once go through the map. Ids are handed out in the order
+            // of first occurrence, and counted as they are.
+            self.count_next.clear();
             let mut next_id = 0u32;
             let mut kept = 0usize;
             if !self.live.is_empty() {
@@ -510,13 +674,19 @@ impl Interned {
                     let g = self.grams[p];
                     if self.count[g as usize] > 1 {
                         let key = ((g as u64) << 32) | self.words[p + self.n] as u64;
-                        self.grams[p] = self.map.id(key, &mut next_id);
+                        let id = self.map.id(key, &mut next_id);
+                        if id as usize == self.count_next.len() {
+                            self.count_next.push(0);
+                        }
+                        self.count_next[id as usize] += 1;
+                        self.grams[p] = id;
                         self.live[kept] = p as u32;
                         kept += 1;
                     }
                 }
             }
             self.live.truncate(kept);
+            std::mem::swap(&mut self.count, &mut self.count_next);
             self.len = next_len;
             self.n_ids = next_id as usize;
             self.n += 1;
@@ -535,26 +705,24 @@ fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     if n == 0 || !w.level(n) {
         return None;
     }
-    // the n-gram at 0 counts 1 when first seen; after that only a repeated n-gram can win, and
-    // those are all live
-    let (mut best_c, mut best_first) = (1u32, 0usize);
-    w.count.clear();
-    w.count.resize(w.n_ids, 0);
-    w.first.clear();
-    w.first.resize(w.n_ids, u32::MAX);
-    for &p in &w.live {
-        let g = w.grams[p as usize] as usize;
-        w.count[g] += 1;
-        if w.first[g] == u32::MAX {
-            w.first[g] = p;
-        }
-        let (c, f) = (w.count[g], w.first[g] as usize);
-        if c > best_c || (c == best_c && f < best_first) {
+    // Ids go by first occurrence, so the first seen of the most frequent is the smallest id
+    // with the top count. When none repeats, the n-gram at 0 wins with a count of 1.
+    let (mut best_c, mut best) = (1u32, None);
+    for (g, &c) in w.count.iter().enumerate() {
+        if c > best_c {
             best_c = c;
-            best_first = f;
+            best = Some(g as u32);
         }
     }
-    Some(w.gram_len(best_first, n) * best_c as usize)
+    let first = match best {
+        Some(b) => w
+            .live
+            .iter()
+            .find(|&&p| w.grams[p as usize] == b)
+            .map_or(0, |&p| p as usize),
+        None => 0,
+    };
+    Some(w.gram_len(first, n) * best_c as usize)
 }
 
 /// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length and
@@ -564,9 +732,8 @@ fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
         return 0;
     }
-    // count doubles as `seen`
-    w.count.clear();
-    w.count.resize(w.n_ids, 0);
+    w.seen.clear();
+    w.seen.resize(w.n_ids, false);
     let (mut rep, mut next) = (0, 0usize);
     for &p in &w.live {
         let p = p as usize;
@@ -574,20 +741,20 @@ fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
             continue;
         }
         let g = w.grams[p] as usize;
-        if w.count[g] != 0 {
+        if w.seen[g] {
             rep += w.gram_len(p, n);
             next = p + n;
         } else {
-            w.count[g] = 1;
+            w.seen[g] = true;
         }
     }
     rep
 }
 
-fn split_paragraphs(text: &str) -> Vec<&str> {
-    // re.split(r"\n{2,}", text.strip())
+/// `re.split(r"\n{2,}", text.strip())` into `out`.
+fn split_paragraphs<'a>(text: &'a str, out: &mut Vec<&'a str>) {
     let t = py_strip(text);
-    let mut out = Vec::new();
+    out.clear();
     let b = t.as_bytes();
     let (mut start, mut i) = (0, 0);
     while let Some(k) = memchr::memchr(b'\n', &b[i..]) {
@@ -603,7 +770,16 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
         }
     }
     out.push(&t[start..]);
-    out
+}
+
+/// The duplicate search's buffers, kept across documents.
+#[derive(Default)]
+struct DupBufs {
+    table: DupTable,
+    paras: Vec<&'static str>,
+    para_dup: Vec<bool>,
+    /// per line of the last document: whether it repeats an earlier line
+    line_dup: Vec<bool>,
 }
 
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
@@ -613,20 +789,27 @@ pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats)
         &splitlines(text),
         c,
         st,
+        &mut DupBufs::default(),
     )
 }
 
+/// Leaves the duplicate flags of `lines` in `bufs.line_dup` once it got to them.
 fn gopher_repetition_pre(
     text: &str,
     ws: &mut Interned,
     lines: &[&str],
     c: &GopherRepetitionConfig,
     st: &mut Stats,
+    bufs: &mut DupBufs,
 ) -> Verdict {
     let n_chars = clen(text);
-    let paras = split_paragraphs(text);
-    let (pd, pc) = find_duplicates(&paras);
-    let (r1, r2) = (ratio(pd, paras.len()), ratio(pc, n_chars));
+    let mut paras = reuse(&mut bufs.paras);
+    split_paragraphs(text, &mut paras);
+    bufs.table.flags(&paras, &mut bufs.para_dup);
+    let (pd, pc) = dup_counts(&paras, &bufs.para_dup);
+    let n_paras = paras.len();
+    give_back(paras, &mut bufs.paras);
+    let (r1, r2) = (ratio(pd, n_paras), ratio(pc, n_chars));
     st.push(("gopher_repetition.dup_para_frac".into(), r1));
     st.push(("gopher_repetition.dup_para_char_frac".into(), r2));
     if c.dup_para_frac.is_some_and(|t| t != 0.0 && r1 > t) {
@@ -635,7 +818,8 @@ fn gopher_repetition_pre(
     if c.dup_para_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_para_char_frac".into());
     }
-    let (ld, lc) = find_duplicates(lines);
+    bufs.table.flags(lines, &mut bufs.line_dup);
+    let (ld, lc) = dup_counts(lines, &bufs.line_dup);
     let (r1, r2) = (ratio(ld, lines.len().max(1)), ratio(lc, n_chars));
     st.push(("gopher_repetition.dup_line_frac".into(), r1));
     st.push(("gopher_repetition.dup_line_char_frac".into(), r2));
@@ -904,7 +1088,14 @@ const POLICY: [&str; 6] = [
 
 /// C4: drops lines, maybe the whole document; returns the kept text.
 pub fn c4(text: &str, c: &C4Config, st: &mut Stats) -> std::result::Result<String, String> {
-    c4_pre(text, text.is_ascii(), &splitlines(text), c, st)
+    c4_pre(
+        text,
+        text.is_ascii(),
+        &splitlines(text),
+        c,
+        st,
+        &mut Vec::new(),
+    )
 }
 
 /// The C4 phrases, lorem ipsum and javascript first, for an ASCII case-insensitive search (on an
@@ -921,6 +1112,41 @@ fn c4_phrases() -> Option<&'static aho_corasick::AhoCorasick> {
             .ok()
     })
     .as_ref()
+}
+
+/// The C4 phrases (all lowercase) for a plain search of an ASCII-lowercased text: a packed
+/// (SIMD, Teddy) searcher where the CPU has one, else an automaton. Several times faster than
+/// the case-insensitive DFA on a whole document.
+enum LowerPhrases {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+fn c4_phrases_lower() -> Option<&'static LowerPhrases> {
+    static S: std::sync::OnceLock<Option<LowerPhrases>> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let pats = || ["lorem ipsum", "javascript"].iter().chain(POLICY.iter());
+        aho_corasick::packed::Searcher::new(pats())
+            .map(LowerPhrases::Packed)
+            .or_else(|| {
+                aho_corasick::AhoCorasick::new(pats())
+                    .ok()
+                    .map(LowerPhrases::Automaton)
+            })
+    })
+    .as_ref()
+}
+
+/// Whether an ASCII `text` holds none of the C4 phrases, case-insensitively (`lower` is a
+/// buffer for its lowercase copy); None when no searcher could be built.
+fn no_c4_phrase(text: &str, lower: &mut Vec<u8>) -> Option<bool> {
+    let s = c4_phrases_lower()?;
+    lower.clear();
+    lower.extend(text.bytes().map(|c| c.to_ascii_lowercase()));
+    Some(match s {
+        LowerPhrases::Packed(p) => p.find(lower.as_slice()).is_none(),
+        LowerPhrases::Automaton(a) => !a.is_match(lower.as_slice()),
+    })
 }
 
 /// (contains "lorem ipsum", contains "javascript", contains a policy phrase), lowercased.
@@ -1000,14 +1226,15 @@ fn c4_pre(
     lines: &[&str],
     c: &C4Config,
     st: &mut Stats,
+    lower: &mut Vec<u8>,
 ) -> std::result::Result<String, String> {
     // Whole-document checks that settle every line at once: a line is a substring of the text,
     // and the phrases hold no line break, so no match in the text means none in a line, unless
     // citation removal changed the line (it can join a phrase). ASCII only, where lowercasing is
     // ASCII case folding.
-    let no_phrase = ascii && c4_phrases().is_some_and(|ac| ac.find(text).is_none());
-    let no_curly = !text.contains('{');
-    let no_bracket = !text.contains('[');
+    let no_phrase = ascii && no_c4_phrase(text, lower).unwrap_or(false);
+    let no_curly = memchr::memchr(b'{', text.as_bytes()).is_none();
+    let no_bracket = memchr::memchr(b'[', text.as_bytes()).is_none();
     let mut out = String::with_capacity(text.len());
     let mut n_kept = 0usize;
     let mut n_sent = 0usize;
@@ -1045,7 +1272,7 @@ fn c4_pre(
         if c.filter_javascript && js {
             continue;
         }
-        if c.filter_curly_bracket && !no_curly && line.contains('{') {
+        if c.filter_curly_bracket && !no_curly && memchr::memchr(b'{', line.as_bytes()).is_some() {
             return Err("curly_bracket".into());
         }
         if c.filter_policy && policy {
@@ -1077,21 +1304,69 @@ fn c4_pre(
 }
 
 pub fn fineweb(text: &str, c: &FineWebConfig, st: &mut Stats) -> Verdict {
-    fineweb_pre(text, None, c, st)
+    fineweb_pre(
+        text,
+        None,
+        None,
+        c,
+        st,
+        &mut Vec::new(),
+        &mut DupBufs::default(),
+    )
 }
 
-/// `n_words`: the word count of `text` when already known.
-fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut Stats) -> Verdict {
-    let (mut nl, mut n_punct, mut n_short) = (0usize, 0usize, 0usize);
+/// `n_words`: the word count of `text` when already known; `known`: `text.split('\n')` and
+/// whether each piece repeats an earlier one, when already known (`lines` and `bufs` are
+/// buffers for them otherwise).
+fn fineweb_pre(
+    text: &str,
+    n_words: Option<usize>,
+    known: Option<(&[&str], &[bool])>,
+    c: &FineWebConfig,
+    st: &mut Stats,
+    lines: &mut Vec<&'static str>,
+    bufs: &mut DupBufs,
+) -> Verdict {
+    let mut own = reuse(lines);
+    let v = fineweb_lines(text, n_words, known, c, st, &mut own, bufs);
+    give_back(own, lines);
+    v
+}
+
+fn fineweb_lines<'a>(
+    text: &'a str,
+    n_words: Option<usize>,
+    known: Option<(&[&'a str], &[bool])>,
+    c: &FineWebConfig,
+    st: &mut Stats,
+    own: &mut Vec<&'a str>,
+    bufs: &mut DupBufs,
+) -> Verdict {
+    let (lines, dup): (&[&str], &[bool]) = match known {
+        Some(k) => k,
+        None => {
+            own.clear();
+            let b = text.as_bytes();
+            let mut start = 0;
+            for p in memchr::memchr_iter(b'\n', b) {
+                own.push(text.get(start..p).unwrap_or(""));
+                start = p + 1;
+            }
+            own.push(text.get(start..).unwrap_or(""));
+            bufs.table.flags(own, &mut bufs.line_dup);
+            (own, &bufs.line_dup)
+        }
+    };
+    let (mut n_punct, mut n_short) = (0usize, 0usize);
     let short_len = c.short_line_length;
-    for l in text.split('\n') {
-        nl += 1;
+    for l in lines {
         n_punct += l.ends_with(['.', '\'', '"', '!', '?']) as usize;
         // chars <= bytes <= 4 * chars: count chars only when the bytes leave it open
         n_short += (l.len() <= short_len
             || (l.len() <= short_len.saturating_mul(4) && clen(l) <= short_len))
             as usize;
     }
+    let nl = lines.len().max(1);
     let n_newlines = nl - 1;
     let punct = ratio(n_punct, nl);
     st.push(("fineweb.line_punct_ratio".into(), punct));
@@ -1103,10 +1378,11 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
     if short >= c.short_line_thr {
         return Err("short_line_ratio".into());
     }
-    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(nl, Default::default());
+    // a blank line never counts; a non-blank one repeats iff an equal (so non-blank) one came
+    // before
     let mut dup_chars = 0usize;
-    for l in text.split('\n') {
-        if !py_strip(l).is_empty() && !seen.insert(l) {
+    for (l, &d) in lines.iter().zip(dup) {
+        if d && !py_strip(l).is_empty() {
             dup_chars += clen(l);
         }
     }
@@ -1125,73 +1401,104 @@ fn fineweb_pre(text: &str, n_words: Option<usize>, c: &FineWebConfig, st: &mut S
     Ok(())
 }
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Documents above this size do not leave their buffers behind in the thread's scratch.
+const KEEP_SCRATCH_BELOW: usize = 1 << 20;
+
 /// Run the configured filters on one document.
 pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut sc) => {
+            let r = apply_with(text, cfg, &mut sc, true);
+            if text.len() >= KEEP_SCRATCH_BELOW {
+                *sc = Scratch::default();
+            }
+            r
+        }
+        Err(_) => apply_with(text, cfg, &mut Scratch::default(), true),
+    })
+}
+
+fn drop_as(r: &mut FilterResult, name: &'static str, reason: String) {
+    r.keep = false;
+    r.filter = Some(name);
+    r.reason = Some(reason);
+}
+
+/// [`apply`] with the thread's buffers; `fast`: use the ASCII byte-class pass (false runs the
+/// general path on every text, for the tests that compare the two).
+fn apply_with(text: &str, cfg: &FilterConfig, sc: &mut Scratch, fast: bool) -> FilterResult {
     let mut r = FilterResult {
         keep: true,
         stats: Vec::with_capacity(32),
         ..Default::default()
     };
     if py_strip(text).is_empty() {
-        r.keep = false;
-        r.filter = Some("empty");
-        r.reason = Some("empty_document".into());
+        drop_as(&mut r, "empty", "empty_document".into());
         return r;
     }
-    let st = &mut r.stats;
-    let drop = |name: &'static str,
-                reason: String,
-                r_keep: &mut bool,
-                r_f: &mut Option<&'static str>,
-                r_r: &mut Option<String>| {
-        *r_keep = false;
-        *r_f = Some(name);
-        *r_r = Some(reason);
-    };
     let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
     let ascii = text.is_ascii();
-    let mut ws = if gopher {
+    let fast = fast && ascii;
+    let need_lines = gopher || cfg.c4.is_some();
+    if fast && need_lines {
+        sc.masks.fill(text.as_bytes());
+    }
+    let ws = &mut sc.ws;
+    if gopher {
         let stop: &[String] = cfg.gopher_quality.as_ref().map_or(&[], |q| &q.stop_words);
-        Some(Interned::from_text(text, ascii, stop))
-    } else {
-        None
-    };
-    let lines = if gopher || cfg.c4.is_some() {
-        splitlines(text)
-    } else {
-        Vec::new()
-    };
-    if let (Some(c), Some(ws)) = (&cfg.gopher_repetition, &mut ws) {
-        if let Err(e) = gopher_repetition_pre(text, ws, &lines, c, st) {
-            drop(
-                "gopher_repetition",
-                e,
-                &mut r.keep,
-                &mut r.filter,
-                &mut r.reason,
-            );
-            return r;
+        if fast {
+            ws.fill_ascii(text, &sc.masks, stop);
+        } else {
+            ws.fill_words(&words(text), stop);
         }
     }
-    if let (Some(c), Some(ws)) = (&cfg.gopher_quality, &ws) {
-        if let Err(e) = gopher_quality_pre(text, ws, &lines, c, st) {
-            drop(
-                "gopher_quality",
-                e,
-                &mut r.keep,
-                &mut r.filter,
-                &mut r.reason,
-            );
-            return r;
+    let mut lines = reuse(&mut sc.lines);
+    // whether the lines are also text.split('\n') (less a last empty one)
+    let mut only_nl = false;
+    if need_lines {
+        if fast {
+            only_nl = sc.masks.lines_into(text, &mut lines);
+        } else {
+            lines.extend(splitlines(text));
+        }
+    }
+    run_filters(text, ascii, cfg, &mut lines, only_nl, sc, &mut r);
+    give_back(lines, &mut sc.lines);
+    r
+}
+
+/// The filters in order, after the words (`sc.ws`, when a Gopher filter runs) and `lines` (the
+/// `splitlines`, when Gopher or C4 runs) are in; stops at the first that drops the document.
+fn run_filters<'a>(
+    text: &'a str,
+    ascii: bool,
+    cfg: &FilterConfig,
+    lines: &mut Vec<&'a str>,
+    only_nl: bool,
+    sc: &mut Scratch,
+    r: &mut FilterResult,
+) {
+    let st = &mut r.stats;
+    let mut line_dups = false;
+    if let Some(c) = &cfg.gopher_repetition {
+        if let Err(e) = gopher_repetition_pre(text, &mut sc.ws, lines, c, st, &mut sc.dups) {
+            return drop_as(r, "gopher_repetition", e);
+        }
+        line_dups = true;
+    }
+    if let Some(c) = &cfg.gopher_quality {
+        if let Err(e) = gopher_quality_pre(text, &sc.ws, lines, c, st) {
+            return drop_as(r, "gopher_quality", e);
         }
     }
     let mut cur = std::borrow::Cow::Borrowed(text);
     if let Some(c) = &cfg.c4 {
-        match c4_pre(text, ascii, &lines, c, st) {
-            Err(e) => {
-                drop("c4", e, &mut r.keep, &mut r.filter, &mut r.reason);
-                return r;
-            }
+        match c4_pre(text, ascii, lines, c, st, &mut sc.lower) {
+            Err(e) => return drop_as(r, "c4", e),
             Ok(t) => {
                 if t != text {
                     cur = std::borrow::Cow::Owned(t);
@@ -1200,24 +1507,42 @@ pub fn apply(text: &str, cfg: &FilterConfig) -> FilterResult {
         }
     }
     if let Some(c) = &cfg.fineweb {
-        let known = match (&ws, &cur) {
-            (Some(ws), std::borrow::Cow::Borrowed(_)) => Some(ws.words.len()),
-            _ => None,
-        };
-        if let Err(e) = fineweb_pre(&cur, known, c, st) {
-            drop("fineweb", e, &mut r.keep, &mut r.filter, &mut r.reason);
+        let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
+        let same = matches!(cur, std::borrow::Cow::Borrowed(_));
+        let n_words = (gopher && same).then_some(sc.ws.words.len());
+        // the lines and their duplicate flags from Gopher repetition, when the text is the
+        // same and its only line break is \n: split('\n') has one more, empty, piece when the
+        // text ends with \n
+        let known = same && only_nl && line_dups;
+        if known && text.ends_with('\n') {
+            lines.push("");
+            sc.dups.line_dup.push(false);
+        }
+        let mut dup = std::mem::take(&mut sc.dups.line_dup);
+        let v = fineweb_pre(
+            &cur,
+            n_words,
+            known.then_some((lines.as_slice(), dup.as_slice())),
+            c,
+            st,
+            &mut sc.fw_lines,
+            &mut sc.dups,
+        );
+        if known {
+            dup.clear();
+            sc.dups.line_dup = dup;
+        }
+        if let Err(e) = v {
             if let std::borrow::Cow::Owned(t) = cur {
                 r.text = Some(t);
             }
-            return r;
+            return drop_as(r, "fineweb", e);
         }
     }
     if let std::borrow::Cow::Owned(t) = cur {
         r.text = Some(t);
     }
-    r
 }
-
 /// Run the filters over a batch, in input order, on `threads` threads.
 pub fn apply_batch<S: AsRef<str> + Sync>(
     texts: &[S],
@@ -1264,6 +1589,151 @@ mod tests {
     fn empty_dropped() {
         let r = apply("  \n ", &FilterConfig::default());
         assert_eq!(r.filter, Some("empty"));
+    }
+
+    /// ASCII documents from fragments that stress the byte-class pass: every line break and
+    /// whitespace byte, CRLF, empty and blank lines, punctuation runs, words of 7/8/9/15/16+
+    /// bytes, stop words, C4 phrases in mixed case, braces, citations, repeated n-grams.
+    fn adversarial_docs(n: usize, seed: u64) -> Vec<String> {
+        const FRAG: [&str; 40] = [
+            "the",
+            "of",
+            "and",
+            "to",
+            "be",
+            "with",
+            "cat",
+            "sat",
+            "on",
+            "mat",
+            "end.",
+            "x.",
+            "(y)",
+            "...",
+            "#",
+            "-",
+            "\"q\"",
+            "'",
+            "?!",
+            ".",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefghijklmno",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "Lorem Ipsum",
+            "JavaScript",
+            "PRIVACY policy",
+            "use Cookies",
+            "{",
+            "[1]",
+            "[edit]",
+            "[citation needed]",
+            "e.g.",
+            "a\x00b",
+            "\x7f",
+            "~~~~",
+            "w1",
+            "Hello,",
+        ];
+        const SEP: [&str; 16] = [
+            " ",
+            " ",
+            " ",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\n",
+            "\n\n",
+            "\r\n",
+            "\r",
+            "\x0b",
+            "\x0c",
+            "\x1c\x1d\x1e",
+            "\x1f",
+            " \n ",
+        ];
+        let mut x = seed;
+        let mut next = move |m: usize| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) as usize) % m
+        };
+        (0..n)
+            .map(|_| {
+                let mut d = String::new();
+                let len = next(400);
+                let mut k = 0;
+                while k < len {
+                    // sometimes repeat a recent stretch (at most 60 bytes), to make n-grams and
+                    // lines repeat
+                    if next(12) == 0 && d.len() > 10 {
+                        let start = d.len() - 1 - next(d.len().min(60));
+                        let piece = d[start..].to_string();
+                        d.push_str(&piece);
+                        k += 5;
+                        continue;
+                    }
+                    d.push_str(FRAG[next(FRAG.len())]);
+                    d.push_str(SEP[next(SEP.len())]);
+                    k += 1;
+                }
+                d
+            })
+            .collect()
+    }
+
+    fn all_stats_config() -> FilterConfig {
+        // nothing drops: every statistic is computed, n-gram sizes out of order
+        FilterConfig::from_json(
+            r#"{"gopher_repetition": {"dup_line_frac": null, "dup_para_frac": null,
+                "dup_line_char_frac": null, "dup_para_char_frac": null,
+                "top_n_grams": [[1, 9.0], [3, 9.0], [2, 9.0], [16, 9.0]],
+                "dup_n_grams": [[5, 9.0], [2, 9.0], [10, 9.0], [7, 9.0]]},
+              "gopher_quality": {"min_doc_words": null, "max_doc_words": null,
+                "min_avg_word_length": null, "max_avg_word_length": null,
+                "max_symbol_word_ratio": null, "max_bullet_lines_ratio": null,
+                "max_ellipsis_lines_ratio": null, "max_non_alpha_words_ratio": null,
+                "min_stop_words": null, "stop_words": ["the", "of", "abcdefghijklmnop", "w1"]},
+              "c4": {"min_num_sentences": -1, "filter_lorem_ipsum": false,
+                "filter_curly_bracket": false},
+              "fineweb": {"line_punct_thr": -1.0, "short_line_thr": 9.0,
+                "char_duplicates_ratio": 9.0, "new_line_ratio": 9.0}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ascii_fast_path_matches_general_path() {
+        let docs = adversarial_docs(1500, 7);
+        for cfg in [
+            FilterConfig::default(),
+            all_stats_config(),
+            FilterConfig {
+                gopher_repetition: None,
+                ..all_stats_config()
+            },
+            FilterConfig {
+                gopher_quality: None,
+                c4: None,
+                ..all_stats_config()
+            },
+        ] {
+            // one scratch for every document, as a thread keeps it
+            let mut shared = Scratch::default();
+            for d in &docs {
+                let want = apply_with(d, &cfg, &mut Scratch::default(), false);
+                assert_eq!(apply_with(d, &cfg, &mut shared, true), want, "{d:?}");
+                assert_eq!(apply(d, &cfg), want, "{d:?}");
+            }
+            // thread count and batch size do not matter
+            let one = apply_batch(&docs, &cfg, 1);
+            assert_eq!(apply_batch(&docs, &cfg, 3), one);
+            assert_eq!(apply_batch(&docs[..7], &cfg, 2), one[..7]);
+        }
     }
 
     #[test]
@@ -1314,7 +1784,11 @@ mod speed {
         }
         let mb = docs.iter().map(|d| d.len()).sum::<usize>() as f64 / 1e6;
         let cfg = FilterConfig::default();
+        let only = std::env::var("QWEN25_FILTER_BENCH_ONLY").ok();
         for name in ["all", "rep", "quality", "c4", "fineweb"] {
+            if only.as_deref().is_some_and(|o| o != name) {
+                continue;
+            }
             let c = match name {
                 "all" => cfg.clone(),
                 "rep" => FilterConfig {
@@ -1353,6 +1827,9 @@ mod speed {
                 5.0 * mb / t.elapsed().as_secs_f64()
             );
         }
+        if only.is_some() {
+            return;
+        }
         let mut st = Vec::new();
         let t = std::time::Instant::now();
         for d in &docs {
@@ -1377,9 +1854,11 @@ mod speed {
         eprintln!("intern {:.1} MB/s", mb / t.elapsed().as_secs_f64());
         let lss: Vec<Vec<&str>> = docs.iter().map(|d| splitlines(d)).collect();
         let t = std::time::Instant::now();
+        let (mut bufs, mut paras) = (DupBufs::default(), Vec::new());
         for (d, l) in docs.iter().zip(&lss) {
-            std::hint::black_box(find_duplicates(l));
-            std::hint::black_box(find_duplicates(&split_paragraphs(d)));
+            bufs.table.flags(l, &mut bufs.line_dup);
+            split_paragraphs(d, &mut paras);
+            bufs.table.flags(&paras, &mut bufs.para_dup);
         }
         eprintln!("line+para dups {:.1} MB/s", mb / t.elapsed().as_secs_f64());
         let t = std::time::Instant::now();
@@ -1391,7 +1870,17 @@ mod speed {
         let t = std::time::Instant::now();
         for (d, l) in docs.iter().zip(&lss) {
             let mut st = Vec::new();
-            std::hint::black_box(c4_pre(d, d.is_ascii(), l, &C4Config::default(), &mut st).is_ok());
+            std::hint::black_box(
+                c4_pre(
+                    d,
+                    d.is_ascii(),
+                    l,
+                    &C4Config::default(),
+                    &mut st,
+                    &mut Vec::new(),
+                )
+                .is_ok(),
+            );
         }
         eprintln!("c4 pre {:.1} MB/s", mb / t.elapsed().as_secs_f64());
         let mut ws: Vec<Interned> = docs.iter().map(|d| Interned::new(&words(d), &[])).collect();

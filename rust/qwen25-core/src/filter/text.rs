@@ -212,6 +212,180 @@ pub fn words_ascii_each<'a>(text: &'a str, mut emit: impl FnMut(&'a str)) {
     }
 }
 
+/// Class bits of an ASCII byte for [`AsciiMasks`]: 1 whitespace (`str.isspace`), 2 punctuation,
+/// 4 a line break of [`splitlines`].
+static CLS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = CLASS[i] & 1 | (((CLASS[i] == 2) as u8) << 1);
+        if matches!(c, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e) {
+            t[i] |= 4;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// The byte classes of an ASCII text as bitmaps (bit `i % 64` of word `i / 64` stands for byte
+/// `i`): whitespace, punctuation and line breaks, found in one pass, so that the word split and
+/// the line split jump from boundary to boundary instead of testing every byte again. Bits past
+/// the end are set in `space` only. Kept across documents to reuse its memory.
+#[derive(Default)]
+pub struct AsciiMasks {
+    space: Vec<u64>,
+    punct: Vec<u64>,
+    brk: Vec<u64>,
+    len: usize,
+}
+
+/// First position >= `i` whose bit is clear (`bits.len() * 64` when none).
+#[inline]
+fn next_clear(bits: &[u64], i: usize) -> usize {
+    let mut k = i >> 6;
+    let Some(&w0) = bits.get(k) else {
+        return bits.len() * 64;
+    };
+    let mut w = !w0 & (!0u64 << (i & 63));
+    while w == 0 {
+        k += 1;
+        match bits.get(k) {
+            Some(&x) => w = !x,
+            None => return bits.len() * 64,
+        }
+    }
+    (k << 6) + w.trailing_zeros() as usize
+}
+
+/// First position >= `i` whose bit is set (`bits.len() * 64` when none).
+#[inline]
+fn next_set(bits: &[u64], i: usize) -> usize {
+    let mut k = i >> 6;
+    let Some(&w0) = bits.get(k) else {
+        return bits.len() * 64;
+    };
+    let mut w = w0 & (!0u64 << (i & 63));
+    while w == 0 {
+        k += 1;
+        match bits.get(k) {
+            Some(&x) => w = x,
+            None => return bits.len() * 64,
+        }
+    }
+    (k << 6) + w.trailing_zeros() as usize
+}
+
+#[inline]
+fn bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i >> 6).is_some_and(|w| (w >> (i & 63)) & 1 != 0)
+}
+
+impl AsciiMasks {
+    /// Classify the bytes of `b` (ASCII: other bytes count as letters).
+    pub fn fill(&mut self, b: &[u8]) {
+        let n = b.len().div_ceil(64);
+        for v in [&mut self.space, &mut self.punct, &mut self.brk] {
+            v.clear();
+            v.reserve(n);
+        }
+        self.len = b.len();
+        for ch in b.chunks(64) {
+            // class bytes, then 8 at a time: the low bit of each byte gathered into 8 bits by a
+            // multiplication (no carries: one bit per byte)
+            let mut cls = [0u8; 64];
+            for (d, &c) in cls.iter_mut().zip(ch) {
+                *d = CLS[c as usize];
+            }
+            let gather =
+                |x: u64| (x & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+            let (mut s, mut p, mut r) = (0u64, 0u64, 0u64);
+            for (k, c8) in cls.chunks_exact(8).enumerate() {
+                let mut buf = [0u8; 8];
+                buf.copy_from_slice(c8);
+                let x = u64::from_le_bytes(buf);
+                s |= gather(x) << (8 * k);
+                p |= gather(x >> 1) << (8 * k);
+                r |= gather(x >> 2) << (8 * k);
+            }
+            if ch.len() < 64 {
+                s |= !0u64 << ch.len();
+            }
+            self.space.push(s);
+            self.punct.push(p);
+            self.brk.push(r);
+        }
+    }
+
+    /// Whether the text is whitespace only (`not text.strip()`).
+    pub fn blank(&self) -> bool {
+        next_clear(&self.space, 0) >= self.len
+    }
+
+    /// The tokens of [`words`] as byte ranges, handed to `emit` one by one.
+    #[inline]
+    pub fn words_each(&self, mut emit: impl FnMut(usize, usize)) {
+        let len = self.len;
+        let mut i = next_clear(&self.space, 0);
+        while i < len {
+            let end = next_set(&self.space, i).min(len);
+            let l = if bit(&self.punct, i) {
+                next_clear(&self.punct, i).min(end)
+            } else {
+                i
+            };
+            // the chunk's tokens: one per punctuation byte of i..l and r..end, l..r whole (no
+            // middle when the chunk is all punctuation)
+            let mut r = end;
+            if l < end {
+                // byte l is not punctuation, so the peel from the right stops above it
+                while bit(&self.punct, r - 1) {
+                    r -= 1;
+                }
+            }
+            // one call site, so that `emit` is inlined
+            let mut k = i;
+            while k < end {
+                let e = if k == l && l < r { r } else { k + 1 };
+                emit(k, e);
+                k = e;
+            }
+            i = next_clear(&self.space, end);
+        }
+    }
+
+    /// [`splitlines`] of `text` (the text these masks were filled from) into `out`; returns
+    /// whether every line break is a `\n` (then the lines are also `text.split('\n')`, less a
+    /// last empty one when the text ends with `\n`).
+    pub fn lines_into<'a>(&self, text: &'a str, out: &mut Vec<&'a str>) -> bool {
+        out.clear();
+        let b = text.as_bytes();
+        let (mut start, mut only_nl) = (0usize, true);
+        for (k, &w0) in self.brk.iter().enumerate() {
+            let mut w = w0;
+            while w != 0 {
+                let p = (k << 6) + w.trailing_zeros() as usize;
+                w &= w - 1;
+                if p < start {
+                    continue; // the \n of a \r\n
+                }
+                let c = b.get(p).copied().unwrap_or(b'\n');
+                only_nl &= c == b'\n';
+                out.push(text.get(start..p).unwrap_or(""));
+                start = if c == b'\r' && b.get(p + 1) == Some(&b'\n') {
+                    p + 2
+                } else {
+                    p + 1
+                };
+            }
+        }
+        if start < text.len() {
+            out.push(text.get(start..).unwrap_or(""));
+        }
+        only_nl
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +403,33 @@ mod tests {
             splitlines("\u{e9}\u{2027}\u{100}\r\r\n"),
             vec!["\u{e9}\u{2027}\u{100}", ""]
         );
+    }
+
+    #[test]
+    fn masks_match_bytes() {
+        // every ASCII byte at every offset of a block, blocks of every tail length
+        let mut text = String::new();
+        for k in 0..300u32 {
+            text.push(char::from((k * 7 % 128) as u8));
+        }
+        for len in [0, 1, 63, 64, 65, 127, 128, 200, 300] {
+            let t = &text[..len];
+            let mut m = AsciiMasks::default();
+            m.fill(t.as_bytes());
+            for (i, c) in t.bytes().enumerate() {
+                assert_eq!(bit(&m.space, i), is_ascii_space(c), "{i} {c}");
+                assert_eq!(bit(&m.punct, i), c.is_ascii_punctuation(), "{i} {c}");
+                let br = matches!(c, b'\n' | 0x0b | 0x0c | b'\r' | 0x1c..=0x1e);
+                assert_eq!(bit(&m.brk, i), br, "{i} {c}");
+            }
+            assert!((len..m.space.len() * 64).all(|i| bit(&m.space, i)));
+            let mut ws = Vec::new();
+            m.words_each(|s, e| ws.push(&t[s..e]));
+            assert_eq!(ws, words(t));
+            let mut ls = Vec::new();
+            m.lines_into(t, &mut ls);
+            assert_eq!(ls, splitlines(t));
+        }
     }
 
     #[test]
