@@ -161,3 +161,23 @@ def test_bad_weights():
         WeightedInterleaver({"a": 1}, mode="x")
     with pytest.raises(Qwen25ValueError, match="no source"):
         interleave({"a": []}, {"a": 1, "b": 1})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcde"), st.integers(0, 60), min_size=1, max_size=5), st.integers(0, 2**32),
+       st.sampled_from(["smooth", "random"]))  # fmt: skip
+def test_schedule_gives_each_name_its_count(counts, seed, mode):
+    from collections import Counter
+
+    from qwen25.data.mix import schedule
+
+    order = list(schedule(counts, seed=seed, mode=mode))
+    assert Counter(order) == Counter({k: v for k, v in counts.items() if v > 0})
+    assert order == list(schedule(counts, seed=seed, mode=mode))  # a pure function of its inputs
+    if mode == "smooth" and len([v for v in counts.values() if v]) == 2:
+        a, b = (k for k, v in counts.items() if v)
+        # until one name runs out, every prefix is within two of its share
+        n = len(order)
+        first_done = min(max(i for i, x in enumerate(order) if x == k) for k in (a, b))
+        for k in range(1, first_done + 1):
+            assert abs(order[:k].count(a) - k * counts[a] / n) <= 2

@@ -44,6 +44,7 @@ __all__ = [
     "long_context_phase",
     "mix_jsonl",
     "plan_phase",
+    "schedule",
     "temperature_weights",
     "weights_from_proportions",
 ]
@@ -402,6 +403,26 @@ class WeightedInterleaver:
         self.counts = {n: int(s["counts"].get(n, 0)) for n in self.names}
 
 
+def schedule(counts: Mapping[str, int], *, seed: int = 0, mode: str = "smooth") -> Iterator[str]:
+    """Each name exactly ``counts[name]`` times, mixed by a :class:`WeightedInterleaver` over the
+    counts. When a name has had its count, the others go on with a fresh interleaver weighted
+    by what each still needs, seeded ``seed`` + the number of names drawn so far; so the order
+    is a pure function of (counts, seed, mode)."""
+    live = {n: int(c) for n, c in counts.items() if c > 0}
+    done: Counter[str] = Counter()
+    it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
+    while it is not None and live:
+        n = it.next()
+        if n not in live:
+            continue
+        done[n] += 1
+        yield n
+        if done[n] >= live[n]:
+            del live[n]
+            if live:
+                it = WeightedInterleaver({m: live[m] - done[m] for m in live}, seed=seed + len(done), mode=mode)
+
+
 class interleave:  # noqa: N801 (used like a function)
     """Iterate (source, item) pairs from ``sources`` by a :class:`WeightedInterleaver`'s choices.
 
@@ -548,17 +569,13 @@ def mix_jsonl(
             sizes[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
             bad[name] = reader.bad
         size_tot = {n: float(s.sum()) for n, s in sizes.items()}
-        if weights is not None:
-            targets = dict(weights)
-        elif temperature is not None:
+        targets = dict(weights) if weights is not None else None
+        if temperature is not None:
             targets = temperature_weights(size_tot, temperature)
-        else:
-            targets = dict(size_tot)
-        t = _check_weights(targets, "weights")
-        if total is None:  # the largest output that meets the proportions within the repeat cap
-            total = min((max_repeat * size_tot[n] / w for n, w in t.items() if w > 0), default=0.0)
-        plan = weights_from_proportions(size_tot, t, total_tokens=float(total), max_repeat=max_repeat)
-        quota = {n: docs_for_token_quota(sizes[n], plan.tokens.get(n, 0.0))[0] for n in sources}
+        # sizes are already in the unit (ones for documents), so the plan counts them as tokens
+        pools, plan, _ = plan_phase(Phase("mix", targets, total, max_repeat=max_repeat), sizes, unit="tokens")
+        quota = {p.name: p.docs for p in pools}
+        t = {p.name: p.target for p in pools}
 
         # pass 2: interleave, cycling through a source for repeats
         def records(name: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
@@ -569,27 +586,18 @@ def mix_jsonl(
                     yield rep, path, line, rec
                 rep += 1
 
-        live = {n: q for n, q in quota.items() if q > 0}
-        iters = {n: records(n) for n in live}
+        iters = {n: records(n) for n, q in quota.items() if q > 0}
         taken: Counter[str] = Counter()
         size_out: Counter[str] = Counter()
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(live.values()), desc="mix", unit="doc", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
-        while it is not None and live:
-            n = it.next()
-            if n not in live:
-                continue
+        bar = tqdm(total=sum(quota.values()), desc="mix", unit="doc", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        for n in schedule(quota, seed=seed, mode=mode):
             rep, path, line, rec = next(iters[n])
             size_out[n] += int(sizes[n][taken[n] % len(sizes[n])])
             taken[n] += 1
             write_json(out_f, {**rec, "_mix": {"source": n, "file": path, "line": line, "repeat": rep}})
             bar.update(1)
-            if taken[n] >= live[n]:
-                del live[n]
-                if live:  # re-weight the rest by what each still needs (a fresh, seeded stream)
-                    it = WeightedInterleaver({m: live[m] - taken[m] for m in live}, seed=seed + len(taken), mode=mode)
         bar.close()
         # records a down-sampled source did not reach
         downsampled: Counter[str] = Counter()
@@ -615,7 +623,7 @@ def mix_jsonl(
     out_total = sum(size_out.values())
     return {
         "unit": unit,
-        "total": float(total),
+        "total": plan.total_tokens,  # planned, in the unit
         "seed": seed,
         "mode": mode,
         "max_repeat": max_repeat,

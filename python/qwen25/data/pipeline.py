@@ -858,7 +858,7 @@ class Pipeline:
         document's earlier placements."""
         import numpy as np
 
-        from .mix import WeightedInterleaver, plan_phase
+        from .mix import plan_phase, schedule
         from .pack import TokenPacker
 
         with open(self._p("stage2/index.json"), encoding="utf-8") as f:
@@ -908,7 +908,6 @@ class Pipeline:
             iters = {n: reader(by_name[n]) for n in live}
             taken: Counter[str] = Counter()
             taken_tokens: Counter[str] = Counter()
-            it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
             out: list[tuple[str, int, dict[str, Any]]] = []
             bar = _bar(sum(live.values()), f"mix+pack {ph.name}".strip(), self.progress)
 
@@ -936,16 +935,9 @@ class Pipeline:
                 bar.update(len(out))
                 out.clear()
 
-            while it is not None and live:
-                n = it.next()
-                if n not in live:
-                    continue
+            for n in schedule(live, seed=seed, mode=mode):
                 out.append((n, *next(iters[n])))
                 taken[n] += 1
-                if taken[n] >= live[n]:
-                    del live[n]
-                    if live:
-                        it = WeightedInterleaver(live, seed=seed + len(taken), mode=it.mode)
                 if len(out) >= self.batch_size:
                     flush()
             flush()
