@@ -17,7 +17,7 @@ from qwen25.data.mix import docs_for_token_quota
 from qwen25.data.pipeline import run_pipeline
 from qwen25.errors import Qwen25ValueError
 
-from .test_pipeline import VOCAB, good_doc, read_jsonl
+from .test_pipeline import good_doc, read_jsonl
 
 
 def brute_force(lengths: list[int], quota: float) -> tuple[int, int]:
