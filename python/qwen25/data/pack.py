@@ -282,3 +282,18 @@ class PackedDataset:
         if len(out) == 0 or out[0] != 0:
             out = np.concatenate([[0], out])
         return out.astype(np.int64)
+
+    def position_ids(self, i: int) -> np.ndarray:
+        """Positions for sequence ``i`` that restart at 0 where each document starts (and at the
+        sequence start), as Megatron's ``reset_position_ids``. Passed to
+        :meth:`qwen25.model.Qwen2ForCausalLM.forward` as ``position_ids``, they also keep attention
+        within documents (a position that does not follow its predecessor by +1 starts one). A
+        document's separator, and the padding after the last one, continue its positions."""
+        import numpy as np
+
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sequence {i} out of range ({len(self)} sequences)")
+        i %= len(self)
+        starts = self.document_starts(i)
+        t = np.arange(self.seq_len, dtype=np.int64)
+        return t - starts[np.searchsorted(starts, t, side="right") - 1]
