@@ -50,7 +50,8 @@ A configuration (paths are relative to the TOML file)::
 
     [[sources]]
     name = "web"
-    paths = ["data/web/*.jsonl"]
+    paths = ["data/web/*.jsonl"]   # JSONL; .jsonl.gz / .jsonl.zst and .parquet are decompressed
+                                   # (converted) once to OUT/plain/ and read from there
     text_field = "text"       # default "text"
     id_field = "id"           # optional
     domain = "web"            # default: the source name
@@ -613,6 +614,45 @@ class Pipeline:
         for t in tasks:
             yield w({k: [v] for k, v in t.items()})
 
+    def _plain(self, path: str, k: int) -> str:
+        """A path the workers can read by byte ranges: ``path`` itself when it is plain JSONL;
+        for ``.gz`` / ``.zst`` JSONL a decompressed copy, for Parquet a JSONL copy (one line per
+        row, so ``line`` is the row number + 1), under ``OUT/plain/`` (written once, then
+        renamed; removed when the scan is done). Errors still name the original file."""
+        from .records import file_kind, open_binary
+
+        low = path.lower()
+        kind = file_kind(path) if low.endswith((".gz", ".zst", ".parquet")) else "jsonl"
+        if kind == "jsonl" and not low.endswith((".gz", ".zst")):
+            return path
+        os.makedirs(self._p("plain"), exist_ok=True)
+        dst = self._p(os.path.join("plain", f"{k:05d}.jsonl"))
+        if os.path.exists(dst):
+            return dst
+        total = os.path.getsize(path)
+        bar = _bar(None, f"decompress {os.path.basename(path)}" if kind == "jsonl" else f"read {os.path.basename(path)}",
+                   self.progress and total > (8 << 20))  # fmt: skip
+        try:
+            with open(dst + ".tmp", "wb") as out:
+                if kind == "parquet":
+                    from .records import iter_parquet
+
+                    for row in iter_parquet(path):
+                        out.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+                        bar.update(1)
+                else:
+                    with open_binary(path) as f:
+                        while chunk := f.read(1 << 22):
+                            out.write(chunk)
+                            bar.update(1)
+        except Exception as e:  # gzip, zstandard and pyarrow each raise their own errors
+            raise FormatError(f"{path}:0: cannot be read as {'Parquet' if kind == 'parquet' else 'compressed JSONL'} ({e})",
+                              path, 0) from None  # fmt: skip
+        finally:
+            bar.close()
+        os.replace(dst + ".tmp", dst)
+        return dst
+
     def _files(self) -> list[tuple[str, int]]:
         return [(path, si) for si, s in enumerate(self.sources) for path in s.files]
 
@@ -637,8 +677,9 @@ class Pipeline:
             )  # fmt: skip
             mh = mhd.stream(mem_budget=int(d.get("mem_budget", 1 << 30)), spill_dir=self.out)
         files = self._files()
+        readable = [(self._plain(path, k), src) for k, (path, src) in enumerate(files)]
         spec = {
-            "files": files,
+            "files": readable,
             "sources": [(s.text_field, s.id_field, s.domain) for s in self.sources],
             "filter": (
                 {"default": self.filter_cfg.get("default", {}), "domains": self.filter_cfg.get("domains", {})}
@@ -654,7 +695,7 @@ class Pipeline:
         }  # fmt: skip
         tasks = [
             {"file": fi, "start": a, "end": b, "line": first}
-            for fi, (path, _) in enumerate(files)
+            for fi, (path, _) in enumerate(readable)
             for a, b, first in line_chunks(path, self.batch_size)
         ]
         base = os.path.dirname(self.where) if os.path.isfile(self.where) else os.getcwd()
@@ -729,6 +770,9 @@ class Pipeline:
         stage1.close()
         stage1_tokens.close()
         report["scan"] = {k: dict(v) for k, v in stats.items()}
+        import shutil
+
+        shutil.rmtree(self._p("plain"), ignore_errors=True)  # the decompressed copies are done with
 
     def _near_dedup(self, report: dict[str, Any]) -> None:
         """MinHash keep flags, decontaminate, classify, tokenize; survivors to
