@@ -193,3 +193,17 @@ def test_stage_commands_account_for_bad_lines(tmp_path, capsys):
     assert main(["data", "pack", src, "-o", str(tmp_path / "p"), "--seq-len", "64", "--skip-bad", "--no-progress"]) == 0
     assert PackedDataset(tmp_path / "p").num_documents == len(lines) - 2
     assert '"bad_lines_skipped": 2' in capsys.readouterr().err
+
+
+def test_dedup_report_names_both_clusters(tmp_path):
+    from tests.unit.test_pipeline import write_corpus
+
+    write_corpus(tmp_path)  # web[3] is copied exactly (b.jsonl:11), web[5] nearly (b.jsonl:12)
+    a, b = str(tmp_path / "web" / "a.jsonl"), str(tmp_path / "web" / "b.jsonl")
+    rep = tmp_path / "rep.json"
+    assert main(["data", "dedup", a, b, "-o", str(tmp_path / "o.jsonl"), "--removed", str(tmp_path / "r.jsonl"),
+                 "--report", str(rep), "--no-progress"]) == 0  # fmt: skip
+    r = json.loads(rep.read_text())
+    assert r["exact_clusters"] == [{"first": f"{a}:4", "size": 2}]
+    assert r["near_clusters"] == [{"first": f"{a}:6", "size": 2}]
+    assert [(x["line"], x["stage"]) for x in read_jsonl(tmp_path / "r.jsonl")] == [(11, "exact_dedup"), (12, "minhash_dedup")]

@@ -216,52 +216,59 @@ def _run_filter(a: argparse.Namespace) -> int:
 
 
 def _run_dedup(a: argparse.Namespace) -> int:
-    """Two passes, memory bounded by a few integers per record: the first assigns clusters
-    (exact hashes, then MinHash-LSH with spilling), the second re-reads and writes."""
+    """Two passes, memory bounded by a few integers per record (``array`` of int64, not Python
+    objects): the first assigns clusters (exact hashes, then MinHash-LSH, spilling to disk),
+    the second re-reads the inputs and writes."""
     import tempfile
+    from array import array
 
     import numpy as np
 
     from ..data.dedup import ExactDeduplicator, MinHashDeduplicator
 
-    prov: list[tuple[int, int]] = []  # (file index, line) per record
+    line_bits = 40
+    prov = array("q")  # (file index << 40) | line, per record
     files = {p: k for k, p in enumerate(a.inputs)}
-    exact_of: list[int] = []  # exact cluster id (= first index) per record
+    exact_of = array("q")  # exact cluster id (= index of the first occurrence) per record
     exact = None if a.no_exact else ExactDeduplicator(num_threads=a.num_threads)
+    survivors = array("q")  # record index of each MinHash input
     with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(a.output))) as spill:
         mh = None if a.no_minhash else MinHashDeduplicator(num_threads=a.num_threads).stream(mem_budget=a.mem_budget, spill_dir=spill)
-        survivors: list[int] = []  # record index of each MinHash input
-        bad_removed = _Out(None)
-        r1 = _reader(a, bad_removed, "dedup 1/2")
+        r1 = _reader(a, _Out(None), "dedup 1/2")
         for batch in _batches(r1, a.batch_size):
             start = len(prov)
-            prov += [(files[p], line) for p, line, _ in batch]
+            prov.extend((files[p] << line_bits) | line for p, line, _ in batch)
             texts = [rec[a.text_field] for _, _, rec in batch]
             if exact is not None:
-                ids = exact.add(texts).tolist()
-                exact_of += ids
-                keep = [k for k in range(len(batch)) if ids[k] == start + k]
+                ids = exact.add(texts)
+                exact_of.extend(ids.tolist())
+                keep = np.flatnonzero(ids == np.arange(start, start + len(batch))).tolist()
             else:
                 keep = list(range(len(batch)))
             if mh is not None and keep:
                 mh.add([texts[k] for k in keep])
-            survivors += [start + k for k in keep]
+            survivors.extend(start + k for k in keep)
         near = mh.finish() if mh is not None else np.arange(len(survivors))
-    near_of = dict(zip(survivors, (survivors[c] for c in near.tolist())))
+    surv = np.frombuffer(survivors, dtype=np.int64) if len(survivors) else np.zeros(0, np.int64)
+    near_of = np.arange(len(prov), dtype=np.int64)  # the kept representative of each record
+    near_of[surv] = surv[near]
 
     def where(i: int) -> str:
-        return f"{a.inputs[prov[i][0]]}:{prov[i][1]}"
+        return f"{a.inputs[prov[i] >> line_bits]}:{prov[i] & ((1 << line_bits) - 1)}"
 
     out, rem = _Out(a.output), _Out(a.removed)
     why: Counter[str] = Counter()
     i = 0
     for _path, _line, rec in _reader(a, rem, "dedup 2/2"):
+        if i >= len(prov):
+            i += 1
+            break
         if exact is not None and exact_of[i] != i:
             why["exact_dedup"] += 1
             rem.write({"file": _path, "line": _line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
         elif near_of[i] != i:
             why["minhash_dedup"] += 1
-            rem.write({"file": _path, "line": _line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(near_of[i])}"})
+            rem.write({"file": _path, "line": _line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
         else:
             out.write(rec)
         i += 1
@@ -273,11 +280,11 @@ def _run_dedup(a: argparse.Namespace) -> int:
     rem.close()
     _summary("dedup", len(prov) + r1.bad, out.n, why, r1.bad)
     if a.report:
-        near_sizes = Counter(near_of[s] for s in survivors)
+        reps, sizes = np.unique(near_of[surv], return_counts=True)
         rep = {
             "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
             "exact_clusters": [{"first": where(f), "size": n} for f, n in (exact.cluster_sizes() if exact is not None else [])],
-            "near_clusters": [{"first": where(f), "size": n} for f, n in sorted(near_sizes.items()) if n > 1],
+            "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
         }  # fmt: skip
         with open(a.report + ".tmp", "w", encoding="utf-8") as f:
             json.dump(rep, f, indent=1)

@@ -704,7 +704,9 @@ class Pipeline:
         removed = _Writer(self._p("removed.scan.jsonl"))
         stage1 = _Writer(self._p("stage1.jsonl"))
         stage1_tokens = _TokenWriter(self._p("stage1"))
-        exact_prov: list[str] = []
+        from array import array
+
+        exact_prov = array("q")  # (file index << 40) | line of each exact-dedup input: 8 bytes a document
         bar = _bar(None, "read+filter+dedup", self.progress)
         try:
             for cols in self._execute(ScanWorker, spec, tasks):
@@ -746,10 +748,12 @@ class Pipeline:
                     ntok_out = len(cols["tokens"][k]) // 4  # C4 may have removed lines
                     _flow(stats, "filter", dm, ntok, True, out_tokens=ntok_out)
                     if exact is not None:
-                        exact_prov.append(f"{prov['file']}:{prov['line']}")
+                        exact_prov.append((fi << 40) | line)
                         cid = ex_ids[k]
                         if cid >= 0:
-                            removed.write({**prov, "domain": dm, "stage": "exact_dedup", "reason": f"duplicate_of {exact_prov[cid]}"})
+                            first = exact_prov[cid]
+                            removed.write({**prov, "domain": dm, "stage": "exact_dedup",
+                                           "reason": f"duplicate_of {rels[first >> 40]}:{first & ((1 << 40) - 1)}"})  # fmt: skip
                             stats["removed:exact_dedup"]["exact_duplicate"] += 1
                             _flow(stats, "exact_dedup", dm, ntok_out, False)
                             continue
@@ -798,7 +802,11 @@ class Pipeline:
         for a, b, first in line_chunks(spec["stage1"], self.batch_size):
             n = min(self.batch_size, len(ids) - (first - 1))
             tasks.append({"start": a, "end": b, "keep": keep[first - 1 : first - 1 + n].tobytes()})
-        provs: list[str] = []
+        from array import array
+
+        provs = array("q")  # (file index << 40) | line of each stage-1 record: 8 bytes a document
+        file_index: dict[str, int] = {}
+        file_names: list[str] = []
         lens = np.fromfile(self._p("stage1.len"), dtype="<u8").astype(np.int64)
         starts = np.concatenate([[0], np.cumsum(lens)])
         if len(lens) != len(ids):
@@ -808,12 +816,18 @@ class Pipeline:
         for cols in self._execute(NearWorker, spec, tasks):
             for k, status in enumerate(cols["status"]):
                 prov = json.loads(cols["prov"][k])
-                provs.append(f"{prov['file']}:{prov['line']}")
+                fk = file_index.get(prov["file"])
+                if fk is None:
+                    fk = file_index[prov["file"]] = len(file_names)
+                    file_names.append(prov["file"])
+                provs.append((fk << 40) | prov["line"])
                 dm, src = cols["domain"][k], cols["src_domain"][k]
                 n = int(lens[i])
                 _flow(stats, "minhash_dedup", src, n, status != "minhash")
                 if status == "minhash":
-                    removed.write({**prov, "domain": dm, "stage": "minhash_dedup", "reason": f"near_duplicate_of {provs[ids[i]]}"})
+                    first = provs[ids[i]]
+                    removed.write({**prov, "domain": dm, "stage": "minhash_dedup",
+                                   "reason": f"near_duplicate_of {file_names[first >> 40]}:{first & ((1 << 40) - 1)}"})  # fmt: skip
                     stats["removed:minhash_dedup"]["near_duplicate"] += 1
                     i += 1
                     continue
