@@ -204,15 +204,15 @@ def test_decontaminate_hook(tmp_path, monkeypatch):
 
     class FakeDecontaminator:  # stands in for the decontamination issue's engine
         def __init__(self, test_set):
-            self.needle = test_set
+            self.needles = test_set  # a list of test texts
 
         def check(self, texts):
-            return [("match", self.needle) if self.needle in t else None for t in texts]
+            return [next((("match", n) for n in self.needles if n in t), None) for t in texts]
 
     monkeypatch.setattr(qd, "Decontaminator", FakeDecontaminator, raising=False)
     web, code = write_corpus(tmp_path)
     cfg = tmp_path / "pipeline.toml"
-    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "document c3 " }\n')
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = ["document c3 "] }\n')
     rep = run_pipeline(cfg, progress=False)
     assert rep["decontaminate"] == "ran Decontaminator.check"
     assert rep["removed_by_stage"]["decontaminate"] == {"benchmark_overlap": 1}

@@ -124,6 +124,19 @@ class FilterConfig:
             if bad:
                 raise Qwen25ValueError(f"{where}: unknown key(s) {bad} in [{k}] (known: {sorted(names)})")
             vv = dict(v)
+            defaults = sec()
+            for key, val in vv.items():  # the type of each value, by its default's
+                dv = getattr(defaults, key)
+                if isinstance(dv, bool):
+                    ok = isinstance(val, bool)
+                elif isinstance(dv, (int, float)) or dv is None:
+                    ok = val is None or (isinstance(val, (int, float)) and not isinstance(val, bool))
+                    if isinstance(dv, int) and not isinstance(dv, bool) and isinstance(val, float) and not val.is_integer():
+                        ok = False
+                else:  # tuples: lists in TOML
+                    ok = isinstance(val, (list, tuple))
+                if not ok:
+                    raise Qwen25ValueError(f"{where}: [{k}] {key} = {val!r} has the wrong type (default: {dv!r})")
             for key in ("top_n_grams", "dup_n_grams", "stop_words"):
                 if key in vv:
                     vv[key] = tuple(tuple(x) if isinstance(x, list) else x for x in vv[key])

@@ -201,8 +201,13 @@ class Phase:
     long_share: float | None = None
     long_min: int | None = None
     max_repeat: float | None = None
+    temperature: float | None = None  # with weights=None: p ~ size^(1/T) instead of the sizes
 
     def __post_init__(self) -> None:
+        if self.temperature is not None and not self.temperature > 0:
+            raise Qwen25ValueError(f"phase {self.name!r}: temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None and self.weights is not None:
+            raise Qwen25ValueError(f"phase {self.name!r}: give weights or temperature, not both")
         if self.weights is not None:
             object.__setattr__(self, "weights", _check_weights(self.weights, f"phase {self.name!r}"))
         if self.long_share is not None and not 0 <= self.long_share <= 1:
@@ -274,6 +279,8 @@ def plan_phase(
     else:
         order = list(lens)
         dw = {d: float(lens[d].sum() if unit == "tokens" else len(lens[d])) for d in order}
+        if phase.temperature is not None and sum(dw.values()) > 0:
+            dw = temperature_weights(dw, phase.temperature)
 
     def size_of(idx: Any, d: str) -> float:
         return float(lens[d][idx].sum()) if unit == "tokens" else float(len(idx))
@@ -307,9 +314,13 @@ def plan_phase(
     if sum(targets.values()) <= 0:
         return [Pool(n, d, lg, idx, sizes[n], 0.0, 0.0, 0) for n, d, lg, idx in parts], MixPlan({}, {}, {}), notes
     t = _check_weights(targets, f"phase {phase.name!r}")
+    starved = sorted({n for n, _, _, _ in parts if t.get(n, 0) > 0 and sizes[n] <= 0})
+    if starved:
+        notes.append(f"phase {phase.name!r}: no documents for {starved}: their share goes to the others")
     total = phase.tokens
-    if total is None:  # the largest budget that meets the proportions within the repeat cap
-        total = min((cap * sizes[n] / w for n, w in t.items() if w > 0), default=0.0)
+    if total is None:  # the largest budget that meets the proportions within the repeat cap; an
+        # empty pool cannot meet its share at all, so it does not limit the budget
+        total = min((cap * sizes[n] / w for n, w in t.items() if w > 0 and sizes[n] > 0), default=0.0)
     plan = weights_from_proportions(sizes, t, total_tokens=float(total), max_repeat=cap)
     out = []
     for name, d, lg2, idx in parts:

@@ -174,6 +174,24 @@ def _section(cfg: dict[str, Any], name: str, known: set[str], where: str) -> dic
     return sec
 
 
+def _typed(sec: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None, *,
+           minimum: float | None = None) -> Any:
+    """``sec[key]`` checked against ``kind`` (and ``minimum``); errors name the file and key."""
+    v = sec.get(key, default)
+    if v is None:
+        return v
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = isinstance(v, kinds) and not (isinstance(v, bool) and bool not in kinds)
+    if float in kinds and isinstance(v, int) and not isinstance(v, bool):
+        ok, v = True, float(v)
+    if not ok:
+        names = " or ".join(k.__name__ for k in kinds)
+        raise Qwen25ValueError(f"{where}: {key} must be {names}, got {v!r}")
+    if minimum is not None and v < minimum:
+        raise Qwen25ValueError(f"{where}: {key} must be >= {minimum}, got {v!r}")
+    return v
+
+
 @dataclass
 class Source:
     name: str
@@ -503,11 +521,11 @@ class Pipeline:
         p = _section(cfg, "pipeline", {"output", "batch_size", "num_threads", "on_bad_line", *_EXEC_KEYS}, where)
         if "output" not in p:
             raise Qwen25ValueError(f"{where}: [pipeline] needs output = \"folder\"")
+        if not isinstance(p["output"], str) or not p["output"]:
+            raise Qwen25ValueError(f"{where}: [pipeline] output must be a folder name, got {p['output']!r}")
         self.out = os.path.join(base, p["output"])
-        self.batch_size = int(p.get("batch_size", 1000))
-        if self.batch_size < 1:
-            raise Qwen25ValueError(f"{where}: batch_size must be >= 1, got {self.batch_size}")
-        self.num_threads = p.get("num_threads")
+        self.batch_size = _typed(p, "batch_size", int, f"{where} [pipeline]", 1000, minimum=1)
+        self.num_threads = _typed(p, "num_threads", int, f"{where} [pipeline]", minimum=1)
         self.on_bad_line = p.get("on_bad_line", "error")
         if self.on_bad_line not in ("error", "skip"):
             raise Qwen25ValueError(f"{where}: on_bad_line must be 'error' or 'skip'")
@@ -534,8 +552,14 @@ class Pipeline:
             bad = sorted(set(s) - known)
             if bad or "name" not in s or "paths" not in s:
                 raise Qwen25ValueError(f"{where}: sources[{i}] needs name and paths (unknown keys: {bad})")
+            pats = [s["paths"]] if isinstance(s["paths"], str) else s["paths"]
+            if not isinstance(pats, list) or not pats or not all(isinstance(x, str) and x for x in pats):
+                raise Qwen25ValueError(f"{where}: sources[{i}] paths must be a glob or a non-empty list of globs, got {s['paths']!r}")
+            for key in ("name", "text_field", "id_field", "domain"):
+                if key in s and (not isinstance(s[key], str) or not s[key]):
+                    raise Qwen25ValueError(f"{where}: sources[{i}] {key} must be a non-empty string, got {s[key]!r}")
             files: list[str] = []
-            for pat in [s["paths"]] if isinstance(s["paths"], str) else s["paths"]:
+            for pat in pats:
                 hits = sorted(glob.glob(os.path.join(base, pat)))
                 if not hits:
                     raise Qwen25FileNotFoundError(2, f"source {s['name']!r}: no file matches", os.path.join(base, pat))
@@ -547,12 +571,37 @@ class Pipeline:
             {"exact", "exact_lowercase", "exact_strip_punct", "exact_collapse_ws", "minhash", "num_perm", "bands", "rows", "ngram", "seed", "mem_budget"},
             where,
         )  # fmt: skip
+        for key, lo in (("num_perm", 1), ("bands", 1), ("rows", 1), ("ngram", 1), ("seed", 0), ("mem_budget", 1)):
+            _typed(self.dedup_cfg, key, int, f"{where} [dedup]", minimum=lo)
+        if self.dedup_cfg.get("minhash", True):
+            from .dedup import MinHashDeduplicator
+
+            d = self.dedup_cfg
+            try:  # bands x rows must equal num_perm, and so on: checked here, not after reading
+                MinHashDeduplicator(d.get("num_perm", 112), d.get("bands", 14), d.get("rows", 8), d.get("ngram", 5), d.get("seed", 1))
+            except Qwen25ValueError as e:
+                raise Qwen25ValueError(f"{where} [dedup]: {e}") from None
         self.decon_cfg = _section(cfg, "decontaminate", {"enabled", "options"}, where)
+        opts = self.decon_cfg.get("options", {})
+        if not isinstance(opts, dict):
+            raise Qwen25ValueError(f"{where} [decontaminate]: options must be a table, got {opts!r}")
+        ts = opts.get("test_set")
+        if isinstance(ts, str) and self.decon_cfg.get("enabled", True):
+            from . import benchmarks
+
+            if ts.lower() not in benchmarks.names():  # a file: relative to the TOML, like every path here
+                path = os.path.join(base, ts)
+                if not os.path.exists(path):
+                    raise Qwen25FileNotFoundError(2, f"[decontaminate] test_set is neither a benchmark ({', '.join(benchmarks.names())}) nor a file", path)
+                self.decon_cfg = {**self.decon_cfg, "options": {**opts, "test_set": path}}
+            bad_opts = sorted(set(opts) - {"test_set", "mode", "ngram", "lcs_min", "lcs_ratio", "window", "field", "num_threads"})
+            if bad_opts:
+                raise Qwen25ValueError(f"{where} [decontaminate]: unknown option(s) {bad_opts}")
         self.classify_cfg = _section(cfg, "classify", {"model"}, where)
         if "model" in self.classify_cfg:
             self.classify_cfg["model"] = os.path.join(base, self.classify_cfg["model"])
         self.mix_cfg = _section(
-            cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs", "total_tokens", "unit", "phases"}, where
+            cfg, "mix", {"weights", "max_repeat", "seed", "mode", "total_docs", "total_tokens", "unit", "phases", "temperature"}, where
         )
         unit = self.mix_cfg.get("unit", "tokens")
         if unit not in ("tokens", "docs"):
@@ -560,20 +609,90 @@ class Pipeline:
         other = "total_docs" if unit == "tokens" else "total_tokens"
         if other in self.mix_cfg:
             raise Qwen25ValueError(f"{where}: [mix] {other} needs unit = {'docs' if unit == 'tokens' else 'tokens'!r}")
+        mw = f"{where} [mix]"
+        if self.mix_cfg.get("mode", "smooth") not in ("smooth", "random"):
+            raise Qwen25ValueError(f"{mw}: mode must be 'smooth' or 'random', got {self.mix_cfg['mode']!r}")
+        _typed(self.mix_cfg, "seed", int, mw, minimum=0)
+        _typed(self.mix_cfg, "max_repeat", float, mw)
+        if self.mix_cfg.get("max_repeat", 1.0) <= 0:
+            raise Qwen25ValueError(f"{mw}: max_repeat must be > 0, got {self.mix_cfg['max_repeat']!r}")
+        _typed(self.mix_cfg, "total_tokens", float, mw, minimum=0)
+        _typed(self.mix_cfg, "total_docs", float, mw, minimum=0)
+        _typed(self.mix_cfg, "temperature", float, mw)
+        self._check_weights(self.mix_cfg.get("weights"), mw)
+        if self.mix_cfg.get("phases") and (set(self.mix_cfg) & {"weights", "total_tokens", "total_docs", "temperature"}):
+            raise Qwen25ValueError(f"{mw}: with [[mix.phases]], give weights, totals and temperature per phase, not in [mix]")
+        if "weights" in self.mix_cfg and "temperature" in self.mix_cfg:
+            raise Qwen25ValueError(f"{mw}: give weights or temperature, not both")
         self.pack_cfg = _section(cfg, "pack", {"seq_len", "seqs_per_shard"}, where)
+        _typed(self.pack_cfg, "seq_len", int, f"{where} [pack]", minimum=1)
+        _typed(self.pack_cfg, "seqs_per_shard", int, f"{where} [pack]", minimum=1)
         self._parse_phases()
         self._check_filters()
+        self._check_domains()
 
     # ---- helpers ---------------------------------------------------------------------------
 
+    def _filter_tables(self) -> dict[str, Any]:
+        """``{"default": table, "domains": {domain: table}}``: a domain's table overrides the
+        default key by key (``gopher_quality = false`` drops that filter; a table changes only
+        the thresholds it names)."""
+        default = self.filter_cfg.get("default", {})
+        doms = {}
+        for d, v in self.filter_cfg.get("domains", {}).items():
+            merged = dict(default)
+            for k, val in v.items():
+                base = merged.get(k)
+                merged[k] = {**base, **val} if isinstance(base, dict) and isinstance(val, dict) else val
+            doms[d] = merged
+        return {"default": default, "domains": doms}
+
     def _check_filters(self) -> None:
-        """Build the filter configurations once here, so that errors name the TOML file."""
+        """Build the filter configurations once here, Rust side included, so that errors name
+        the TOML file and come before any reading."""
+        from .. import _native
         from .filters import FilterConfig
 
-        if self.filter_cfg.get("enabled", True):
-            FilterConfig.from_dict(self.filter_cfg.get("default", {}), where=f"{self.where} [filter.default]")
-            for d, v in self.filter_cfg.get("domains", {}).items():
-                FilterConfig.from_dict(v, where=f"{self.where} [filter.domains.{d}]")
+        if not self.filter_cfg.get("enabled", True):
+            return
+        for k in ("default", "domains"):
+            if not isinstance(self.filter_cfg.get(k, {}), dict):
+                raise Qwen25ValueError(f"{self.where}: [filter.{k}] must be a table")
+        tables = self._filter_tables()
+        for name, table in [("default", tables["default"])] + [(f"domains.{d}", t) for d, t in tables["domains"].items()]:
+            where = f"{self.where} [filter.{name}]"
+            cfg = FilterConfig.from_dict(table, where=where)
+            try:
+                _native.QualityFilters(cfg.to_json())
+            except (ValueError, TypeError) as e:
+                raise Qwen25ValueError(f"{where}: {e}") from None
+
+    def _check_weights(self, w: Any, where: str) -> None:
+        if w is None:
+            return
+        if not isinstance(w, dict) or not w:
+            raise Qwen25ValueError(f"{where}: weights must be a table of domain = number, got {w!r}")
+        for k, v in w.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise Qwen25ValueError(f"{where}: weight of {k!r} must be a number >= 0, got {v!r}")
+        if sum(w.values()) <= 0:
+            raise Qwen25ValueError(f"{where}: weights sum to 0")
+
+    def _check_domains(self) -> None:
+        """Weights must name domains that can exist: a source's domain or a classifier label."""
+        known = {s.domain for s in self.sources}
+        if "model" in self.classify_cfg:
+            from .classify import DomainClassifier
+
+            try:
+                known = set(DomainClassifier.load(self.classify_cfg["model"]).labels)
+            except OSError as e:
+                raise Qwen25FileNotFoundError(2, f"[classify] model cannot be read ({e})", self.classify_cfg["model"]) from None
+        tables = [("[mix]", self.mix_cfg.get("weights"))] + [(f"[[mix.phases]] {p.name!r}", p.weights) for p in self._phase_list]
+        for what, w in tables:
+            unknown = sorted(set(w or {}) - known)
+            if unknown:
+                raise Qwen25ValueError(f"{self.where} {what}: weights name unknown domain(s) {unknown} (domains: {sorted(known)})")
 
     def _threads(self) -> int | None:
         if self.num_threads is not None:
@@ -681,10 +800,7 @@ class Pipeline:
         spec = {
             "files": readable,
             "sources": [(s.text_field, s.id_field, s.domain) for s in self.sources],
-            "filter": (
-                {"default": self.filter_cfg.get("default", {}), "domains": self.filter_cfg.get("domains", {})}
-                if self.filter_cfg.get("enabled", True) else None
-            ),
+            "filter": self._filter_tables() if self.filter_cfg.get("enabled", True) else None,
             "exact": ex_cfg if exact is not None else None,
             "minhash": (
                 {"num_perm": mhd.num_perm, "bands": mhd.bands, "rows": mhd.rows, "ngram": mhd.ngram, "seed": mhd.seed,
@@ -874,9 +990,10 @@ class Pipeline:
         total_key = "total_tokens" if unit == "tokens" else "total_docs"
         if not m.get("phases"):
             w = m.get("weights") or None
-            # without weights every document is taken once, whatever max_repeat says
+            t = m.get("temperature")
+            # without weights or a temperature every document is taken once, whatever max_repeat says
             return [Phase("", w, m.get(total_key), {}, seq_len=int(pk.get("seq_len", 4096)),
-                          max_repeat=float(m.get("max_repeat", 1.0)) if w else 1.0)]  # fmt: skip
+                          max_repeat=float(m.get("max_repeat", 1.0)) if (w or t) else 1.0, temperature=t)]  # fmt: skip
         return list(self._phase_list)
 
     def _parse_phases(self) -> None:
@@ -890,7 +1007,7 @@ class Pipeline:
             raise Qwen25ValueError(f"{self.where}: [[mix.phases]] must be tables")
         unit = self.mix_cfg.get("unit", "tokens")
         total_key = "total_tokens" if unit == "tokens" else "total_docs"
-        known = {"name", "weights", total_key, "max_repeat", "seq_len", "long_share", "long_min"}
+        known = {"name", "weights", "temperature", total_key, "max_repeat", "seq_len", "long_share", "long_min"}
         names: set[str] = set()
         for i, ph in enumerate(raw):
             where = f"{self.where}: [[mix.phases]] #{i + 1}"
@@ -898,14 +1015,20 @@ class Pipeline:
             if bad:
                 raise Qwen25ValueError(f"{where}: unknown key(s) {bad} (known: {sorted(known)})")
             name = ph.get("name")
-            if not isinstance(name, str) or not name or name in names or os.sep in name or name.startswith("."):
+            if not isinstance(name, str) or not name or name in names or "/" in name or os.sep in name or name.startswith("."):
                 raise Qwen25ValueError(f"{where}: needs a unique name usable as a folder name, got {name!r}")
+            where = f"{self.where}: [[mix.phases]] {name!r}"
             names.add(name)
+            self._check_weights(ph.get("weights"), where)
+            if "weights" in ph and "temperature" in ph:
+                raise Qwen25ValueError(f"{where}: give weights or temperature, not both")
             try:
                 self._phase_list.append(Phase(
-                    name, ph.get("weights"), ph.get(total_key), {}, seq_len=int(ph.get("seq_len", self.pack_cfg.get("seq_len", 4096))),
-                    long_share=ph.get("long_share"), long_min=ph.get("long_min"),
-                    max_repeat=float(ph.get("max_repeat", self.mix_cfg.get("max_repeat", 1.0))),
+                    name, ph.get("weights"), _typed(ph, total_key, float, where, minimum=0), {},
+                    seq_len=_typed(ph, "seq_len", int, where, self.pack_cfg.get("seq_len", 4096), minimum=1),
+                    long_share=_typed(ph, "long_share", float, where), long_min=_typed(ph, "long_min", int, where, minimum=1),
+                    max_repeat=_typed(ph, "max_repeat", float, where, self.mix_cfg.get("max_repeat", 1.0)),
+                    temperature=_typed(ph, "temperature", float, where),
                 ))  # fmt: skip
             except Qwen25ValueError as e:
                 raise Qwen25ValueError(f"{where}: {e}") from None
@@ -944,6 +1067,12 @@ class Pipeline:
         for ph in phases:
             n_doc = 0  # document index within this phase's packed folder
             pools, _, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
+            if ph.long_share and not any(p.long and p.size > 0 for p in pools):
+                raise Qwen25ValueError(
+                    f"{self.where}: phase {ph.name!r} asks for long_share = {ph.long_share} but no document kept has "
+                    f"{ph.long_min or ph.seq_len} tokens or more; lower long_min or add long documents "
+                    "(the finished phases are kept: a rerun resumes here)"
+                )
             for note in notes:
                 print(f"qwen25 data: note: {note}", file=sys.stderr)
             by_name = {p.name: p for p in pools}
