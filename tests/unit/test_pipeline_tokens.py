@@ -265,7 +265,16 @@ def test_not_utf8_names_file_and_line(tmp_path):
     from qwen25.errors import FormatError
 
     (tmp_path / "web").mkdir()
-    (tmp_path / "web" / "a.jsonl").write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
-    (tmp_path / "pipeline.toml").write_text('[pipeline]\noutput = "out"\non_bad_line = "skip"\n[[sources]]\nname = "web"\npaths = "web/*.jsonl"\n')
+    (tmp_path / "web" / "a.jsonl").write_bytes(
+        b'{"text": "fine"}\n{"text": "caf\xe9"}\n{"text": "lone \\ud800 surrogate"}\n{"text": "ok \\u00e9"}\n'
+    )
+    toml = '[pipeline]\noutput = "out"\non_bad_line = "{}"\n[[sources]]\nname = "web"\npaths = "web/*.jsonl"\n[filter]\nenabled = false\n'
+    (tmp_path / "pipeline.toml").write_text(toml.format("error"))
     with pytest.raises(FormatError, match=r"a\.jsonl:2: not UTF-8"):
         run_pipeline(tmp_path / "pipeline.toml", progress=False)
+    (tmp_path / "pipeline.toml").write_text(toml.format("skip"))  # bad lines are listed, never lost
+    rep = run_pipeline(tmp_path / "pipeline.toml", progress=False)
+    bad = [(r["line"], r["reason"]) for r in read_jsonl(tmp_path / "out" / "removed.jsonl")]
+    assert [x[0] for x in bad] == [2, 3]
+    assert bad[0][1].startswith("bad_line: not UTF-8") and "lone surrogate" in bad[1][1]
+    assert rep["documents_packed"] == 2 and rep["documents_in"] == 4

@@ -5,9 +5,11 @@ Nothing is lost: every input record ends either in the packed output (listed, wi
 provenance and packed document index, in ``kept.jsonl``) or in ``removed.jsonl`` with the stage
 and reason that removed it; ``report.json`` holds the per-stage, per-domain counts and the test
 suite checks that they add up. Every file is written as ``NAME.tmp`` and renamed when complete;
-``state.json`` records the finished phases, so a rerun with the same configuration resumes after
-the last finished phase (a changed configuration starts over; the engine keys below do not
-count as a change, since they do not change the results).
+``state.json`` records the finished phases with a fingerprint of what each depends on, so a
+rerun resumes after the last finished phase whose inputs, configuration and outputs are
+unchanged: editing ``[mix]`` reruns only the mix and packing, editing ``[decontaminate]`` the
+near-dedup phase and what follows (the engine keys below count nowhere: they do not change the
+results). A phase whose outputs went missing is redone.
 
 Engines. Every per-document step (JSON parsing and validation, quality filters, exact-dedup
 hashes, MinHash signatures, decontamination, classification, tokenization) is a pure function
@@ -374,6 +376,11 @@ class ScanWorker:
                         text = rec.get(text_field)
                         if not isinstance(text, str):
                             raise ValueError(f"field {text_field!r} is missing or not a string")
+                        if "\\u" in line:  # a \uXXXX escape can make a lone surrogate: not UTF-8
+                            try:
+                                json.dumps(rec, ensure_ascii=False).encode("utf-8")
+                            except UnicodeEncodeError:
+                                raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff): not encodable as UTF-8") from None
                     except ValueError as e:
                         status, reason, text = "bad", str(e), None
                     else:
@@ -699,11 +706,45 @@ class Pipeline:
             return int(self.num_threads)
         return 1 if self.engine == "ray" else None
 
-    def _fingerprint(self) -> str:
-        cfg = {k: v for k, v in self.cfg.items() if k != "_path"}
-        cfg["pipeline"] = {k: v for k, v in cfg.get("pipeline", {}).items() if k not in _EXEC_KEYS}
+    def _fingerprints(self) -> dict[str, str]:
+        """One fingerprint per phase, of what its results depend on (and of the phase before):
+        scan on the sources, their files, on_bad_line, [filter] and [dedup]; near_dedup also on
+        [decontaminate] and [classify] (with the model file); mix_pack also on [mix] and [pack].
+        So a change to [mix] reruns only the mix; engine, threads and batch size count nowhere
+        (they do not change results)."""
+
+        def h(*parts: Any) -> str:
+            return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
         files = [(f, os.path.getsize(f), os.path.getmtime(f)) for s in self.sources for f in s.files]
-        return hashlib.sha256(json.dumps([cfg, files], sort_keys=True, default=str).encode()).hexdigest()
+        pl = {k: v for k, v in self.cfg.get("pipeline", {}).items() if k not in _EXEC_KEYS and k != "output"}
+        scan = h(self.cfg.get("sources"), files, pl, self.cfg.get("filter"), self.cfg.get("dedup"))
+        model = self.classify_cfg.get("model")
+        mfile = (os.path.getsize(model), os.path.getmtime(model)) if model and os.path.exists(model) else None
+        near = h(scan, self.cfg.get("decontaminate"), self.cfg.get("classify"), mfile)
+        return {"scan": scan, "near_dedup": near, "mix_pack": h(near, self.cfg.get("mix"), self.cfg.get("pack"))}
+
+    def _outputs_ok(self, phase: str) -> bool:
+        """Whether a finished phase's outputs are still there (a rerun redoes it otherwise)."""
+        need = {
+            "scan": ["stage1.jsonl", "stage1.tok", "stage1.len", "minhash_clusters.npy", "removed.scan.jsonl"],
+            "near_dedup": ["stage2/index.json", "removed.near.jsonl"],
+            "mix_pack": ["kept.jsonl", "removed.mix.jsonl"],
+        }[phase]
+        if not all(os.path.exists(self._p(n)) for n in need):
+            return False
+        if phase == "near_dedup":
+            try:
+                with open(self._p("stage2/index.json"), encoding="utf-8") as f:
+                    index = json.load(f)
+            except (OSError, ValueError):
+                return False
+            return all(os.path.exists(self._p(os.path.join("stage2", v[k]))) for v in index.values() for k in ("file", "tok", "len"))
+        if phase == "mix_pack":
+            named = bool(self._phases()[0].name)
+            dirs = [os.path.join("packed", p.name) for p in self._phases()] if named else ["packed"]
+            return all(os.path.exists(self._p(os.path.join(d, "manifest.json"))) for d in dirs)
+        return True
 
     def _p(self, name: str) -> str:
         return os.path.join(self.out, name)
@@ -713,7 +754,7 @@ class Pipeline:
             with open(self._p("state.json"), encoding="utf-8") as f:
                 st: dict[str, Any] = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError):
-            return {"fingerprint": None, "done": []}
+            return {"done": [], "fingerprints": {}}
         return st
 
     def _save_state(self, st: dict[str, Any]) -> None:
@@ -746,8 +787,6 @@ class Pipeline:
             return path
         os.makedirs(self._p("plain"), exist_ok=True)
         dst = self._p(os.path.join("plain", f"{k:05d}.jsonl"))
-        if os.path.exists(dst):
-            return dst
         total = os.path.getsize(path)
         bar = _bar(None, f"decompress {os.path.basename(path)}" if kind == "jsonl" else f"read {os.path.basename(path)}",
                    self.progress and total > (8 << 20))  # fmt: skip
@@ -796,6 +835,9 @@ class Pipeline:
             )  # fmt: skip
             mh = mhd.stream(mem_budget=int(d.get("mem_budget", 1 << 30)), spill_dir=self.out)
         files = self._files()
+        import shutil
+
+        shutil.rmtree(self._p("plain"), ignore_errors=True)  # copies an interrupted run left: never reused
         readable = [(self._plain(path, k), src) for k, (path, src) in enumerate(files)]
         spec = {
             "files": readable,
@@ -837,15 +879,14 @@ class Pipeline:
                 for k, status in enumerate(st):
                     fi, line = cols["file"][k], cols["line"][k]
                     path = files[fi][0]
-                    if status == "utf8":
-                        raise FormatError(f"{path}:{line}: not UTF-8 ({cols['reason'][k]})", path, line)
                     prov: dict[str, Any] = {"source": self.sources[files[fi][1]].name, "file": rels[fi], "line": line}
                     stats["read"]["in"] += 1
                     dm = cols["domain"][k]
-                    if status == "bad":
+                    if status in ("bad", "utf8"):
+                        why = cols["reason"][k] if status == "bad" else f"not UTF-8 ({cols['reason'][k]})"
                         if self.on_bad_line == "error":
-                            raise FormatError(f"{path}:{line}: {cols['reason'][k]}", path, line)
-                        removed.write({**prov, "stage": "read", "reason": f"bad_line: {cols['reason'][k]}"})
+                            raise FormatError(f"{path}:{line}: {why}", path, line)
+                        removed.write({**prov, "stage": "read", "reason": f"bad_line: {why}"})
                         stats["removed:read"]["bad_line"] += 1
                         _flow(stats, "read", dm, 0, False)  # a bad line has no text to count
                         continue
@@ -890,8 +931,6 @@ class Pipeline:
         stage1.close()
         stage1_tokens.close()
         report["scan"] = {k: dict(v) for k, v in stats.items()}
-        import shutil
-
         shutil.rmtree(self._p("plain"), ignore_errors=True)  # the decompressed copies are done with
 
     def _near_dedup(self, report: dict[str, Any]) -> None:
@@ -1062,6 +1101,9 @@ class Pipeline:
         stats: dict[str, Counter] = defaultdict(Counter)
         phases = self._phases()
         named = bool(phases[0].name)
+        import shutil
+
+        shutil.rmtree(self._p("packed"), ignore_errors=True)  # no shard of an earlier run stays beside the new ones
         phase_reports: dict[str, Any] = {}
         pack_reports: dict[str, Any] = {}
         for ph in phases:
@@ -1183,18 +1225,23 @@ class Pipeline:
 
     def run(self) -> dict[str, Any]:
         os.makedirs(self.out, exist_ok=True)
-        fp = self._fingerprint()
+        fps = self._fingerprints()
         st = self._state()
-        if st.get("fingerprint") != fp:
-            st = {"fingerprint": fp, "done": [], "report": {}}
-        report: dict[str, Any] = st.setdefault("report", {})
+        done, old = list(st.get("done", [])), dict(st.get("fingerprints", {}))
+        report: dict[str, Any] = dict(st.get("report", {}))
+        st = {"done": [], "fingerprints": {}, "report": report}
+        redo = False  # once a phase runs, every later one runs too
         for phase in PHASES:
-            if phase in st["done"]:
+            if not redo and phase in done and old.get(phase) == fps[phase] and self._outputs_ok(phase):
                 if self.progress:
                     print(f"qwen25 data: {phase}: already done, resuming after it", file=sys.stderr)
+                st["done"].append(phase)
+                st["fingerprints"][phase] = fps[phase]
                 continue
+            redo = True
             getattr(self, f"_{phase}")(report)
             st["done"].append(phase)
+            st["fingerprints"][phase] = fps[phase]
             self._save_state(st)
         # one removed list, in stage order
         w = _Writer(self._p("removed.jsonl"))

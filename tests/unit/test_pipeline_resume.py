@@ -1,0 +1,119 @@
+"""Reruns of `qwen25 data run`: a phase is redone exactly when what it depends on changed or its
+outputs are gone; nothing of an earlier or interrupted run leaks into the new outputs; bad
+configuration values fail before any reading, naming the file and key."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from qwen25.data.pipeline import run_pipeline
+from qwen25.errors import Qwen25FileNotFoundError, Qwen25ValueError
+from tests.unit.test_pipeline import CONFIG, read_jsonl, write_corpus
+
+
+def ran(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    return [p for p in ("scan", "near_dedup", "mix_pack") if f"{p}: already done" not in err]
+
+
+def test_a_phase_reruns_when_its_inputs_change(tmp_path, capsys):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    run_pipeline(cfg)
+    capsys.readouterr()
+    run_pipeline(cfg)
+    assert ran(capsys) == []
+    cfg.write_text(CONFIG.format(max_repeat=2.0))  # [mix] only: the mix reruns, the scan does not
+    run_pipeline(cfg)
+    assert ran(capsys) == ["mix_pack"]
+    cfg.write_text(CONFIG.format(max_repeat=2.0) + '\n[decontaminate]\nenabled = false\n')
+    run_pipeline(cfg)
+    assert ran(capsys) == ["near_dedup", "mix_pack"]
+    (tmp_path / "out" / "stage1.tok").unlink()  # an output gone: its phase and what follows rerun
+    run_pipeline(cfg)
+    assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
+    with open(tmp_path / "code" / "c.jsonl", "a") as f:  # an input changed
+        f.write(json.dumps({"id": "c99", "text": read_jsonl(tmp_path / "code" / "c.jsonl")[0]["text"] + " More."}) + "\n")
+    run_pipeline(cfg)
+    assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
+
+
+def test_no_stale_shards_or_copies(tmp_path):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    small = CONFIG.format(max_repeat=1.0)
+    cfg.write_text(small)
+    run_pipeline(cfg, progress=False)
+    many = len(list((tmp_path / "out" / "packed").glob("shard_*.bin")))
+    cfg.write_text(small.replace("seq_len = 64", "seq_len = 4096"))
+    run_pipeline(cfg, progress=False)
+    shards = sorted(p.name for p in (tmp_path / "out" / "packed").glob("shard_*.bin"))
+    manifest = json.loads((tmp_path / "out" / "packed" / "manifest.json").read_text())
+    assert many > 1 and shards == [s["file"] for s in manifest["shards"]]
+    # a copy an interrupted run left behind is never read: the real (gzip) file is
+    data = (tmp_path / "web" / "a.jsonl").read_bytes()
+    (tmp_path / "web" / "a.jsonl").unlink()
+    (tmp_path / "web" / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "out" / "plain").mkdir()
+    (tmp_path / "out" / "plain" / "00000.jsonl").write_bytes((tmp_path / "web" / "b.jsonl").read_bytes())
+    cfg.write_text(small.replace('"web/*.jsonl"', '"web/*.jsonl*"'))
+    rep = run_pipeline(cfg, progress=False)
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl") + read_jsonl(tmp_path / "out" / "removed.jsonl")
+    ids = {r.get("id") for r in kept if r["file"] == "web/a.jsonl.gz"}
+    assert ids == {f"w{i}" for i in range(20)} and rep["documents_in"] == 45
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (("batch_size = 7", 'batch_size = "abc"'), r"\[pipeline\]: batch_size must be int"),
+        (("seq_len = 64", 'seq_len = "big"'), r"\[pack\]: seq_len must be int"),
+        (('mode = "smooth"', 'mode = "rnd"'), r"\[mix\]: mode must be"),
+        (("max_repeat = 1.0", "max_repeat = 0"), r"\[mix\]: max_repeat must be > 0"),
+        (("weights = { web = 0.75, code = 0.25 }", "weights = { web = 0.75, kode = 0.25 }"), r"unknown domain\(s\) \['kode'\]"),
+        (("weights = { web = 0.75, code = 0.25 }", "weights = 5"), r"weights must be a table"),
+        (('paths = ["web/*.jsonl"]', "paths = []"), r"paths must be a glob or a non-empty list"),
+        (("mem_budget = 2000", "mem_budget = 2000\nbands = 20"), r"\[dedup\]"),
+        (("c4 = false", 'c4 = false\nfineweb = { line_punct_thr = "x" }'), r"\[filter.default\].*line_punct_thr"),
+    ],
+)
+def test_bad_values_fail_before_reading(tmp_path, edit, match):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0).replace(*edit))
+    with pytest.raises(Qwen25ValueError, match=match) as e:
+        run_pipeline(cfg, progress=False)
+    assert str(cfg) in str(e.value)
+    assert not (tmp_path / "out").exists()  # nothing was read or written
+
+
+def test_test_set_path_is_relative_to_the_toml(tmp_path, monkeypatch):
+    write_corpus(tmp_path)
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"text": "a held-out test item about orchards"}) + "\n")
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "bench.jsonl" }\n')
+    monkeypatch.chdir("/")
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["decontaminate"].startswith("ran")
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "nope.jsonl" }\n')
+    with pytest.raises(Qwen25FileNotFoundError, match="nope.jsonl"):
+        run_pipeline(cfg, progress=False)
+
+
+def test_domain_filter_table_overrides_the_default_key_by_key(tmp_path):
+    web, code = write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    # the default drops gopher_repetition; the code domain only changes a gopher_quality threshold
+    text = CONFIG.format(max_repeat=1.0).replace("c4 = false", "c4 = false\ngopher_repetition = false")
+    text += "\n[filter.domains.code.gopher_quality]\nmin_doc_words = 100000\n"
+    cfg.write_text(text)
+    run_pipeline(cfg, progress=False)
+    removed = read_jsonl(tmp_path / "out" / "removed.jsonl")
+    code_filtered = [r for r in removed if r["stage"] == "filter" and r["source"] == "code"]
+    assert len(code_filtered) == len(code) and all(r["reason"].startswith("gopher_quality") for r in code_filtered)
+    # web keeps the default: the short document is dropped by gopher_quality, not gopher_repetition
+    assert [r["reason"].split(":")[0] for r in removed if r["stage"] == "filter" and r["source"] == "web"] == ["gopher_quality"]
