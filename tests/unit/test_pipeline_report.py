@@ -102,3 +102,22 @@ def test_demo_pipeline(capsys):
     toks = rep["pack"]["tokens_by_domain"]
     assert abs(toks["web"] / (toks["web"] + toks["code"]) - 0.6) < 0.05
     assert rep["documents_in"] == rep["documents_removed"] + rep["documents_packed"]
+
+
+def test_report_gives_clusters_and_filter_statistics(tmp_path):
+    from tests.unit.test_filters import ref_apply
+
+    web, code = write_corpus(tmp_path)  # web[3] copied exactly into b.jsonl:11, web[5] nearly into b.jsonl:12
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    rep = run_pipeline(cfg, progress=False)
+    cl = rep["clusters"]
+    assert cl["exact"]["clusters"] == 1 and cl["exact"]["largest"] == [{"first": "web/a.jsonl:4", "size": 2}]
+    assert cl["near"]["clusters"] == 1 and cl["near"]["largest"] == [{"first": "web/a.jsonl:6", "size": 2}]
+    assert cl["exact"]["size_histogram"] == {"2": 1} and cl["near"]["duplicates_removed"] == 1
+    # a filtered document carries the statistics behind its reason (the reference decides the same)
+    short = next(r for r in read_jsonl(tmp_path / "out" / "removed.jsonl") if r["stage"] == "filter")
+    flt, reason, _ = ref_apply("too short", FilterConfig.from_dict({"c4": False}))
+    assert short["reason"] == f"{flt}:{reason}"
+    # "too short": its one 2-gram covers every character, so the top 2-gram fraction is 1 (> 0.2)
+    assert short["stats"]["gopher_repetition.top_2_gram"] == 1.0

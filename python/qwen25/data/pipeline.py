@@ -264,6 +264,19 @@ def _flow(stats: dict[str, Counter], stage: str, domain: str, tokens: int, out: 
         o["out_tokens"] += tokens if out_tokens is None else out_tokens
 
 
+def _cluster_summary(sizes: list[int], firsts: list[tuple[str, int]]) -> dict[str, Any]:
+    """Duplicate clusters (two members or more): how many, the documents they remove, a size
+    histogram, and the largest ten by their first (kept) document."""
+    hist = Counter(sizes)
+    top = sorted(firsts, key=lambda x: -x[1])[:10]
+    return {
+        "clusters": len(sizes),
+        "duplicates_removed": sum(sizes) - len(sizes),
+        "size_histogram": {str(k): v for k, v in sorted(hist.items())},
+        "largest": [{"first": f, "size": n} for f, n in top],
+    }
+
+
 def _read_jsonl(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -329,7 +342,7 @@ class ScanWorker:
     SCHEMA = {
         "file": "int64", "line": "int64", "status": "string", "reason": "string", "id": "string",
         "domain": "string", "text": "string", "chars": "int64", "hash": "binary", "sig": "binary",
-        "ntok": "int64", "tokens": "binary",
+        "ntok": "int64", "tokens": "binary", "stats": "string",
     }  # fmt: skip
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -392,7 +405,7 @@ class ScanWorker:
                     ok_domains.append(domain)
                 for key, v in (("file", fi), ("line", first + k), ("status", status), ("reason", reason), ("id", rid),
                                ("domain", domain), ("text", text), ("chars", len(text) if text is not None else -1),
-                               ("hash", None), ("sig", None), ("ntok", -1), ("tokens", None)):  # fmt: skip
+                               ("hash", None), ("sig", None), ("ntok", -1), ("tokens", None), ("stats", None)):  # fmt: skip
                     out[key].append(v)
         # every parsed document is tokenized here, once: its token count enters the report at
         # every stage, and the ids of the survivors travel to the packer (no second tokenization)
@@ -412,6 +425,7 @@ class ScanWorker:
                 else:
                     out["status"][row], out["reason"][row], out["text"][row] = "filter", f"{r.filter}:{r.reason}", None
                     out["tokens"][row] = None
+                    out["stats"][row] = json.dumps(r.stats)  # the statistics behind the decision
             for row, b in zip(changed, self._encode([out["text"][row] for row in changed])):
                 out["tokens"][row] = b  # lines removed by C4: the ids of the text that goes on
             ok_rows, ok_texts = keep_rows, keep_texts
@@ -898,7 +912,8 @@ class Pipeline:
                     stats[f"domain_in:{dm}"]["chars"] += cols["chars"][k]
                     stats[f"domain_in:{dm}"]["tokens"] += ntok
                     if status == "filter":
-                        removed.write({**prov, "domain": dm, "stage": "filter", "reason": cols["reason"][k]})
+                        removed.write({**prov, "domain": dm, "stage": "filter", "reason": cols["reason"][k],
+                                       "stats": json.loads(cols["stats"][k])})  # fmt: skip
                         stats["removed:filter"][cols["reason"][k]] += 1
                         _flow(stats, "filter", dm, ntok, False)
                         continue
@@ -931,6 +946,11 @@ class Pipeline:
         stage1.close()
         stage1_tokens.close()
         report["scan"] = {k: dict(v) for k, v in stats.items()}
+        if exact is not None:
+            sizes = exact.cluster_sizes()
+            report["scan"]["clusters"] = _cluster_summary(
+                [n for _, n in sizes], [(f"{rels[exact_prov[f] >> 40]}:{exact_prov[f] & ((1 << 40) - 1)}", n) for f, n in sizes]
+            )
         shutil.rmtree(self._p("plain"), ignore_errors=True)  # the decompressed copies are done with
 
     def _near_dedup(self, report: dict[str, Any]) -> None:
@@ -1016,6 +1036,12 @@ class Pipeline:
             json.dump(index, f)
         os.replace(self._p("stage2/index.json.tmp"), self._p("stage2/index.json"))
         report["near_dedup"] = {k: dict(v) for k, v in stats.items()}
+        if self.dedup_cfg.get("minhash", True):
+            reps, counts = np.unique(ids, return_counts=True)
+            big = [(int(r), int(c)) for r, c in zip(reps, counts) if c > 1]
+            report["near_dedup"]["clusters"] = _cluster_summary(
+                [c for _, c in big], [(f"{file_names[provs[r] >> 40]}:{provs[r] & ((1 << 40) - 1)}", c) for r, c in big]
+            )
         report["decontaminate"] = decon_note
         report["classify"] = "DomainClassifier" if spec["classify_model"] is not None else "source domains"
 
@@ -1105,6 +1131,7 @@ class Pipeline:
 
         shutil.rmtree(self._p("packed"), ignore_errors=True)  # no shard of an earlier run stays beside the new ones
         phase_reports: dict[str, Any] = {}
+        drawn: set[str] = set()  # domains some phase takes documents from
         pack_reports: dict[str, Any] = {}
         for ph in phases:
             n_doc = 0  # document index within this phase's packed folder
@@ -1118,6 +1145,7 @@ class Pipeline:
             for note in notes:
                 print(f"qwen25 data: note: {note}", file=sys.stderr)
             by_name = {p.name: p for p in pools}
+            drawn.update(p.domain for p in pools if p.docs > 0)
             live = {p.name: p.docs for p in pools if p.docs > 0 and p.domain in index and len(p.index)}
             pk = self.pack_cfg
             packer = TokenPacker(
@@ -1186,13 +1214,14 @@ class Pipeline:
                 "notes": notes,
             }
             pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
-        # documents no phase took
+        # documents no phase took: "downsampled", or "not_in_mix" when no phase draws on the domain
         for d, v in index.items():
             used = placed[d] > 0
+            why = "downsampled" if d in drawn else "not_in_mix"
             for k, r in enumerate(_read_jsonl(stage2(v["file"]))):
                 if not used[k]:
-                    removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": "downsampled"})
-                    stats["removed:mix"]["downsampled"] += 1
+                    removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": why})
+                    stats["removed:mix"][why] += 1
             n_used, n_placed = int(used.sum()), int(placed[d].sum())
             used_tok = int(lengths[d][used].sum())
             placed_tok = int((lengths[d] * placed[d]).sum())
@@ -1293,6 +1322,7 @@ class Pipeline:
             "documents_packed": n_kept,  # distinct records; repeats counted apart
             "removed_by_stage": removed,
             "stages": stages,  # documents and tokens in and out of each stage, per domain
+            "clusters": {"exact": scan.get("clusters"), "near": near.get("clusters")},
             "domains_in": {k.split(":", 1)[1]: v for k, v in scan.items() if k.startswith("domain_in:")},
             "domains_out": {k.split(":", 1)[1]: v for k, v in mix.items() if k.startswith("domain_out:")},
             "mix": (
