@@ -59,10 +59,10 @@ A configuration (paths are relative to the TOML file)::
     domain = "web"            # default: the source name
 
     [filter]                  # thresholds: see qwen25.data.filters (false disables a filter)
-    enabled = true
+    enabled = true            # a filtered document's removed.jsonl entry carries its statistics
     default = { fineweb = { new_line_ratio = 0.3 } }
-    [filter.domains.code]
-    gopher_quality = false
+    [filter.domains.code]     # overrides the default key by key: other filters and thresholds
+    gopher_quality = false    # stay as in [filter.default]
 
     [dedup]
     exact = true              # xxh3-128, first occurrence kept
@@ -82,8 +82,10 @@ A configuration (paths are relative to the TOML file)::
     [classify]
     model = "domain.bin"      # optional DomainClassifier file: its label becomes the domain
 
-    [mix]                     # optional: per-domain target proportions
-    weights = { web = 0.7, code = 0.3 }
+    [mix]                     # optional: per-domain target proportions (domains: the sources'
+    weights = { web = 0.7, code = 0.3 }   # or the classifier's labels; a domain without documents
+                              # leaves its share to the others, with a note)
+    # temperature = 2.0       # instead of weights: p ~ size^(1/T)
     unit = "tokens"           # proportions of tokens (default) or "docs" (of documents)
     max_repeat = 1.0          # > 1 repeats small domains (repeats are listed in kept.jsonl)
     total_tokens = 1000000    # unit "tokens"; default: the most tokens that meet the weights
@@ -92,9 +94,11 @@ A configuration (paths are relative to the TOML file)::
     seed = 0
     mode = "smooth"           # or "random"
 
-    # Phases (optional; instead of weights/total in [mix]): each packs its own mix to its own
-    # sequence length into packed/<name>/; kept.jsonl rows name their phase. A document no
-    # phase takes is removed ("mix", "downsampled").
+    # Phases (optional; instead of weights/temperature/total in [mix]): each packs its own mix
+    # to its own sequence length into packed/<name>/; kept.jsonl rows name their phase, and
+    # `repeat` counts a document's placements before this one, over all phases. max_repeat caps
+    # each phase on its own. A document no phase takes is removed ("mix", "downsampled"; or
+    # "not_in_mix" when no phase draws on its domain).
     # [[mix.phases]]
     # name = "general"
     # weights = { web = 0.7, code = 0.3 }
@@ -103,7 +107,7 @@ A configuration (paths are relative to the TOML file)::
     # name = "long_32k"       # Qwen2.5-Turbo: 40% of tokens from documents of >= seq_len
     # seq_len = 32768         # tokens, 60% from shorter ones, each part split by weights
     # long_share = 0.4
-    # long_min = 32768        # default: seq_len
+    # long_min = 32768        # default: seq_len (no document that long: an error)
     # max_repeat = 2.0        # default: [mix] max_repeat
     # total_tokens = 1000000  # default: the most that meets the shares within max_repeat
 
