@@ -181,3 +181,16 @@ def test_schedule_gives_each_name_its_count(counts, seed, mode):
         first_done = min(max(i for i, x in enumerate(order) if x == k) for k in (a, b))
         for k in range(1, first_done + 1):
             assert abs(order[:k].count(a) - k * counts[a] / n) <= 2
+
+
+@pytest.mark.parametrize("seed", [0, 5, 2**40 + 3])
+def test_random_seek_counts_as_replay(seed):
+    """seek() in random mode counts with numpy; it must land where replaying the draws lands."""
+    w = {"a": 0.5, "b": 0.3, "c": 0.15, "d": 0.05}
+    fast = WeightedInterleaver(w, seed=seed, mode="random")
+    fast.seek(30_000)
+    slow = WeightedInterleaver(w, seed=seed, mode="random")
+    for _ in range(30_000):
+        slow.next()
+    assert fast.state() == slow.state()
+    assert fast.take(100) == slow.take(100)

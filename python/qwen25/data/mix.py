@@ -65,6 +65,21 @@ def _uniform(seed: int, k: int, salt: int = 0) -> float:
     return (x >> 11) / float(1 << 53)
 
 
+def _uniform_array(seed: int, k: Any) -> Any:
+    """:func:`_uniform` (salt 0) over a numpy uint64 array of ``k``, bit for bit."""
+    import numpy as np
+
+    def mix(x: Any) -> Any:
+        with np.errstate(over="ignore"):
+            x = x + np.uint64(0x9E3779B97F4A7C15)
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    x = mix(np.uint64(_splitmix64(seed & _M64)) ^ k.astype(np.uint64))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
 def _check_weights(w: Mapping[str, float], what: str = "weights") -> dict[str, float]:
     if not w:
         raise Qwen25ValueError(f"{what}: no sources")
@@ -394,10 +409,22 @@ class WeightedInterleaver:
         return self._pick(k)
 
     def seek(self, position: int) -> None:
-        """Jump to ``position``; the per-source counts are rebuilt by replaying the choices."""
+        """Jump to ``position``. Random mode counts the choices before it with numpy, a million
+        at a time (each is a pure function of (seed, k)); smooth mode replays them."""
         if position < 0:
             raise Qwen25ValueError(f"position must be >= 0, got {position}")
         self.position, self.counts = 0, {n: 0 for n in self.names}
+        if self.mode == "random" and position > 4096:
+            import numpy as np
+
+            cum = np.array(self._cum[:-1], dtype=np.float64)
+            tot = np.zeros(len(self.names), dtype=np.int64)
+            for lo in range(0, position, 1 << 20):
+                u = _uniform_array(self.seed, np.arange(lo, min(position, lo + (1 << 20)), dtype=np.uint64))
+                tot += np.bincount(np.searchsorted(cum, u, side="right"), minlength=len(self.names))
+            self.counts = {n: int(c) for n, c in zip(self.names, tot)}
+            self.position = position
+            return
         for _ in range(position):
             self.next()
 
