@@ -3,7 +3,7 @@ and ratios. Targets (issue 4): MinHash >= 30x datasketch and >= 20,000 docs/s pe
 1,000-shingle documents; exact dedup >= 200 MB/s per core; filters >= 50 MB/s per core; packing
 >= 0.8x the tokenizer's own throughput.
 
-    python benches/bench_data.py [--quick] [--only filters]
+    python benches/bench_data.py [--quick] [--only filters] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def main() -> None:
         docs = corpus_1000_shingles(300 if q else 2000)
         d1 = MinHashDeduplicator(num_threads=1)
         assert all(len(set(d1.shingles(t))) == 1000 for t in docs[:20])
-        t_ours = timeit(lambda: d1.signatures(docs), 3) / len(docs)
+        t_ours = timeit(lambda: d1.signatures(docs), rep) / len(docs)
         try:
             import datasketch
 
@@ -115,7 +115,7 @@ def main() -> None:
                     m = datasketch.MinHash(num_perm=112, seed=1)
                     m.update_batch(s)
 
-            t_ds = timeit(ds, 3) / len(sub)
+            t_ds = timeit(ds, rep) / len(sub)
             rows.append(("MinHash signatures (1 thread) vs datasketch", f"{1 / t_ours:,.0f} docs/s", f"{1 / t_ds:,.0f} docs/s", f"{t_ds / t_ours:.1f}x", ">= 30x"))
         except ImportError:
             print("datasketch not installed: skipping the peer")

@@ -207,3 +207,229 @@ def test_dedup_report_names_both_clusters(tmp_path):
     assert r["exact_clusters"] == [{"first": f"{a}:4", "size": 2}]
     assert r["near_clusters"] == [{"first": f"{a}:6", "size": 2}]
     assert [(x["line"], x["stage"]) for x in read_jsonl(tmp_path / "r.jsonl")] == [(11, "exact_dedup"), (12, "minhash_dedup")]
+
+
+def utf8_ok(obj):
+    """The reference for a writable record: it re-serializes as UTF-8 (a lone surrogate cannot)."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def test_lone_surrogates_and_bad_lines_are_accounted_for_by_every_stage(tmp_path, capsys, monkeypatch):
+    rng = random.Random(7)
+    docs = [" ".join(rng.choice(WORDS + ["the", "and", "of"]) for _ in range(60)) + "." for _ in range(5)]
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(docs)]
+    lines.insert(1, json.dumps({"id": "s1", "text": "a \ud800 b"}))  # lone high surrogate in the text
+    lines.insert(3, json.dumps({"id": "s2", "text": "fine text", "meta": {"tags": ["x", "\udc00"]}}))  # nested
+    lines.insert(4, json.dumps({"id": "pair", "text": "an emoji \U0001f600 is a valid pair"}))  # \ud83d\ude00: fine
+    lines.insert(6, "{not json")
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    assert "\\ud800" in lines[1] and "\\ud83d\\ude00" in lines[4]  # written as JSON escapes
+    want_bad = [n for n, ln in enumerate(lines, 1) if ln.startswith("{not") or not utf8_ok(json.loads(ln))]
+    assert want_bad == [2, 4, 7]
+    n_records = len(lines)
+
+    # a classifier for `classify predict`, and a stand-in model and scorer for `data score`
+    classify_corpus(tmp_path / "train.jsonl", 80, 0)
+    model = tmp_path / "domain.bin"
+    assert main(["data", "classify", "train", str(tmp_path / "train.jsonl"), "-o", str(model), "--dim", "1024", "--no-progress"]) == 0
+
+    class Model:
+        def eval(self):
+            return self
+
+    class Scorer:  # deterministic: the text's length
+        dimensions = ["length"]
+
+        def __init__(self, *a, **k):
+            pass
+
+        def score(self, texts):
+            return [[float(len(t))] for t in texts]
+
+    import qwen25.data.classify
+    import qwen25.model
+
+    monkeypatch.setattr(qwen25.model.Qwen2ForCausalLM, "from_pretrained", classmethod(lambda cls, *a, **k: Model()))
+    monkeypatch.setattr(qwen25.data.classify, "LMScorer", Scorer)
+
+    stages = {
+        "filter": (["data", "filter"], "o.jsonl"),
+        "dedup": (["data", "dedup"], "o.jsonl"),
+        "pack": (["data", "pack"], "packed"),
+        "classify": (["data", "classify", "predict", "--model", str(model)], "o.jsonl"),
+        "score": (["data", "score", "--model", str(tmp_path / "no-such-model"), "--device", "cpu"], "o.jsonl"),
+        "mix": (["data", "mix", "--source", f"all={src}", "--unit", "docs"], "o.jsonl"),
+    }
+    for stage, (cmd, out_name) in stages.items():
+        out, rem = tmp_path / stage / out_name, tmp_path / stage / "removed.jsonl"
+        (tmp_path / stage).mkdir()
+        args = [*cmd, *([] if stage == "mix" else [str(src)]), "-o", str(out), "--no-progress"]
+        assert main(args) == 1, stage
+        err = capsys.readouterr().err
+        assert f"{src}:2: lone surrogate U+D800" in err and "Traceback" not in err, (stage, err)
+        assert main([*args, "--skip-bad", "--removed", str(rem)]) == 0, stage
+        removed = read_jsonl(rem)
+        read = [r for r in removed if r["stage"] == "read"]
+        assert [r["line"] for r in read] == want_bad, stage
+        assert "lone surrogate U+D800" in read[0]["reason"] and "lone surrogate U+DC00" in read[1]["reason"], stage
+        assert all(r["file"] == str(src) for r in read)
+        if stage == "pack":
+            got = PackedDataset(out).num_documents
+        else:
+            kept = read_jsonl(out)
+            got = len(kept)
+            if stage != "filter":  # (the filters drop it: too short)
+                assert "an emoji \U0001f600 is a valid pair" in [r["text"] for r in kept], stage
+        assert got + len(removed) == n_records, (stage, got, len(removed))
+    capsys.readouterr()
+
+
+def gopher_stop_words(text):
+    """Gopher's stop-word count: words, punctuation split off (so "and." counts), in its list."""
+    return sum(w.strip(".,;:!?") in {"the", "be", "to", "of", "and", "that", "have", "with"} for w in text.split())
+
+
+def test_filter_config_and_stats(tmp_path, capsys):
+    rng = random.Random(5)
+    # one sentence per document: C4 drops them by default (fewer than 5 sentences)
+    docs = [" ".join(rng.choice(WORDS + ["the", "and", "of"]) for _ in range(80)) + "." for _ in range(4)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(docs)))
+    out, rem = tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    base = ["data", "filter", str(src), "-o", str(out), "--removed", str(rem), "--no-progress"]
+    assert main([*base, "--stats-field", "qstats"]) == 0
+    removed = read_jsonl(rem)
+    assert read_jsonl(out) == [] and [r["reason"] for r in removed] == ["c4:too_few_sentences"] * 4
+    for r, t in zip(removed, docs):  # statistics of the dropped documents, up to the filter that dropped them
+        assert r["qstats"]["c4.sentences"] == 1
+        assert r["qstats"]["gopher_quality.stop_words"] == gopher_stop_words(t)
+    # the same thresholds from a TOML file and from a JSON file: C4 asks for one sentence
+    (tmp_path / "f.toml").write_text("[c4]\nmin_num_sentences = 1\n[gopher_repetition]\ndup_line_frac = 0.5\n")
+    (tmp_path / "f.json").write_text(json.dumps({"c4": {"min_num_sentences": 1}, "gopher_repetition": {"dup_line_frac": 0.5}}))
+    for cfg in ("f.toml", "f.json"):
+        assert main([*base, "--config", str(tmp_path / cfg), "--stats-field", "qstats"]) == 0
+        kept = read_jsonl(out)
+        assert [r["id"] for r in kept] == [0, 1, 2, 3] and read_jsonl(rem) == []
+        for r, t in zip(kept, docs):
+            s = r["qstats"]
+            assert r["text"] == t
+            assert s["gopher_quality.stop_words"] == gopher_stop_words(t)
+            assert s["gopher_quality.n_non_symbol_words"] == len(t.split())
+            assert s["c4.lines"] == 1 and s["c4.sentences"] == 1
+    # a filter can be switched off
+    (tmp_path / "off.toml").write_text("c4 = false\n")
+    assert main([*base, "--config", str(tmp_path / "off.toml")]) == 0
+    assert len(read_jsonl(out)) == 4 and "qstats" not in read_jsonl(out)[0]
+    capsys.readouterr()
+    # errors name the file (and the line where there is one)
+    (tmp_path / "unknown.toml").write_text("[c4]\nmin_sentences = 1\n")
+    (tmp_path / "broken.json").write_text('{"c4":\n {"min_num_sentences": }}')
+    (tmp_path / "broken.toml").write_text("[c4\n")
+    (tmp_path / "nofilter.json").write_text(json.dumps({"c5": {}}))
+    for name, what in (("unknown.toml", "min_sentences"), ("broken.json", "broken.json:2:"), ("broken.toml", "TOML"),
+                       ("nofilter.json", "c5"), ("missing.toml", "missing.toml")):  # fmt: skip
+        assert main([*base, "--config", str(tmp_path / name)]) == 1, name
+        err = capsys.readouterr().err
+        assert name in err and what in err, (name, err)
+    assert main([*base, "--stats-field", "text"]) == 1
+
+
+def words_of(seed, n):
+    rng = random.Random(seed)
+    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)) for _ in range(n)]
+
+
+def shingles(text, n, lower=True):
+    w = (text.lower() if lower else text).split()
+    return {tuple(w[i : i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def jaccard(a, b):
+    return len(a & b) / len(a | b)
+
+
+def test_dedup_options(tmp_path, capsys):
+    def run(docs, *opts):
+        src = tmp_path / "in.jsonl"
+        src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(docs)))
+        rep = tmp_path / "rep.json"
+        args = ["data", "dedup", str(src), "-o", str(tmp_path / "o.jsonl"), "--report", str(rep), "--no-progress", *opts]
+        assert main(args) == 0, opts
+        return [r["id"] for r in read_jsonl(tmp_path / "o.jsonl")], json.loads(rep.read_text())
+
+    # exact normalisation: the reference groups by the normalised text, first occurrence kept
+    docs = ["Hello  World", "hello world", "HELLO\tWORLD\n", "hello, world!", "Hello World"]
+    for opts, norm in (
+        ((), lambda t: t),
+        (("--exact-lowercase",), str.lower),
+        (("--exact-lowercase", "--exact-collapse-ws"), lambda t: " ".join(t.lower().split())),
+    ):
+        first = {}
+        for i, t in enumerate(docs):
+            first.setdefault(norm(t), i)
+        kept, rep = run(docs, "--no-minhash", *opts)
+        assert kept == sorted(first.values()), opts
+        assert rep["config"]["minhash"] is None and rep["config"]["exact"]["lowercase"] == ("--exact-lowercase" in opts)
+    # MinHash normalisation: an upper-cased copy has Jaccard 1 after lowercasing, 0 without
+    a = " ".join(words_of(1, 40))
+    assert jaccard(shingles(a, 5), shingles(a.upper(), 5)) == 1.0
+    assert jaccard(shingles(a, 5, False), shingles(a.upper(), 5, False)) == 0.0
+    assert run([a, a.upper()], "--no-exact")[0] == [0]
+    assert run([a, a.upper()], "--no-exact", "--no-minhash-lowercase")[0] == [0, 1]
+    # ngram: the words reversed share every 1-gram and no 5-gram
+    rev = " ".join(reversed(a.split()))
+    assert jaccard(shingles(a, 1), shingles(rev, 1)) == 1.0 and jaccard(shingles(a, 5), shingles(rev, 5)) == 0.0
+    assert run([a, rev])[0] == [0, 1]
+    kept, rep = run([a, rev], "--ngram", "1")
+    assert kept == [0] and rep["config"]["minhash"]["ngram"] == 1
+    # bands x rows: pairs at Jaccard ~0.5 share a band with probability 1-(1-0.5^8)^14 ~ 0.05 under
+    # 14x8, but 1-(1-0.5)^112 under 112x1
+    docs, pairs = [], []
+    for k in range(6):
+        w = words_of(100 + k, 60)
+        x, y = " ".join(w[:45]), " ".join(w[15:])
+        pairs.append(jaccard(shingles(x, 1), shingles(y, 1)))
+        docs += [x, y]
+    assert all(0.45 <= s <= 0.55 for s in pairs), pairs
+    kept_default = run(docs, "--ngram", "1")[0]
+    assert len(kept_default) > 6  # not every pair is caught at 14x8 (each is, with probability ~0.05)
+    kept, rep = run(docs, "--ngram", "1", "--bands", "112", "--rows", "1", "--seed", "7")
+    assert kept == list(range(0, 12, 2))
+    assert rep["config"]["minhash"] == {"num_perm": 112, "bands": 112, "rows": 1, "ngram": 1, "seed": 7,
+                                        "lowercase": True, "strip_punct": True, "collapse_ws": True}  # fmt: skip
+    # bad options are errors that name them
+    src = str(tmp_path / "in.jsonl")
+    for opts, what in ((["--num-perm", "64"], "num_perm"), (["--ngram", "0"], "ngram"), (["--seed", "-1"], "seed")):
+        capsys.readouterr()
+        assert main(["data", "dedup", src, "-o", str(tmp_path / "x.jsonl"), "--no-progress", *opts]) == 1
+        assert what in capsys.readouterr().err
+
+
+def test_mix_weighted_source_without_records(sources, capsys):
+    d, web, code = sources
+    (d / "empty.jsonl").write_text("")
+    out, rep = d / "m.jsonl", d / "rep.json"
+    base = ["data", "mix", "--source", f"web={d}/web/*.jsonl", "--source", f"none={d}/empty.jsonl", "-o", str(out),
+            "--unit", "docs", "--report", str(rep), "--no-progress"]  # fmt: skip
+    code_ = main([*base, "--weights", "web=0.7,none=0.3"])
+    err = capsys.readouterr().err
+    # never an empty output with exit 0: either the other sources carry the mix, with a note
+    # naming the empty source, or it is an error naming it
+    if code_ == 0:
+        got = read_jsonl(out)
+        assert got and {r["_mix"]["source"] for r in got} == {"web"}
+        notes = json.loads(rep.read_text())["notes"]
+        assert any("'none'" in n for n in notes) and "'none'" in err
+    else:
+        assert code_ == 1 and "'none'" in err and "empty.jsonl" in err and not out.exists()
+    # every weighted source empty: an error naming them, no output left behind
+    out2 = d / "m2.jsonl"
+    assert main(["data", "mix", "--source", f"none={d}/empty.jsonl", "--weights", "none=1", "-o", str(out2),
+                 "--no-progress"]) == 1  # fmt: skip
+    assert "'none'" in capsys.readouterr().err
+    assert not out2.exists() and not (d / "m2.jsonl.tmp").exists()

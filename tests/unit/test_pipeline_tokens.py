@@ -7,9 +7,10 @@ import json
 import math
 import random
 from collections import Counter, defaultdict
+from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qwen25.data import PackedDataset
@@ -39,13 +40,15 @@ def brute_force(lengths: list[int], quota: float) -> tuple[int, int]:
     st.lists(st.integers(0, 50), min_size=1, max_size=12),
     st.floats(min_value=-5, max_value=2000, allow_nan=False),
 )
+@example([0, 2], 5e-324)  # quota / size underflows to 0 in floats; a positive quota allows one pass
 def test_docs_for_token_quota_matches_brute_force(lengths, quota):
     got = docs_for_token_quota(lengths, quota)
     assert got == brute_force(lengths, quota)
     m, t = got
     if sum(lengths) and quota > 0:
         assert abs(t - quota) <= max(lengths) / 2  # within half a document of the quota
-        assert m <= math.ceil(quota / sum(lengths)) * len(lengths)  # no pass beyond the cap
+        # no pass beyond ceil(quota / size), computed exactly (a float quotient can round to 0)
+        assert m <= math.ceil(Fraction(quota) / sum(lengths)) * len(lengths)
 
 
 def test_docs_for_token_quota_edges():

@@ -1,20 +1,22 @@
 """``qwen25 data``: the pre-training data pipeline, and each of its stages on its own.
 
     qwen25 data run pipeline.toml            the whole job (see qwen25.data.pipeline)
-    qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl]
+    qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--config F.toml] [--stats-field S]
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
+                      [--exact-lowercase ...] [--num-perm 112 --bands 14 --rows 8 --ngram 5 --seed 1]
     qwen25 data classify train IN.jsonl... -o MODEL.bin [--label-field domain] [--valid V.jsonl]
-    qwen25 data classify predict IN.jsonl... --model MODEL.bin -o OUT.jsonl [--scores]
-    qwen25 data score IN.jsonl... --model INSTRUCT_DIR -o OUT.jsonl [--dimension NAME=DESCRIPTION]
+    qwen25 data classify predict IN.jsonl... --model MODEL.bin -o OUT.jsonl [--scores] [--removed R.jsonl]
+    qwen25 data score IN.jsonl... --model INSTRUCT_DIR -o OUT.jsonl [--dimension NAME=DESCRIPTION] [--removed R.jsonl]
     qwen25 data mix --source web=web/*.jsonl --source code=code/*.jsonl --weights web=0.7,code=0.3
                     -o MIXED.jsonl [--removed R.jsonl] [--unit tokens|docs] [--total N]
-    qwen25 data pack IN.jsonl... -o DIR [--seq-len N]
+    qwen25 data pack IN.jsonl... -o DIR [--seq-len N] [--removed R.jsonl]
 
 Every stage streams its input (bounded memory), shows a progress bar (by bytes read), names the
 ``file:line`` of a bad record (``--skip-bad`` moves it to the removed list instead), writes each
 output to ``NAME.tmp`` and renames it when complete, and accounts for every input record: it is
 either in the output or in ``--removed`` with its stage and reason (the counts printed at the end
-add up).
+add up). A bad record is a line that is not UTF-8 JSON, not an object, lacks the text field, or
+holds a string that cannot be written back as UTF-8 (a lone surrogate escape such as ``\\ud800``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser("filter", help="quality filters (Gopher repetition + quality, C4, FineWeb)")
     s.add_argument("inputs", nargs="+", help="JSONL files")
     s.add_argument("-o", "--output", required=True, help="output JSONL")
+    s.add_argument("--config", metavar="FILE",
+                   help="thresholds: a .toml or .json table shaped like a pipeline's [filter.default], e.g. "
+                        "c4 = { min_num_sentences = 3 } or gopher_quality = false (default: the published ones)")  # fmt: skip
+    s.add_argument("--stats-field", metavar="NAME",
+                   help="write each document's per-filter statistics to this field of kept records and of "
+                        "--removed entries")  # fmt: skip
     _common(s)
 
     s = sub.add_parser("dedup", help="exact + MinHash dedup, first occurrence kept")
@@ -61,6 +69,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--no-exact", action="store_true", help="skip exact (xxh3-128) dedup")
     s.add_argument("--no-minhash", action="store_true", help="skip MinHash-LSH near-dedup")
     s.add_argument("--mem-budget", type=int, default=1 << 30, help="bytes of LSH band records before spilling to disk")
+    bo = argparse.BooleanOptionalAction
+    for kind, on in (("exact", False), ("minhash", True)):
+        for flag, what in (("lowercase", "lowercase"), ("strip-punct", "strip punctuation (Unicode P*)"),
+                           ("collapse-ws", "collapse whitespace")):  # fmt: skip
+            s.add_argument(f"--{kind}-{flag}", action=bo, default=on,
+                           help=f"{kind} dedup: {what} before hashing (default: {'on' if on else 'off'})")  # fmt: skip
+    s.add_argument("--num-perm", type=int, default=112, help="MinHash permutations (default: 112)")
+    s.add_argument("--bands", type=int, default=14, help="LSH bands (default: 14)")
+    s.add_argument("--rows", type=int, default=8, help="rows per band; bands * rows <= num-perm (default: 8)")
+    s.add_argument("--ngram", type=int, default=5, help="words per shingle (default: 5)")
+    s.add_argument("--seed", type=int, default=1, help="MinHash permutation seed (default: 1)")
     s.add_argument("--report", help="JSON report: counts, and every exact and near-duplicate cluster (first record, size)")
     _common(s)
 
@@ -89,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pr.add_argument("-o", "--output", required=True, help="output JSONL: the records plus the label field")
     pr.add_argument("--label-field", default="domain", help="field to write the label to (default: domain)")
     pr.add_argument("--scores", action="store_true", help="also write {label: probability} to <label-field>_scores")
-    _common(pr, removed=False)
+    _common(pr)
 
     sc = sub.add_parser("score", help="rate documents with a Qwen2.5 chat model (LMScorer), per dimension")
     sc.add_argument("inputs", nargs="+", help="JSONL files")
@@ -101,7 +120,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sc.add_argument("--max-doc-tokens", type=int, default=2048)
     sc.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     sc.add_argument("--dtype", default=None, help="torch dtype, e.g. bfloat16 (default: the checkpoint's)")
-    _common(sc, removed=False)
+    _common(sc)
 
     m = sub.add_parser("mix", help="up/down-sample sources to target proportions and interleave them")
     m.add_argument("--source", action="append", required=True, metavar="NAME=GLOB",
@@ -125,7 +144,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--seq-len", type=int, default=4096)
     s.add_argument("--seqs-per-shard", type=int, default=16384)
-    _common(s, removed=False)
+    _common(s)
 
 
 # ---- reading and writing ------------------------------------------------------------------
@@ -193,10 +212,56 @@ def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int)
 # ---- stages -------------------------------------------------------------------------------
 
 
+def _filter_config(path: str) -> Any:
+    """A FilterConfig from a .toml or .json file holding a table shaped like a pipeline's
+    ``[filter.default]``; every error names the file (and the line, where the parser gives one)."""
+    from ..data.filters import FilterConfig
+    from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+
+    if not os.path.isfile(path):
+        raise Qwen25FileNotFoundError(2, "no such filter config", path)
+    low = path.lower()
+    if not low.endswith((".toml", ".json")):
+        raise Qwen25ValueError(f"{path}: a filter config must be a .toml or .json file")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{path}: invalid UTF-8 at byte {e.start}", path) from None
+    if low.endswith(".json"):
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"{path}:{e.lineno}: malformed JSON: {e.msg} at column {e.colno}", path, e.lineno) from None
+    else:
+        try:
+            import tomllib
+        except ImportError:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise FormatError(f"{path}: malformed TOML: {e}", path) from None
+    if not isinstance(d, dict):
+        raise Qwen25ValueError(f"{path}: a filter config must be a table of filters, not {type(d).__name__}")
+    return FilterConfig.from_dict(d, where=path)
+
+
 def _run_filter(a: argparse.Namespace) -> int:
     from ..data.filters import QualityFilter
+    from ..errors import Qwen25ValueError
 
-    f = QualityFilter(num_threads=a.num_threads)
+    cfg = _filter_config(a.config) if a.config else None
+    if a.stats_field is not None and a.stats_field in ("", a.text_field, "file", "line", "stage", "reason"):
+        raise Qwen25ValueError(f"--stats-field must not be empty, the text field or a removed-list key, got {a.stats_field!r}")
+    try:
+        f = QualityFilter(cfg, num_threads=a.num_threads)
+    except (ValueError, TypeError) as e:  # thresholds of the wrong type, as the native side reads them
+        if cfg is None:
+            raise
+        raise Qwen25ValueError(f"{a.config}: {e}") from None
+    sf = a.stats_field
     out, rem = _Out(a.output), _Out(a.removed)
     reader = _reader(a, rem, "filter")
     n = 0
@@ -204,11 +269,12 @@ def _run_filter(a: argparse.Namespace) -> int:
     for batch in _batches(reader, a.batch_size):
         n += len(batch)
         for (path, line, rec), r in zip(batch, f.apply([rec[a.text_field] for _, _, rec in batch])):
+            stats = {sf: r.stats} if sf else {}
             if r.keep:
-                out.write({**rec, a.text_field: r.final_text(rec[a.text_field])})
+                out.write({**rec, a.text_field: r.final_text(rec[a.text_field]), **stats})
             else:
                 why[f"{r.filter}"] += 1
-                rem.write({"file": path, "line": line, "stage": "filter", "reason": f"{r.filter}:{r.reason}"})
+                rem.write({"file": path, "line": line, "stage": "filter", "reason": f"{r.filter}:{r.reason}", **stats})
     out.close()
     rem.close()
     _summary("filter", n + reader.bad, out.n, why, reader.bad)
@@ -230,10 +296,16 @@ def _run_dedup(a: argparse.Namespace) -> int:
     prov = array("q")  # (file index << 40) | line, per record
     files = {p: k for k, p in enumerate(a.inputs)}
     exact_of = array("q")  # exact cluster id (= index of the first occurrence) per record
-    exact = None if a.no_exact else ExactDeduplicator(num_threads=a.num_threads)
+    ex_norm = {"lowercase": a.exact_lowercase, "strip_punct": a.exact_strip_punct, "collapse_ws": a.exact_collapse_ws}
+    exact = None if a.no_exact else ExactDeduplicator(**ex_norm, num_threads=a.num_threads)
+    mh_cfg = {
+        "num_perm": a.num_perm, "bands": a.bands, "rows": a.rows, "ngram": a.ngram, "seed": a.seed,
+        "lowercase": a.minhash_lowercase, "strip_punct": a.minhash_strip_punct, "collapse_ws": a.minhash_collapse_ws,
+    }  # fmt: skip
+    mhd = None if a.no_minhash else MinHashDeduplicator(**mh_cfg, num_threads=a.num_threads)  # checks the options first
     survivors = array("q")  # record index of each MinHash input
     with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(a.output))) as spill:
-        mh = None if a.no_minhash else MinHashDeduplicator(num_threads=a.num_threads).stream(mem_budget=a.mem_budget, spill_dir=spill)
+        mh = None if mhd is None else mhd.stream(mem_budget=a.mem_budget, spill_dir=spill)
         r1 = _reader(a, _Out(None), "dedup 1/2")
         for batch in _batches(r1, a.batch_size):
             start = len(prov)
@@ -283,6 +355,7 @@ def _run_dedup(a: argparse.Namespace) -> int:
         reps, sizes = np.unique(near_of[surv], return_counts=True)
         rep = {
             "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
+            "config": {"exact": None if exact is None else ex_norm, "minhash": None if mhd is None else mh_cfg},
             "exact_clusters": [{"first": where(f), "size": n} for f, n in (exact.cluster_sizes() if exact is not None else [])],
             "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
         }  # fmt: skip
@@ -295,12 +368,13 @@ def _run_dedup(a: argparse.Namespace) -> int:
 def _run_pack(a: argparse.Namespace) -> int:
     from ..data.pack import TokenPacker
 
-    bad = _Out(None)
-    reader = _reader(a, bad, "pack")
+    rem = _Out(a.removed)
+    reader = _reader(a, rem, "pack")
     with TokenPacker(a.output, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, num_threads=a.num_threads) as p:
         for batch in _batches(reader, a.batch_size):
             p.add([r[a.text_field] for _, _, r in batch], source=[os.path.basename(path) for path, _, _ in batch])
     counts = p.finish()["counts"]
+    rem.close()
     print(json.dumps({**counts, "bad_lines_skipped": reader.bad}), file=sys.stderr)
     return 0
 
@@ -345,9 +419,8 @@ def _run_classify(a: argparse.Namespace) -> int:
         return 0
     clf = DomainClassifier.load(a.model, num_threads=a.num_threads)
     labels_ = clf.labels
-    out = _Out(a.output)
-    bad = _Out(None)
-    reader = _reader(a, bad, "classify")
+    out, rem = _Out(a.output), _Out(a.removed)
+    reader = _reader(a, rem, "classify")
     n_by: Counter[str] = Counter()
     for batch in _batches(reader, a.batch_size):
         proba = clf.predict_proba([rec[a.text_field] for _, _, rec in batch])
@@ -359,6 +432,7 @@ def _run_classify(a: argparse.Namespace) -> int:
             out.write(rec)
             n_by[labels_[k]] += 1
     out.close()
+    rem.close()
     print(f"classify: {out.n} records labelled {dict(sorted(n_by.items()))}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
     return 0
 
@@ -386,13 +460,14 @@ def _run_score(a: argparse.Namespace) -> int:
     except FileNotFoundError:
         tok = Tokenizer.qwen25()
     scorer = LMScorer(model, tok, dimensions=dims, max_doc_tokens=a.max_doc_tokens, batch_size=min(a.batch_size, 64))
-    out = _Out(a.output)
-    reader = _reader(a, None, "score")
+    out, rem = _Out(a.output), _Out(a.removed)
+    reader = _reader(a, rem, "score")
     for batch in _batches(reader, a.batch_size):
         scores = scorer.score([rec[a.text_field] for _, _, rec in batch])
         for (_, _, rec), row in zip(batch, scores):
             out.write({**rec, a.scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
     out.close()
+    rem.close()
     print(f"score: {out.n} records rated on {scorer.dimensions}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
     return 0
 

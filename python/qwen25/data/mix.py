@@ -544,7 +544,10 @@ def mix_jsonl(
 
     Every input record ends in one place: ``output`` (with a ``"_mix"`` field: source, file,
     line, repeat), or ``removed`` (stage ``"mix"``, reason ``"downsampled"``; or stage
-    ``"read"`` for a bad line with ``skip_bad``). Returns the report."""
+    ``"read"`` for a bad line with ``skip_bad``). Returns the report; its ``"notes"`` (targets
+    that cannot be met, such as a weighted source without records) are also printed to stderr.
+    A weighted source without records whose share no other source can carry (so that the output
+    would be empty) raises :class:`Qwen25ValueError` naming it."""
     import json
     import os
     import sys
@@ -611,9 +614,22 @@ def mix_jsonl(
         if temperature is not None:
             targets = temperature_weights(size_tot, temperature)
         # sizes are already in the unit (ones for documents), so the plan counts them as tokens
-        pools, plan, _ = plan_phase(Phase("mix", targets, total, max_repeat=max_repeat), sizes, unit="tokens")
+        pools, plan, notes = plan_phase(Phase("mix", targets, total, max_repeat=max_repeat), sizes, unit="tokens")
+        notes = list(notes)
         quota = {p.name: p.docs for p in pools}
         t = {p.name: p.target for p in pools}
+        # a source asked for a share but holding nothing: the others carry the mix (with a note),
+        # or, when nothing can be taken, it is an error rather than an empty output
+        empty = {
+            n: f"source {n!r} has weight {w:g} but no " + ("records" if len(sizes[n]) == 0 else f"{unit} in its records")
+            for n, w in (weights or {}).items() if w > 0 and size_tot[n] <= 0
+        }  # fmt: skip
+        if empty and sum(quota.values()) == 0 and (total is None or total > 0):
+            raise Qwen25ValueError("the mix would be empty: " + "; ".join(
+                f"{msg} (files: {', '.join(sources[n])})" for n, msg in empty.items()))  # fmt: skip
+        notes += [msg for n, msg in empty.items() if not any(repr(n) in x for x in notes)]
+        for x in notes:
+            print(f"mix: note: {x}", file=sys.stderr)
 
         # pass 2: interleave, cycling through a source for repeats
         def records(name: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
@@ -650,8 +666,10 @@ def mix_jsonl(
                 raise Qwen25ValueError(f"source {name!r}: its files changed while the mix ran ({len(sizes[name])} records, then {k})")
     except BaseException:
         out_f.close()
-        if rem_f is not None:
+        os.remove(output + ".tmp")
+        if rem_f is not None and removed is not None:
             rem_f.close()
+            os.remove(removed + ".tmp")
         raise
     out_f.close()
     os.replace(output + ".tmp", output)
@@ -666,6 +684,7 @@ def mix_jsonl(
         "mode": mode,
         "max_repeat": max_repeat,
         "capped": list(plan.capped),
+        "notes": notes,
         "sources": {
             n: {
                 "files": list(sources[n]),

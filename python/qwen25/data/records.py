@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
@@ -157,12 +158,41 @@ def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
     return [text_of(r, field, f"record {i}: ") for i, r in enumerate(records)]
 
 
+# A JSON escape of a UTF-16 surrogate (U+D800..U+DFFF): the only way a strictly decoded line
+# can hold a lone surrogate, so lines without one skip the full check.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(obj: Any, where: str = "") -> str | None:
+    """Where ``obj`` (a parsed JSON value) holds a string that cannot be encoded as UTF-8 (a lone
+    surrogate such as ``"\\ud800"``, valid JSON but not text), or None when it holds none."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"lone surrogate U+{ord(obj[e.start]):04X} at character {e.start} of {where or 'the value'}"
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            bad = lone_surrogate(k, f"a key of {where or 'the record'}")
+            bad = bad or lone_surrogate(v, f"{where}[{k!r}]" if where else f"field {k!r}")
+            if bad:
+                return bad
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            bad = lone_surrogate(v, f"{where}[{i}]")
+            if bad:
+                return bad
+    return None
+
+
 class JsonlReader:
     """Records of JSONL files (``.gz``/``.zst`` too) in order, as ``(path, line, record)``, with a
     progress bar by bytes.
 
-    A line that is not UTF-8 JSON, not an object, or lacks a string ``field`` (or ``label_field``)
-    raises :class:`FormatError` naming ``file:line``; with ``skip_bad=True`` it is counted in
+    A line that is not UTF-8 JSON, not an object, holds a string that cannot be encoded as UTF-8
+    (a lone surrogate escape such as ``\\ud800``: the stages write records back as UTF-8), or lacks
+    a string ``field`` (or ``label_field``) raises :class:`FormatError` naming ``file:line``; with ``skip_bad=True`` it is counted in
     ``bad`` and passed to ``on_bad(path, line, why)`` instead (to list it as removed), so no record
     is ever silently lost. Blank lines are not records."""
 
@@ -209,6 +239,8 @@ class JsonlReader:
                             why = f"no string field {self.field!r}"
                         elif self.label_field is not None and not isinstance(rec.get(self.label_field), str):
                             why = f"no string label field {self.label_field!r}"
+                        elif _SURROGATE_ESCAPE.search(ln.raw):
+                            why = lone_surrogate(rec)
                     if why is not None:
                         self._bad(path, ln.line, why)
                         continue
