@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::normalize::{normalize, NormConfig};
+use super::normalize::{normalize, normalize_collapsed_with_spaces, NormConfig};
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -103,22 +103,39 @@ pub fn shingles(text: &str, ngram: usize, norm: &NormConfig) -> Vec<String> {
 /// without building the shingle strings.
 pub fn shingle_hashes(text: &str, ngram: usize, norm: &NormConfig, out: &mut Vec<u32>) {
     out.clear();
-    let t = normalize(text, norm);
+    let mut spaces = Vec::new();
+    let t = if norm.collapse_ws {
+        normalize_collapsed_with_spaces(text, norm, &mut spaces)
+    } else {
+        normalize(text, norm)
+    };
     let s = t.as_ref();
     // Word spans (byte ranges); with collapse_ws on, words are separated by exactly one space.
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut start = None;
-    for (i, b) in s.bytes().enumerate() {
-        if b == b' ' {
-            if let Some(st) = start.take() {
-                spans.push((st, i));
-            }
-        } else if start.is_none() {
-            start = Some(i);
+    if norm.collapse_ws {
+        // single spaces, none at either end: the words lie between the spaces
+        let mut st = 0;
+        for &i in &spaces {
+            spans.push((st, i as usize));
+            st = i as usize + 1;
         }
-    }
-    if let Some(st) = start {
-        spans.push((st, s.len()));
+        if st < s.len() {
+            spans.push((st, s.len()));
+        }
+    } else {
+        let mut start = None;
+        for (i, b) in s.bytes().enumerate() {
+            if b == b' ' {
+                if let Some(st) = start.take() {
+                    spans.push((st, i));
+                }
+            } else if start.is_none() {
+                start = Some(i);
+            }
+        }
+        if let Some(st) = start {
+            spans.push((st, s.len()));
+        }
     }
     if spans.is_empty() {
         return;

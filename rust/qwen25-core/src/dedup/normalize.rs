@@ -114,25 +114,92 @@ fn ascii_table(cfg: &NormConfig) -> [u8; 128] {
     t
 }
 
+/// `normalize` for whitespace-collapsing configurations, also giving the byte offset of every
+/// space of the result (the word boundaries, since a collapsed text has single spaces and none
+/// at either end), found while normalising instead of in a second pass.
+pub fn normalize_collapsed_with_spaces<'a>(
+    text: &'a str,
+    cfg: &NormConfig,
+    spaces: &mut Vec<u32>,
+) -> Cow<'a, str> {
+    spaces.clear();
+    if cfg.collapse_ws && text.is_ascii() && text.len() < u32::MAX as usize {
+        return Cow::Owned(normalize_ascii_spaces(text.as_bytes(), cfg, Some(spaces)));
+    }
+    let out = normalize(text, cfg);
+    spaces.extend(memchr::memchr_iter(b' ', out.as_bytes()).map(|i| i as u32));
+    out
+}
+
 fn normalize_ascii(text: &[u8], cfg: &NormConfig) -> String {
+    normalize_ascii_spaces(text, cfg, None)
+}
+
+fn normalize_ascii_spaces(text: &[u8], cfg: &NormConfig, spaces: Option<&mut Vec<u32>>) -> String {
     let table = ascii_table(cfg);
-    let mut out: Vec<u8> = Vec::with_capacity(text.len());
-    let mut pending_space = false;
-    for &b in text {
-        match table[(b & 0x7F) as usize] {
-            DROP => {}
-            SPACE => pending_space = !out.is_empty(),
-            c => {
-                if pending_space {
-                    out.push(b' ');
-                    pending_space = false;
+    let mut out = vec![0u8; text.len() + 1];
+    let j = match spaces {
+        Some(spaces) => {
+            spaces.clear();
+            spaces.resize(text.len() + 1, 0);
+            let (j, k) = ascii_pass::<true>(text, &table, &mut out, spaces);
+            spaces.truncate(k);
+            j
+        }
+        None => ascii_pass::<false>(text, &table, &mut out, &mut []).0,
+    };
+    out.truncate(j);
+    // only ASCII bytes were written
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The ASCII pass: runs of kept bytes are copied (mapped) in a tight inner loop; a whitespace
+/// run becomes one space, written only before the next kept byte (so never first or last);
+/// dropped bytes vanish. With `SPACES`, the offset of every space written goes to `sp`.
+/// Returns (bytes, spaces) written.
+#[inline(always)]
+fn ascii_pass<const SPACES: bool>(
+    text: &[u8],
+    table: &[u8; 128],
+    out: &mut [u8],
+    sp: &mut [u32],
+) -> (usize, usize) {
+    assert!(out.len() > text.len() && (!SPACES || sp.len() > text.len()));
+    let (mut j, mut k) = (0usize, 0usize);
+    let mut pending = false; // a whitespace run after a kept character, not yet written
+    let n = text.len();
+    let mut i = 0;
+    while i < n {
+        let c = table[(text[i] & 0x7F) as usize];
+        if c < SPACE {
+            if pending {
+                out[j] = b' ';
+                if SPACES {
+                    sp[k] = j as u32;
+                    k += 1;
                 }
-                out.push(c);
+                j += 1;
+                pending = false;
             }
+            // a run of kept bytes: the common case, in a tight loop
+            out[j] = c;
+            j += 1;
+            i += 1;
+            while i < n {
+                let c = table[(text[i] & 0x7F) as usize];
+                if c >= SPACE {
+                    break;
+                }
+                out[j] = c;
+                j += 1;
+                i += 1;
+            }
+        } else {
+            pending |= c == SPACE && j > 0;
+            i += 1;
         }
     }
-    // only ASCII bytes were pushed
-    String::from_utf8(out).unwrap_or_default()
+    (j, k)
 }
 
 #[cfg(test)]
@@ -159,6 +226,66 @@ mod tests {
             let fast = normalize(&all, &cfg).into_owned();
             let slow = normalize(&format!("{all}\u{e9}"), &cfg).into_owned();
             assert_eq!(format!("{fast}\u{e9}"), slow);
+        }
+    }
+
+    #[test]
+    fn spaces_are_the_word_boundaries() {
+        for text in [
+            "  Hello,   World!\n\tIt's  ME.  ",
+            "",
+            " , ",
+            "a",
+            "a b",
+            "x\u{e9} y,  z ",
+        ] {
+            let mut sp = Vec::new();
+            let out =
+                normalize_collapsed_with_spaces(text, &NormConfig::FINEWEB, &mut sp).into_owned();
+            let want: Vec<u32> = out.match_indices(' ').map(|(i, _)| i as u32).collect();
+            assert_eq!(out, normalize(text, &NormConfig::FINEWEB), "{text:?}");
+            assert_eq!(sp, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn ascii_path_matches_general_path_on_random_text() {
+        // the general path (char by char) is the reference: append a non-ASCII char to force it
+        let alphabet = b"aB ,.\t\n-'x Y!  \r_z";
+        let mut st = 7u64;
+        for n in 0..3000 {
+            let len = n % 41;
+            let text: String = (0..len)
+                .map(|_| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(st >> 33) as usize % alphabet.len()] as char
+                })
+                .collect();
+            for cfg in [
+                NormConfig::FINEWEB,
+                NormConfig {
+                    lowercase: false,
+                    ..NormConfig::FINEWEB
+                },
+                NormConfig {
+                    strip_punct: false,
+                    ..NormConfig::FINEWEB
+                },
+                NormConfig {
+                    collapse_ws: false,
+                    ..NormConfig::FINEWEB
+                },
+            ] {
+                let fast = normalize(&text, &cfg).into_owned();
+                let slow = normalize(&format!("{text}\u{e9}"), &cfg).into_owned();
+                let mut want = slow.strip_suffix('\u{e9}').unwrap_or(&slow).to_string();
+                if cfg.collapse_ws && want.ends_with(' ') {
+                    want.pop(); // the run before the appended char, which the general path kept
+                }
+                assert_eq!(fast, want, "{text:?} {cfg:?}");
+            }
         }
     }
 }
