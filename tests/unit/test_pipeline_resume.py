@@ -117,3 +117,16 @@ def test_domain_filter_table_overrides_the_default_key_by_key(tmp_path):
     assert len(code_filtered) == len(code) and all(r["reason"].startswith("gopher_quality") for r in code_filtered)
     # web keeps the default: the short document is dropped by gopher_quality, not gopher_repetition
     assert [r["reason"].split(":")[0] for r in removed if r["stage"] == "filter" and r["source"] == "web"] == ["gopher_quality"]
+
+
+@pytest.mark.parametrize("lowercase,near_dup", [(True, True), (False, False)])
+def test_minhash_normalisation_is_configurable(tmp_path, lowercase, near_dup):
+    web, _ = write_corpus(tmp_path)
+    with open(tmp_path / "web" / "b.jsonl", "a") as f:  # an upper-cased copy: the same shingles only once lowercased
+        f.write(json.dumps({"id": "upper", "text": web[2]["text"].upper()}) + "\n")
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0).replace("[dedup]", f"[dedup]\nminhash_lowercase = {str(lowercase).lower()}")
+                   .replace("c4 = false", "c4 = false\ngopher_quality = false\ngopher_repetition = false\nfineweb = false"))  # fmt: skip
+    run_pipeline(cfg, progress=False)
+    why = {r.get("id"): r["stage"] for r in read_jsonl(tmp_path / "out" / "removed.jsonl")}
+    assert (why.get("upper") == "minhash_dedup") is near_dup

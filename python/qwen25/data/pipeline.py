@@ -67,7 +67,8 @@ A configuration (paths are relative to the TOML file)::
     [dedup]
     exact = true              # xxh3-128, first occurrence kept
     exact_lowercase = false   # (and exact_strip_punct, exact_collapse_ws)
-    minhash = true            # FineWeb defaults
+    minhash = true            # FineWeb defaults (minhash_lowercase, minhash_strip_punct and
+                              # minhash_collapse_ws, all true, set its normalisation)
     num_perm = 112
     bands = 14
     rows = 8
@@ -593,11 +594,15 @@ class Pipeline:
         self.filter_cfg = _section(cfg, "filter", {"enabled", "default", "domains"}, where)
         self.dedup_cfg = _section(
             cfg, "dedup",
-            {"exact", "exact_lowercase", "exact_strip_punct", "exact_collapse_ws", "minhash", "num_perm", "bands", "rows", "ngram", "seed", "mem_budget"},
+            {"exact", "exact_lowercase", "exact_strip_punct", "exact_collapse_ws", "minhash", "minhash_lowercase",
+             "minhash_strip_punct", "minhash_collapse_ws", "num_perm", "bands", "rows", "ngram", "seed", "mem_budget"},
             where,
         )  # fmt: skip
         for key, lo in (("num_perm", 1), ("bands", 1), ("rows", 1), ("ngram", 1), ("seed", 0), ("mem_budget", 1)):
             _typed(self.dedup_cfg, key, int, f"{where} [dedup]", minimum=lo)
+        for key in ("exact", "minhash", "exact_lowercase", "exact_strip_punct", "exact_collapse_ws",
+                    "minhash_lowercase", "minhash_strip_punct", "minhash_collapse_ws"):  # fmt: skip
+            _typed(self.dedup_cfg, key, bool, f"{where} [dedup]")
         if self.dedup_cfg.get("minhash", True):
             from .dedup import MinHashDeduplicator
 
@@ -849,7 +854,8 @@ class Pipeline:
         if d.get("minhash", True):
             mhd = MinHashDeduplicator(
                 d.get("num_perm", 112), d.get("bands", 14), d.get("rows", 8), d.get("ngram", 5), d.get("seed", 1),
-                num_threads=nt,
+                lowercase=d.get("minhash_lowercase", True), strip_punct=d.get("minhash_strip_punct", True),
+                collapse_ws=d.get("minhash_collapse_ws", True), num_threads=nt,
             )  # fmt: skip
             mh = mhd.stream(mem_budget=int(d.get("mem_budget", 1 << 30)), spill_dir=self.out)
         files = self._files()
