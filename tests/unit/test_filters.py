@@ -134,9 +134,11 @@ def ref_sentences(line):
     return len([p for p in re.split(r"[.!?]+[\"')\]]*\s+", line) if p.strip()])
 
 
-def ref_c4(text, c: C4Config):
-    n_sent, kept = 0, []
+def ref_c4_lines(text, c: C4Config):
+    """C4's line pass: (reason that drops the document or None, kept lines, lines seen, sentences)."""
+    n_sent, kept, n_lines = 0, [], 0
     for line in text.splitlines():
+        n_lines += 1
         line = line.strip()
         words = line.split()
         if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
@@ -149,15 +151,22 @@ def ref_c4(text, c: C4Config):
             continue
         low = line.lower()
         if c.filter_lorem_ipsum and "lorem ipsum" in low:
-            return "lorem_ipsum", None
+            return "lorem_ipsum", kept, n_lines, n_sent
         if c.filter_javascript and "javascript" in low:
             continue
         if c.filter_curly_bracket and "{" in line:
-            return "curly_bracket", None
+            return "curly_bracket", kept, n_lines, n_sent
         if c.filter_policy and any(p in low for p in POLICY):
             continue
         n_sent += ref_sentences(line)
         kept.append(line)
+    return None, kept, n_lines, n_sent
+
+
+def ref_c4(text, c: C4Config):
+    reason, kept, _, n_sent = ref_c4_lines(text, c)
+    if reason is not None:
+        return reason, None
     if n_sent < c.min_num_sentences:
         return "too_few_sentences", None
     return None, "\n".join(kept).strip()
@@ -481,26 +490,7 @@ def ref_stats(text, cfg: FilterConfig):
         st["gopher_quality.stop_words"] = float(sum(w in c.stop_words for w in words))
     cur = text
     if c := cfg.c4:
-        n_sent, kept, n_lines = 0, [], 0
-        for line in text.splitlines():
-            n_lines += 1
-            line = line.strip()
-            words = line.split()
-            if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in words):
-                continue
-            if c.remove_citations:
-                line = CITATION.sub("", line)
-            if c.filter_no_terminal_punct and (not line.endswith((".", "?", "!", '"', "'")) or line.endswith("...")):
-                continue
-            if len(words) < c.min_words_per_line:
-                continue
-            low = line.lower()
-            if c.filter_javascript and "javascript" in low:
-                continue
-            if c.filter_policy and any(p in low for p in POLICY):
-                continue
-            n_sent += ref_sentences(line)
-            kept.append(line)
+        _, kept, n_lines, n_sent = ref_c4_lines(text, c)  # NEVER-style configs: no early return
         st["c4.lines"], st["c4.kept_lines"] = float(n_lines), float(len(kept))
         st["c4.sentences"] = float(n_sent)
         cur = "\n".join(kept).strip()
