@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
+
 from qwen25.data.filters import FilterConfig
 from qwen25.data.pipeline import STAGES, run_pipeline
 from tests.unit.test_filters import ref_apply
@@ -121,3 +123,25 @@ def test_report_gives_clusters_and_filter_statistics(tmp_path):
     assert short["reason"] == f"{flt}:{reason}"
     # "too short": its one 2-gram covers every character, so the top 2-gram fraction is 1 (> 0.2)
     assert short["stats"]["gopher_repetition.top_2_gram"] == 1.0
+
+
+def test_stats_all_gives_every_document_its_statistics(tmp_path):
+    from tests.unit.test_filters import ref_stats
+
+    web, code = write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0).replace("[filter.default]", '[filter]\nstats = "all"\n\n[filter.default]'))
+    run_pipeline(cfg, progress=False)
+    text = {("web", r["id"]): r["text"] for r in web} | {("code", r["id"]): r["text"] for r in code}
+    fc = FilterConfig.from_dict({"c4": False})
+    rows = read_jsonl(tmp_path / "out" / "kept.jsonl") + read_jsonl(tmp_path / "out" / "removed.jsonl")
+    assert rows and all("stats" in r for r in rows)
+    for r in rows:  # the pure-Python reference computes the same statistics, in the same order
+        want = ref_stats(text[(r["source"], r["id"])], fc)[2]
+        if r.get("stage") == "filter":  # the filters stop at the statistic that drops the document
+            want = dict(list(want.items())[: len(r["stats"])])
+            assert r["reason"].split(":")[1] in list(r["stats"])[-1]
+        assert list(r["stats"]) == list(want) and r["stats"] == pytest.approx(want), r["id"]
+    cfg.write_text(CONFIG.format(max_repeat=1.0))  # the default: only filtered documents carry them
+    run_pipeline(cfg, progress=False)
+    assert not any("stats" in r for r in read_jsonl(tmp_path / "out" / "kept.jsonl"))

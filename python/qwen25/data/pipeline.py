@@ -59,7 +59,8 @@ A configuration (paths are relative to the TOML file)::
     domain = "web"            # default: the source name
 
     [filter]                  # thresholds: see qwen25.data.filters (false disables a filter)
-    enabled = true            # a filtered document's removed.jsonl entry carries its statistics
+    enabled = true            # a filtered document's removed.jsonl entry carries its statistics;
+    stats = "removed"         # "all": every document's, kept.jsonl and every removed list too
     default = { fineweb = { new_line_ratio = 0.3 } }
     [filter.domains.code]     # overrides the default key by key: other filters and thresholds
     gopher_quality = false    # stay as in [filter.default]
@@ -269,6 +270,11 @@ def _flow(stats: dict[str, Counter], stage: str, domain: str, tokens: int, out: 
         o["out_tokens"] += tokens if out_tokens is None else out_tokens
 
 
+def _stats_of(raw: str | None) -> dict[str, Any]:
+    """``{"stats": {...}}`` from a worker's JSON statistics column, or nothing."""
+    return {"stats": json.loads(raw)} if raw is not None else {}
+
+
 def _cluster_summary(sizes: list[int], firsts: list[tuple[str, int]]) -> dict[str, Any]:
     """Duplicate clusters (two members or more): how many, the documents they remove, a size
     histogram, and the largest ten by their first (kept) document."""
@@ -425,6 +431,8 @@ class ScanWorker:
                     keep_rows.append(row)
                     keep_texts.append(r.final_text(t))
                     out["text"][row] = keep_texts[-1]
+                    if self.spec.get("filter_stats_all"):
+                        out["stats"][row] = json.dumps(r.stats)
                     if r.text is not None:
                         changed.append(row)
                 else:
@@ -483,7 +491,7 @@ class NearWorker:
     ``src_domain`` is the domain before classification."""
 
     SCHEMA = {"prov": "string", "src_domain": "string", "domain": "string", "text": "string", "status": "string",
-              "reason": "string"}  # fmt: skip
+              "reason": "string", "stats": "string"}  # fmt: skip
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -510,6 +518,7 @@ class NearWorker:
                 out["src_domain"].append(r["domain"])
                 out["domain"].append(r["domain"])
                 out["reason"].append(None)
+                out["stats"].append(json.dumps(r["stats"]) if "stats" in r else None)
                 if k:
                     live.append(len(out["text"]))
                     out["text"].append(r["text"])
@@ -591,7 +600,9 @@ class Pipeline:
                     raise Qwen25FileNotFoundError(2, f"source {s['name']!r}: no file matches", os.path.join(base, pat))
                 files += hits
             self.sources.append(Source(s["name"], files, s.get("text_field", "text"), s.get("id_field"), s.get("domain", s["name"])))
-        self.filter_cfg = _section(cfg, "filter", {"enabled", "default", "domains"}, where)
+        self.filter_cfg = _section(cfg, "filter", {"enabled", "default", "domains", "stats"}, where)
+        if self.filter_cfg.get("stats", "removed") not in ("removed", "all"):
+            raise Qwen25ValueError(f"{where} [filter]: stats must be 'removed' or 'all', got {self.filter_cfg['stats']!r}")
         self.dedup_cfg = _section(
             cfg, "dedup",
             {"exact", "exact_lowercase", "exact_strip_punct", "exact_collapse_ws", "minhash", "minhash_lowercase",
@@ -867,6 +878,7 @@ class Pipeline:
             "files": readable,
             "sources": [(s.text_field, s.id_field, s.domain) for s in self.sources],
             "filter": self._filter_tables() if self.filter_cfg.get("enabled", True) else None,
+            "filter_stats_all": self.filter_cfg.get("stats", "removed") == "all",
             "exact": ex_cfg if exact is not None else None,
             "minhash": (
                 {"num_perm": mhd.num_perm, "bands": mhd.bands, "rows": mhd.rows, "ngram": mhd.ngram, "seed": mhd.seed,
@@ -923,7 +935,7 @@ class Pipeline:
                     stats[f"domain_in:{dm}"]["tokens"] += ntok
                     if status == "filter":
                         removed.write({**prov, "domain": dm, "stage": "filter", "reason": cols["reason"][k],
-                                       "stats": json.loads(cols["stats"][k])})  # fmt: skip
+                                       **_stats_of(cols["stats"][k])})  # fmt: skip
                         stats["removed:filter"][cols["reason"][k]] += 1
                         _flow(stats, "filter", dm, ntok, False)
                         continue
@@ -935,14 +947,15 @@ class Pipeline:
                         if cid >= 0:
                             first = exact_prov[cid]
                             removed.write({**prov, "domain": dm, "stage": "exact_dedup",
-                                           "reason": f"duplicate_of {rels[first >> 40]}:{first & ((1 << 40) - 1)}"})  # fmt: skip
+                                           "reason": f"duplicate_of {rels[first >> 40]}:{first & ((1 << 40) - 1)}",
+                                           **_stats_of(cols["stats"][k])})  # fmt: skip
                             stats["removed:exact_dedup"]["exact_duplicate"] += 1
                             _flow(stats, "exact_dedup", dm, ntok_out, False)
                             continue
                     _flow(stats, "exact_dedup", dm, ntok_out, True)
                     if mh is not None:
                         sigs.append(cols["sig"][k])
-                    stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm})
+                    stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm, **_stats_of(cols["stats"][k])})
                     stage1_tokens.write(cols["tokens"][k])
                 if mh is not None and mhd is not None and sigs:
                     mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
@@ -1012,13 +1025,15 @@ class Pipeline:
                 if status == "minhash":
                     first = provs[ids[i]]
                     removed.write({**prov, "domain": dm, "stage": "minhash_dedup",
-                                   "reason": f"near_duplicate_of {file_names[first >> 40]}:{first & ((1 << 40) - 1)}"})  # fmt: skip
+                                   "reason": f"near_duplicate_of {file_names[first >> 40]}:{first & ((1 << 40) - 1)}",
+                                   **_stats_of(cols["stats"][k])})  # fmt: skip
                     stats["removed:minhash_dedup"]["near_duplicate"] += 1
                     i += 1
                     continue
                 _flow(stats, "decontaminate", src, n, status != "decontaminate")
                 if status == "decontaminate":
-                    removed.write({**prov, "domain": dm, "stage": "decontaminate", "reason": cols["reason"][k]})
+                    removed.write({**prov, "domain": dm, "stage": "decontaminate", "reason": cols["reason"][k],
+                                   **_stats_of(cols["stats"][k])})  # fmt: skip
                     stats["removed:decontaminate"]["benchmark_overlap"] += 1
                 else:
                     _flow(stats, "classify", src, n, True, out_domain=dm)
@@ -1026,7 +1041,7 @@ class Pipeline:
                     if w is None:
                         stem = self._p(os.path.join("stage2", f"{len(writers):04d}"))
                         w = writers[dm] = (_Writer(stem + ".jsonl"), _TokenWriter(stem))
-                    w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm})
+                    w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm, **_stats_of(cols["stats"][k])})
                     w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
                 i += 1
             bar.update(len(cols["status"]))
@@ -1191,7 +1206,8 @@ class Pipeline:
                     d = by_name[n].domain
                     rep = int(placed[d][k])
                     placed[d][k] += 1
-                    row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep}
+                    row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep,
+                           **({"stats": r["stats"]} if "stats" in r else {})}  # fmt: skip
                     kept.write({**row, "phase": ph.name} if named else row)
                     n_doc += 1
                     key = f"domain_out:{r['domain']}"
@@ -1230,7 +1246,8 @@ class Pipeline:
             why = "downsampled" if d in drawn else "not_in_mix"
             for k, r in enumerate(_read_jsonl(stage2(v["file"]))):
                 if not used[k]:
-                    removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": why})
+                    removed.write({**r["prov"], "domain": d, "stage": "mix", "reason": why,
+                                   **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                     stats["removed:mix"][why] += 1
             n_used, n_placed = int(used.sum()), int(placed[d].sum())
             used_tok = int(lengths[d][used].sum())
