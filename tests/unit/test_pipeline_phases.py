@@ -74,3 +74,20 @@ def test_phases_pack_their_own_mix(tmp_path, hf_tok):
     assert st["mix"]["out"]["tokens"] == sum(p["document_tokens"] for p in rep["pack"]["phases"].values())
     assert set(rep["mix"]["phases"]) == {"general", "long"}
     assert np.isclose(sum(q["target"] for q in rep["mix"]["phases"]["long"]["quota"].values() if q["target"]), 1.0)
+
+
+def test_temperature_mix(tmp_path, hf_tok):
+    """`[mix] temperature`: p ~ size^(1/T); a very high T gives equal token shares (computed here
+    with HF tokenizers on the packed records), repeats allowed by max_repeat."""
+    web, code = write_corpus(tmp_path)
+    cfg = CONFIG.format(max_repeat=3.0).replace("weights = { web = 0.75, code = 0.25 }", "temperature = 1e9")
+    (tmp_path / "pipeline.toml").write_text(cfg)
+    run_pipeline(tmp_path / "pipeline.toml", progress=False)
+    text = {("web", r["id"]): r["text"] for r in web} | {("code", r["id"]): r["text"] for r in code}
+    toks = Counter()
+    longest = 0
+    for k in read_jsonl(tmp_path / "out" / "kept.jsonl"):
+        n = len(hf_tok.encode(text[(k["source"], k["id"])], add_special_tokens=False).ids)
+        toks[k["domain"]] += n
+        longest = max(longest, n)
+    assert abs(toks["web"] - toks["code"]) <= 2 * longest and toks["code"] > 0
