@@ -28,8 +28,8 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):  # type: ignore[no-untyped-def]
+def tiny_chat_checkpoint(d):  # type: ignore[no-untyped-def]
+    """A tiny random-weight Qwen2 with the Qwen2.5 vocabulary, saved by transformers into ``d``."""
     cfg = transformers.Qwen2Config(vocab_size=151936, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                                    tie_word_embeddings=True)  # fmt: skip
@@ -39,9 +39,15 @@ def models(tmp_path_factory):  # type: ignore[no-untyped-def]
         for name, p in hf.named_parameters():
             p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g) if "norm" in name else 0.3 * torch.randn(p.shape, generator=g))
     hf.tie_weights()
-    d = tmp_path_factory.mktemp("lm")
     hf.save_pretrained(d)
-    return hf.eval(), Qwen2ForCausalLM.from_pretrained(d).eval(), d
+    return hf.eval()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):  # type: ignore[no-untyped-def]
+    d = tmp_path_factory.mktemp("lm")
+    hf = tiny_chat_checkpoint(d)
+    return hf, Qwen2ForCausalLM.from_pretrained(d).eval(), d
 
 
 def reference(hf, hf_tok, text: str, desc: str, max_doc: int, lo: int = 0, hi: int = 5) -> float:

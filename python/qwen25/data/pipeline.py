@@ -1,5 +1,6 @@
 """The pipeline job behind ``qwen25 data run pipeline.toml``:
-read + tokenize -> filter -> exact dedup -> MinHash dedup -> decontaminate -> classify -> mix -> pack.
+read + tokenize -> filter -> exact dedup -> MinHash dedup -> decontaminate -> score -> classify -> mix
+-> pack.
 
 Nothing is lost: every input record ends either in the packed output (listed, with its
 provenance and packed document index, in ``kept.jsonl``) or in ``removed.jsonl`` with the stage
@@ -80,6 +81,15 @@ A configuration (paths are relative to the TOML file)::
     [decontaminate]           # qwen25.data.Decontaminator(**options).check(texts); skipped (and
     enabled = true            # reported) when no test_set is configured
     options = { test_set = "humaneval" }   # a benchmark name, a JSONL path, or a list of texts
+
+    [score]                   # optional: model-based quality scoring (qwen25.data.LMScorer), as
+    model = "Qwen2.5-7B-Instruct"   # Qwen2.5 rated data with Qwen2-Instruct: a chat checkpoint
+    dimensions = { quality = "overall quality", educational_value = "educational value" }
+    min = { quality = 2.5 }   # drop (stage "score") a document rated under this; scores go to
+    max_doc_tokens = 2048     # kept.jsonl either way
+    batch_size = 8
+    device = "cuda"           # default: cuda when available, else cpu
+    dtype = "bfloat16"        # default: the checkpoint's
 
     [classify]
     model = "domain.bin"      # optional DomainClassifier file: its label becomes the domain
@@ -248,7 +258,7 @@ class _TokenWriter:
             os.replace(self.stem + ext + ".tmp", self.stem + ext)
 
 
-STAGES = ("read", "filter", "exact_dedup", "minhash_dedup", "decontaminate", "classify", "mix")
+STAGES = ("read", "filter", "exact_dedup", "minhash_dedup", "decontaminate", "score", "classify", "mix")
 _FLOW_KEYS = ("in_docs", "in_tokens", "out_docs", "out_tokens", "removed_docs", "removed_tokens", "repeat_docs", "repeat_tokens")
 
 
@@ -491,7 +501,7 @@ class NearWorker:
     ``src_domain`` is the domain before classification."""
 
     SCHEMA = {"prov": "string", "src_domain": "string", "domain": "string", "text": "string", "status": "string",
-              "reason": "string", "stats": "string"}  # fmt: skip
+              "reason": "string", "stats": "string", "scores": "string"}  # fmt: skip
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -507,6 +517,24 @@ class NearWorker:
             from .classify import DomainClassifier
 
             self.clf = DomainClassifier.load(spec["classify_model"], num_threads=self.nt)
+        self.scorer = None
+        sc = spec.get("score")
+        if sc is not None:
+            import torch
+
+            from ..model import Qwen2ForCausalLM
+            from ..tokenizer import Tokenizer
+            from .classify import LMScorer
+
+            device = sc.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+            model = Qwen2ForCausalLM.from_pretrained(sc["model"], dtype=sc.get("dtype"), device=device).eval()
+            try:
+                tok = Tokenizer.from_pretrained(sc["model"])
+            except FileNotFoundError:
+                tok = Tokenizer.qwen25()
+            self.scorer = LMScorer(model, tok, dimensions=sc.get("dimensions"), max_doc_tokens=int(sc.get("max_doc_tokens", 2048)),
+                                   batch_size=int(sc.get("batch_size", 8)))  # fmt: skip
+            self.min_scores = dict(sc.get("min", {}))
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
@@ -519,6 +547,7 @@ class NearWorker:
                 out["domain"].append(r["domain"])
                 out["reason"].append(None)
                 out["stats"].append(json.dumps(r["stats"]) if "stats" in r else None)
+                out["scores"].append(None)
                 if k:
                     live.append(len(out["text"]))
                     out["text"].append(r["text"])
@@ -537,6 +566,18 @@ class NearWorker:
                 else:
                     keep_rows.append(i)
             live = keep_rows
+        if live and self.scorer is not None:
+            keep_rows = []
+            dims = self.scorer.dimensions
+            for i, row in zip(live, self.scorer.score([out["text"][i] for i in live])):
+                sc = {d: round(float(x), 6) for d, x in zip(dims, row)}
+                out["scores"][i] = json.dumps(sc)
+                low = [f"{d}={sc[d]:.3f}<{m}" for d, m in self.min_scores.items() if sc[d] < m]
+                if low:
+                    out["status"][i], out["reason"][i], out["text"][i] = "score", "low_score: " + ", ".join(low), None
+                else:
+                    keep_rows.append(i)
+            live = keep_rows
         if live and self.clf is not None:
             for i, lab in zip(live, self.clf.predict([out["text"][i] for i in live])):
                 out["domain"][i] = lab
@@ -549,7 +590,7 @@ class Pipeline:
         where = cfg.get("_path", "pipeline config")
         self.where = where
         base = os.path.dirname(where) if os.path.isfile(where) else os.getcwd()
-        top = {"pipeline", "sources", "filter", "dedup", "decontaminate", "classify", "mix", "pack", "_path"}
+        top = {"pipeline", "sources", "filter", "dedup", "decontaminate", "score", "classify", "mix", "pack", "_path"}
         bad = sorted(set(cfg) - top)
         if bad:
             raise Qwen25ValueError(f"{where}: unknown section(s) {bad} (known: {sorted(top - {'_path'})})")
@@ -638,6 +679,28 @@ class Pipeline:
             bad_opts = sorted(set(opts) - {"test_set", "mode", "ngram", "lcs_min", "lcs_ratio", "window", "field", "num_threads"})
             if bad_opts:
                 raise Qwen25ValueError(f"{where} [decontaminate]: unknown option(s) {bad_opts}")
+        self.score_cfg = _section(cfg, "score", {"model", "dimensions", "min", "max_doc_tokens", "batch_size", "device", "dtype"}, where)
+        if self.score_cfg:
+            sw = f"{where} [score]"
+            if not isinstance(self.score_cfg.get("model"), str):
+                raise Qwen25ValueError(f"{sw}: needs model = \"checkpoint folder\"")
+            mpath = os.path.join(base, self.score_cfg["model"])
+            if not os.path.isfile(os.path.join(mpath, "config.json")):
+                raise Qwen25FileNotFoundError(2, "[score] model is not a checkpoint folder (no config.json)", mpath)
+            dims = self.score_cfg.get("dimensions")
+            if dims is not None and (not isinstance(dims, dict) or not dims or not all(isinstance(v, str) for v in dims.values())):
+                raise Qwen25ValueError(f"{sw}: dimensions must be a table of name = \"what is rated\"")
+            from .classify import LM_DIMENSIONS
+
+            names = set(dims or LM_DIMENSIONS)
+            mins = self.score_cfg.get("min", {})
+            if not isinstance(mins, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mins.values()):
+                raise Qwen25ValueError(f"{sw}: min must be a table of dimension = number")
+            if set(mins) - names:
+                raise Qwen25ValueError(f"{sw}: min names unknown dimension(s) {sorted(set(mins) - names)} (dimensions: {sorted(names)})")
+            for key in ("max_doc_tokens", "batch_size"):
+                _typed(self.score_cfg, key, int, sw, minimum=1)
+            self.score_cfg = {**self.score_cfg, "model": mpath}
         self.classify_cfg = _section(cfg, "classify", {"model"}, where)
         if "model" in self.classify_cfg:
             self.classify_cfg["model"] = os.path.join(base, self.classify_cfg["model"])
@@ -755,8 +818,16 @@ class Pipeline:
         scan = h(self.cfg.get("sources"), files, pl, self.cfg.get("filter"), self.cfg.get("dedup"))
         model = self.classify_cfg.get("model")
         mfile = (os.path.getsize(model), os.path.getmtime(model)) if model and os.path.exists(model) else None
-        near = h(scan, self.cfg.get("decontaminate"), self.cfg.get("classify"), mfile)
+        near = h(scan, self.cfg.get("decontaminate"), self.cfg.get("classify"), mfile, self.cfg.get("score"),
+                 self._model_stamp(self.score_cfg.get("model")))
         return {"scan": scan, "near_dedup": near, "mix_pack": h(near, self.cfg.get("mix"), self.cfg.get("pack"))}
+
+    @staticmethod
+    def _model_stamp(path: str | None) -> Any:
+        """(name, size, mtime) of a checkpoint folder's files, so a changed model reruns."""
+        if not path or not os.path.isdir(path):
+            return None
+        return sorted((f, os.path.getsize(os.path.join(path, f)), os.path.getmtime(os.path.join(path, f))) for f in os.listdir(path))
 
     def _outputs_ok(self, phase: str) -> bool:
         """Whether a finished phase's outputs are still there (a rerun redoes it otherwise)."""
@@ -993,6 +1064,7 @@ class Pipeline:
             "decontaminate_method": meth,
             "decontaminate_options": self.decon_cfg.get("options", {}),
             "classify_model": self.classify_cfg.get("model"),
+            "score": self.score_cfg or None,
             "num_threads": self._threads(),
         }
         tasks = []
@@ -1031,17 +1103,25 @@ class Pipeline:
                     i += 1
                     continue
                 _flow(stats, "decontaminate", src, n, status != "decontaminate")
+                scores = {"scores": json.loads(cols["scores"][k])} if cols["scores"][k] is not None else {}
                 if status == "decontaminate":
                     removed.write({**prov, "domain": dm, "stage": "decontaminate", "reason": cols["reason"][k],
                                    **_stats_of(cols["stats"][k])})  # fmt: skip
                     stats["removed:decontaminate"]["benchmark_overlap"] += 1
+                    i += 1
+                    continue
+                _flow(stats, "score", src, n, status != "score")
+                if status == "score":
+                    removed.write({**prov, "domain": dm, "stage": "score", "reason": cols["reason"][k], **scores,
+                                   **_stats_of(cols["stats"][k])})  # fmt: skip
+                    stats["removed:score"]["low_score"] += 1
                 else:
                     _flow(stats, "classify", src, n, True, out_domain=dm)
                     w = writers.get(dm)
                     if w is None:
                         stem = self._p(os.path.join("stage2", f"{len(writers):04d}"))
                         w = writers[dm] = (_Writer(stem + ".jsonl"), _TokenWriter(stem))
-                    w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm, **_stats_of(cols["stats"][k])})
+                    w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm, **scores, **_stats_of(cols["stats"][k])})
                     w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
                 i += 1
             bar.update(len(cols["status"]))
@@ -1069,6 +1149,7 @@ class Pipeline:
             )
         report["decontaminate"] = decon_note
         report["classify"] = "DomainClassifier" if spec["classify_model"] is not None else "source domains"
+        report["score"] = f"LMScorer ({self.score_cfg['model']})" if self.score_cfg else "off"
 
     def _phases(self) -> list[Any]:
         """The mix's phases: ``[[mix.phases]]`` tables in order, or ``[mix]`` itself as one
@@ -1207,7 +1288,7 @@ class Pipeline:
                     rep = int(placed[d][k])
                     placed[d][k] += 1
                     row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep,
-                           **({"stats": r["stats"]} if "stats" in r else {})}  # fmt: skip
+                           **{key: r[key] for key in ("scores", "stats") if key in r}}  # fmt: skip
                     kept.write({**row, "phase": ph.name} if named else row)
                     n_doc += 1
                     key = f"domain_out:{r['domain']}"
@@ -1359,6 +1440,7 @@ class Pipeline:
             "repeats": n_repeats,
             "decontaminate": r.get("decontaminate"),
             "classify": r.get("classify"),
+            "score": r.get("score"),
             "pack": r.get("pack", {}),
         }
 
