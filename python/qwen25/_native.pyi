@@ -121,17 +121,7 @@ class MinHasher:
 @final
 class MinHashStream:
     def __new__(
-        cls,
-        num_perm: int = 112,
-        bands: int = 14,
-        rows: int = 8,
-        ngram: int = 5,
-        seed: int = 1,
-        lowercase: bool = True,
-        strip_punct: bool = True,
-        collapse_ws: bool = True,
-        mem_budget: int = 1073741824,
-        spill_dir: str | PathLike[str] | None = None,
+        cls, hasher: MinHasher, mem_budget: int = 1073741824, spill_dir: str | PathLike[str] | None = None
     ) -> MinHashStream: ...
     def add(self, texts: list[str], num_threads: int | None = None, return_signatures: bool = False) -> bytes | None: ...
     def add_signatures(self, signatures: bytes, num_threads: int | None = None) -> None: ...

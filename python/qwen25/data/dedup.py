@@ -68,11 +68,7 @@ class MinHashStream:
         if mem_budget < 1:
             raise Qwen25ValueError(f"mem_budget must be >= 1 byte, got {mem_budget}")
         self._owner = owner
-        o = owner
-        self._inner = _native.MinHashStream(
-            o.num_perm, o.bands, o.rows, o.ngram, o.seed, o.lowercase, o.strip_punct, o.collapse_ws,
-            int(mem_budget), None if spill_dir is None else os.fspath(spill_dir),
-        )  # fmt: skip
+        self._inner = _native.MinHashStream(owner._hasher, int(mem_budget), None if spill_dir is None else os.fspath(spill_dir))
         self._done = False
 
     def add(self, texts: Iterable[str], *, return_signatures: bool = False) -> np.ndarray | None:

@@ -153,29 +153,11 @@ pub struct MinHashStream {
 
 #[pymethods]
 impl MinHashStream {
+    /// A stream with `hasher`'s configuration (one place defines the MinHash parameters).
     #[new]
-    #[pyo3(signature = (num_perm=112, bands=14, rows=8, ngram=5, seed=1, lowercase=true, strip_punct=true, collapse_ws=true, mem_budget=1073741824, spill_dir=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        num_perm: usize,
-        bands: usize,
-        rows: usize,
-        ngram: usize,
-        seed: u64,
-        lowercase: bool,
-        strip_punct: bool,
-        collapse_ws: bool,
-        mem_budget: usize,
-        spill_dir: Option<PathBuf>,
-    ) -> PyResult<Self> {
-        let cfg = MinHashConfig {
-            num_perm,
-            bands,
-            rows,
-            ngram,
-            seed,
-            norm: norm(lowercase, strip_punct, collapse_ws),
-        };
+    #[pyo3(signature = (hasher, mem_budget=1073741824, spill_dir=None))]
+    fn new(hasher: &MinHasher, mem_budget: usize, spill_dir: Option<PathBuf>) -> PyResult<Self> {
+        let cfg = hasher.inner.config().clone();
         Ok(MinHashStream {
             inner: Mutex::new(MinHashDedup::new(cfg, mem_budget, spill_dir).py_err()?),
         })
