@@ -14,8 +14,19 @@ pub fn is_punct_or_symbol(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_punctuation();
     }
+    let g = get_general_category(c);
+    is_p_category(g)
+        || matches!(
+            g,
+            G::MathSymbol | G::CurrencySymbol | G::ModifierSymbol | G::OtherSymbol
+        )
+}
+
+/// General category P* (Pc Pd Ps Pe Pi Pf Po).
+#[inline]
+fn is_p_category(g: G) -> bool {
     matches!(
-        get_general_category(c),
+        g,
         G::ConnectorPunctuation
             | G::DashPunctuation
             | G::OpenPunctuation
@@ -23,10 +34,6 @@ pub fn is_punct_or_symbol(c: char) -> bool {
             | G::InitialPunctuation
             | G::FinalPunctuation
             | G::OtherPunctuation
-            | G::MathSymbol
-            | G::CurrencySymbol
-            | G::ModifierSymbol
-            | G::OtherSymbol
     )
 }
 
@@ -37,14 +44,5 @@ pub fn is_punct(c: char) -> bool {
         return c.is_ascii_punctuation()
             && !matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '`' | '|' | '~');
     }
-    matches!(
-        get_general_category(c),
-        G::ConnectorPunctuation
-            | G::DashPunctuation
-            | G::OpenPunctuation
-            | G::ClosePunctuation
-            | G::InitialPunctuation
-            | G::FinalPunctuation
-            | G::OtherPunctuation
-    )
+    is_p_category(get_general_category(c))
 }

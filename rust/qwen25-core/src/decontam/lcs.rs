@@ -62,29 +62,63 @@ impl Pattern {
 
     /// |LCS(pattern, text)|, exact.
     pub fn lcs(&self, text: &[u32]) -> usize {
+        self.run(text, |c| self.distinct.binary_search(&c).ok())
+    }
+
+    /// |LCS(pattern, text)| for a pattern over dense ids (< `table.len()`), using `table`, a
+    /// scratch array of zeros indexed by id (left zeroed on return). Text ids outside the table
+    /// never match. O(distinct) set-up, then one array read per text token.
+    pub fn lcs_dense(&self, table: &mut [u32], text: &[u32]) -> usize {
+        for (k, &v) in self.distinct.iter().enumerate() {
+            if let Some(slot) = table.get_mut(v as usize) {
+                *slot = k as u32 + 1;
+            }
+        }
+        let table_ref: &[u32] = table;
+        let zeros = self.run(text, |c| {
+            match table_ref.get(c as usize).copied().unwrap_or(0) {
+                0 => None,
+                k => Some(k as usize - 1),
+            }
+        });
+        for &v in &self.distinct {
+            if let Some(slot) = table.get_mut(v as usize) {
+                *slot = 0;
+            }
+        }
+        zeros
+    }
+
+    /// Hyyrö's bit-parallel LCS over the pattern's masks; `mask_of(c)` is the index of text token
+    /// `c` among the pattern's distinct tokens (None: no match). Generic, so each lookup gets its
+    /// own monomorphised loop.
+    #[inline(always)]
+    fn run(&self, text: &[u32], mask_of: impl Fn(u32) -> Option<usize>) -> usize {
         if self.len == 0 || text.is_empty() {
             return 0;
         }
         let w = self.words;
+        let valid = |bits: usize| {
+            if bits >= 64 {
+                !0u64
+            } else {
+                (1u64 << bits) - 1
+            }
+        };
         if w == 1 {
             let mut v: u64 = !0;
             for &c in text {
-                if let Ok(k) = self.distinct.binary_search(&c) {
+                if let Some(k) = mask_of(c) {
                     let m = self.masks[k];
                     let u = v & m;
                     v = v.wrapping_add(u) | (v & !m);
                 }
             }
-            let valid = if self.len == 64 {
-                !0u64
-            } else {
-                (1u64 << self.len) - 1
-            };
-            return (!v & valid).count_ones() as usize;
+            return (!v & valid(self.len)).count_ones() as usize;
         }
         let mut v = vec![!0u64; w];
         for &c in text {
-            if let Ok(k) = self.distinct.binary_search(&c) {
+            if let Some(k) = mask_of(c) {
                 let m = &self.masks[k * w..(k + 1) * w];
                 let mut carry = false;
                 for (vi, &mi) in v.iter_mut().zip(m) {
@@ -97,83 +131,10 @@ impl Pattern {
                 }
             }
         }
-        let mut zeros = 0usize;
-        for (i, &x) in v.iter().enumerate() {
-            let bits = (self.len - i * 64).min(64);
-            let valid = if bits == 64 {
-                !0u64
-            } else {
-                (1u64 << bits) - 1
-            };
-            zeros += (!x & valid).count_ones() as usize;
-        }
-        zeros
-    }
-
-    /// |LCS(pattern, text)| for a pattern over dense ids (< `table.len()`), using `table`, a
-    /// scratch array of zeros indexed by id (left zeroed on return). Text ids outside the table
-    /// never match. O(distinct) set-up, then one array read per text token.
-    pub fn lcs_dense(&self, table: &mut [u32], text: &[u32]) -> usize {
-        if self.len == 0 || text.is_empty() {
-            return 0;
-        }
-        for (k, &v) in self.distinct.iter().enumerate() {
-            if let Some(slot) = table.get_mut(v as usize) {
-                *slot = k as u32 + 1;
-            }
-        }
-        let w = self.words;
-        let mut zeros = 0usize;
-        if w == 1 {
-            let mut v: u64 = !0;
-            for &c in text {
-                let k = table.get(c as usize).copied().unwrap_or(0);
-                if k != 0 {
-                    let m = self.masks[k as usize - 1];
-                    let u = v & m;
-                    v = v.wrapping_add(u) | (v & !m);
-                }
-            }
-            let valid = if self.len == 64 {
-                !0u64
-            } else {
-                (1u64 << self.len) - 1
-            };
-            zeros = (!v & valid).count_ones() as usize;
-        } else {
-            let mut v = vec![!0u64; w];
-            for &c in text {
-                let k = table.get(c as usize).copied().unwrap_or(0);
-                if k != 0 {
-                    let k = k as usize - 1;
-                    let m = &self.masks[k * w..(k + 1) * w];
-                    let mut carry = false;
-                    for (vi, &mi) in v.iter_mut().zip(m) {
-                        let x = *vi;
-                        let u = x & mi;
-                        let (s1, c1) = x.overflowing_add(u);
-                        let (s2, c2) = s1.overflowing_add(carry as u64);
-                        carry = c1 | c2;
-                        *vi = s2 | (x & !mi);
-                    }
-                }
-            }
-            for (i, &x) in v.iter().enumerate() {
-                let bits = (self.len - i * 64).min(64);
-                let valid = if bits == 64 {
-                    !0u64
-                } else {
-                    (1u64 << bits) - 1
-                };
-                zeros += (!x & valid).count_ones() as usize;
-            }
-        }
-        for &v in &self.distinct {
-            if let Some(slot) = table.get_mut(v as usize) {
-                *slot = 0;
-            }
-        }
-        zeros
+        v.iter()
+            .enumerate()
+            .map(|(i, &x)| (!x & valid(self.len - i * 64)).count_ones() as usize)
+            .sum()
     }
 
     /// Upper bound on the LCS with a text whose bag is `text_bag` (sorted distinct, counts):
