@@ -8,7 +8,7 @@ use qwen25_core::classify::{features as core_features, Classifier, ClassifierCon
 use qwen25_core::parallel;
 use qwen25_core::Error;
 
-use crate::dedup::borrow_texts;
+use crate::convert::borrow_texts;
 use crate::errors::IntoPy;
 
 fn config(json: &str) -> PyResult<ClassifierConfig> {

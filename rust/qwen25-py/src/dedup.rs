@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::PyBytes;
 use qwen25_core::dedup::{
     exact_hash as core_exact_hash, shingle_hash as core_shingle_hash, shingles as core_shingles,
     ExactDedup as CoreExact, MinHashConfig, MinHashDedup, MinHasher as CoreMinHasher, NormConfig,
@@ -15,27 +14,8 @@ use qwen25_core::dedup::{
 use qwen25_core::parallel;
 use qwen25_core::Error;
 
+use crate::convert::borrow_texts;
 use crate::errors::IntoPy;
-
-/// Borrow the UTF-8 of every str in `texts` (TypeError naming the index otherwise).
-pub(crate) fn borrow_texts<'a>(texts: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<&'a str>> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let s = t.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "texts[{i}] is {}, not str",
-                    t.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
-            })?;
-            s.to_str()
-        })
-        .collect()
-}
 
 fn u32_bytes(v: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len() * 4);

@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use qwen25_core::filter::{apply_batch, FilterConfig};
 use qwen25_core::parallel;
 
-use crate::dedup::borrow_texts;
+use crate::convert::borrow_texts;
 use crate::errors::IntoPy;
 
 /// The last stats dict, to copy, with its key identities (static name address and length), key

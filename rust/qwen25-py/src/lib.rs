@@ -2,6 +2,7 @@
 //! extracted into owned or borrowed Rust values, the GIL is released once around the whole job
 //! (see [`detach_if`]), and every error goes through `errors::to_pyerr`.
 
+mod convert;
 mod decontam;
 mod errors;
 mod tokenizer;

@@ -9,7 +9,7 @@ use qwen25_core::pack::{PackSummary, Packer as CorePacker};
 use qwen25_core::parallel;
 use qwen25_core::Error;
 
-use crate::dedup::borrow_texts;
+use crate::convert::borrow_texts;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 

@@ -6,13 +6,14 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict};
 use qwen25_core::parallel;
 use qwen25_core::tokenizer::{
     load, pretok, save, IncrementalDecoder as CoreDecoder, Tokenizer as CoreTokenizer,
 };
 use qwen25_core::Error;
 
+use crate::convert::borrow_texts;
 use crate::detach_if;
 use crate::errors::IntoPy;
 
@@ -49,26 +50,6 @@ fn decode_str(bytes: Vec<u8>, strict: bool) -> PyResult<String> {
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
     }
-}
-
-/// Borrow the UTF-8 of every str in `texts` (TypeError naming the index otherwise).
-fn borrow_strs<'a>(texts: &'a [Bound<'_, PyAny>]) -> PyResult<Vec<&'a str>> {
-    texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let s = t.cast::<PyString>().map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(format!(
-                    "texts[{i}] is {}, not str",
-                    t.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
-            })?;
-            s.to_str()
-        })
-        .collect()
 }
 
 #[pymethods]
@@ -127,7 +108,7 @@ impl Tokenizer {
         disallowed: Vec<bool>,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<u32>>> {
-        let strs = borrow_strs(&texts)?;
+        let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let tok = &self.inner;
         let res: Vec<Result<Vec<u32>, Error>> =
@@ -145,7 +126,7 @@ impl Tokenizer {
         disallowed: Vec<bool>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let strs = borrow_strs(&texts)?;
+        let strs = borrow_texts(&texts)?;
         let n = parallel::threads(num_threads);
         let tok = &self.inner;
         let (flat, offsets) = py

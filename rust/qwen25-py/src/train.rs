@@ -3,12 +3,12 @@
 
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 use qwen25_core::parallel;
 use qwen25_core::tokenizer::train::WordCounter;
 
+use crate::convert::borrow_texts_at;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -38,23 +38,7 @@ impl BpeTrainer {
         num_threads: Option<usize>,
         offset: usize,
     ) -> PyResult<()> {
-        let strs = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let s = t.cast::<PyString>().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "texts[{}] is {}, not str",
-                        offset + i,
-                        t.get_type()
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default()
-                    ))
-                })?;
-                s.to_str()
-            })
-            .collect::<PyResult<Vec<&str>>>()?;
+        let strs = borrow_texts_at(&texts, offset)?;
         let n = parallel::threads(num_threads);
         // The lock is taken and released without the GIL: a thread holding the GIL while it
         // waits for the lock cannot deadlock with this one.
