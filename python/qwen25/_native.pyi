@@ -82,13 +82,24 @@ class Decontaminator:
         ngram: int = 13,
         lcs_min: int = 13,
         lcs_ratio: float = 0.6,
-        window: int | None = None,
+        window: int | str | None = None,
         tokenizer: Tokenizer | None = None,
         num_threads: int | None = None,
     ) -> Decontaminator: ...
     def check(
         self, batch: list[str | list[int]], all: bool = False, num_threads: int | None = None
-    ) -> list[list[tuple[int, int | None, list[int], list[tuple[int, int]]]]]: ...
+    ) -> list[
+        list[
+            tuple[
+                int,
+                int | None,
+                list[int],
+                list[tuple[int, int]],
+                tuple[int, int] | None,
+                tuple[int, int] | None,
+            ]
+        ]
+    ]: ...
     def __len__(self) -> int: ...
     def item(self, i: int) -> list[int] | None: ...
     def heap_bytes(self) -> int: ...

@@ -40,7 +40,7 @@ def window_bounds(p: int, n: int, k: int, length: int) -> tuple[int, int]:
 
 def witnesses(
     test: list[list[int]], t: list[int], *, mode: str, ngram: int = 13, lcs_min: int = 13, ratio: float = 0.6,
-    window: int | None = None,
+    window: int | str | None = None,
 ) -> list[tuple[int, int | None]]:
     """Every (test index, lcs) meeting the rule, ascending. lcs is None in ngram mode."""
     out: list[tuple[int, int | None]] = []
@@ -61,6 +61,24 @@ def witnesses(
             lcs = lcs_dp(t, e)
             if rule(lcs, len(t), len(e), lcs_min, ratio):
                 out.append((i, lcs))
+            continue
+        if window == "auto":
+            # every pair of equal n-grams places e at p - q; judge t there, widened by a quarter
+            # of |e| on both sides (ceil), clipped to t
+            # (the witness is the leftmost alignment that meets the rule)
+            slack = -(-len(e) // 4)
+            offsets = sorted({p - q for p in range(len(t) - ngram + 1) for q in range(len(e) - ngram + 1)
+                              if t[p : p + ngram] == e[q : q + ngram]})
+            found = None
+            for off in offsets:
+                lo = min(max(0, off - slack), len(t))
+                hi = min(max(0, off + len(e) + slack), len(t))
+                lcs = lcs_dp(t[lo:hi], e)
+                if rule(lcs, hi - lo, len(e), lcs_min, ratio):
+                    found = lcs
+                    break
+            if found is not None:
+                out.append((i, found))
             continue
         for p in hits:
             s, en = window_bounds(p, ngram, window, len(t))

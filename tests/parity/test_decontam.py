@@ -58,15 +58,19 @@ def cases(draw):
 
 
 @pytest.mark.parametrize("mode", ["qwen", "lcs", "ngram-ids"])
-@given(case=cases(), window=st.one_of(st.none(), st.integers(1, 60)))
+@given(case=cases(), window=st.one_of(st.none(), st.just("auto"), st.integers(1, 60)))
 @settings(max_examples=60)
 def test_modes_equal_reference(mode, case, window):
     test, train, ngram, lcs_min, ratio = case
     if mode != "qwen":
-        window = None
+        window = None if window != "auto" else "auto"
     if mode == "ngram-ids":
         # ngram mode works on words: give every id its own word
         to_text = lambda s: " ".join(f"w{x}" for x in s)  # noqa: E731
+        if all(len(e) < ngram for e in test):
+            with pytest.raises(Qwen25ValueError, match="shorter than"):
+                Decontaminator([to_text(e) for e in test], mode="ngram", ngram=ngram)
+            return
         d = Decontaminator([to_text(e) for e in test], mode="ngram", ngram=ngram)
         for t in train:
             want = [i for i, _ in ref.witnesses(test, t, mode="ngram", ngram=ngram)]
@@ -74,6 +78,11 @@ def test_modes_equal_reference(mode, case, window):
             assert [m.test_index for m in got] == want
             for m in got:
                 assert list(m.ngram_hits) == ref.shared_positions(t, test[m.test_index], ngram)
+        return
+    need = lcs_min if mode == "lcs" else ngram
+    if all(len(e) < need for e in test):  # no item can ever match: refused up front
+        with pytest.raises(Qwen25ValueError, match="shorter than"):
+            Decontaminator(test, mode=mode, ngram=ngram, lcs_min=lcs_min, lcs_ratio=ratio, window=window)
         return
     d = Decontaminator(test, mode=mode, ngram=ngram, lcs_min=lcs_min, lcs_ratio=ratio, window=window)
     for t in train:
@@ -117,9 +126,32 @@ def test_ratio_exactly_0_6():
 
 def test_short_test_items_never_match():
     short = seq(12)
-    for mode in ("lcs", "qwen"):
-        d = Decontaminator([short], mode=mode, ngram=5)
-        assert d.check([short, short * 3, []]) == [None, None, None]
+    d = Decontaminator([short], mode="qwen", ngram=5)
+    assert d.check([short, short * 3, []]) == [None, None, None]
+    # in lcs mode a 12-token item can never reach lcs_min=13: an error when all are that short,
+    # a warning naming them when some are
+    with pytest.raises(Qwen25ValueError, match="every test item is shorter than lcs_min=13"):
+        Decontaminator([short], mode="lcs")
+    from qwen25.data.decontam import ShortTestItemWarning
+
+    with pytest.warns(ShortTestItemWarning, match=r"1 of 2 test items .*: #0"):
+        d = Decontaminator([short, seq(30)], mode="lcs")
+    assert d.short_items == [0]
+    assert d.check([short, short * 3, []]) == [None, None, None]
+
+
+def test_empty_or_all_short_test_sets_are_errors():
+    with pytest.raises(Qwen25ValueError, match="test set is empty"):
+        Decontaminator([])
+    with pytest.raises(Qwen25ValueError, match="shorter than ngram=13 tokens"):
+        Decontaminator(["def f(x): return x"])
+    with pytest.raises(Qwen25ValueError, match="shorter than ngram=13 words"):
+        Decontaminator(["only five words are here"], mode="ngram")
+    from qwen25.data.decontam import ShortTestItemWarning
+
+    long_item = {"id": "long", "text": " ".join(f"word{i}" for i in range(40))}
+    with pytest.warns(ShortTestItemWarning, match="short-one"):
+        Decontaminator([long_item, {"id": "short-one", "text": "tiny"}])
 
 
 def test_shuffled_copy_high_bag_low_lcs():
@@ -140,14 +172,16 @@ def test_repeated_tokens_and_long_items():
         rnd = random.Random(n)
         e2 = [rnd.randrange(4) for _ in range(n)]
         t2 = [x for x in e2 if rnd.random() > 0.3]
-        d2 = Decontaminator([e2], mode="qwen", ngram=3, lcs_ratio=0.5)
-        assert got_witnesses(d2, t2) == ref.witnesses([e2], t2, mode="qwen", ngram=3, ratio=0.5)
+        for window in (None, "auto"):
+            d2 = Decontaminator([e2], mode="qwen", ngram=3, lcs_ratio=0.5, window=window)
+            want2 = ref.witnesses([e2], t2, mode="qwen", ngram=3, ratio=0.5, window=window)
+            assert got_witnesses(d2, t2) == want2
 
 
 def test_empty_inputs():
     d = Decontaminator([[], seq(30)], mode="lcs")
     assert d.check([[], ""]) == [None, None]
-    assert Decontaminator([], mode="qwen").check([seq(50)]) == [None]
+    assert Decontaminator([seq(30)], mode="qwen").check([[], "", seq(12)]) == [None, None, None]
 
 
 # --- independence of threads, batch size and order ---------------------------------------------
@@ -195,7 +229,8 @@ def test_humaneval_text_qwen_mode_vs_reference(hf_tok):
     from qwen25.data import benchmarks
 
     he = benchmarks.load("humaneval")[:40]
-    d = Decontaminator(he)
+    d = Decontaminator(he, window=None)
+    d_auto = Decontaminator(he)  # window="auto"
     ref_test = [hf_tok.encode(ref.normalize(r["text"]), add_special_tokens=False).ids for r in he]
     for i in range(len(he)):
         assert d.test_tokens(i) == ref_test[i]
@@ -206,10 +241,28 @@ def test_humaneval_text_qwen_mode_vs_reference(hf_tok):
         kept = [w for w in words if rnd.random() > rnd.choice([0.05, 0.3, 0.6])]
         train.append(" ".join(kept))
     train += ["def add(a, b):\n    return a + b\n", "", "x" * 50]
+    # embedded in a longer file: the whole-record rule may not see them, the aligned window does
+    host = "\n".join(f"def helper_{i}(value):\n    return value * {i} + {i * 7}\n" for i in range(60))
+    train += [host[:2000] + "\n" + r["text"] + "\n" + host[2000:] for r in he[15:20]]
     got = d.check_all(train)
-    for t, g in zip(train, got):
+    got_auto = d_auto.check_all(train)
+    for t, g, ga in zip(train, got, got_auto):
         t_ids = hf_tok.encode(ref.normalize(t), add_special_tokens=False).ids
         assert [(m.test_index, m.lcs) for m in g] == ref.witnesses(ref_test, t_ids, mode="qwen")
+        assert [(m.test_index, m.lcs) for m in ga] == ref.witnesses(ref_test, t_ids, mode="qwen", window="auto")
+        for m in ga:  # the character window is the part of t the rule was judged on
+            s, e = m.window
+            a, b = m.token_window
+            w_ids = hf_tok.encode(ref.normalize(t[s:e]), add_special_tokens=False).ids
+            assert ref.lcs_dp(w_ids, ref_test[m.test_index]) >= m.lcs - 2  # token edges may re-merge
+            assert len(ref.normalize(t[s:e])) <= len(ref.normalize(t)) and b - a <= len(t_ids)
+    for i, ga in enumerate(got_auto[-5:]):  # every embedded item is caught, and its window holds it
+        m = ga[0]
+        item = he[15 + i]["text"]
+        s, e = m.window
+        assert m.test_index == 15 + i
+        at = train[-5 + i].index(item)
+        assert s <= at and at + len(item) <= e
     assert sum(bool(g) for g in got) >= 5  # the lightly edited copies are caught
 
 
@@ -238,7 +291,7 @@ def test_bad_arguments():
         Decontaminator(["a"], ngram=0)
     with pytest.raises(ValueError, match="needs text"):
         Decontaminator([[1, 2, 3]], mode="ngram")
-    d = Decontaminator(["a b c"])
+    d = Decontaminator([" ".join(f"w{i}" for i in range(30))])
     with pytest.raises(TypeError):
         d.check([3.5])
     with pytest.raises(ValueError, match="'body'"):

@@ -8,8 +8,14 @@ collapsing whitespace). ``lcs_ratio`` is taken to 6 decimal places and compared 
 Modes: ``"qwen"`` (a shared contiguous ``ngram``-gram of token ids AND the LCS rule),
 ``"lcs"`` (the LCS rule alone, with a sound count prefilter) and ``"ngram"`` (the GPT-3 /
 lm-evaluation-harness rule: a shared word 13-gram after lowercasing and stripping punctuation).
-``window=k`` (qwen mode) takes s_t as the k tokens centred on each n-gram hit instead of the
-whole record. The work runs in Rust with the GIL released, in parallel across items; decisions
+The rule was written for training *samples*. On a long document almost any test item is a
+subsequence of the whole, so by default (``window="auto"``, qwen mode) s_t is the part of the
+record aligned to the test item at each shared n-gram: a shared n-gram at record position p and
+test position q places the item at p - q, and s_t is the record's tokens from
+p - q - ceil(|s_e|/4) to p - q + |s_e| + ceil(|s_e|/4) (clipped; a record no longer than that is
+judged whole). ``window=None`` is the report's literal rule on the whole record (for short
+samples: SFT data), ``window=k`` the k tokens centred on each n-gram hit. Modes lcs and ngram
+have no window ("auto" means the whole record there). The work runs in Rust with the GIL released, in parallel across items; decisions
 never depend on the thread count, the batch size or the order.
 """
 
@@ -25,7 +31,7 @@ from .. import _native
 from ..errors import Qwen25ValueError
 from .records import iter_records, text_of
 
-__all__ = ["Decontaminator", "Match", "decontaminate_demo"]
+__all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo"]
 
 
 @dataclass(frozen=True)
@@ -35,13 +41,22 @@ class Match:
     ``lcs`` is the LCS length (None in ngram mode); ``ngram_hits`` the positions in the
     training sequence (tokens; words in ngram mode) of the n-grams it shares with the test item;
     ``spans`` (ngram mode) their character spans in the training text; ``test_id`` the test
-    item's id when the test set gave one."""
+    item's id when the test set gave one. ``window`` (modes qwen and lcs, text input) is the
+    part of the training text the LCS rule was met on, as character offsets ``[start, end)``
+    (``text[start:end]``; the whole text unless a window judged it); ``token_window`` the same
+    range in tokens of the normalised, tokenized sequence."""
 
     test_index: int
     lcs: int | None
     ngram_hits: tuple[int, ...] = ()
     spans: tuple[tuple[int, int], ...] = ()
     test_id: str | None = None
+    window: tuple[int, int] | None = None
+    token_window: tuple[int, int] | None = None
+
+
+class ShortTestItemWarning(UserWarning):
+    """Some test items are too short to ever match (fewer tokens or words than the n-gram)."""
 
 
 def _is_ids(x: Any) -> bool:
@@ -96,10 +111,12 @@ class Decontaminator:
         ngram: int = 13,
         lcs_min: int = 13,
         lcs_ratio: float = 0.6,
-        window: int | None = None,
+        window: int | str | None = "auto",
         tokenizer: Any = None,
     ) -> None:
         items, ids = _test_items(test_set, "text")
+        if not items:
+            raise Qwen25ValueError("the test set is empty: nothing to decontaminate against")
         if mode in ("qwen", "lcs"):
             if tokenizer is None:
                 from ..tokenizer import Tokenizer
@@ -111,8 +128,12 @@ class Decontaminator:
         for name, v in (("ngram", ngram), ("lcs_min", lcs_min)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise Qwen25ValueError(f"{name} must be an int >= 1, not {v!r}")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
-            raise Qwen25ValueError(f"window must be None or an int >= 1, not {window!r}")
+        if window is not None and window != "auto" and (
+            isinstance(window, bool) or not isinstance(window, int) or window < 1
+        ):
+            raise Qwen25ValueError(f"window must be 'auto', None or an int >= 1, not {window!r}")
+        if window is not None and window != "auto" and mode != "qwen":
+            raise Qwen25ValueError(f"window={window} applies to mode='qwen' only (mode={mode!r})")
         self.mode = mode
         self.ngram = ngram
         self.lcs_min = lcs_min
@@ -123,6 +144,32 @@ class Decontaminator:
         self._d = _native.Decontaminator(
             items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok
         )
+        self._check_lengths()
+
+    def _check_lengths(self) -> None:
+        """An error when no test item can ever match; a warning naming those that cannot."""
+        need, unit = (self.lcs_min, "tokens") if self.mode == "lcs" else (
+            self.ngram, "words" if self.mode == "ngram" else "tokens")
+        what = "lcs_min" if self.mode == "lcs" else "ngram"
+        short = [i for i in range(len(self)) if len(self._d.item(i) or ()) < need]
+        self.short_items: list[int] = short
+        if not short:
+            return
+        def name(i: int) -> str:
+            return self.test_ids[i] if self.test_ids[i] is not None else f"#{i}"
+        if len(short) == len(self):
+            raise Qwen25ValueError(
+                f"every test item is shorter than {what}={need} {unit} after normalisation, so none "
+                f"can ever match (e.g. {', '.join(name(i) for i in short[:5])}); lower {what} or "
+                "check the test set's text field"
+            )
+        import warnings
+
+        names = ", ".join(name(i) for i in short[:10]) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
+        warnings.warn(
+            f"{len(short)} of {len(self)} test items are shorter than {what}={need} {unit} and can never "
+            f"match: {names}", ShortTestItemWarning, stacklevel=3,
+        )
 
     def __len__(self) -> int:
         return len(self._d)
@@ -130,7 +177,7 @@ class Decontaminator:
     def __repr__(self) -> str:
         return (
             f"Decontaminator({len(self)} test items, mode={self.mode!r}, ngram={self.ngram}, "
-            f"lcs_min={self.lcs_min}, lcs_ratio={self.lcs_ratio}, window={self.window})"
+            f"lcs_min={self.lcs_min}, lcs_ratio={self.lcs_ratio}, window={self.window!r})"
         )
 
     def test_tokens(self, i: int) -> list[int]:
@@ -144,8 +191,12 @@ class Decontaminator:
         """Approximate heap bytes of the index."""
         return self._d.heap_bytes()
 
-    def _matches(self, raw: list[tuple[int, int | None, list[int], list[tuple[int, int]]]]) -> list[Match]:
-        return [Match(t, lcs, tuple(h), tuple(tuple(s) for s in sp), self.test_ids[t]) for t, lcs, h, sp in raw]  # type: ignore[misc]
+    def _matches(self, raw: list[Any]) -> list[Match]:
+        return [
+            Match(t, lcs, tuple(h), tuple((a, b) for a, b in sp), self.test_ids[t],
+                  None if cw is None else tuple(cw), None if tw is None else tuple(tw))
+            for t, lcs, h, sp, tw, cw in raw
+        ]
 
     def _inputs(self, batch: Iterable[Any], field: str) -> list[str | list[int]]:
         return [_item_of(r, field, f"item {i}: ") for i, r in enumerate(batch)]

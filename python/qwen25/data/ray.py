@@ -53,7 +53,7 @@ def annotate(
     ngram: int = 13,
     lcs_min: int = 13,
     lcs_ratio: float = 0.6,
-    window: int | None = None,
+    window: int | str | None = "auto",
     batch_size: int = 1024,
     concurrency: int = 1,
 ) -> Any:
@@ -61,7 +61,7 @@ def annotate(
     test index, -1 when clean) and ``decontam_lcs`` (its LCS; -1 when clean or in ngram mode)."""
     items, ids = _test_items(test_set, "text")
     kwargs: dict[str, Any] = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
-    Decontaminator(items[:0], **kwargs)  # check the arguments here, not in a worker
+    Decontaminator(items, **kwargs)  # check the arguments and the test set here, not in a worker
     return ds.map_batches(
         _Worker,
         fn_constructor_args=(items, ids, field, kwargs),

@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use qwen25_core::decontam::{self, normalize, Config, Input, Mode};
+use qwen25_core::decontam::{self, normalize, Config, Input, Mode, Window};
 use qwen25_core::parallel;
 
 use crate::errors::IntoPy;
@@ -45,8 +45,39 @@ fn inputs<'a>(items: &'a [Item<'_>]) -> Vec<Input<'a>> {
         .collect()
 }
 
-/// (test_index, lcs, ngram_hits, spans)
-type PyMatch = (usize, Option<usize>, Vec<usize>, Vec<(usize, usize)>);
+/// (test_index, lcs, ngram_hits, spans, token window, character window)
+type PyMatch = (
+    usize,
+    Option<usize>,
+    Vec<usize>,
+    Vec<(usize, usize)>,
+    Option<(usize, usize)>,
+    Option<(usize, usize)>,
+);
+
+/// `window`: None (the whole record), an int k >= 1, or "auto" (aligned to each hit).
+fn parse_window(w: Option<&Bound<'_, PyAny>>) -> PyResult<Window> {
+    let Some(w) = w else {
+        return Ok(Window::Whole);
+    };
+    if w.is_none() {
+        return Ok(Window::Whole);
+    }
+    if let Ok(s) = w.cast::<PyString>() {
+        return match s.to_str()? {
+            "auto" => Ok(Window::Aligned),
+            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "window must be 'auto', None or an int >= 1, not {other:?}"
+            ))),
+        };
+    }
+    match w.extract::<usize>() {
+        Ok(k) if !w.is_instance_of::<pyo3::types::PyBool>() => Ok(Window::Fixed(k)),
+        _ => Err(PyTypeError::new_err(format!(
+            "window must be 'auto', None or an int >= 1, not {w}"
+        ))),
+    }
+}
 
 #[pyclass(module = "qwen25._native", name = "Decontaminator", frozen)]
 pub struct Decontaminator {
@@ -66,7 +97,7 @@ impl Decontaminator {
         ngram: usize,
         lcs_min: usize,
         lcs_ratio: f64,
-        window: Option<usize>,
+        window: Option<Bound<'_, PyAny>>,
         tokenizer: Option<Py<Tokenizer>>,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
@@ -75,7 +106,7 @@ impl Decontaminator {
             ngram,
             lcs_min,
             lcs_ratio,
-            window,
+            window: parse_window(window.as_ref())?,
         };
         let items = extract(&test, "test")?;
         let ins = inputs(&items);
@@ -109,7 +140,16 @@ impl Decontaminator {
             .into_iter()
             .map(|ms| {
                 ms.into_iter()
-                    .map(|m| (m.test_index, m.lcs, m.ngram_hits, m.spans))
+                    .map(|m| {
+                        (
+                            m.test_index,
+                            m.lcs,
+                            m.ngram_hits,
+                            m.spans,
+                            m.window,
+                            m.char_window,
+                        )
+                    })
                     .collect()
             })
             .collect())

@@ -7,7 +7,9 @@
 //!
 //! - [`Mode::Qwen`]: text is normalised ([`normalize::normalize_qwen`]) and tokenized; s_t is
 //!   removed iff some s_e shares a contiguous `ngram`-gram of ids with it AND meets the LCS rule.
-//!   With `window = Some(k)`, s_t is instead the k tokens centred on each shared n-gram.
+//!   By default ([`Window::Aligned`]) s_t is the record's tokens aligned to the test item at
+//!   each shared n-gram; [`Window::Whole`] is the literal rule, [`Window::Fixed`] k tokens
+//!   centred on each hit.
 //! - [`Mode::Lcs`]: the LCS rule alone. Candidates come from a sound count filter (an inverted
 //!   index gives sum_v min(count_t(v), count_e(v)) >= LCS for every test item), then the exact
 //!   bit-parallel LCS ([`lcs::Pattern`]) decides.
@@ -51,13 +53,45 @@ impl Mode {
     }
 }
 
+/// Which part of a training sequence the LCS rule is judged on (mode `qwen`).
+///
+/// The report's rule was written for training *samples*; on a long document almost any test
+/// item is a subsequence of it, so judging the whole record removes ordinary files.
+/// [`Window::Aligned`] compares like with like: each shared n-gram `t[p..p+n] == e[q..q+n]`
+/// places the test item at `p - q` in the record, and the rule is judged on the record's tokens
+/// there, widened on both sides by a quarter of the item's length
+/// (`t[p-q-s .. p-q+|e|+s]`, `s = ceil(|e|/4)`, clipped to the record). A record no longer than
+/// the window is judged whole, as the literal rule would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// The whole training sequence: the report's literal rule.
+    Whole,
+    /// `k` tokens centred on each shared n-gram.
+    Fixed(usize),
+    /// The record's tokens aligned to the test item at each shared n-gram (the default).
+    Aligned,
+}
+
+/// The slack of [`Window::Aligned`] on each side: `ceil(len / ALIGN_SLACK_DIV)` tokens.
+pub const ALIGN_SLACK_DIV: usize = 4;
+
+/// The window `[start, end)` of a sequence of `len` tokens aligned to a test item of `le`
+/// tokens placed at `offset` (see [`Window::Aligned`]).
+pub fn aligned_bounds(offset: isize, le: usize, len: usize) -> (usize, usize) {
+    let slack = le.div_ceil(ALIGN_SLACK_DIV) as isize;
+    let clip = |x: isize| x.clamp(0, len as isize) as usize;
+    (clip(offset - slack), clip(offset + le as isize + slack))
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub mode: Mode,
     pub ngram: usize,
     pub lcs_min: usize,
     pub lcs_ratio: f64,
-    pub window: Option<usize>,
+    /// mode `qwen` only; modes `lcs` and `ngram` take [`Window::Whole`] or
+    /// [`Window::Aligned`] (both mean the whole sequence there).
+    pub window: Window,
 }
 
 impl Default for Config {
@@ -67,7 +101,7 @@ impl Default for Config {
             ngram: 13,
             lcs_min: 13,
             lcs_ratio: 0.6,
-            window: None,
+            window: Window::Aligned,
         }
     }
 }
@@ -87,9 +121,10 @@ impl Config {
             )));
         }
         match (self.window, self.mode) {
-            (Some(0), _) => Err(Error::Value("window must be >= 1 or None".into())),
-            (Some(_), Mode::Lcs | Mode::Ngram) => Err(Error::Value(
-                "window applies to mode='qwen' only (it centres on n-gram hits)".into(),
+            (Window::Fixed(0), _) => Err(Error::Value("window must be >= 1, 'auto' or None".into())),
+            (Window::Fixed(_), Mode::Lcs | Mode::Ngram) => Err(Error::Value(
+                "a window of k tokens applies to mode='qwen' only (it centres on n-gram hits)"
+                    .into(),
             )),
             _ => Ok(()),
         }
@@ -127,6 +162,11 @@ pub struct Match {
     pub ngram_hits: Vec<usize>,
     /// ngram mode: character spans of the shared n-grams in the training text.
     pub spans: Vec<(usize, usize)>,
+    /// Modes qwen and lcs: the token range `[start, end)` of the training sequence the LCS
+    /// rule was met on (the whole sequence unless a window judged it).
+    pub window: Option<(usize, usize)>,
+    /// The same range in characters (code points) of the training text, for text inputs.
+    pub char_window: Option<(usize, usize)>,
 }
 
 /// One input item: a text (normalised and tokenized, or split into words) or token ids.
@@ -355,7 +395,14 @@ impl Decontaminator {
             (Mode::Ngram, Input::Text(t)) => self.check_words(t, all),
             (Mode::Ngram, Input::Ids(_)) => Vec::new(),
             (_, Input::Text(t)) => match tok {
-                Some(k) => self.check_ids(&tokenize(k, t), all),
+                Some(k) => {
+                    let ids = tokenize(k, t);
+                    let mut ms = self.check_ids(&ids, all);
+                    if !ms.is_empty() {
+                        char_windows(k, t, &ids, &mut ms);
+                    }
+                    ms
+                }
                 None => Vec::new(),
             },
             (_, Input::Ids(ids)) => self.check_ids(ids, all),
@@ -412,8 +459,17 @@ impl Decontaminator {
                 i = j;
                 let pat = &self.patterns[item as usize];
                 let le = pat.len();
-                let found = match self.cfg.window {
-                    None => {
+                // the first window (in order of position) that meets the rule
+                let mut judge = |w: (usize, usize)| -> Option<usize> {
+                    let (s, e) = w;
+                    if self.cfg.threshold(e - s, le) > (e - s).min(le) {
+                        return None;
+                    }
+                    let l = pat.lcs_dense(table, &td[s..e]);
+                    self.cfg.rule_holds(l, e - s, le).then_some(l)
+                };
+                let found: Option<(usize, (usize, usize))> = match self.cfg.window {
+                    Window::Whole => {
                         let thr = self.cfg.threshold(t.len(), le);
                         if thr > t.len().min(le) {
                             None
@@ -426,39 +482,52 @@ impl Decontaminator {
                             if pat.bag_bound(d, c) < thr {
                                 None
                             } else {
-                                let l = pat.lcs_dense(table, &td);
-                                self.cfg.rule_holds(l, t.len(), le).then_some(l)
+                                judge((0, t.len())).map(|l| (l, (0, t.len())))
                             }
                         }
                     }
-                    Some(k) => {
+                    Window::Fixed(k) => {
                         let mut found = None;
-                        let mut last_start = usize::MAX;
+                        let mut last = (usize::MAX, 0);
                         for &p in &pos {
-                            let (s, e) = window_bounds(p, n, k, t.len());
-                            if s == last_start {
+                            let w = window_bounds(p, n, k, t.len());
+                            if w == last {
                                 continue;
                             }
-                            last_start = s;
-                            let w = &td[s..e];
-                            if self.cfg.threshold(w.len(), le) > w.len().min(le) {
+                            last = w;
+                            if let Some(l) = judge(w) {
+                                found = Some((l, w));
+                                break;
+                            }
+                        }
+                        found
+                    }
+                    Window::Aligned => {
+                        let e = &self.items[item as usize];
+                        let mut found = None;
+                        let mut last = (usize::MAX, 0);
+                        for off in ngram::shared_offsets(t, e, n) {
+                            let w = aligned_bounds(off, le, t.len());
+                            if w == last {
                                 continue;
                             }
-                            let l = pat.lcs_dense(table, w);
-                            if self.cfg.rule_holds(l, w.len(), le) {
-                                found = Some(l);
+                            last = w;
+                            if let Some(l) = judge(w) {
+                                found = Some((l, w));
                                 break;
                             }
                         }
                         found
                     }
                 };
-                if let Some(l) = found {
+                if let Some((l, w)) = found {
                     out.push(Match {
                         test_index: item as usize,
                         lcs: Some(l),
                         ngram_hits: pos,
                         spans: Vec::new(),
+                        window: Some(w),
+                        char_window: None,
                     });
                     if !all {
                         break;
@@ -514,6 +583,8 @@ impl Decontaminator {
                         lcs: Some(l),
                         ngram_hits: Vec::new(),
                         spans: Vec::new(),
+                        window: Some((0, t.len())),
+                        char_window: None,
                     });
                     if !all {
                         break;
@@ -577,6 +648,8 @@ impl Decontaminator {
                 lcs: None,
                 ngram_hits: pos,
                 spans,
+                window: None,
+                char_window: None,
             });
             if !all {
                 break;
@@ -599,6 +672,54 @@ fn word_hash(w: &str) -> u64 {
         h = (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     ngram::mix(h)
+}
+
+/// Fill `char_window` of each match from its token `window`: token `i` of `ids` covers the
+/// bytes its decoding adds to the normalised text, and [`normalize::normalize_qwen_map`] maps
+/// those characters back to `text`. Exact unless the tokenizer's NFC composition changed the
+/// normalised text (then the offsets are counted in composed characters, clamped).
+fn char_windows(tok: &Tokenizer, text: &str, ids: &[u32], ms: &mut [Match]) {
+    let (norm, map) = normalize::normalize_qwen_map(text);
+    let mut ends = Vec::with_capacity(ids.len() + 1);
+    let mut bytes: Vec<u8> = Vec::with_capacity(norm.len());
+    ends.push(0usize);
+    for &id in ids {
+        if let Ok(b) = tok.decode_to_bytes(&[id], false) {
+            bytes.extend_from_slice(&b);
+        }
+        ends.push(bytes.len());
+    }
+    let is_start = |b: u8| b & 0xC0 != 0x80;
+    // characters that start before byte `at`, `at` moved to a character boundary (down or up)
+    let chars_before = |mut at: usize, up: bool| -> usize {
+        while at > 0 && at < bytes.len() && !is_start(bytes[at]) {
+            if up {
+                at += 1;
+            } else {
+                at -= 1;
+            }
+        }
+        bytes[..at.min(bytes.len())]
+            .iter()
+            .filter(|&&b| is_start(b))
+            .count()
+    };
+    let total = text.chars().count();
+    let orig = |ci: usize| map.get(ci).map(|&x| x as usize).unwrap_or(total);
+    for m in ms.iter_mut() {
+        let Some((s, e)) = m.window else { continue };
+        if s >= e || e >= ends.len() {
+            continue;
+        }
+        let (cs, ce) = (chars_before(ends[s], false), chars_before(ends[e], true));
+        let start = orig(cs);
+        let end = if ce == 0 {
+            start
+        } else {
+            map.get(ce - 1).map(|&x| x as usize + 1).unwrap_or(total)
+        };
+        m.char_window = Some((start.min(total), end.clamp(start.min(total), total)));
+    }
 }
 
 /// The window of `k` tokens centred on the n-gram at `p` in a sequence of `len` tokens.
@@ -652,12 +773,27 @@ mod tests {
                             >= (cfg.ratio_ppm() as f64) * (t.len().min(e.len()) as f64)
                 }
                 Mode::Qwen => match cfg.window {
-                    None => {
+                    Window::Whole => {
                         !shared.is_empty() && cfg.rule_holds(lcs::lcs_dp(t, e), t.len(), e.len())
                     }
-                    Some(k) => shared.iter().any(|&p| {
+                    Window::Fixed(k) => shared.iter().any(|&p| {
                         let (s, en) = window_bounds(p, n, k, t.len());
                         cfg.rule_holds(lcs::lcs_dp(&t[s..en], e), en - s, e.len())
+                    }),
+                    // every pair of equal n-grams, literally, and the window spelt out
+                    Window::Aligned => shared.iter().any(|&p| {
+                        (0..=e.len() - n).any(|q| {
+                            if e[q..q + n] != t[p..p + n] {
+                                return false;
+                            }
+                            let slack = e.len().div_ceil(4) as isize;
+                            let lo = (p as isize - q as isize - slack).max(0) as usize;
+                            let hi = ((p as isize - q as isize + e.len() as isize + slack).max(0)
+                                as usize)
+                                .min(t.len());
+                            let lo = lo.min(hi);
+                            cfg.rule_holds(lcs::lcs_dp(&t[lo..hi], e), hi - lo, e.len())
+                        })
                     }),
                 },
                 Mode::Ngram => !shared.is_empty(),
@@ -676,10 +812,10 @@ mod tests {
             let alpha = [2u64, 4, 8, 50][trial % 4];
             let n = [1usize, 2, 3, 5][(trial / 4) % 4];
             let mode = [Mode::Qwen, Mode::Lcs][(trial / 16) % 2];
-            let window = if mode == Mode::Qwen && trial % 3 == 0 {
-                Some(1 + (r.next() % 30) as usize)
-            } else {
-                None
+            let window = match (mode, trial % 3) {
+                (Mode::Qwen, 0) => Window::Fixed(1 + (r.next() % 30) as usize),
+                (Mode::Qwen, 1) => Window::Aligned,
+                _ => Window::Whole,
             };
             let cfg = Config {
                 mode,
@@ -704,6 +840,15 @@ mod tests {
             for _ in 0..5 {
                 let mut t = base.clone();
                 t.retain(|_| !r.next().is_multiple_of(5));
+                if r.next().is_multiple_of(2) {
+                    // embedded in a longer record
+                    let pre = (r.next() % 200) as usize;
+                    let post = (r.next() % 200) as usize;
+                    let mut v: Vec<u32> = (0..pre).map(|_| (r.next() % alpha) as u32).collect();
+                    v.extend_from_slice(&t);
+                    v.extend((0..post).map(|_| (r.next() % alpha) as u32));
+                    t = v;
+                }
                 let want = brute(&cfg, &test, &t);
                 let got = d.check_ids(&t, true);
                 assert_eq!(
@@ -712,7 +857,9 @@ mod tests {
                     "{cfg:?}"
                 );
                 for m in &got {
-                    if window.is_none() {
+                    let (s, e) = m.window.unwrap();
+                    assert_eq!(m.lcs, Some(lcs::lcs_dp(&t[s..e], &test[m.test_index])));
+                    if window == Window::Whole {
                         assert_eq!(m.lcs, Some(lcs::lcs_dp(&t, &test[m.test_index])));
                     }
                 }
@@ -754,12 +901,12 @@ mod tests {
                 ..Config::default()
             },
             Config {
-                window: Some(0),
+                window: Window::Fixed(0),
                 ..Config::default()
             },
             Config {
                 mode: Mode::Lcs,
-                window: Some(5),
+                window: Window::Fixed(5),
                 ..Config::default()
             },
         ] {

@@ -184,10 +184,58 @@ pub fn shared_positions(t: &[u32], e: &[u32], n: usize) -> Vec<usize> {
     out
 }
 
+/// The distinct alignments `p - q` of every shared n-gram `t[p..p+n] == e[q..q+n]`, ascending
+/// (all occurrences in `e` of each shared n-gram count, so repeated n-grams give every offset).
+pub fn shared_offsets(t: &[u32], e: &[u32], n: usize) -> Vec<isize> {
+    let mut keys: Vec<(u64, u32)> = Vec::with_capacity(e.len());
+    for_each_ngram(e, n, |q, key| keys.push((key, q as u32)));
+    keys.sort_unstable();
+    let mut out = Vec::new();
+    for_each_ngram(t, n, |p, key| {
+        let from = keys.partition_point(|&(k, _)| k < key);
+        for &(_, q) in keys[from..].iter().take_while(|&&(k, _)| k == key) {
+            let q = q as usize;
+            if e[q..q + n] == t[p..p + n] {
+                out.push(p as isize - q as isize);
+            }
+        }
+    });
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{BTreeSet, HashSet};
+
+    #[test]
+    fn offsets_equal_literal_pairs() {
+        let mut s: u64 = 99;
+        let mut rnd = move |m: u64| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s % m
+        };
+        for n in [1usize, 2, 3, 5] {
+            for _ in 0..200 {
+                let t: Vec<u32> = (0..rnd(60)).map(|_| rnd(3) as u32).collect();
+                let e: Vec<u32> = (0..rnd(60)).map(|_| rnd(3) as u32).collect();
+                let mut want = BTreeSet::new();
+                for p in 0..t.len().saturating_sub(n - 1) {
+                    for q in 0..e.len().saturating_sub(n - 1) {
+                        if t[p..p + n] == e[q..q + n] {
+                            want.insert(p as isize - q as isize);
+                        }
+                    }
+                }
+                let got = shared_offsets(&t, &e, n);
+                assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+            }
+        }
+    }
 
     #[test]
     fn hits_equal_literal_sets() {

@@ -148,9 +148,60 @@ pub fn words(text: &str) -> Vec<(String, usize, usize)> {
     out
 }
 
+/// [`normalize_qwen`] with, for every character of the output, the index (in characters) of
+/// the input character it came from; a collapsed space maps to the last whitespace character
+/// of its run. Written char by char, apart from the fast path, so each checks the other.
+pub fn normalize_qwen_map(text: &str) -> (String, Vec<u32>) {
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len());
+    let mut space: Option<u32> = None;
+    for (ci, c) in text.chars().enumerate() {
+        if is_space(c) {
+            space = Some(ci as u32);
+        } else if !is_punct_or_symbol(c) {
+            if let Some(si) = space.take() {
+                if !out.is_empty() {
+                    out.push(' ');
+                    map.push(si);
+                }
+            }
+            out.push(c);
+            map.push(ci as u32);
+        }
+    }
+    (out, map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_equals_fast_path() {
+        let alphabet: Vec<char> = "ab c\t\n.,(é€—«»\u{3000}x1_\u{1c}".chars().collect();
+        let mut r: u64 = 7;
+        for _ in 0..3000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let len = (r % 24) as usize;
+            let mut x = r;
+            let text: String = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    alphabet[((x >> 33) % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let (norm, map) = normalize_qwen_map(&text);
+            assert_eq!(norm, normalize_qwen(&text), "{text:?}");
+            let chars: Vec<char> = text.chars().collect();
+            assert_eq!(map.len(), norm.chars().count());
+            for (c, &i) in norm.chars().zip(&map) {
+                let src = chars[i as usize];
+                assert!(src == c || (c == ' ' && is_space(src)), "{text:?}");
+            }
+        }
+    }
 
     #[test]
     fn qwen_normalisation() {
