@@ -506,7 +506,7 @@ impl Decontaminator {
                         let e = &self.items[item as usize];
                         let mut found = None;
                         let mut last = (usize::MAX, 0);
-                        for off in ngram::shared_offsets(t, e, n) {
+                        for off in ngram::shared_offsets(t, e, n, &pos) {
                             let w = aligned_bounds(off, le, t.len());
                             if w == last {
                                 continue;

@@ -184,14 +184,23 @@ pub fn shared_positions(t: &[u32], e: &[u32], n: usize) -> Vec<usize> {
     out
 }
 
-/// The distinct alignments `p - q` of every shared n-gram `t[p..p+n] == e[q..q+n]`, ascending
-/// (all occurrences in `e` of each shared n-gram count, so repeated n-grams give every offset).
-pub fn shared_offsets(t: &[u32], e: &[u32], n: usize) -> Vec<isize> {
+/// The distinct alignments `p - q` of every shared n-gram `t[p..p+n] == e[q..q+n]` with `p`
+/// in `positions` (pass every shared position, e.g. from [`NgramIndex::hits`]), ascending; all
+/// occurrences in `e` of each n-gram count, so a repeated n-gram gives every offset.
+pub fn shared_offsets(t: &[u32], e: &[u32], n: usize, positions: &[usize]) -> Vec<isize> {
+    let mut out = Vec::new();
+    if n == 0 || e.len() < n {
+        return out;
+    }
     let mut keys: Vec<(u64, u32)> = Vec::with_capacity(e.len());
     for_each_ngram(e, n, |q, key| keys.push((key, q as u32)));
     keys.sort_unstable();
-    let mut out = Vec::new();
-    for_each_ngram(t, n, |p, key| {
+    for &p in positions {
+        if p + n > t.len() {
+            continue;
+        }
+        let mut key = 0u64;
+        for_each_ngram(&t[p..p + n], n, |_, k| key = k);
         let from = keys.partition_point(|&(k, _)| k < key);
         for &(_, q) in keys[from..].iter().take_while(|&&(k, _)| k == key) {
             let q = q as usize;
@@ -199,7 +208,7 @@ pub fn shared_offsets(t: &[u32], e: &[u32], n: usize) -> Vec<isize> {
                 out.push(p as isize - q as isize);
             }
         }
-    });
+    }
     out.sort_unstable();
     out.dedup();
     out
@@ -231,7 +240,8 @@ mod tests {
                         }
                     }
                 }
-                let got = shared_offsets(&t, &e, n);
+                let all: Vec<usize> = (0..t.len()).collect();
+                let got = shared_offsets(&t, &e, n, &all);
                 assert_eq!(got, want.into_iter().collect::<Vec<_>>());
             }
         }
