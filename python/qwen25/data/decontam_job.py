@@ -1,0 +1,1197 @@
+"""The decontamination job behind ``qwen25 decontaminate``: a sharded corpus in, every record in
+exactly one of ``OUT/clean/`` or ``OUT/removed/``, a report a user can audit, and a rerun that
+resumes only what is still true.
+
+The output folder holds exactly one run's truth::
+
+    OUT/clean/<shard>        records kept, same format, order and layout as the input shard
+    OUT/removed/<shard>      records removed
+    OUT/bad/<shard>.jsonl    lines that could not become a text (only with skip_bad, only when any)
+    OUT/.state/<shard>.json  written last for a shard: marks it done, with its fingerprints
+    OUT/.lock                held while a run works on the folder
+    OUT/report.json          written last (or ``report_path``), naming the run
+
+Formats. JSONL lines are copied byte for byte, line ending included (``\\n`` or ``\\r\\n``); the
+one change is that a last line without a line ending gets ``\\n``, so that no output line can run
+into the next. Blank lines are not records: they are counted per shard (``blank``) and not
+copied. ``.gz`` outputs are gzip members, one per batch (a valid gzip file, an empty one
+included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the
+input's schema. ``OUT/bad/<shard>.jsonl`` holds one JSON object per bad line,
+``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet: ``"row"`` instead of
+``"line"``), where ``raw`` is the line without its ending, decoded with ``surrogateescape`` and
+written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
+For a Parquet row, ``raw`` is the row as JSON.
+
+Bad input. A line that cannot become a text (malformed JSON, invalid UTF-8 under
+``encoding_errors="strict"``, a lone surrogate anywhere in the record, not a JSON object, no text
+field, a text field that is not a string, a messages list that is not a list of
+``{role, content}`` objects) is an error naming ``file:line`` (Parquet: ``file: row N``, rows
+counted from 0); with ``skip_bad`` it is counted, listed in the report and kept in ``OUT/bad/``.
+A compressed shard cut short or corrupt is the error ``file: truncated/corrupt compressed data
+after N records (line L)``; with ``skip_bad`` the records before the damage are processed and
+the damage is listed in the report (``damaged``) and its warnings. ``record`` indices count every
+non-blank line (or row) of the shard from 0, bad ones included.
+
+Resume. A shard is resumed only when its state file says it was done with the same options
+(``field``, ``test_field``, ``skip_bad``, ``encoding_errors``, the test items' text and ids,
+``mode``, ``ngram``, ``lcs_min``, ``lcs_ratio``, ``window``) from the same input (size,
+modification time and BLAKE2b of the file's bytes), and its outputs are still there at the sizes
+it wrote. Any difference redoes the shard, with a note saying why. Batch size, thread count and
+gzip level change no decision and are not compared. Files under ``clean/``, ``removed/``,
+``bad/`` and ``.state/`` that belong to no current input shard are removed at the start and
+listed in the report (``stale_removed``).
+
+Report. Per removed record, every witness: the test set, test id and index, the LCS and the
+character offsets ``[start, end)`` of the part of the record the rule was met on (``window``).
+Per test set: items, items hit and the fraction hit, and the records each item hit; the most-hit
+items overall; and a warning for any item that removed more than
+``max(GENERIC_MIN_HITS, GENERIC_FACTOR x median)`` records, where the median is taken over the
+items that removed anything (not used when fewer than ``GENERIC_MIN_ITEMS`` items did): such an
+item is more likely generic text (a boilerplate prompt) than a benchmark copied into the corpus.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import queue
+import re
+import secrets
+import socket
+import statistics
+import sys
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25IOError, Qwen25ValueError
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "run_job",
+    "build_report",
+    "summary",
+    "load_tests",
+    "expand_train",
+    "shard_names",
+    "record_item",
+    "parse_window",
+    "fingerprint",
+    "generic_items",
+]
+
+DEFAULT_WINDOW: str | int | None = "auto"  # the Decontaminator's default: the CLI and run_job use this
+STATE_DIR = ".state"
+STATE_VERSION = 2
+LOCK_NAME = ".lock"
+MAX_THREADS = 4096
+GENERIC_MIN_HITS = 10
+GENERIC_FACTOR = 5
+GENERIC_MIN_ITEMS = 5
+_OUT_DIRS = ("clean", "removed", "bad", STATE_DIR)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_CHUNK = 1 << 20
+
+
+class BadRecord(Exception):
+    """A record that cannot become a text; the message is the reason."""
+
+
+# -- options -------------------------------------------------------------------------------------
+def parse_window(v: Any) -> str | int | None:
+    """``"auto"``, ``None`` (also ``"none"``) or a positive int (also as a string)."""
+    if v is None or v == "auto":
+        return v
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("auto", "none"):
+            return None if s == "none" else "auto"
+        if s.isdigit() and int(s) >= 1:
+            return int(s)
+    elif isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        return v
+    raise Qwen25ValueError(f"window must be 'auto', 'none' or a positive int, not {v!r}")
+
+
+def _check_options(batch_size: Any, num_threads: Any, compress_level: Any, encoding_errors: str) -> None:
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if not is_int(batch_size) or batch_size < 1:
+        raise Qwen25ValueError(f"--batch-size must be an int >= 1, not {batch_size!r}")
+    if num_threads is not None and (not is_int(num_threads) or not 1 <= num_threads <= MAX_THREADS):
+        raise Qwen25ValueError(f"--num-threads must be an int from 1 to {MAX_THREADS}, not {num_threads!r}")
+    if not is_int(compress_level) or not 0 <= compress_level <= 9:
+        raise Qwen25ValueError(f"--compress-level must be 0-9, not {compress_level!r}")
+    if encoding_errors not in ("strict", "replace"):
+        raise Qwen25ValueError(f"--encoding-errors must be 'strict' or 'replace', not {encoding_errors!r}")
+
+
+# -- records -------------------------------------------------------------------------------------
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _is_ids(v: list[Any]) -> bool:
+    return bool(v) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+
+
+def _messages_text(v: Any, name: str) -> str:
+    if not isinstance(v, list):
+        raise BadRecord(f"{name!r} is {_json_type(v)}, not a list of {{role, content}} objects")
+    parts = []
+    for i, m in enumerate(v):
+        ok = (isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m
+              and (m["content"] is None or isinstance(m["content"], str)))  # fmt: skip
+        if not ok:
+            raise BadRecord(f"{name}[{i}] is {_json_type(m)}, not a {{role, content}} object with string values")
+        parts.append(m["content"] or "")
+    return "\n".join(parts)
+
+
+def record_item(obj: Any, field: str) -> str | list[int]:
+    """What the engine judges for one record: ``obj[field]`` when a string (or a non-empty list of
+    token ids), else the contents of a chat messages list (``obj[field]`` or ``obj["messages"]``,
+    each message a ``{role, content}`` object; null content is empty) joined by newlines.
+    Anything else raises :class:`BadRecord` saying why."""
+    if not isinstance(obj, dict):
+        raise BadRecord(f"a record must be a JSON object, not {_json_type(obj)}")
+    if field in obj:
+        v = obj[field]
+        if isinstance(v, str):
+            return v
+        if isinstance(v, list):
+            return list(v) if _is_ids(v) else _messages_text(v, field)
+        raise BadRecord(f"field {field!r} is {_json_type(v)}, not a string (nor a messages list)")
+    if "messages" in obj:
+        return _messages_text(obj["messages"], "messages")
+    keys = ", ".join(map(repr, list(obj)[:10])) or "none"
+    raise BadRecord(f"no field {field!r} (nor a 'messages' list); its fields: {keys}")
+
+
+def _surrogate(obj: Any) -> str | None:
+    from .records import lone_surrogate
+
+    return lone_surrogate(obj)
+
+
+# -- inputs --------------------------------------------------------------------------------------
+def expand_train(patterns: list[str], out: str | None = None) -> list[str]:
+    """The training files, in order: each pattern's matches sorted, duplicates once. A pattern
+    matching nothing, or a file inside ``out``, is an error."""
+    import glob
+
+    files: list[str] = []
+    for pat in patterns:
+        hits = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else ([pat] if os.path.exists(pat) else [])
+        hits = [h for h in hits if os.path.isfile(h)]
+        if not hits:
+            raise Qwen25FileNotFoundError(2, "no training file matches", pat)
+        files.extend(h for h in hits if h not in files)
+    if out is not None:
+        root = os.path.realpath(out)
+        for f in files:
+            if os.path.commonpath([os.path.realpath(f), root]) == root:
+                raise Qwen25ValueError(f"{f}: a training file inside the output folder {out}; give --out elsewhere")
+    return files
+
+
+def shard_names(files: list[str]) -> list[str]:
+    """Output names: paths relative to the inputs' common folder (so shards keep their layout)."""
+    absd = [os.path.dirname(os.path.abspath(f)) for f in files]
+    root = os.path.commonpath(absd) if absd else ""
+    names = [os.path.relpath(os.path.abspath(f), root) for f in files]
+    if len(set(names)) != len(names):
+        raise Qwen25ValueError("two training files map to the same output name")
+    return names
+
+
+def _test_sets(spec: str) -> list[tuple[str, list[Any], bool]]:
+    """(set name, records, from a file) for one --test value."""
+    from . import benchmarks
+    from .records import iter_parquet, read_jsonl_lines
+
+    if os.path.isfile(spec):
+        name = os.path.basename(spec)
+        if spec.lower().endswith(".parquet"):
+            return [(name, list(iter_parquet(spec)), True)]
+        recs = []
+        for ln in read_jsonl_lines(spec):
+            if ln.error is not None:
+                raise FormatError(f"{spec}:{ln.line}: {ln.error}", spec, ln.line)
+            recs.append((ln.line, ln.obj))
+        return [(name, recs, True)]
+    resolve = getattr(benchmarks, "resolve", None)
+    if resolve is not None:
+        return [(n, list(r), False) for n, r in resolve(spec)]
+    if spec.lower() in benchmarks.names():
+        return [(spec.lower(), benchmarks.load(spec), False)]
+    raise Qwen25FileNotFoundError(2, f"not a file nor a known benchmark ({', '.join(benchmarks.names())})", spec)
+
+
+def load_tests(tests: list[str], field: str = "text") -> tuple[list[str | list[int]], list[tuple[str, int, str]]]:
+    """All test items (concatenated) and, per item, (set name, index in its set, item id).
+
+    ``tests``: file paths (JSONL or Parquet, text in ``field``) or benchmark names. An item id is
+    the record's ``id``/``task_id``/``question_id``, else ``<set>#<index>``; ids are unique."""
+    items: list[str | list[int]] = []
+    where: list[tuple[str, int, str]] = []
+    seen: set[str] = set()
+    for spec in tests:
+        for name, recs, from_file in _test_sets(spec):
+            if name in seen:
+                raise Qwen25ValueError(f"--test {spec}: a test set named {name!r} is given twice")
+            seen.add(name)
+            ids: set[str] = set()
+            for i, r in enumerate(recs):
+                line = None
+                if from_file and isinstance(r, tuple):
+                    line, r = r
+                f = field if from_file or not isinstance(r, dict) or field in r else "text"
+                try:
+                    item = record_item(r, f)
+                    bad = _surrogate(r)
+                    if bad:
+                        raise BadRecord(bad)
+                except BadRecord as e:
+                    at = f"{spec}:{line}" if line is not None else (f"{spec}: row {i}" if from_file else
+                                                                     f"{spec}: test item {i}")
+                    raise FormatError(f"{at}: {e}", spec, line or 0) from None
+                rid = None
+                if isinstance(r, dict):
+                    rid = next((str(r[k]) for k in ("id", "task_id", "question_id") if r.get(k) is not None), None)
+                rid = rid if rid is not None else f"{name}#{i}"
+                if rid in ids:
+                    rid = f"{rid}#{i}"
+                ids.add(rid)
+                items.append(item)
+                where.append((name, i, rid))
+    return items, where
+
+
+def _tests_hash(items: list[str | list[int]], where: list[tuple[str, int, str]]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for it, (name, _, rid) in zip(items, where):
+        for part in (name, rid, it if isinstance(it, str) else json.dumps(it)):
+            b = part.encode("utf-8", "surrogatepass")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+    return h.hexdigest()
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    """``{"size", "mtime_ns", "blake2b"}`` of a file (the hash streamed over its bytes)."""
+    st = os.stat(path)
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": h.hexdigest()}
+
+
+def _stat(path: str) -> dict[str, int]:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+# -- reading JSONL shards ------------------------------------------------------------------------
+class _HashingReader(io.RawIOBase):
+    """A raw file that hashes every byte read through it (so a shard is read once)."""
+
+    def __init__(self, path: str) -> None:
+        self.f = open(path, "rb")
+        self.h = hashlib.blake2b(digest_size=16)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self.f.readinto(b)
+        if n:
+            self.h.update(memoryview(b)[:n])
+        return n or 0
+
+    def drain(self) -> None:
+        while chunk := self.f.read(_CHUNK):
+            self.h.update(chunk)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _ZstdReader(io.RawIOBase):
+    """Decompressed bytes of a (multi-frame) zstd file. Unlike zstandard's stream_reader, a frame
+    cut short is an error (:class:`_Truncated`), not a silent end."""
+
+    def __init__(self, raw: Any) -> None:
+        import zstandard
+
+        self.raw, self.dctx = raw, zstandard.ZstdDecompressor()
+        self.obj: Any = None
+        self.pending = b""
+        self.at_eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while not self.pending and not self.at_eof:
+            chunk = self.raw.read(_CHUNK // 4)
+            if not chunk:
+                if self.obj is not None:
+                    raise _Truncated("zstd frame cut short")
+                self.at_eof = True
+                return
+            while chunk:
+                if self.obj is None:
+                    self.obj = self.dctx.decompressobj()
+                self.pending += self.obj.decompress(chunk)
+                chunk = b""
+                if self.obj.eof:
+                    chunk, self.obj = self.obj.unused_data, None
+
+    def readinto(self, b: Any) -> int:
+        self._fill()
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [EOFError, OSError, zlib.error, _Truncated]
+    try:
+        import zstandard
+
+        errs.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - depends on the environment
+        pass
+    return tuple(errs)
+
+
+def _open_stream(path: str, hr: _HashingReader) -> Any:
+    p = path.lower()
+    if p.endswith(".gz"):
+        return gzip.GzipFile(fileobj=io.BufferedReader(hr, _CHUNK), mode="rb")
+    if p.endswith(".zst"):
+        try:
+            import zstandard  # noqa: F401
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
+        return io.BufferedReader(_ZstdReader(io.BufferedReader(hr, _CHUNK)), _CHUNK)
+    return io.BufferedReader(hr, _CHUNK)
+
+
+class _Batch:
+    """Up to batch_size records of one shard, and the bad lines met on the way."""
+
+    def __init__(self) -> None:
+        self.items: list[str | list[int]] = []
+        self.raw: list[bytes] = []  # the line with its ending (JSONL) or None (Parquet)
+        self.where: list[tuple[int, int]] = []  # (line or row, record index)
+        self.bad: list[dict[str, Any]] = []
+        self.damage: dict[str, Any] | None = None
+        self.nbytes = 0
+        self.blank = 0
+
+
+def _bad_raw(content: bytes) -> str:
+    return content.decode("utf-8", "surrogateescape")
+
+
+def _jsonl_batches(path: str, hr: _HashingReader, opts: dict[str, Any]) -> Iterator[_Batch]:
+    skip_bad, enc, field, bs = opts["skip_bad"], opts["encoding_errors"], opts["field"], opts["batch_size"]
+    compressed = path.lower().endswith((".gz", ".zst"))
+    damage_errors = _damage_errors() if compressed else ()
+    b = _Batch()
+    line = rec = 0
+    with _open_stream(path, hr) as f:
+        it = iter(f)
+        while True:
+            try:
+                raw = next(it)
+            except StopIteration:
+                break
+            except damage_errors as e:
+                detail = " ".join(str(e).split()) or type(e).__name__
+                msg = f"truncated/corrupt compressed data after {rec} records (line {line + 1})"
+                if not skip_bad:
+                    raise FormatError(f"{path}: {msg}: {detail} (pass --skip-bad to keep the records before it)",
+                                      path, line + 1) from None
+                hr.drain()
+                b.damage = {"line": line + 1, "records_before": rec, "reason": f"{msg}: {detail}"}
+                break
+            line += 1
+            b.nbytes += len(raw)
+            content = raw[:-1] if raw.endswith(b"\n") else raw
+            if content.endswith(b"\r"):
+                content = content[:-1]
+            if not content.strip():
+                b.blank += 1
+                continue
+            if not raw.endswith(b"\n"):
+                raw += b"\n"  # the last line: an output line never runs into the next
+            why = None
+            try:
+                text = content.decode("utf-8", errors=enc)
+                obj = json.loads(text)
+                item = record_item(obj, field)
+                if _SURROGATE_ESCAPE.search(content):
+                    why = _surrogate(obj)
+            except UnicodeDecodeError as e:
+                why = f"invalid UTF-8 at byte {e.start} (--encoding-errors replace substitutes U+FFFD)"
+            except json.JSONDecodeError as e:
+                why = f"malformed JSON: {e.msg} at column {e.colno}"
+            except RecursionError:
+                why = "malformed JSON: nested too deeply"
+            except BadRecord as e:
+                why = str(e)
+            if why is not None:
+                if not skip_bad:
+                    raise FormatError(f"{path}:{line}: {why} (pass --skip-bad to count, list and keep such lines "
+                                      "in OUT/bad/)", path, line)  # fmt: skip
+                b.bad.append({"line": line, "record": rec, "reason": why, "raw": _bad_raw(content)})
+            else:
+                b.items.append(item)
+                b.raw.append(raw)
+                b.where.append((line, rec))
+            rec += 1
+            if len(b.items) >= bs:
+                yield b
+                b = _Batch()
+    yield b
+
+
+def _prefetch(it: Iterator[Any]) -> Iterator[Any]:
+    """Read the next batch in a thread while the caller works on this one (the engine releases
+    the GIL, so reading, decompressing and parsing overlap it). Errors surface in order."""
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(kind: str, x: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put((kind, x), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for x in it:
+                if not put("item", x):
+                    return
+            put("end", None)
+        except BaseException as e:  # handed to the consumer
+            put("error", e)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=work, daemon=True, name="qwen25-decontaminate-reader")
+    t.start()
+    try:
+        while True:
+            kind, x = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise x
+            yield x
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _tmp_of(final: str) -> str:
+    return os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
+
+
+class _JsonlWriter:
+    """One output shard, written a batch at a time to a temporary name and renamed by commit().
+
+    ``.gz``: a sequence of gzip members, one per batch (``gzip -d``, ``zcat`` and Python's
+    ``gzip`` read it whole; an empty shard is one empty member), compressed by a thread pool:
+    zlib releases the GIL, so compression overlaps the engine. ``.zst``: one zstd frame (an
+    empty shard is an empty frame). Members are written in batch order, so the bytes never
+    depend on timing or the thread count."""
+
+    def __init__(self, final: str, pool: ThreadPoolExecutor, level: int) -> None:
+        self.final, self.tmp = final, _tmp_of(final)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        p = final.lower()
+        self.kind = "gz" if p.endswith(".gz") else "zst" if p.endswith(".zst") else "plain"
+        self.pool, self.level = pool, level
+        self.pending: list[Any] = []
+        self.members = 0
+        self.buf: list[bytes] = []
+        self.zobj: Any = None
+        if self.kind == "zst":
+            try:
+                import zstandard
+            except ImportError as e:  # pragma: no cover - depends on the environment
+                raise Qwen25ValueError(f"{final}: writing .zst needs the 'zstandard' package") from e
+            self.zobj = zstandard.ZstdCompressor(level=3).compressobj()
+        self.f = open(self.tmp, "wb")
+
+    def write(self, raw: bytes) -> None:
+        self.buf.append(raw)
+
+    def end_batch(self) -> None:
+        if not self.buf:
+            return
+        data = b"".join(self.buf)
+        self.buf = []
+        if self.kind == "plain":
+            self.f.write(data)
+        elif self.kind == "zst":
+            self.f.write(self.zobj.compress(data))
+        else:
+            self.members += 1
+            self.pending.append(self.pool.submit(gzip.compress, data, self.level, mtime=0))
+            while self.pending and (self.pending[0].done() or len(self.pending) > 4):
+                self.f.write(self.pending.pop(0).result())
+
+    def commit(self) -> int:
+        self.end_batch()
+        for fut in self.pending:
+            self.f.write(fut.result())
+        self.pending = []
+        if self.kind == "gz" and self.members == 0:
+            self.f.write(gzip.compress(b"", self.level, mtime=0))
+        elif self.kind == "zst":
+            self.f.write(self.zobj.flush())
+        self.f.close()
+        os.replace(self.tmp, self.final)
+        return os.path.getsize(self.final)
+
+    def abort(self) -> None:
+        for fut in self.pending:
+            fut.cancel()
+        try:
+            self.f.close()
+        finally:
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+
+
+class _BadWriter:
+    """``OUT/bad/<shard>.jsonl``: created on the first bad line; no bad line, no file."""
+
+    def __init__(self, final: str) -> None:
+        self.final, self.tmp = final, _tmp_of(final)
+        self.f: Any = None
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if self.f is None:
+            os.makedirs(os.path.dirname(self.final), exist_ok=True)
+            self.f = open(self.tmp, "w", encoding="ascii")
+        self.f.write(json.dumps(entry, ensure_ascii=True) + "\n")
+
+    def commit(self) -> int | None:
+        if self.f is None:
+            if os.path.exists(self.final):
+                os.remove(self.final)
+            return None
+        self.f.close()
+        os.replace(self.tmp, self.final)
+        return os.path.getsize(self.final)
+
+    def abort(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            if os.path.exists(self.tmp):
+                os.remove(self.tmp)
+
+
+def _atomic_json(path: str, obj: Any) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = os.path.join(d, ".tmp-" + os.path.basename(path))
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
+
+
+# -- one shard -----------------------------------------------------------------------------------
+def _witnesses(where: list[tuple[str, int, str]], ms: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for m in ms:
+        name, local, tid = where[m.test_index]
+        w: dict[str, Any] = {"test_set": name, "test_id": tid, "test_index": local, "lcs": m.lcs}
+        win = getattr(m, "window", None)
+        w["window"] = list(win) if win is not None else None
+        tw = getattr(m, "token_window", None)
+        if tw is not None:
+            w["token_window"] = list(tw)
+        w["ngram_hits"] = list(m.ngram_hits)
+        if m.spans:
+            w["spans"] = [list(s) for s in m.spans]
+        out.append(w)
+    return out
+
+
+class _Shard:
+    """Counts, removals, bad lines and damage of one shard as it is processed."""
+
+    def __init__(self, shard: str, unit: str) -> None:
+        self.shard, self.unit = shard, unit  # unit: "line" (JSONL) or "row" (Parquet)
+        self.counts = {"in": 0, "clean": 0, "removed": 0, "bad": 0, "blank": 0}
+        self.removed: list[dict[str, Any]] = []
+        self.bad: list[dict[str, Any]] = []
+        self.damage: dict[str, Any] | None = None
+
+    def result(self) -> dict[str, Any]:
+        c = self.counts
+        c["in"] = c["clean"] + c["removed"] + c["bad"]
+        return {"shard": self.shard, "counts": c, "removed": self.removed, "bad": self.bad, "damage": self.damage}
+
+
+def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
+    if bar is None:
+        return
+    bar.update(n)
+    dt = max(time.perf_counter() - tally["t0"], 1e-9)
+    bar.set_postfix({"MB/s": f"{tally['bytes'] / dt / 1e6:.1f}", "removed": int(tally["removed"])}, refresh=False)
+
+
+def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
+                   tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, int]]:
+    s = _Shard(shard, "line")
+    before = _stat(path)
+    hr = _HashingReader(path)
+    wc = _JsonlWriter(os.path.join(out, "clean", shard), opts["pool"], opts["compress_level"])
+    wr = _JsonlWriter(os.path.join(out, "removed", shard), opts["pool"], opts["compress_level"])
+    wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
+    try:
+        for b in _prefetch(_jsonl_batches(path, hr, opts)):
+            res = d.check_all(b.items, num_threads=opts["num_threads"]) if b.items else []
+            for raw, (line, rec), ms in zip(b.raw, b.where, res):
+                if ms:
+                    wr.write(raw)
+                    s.removed.append({"shard": shard, "record": rec, "line": line,
+                                      "witnesses": _witnesses(opts["where"], ms)})
+                else:
+                    wc.write(raw)
+            wc.end_batch()
+            wr.end_batch()
+            for e in b.bad:
+                wb.write(e)
+                s.bad.append({"shard": shard, "line": e["line"], "record": e["record"], "reason": e["reason"]})
+            if b.damage is not None:
+                s.damage = {"shard": shard, **b.damage}
+                wb.write({"line": b.damage["line"], "record": None, "reason": b.damage["reason"], "raw": ""})
+            n_removed = sum(bool(m) for m in res)
+            s.counts["removed"] += n_removed
+            s.counts["clean"] += len(res) - n_removed
+            s.counts["bad"] += len(b.bad)
+            s.counts["blank"] += b.blank
+            tally["removed"] += n_removed
+            tally["bytes"] += b.nbytes
+            _tick(bar, len(res) + len(b.bad), tally)
+        sizes = {f"clean/{shard}": wc.commit(), f"removed/{shard}": wr.commit()}
+        nb = wb.commit()
+        if nb is not None:
+            sizes[f"bad/{shard}.jsonl"] = nb
+    except BaseException:
+        wc.abort()
+        wr.abort()
+        wb.abort()
+        raise
+    finally:
+        hr.close()
+    if _stat(path) != before:
+        raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
+    return s.result(), hr.h.hexdigest(), sizes
+
+
+def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
+                     tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, int]]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise Qwen25ValueError(f"{path}: Parquet needs the 'pyarrow' package") from e
+    fp = fingerprint(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except pa.ArrowException as e:
+        raise FormatError(f"{path}: not a readable Parquet file: {' '.join(str(e).split())}", path, 0) from None
+    s = _Shard(shard, "row")
+    outs: dict[str, tuple[str, str, Any]] = {}
+    wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
+    rec = 0
+    try:
+        for kind in ("clean", "removed"):
+            final = os.path.join(out, kind, shard)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            outs[kind] = (final, _tmp_of(final), pq.ParquetWriter(_tmp_of(final), pf.schema_arrow))
+        batches = pf.iter_batches(batch_size=opts["batch_size"])
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError) as e:
+                msg = f"corrupt Parquet data after {rec} rows (row {rec})"
+                detail = " ".join(str(e).split())
+                if not opts["skip_bad"]:
+                    raise FormatError(f"{path}: {msg}: {detail} (pass --skip-bad to keep the rows before it)",
+                                      path, 0) from None
+                s.damage = {"shard": shard, "row": rec, "records_before": rec, "reason": f"{msg}: {detail}"}
+                wb.write({"row": rec, "record": None, "reason": s.damage["reason"], "raw": ""})
+                break
+            rows = batch.to_pylist()
+            items, ok = [], []
+            for j, r in enumerate(rows):
+                try:
+                    item = record_item(r, opts["field"])
+                    why = _surrogate(r)
+                    if why:
+                        raise BadRecord(why)
+                    items.append(item)
+                    ok.append(j)
+                except BadRecord as e:
+                    if not opts["skip_bad"]:
+                        raise FormatError(f"{path}: row {rec + j}: {e} (pass --skip-bad to count, list and keep such "
+                                          "rows in OUT/bad/)", path, 0) from None  # fmt: skip
+                    wb.write({"row": rec + j, "record": rec + j, "reason": str(e),
+                              "raw": json.dumps(r, ensure_ascii=True, default=str)})
+                    s.bad.append({"shard": shard, "row": rec + j, "record": rec + j, "reason": str(e)})
+            res = d.check_all(items, num_threads=opts["num_threads"]) if items else []
+            keep = [False] * len(rows)
+            drop = [False] * len(rows)
+            for j, ms in zip(ok, res):
+                if ms:
+                    drop[j] = True
+                    s.removed.append({"shard": shard, "record": rec + j, "row": rec + j,
+                                      "witnesses": _witnesses(opts["where"], ms)})
+                else:
+                    keep[j] = True
+            tbl = pa.Table.from_batches([batch])
+            outs["removed"][2].write_table(tbl.filter(pa.array(drop, type=pa.bool_())))
+            outs["clean"][2].write_table(tbl.filter(pa.array(keep, type=pa.bool_())))
+            s.counts["removed"] += sum(drop)
+            s.counts["clean"] += sum(keep)
+            s.counts["bad"] += len(rows) - len(ok)
+            rec += len(rows)
+            tally["removed"] += sum(drop)
+            tally["bytes"] += batch.nbytes
+            _tick(bar, len(rows), tally)
+        sizes = {}
+        for kind, (final, tmp, w) in outs.items():
+            w.close()
+            os.replace(tmp, final)
+            sizes[f"{kind}/{shard}"] = os.path.getsize(final)
+        nb = wb.commit()
+        if nb is not None:
+            sizes[f"bad/{shard}.jsonl"] = nb
+    except BaseException:
+        for _, tmp, w in outs.values():
+            try:
+                w.close()
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+        wb.abort()
+        raise
+    if _stat(path) != {"size": fp["size"], "mtime_ns": fp["mtime_ns"]}:
+        raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
+    return s.result(), fp["blake2b"], sizes
+
+
+# -- the output folder ---------------------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+class _Lock:
+    """``OUT/.lock``, created with O_EXCL, holding ``{"pid", "host", "started", "run_id"}``. A lock
+    whose pid is not running on this host is stale: it is removed, with a note."""
+
+    def __init__(self, out: str, run_id: str, log: Callable[[str], None], notes: list[str]) -> None:
+        self.path = os.path.join(out, LOCK_NAME)
+        self.run_id = run_id
+        self.host = socket.gethostname()
+        body = json.dumps({"pid": os.getpid(), "host": self.host, "started": _now(), "run_id": run_id})
+        for attempt in (0, 1):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                held = self._read()
+                pid, host = held.get("pid"), held.get("host")
+                if attempt == 0 and host == self.host and isinstance(pid, int) and not _pid_alive(pid):
+                    os.remove(self.path)
+                    note = f"removed the stale lock {self.path} of pid {pid}, which is not running on {host}"
+                    notes.append(note)
+                    log(f"note: {note}")
+                    continue
+                if not held:
+                    raise Qwen25IOError(
+                        f"{self.path}: the output folder is locked by a run whose lock cannot be read; if no "
+                        f"run is using {out}, remove {self.path} and rerun"
+                    ) from None
+                state = "is still running" if host == self.host else f"runs on host {host}, not this one ({self.host})"
+                raise Qwen25IOError(
+                    f"{self.path}: another decontaminate run holds this output folder (pid {pid} on {host}, "
+                    f"started {held.get('started')}; pid {pid} {state}); wait for it, or if that run is gone, "
+                    f"remove {self.path} and rerun"
+                ) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(body + "\n")
+            return
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                v = json.load(f)
+            return v if isinstance(v, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self._read().get("run_id") == self.run_id:
+            os.remove(self.path)
+
+
+def _sweep(out: str, shards: list[str]) -> list[str]:
+    """Remove every file under clean/, removed/, bad/ and .state/ that belongs to no current shard
+    (and leftover temporary files); the removed paths, relative to ``out``, sorted."""
+    keep = set()
+    for s in shards:
+        keep |= {f"clean/{s}", f"removed/{s}", f"bad/{s}.jsonl", f"{STATE_DIR}/{s}.json"}
+    gone = []
+    for top in _OUT_DIRS:
+        root = os.path.join(out, top)
+        if not os.path.isdir(root):
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+            for fn in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, out).replace(os.sep, "/")
+                if rel not in keep:
+                    os.remove(full)
+                    gone.append(rel)
+            if dirpath != root and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+    return sorted(gone)
+
+
+def _resume_check(out: str, shard: str, path: str, opts_fp: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(the state to resume from, None) or (None, why the shard is done again; None if never done)."""
+    state_path = os.path.join(out, STATE_DIR, shard + ".json")
+    if not os.path.exists(state_path):
+        return None, None
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            st = json.load(f)
+        if not isinstance(st, dict) or st.get("version") != STATE_VERSION:
+            return None, "its state file is from another version"
+    except (OSError, ValueError):
+        return None, "its state file cannot be read"
+    old = st.get("options", {})
+    diff = [k for k in sorted(set(old) | set(opts_fp)) if old.get(k) != opts_fp.get(k)]
+    if diff:
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {opts_fp.get(k)!r}" if k != "tests_blake2b" else "the test items"
+                          for k in diff)
+        return None, f"the options changed ({shown})"
+    prev = st.get("input", {})
+    now = _stat(path)
+    for k, what in (("size", "size"), ("mtime_ns", "modification time")):
+        if prev.get(k) != now[k]:
+            return None, f"the input's {what} changed ({prev.get(k)} -> {now[k]})"
+    if fingerprint(path)["blake2b"] != prev.get("blake2b"):
+        return None, "the input's content changed (BLAKE2b differs)"
+    for rel, size in st.get("outputs", {}).items():
+        p = os.path.join(out, *rel.split("/"))
+        if not os.path.isfile(p) or os.path.getsize(p) != size:
+            return None, f"its output {rel} is missing or changed"
+    if not st.get("outputs"):
+        return None, "its state lists no outputs"
+    return st, None
+
+
+# -- the job -------------------------------------------------------------------------------------
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_job(
+    *, train: list[str], tests: list[str], out: str, report_path: str | None = None, field: str = "text",
+    test_field: str = "text", mode: str = "qwen", ngram: int = 13, lcs_min: int = 13, lcs_ratio: float = 0.6,
+    window: str | int | None = DEFAULT_WINDOW, skip_bad: bool = False, encoding_errors: str = "strict",
+    batch_size: int = 2048, num_threads: int | None = None, progress: bool = True, compress_level: int = 6,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Decontaminate the training shards ``train`` (paths or globs; JSONL, ``.jsonl.gz``,
+    ``.jsonl.zst`` or Parquet) against ``tests`` (benchmark names or files) into ``out``; see the
+    module docstring for the folder, the formats, resume and the report. Returns the report (plus
+    ``report_path``). ``log`` receives notes and warnings as they happen (default: stderr)."""
+    from .decontam import Decontaminator
+
+    log = log or _stderr
+    started = _now()
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
+    window = parse_window(window)
+    _check_options(batch_size, num_threads, compress_level, encoding_errors)
+    files = expand_train(train, out)
+    names = shard_names(files)
+    items, where = load_tests(tests, test_field)
+    if not items:
+        raise Qwen25ValueError(f"--test {', '.join(tests)}: no test items: nothing to decontaminate against")
+    notes: list[str] = []
+    warns: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            d = Decontaminator(
+                [{"id": f"{n} {rid}", "text": it} for it, (n, _, rid) in zip(items, where)],
+                mode=mode, ngram=ngram, lcs_min=lcs_min, lcs_ratio=lcs_ratio, window=window,
+            )  # fmt: skip
+        except Qwen25ValueError as e:
+            raise Qwen25ValueError(" ".join(str(e).split())) from None
+    for w in caught:
+        msg = f"test sets: {' '.join(str(w.message).split())}"
+        warns.append(msg)
+        log(f"warning: {msg}")
+    params = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window,
+              "field": field, "test_field": test_field, "skip_bad": skip_bad, "encoding_errors": encoding_errors,
+              "tests": list(tests), "test_items": len(items)}  # fmt: skip
+    opts_fp = {k: params[k] for k in ("mode", "ngram", "lcs_min", "lcs_ratio", "window", "field", "test_field",
+                                      "skip_bad", "encoding_errors")}
+    opts_fp["tests_blake2b"] = _tests_hash(items, where)
+    options = {"train": list(train), "tests": list(tests), "out": out, "report_path": report_path, "field": field,
+               "test_field": test_field, "mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio,
+               "window": window, "skip_bad": skip_bad, "encoding_errors": encoding_errors,
+               "batch_size": batch_size, "num_threads": num_threads, "compress_level": compress_level}  # fmt: skip
+    from .. import _native
+
+    rpath = report_path or os.path.join(out, "report.json")
+    os.makedirs(out, exist_ok=True)
+    lock = _Lock(out, run_id, log, notes)
+    pool = None
+    bar = None
+    try:
+        if os.path.isfile(rpath):
+            os.remove(rpath)  # a report names a finished run; this folder is about to change
+        stale = _sweep(out, names)
+        if stale:
+            note = f"removed {len(stale)} file(s) of shards not in this run's input: {', '.join(stale[:5])}" + (
+                f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+            notes.append(note)
+            log(f"note: {note}")
+        pool = ThreadPoolExecutor(max_workers=_native.effective_threads(num_threads), thread_name_prefix="qwen25-gzip")
+        opts = {"field": field, "skip_bad": skip_bad, "encoding_errors": encoding_errors, "batch_size": batch_size,
+                "num_threads": num_threads, "where": where, "pool": pool, "compress_level": compress_level}
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="rec", unit_scale=True, desc="decontaminate", file=sys.stderr)
+        tally: dict[str, float] = {"removed": 0, "bytes": 0, "t0": time.perf_counter()}
+        shards: list[dict[str, Any]] = []
+        inputs: list[dict[str, Any]] = []
+        for path, shard in zip(files, names):
+            st, why = _resume_check(out, shard, path, opts_fp)
+            if st is not None:
+                res = st["result"]
+                res["resumed"] = True
+                shards.append(res)
+                inputs.append({"path": path, "shard": shard, **st["input"], "resumed": True})
+                continue
+            if why is not None:
+                note = f"shard {shard}: redone: {why}"
+                notes.append(note)
+                log(f"note: {note}")
+            state_path = os.path.join(out, STATE_DIR, shard + ".json")
+            if os.path.exists(state_path):
+                os.remove(state_path)  # not done until its outputs are all replaced
+            before = _stat(path)
+            proc = _process_parquet if path.lower().endswith(".parquet") else _process_jsonl
+            res, digest, sizes = proc(d, path, shard, out, opts, bar, tally)
+            fp = {**before, "blake2b": digest}
+            _atomic_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
+                                      "result": res})
+            res["resumed"] = False
+            if why is not None:
+                res["redone"] = why
+            shards.append(res)
+            inputs.append({"path": path, "shard": shard, **fp, "resumed": False})
+        if bar is not None:
+            bar.close()
+            bar = None
+        run = {"id": run_id, "started": started, "finished": _now(), "qwen25_version": _version(),
+               "options": options, "inputs": inputs}
+        report = build_report(params, shards, where, run=run, notes=notes, warns=warns, stale=stale,
+                              short_items=[where[i] for i in getattr(d, "short_items", [])])
+        _atomic_json(rpath, report)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+        lock.release()
+    report["report_path"] = rpath
+    return report
+
+
+def _version() -> str:
+    try:
+        from .. import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+# -- the report ----------------------------------------------------------------------------------
+def generic_items(hits: dict[Any, int]) -> tuple[float, list[Any]]:
+    """(the bar, the items over it): an item that removed more than
+    ``max(GENERIC_MIN_HITS, GENERIC_FACTOR * median)`` records, the median taken over the items
+    that removed any (and not used when fewer than ``GENERIC_MIN_ITEMS`` did)."""
+    counts = [n for n in hits.values() if n > 0]
+    med = statistics.median(counts) if len(counts) >= GENERIC_MIN_ITEMS else 0
+    bar = max(GENERIC_MIN_HITS, GENERIC_FACTOR * med)
+    return bar, sorted((k for k, n in hits.items() if n > bar), key=lambda k: (-hits[k], k))
+
+
+def build_report(
+    params: dict[str, Any], shards: list[dict[str, Any]], where: list[tuple[str, int, str]], *,
+    run: dict[str, Any] | None = None, notes: list[str] | None = None, warns: list[str] | None = None,
+    stale: list[str] | None = None, short_items: list[tuple[str, int, str]] | None = None,
+) -> dict[str, Any]:
+    """The JSON report of a run from its shards' results (see the module docstring)."""
+    counts = {"in": 0, "clean": 0, "removed": 0, "bad": 0, "blank": 0}
+    removed: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    damaged: list[dict[str, Any]] = []
+    test_sets: dict[str, dict[str, Any]] = {}
+    per_item: dict[tuple[str, int], int] = {}
+    ids: dict[tuple[str, int], str] = {}
+    for name, i, rid in where:
+        test_sets.setdefault(name, {"items": 0, "items_hit": 0, "fraction_hit": 0.0, "hits": {}})["items"] += 1
+        ids[(name, i)] = rid
+    for s in shards:
+        for k in counts:
+            counts[k] += s["counts"].get(k, 0)
+        removed.extend(s["removed"])
+        bad.extend(s["bad"])
+        if s.get("damage"):
+            damaged.append(s["damage"])
+        for r in s["removed"]:
+            for w in r["witnesses"]:
+                hit = {k: r[k] for k in ("shard", "record", "line", "row") if k in r}
+                test_sets[w["test_set"]]["hits"].setdefault(w["test_id"], []).append(hit)
+                key = (w["test_set"], w["test_index"])
+                per_item[key] = per_item.get(key, 0) + 1
+    for ts in test_sets.values():
+        ts["items_hit"] = len(ts["hits"])
+        ts["fraction_hit"] = ts["items_hit"] / ts["items"] if ts["items"] else 0.0
+    if short_items:
+        for name, _, rid in short_items:
+            test_sets[name].setdefault("too_short", []).append(rid)
+    assert counts["in"] == counts["clean"] + counts["removed"] + counts["bad"]
+    most = sorted(per_item, key=lambda k: (-per_item[k], k))[:10]
+    bar, generic = generic_items(per_item)
+    all_warns = list(warns or [])
+    for k in generic:
+        all_warns.append(
+            f"test item {k[0]} {ids[k]} (index {k[1]}) removed {per_item[k]} records, more than "
+            f"max({GENERIC_MIN_HITS}, {GENERIC_FACTOR} x the median per hit item) = {bar:g}: it may be generic "
+            "text rather than contamination; audit its removals in the report"
+        )
+    for dmg in damaged:
+        at = f"line {dmg['line']}" if "line" in dmg else f"row {dmg['row']}"
+        all_warns.append(f"shard {dmg['shard']}: {dmg['reason']}; the records from {at} on were not read")
+    if counts["bad"]:
+        all_warns.append(f"{counts['bad']} bad record(s) skipped; they are listed in the report and kept in bad/")
+    return {
+        "run": run or {},
+        "params": params,
+        "counts": counts,
+        "shards": [{"shard": s["shard"], **s["counts"], "resumed": s.get("resumed", False),
+                    **({"redone": s["redone"]} if s.get("redone") else {}),
+                    **({"damaged": True} if s.get("damage") else {})} for s in shards],  # fmt: skip
+        "test_sets": test_sets,
+        "most_hit": [{"test_set": k[0], "test_id": ids[k], "test_index": k[1], "records": per_item[k]} for k in most],
+        "generic_bar": bar,
+        "warnings": all_warns,
+        "notes": list(notes or []),
+        "stale_removed": list(stale or []),
+        "removed": removed,
+        "bad": bad,
+        "damaged": damaged,
+    }
+
+
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}" + ("" if k == 1 else "s")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The report in a few lines, for a terminal."""
+    c = report["counts"]
+    p = report["params"]
+    shards = report["shards"]
+    n_res = sum(1 for s in shards if s.get("resumed"))
+    n_redo = sum(1 for s in shards if s.get("redone"))
+    how = f" ({n_res} resumed" + (f", {n_redo} redone" if n_redo else "") + ")" if n_res or n_redo else ""
+    lines = [
+        f"decontaminate ({p['mode']}, ngram={p['ngram']}, lcs_min={p['lcs_min']}, lcs_ratio={p['lcs_ratio']}, "
+        f"window={'none' if p['window'] is None else p['window']}): {c['in']} records in {len(shards)} shard(s)"
+        f"{how}: {c['clean']} clean, {c['removed']} removed, {c['bad']} bad",
+    ]
+    for name, ts in report["test_sets"].items():
+        top = sorted(ts["hits"].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:5]
+        tops = ", ".join(f"{k} ({len(v)})" for k, v in top)
+        lines.append(f"  {name}: {ts['items_hit']} of {ts['items']} test items hit training records "
+                     f"({100 * ts['fraction_hit']:.1f}%)" + (f"; most: {tops}" if tops else ""))
+    if report.get("most_hit"):
+        lines.append("  most-hit test items: " + ", ".join(
+            f"{m['test_set']} {m['test_id']} ({_n(m['records'], 'record')})" for m in report["most_hit"][:5]))
+    for n in report.get("notes", []):
+        lines.append(f"  note: {n}")
+    for w in report.get("warnings", []):
+        lines.append(f"  warning: {w}")
+    if "report_path" in report:
+        lines.append(f"  report: {report['report_path']}")
+    return "\n".join(lines)
