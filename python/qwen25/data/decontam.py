@@ -276,10 +276,17 @@ def normalize(text: str) -> str:
 
 
 def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) -> dict[str, Any]:
-    """Decontaminate the bundled demo corpus against HumanEval and print the report summary."""
+    """Decontaminate the bundled demo corpus against HumanEval (through the library job), print
+    the report summary and the precision and recall on the planted records.
+
+    The corpus marks each planted record (an edited HumanEval problem) with ``"planted":
+    "<task id>: <edit kind>"``. Recall = planted removed / planted, precision = planted removed /
+    all removed, overall and per edit kind; they are returned under ``report["demo"]``."""
+    import gzip
+    import json
     import tempfile
 
-    from ..commands.decontaminate import run_job, summary
+    from .decontam_job import run_job, summary
 
     corpus = os.path.join(os.path.dirname(__file__), "demo", "decontam_demo.jsonl.gz")
     tmp = None
@@ -287,26 +294,36 @@ def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) ->
         tmp = tempfile.TemporaryDirectory(prefix="qwen25-decontam-demo-")
         out_dir = tmp.name
     try:
-        report = run_job(
-            train=[corpus], tests=["humaneval"], out=out_dir, report_path=os.path.join(out_dir, "report.json"),
-            progress=progress,
-        )
+        report = run_job(train=[corpus], tests=["humaneval"], out=out_dir, progress=progress)
         if tmp is not None:
             report.pop("report_path", None)  # the temporary folder goes away
         print(summary(report))
-        import gzip
-        import json
-
+        kinds: dict[int, str] = {}  # line -> edit kind of each planted record
         with gzip.open(corpus, "rt", encoding="utf-8") as f:
-            recs = [json.loads(line) for line in f]
-        removed = {r["record"] for r in report["removed"]}
-        planted = [i for i, r in enumerate(recs) if "planted" in r]
-        caught = [i for i in planted if i in removed]
-        print(
-            f"  demo: {len(caught)} of {len(planted)} planted (edited HumanEval) records removed; "
-            f"{len(removed - set(planted))} plain records removed; kept planted: "
-            + (", ".join(recs[i]["planted"] for i in planted if i not in removed) or "none")
-        )
+            for n, line in enumerate(f, 1):
+                rec = json.loads(line)
+                if "planted" in rec:
+                    kinds[n] = str(rec["planted"]).rpartition(": ")[2] or "planted"
+        removed = {r["line"] for r in report["removed"]}
+        caught = removed & set(kinds)
+
+        def frac(a: int, b: int) -> str:
+            return f"{a}/{b} = {a / b:.2f}" if b else f"{a}/{b} = n/a"
+
+        by_kind = {}
+        for k in sorted(set(kinds.values())):
+            lines = {n for n, v in kinds.items() if v == k}
+            by_kind[k] = {"planted": len(lines), "removed": len(lines & removed)}
+        report["demo"] = {
+            "planted": len(kinds), "removed": len(removed), "planted_removed": len(caught),
+            "recall": len(caught) / len(kinds) if kinds else None,
+            "precision": len(caught) / len(removed) if removed else None,
+            "by_kind": by_kind,
+        }
+        print(f"  demo: recall {frac(len(caught), len(kinds))} (planted records removed / planted), "
+              f"precision {frac(len(caught), len(removed))} (planted removed / all removed)")
+        print("  demo recall per planted edit: " + ", ".join(
+            f"{k} {v['removed']}/{v['planted']}" for k, v in by_kind.items()))
         return report
     finally:
         if tmp is not None:
