@@ -27,13 +27,17 @@ Ids are the dataset's own (``task_id``, ``question_id``, ``id``, ...) where it h
 ``name/split/index`` (``name/config/split/index`` for sets that are a union of configs: MMLU-redux,
 BBH, MATH, MultiPL-E), so they are stable across sources.
 
-Hub ids, configs and field names: GSM8K, MMLU, MMLU-Pro, ARC, HellaSwag, TruthfulQA, BBH (lukaemon),
-MATH (EleutherAI), HumanEval(+), MBPP(+), MultiPL-E, IFEval, Arena-Hard v0.1 and the MT-Bench prompts
-were checked against their dataset cards or file listings. Not verified here (from the papers'
-repositories and common loaders): GPQA's CSV column names and that the repository has no loading
-script; TheoremQA's field names (``Question``/``Answer``; an ``id`` is used when present); the
-MMLU-redux CSV encoding of ``choices``; WinoGrande's config layout; LiveCodeBench's file names
-``test.jsonl``, ``test2.jsonl``, ... .
+Checked here against dataset cards, file listings and public loaders: MMLU-redux (30 subject
+configs; ``question``/``choices``/``answer``), GPQA (``gpqa_main.csv`` etc. at the top; columns from
+mirrors of the gated repository), TheoremQA (``data/test-*.parquet``; ``Question``/``Answer``/
+``Picture``), HellaSwag (fields; a script on ``main``, parquet on its export), WinoGrande
+(``winogrande_xl/validation-*.parquet``), BBH and MultiPL-E (per-config parquet), LiveCodeBench (a
+loading script plus ``test.jsonl`` ... ``test6.jsonl``), IFEval (``ifeval_input_data.jsonl``),
+Arena-Hard v0.1 and the MT-Bench prompts (fields and files). Taken from the well-known cards without
+re-checking: the ids and fields of GSM8K, MMLU, MMLU-Pro, ARC, TruthfulQA, MATH, HumanEval(+),
+MBPP(+). Not verified: how the MMLU-redux ``test.csv`` writes ``choices`` (a JSON or Python list
+literal is read), GPQA's ``Record ID`` column (the id when present), and any load from the live
+hub, which this project's machines cannot reach (the hub path is tested through the offline cache).
 """
 
 from __future__ import annotations
