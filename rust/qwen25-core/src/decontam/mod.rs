@@ -460,7 +460,7 @@ impl Decontaminator {
                 let pat = &self.patterns[item as usize];
                 let le = pat.len();
                 // the first window (in order of position) that meets the rule
-                let mut judge = |w: (usize, usize)| -> Option<usize> {
+                let judge = |table: &mut [u32], w: (usize, usize)| -> Option<usize> {
                     let (s, e) = w;
                     if self.cfg.threshold(e - s, le) > (e - s).min(le) {
                         return None;
@@ -482,7 +482,7 @@ impl Decontaminator {
                             if pat.bag_bound(d, c) < thr {
                                 None
                             } else {
-                                judge((0, t.len())).map(|l| (l, (0, t.len())))
+                                judge(table, (0, t.len())).map(|l| (l, (0, t.len())))
                             }
                         }
                     }
@@ -495,7 +495,7 @@ impl Decontaminator {
                                 continue;
                             }
                             last = w;
-                            if let Some(l) = judge(w) {
+                            if let Some(l) = judge(table, w) {
                                 found = Some((l, w));
                                 break;
                             }
@@ -504,17 +504,42 @@ impl Decontaminator {
                     }
                     Window::Aligned => {
                         let e = &self.items[item as usize];
+                        let mut ws: Vec<(usize, usize)> = ngram::shared_offsets(t, e, n, &pos)
+                            .into_iter()
+                            .map(|off| aligned_bounds(off, le, t.len()))
+                            .collect();
+                        ws.dedup();
+                        // Nearby alignments (a repeated n-gram, a number list) give overlapping
+                        // windows: judge a run of them at once on their union first. Its LCS
+                        // bounds each window's from above, so a union below every window's
+                        // threshold rejects the run exactly; otherwise each window is judged,
+                        // leftmost first.
+                        let span = 2 * (le + 2 * le.div_ceil(ALIGN_SLACK_DIV));
                         let mut found = None;
-                        let mut last = (usize::MAX, 0);
-                        for off in ngram::shared_offsets(t, e, n, &pos) {
-                            let w = aligned_bounds(off, le, t.len());
-                            if w == last {
-                                continue;
+                        let mut a = 0;
+                        while a < ws.len() && found.is_none() {
+                            let mut b = a + 1;
+                            while b < ws.len() && ws[b].1 - ws[a].0 <= span {
+                                b += 1;
                             }
-                            last = w;
-                            if let Some(l) = judge(w) {
-                                found = Some((l, w));
-                                break;
+                            let run = &ws[a..b];
+                            a = b;
+                            let need = run
+                                .iter()
+                                .map(|&(s, e)| self.cfg.threshold(e - s, le))
+                                .min()
+                                .unwrap_or(usize::MAX);
+                            if run.len() > 1 {
+                                let (s, e) = (run[0].0, run[run.len() - 1].1);
+                                if pat.lcs_dense(table, &td[s..e]) < need {
+                                    continue;
+                                }
+                            }
+                            for &w in run {
+                                if let Some(l) = judge(table, w) {
+                                    found = Some((l, w));
+                                    break;
+                                }
                             }
                         }
                         found
@@ -573,24 +598,19 @@ impl Decontaminator {
                         .threshold(t.len(), self.patterns[item as usize].len())
             });
         });
-        self.with_table(|table| {
-            for &item in &touched {
-                let pat = &self.patterns[item as usize];
-                let l = pat.lcs_dense(table, &known);
-                if self.cfg.rule_holds(l, t.len(), pat.len()) {
-                    out.push(Match {
-                        test_index: item as usize,
-                        lcs: Some(l),
-                        ngram_hits: Vec::new(),
-                        spans: Vec::new(),
-                        window: Some((0, t.len())),
-                        char_window: None,
-                    });
-                    if !all {
-                        break;
-                    }
-                }
+        lcs::lcs_many(&self.patterns, &touched, &known, |item, l| {
+            if self.cfg.rule_holds(l, t.len(), self.patterns[item as usize].len()) {
+                out.push(Match {
+                    test_index: item as usize,
+                    lcs: Some(l),
+                    ngram_hits: Vec::new(),
+                    spans: Vec::new(),
+                    window: Some((0, t.len())),
+                    char_window: None,
+                });
+                return all;
             }
+            true
         });
         out
     }
