@@ -93,7 +93,8 @@ def test_bad_values_fail_before_reading(tmp_path, edit, match):
 
 def test_test_set_path_is_relative_to_the_toml(tmp_path, monkeypatch):
     write_corpus(tmp_path)
-    (tmp_path / "bench.jsonl").write_text(json.dumps({"text": "a held-out test item about orchards"}) + "\n")
+    item = "a held-out test item about the orchards of the northern valley and the apples they grow each year"
+    (tmp_path / "bench.jsonl").write_text(json.dumps({"text": item}) + "\n")
     cfg = tmp_path / "pipeline.toml"
     cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "bench.jsonl" }\n')
     monkeypatch.chdir("/")
