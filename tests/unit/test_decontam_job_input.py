@@ -393,3 +393,41 @@ def test_test_set_errors_and_warnings(tmp_path, capsys):
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert any("short.jsonl s1" in w for w in rep["warnings"])
     assert rep["test_sets"]["short.jsonl"]["too_short"] == ["s1"]
+
+
+def test_test_specs_go_through_benchmarks_resolve(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    q = [f"{ITEMS[i]} how many apples are left" for i in range(2)]
+    a = [f"{PLAIN[i]} the answer is {i + 3}" for i in range(2)]
+    gsm = tmp_path / "gsm8k_test.jsonl"  # GSM8K's own fields
+    gsm.write_text("".join(json.dumps({"question": x, "answer": y}) + "\n" for x, y in zip(q, a)))
+    _write(tmp_path / "corpus" / "x.jsonl", b"".join(_line(t) + b"\n" for t in
+                                                     [PLAIN[5], f"{q[1]}\n{a[1]}", PLAIN[6]]))
+    rc = main(["decontaminate", "--train", str(tmp_path / "corpus" / "x.jsonl"), "--test", f"gsm8k={gsm}",
+               "--out", str(tmp_path / "o"), "--no-progress"])
+    o = capsys.readouterr()
+    assert rc == 0, o.err
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert list(rep["test_sets"]) == ["gsm8k"] and rep["test_sets"]["gsm8k"]["items"] == 2
+    assert [(r["line"], r["witnesses"][0]["test_set"], r["witnesses"][0]["test_index"]) for r in rep["removed"]] == \
+        [(2, "gsm8k", 1)]
+    # a group or name that cannot be loaded offline is a one-line error, not a traceback
+    rc = main(["decontaminate", "--train", str(tmp_path / "corpus" / "x.jsonl"), "--test", "nosuchgroup",
+               "--out", str(tmp_path / "o2"), "--no-progress"])
+    assert "unknown benchmark 'nosuchgroup'" in _one_line_error(rc, capsys.readouterr().err)
+
+
+def test_two_test_files_of_one_name_stay_apart(tmp_path, capsys):
+    for d, item in (("a", ITEMS[0]), ("b", ITEMS[1])):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "t.jsonl").write_text(json.dumps({"id": "q", "text": item}) + "\n")
+    _write(tmp_path / "corpus" / "x.jsonl", _line(_dirty(1)) + b"\n")  # carries ITEMS[1]
+    rc = main(["decontaminate", "--train", str(tmp_path / "corpus" / "x.jsonl"), "--test", str(tmp_path / "a" / "t.jsonl"),
+               "--test", str(tmp_path / "b" / "t.jsonl"), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    second = str(tmp_path / "b" / "t.jsonl")
+    assert {k: v["items_hit"] for k, v in rep["test_sets"].items()} == {"t.jsonl": 0, second: 1}
+    assert rep["removed"][0]["witnesses"][0]["test_set"] == second

@@ -20,7 +20,8 @@ input's schema. ``OUT/bad/<shard>.jsonl`` holds one JSON object per bad line,
 ``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet: ``"row"`` instead of
 ``"line"``), where ``raw`` is the line without its ending, decoded with ``surrogateescape`` and
 written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
-For a Parquet row, ``raw`` is the row as JSON.
+For a Parquet row, ``raw`` is the row as JSON. A damaged compressed shard adds one last entry
+there, ``{"line": L, "record": null, "reason": ..., "raw": ""}``.
 
 Bad input. A line that cannot become a text (malformed JSON, invalid UTF-8 under
 ``encoding_errors="strict"``, a lone surrogate anywhere in the record, not a JSON object, no text
@@ -259,6 +260,8 @@ def load_tests(tests: list[str], field: str = "text") -> tuple[list[str | list[i
     seen: set[str] = set()
     for spec in tests:
         for name, recs, from_file in _test_sets(spec):
+            if from_file and name in seen:
+                name = spec  # two files of one name: the second is known by its path
             if name in seen:
                 raise Qwen25ValueError(f"--test {spec}: a test set named {name!r} is given twice")
             seen.add(name)
