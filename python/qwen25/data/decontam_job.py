@@ -1129,6 +1129,9 @@ def build_report(
     for ts in test_sets.values():
         ts["items_hit"] = len(ts["hits"])
         ts["fraction_hit"] = ts["items_hit"] / ts["items"] if ts["items"] else 0.0
+    for name, ts in test_sets.items():  # hits listed by count, then by index in the set
+        order = sorted((k for k in per_item if k[0] == name), key=lambda k: (-per_item[k], k[1]))
+        ts["hits"] = {ids[k]: ts["hits"][ids[k]] for k in order}
     if short_items:
         for name, _, rid in short_items:
             test_sets[name].setdefault("too_short", []).append(rid)
@@ -1184,7 +1187,7 @@ def summary(report: dict[str, Any]) -> str:
         f"{how}: {c['clean']} clean, {c['removed']} removed, {c['bad']} bad",
     ]
     for name, ts in report["test_sets"].items():
-        top = sorted(ts["hits"].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:5]
+        top = list(ts["hits"].items())[:5]  # by count, then index (build_report)
         tops = ", ".join(f"{k} ({len(v)})" for k, v in top)
         lines.append(f"  {name}: {ts['items_hit']} of {ts['items']} test items hit training records "
                      f"({100 * ts['fraction_hit']:.1f}%)" + (f"; most: {tops}" if tops else ""))
