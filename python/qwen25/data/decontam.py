@@ -155,8 +155,11 @@ class Decontaminator:
         self.short_items: list[int] = short
         if not short:
             return
+
         def name(i: int) -> str:
-            return self.test_ids[i] if self.test_ids[i] is not None else f"#{i}"
+            tid = self.test_ids[i]
+            return tid if tid is not None else f"#{i}"
+
         if len(short) == len(self):
             raise Qwen25ValueError(
                 f"every test item is shorter than {what}={need} {unit} after normalisation, so none "
