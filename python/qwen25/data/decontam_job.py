@@ -1191,7 +1191,7 @@ def summary(report: dict[str, Any]) -> str:
         tops = ", ".join(f"{k} ({len(v)})" for k, v in top)
         lines.append(f"  {name}: {ts['items_hit']} of {ts['items']} test items hit training records "
                      f"({100 * ts['fraction_hit']:.1f}%)" + (f"; most: {tops}" if tops else ""))
-    if report.get("most_hit") and len(report["test_sets"]) > 1:
+    if report.get("most_hit"):
         lines.append("  most-hit test items: " + ", ".join(
             f"{m['test_set']} {m['test_id']} ({_n(m['records'], 'record')})" for m in report["most_hit"][:5]))
     for n in report.get("notes", []):
