@@ -188,6 +188,8 @@ pub struct Decontaminator {
     /// lcs mode: dense id -> range of `postings` (test item, count)
     inverted: Vec<(u32, u32)>,
     postings: Vec<(u32, u32)>,
+    /// lcs mode: the patterns in lane groups with prebuilt tables (small vocabularies only)
+    bank: lcs::Bank,
     /// ngram mode: the test words by id; 64-bit word hash -> id (hits are verified against
     /// `words`, so a hash collision never makes a false match); test words whose hash collided
     /// with another test word's are looked up by string
@@ -296,7 +298,9 @@ impl Decontaminator {
         };
         let mut inverted = Vec::new();
         let mut postings = Vec::new();
+        let mut bank = lcs::Bank::default();
         if cfg.mode == Mode::Lcs {
+            bank = lcs::Bank::new(&patterns, dense.len(), |i| patterns[i].len() >= cfg.lcs_min);
             let mut all: Vec<(u32, u32, u32)> = Vec::new();
             for (i, p) in patterns.iter().enumerate() {
                 if p.len() < cfg.lcs_min {
@@ -327,6 +331,7 @@ impl Decontaminator {
             dense,
             inverted,
             postings,
+            bank,
             words,
             word_ids,
             collided,
@@ -363,6 +368,7 @@ impl Decontaminator {
             + self.dense.capacity() * 9
             + self.inverted.capacity() * 8
             + self.postings.capacity() * 8
+            + self.bank.heap_bytes()
             + vocab
     }
 
@@ -571,6 +577,15 @@ impl Decontaminator {
         let td = self.to_dense(t);
         let known: Vec<u32> = td.iter().copied().filter(|&x| x != NONE).collect();
         let (d, c) = lcs::bag(&known);
+        let scan: usize = d
+            .iter()
+            .map(|&v| self.inverted[v as usize].1 as usize)
+            .sum();
+        if self.bank.run_all_cheaper(scan, known.len()) {
+            // the count filter would cost more than it can save: every pattern runs
+            self.lcs_rule(t.len(), &known, None, all, &mut out);
+            return out;
+        }
         let mut touched: Vec<u32> = Vec::new();
         ACC.with(|acc| {
             let mut acc = acc.borrow_mut();
@@ -598,21 +613,42 @@ impl Decontaminator {
                         .threshold(t.len(), self.patterns[item as usize].len())
             });
         });
-        lcs::lcs_many(&self.patterns, &touched, &known, |item, l| {
-            if self.cfg.rule_holds(l, t.len(), self.patterns[item as usize].len()) {
+        self.lcs_rule(t.len(), &known, Some(&touched), all, &mut out);
+        out
+    }
+
+    /// The exact LCS of `known` (a training sequence of `lt` tokens in dense ids, tokens in no
+    /// test item left out) with each candidate (ascending; None: every pattern of the bank);
+    /// the ones that meet the rule go to `out` (only the first unless `all`).
+    fn lcs_rule(
+        &self,
+        lt: usize,
+        known: &[u32],
+        cands: Option<&[u32]>,
+        all: bool,
+        out: &mut Vec<Match>,
+    ) {
+        let visit = |item: u32, l: usize| {
+            if self
+                .cfg
+                .rule_holds(l, lt, self.patterns[item as usize].len())
+            {
                 out.push(Match {
                     test_index: item as usize,
                     lcs: Some(l),
                     ngram_hits: Vec::new(),
                     spans: Vec::new(),
-                    window: Some((0, t.len())),
+                    window: Some((0, lt)),
                     char_window: None,
                 });
                 return all;
             }
             true
-        });
-        out
+        };
+        match cands {
+            Some(c) => lcs::lcs_many(&self.patterns, Some(&self.bank), c, known, visit),
+            None => lcs::lcs_all(&self.patterns, &self.bank, known, visit),
+        }
     }
 
     #[inline]
