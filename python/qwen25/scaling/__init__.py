@@ -1,0 +1,49 @@
+"""Hyperparameter and loss scaling laws (``qwen25.scaling``).
+
+- :func:`fit` fits a sweep table: the optimal peak lr and batch size as power laws of model size
+  N and data D (near-best runs, log-space least squares, bootstrap intervals) and the loss in
+  Chinchilla's form; :meth:`ScalingFit.predict` gives lr, batch and loss with intervals.
+- :func:`compare_moe` sets MoE models (activated and total parameters) against dense ones at
+  equal loss.
+- :func:`deepseek` and :func:`steplaw` are the published laws of DeepSeek LLM and StepFun.
+- :func:`read_table` / :func:`write_table` read and write sweep tables (CSV or JSONL).
+
+Only numpy is needed.
+"""
+
+from __future__ import annotations
+
+from .fit import (
+    REQUIRED_KEYS,
+    Cell,
+    Estimate,
+    LossLaw,
+    PowerLaw,
+    ScalingFit,
+    compare_moe,
+    fit,
+    fit_loss_law,
+    fit_power_law,
+)
+from .references import deepseek, deepseek_compute, deepseek_flops_per_token, steplaw
+from .table import read_table, write_table
+
+__all__ = [
+    "REQUIRED_KEYS",
+    "Cell",
+    "Estimate",
+    "LossLaw",
+    "PowerLaw",
+    "ScalingFit",
+    "compare_moe",
+    "deepseek",
+    "deepseek_compute",
+    "deepseek_flops_per_token",
+    "fit",
+    "fit_loss_law",
+    "fit_power_law",
+    "read_table",
+    "steplaw",
+    "write_table",
+]
+
