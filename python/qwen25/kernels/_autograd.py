@@ -178,7 +178,9 @@ class FusedCrossEntropyFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         grad_h, grad_w, n_valid = ctx.saved_tensors
-        scale = grad_out.float() / n_valid
+        # with no valid token every row's gradient is zero: the gradients are zero (as
+        # F.cross_entropy's), not 0 * (1/0) = NaN; the loss itself stays NaN (0/0)
+        scale = grad_out.float() / n_valid.clamp(min=1)
         dh = (grad_h.float() * scale).to(ctx.dtypes[0]) if grad_h is not None else None
         dw = (grad_w * scale).to(ctx.dtypes[1]) if grad_w is not None else None
         return dh, dw, None, None, None, None, None

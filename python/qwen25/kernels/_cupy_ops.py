@@ -13,21 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._loader import get_functions
+from ._loader import ELEMENTWISE_THREADS, ROW_THREADS, get_functions
 
 _SUFFIX = {torch.float32: "f32", torch.bfloat16: "bf16"}
 _MAX_GRID = 65535 * 4  # the kernels loop over rows/elements beyond the grid (grid-stride)
 
 
 def _block_for(n: int) -> int:
-    """Threads per block for a row of n elements: a multiple of 32, 128..1024."""
+    """Threads per block for a row of n elements: a multiple of 32, 128..ROW_THREADS (the kernels'
+    __launch_bounds__)."""
     if n <= 1024:
         return 128
     if n <= 4096:
         return 256
     if n <= 16384:
         return 512
-    return 1024
+    return ROW_THREADS
 
 
 def _to_cupy(t: torch.Tensor) -> Any:
@@ -47,17 +48,25 @@ def _arg(a: Any) -> Any:
 
 def _launch(family: str, name: str, dtype: torch.dtype, device: torch.device, grid: int, block: int,
             args: tuple[Any, ...]) -> None:
+    """Launch ``name`` for ``dtype`` with ``grid`` blocks (at most _MAX_GRID: the kernels loop
+    past the grid) of ``block`` threads. Scalars in ``args`` are numpy scalars of the kernel's
+    parameter types; tensors are passed as device pointers."""
     if grid <= 0:
         return
+    _run(family, f"{name}_{_SUFFIX[dtype]}", device, min(grid, _MAX_GRID), block, args)
+
+
+def _run(family: str, entry: str, device: torch.device, grid: int, block: int, args: tuple[Any, ...]) -> None:
+    """The CuPy launch, on torch's current stream of ``device``."""
     import cupy
 
     index = device.index if device.index is not None else torch.cuda.current_device()
-    fn = get_functions(family, index)[f"{name}_{_SUFFIX[dtype]}"]
+    fn = get_functions(family, index)[entry]
     with cupy.cuda.Device(index):
         ptr = torch.cuda.current_stream(device).cuda_stream
         stream = cupy.cuda.ExternalStream(ptr, index) if ptr else cupy.cuda.Stream.null
         with stream:
-            fn((min(grid, _MAX_GRID),), (block,), tuple(_arg(a) for a in args))
+            fn((grid,), (block,), tuple(_arg(a) for a in args))
 
 
 def _i64(x: int) -> np.int64:
@@ -99,7 +108,9 @@ def rmsnorm_bwd(dy: torch.Tensor, x: torch.Tensor, w: torch.Tensor, rstd: torch.
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     rows, n = x.shape
     dx = torch.empty_like(x)
-    grid = min(rows, 1024)  # the kernels loop over the rows; each block keeps one dw_partial row
+    # the kernels loop over the rows; each block keeps one dw_partial row, so the grid is exactly
+    # the number of dw_partial rows (never clamped further by _launch)
+    grid = min(rows, 1024, _MAX_GRID)
     if grid == 0:
         return dx, torch.zeros(n, dtype=torch.float32, device=x.device)
     dw_partial = torch.empty(grid, n, dtype=torch.float32, device=x.device)
@@ -121,7 +132,7 @@ def rope_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: bool)
     bc = cos.shape[0]
     cb = cos.stride(0) if bc == b and b > 1 else 0
     total = b * h * s * (d // 2)
-    threads = 256
+    threads = ELEMENTWISE_THREADS
     _launch("rope", "rope_bwd" if backward else "rope_fwd", x.dtype, x.device,
             (total + threads - 1) // threads, threads,
             (x, cos, sin, _i64(b), _i64(h), _i64(s), _i32(d), _i64(x.stride(0)), _i64(x.stride(1)),
@@ -131,8 +142,8 @@ def rope_(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, backward: bool)
 # ---- swiglu ----------------------------------------------------------------------------------
 
 
-def _elementwise_grid(n: int, threads: int) -> int:
-    return (n + threads - 1) // threads
+def _elementwise_grid(n: int) -> int:
+    return (n + ELEMENTWISE_THREADS - 1) // ELEMENTWISE_THREADS
 
 
 def _packs(tensors: tuple[torch.Tensor, ...]) -> int:
@@ -150,10 +161,10 @@ def swiglu_fwd(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     n = gate.numel()
     packs = _packs((gate, up, out))
     if packs:
-        _launch("swiglu", "swiglu_fwd_vec", gate.dtype, gate.device, _elementwise_grid(packs, 256), 256,
-                (gate, up, out, _i64(packs)))
+        _launch("swiglu", "swiglu_fwd_vec", gate.dtype, gate.device, _elementwise_grid(packs),
+                ELEMENTWISE_THREADS, (gate, up, out, _i64(packs)))
     else:
-        _launch("swiglu", "swiglu_fwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
+        _launch("swiglu", "swiglu_fwd", gate.dtype, gate.device, _elementwise_grid(n), ELEMENTWISE_THREADS,
                 (gate, up, out, _i64(n)))
     return out
 
@@ -164,10 +175,10 @@ def swiglu_bwd(dout: torch.Tensor, gate: torch.Tensor, up: torch.Tensor) -> tupl
     n = gate.numel()
     packs = _packs((dout, gate, up, dgate, dup))
     if packs:
-        _launch("swiglu", "swiglu_bwd_vec", gate.dtype, gate.device, _elementwise_grid(packs, 256), 256,
-                (dout, gate, up, dgate, dup, _i64(packs)))
+        _launch("swiglu", "swiglu_bwd_vec", gate.dtype, gate.device, _elementwise_grid(packs),
+                ELEMENTWISE_THREADS, (dout, gate, up, dgate, dup, _i64(packs)))
     else:
-        _launch("swiglu", "swiglu_bwd", gate.dtype, gate.device, _elementwise_grid(n, 256), 256,
+        _launch("swiglu", "swiglu_bwd", gate.dtype, gate.device, _elementwise_grid(n), ELEMENTWISE_THREADS,
                 (dout, gate, up, dgate, dup, _i64(n)))
     return dgate, dup
 

@@ -26,6 +26,27 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 DTYPE_SUFFIXES: tuple[str, ...] = ("f32", "bf16")
 PRELUDE = "common.cuh"
 
+#: The most threads per block of a launch: one block per row (rmsnorm, moe, cross_entropy; the
+#: block grows with the row, see ``_cupy_ops._block_for``) or a fixed block for the elementwise
+#: families (rope, swiglu). Passed to the compiler as ``QWEN25_ROW_THREADS`` and
+#: ``QWEN25_ELEMENTWISE_THREADS``, which every entry point's ``__launch_bounds__`` names.
+ROW_THREADS = 1024
+ELEMENTWISE_THREADS = 256
+_ELEMENTWISE_FAMILIES = ("rope", "swiglu")
+
+
+def max_threads(family: str) -> int:
+    """The most threads per block that any launch of this family's entry points uses."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown kernel family {family!r}; known: {sorted(FAMILIES)}")
+    return ELEMENTWISE_THREADS if family in _ELEMENTWISE_FAMILIES else ROW_THREADS
+
+
+def compile_options() -> tuple[str, ...]:
+    """The options every compilation of the sources uses (CuPy on the GPU, NVRTC in the checks)."""
+    return ("-std=c++17", f"-DQWEN25_ROW_THREADS={ROW_THREADS}",
+            f"-DQWEN25_ELEMENTWISE_THREADS={ELEMENTWISE_THREADS}")
+
 
 class KernelCompileError(Qwen25Error, RuntimeError):
     """A CUDA source failed to compile. ``path`` is the ``.cu`` file; the message has the log."""
@@ -85,7 +106,7 @@ def get_functions(family: str, device_index: int) -> dict[str, Any]:
 
     source = assemble_source(family)
     with cupy.cuda.Device(device_index):
-        module = cupy.RawModule(code=source, options=("-std=c++17",))
+        module = cupy.RawModule(code=source, options=compile_options())
         try:
             return {name: module.get_function(name) for name in entry_points(family)}
         except cupy.cuda.compiler.CompileException as e:

@@ -9,6 +9,13 @@
 typedef unsigned short bf16_t;
 typedef long long i64;
 
+// The most threads per block that the launchers (kernels/_cupy_ops.py) use: every entry point
+// carries one of these in __launch_bounds__, so ptxas never assigns more registers than such a
+// block can hold. The loader defines both from kernels/_loader.py (one number for both sides).
+#if !defined(QWEN25_ROW_THREADS) || !defined(QWEN25_ELEMENTWISE_THREADS)
+#error "compile through qwen25.kernels._loader, which defines QWEN25_ROW_THREADS and QWEN25_ELEMENTWISE_THREADS"
+#endif
+
 #define QWEN25_NEG_INF (__int_as_float(0xff800000))
 
 __device__ __forceinline__ float to_float(float x) { return x; }
@@ -47,11 +54,26 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return warp_sum(v);  // each warp reduces the partials itself: no third barrier needed
 }
 
-// Merge the log-sum-exp state (m2, s2) into (m, s), where the state stands for m + log(s).
+// Online log-sum-exp. The state (m, s) stands for m + log(s); the empty state is (-inf, 0). A
+// term whose max equals the merged max is taken as exp(0) = 1 exactly, never as exp(m - mx): with
+// m = mx = +inf that would be exp(inf - inf) = NaN, where torch.logsumexp gives +inf. -inf
+// entries add nothing; a NaN entry makes s NaN (m never becomes NaN), as torch propagates it.
+__device__ __forceinline__ void lse_push(float& m, float& s, float v) {
+    if (v > m) {
+        s = s * expf(m - v) + 1.0f;  // m = -inf: s is 0 and expf(-inf) = 0
+        m = v;
+    } else if (v == m) {
+        if (m != QWEN25_NEG_INF) s += 1.0f;
+    } else {
+        s += expf(v - m);  // v < m, or v is NaN
+    }
+}
+
+// Merge the state (m2, s2) into (m, s).
 __device__ __forceinline__ void lse_merge(float& m, float& s, float m2, float s2) {
     const float mx = fmaxf(m, m2);
     if (mx == QWEN25_NEG_INF) return;  // both empty
-    s = s * expf(m - mx) + s2 * expf(m2 - mx);
+    s = (m == mx ? s : s * expf(m - mx)) + (m2 == mx ? s2 : s2 * expf(m2 - mx));
     m = mx;
 }
 

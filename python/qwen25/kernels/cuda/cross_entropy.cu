@@ -6,7 +6,9 @@
 // and, when write_grad != 0, overwrites the row in place with d loss[r] / d logits[r, :]:
 //   softmax(logits[r]) - onehot(labels[r])           (a zero row where ignored)
 // Labels are checked to lie in [0, V) (or equal ignore_index) by the caller.
-// Launch: one block per row (grid-stride), blockDim a multiple of 32.
+// A +inf logit gives lse = +inf (and loss +inf, or NaN when the label's logit is +inf), as
+// torch.logsumexp and F.cross_entropy do.
+// Launch: one block per row (grid-stride), blockDim a multiple of 32, at most QWEN25_ROW_THREADS.
 
 template <typename T>
 __device__ void ce_rows(T* __restrict__ logits, const i64* __restrict__ labels,
@@ -19,15 +21,7 @@ __device__ void ce_rows(T* __restrict__ logits, const i64* __restrict__ labels,
         const i64 label = labels[r];
         const bool ignored = label == ignore_index;
         float m = QWEN25_NEG_INF, s = 0.0f;
-        for (i64 j = threadIdx.x; j < V; j += blockDim.x) {
-            const float v = to_float(row[j]);
-            if (v > m) {
-                s = s * expf(m - v) + 1.0f;
-                m = v;
-            } else if (m != QWEN25_NEG_INF) {
-                s += expf(v - m);
-            }
-        }
+        for (i64 j = threadIdx.x; j < V; j += blockDim.x) lse_push(m, s, to_float(row[j]));
         block_lse(m, s, scratch_m, scratch_s);
         const float l = m + logf(s);
         if (threadIdx.x == 0) {
@@ -46,10 +40,10 @@ __device__ void ce_rows(T* __restrict__ logits, const i64* __restrict__ labels,
     }
 }
 
-#define QWEN25_CE_ENTRY(T, SUFFIX)                                                                   \
-    extern "C" __global__ void ce_rows_##SUFFIX(T* logits, const i64* labels, float* loss,         \
-                                               float* lse, i64 rows, i64 V, i64 ignore_index,     \
-                                               int write_grad) {                                  \
+#define QWEN25_CE_ENTRY(T, SUFFIX)                                                                 \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    ce_rows_##SUFFIX(T* logits, const i64* labels, float* loss, float* lse, i64 rows, i64 V,       \
+                     i64 ignore_index, int write_grad) {                                           \
         ce_rows<T>(logits, labels, loss, lse, rows, V, ignore_index, write_grad);                  \
     }
 

@@ -7,7 +7,7 @@
 // Rows are [*, n] contiguous. Empty expert groups need nothing special: they own no rows.
 
 // dst[j, :] = scale[j] * src[src_row[j], :]   (no scaling when has_scale == 0)
-// Launch: one block per destination row (grid-stride).
+// Launch: one block per destination row (grid-stride), at most QWEN25_ROW_THREADS threads.
 template <typename T>
 __device__ void moe_gather(const T* __restrict__ src, const i64* __restrict__ src_row,
                            const float* __restrict__ scale, int has_scale, T* __restrict__ dst,
@@ -26,7 +26,7 @@ __device__ void moe_gather(const T* __restrict__ src, const i64* __restrict__ sr
 
 // dst[t, :] = sum_k scale[t*K + k] * src[pos[t*K + k], :]   (fp32 sum in k order; scale 1 when
 // has_scale == 0). A gather, not a scatter: deterministic, no atomics.
-// Launch: one block per token (grid-stride).
+// Launch: one block per token (grid-stride), at most QWEN25_ROW_THREADS threads.
 template <typename T>
 __device__ void moe_combine(const T* __restrict__ src, const i64* __restrict__ pos,
                             const float* __restrict__ scale, int has_scale, T* __restrict__ dst,
@@ -46,7 +46,8 @@ __device__ void moe_combine(const T* __restrict__ src, const i64* __restrict__ p
 }
 
 // dscale[f] = sum_i dout[f / K, i] * src[pos[f], i]   (fp32)
-// Launch: one block per flat index (grid-stride), blockDim a multiple of 32.
+// Launch: one block per flat index (grid-stride), blockDim a multiple of 32, at most
+// QWEN25_ROW_THREADS.
 template <typename T>
 __device__ void moe_scale_grad(const T* __restrict__ dout, const T* __restrict__ src,
                                const i64* __restrict__ pos, float* __restrict__ dscale, i64 tokens,
@@ -63,19 +64,20 @@ __device__ void moe_scale_grad(const T* __restrict__ dout, const T* __restrict__
     }
 }
 
-#define QWEN25_MOE_ENTRY(T, SUFFIX)                                                                  \
-    extern "C" __global__ void moe_gather_##SUFFIX(const T* src, const i64* src_row,               \
-                                                  const float* scale, int has_scale, T* dst,      \
-                                                  i64 rows, int n) {                              \
+#define QWEN25_MOE_ENTRY(T, SUFFIX)                                                                \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    moe_gather_##SUFFIX(const T* src, const i64* src_row, const float* scale, int has_scale,       \
+                        T* dst, i64 rows, int n) {                                                 \
         moe_gather<T>(src, src_row, scale, has_scale, dst, rows, n);                               \
     }                                                                                              \
-    extern "C" __global__ void moe_combine_##SUFFIX(const T* src, const i64* pos,                  \
-                                                   const float* scale, int has_scale, T* dst,     \
-                                                   i64 tokens, int K, int n) {                    \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    moe_combine_##SUFFIX(const T* src, const i64* pos, const float* scale, int has_scale,          \
+                         T* dst, i64 tokens, int K, int n) {                                       \
         moe_combine<T>(src, pos, scale, has_scale, dst, tokens, K, n);                             \
     }                                                                                              \
-    extern "C" __global__ void moe_scale_grad_##SUFFIX(const T* dout, const T* src, const i64* pos,\
-                                                      float* dscale, i64 tokens, int K, int n) {  \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    moe_scale_grad_##SUFFIX(const T* dout, const T* src, const i64* pos, float* dscale,            \
+                            i64 tokens, int K, int n) {                                            \
         moe_scale_grad<T>(dout, src, pos, dscale, tokens, K, n);                                   \
     }
 

@@ -2,7 +2,8 @@
 //   h = cast<T>(x * rsqrt(mean(x^2) + eps))   in fp32, then cast back to the input dtype
 //   y = cast<T>(w * h)
 // x, dy, y, dx: [rows, n] contiguous; w: [n]; rstd: [rows] fp32, saved by the forward.
-// Launch: one block per row (grid-stride over rows), blockDim a multiple of 32.
+// Launch: one block per row (grid-stride over rows), blockDim a multiple of 32, at most
+// QWEN25_ROW_THREADS.
 
 template <typename T>
 __device__ void rmsnorm_fwd(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
@@ -157,25 +158,24 @@ __device__ void rmsnorm_bwd_vec(const uint4* __restrict__ dy, const uint4* __res
     }
 }
 
-#define QWEN25_RMSNORM_ENTRY(T, SUFFIX)                                                              \
-    extern "C" __global__ void rmsnorm_fwd_##SUFFIX(const T* x, const T* w, T* y, float* rstd,     \
-                                                   i64 rows, int n, float eps) {                  \
+#define QWEN25_RMSNORM_ENTRY(T, SUFFIX)                                                            \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    rmsnorm_fwd_##SUFFIX(const T* x, const T* w, T* y, float* rstd, i64 rows, int n, float eps) {  \
         rmsnorm_fwd<T>(x, w, y, rstd, rows, n, eps);                                               \
     }                                                                                              \
-    extern "C" __global__ void rmsnorm_bwd_##SUFFIX(const T* dy, const T* x, const T* w,           \
-                                                   const float* rstd, T* dx, float* dw_partial,    \
-                                                   i64 rows, int n) {                             \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    rmsnorm_bwd_##SUFFIX(const T* dy, const T* x, const T* w, const float* rstd, T* dx,            \
+                         float* dw_partial, i64 rows, int n) {                                     \
         rmsnorm_bwd<T>(dy, x, w, rstd, dx, dw_partial, rows, n);                                   \
     }                                                                                              \
-    extern "C" __global__ void rmsnorm_fwd_vec_##SUFFIX(const uint4* x, const uint4* w, uint4* y,  \
-                                                       float* rstd, i64 rows, int npk, int n,     \
-                                                       float eps) {                               \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    rmsnorm_fwd_vec_##SUFFIX(const uint4* x, const uint4* w, uint4* y, float* rstd, i64 rows,      \
+                             int npk, int n, float eps) {                                          \
         rmsnorm_fwd_vec<T>(x, w, y, rstd, rows, npk, n, eps);                                      \
     }                                                                                              \
-    extern "C" __global__ void rmsnorm_bwd_vec_##SUFFIX(const uint4* dy, const uint4* x,           \
-                                                       const uint4* w, const float* rstd,         \
-                                                       uint4* dx, float* dw_partial, i64 rows,    \
-                                                       int npk, int n) {                          \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ROW_THREADS)                               \
+    rmsnorm_bwd_vec_##SUFFIX(const uint4* dy, const uint4* x, const uint4* w, const float* rstd,   \
+                             uint4* dx, float* dw_partial, i64 rows, int npk, int n) {             \
         rmsnorm_bwd_vec<T>(dy, x, w, rstd, dx, dw_partial, rows, npk, n);                          \
     }
 

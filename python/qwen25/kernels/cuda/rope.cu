@@ -12,7 +12,8 @@
 // Backward (the transpose), applied in place to the gradient:
 //   g[i]       = ga * cos[i]       + gb * sin[i + D/2]
 //   g[i + D/2] = gb * cos[i + D/2] - ga * sin[i]
-// Launch: any 1-D grid; one thread per (b, h, s, i < D/2).
+// Launch: any 1-D grid of blocks of at most QWEN25_ELEMENTWISE_THREADS; one thread per
+// (b, h, s, i < D/2), grid-stride.
 
 template <typename T, bool BACKWARD>
 __device__ void rope_apply(T* __restrict__ x, const T* __restrict__ cos, const T* __restrict__ sin,
@@ -46,15 +47,15 @@ __device__ void rope_apply(T* __restrict__ x, const T* __restrict__ cos, const T
     }
 }
 
-#define QWEN25_ROPE_ENTRY(T, SUFFIX)                                                                 \
-    extern "C" __global__ void rope_fwd_##SUFFIX(T* x, const T* cos, const T* sin, i64 B, i64 H,   \
-                                                i64 S, int D, i64 sb, i64 sh, i64 ss, i64 cb,     \
-                                                i64 cs) {                                         \
+#define QWEN25_ROPE_ENTRY(T, SUFFIX)                                                               \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ELEMENTWISE_THREADS)                       \
+    rope_fwd_##SUFFIX(T* x, const T* cos, const T* sin, i64 B, i64 H, i64 S, int D, i64 sb,        \
+                      i64 sh, i64 ss, i64 cb, i64 cs) {                                            \
         rope_apply<T, false>(x, cos, sin, B, H, S, D, sb, sh, ss, cb, cs);                         \
     }                                                                                              \
-    extern "C" __global__ void rope_bwd_##SUFFIX(T* x, const T* cos, const T* sin, i64 B, i64 H,   \
-                                                i64 S, int D, i64 sb, i64 sh, i64 ss, i64 cb,     \
-                                                i64 cs) {                                         \
+    extern "C" __global__ void __launch_bounds__(QWEN25_ELEMENTWISE_THREADS)                       \
+    rope_bwd_##SUFFIX(T* x, const T* cos, const T* sin, i64 B, i64 H, i64 S, int D, i64 sb,        \
+                      i64 sh, i64 ss, i64 cb, i64 cs) {                                            \
         rope_apply<T, true>(x, cos, sin, B, H, S, D, sb, sh, ss, cb, cs);                          \
     }
 
