@@ -186,6 +186,8 @@ pub struct Bank {
     kept_words: usize,
     /// kept patterns in no group (empty or longer than the lanes take), ascending
     loose: Vec<u32>,
+    /// the longest grouped pattern
+    max_len: usize,
     groups: Vec<Group>,
     /// group indices by their first member
     by_first: Vec<u32>,
@@ -196,8 +198,9 @@ pub struct Bank {
 #[derive(Clone, Debug)]
 struct Group {
     words: usize,
-    /// the patterns of the lanes, ascending
+    /// the patterns of the lanes, ascending, and their lengths
     members: Vec<u32>,
+    lens: Vec<usize>,
     rows: Vec<[u64; GROUP]>,
 }
 
@@ -259,6 +262,7 @@ impl Bank {
                 }
                 Group {
                     words: w,
+                    lens: members.iter().map(|&m| pats[m as usize].len).collect(),
                     members,
                     rows,
                 }
@@ -271,11 +275,17 @@ impl Bank {
             .collect();
         let mut by_first: Vec<u32> = (0..groups.len() as u32).collect();
         by_first.sort_by_key(|&g| groups[g as usize].members[0]);
+        let max_len = groups
+            .iter()
+            .flat_map(|g| g.lens.iter().copied())
+            .max()
+            .unwrap_or(0);
         Bank {
             vocab,
             kept,
             kept_words,
             loose,
+            max_len,
             groups,
             by_first,
             slot,
@@ -323,8 +333,9 @@ struct Scratch {
     done: Vec<bool>,
     group_lcs: Vec<u32>,
     touched: Vec<u32>,
-    /// [`lcs_all`]: LCS by pattern index
+    /// [`lcs_all`]: the LCS each pattern length needs; hits not yet visited
     by_item: Vec<u32>,
+    pending: Vec<(u32, u32)>,
     /// positions in the chunk of the candidates for the per-text tables
     rest: Vec<u32>,
     /// LCS of each candidate of the chunk
@@ -404,7 +415,7 @@ pub fn lcs_many(
                         let gl = &mut sc.group_lcs[g as usize * GROUP..(g as usize + 1) * GROUP];
                         if !sc.done[g as usize] {
                             sc.done[g as usize] = true;
-                            run_group(pats, &b.groups[g as usize], banked, gl);
+                            run_group(&b.groups[g as usize], banked, gl);
                         }
                         sc.res.push(gl[l as usize]);
                     }
@@ -443,24 +454,29 @@ pub fn lcs_many(
 }
 
 /// Like [`lcs_many`] with every pattern `bank` was built for as candidates, run group by
-/// group with the prebuilt tables (no candidate bookkeeping). `bank` must have groups
-/// ([`Bank::run_all_cheaper`] says so). `visit` is called in ascending pattern order; returning
-/// `false` stops the run.
+/// group with the prebuilt tables (no candidate bookkeeping), but `visit(c, lcs)` is called
+/// only where `lcs >= need(len of pattern c)`, in ascending pattern order (`need` is called
+/// once per length, so it may be slow); returning `false` stops the run. `bank` should have
+/// groups ([`Bank::run_all_cheaper`] says so); without, this runs [`lcs_many`].
 pub fn lcs_all(
     pats: &[Pattern],
     bank: &Bank,
     text: &[u32],
+    need: impl Fn(usize) -> usize,
     mut visit: impl FnMut(u32, usize) -> bool,
 ) {
     if bank.slot.len() != pats.len() || bank.groups.is_empty() {
-        lcs_many(pats, None, &bank.kept, text, visit);
+        lcs_many(pats, None, &bank.kept, text, |c, l| {
+            l < need(pats[c as usize].len) || visit(c, l)
+        });
         return;
     }
     SCRATCH.with(|sc| {
         let mut sc = sc.borrow_mut();
         let sc = &mut *sc;
         let mut buf = std::mem::take(&mut sc.banked);
-        let mut by_item = std::mem::take(&mut sc.by_item);
+        let mut needs = std::mem::take(&mut sc.by_item);
+        let mut pending = std::mem::take(&mut sc.pending);
         let text: &[u32] = if text.iter().any(|&c| c as usize >= bank.vocab) {
             // ids beyond the bank's are in no pattern: dropping them keeps every LCS
             buf.clear();
@@ -469,36 +485,44 @@ pub fn lcs_all(
         } else {
             text
         };
-        if by_item.len() < pats.len() {
-            by_item.resize(pats.len(), 0);
-        }
+        needs.clear();
+        needs.extend((0..=bank.max_len).map(|len| need(len).min(u32::MAX as usize) as u32));
+        pending.clear();
         for &i in &bank.loose {
             let p = &pats[i as usize];
-            by_item[i as usize] = p.run(text, |c| p.distinct.binary_search(&c).ok()) as u32;
+            let l = p.run(text, |c| p.distinct.binary_search(&c).ok());
+            if l >= need(p.len) {
+                pending.push((i, l as u32));
+            }
         }
         let mut out = [0u32; GROUP];
-        let mut next = 0;
         'groups: for (k, &g) in bank.by_first.iter().enumerate() {
             let group = &bank.groups[g as usize];
-            run_group(pats, group, text, &mut out);
-            for (&m, &l) in group.members.iter().zip(&out) {
-                by_item[m as usize] = l;
+            run_group(group, text, &mut out);
+            for ((&m, &len), &l) in group.members.iter().zip(&group.lens).zip(&out) {
+                if l >= needs[len] {
+                    pending.push((m, l));
+                }
             }
             // every kept pattern below the next group's first member is computed now
             let frontier = bank
                 .by_first
                 .get(k + 1)
                 .map_or(u32::MAX, |&h| bank.groups[h as usize].members[0]);
-            while next < bank.kept.len() && bank.kept[next] < frontier {
-                let i = bank.kept[next];
-                if !visit(i, by_item[i as usize] as usize) {
-                    break 'groups;
+            if !pending.is_empty() {
+                pending.sort_unstable();
+                let ready = pending.partition_point(|&(m, _)| m < frontier);
+                for &(m, l) in &pending[..ready] {
+                    if !visit(m, l as usize) {
+                        break 'groups;
+                    }
                 }
-                next += 1;
+                pending.drain(..ready);
             }
         }
         sc.banked = buf;
-        sc.by_item = by_item;
+        sc.by_item = needs;
+        sc.pending = pending;
     });
 }
 
@@ -519,12 +543,8 @@ fn translate(text: &[u32], sc: &mut Scratch) {
 }
 
 /// Every lane of a bank group against `text` (ids below the bank's vocabulary), into `out`.
-fn run_group(pats: &[Pattern], g: &Group, text: &[u32], out: &mut [u32]) {
-    let mut lens = [0usize; GROUP];
-    for (l, &m) in g.members.iter().enumerate() {
-        lens[l] = pats[m as usize].len;
-    }
-    kernel_dispatch::<GROUP>(&g.rows, g.words, text, &lens[..g.members.len()], out);
+fn run_group(g: &Group, text: &[u32], out: &mut [u32]) {
+    kernel_dispatch::<GROUP>(&g.rows, g.words, text, &g.lens, out);
 }
 
 /// LCS of the scratch text (local ids) with the patterns of `part` at positions `sc.rest`,
@@ -807,15 +827,33 @@ mod tests {
         }
         // every kept pattern through the bank's groups
         let mut got = Vec::new();
-        lcs_all(pats, &bank, text, |c, l| {
-            got.push((c, l));
-            true
-        });
+        lcs_all(
+            pats,
+            &bank,
+            text,
+            |_| 0,
+            |c, l| {
+                got.push((c, l));
+                true
+            },
+        );
         let kept: Vec<(u32, usize)> = (0..pats.len() as u32)
             .filter(|&i| i % 5 != 3)
             .map(|i| (i, lcs_dp(&pats_seq(&pats[i as usize]), text)))
             .collect();
         assert_eq!(got, kept, "lcs_all");
+        // with a need: only the patterns whose LCS reaches it, same order
+        let need = |len: usize| len / 3 + 1;
+        let mut got = Vec::new();
+        lcs_all(pats, &bank, text, need, |c, l| {
+            got.push((c, l));
+            true
+        });
+        let want: Vec<(u32, usize)> = kept
+            .into_iter()
+            .filter(|&(c, l)| l >= need(pats[c as usize].len))
+            .collect();
+        assert_eq!(got, want, "lcs_all with a need");
         out
     }
 
@@ -895,10 +933,16 @@ mod tests {
                 assert_eq!(seen[..], full[..stop.max(1).min(count)]);
             }
             let mut seen = Vec::new();
-            lcs_all(&pats, &bank, &text, |c, l| {
-                seen.push((c, l));
-                seen.len() < stop
-            });
+            lcs_all(
+                &pats,
+                &bank,
+                &text,
+                |_| 0,
+                |c, l| {
+                    seen.push((c, l));
+                    seen.len() < stop
+                },
+            );
             assert_eq!(seen[..], full[..stop.max(1).min(count)]);
         }
     }

@@ -647,7 +647,10 @@ impl Decontaminator {
         };
         match cands {
             Some(c) => lcs::lcs_many(&self.patterns, Some(&self.bank), c, known, visit),
-            None => lcs::lcs_all(&self.patterns, &self.bank, known, visit),
+            None => {
+                let need = |le: usize| self.cfg.threshold(lt, le);
+                lcs::lcs_all(&self.patterns, &self.bank, known, need, visit)
+            }
         }
     }
 
