@@ -268,7 +268,7 @@ def build_host_kernels(out_dir: Path) -> dict[str, Path]:
         src = out_dir / f"{fam}_host.cpp"
         src.write_text(host_source(fam))
         lib = out_dir / f"{fam}_host.so"
-        cmd = [cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-pthread", "-w", *defines, str(src), "-o", str(lib)]
+        cmd = [cxx, "-std=c++17", "-O0", "-fPIC", "-shared", "-pthread", "-w", *defines, str(src), "-o", str(lib)]
         procs[fam] = (lib, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     libs = {}
     for fam, (lib, proc) in procs.items():

@@ -641,7 +641,8 @@ def test_fused_cross_entropy_kernel_path(kernel_path, dtype: torch.dtype) -> Non
     labels = torch.randint(0, v, (n,), generator=g)
     labels[3] = labels[17] = -100
     _compare(lambda a, b: K.fused_cross_entropy(a, b, labels, chunk_size=8),
-             lambda a, b: K._autograd.FusedCrossEntropyFn.apply(a, b, labels, -100, 8, True, _fallback.ce_chunk),
+             lambda a, b: K._autograd.FusedCrossEntropyFn.apply(a, b, labels, -100, 8, True, _fallback.ce_chunk,
+                                                                dtype),
              [hidden, weight], [torch.tensor(1.0)], dtype)
     assert kernel_path.calls == ["ce_rows"] * 4
     assert _autograd is K._autograd
@@ -652,16 +653,17 @@ def test_fused_cross_entropy_kernel_path(kernel_path, dtype: torch.dtype) -> Non
 
 def _ce_rows_lse_transliterated(row: list[float], block: int) -> float:
     """ce_rows' reduction as the CUDA code runs it: each thread's online (max, sum) over a strided
-    slice, then warp_lse (xor shuffles), then block_lse over the warps' results (common.cuh)."""
+    slice (lse_push), then warp_lse (xor shuffles), then block_lse over the warps' results
+    (lse_merge, common.cuh). The CUDA code itself runs in tests/unit/test_kernels_host.py."""
     import math as m
 
     neg_inf = float("-inf")
 
-    def merge(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    def merge(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:  # lse_merge
         mx = max(a[0], b[0])
         if mx == neg_inf:
             return a
-        return mx, a[1] * m.exp(a[0] - mx) + b[1] * m.exp(b[0] - mx)
+        return mx, (a[1] if a[0] == mx else a[1] * m.exp(a[0] - mx)) + (b[1] if b[0] == mx else b[1] * m.exp(b[0] - mx))
 
     def warp(states: list[tuple[float, float]]) -> list[tuple[float, float]]:
         o = 16
@@ -673,12 +675,14 @@ def _ce_rows_lse_transliterated(row: list[float], block: int) -> float:
     threads = []
     for t in range(block):
         mm, s = neg_inf, 0.0
-        for j in range(t, len(row), block):
+        for j in range(t, len(row), block):  # lse_push
             v = row[j]
             if v > mm:
                 s = s * m.exp(mm - v) + 1.0
                 mm = v
-            elif mm != neg_inf:
+            elif v == mm:
+                s += 1.0 if mm != neg_inf else 0.0
+            else:
                 s += m.exp(v - mm)
         threads.append((mm, s))
     nwarps = block // 32
@@ -690,10 +694,13 @@ def _ce_rows_lse_transliterated(row: list[float], block: int) -> float:
 
 @settings(max_examples=12, deadline=None)
 @given(v=st.integers(1, 300), block=st.sampled_from([32, 64, 128]), seed=st.integers(0, 2**16),
-       n_inf=st.integers(0, 5))
-def test_ce_kernel_online_logsumexp_equals_logsumexp(v: int, block: int, seed: int, n_inf: int) -> None:
+       n_inf=st.integers(0, 5), n_posinf=st.integers(0, 2))
+def test_ce_kernel_online_logsumexp_equals_logsumexp(v: int, block: int, seed: int, n_inf: int, n_posinf: int) -> None:
     g = torch.Generator().manual_seed(seed)
     row = torch.randn(v, generator=g, dtype=torch.float64) * 20
-    row[torch.randperm(v, generator=g)[: min(n_inf, v - 1)]] = float("-inf")  # masked vocabulary entries
+    perm = torch.randperm(v, generator=g)
+    row[perm[: min(n_inf, v - 1)]] = float("-inf")  # masked vocabulary entries
+    row[perm[v - min(n_posinf, v) :]] = float("inf")  # +inf logits: logsumexp is +inf, never NaN
     got = _ce_rows_lse_transliterated(row.tolist(), block)
-    assert got == pytest.approx(float(torch.logsumexp(row, 0)), rel=1e-12, abs=1e-12)
+    expect = float(torch.logsumexp(row, 0))
+    assert got == expect if expect == float("inf") else got == pytest.approx(expect, rel=1e-12, abs=1e-12)

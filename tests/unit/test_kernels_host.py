@@ -82,7 +82,7 @@ def _entries(runner: HostRunner) -> list[str]:
 
 
 @pytest.mark.parametrize("dtype", [F32, BF16])
-@pytest.mark.parametrize("shape", [(1, 64), (7, 97), (2, 5, 256), (11, 1004)])
+@pytest.mark.parametrize("shape", [(1, 64), (7, 97), (2, 5, 1000)])
 def test_rms_norm_kernel_equals_qwen2_rmsnorm(host: HostRunner, dtype: torch.dtype, shape: tuple[int, ...]) -> None:
     n = shape[-1]
     x, w, dy = _randn(*shape, dtype=dtype, seed=1), _randn(n, dtype=dtype, seed=2), _randn(*shape, dtype=dtype, seed=3)
@@ -147,6 +147,27 @@ def test_rope_kernel_rotates_strided_projection_views_in_place(host: HostRunner)
     _close(ok, ek, REL[F32])
 
 
+def test_rope_kernel_with_aliased_and_expanded_inputs_equals_eager(host: HostRunner) -> None:
+    """apply_rope(q, q) rotates each output once; stride-0 (expanded) keys are copied, not rotated
+    in place by racing threads (here: real OS threads on the same elements)."""
+    b, h, t, d = 2, 4, 6, 32
+    cos, sin = _rope_tables(1, t, d, F32)
+    q = _randn(b, h, t, d, dtype=F32, seed=30)
+    k_small = _randn(b, 1, t, d, dtype=F32, seed=31)
+    k = k_small.expand(b, h, t, d)
+    before = k_small.clone()
+    eq, ek = qwen2.apply_rotary_pos_emb(q, k, cos, sin)
+    oq, ok = K.apply_rope(q.clone(), k, cos, sin)
+    _close(oq, eq, REL[F32])
+    _close(ok, ek, REL[F32])
+    assert torch.equal(k_small, before)
+    x = q.clone()
+    oq, ok = K.apply_rope(x, x, cos, sin)
+    eq, _ = qwen2.apply_rotary_pos_emb(q, q, cos, sin)
+    _close(oq, eq, REL[F32])
+    _close(ok, eq, REL[F32])
+
+
 # ---- SwiGLU ----------------------------------------------------------------------------------
 
 
@@ -192,7 +213,7 @@ def _moe_loop(hidden: torch.Tensor, ids: torch.Tensor, w: torch.Tensor, scale: t
 
 
 @pytest.mark.parametrize("dtype", [F32, BF16])
-@pytest.mark.parametrize("n,k,e,h", [(1, 1, 4, 8), (9, 2, 6, 33), (16, 4, 64, 40)])
+@pytest.mark.parametrize("n,k,e,h", [(1, 1, 4, 8), (16, 4, 64, 33)])
 def test_moe_kernels_equal_a_plain_loop(host: HostRunner, dtype: torch.dtype, n: int, k: int, e: int, h: int) -> None:
     g = torch.Generator().manual_seed(12)
     hidden = _randn(n, h, dtype=dtype, seed=13)
@@ -231,6 +252,24 @@ def test_fused_cross_entropy_kernel_equals_f_cross_entropy(host: HostRunner, dty
     for a, r in zip(got, ref):
         _close(a, r, rel)
     assert set(_entries(host)) == {f"ce_rows_{'bf16' if dtype == BF16 else 'f32'}"}
+
+
+def test_fused_cross_entropy_kernel_under_autocast_equals_eager_autocast(host: HostRunner) -> None:
+    hidden, weight = _randn(21, 16, dtype=F32, seed=32, scale=0.5), _randn(260, 16, dtype=F32, seed=33, scale=0.5)
+    labels = torch.randint(0, 260, (21,), generator=torch.Generator().manual_seed(34))
+
+    def run(fn: Any) -> list[torch.Tensor]:
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=BF16):
+            loss = fn(h, w)
+        loss.backward()
+        return [loss.detach(), h.grad, w.grad]
+
+    got = run(lambda h, w: K.fused_cross_entropy(h, w, labels, chunk_size=8))
+    ref = run(lambda h, w: F.cross_entropy((h @ w.t()).float(), labels))
+    for a, r in zip(got, ref):
+        _close(a, r, 2e-2)
+    assert set(_entries(host)) == {"ce_rows_bf16"}  # the bf16 kernel read autocast's bf16 logits
 
 
 def _ce_rows_direct(logits: torch.Tensor, labels: torch.Tensor, write_grad: bool) -> torch.Tensor:

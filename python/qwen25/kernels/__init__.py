@@ -125,15 +125,66 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def _non_overlapping_last_contiguous(t: torch.Tensor) -> bool:
+    """True when the kernel may rotate ``t`` in place: the last dim is contiguous and no two
+    elements share memory. Sufficient, not necessary: the dims of size > 1, sorted by stride, must
+    each step over the whole extent of the previous one, and none may have stride 0 (an expanded
+    tensor, e.g. GQA-broadcast keys, whose elements alias: threads would race on them)."""
     if t.stride(-1) != 1:
         return False
     dims = sorted((t.stride(i), t.shape[i]) for i in range(t.dim()) if t.shape[i] > 1)
+    if any(stride <= 0 for stride, _ in dims):
+        return False
     return all(dims[i + 1][0] >= dims[i][0] * dims[i][1] for i in range(len(dims) - 1))
 
 
+def _element_range(t: torch.Tensor) -> tuple[int, int]:
+    """First and last element offsets (in elements of t's storage) that t can touch."""
+    lo = t.storage_offset()
+    return lo, lo + sum((n - 1) * s for n, s in zip(t.shape, t.stride()) if n > 0)
+
+
+def _may_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """False only when a and b provably share no element (same dtype assumed). Exact for the
+    layouts the model makes (q and k as slices of one projection output, or separate tensors);
+    otherwise it errs towards True. Proof used: if every dim of both tensors with stride >= P has
+    a stride that is a multiple of P, and the smaller strides keep each tensor within one period
+    (offset mod P + extent < P), then the element offsets mod P lie in two intervals; disjoint
+    intervals mean disjoint elements."""
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+        return False
+    (a_lo, a_hi), (b_lo, b_hi) = _element_range(a), _element_range(b)
+    if a_hi < b_lo or b_hi < a_lo:
+        return False
+    periods = {s for t in (a, b) for n, s in zip(t.shape, t.stride()) if n > 1 and s > 0}
+    for period in sorted(periods):
+        windows = []
+        for t in (a, b):
+            inner = 0
+            ok = True
+            for n, s in zip(t.shape, t.stride()):
+                if n <= 1:
+                    continue
+                if s >= period:
+                    ok = ok and s % period == 0
+                else:
+                    inner += (n - 1) * s
+            start = t.storage_offset() % period
+            if not ok or start + inner >= period:
+                break
+            windows.append((start, start + inner))
+        else:
+            (s1, e1), (s2, e2) = windows
+            if e1 < s2 or e2 < s1:
+                return False
+    return True
+
+
 def _rope_target(t: torch.Tensor) -> torch.Tensor:
-    if t.requires_grad and t.is_leaf:
-        return t.clone()  # autograd forbids modifying a leaf that requires grad in place
+    base = t._base if t._base is not None else t
+    if t.requires_grad and base.is_leaf:
+        return t.clone()  # autograd forbids modifying a leaf that requires grad (or a view of one) in place
     if not _non_overlapping_last_contiguous(t):
         return t.contiguous()
     return t
@@ -146,8 +197,9 @@ def apply_rope(
     (YaRN scaling already folded into the tables; they are cast to q's dtype).
 
     Returns the rotated (q, k). On the kernel path the rotation is done in place: the returned
-    tensors are q and k themselves, unless q/k are leaves that require grad or have a layout the
-    kernel cannot write (then rotated copies are returned). Always use the returned tensors."""
+    tensors are q and k themselves, unless q/k are leaves that require grad (or views of one), have
+    a layout the kernel cannot write (stride 0, overlapping elements), or k may share elements with
+    q (then rotated copies are returned). Always use the returned tensors."""
     _check(q.dim() == 4 and k.dim() == 4, f"apply_rope: q and k must be [B, H, T, D], got {tuple(q.shape)} and {tuple(k.shape)}")
     b, _, t, d = q.shape
     _check(k.shape[0] == b and k.shape[2] == t and k.shape[3] == d,
@@ -161,8 +213,11 @@ def apply_rope(
     sin = sin.to(q.dtype)
     if _use_kernels(q, k, cos, sin):
         cos, sin, ops = cos.contiguous(), sin.contiguous(), _ops()
-        q_out: torch.Tensor = RopeFn.apply(_rope_target(q), cos, sin, ops)
-        k_out: torch.Tensor = RopeFn.apply(_rope_target(k), cos, sin, ops)
+        q_t, k_t = _rope_target(q), _rope_target(k)
+        if _may_overlap(q_t, k_t):  # apply_rope(q, q): rotating q in place must not rotate k too
+            k_t = k_t.clone(memory_format=torch.contiguous_format)
+        q_out: torch.Tensor = RopeFn.apply(q_t, cos, sin, ops)
+        k_out: torch.Tensor = RopeFn.apply(k_t, cos, sin, ops)
         return q_out, k_out
     return _fallback.apply_rope(q, k, cos, sin)
 
@@ -251,11 +306,16 @@ def fused_cross_entropy(
     """Mean cross-entropy of ``hidden @ lm_head_weight.T`` against ``labels`` over the tokens whose
     label is not ``ignore_index`` (as ``F.cross_entropy(logits.float(), labels)``), without ever
     materialising the logits of more than ``chunk_size`` tokens. hidden: [..., H]; labels: [...];
-    lm_head_weight: [V, H]. Labels are used as given (shift them beforehand for causal LM)."""
+    lm_head_weight: [V, H]. Labels are used as given (shift them beforehand for causal LM).
+
+    Under ``torch.autocast`` the matmuls run in autocast's dtype, as ``hidden @ weight.T`` would
+    (hidden and weight may then differ in dtype), and the gradients come back in the inputs'
+    dtypes. With no valid label the loss is NaN and the gradients zero, as F.cross_entropy's."""
     _check(lm_head_weight.dim() == 2, f"fused_cross_entropy: lm_head_weight must be [V, H], got {tuple(lm_head_weight.shape)}")
     v, h = lm_head_weight.shape
     _check(hidden.shape[-1] == h, f"fused_cross_entropy: hidden {tuple(hidden.shape)} does not match weight [{v}, {h}]")
-    _check(hidden.dtype == lm_head_weight.dtype,
+    compute_dtype = _autocast_dtype(hidden, lm_head_weight)
+    _check(compute_dtype is not None or hidden.dtype == lm_head_weight.dtype,
            f"fused_cross_entropy: hidden is {hidden.dtype} but lm_head_weight is {lm_head_weight.dtype}")
     _check(not labels.is_floating_point(), f"fused_cross_entropy: labels must be integers, got {labels.dtype}")
     _check(labels.shape == hidden.shape[:-1],
@@ -267,7 +327,18 @@ def fused_cross_entropy(
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise Qwen25ValueError(f"fused_cross_entropy: label {int(lab[i])} at flat position {i} is outside [0, {v})")
-    chunk_op = _ops().ce_rows_ if _use_kernels(h2, lm_head_weight) else _fallback.ce_chunk
+    dtype = compute_dtype or hidden.dtype
+    kernel = _use_kernels(h2, lm_head_weight) and dtype in _DTYPES
+    chunk_op = _ops().ce_rows_ if kernel else _fallback.ce_chunk
     loss: torch.Tensor = FusedCrossEntropyFn.apply(h2, lm_head_weight, lab, int(ignore_index), chunk_size,
-                                                   torch.is_grad_enabled(), chunk_op)
+                                                   torch.is_grad_enabled(), chunk_op, dtype)
     return loss
+
+
+def _autocast_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype | None:
+    """The dtype autocast would run ``hidden @ weight.T`` in, or None outside autocast."""
+    device = hidden.device.type
+    if not (hidden.is_floating_point() and weight.is_floating_point()) or not torch.is_autocast_enabled(device):
+        return None
+    dtype: torch.dtype = torch.get_autocast_dtype(device)
+    return dtype

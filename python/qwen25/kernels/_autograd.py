@@ -133,10 +133,14 @@ ChunkOp = Callable[[torch.Tensor, torch.Tensor, int, bool], torch.Tensor]
 
 class FusedCrossEntropyFn(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weight.T`` over the labels that are not ignored, computed
-    ``chunk_size`` tokens at a time. Logits exist for one chunk only (in the input dtype; the
-    chunk op reads them in fp32 without an fp32 copy on the GPU). The gradients with respect to
-    hidden and weight are accumulated during the forward, while each chunk's logits exist, and only
-    scaled in the backward: no recomputation, and no [tokens, vocab] tensor at any time."""
+    ``chunk_size`` tokens at a time. Logits exist for one chunk only (in ``dtype``; the chunk op
+    reads them in fp32 without an fp32 copy on the GPU). The gradients with respect to hidden and
+    weight are accumulated during the forward, while each chunk's logits exist, and only scaled in
+    the backward: no recomputation, and no [tokens, vocab] tensor at any time.
+
+    ``dtype`` is the matmuls' dtype: the inputs' own, or autocast's (then hidden and weight are
+    cast to it once, as autocast casts them for ``hidden @ weight.T``, and autocast is switched
+    off inside so that every matmul, ``out=`` ones included, sees operands of one dtype)."""
 
     @staticmethod
     def forward(
@@ -148,6 +152,7 @@ class FusedCrossEntropyFn(torch.autograd.Function):
         chunk_size: int,
         grad_enabled: bool,
         chunk_op: ChunkOp,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         n, h = hidden.shape
         v = weight.shape[0]
@@ -155,20 +160,23 @@ class FusedCrossEntropyFn(torch.autograd.Function):
         need_h = grad_enabled and bool(ctx.needs_input_grad[0])
         need_w = grad_enabled and bool(ctx.needs_input_grad[1])
         write_grad = need_h or need_w
-        loss_rows = torch.empty(n, dtype=torch.float32, device=hidden.device)
-        grad_h = torch.empty_like(hidden, memory_format=torch.contiguous_format) if need_h else None
-        grad_w = torch.zeros(v, h, dtype=torch.float32, device=weight.device) if need_w else None
-        for start in range(0, n, chunk_size):
-            end = min(n, start + chunk_size)
-            hc = hidden[start:end]
-            logits = torch.mm(hc, weight.t())  # [c, V] in the input dtype
-            loss_rows[start:end] = chunk_op(logits, labels[start:end], ignore_index, write_grad)
-            # logits now holds d loss_rows / d logits (softmax - onehot) when write_grad
-            if grad_h is not None:
-                torch.mm(logits, weight, out=grad_h[start:end])  # [c, V] @ [V, H]
-            if grad_w is not None:
-                grad_w.add_(torch.mm(logits.t(), hc))  # [V, c] @ [c, H]
-            del logits
+        with torch.autocast(hidden.device.type, enabled=False):
+            hid = hidden.to(dtype)  # no copy when the dtype is already right
+            wt = weight.to(dtype)
+            loss_rows = torch.empty(n, dtype=torch.float32, device=hidden.device)
+            grad_h = torch.empty(n, h, dtype=dtype, device=hidden.device) if need_h else None
+            grad_w = torch.zeros(v, h, dtype=torch.float32, device=weight.device) if need_w else None
+            for start in range(0, n, chunk_size):
+                end = min(n, start + chunk_size)
+                hc = hid[start:end]
+                logits = torch.mm(hc, wt.t())  # [c, V] in dtype
+                loss_rows[start:end] = chunk_op(logits, labels[start:end], ignore_index, write_grad)
+                # logits now holds d loss_rows / d logits (softmax - onehot) when write_grad
+                if grad_h is not None:
+                    torch.mm(logits, wt, out=grad_h[start:end])  # [c, V] @ [V, H]
+                if grad_w is not None:
+                    grad_w.add_(torch.mm(logits.t(), hc))  # [V, c] @ [c, H]
+                del logits
         n_valid = (labels != ignore_index).sum()
         ctx.save_for_backward(grad_h, grad_w, n_valid)
         ctx.dtypes = (hidden.dtype, weight.dtype)
@@ -183,4 +191,4 @@ class FusedCrossEntropyFn(torch.autograd.Function):
         scale = grad_out.float() / n_valid.clamp(min=1)
         dh = (grad_h.float() * scale).to(ctx.dtypes[0]) if grad_h is not None else None
         dw = (grad_w * scale).to(ctx.dtypes[1]) if grad_w is not None else None
-        return dh, dw, None, None, None, None, None
+        return dh, dw, None, None, None, None, None, None
