@@ -1,15 +1,16 @@
 """Decontamination benchmarks, peers run side by side in this process; prints ratio tables.
 
-    python benches/bench_decontam.py [--test-items 50000] [--corpus-mb 8] [--threads N]
+    python benches/bench_decontam.py [--test-items 50000] [--corpus-mb 8] [--threads N] [--only lcs]
 
 1. qwen mode on text vs the tokenizer's own encode_batch throughput (same texts, same threads),
    against a synthetic test index of --test-items items (target >= 0.7x).
-2. lcs mode on token ids vs an all-pairs Python loop over RapidFuzz's C++ bit-parallel
-   ``LCSseq.similarity`` (target >= 20x; decisions compared on the records both ran).
+2. lcs mode on token ids vs RapidFuzz ``process.cdist(scorer=LCSseq.similarity, workers=N)``
+   on (a) near-threshold data (16 symbols: the count filter prunes nothing; target >= 3x) and
+   (b) realistic SFT-vs-benchmark data (target >= 20x), decisions asserted equal, N and 1 threads.
 3. ngram mode MB/s vs lm-evaluation-harness' own Janitor (``pip install --no-deps lm-eval``;
    its janitor.py needs nothing else) and two labelled pure-Python reimplementations.
 4. Memory of the qwen-mode index for the test items (index_bytes and RSS growth).
-Medians of --repeat runs.
+Wall-clock medians of --repeat (default 5) interleaved runs; every side on the same full input.
 """
 
 from __future__ import annotations
@@ -44,15 +45,6 @@ def rss() -> int:
         import psutil
 
         return psutil.Process().memory_info().rss
-
-
-def median_time(fn, repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t0 = clock()
-        fn()
-        ts.append(clock() - t0)
-    return statistics.median(ts)
 
 
 def make_vocab(rnd: random.Random, n: int) -> list[str]:
@@ -119,9 +111,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--test-items", type=int, default=50_000)
     ap.add_argument("--corpus-mb", type=float, default=8.0)
-    ap.add_argument("--rf-train", type=int, default=20, help="training records for the RapidFuzz all-pairs loop")
+    ap.add_argument("--lcs-near", type=int, nargs=2, default=[4000, 4000], metavar=("TRAIN", "TEST"),
+                    help="lcs section (a), near-threshold data: training and test items")
+    ap.add_argument("--lcs-real", type=int, nargs=2, default=[500, 2000], metavar=("TRAIN", "TEST"),
+                    help="lcs section (b), realistic data: SFT records and benchmark items")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--only", choices=["memory", "qwen", "lcs", "ngram", "stream"], action="append", default=None)
     ap.add_argument("--stream-mb", type=float, default=0, help="stream section: corpus size for the RSS check (0: skip)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
@@ -158,7 +153,7 @@ def main() -> int:
     if want("memory") or want("qwen"):
         qwen_part(args, tok, test, corpus, mb, threads)
     if want("lcs"):
-        lcs_part(args, tok, rnd, vocab, cum, test, threads)
+        lcs_part(args, tok, rnd, vocab, cum, threads)
     if want("ngram"):
         ngram_part(args, test, corpus, mb, threads)
     if args.stream_mb and want("stream"):
@@ -243,113 +238,206 @@ def qwen_part(args, tok, test, corpus, mb, threads) -> None:  # type: ignore[no-
     del dq
 
 
-def lcs_part(args, tok, rnd, vocab, cum, test, threads) -> None:  # type: ignore[no-untyped-def]
-    # --- 2. lcs mode vs RapidFuzz all-pairs ----------------------------------------------------------
-    try:
-        from rapidfuzz.distance import LCSseq
-    except ImportError:
-        LCSseq = None
+def lcs_near_threshold(rnd: random.Random, n_train: int, n_test: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(a) Near-threshold data: 16 symbols, so every pair shares nearly every token and the count
+    bound (sum of min counts) reaches the threshold for every pair: nothing is pruned, every pair
+    goes to the exact LCS. Test items of 40-64 tokens (RapidFuzz's multi-string SIMD path takes
+    up to 64), training items of 40-100; random pairs have LCS ratios of about 0.34-0.56
+    (10th-99th percentile), and 10% of the training items are test items with 30-50% of their
+    tokens replaced, whose ratios straddle 0.6."""
+    sym = 16
+    test = [[rnd.randrange(sym) for _ in range(rnd.randint(40, 64))] for _ in range(n_test)]
+    train = []
+    for _ in range(n_train):
+        if rnd.random() < 0.1:
+            e = test[rnd.randrange(n_test)]
+            p = rnd.uniform(0.3, 0.5)
+            train.append([rnd.randrange(sym) if rnd.random() < p else x for x in e])
+        else:
+            train.append([rnd.randrange(sym) for _ in range(rnd.randint(40, 100))])
+    return train, test
+
+
+def lcs_realistic(rnd, tok, vocab, cum, n_train: int, n_test: int) -> tuple[list[list[int]], list[list[int]]]:  # type: ignore[no-untyped-def]
+    """(b) SFT-vs-benchmark data: English-like text (Zipf over 20,000 words of the Qwen2.5
+    vocabulary, with punctuation), normalised and tokenized as lcs mode does. Benchmark items of
+    40-300 tokens; SFT records of 80-600 words (~100-800 tokens), 2% of them carrying a test
+    item with a fifth of its words dropped after a short preamble."""
     from qwen25.data.decontam import normalize
 
-    test_ids = tok.encode_batch([normalize(t) for t in test], num_threads=threads)
-    # SFT-sized training records (the use case of lcs mode), 2% of them edited test items
-    short = []
-    for _ in range(2000):
+    test_txt = [make_text(rnd, vocab, cum, rnd.randrange(30, 240)) for _ in range(n_test)]
+    test = [x[:300] for x in tok.encode_batch([normalize(t) for t in test_txt])]
+    test = [x for x in test if len(x) >= 40]
+    train_txt = []
+    for _ in range(n_train):
         if rnd.random() < 0.02:
-            w = test[rnd.randrange(len(test))].split()
-            short.append(" ".join(x for x in w if rnd.random() > 0.2))
+            w = test_txt[rnd.randrange(len(test_txt))].split()
+            kept = " ".join(x for x in w if rnd.random() > 0.2)
+            train_txt.append(make_text(rnd, vocab, cum, rnd.randrange(20, 200)) + " " + kept)
         else:
-            short.append(make_text(rnd, vocab, cum, rnd.randrange(30, 150)))
-    train_ids = tok.encode_batch([normalize(t) for t in short], num_threads=threads)
-    dl = Decontaminator(test_ids, mode="lcs")
-    t_l = median_time(lambda: dl.check(train_ids, num_threads=threads), args.repeat)
-    t_l1 = median_time(lambda: dl.check(train_ids, num_threads=1), args.repeat)
-    pairs = len(train_ids) * len(test_ids)
-    print(f"\n[lcs mode on ids: {len(train_ids)} train x {len(test_ids)} test = {pairs / 1e6:.0f}M pairs]")
-    print(f"  qwen25 lcs   : {pairs / t_l / 1e6:8.1f} M pairs/s ({threads or os.cpu_count()} threads), "
-          f"{pairs / t_l1 / 1e6:8.1f} M pairs/s (1 thread)")
-    if LCSseq is not None:
-        sub = train_ids[: args.rf_train] + [x for x in train_ids if dl.check([x])[0] is not None][:2]
-        lo = lambda n, m: max(13, -(-(600_000 * min(n, m)) // 1_000_000))  # noqa: E731
-        t0 = clock()
-        rf_dec = []
-        for t in sub:
-            hit = None
-            for j, e in enumerate(test_ids):
-                s = LCSseq.similarity(t, e)
-                if s >= 13 and s * 10**6 >= 600_000 * min(len(t), len(e)):
-                    hit = j
-                    break
-            rf_dec.append(hit)
-        t_rf = clock() - t0
-        done = sum(len(test_ids) if h is None else h + 1 for h in rf_dec)
-        ours = [m.test_index if m else None for m in dl.check(sub, num_threads=threads)]
-        # the peer's best case: ids pre-encoded as str (one code point per id, surrogates skipped)
-        enc = lambda s: "".join(chr(x if x < 0xD800 else x + 0x800) for x in s)  # noqa: E731
-        test_s = [enc(e) for e in test_ids]
-        t0 = clock()
-        rf_dec_s = []
-        for t in sub:
-            ts, hit = enc(t), None
-            for j, e in enumerate(test_s):
-                s = LCSseq.similarity(ts, e)
-                if s >= 13 and s * 10**6 >= 600_000 * min(len(ts), len(e)):
-                    hit = j
-                    break
-            rf_dec_s.append(hit)
-        t_rf_s = clock() - t0
-        print(f"  rapidfuzz    : {done / t_rf / 1e6:8.2f} M pairs/s (Python loop over LCSseq.similarity, "
-              f"{len(sub)} records, stops at the first witness)")
-        print(f"  speed-up     : {(done / t_rf) and (pairs / t_l) / (done / t_rf):.0f}x "
-              f"({(pairs / t_l1) / (done / t_rf):.0f}x single-thread) (target >= 20x); same decisions: {ours == rf_dec}")
-        print(f"  rapidfuzz str: {done / t_rf_s / 1e6:8.2f} M pairs/s (ids pre-encoded as str, the peer's best case)")
-        print(f"  speed-up     : {(pairs / t_l) / (done / t_rf_s):.0f}x "
-              f"({(pairs / t_l1) / (done / t_rf_s):.0f}x single-thread); same decisions: {ours == rf_dec_s}")
-        del lo
-    else:
-        print("  rapidfuzz not installed: pip install rapidfuzz")
-    del dl
+            train_txt.append(make_text(rnd, vocab, cum, rnd.randrange(80, 600)))
+    train = tok.encode_batch([normalize(t) for t in train_txt])
+    return train, test
+
+
+def lcs_part(args, tok, rnd, vocab, cum, threads) -> None:  # type: ignore[no-untyped-def]
+    """lcs mode vs RapidFuzz ``process.cdist(scorer=LCSseq.similarity, workers=N)`` on the
+    same full input, both with N threads and with 1. The peer runs in the form that was fastest
+    on a probe (test items or training items as the queries; lists of ints or ids pre-encoded as
+    str, encoding not timed; ``score_cutoff`` None or lcs_min, which cannot change a decision).
+    Its decisions are the matrix with the rule applied by numpy; ours must equal them (every
+    pair: ``check_all``; the lowest witness: ``check``)."""
+    import numpy as np
+    from rapidfuzz.distance import LCSseq
+    from rapidfuzz.process import cdist
+
+    n_thr = threads or os.cpu_count() or 1
+    lcs_min, ppm = 13, 600_000
+    sets = [
+        ("(a) near-threshold, 16 symbols", *lcs_near_threshold(rnd, args.lcs_near[0], args.lcs_near[1])),
+        ("(b) realistic SFT vs benchmark", *lcs_realistic(rnd, tok, vocab, cum, args.lcs_real[0], args.lcs_real[1])),
+    ]
+    enc = lambda s: "".join(chr(x if x < 0xD800 else x + 0x800) for x in s)  # noqa: E731
+    rows = []
+    for name, train, test in sets:
+        pairs = len(train) * len(test)
+        lt = np.array([len(x) for x in train], dtype=np.int64)
+        le = np.array([len(x) for x in test], dtype=np.int64)
+        t0 = time.perf_counter()
+        d = Decontaminator(test, mode="lcs", lcs_min=lcs_min, lcs_ratio=ppm / 1e6)
+        build = time.perf_counter() - t0
+        print(f"\n[lcs mode, {name}: {len(train)} train ({lt.mean():.0f} tokens avg) x {len(test)} test "
+              f"({le.mean():.0f} avg, {le.min()}-{le.max()}) = {pairs / 1e6:.1f}M pairs; index built in {build:.2f} s]")
+
+        def decide(m):  # type: ignore[no-untyped-def]
+            m = m.astype(np.int64)
+            return (m >= lcs_min) & (m * 1_000_000 >= ppm * np.minimum(lt[:, None], le[None, :]))
+
+        # the peer's best form, probed on a slice of the training items with N workers
+        probe = max(1, len(train) // 8)
+        forms = {}
+        for form in ("lists", "str"):
+            q_tr = train[:probe] if form == "lists" else [enc(x) for x in train[:probe]]
+            q_te = test if form == "lists" else [enc(x) for x in test]
+            for orient in ("test-queries", "train-queries"):
+                for cut in (None, lcs_min):
+                    a, b = (q_te, q_tr) if orient == "test-queries" else (q_tr, q_te)
+                    t0 = time.perf_counter()
+                    cdist(a, b, scorer=LCSseq.similarity, workers=n_thr, score_cutoff=cut, dtype=np.int32)
+                    forms[(form, orient, cut)] = time.perf_counter() - t0
+        best = min(forms, key=forms.get)  # type: ignore[arg-type]
+        form, orient, cut = best
+        peer_tr = train if form == "lists" else [enc(x) for x in train]
+        peer_te = test if form == "lists" else [enc(x) for x in test]
+        print("  peer probe (s on 1/8): " + ", ".join(f"{f}/{o}/cutoff={c}: {t:.3f}" for (f, o, c), t in forms.items()))
+        print(f"  peer form: {form}, {orient}, score_cutoff={cut}")
+
+        def peer(workers: int):  # type: ignore[no-untyped-def]
+            if orient == "test-queries":
+                return cdist(peer_te, peer_tr, scorer=LCSseq.similarity, workers=workers, score_cutoff=cut,
+                             dtype=np.int32).T
+            return cdist(peer_tr, peer_te, scorer=LCSseq.similarity, workers=workers, score_cutoff=cut, dtype=np.int32)
+
+        times: dict[str, list[float]] = {}
+        want = None
+        for _ in range(args.repeat):
+            for nt in (n_thr, 1):
+                t0 = time.perf_counter()
+                m = peer(nt)
+                times.setdefault(f"peer{nt}", []).append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                got_all = d.check_all(train, num_threads=nt)
+                times.setdefault(f"all{nt}", []).append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                got_first = d.check(train, num_threads=nt)
+                times.setdefault(f"first{nt}", []).append(time.perf_counter() - t0)
+                if want is None:
+                    want = decide(m)
+                    assert want.shape == (len(train), len(test))
+                # the decisions must be the peer's, on every run
+                mine = np.zeros_like(want)
+                for i, ms in enumerate(got_all):
+                    for x in ms:
+                        mine[i, x.test_index] = True
+                assert (mine == want).all(), f"{name}: check_all differs from cdist + rule"
+                firsts = [int(np.argmax(r)) if r.any() else None for r in want]
+                assert [x.test_index if x else None for x in got_first] == firsts, f"{name}: check differs"
+        assert want is not None
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"  decisions equal (asserted): {int(want.sum())} contaminated pairs, {int(want.any(1).sum())} of "
+              f"{len(train)} training items removed; wall medians of {args.repeat} interleaved runs:")
+        for nt in (n_thr, 1):
+            p, a_, f = med[f"peer{nt}"], med[f"all{nt}"], med[f"first{nt}"]
+            print(f"  {nt} thread(s): cdist {p:.3f} s ({pairs / p / 1e6:.1f} M pairs/s) | check_all {a_:.3f} s "
+                  f"({pairs / a_ / 1e6:.1f} M pairs/s) = {p / a_:.1f}x | check {f:.3f} s = {p / f:.1f}x")
+            rows.append((name, nt, p, a_, f))
+    print("\n[lcs mode vs RapidFuzz cdist: ratio table (cdist wall / ours wall, medians); targets: (a) >= 3x, (b) >= 20x]")
+    print(f"  {'data':34s} {'threads':>7s} {'cdist s':>9s} {'check_all s':>12s} {'ratio':>7s} {'check s':>9s} {'ratio':>7s}")
+    for name, nt, p, a_, f in rows:
+        print(f"  {name:34s} {nt:7d} {p:9.3f} {a_:12.3f} {p / a_:6.1f}x {f:9.3f} {p / f:6.1f}x")
 
 
 def ngram_part(args, test, corpus, mb, threads) -> None:  # type: ignore[no-untyped-def]
-    # --- 3. ngram mode vs Janitor re-implementation ----------------------------------------------------
+    """ngram mode vs Janitor: every side on the full corpus, --repeat interleaved runs, medians.
+    The two labelled re-implementations must decide as we do (asserted); lm_eval's own Janitor
+    (when installed) also cuts windows and drops short slices, so its agreement is counted."""
+    n_thr = threads or os.cpu_count() or 1
     t0 = clock()
     dn = Decontaminator(test, mode="ngram")
     t_build_n = clock() - t0
-    t_n = median_time(lambda: dn.check(corpus, num_threads=threads), args.repeat)
-    t_n1 = median_time(lambda: dn.check(corpus, num_threads=1), 1)
     jan = JanitorReimpl()
     t0 = clock()
     for t in test:
         jan.register(t)
     t_build_j = clock() - t0
-    sub = corpus[: max(1, len(corpus) // 8)]
-    sub_mb = sum(len(t.encode()) for t in sub) / 1e6
-    t0 = clock()
-    jd = [jan.dirty(t) for t in sub]
-    t_j = clock() - t0
-    ours = [m is not None for m in dn.check(sub)]
     jan2 = JanitorCleanPythonReimpl()
     jan2.dirt = jan.dirt
-    sub2 = sub[: max(1, len(sub) // 4)]
-    sub2_mb = sum(len(t.encode()) for t in sub2) / 1e6
-    t0 = clock()
-    jd2 = [jan2.dirty(t) for t in sub2]
-    t_j2 = clock() - t0
-    print("\n[ngram mode (word 13-grams)]")
-    print(f"  qwen25 ngram : {mb / t_n:7.1f} MB/s ({threads or os.cpu_count()} threads), {mb / t_n1:7.1f} MB/s (1 thread);"
+    real = real_janitor(test)
+    sides = {
+        f"ours{n_thr}": lambda: [m is not None for m in dn.check(corpus, num_threads=n_thr)],
+        "ours1": lambda: [m is not None for m in dn.check(corpus, num_threads=1)],
+        "janitor_reimpl": lambda: [jan.dirty(t) for t in corpus],
+        "clean_python_reimpl": lambda: [jan2.dirty(t) for t in corpus],
+    }
+    if real is not None:
+        sides["lm_eval_janitor"] = lambda: [real.clean_python(t) != [t] for t in corpus]
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    got: dict[str, list[bool]] = {}
+    for _ in range(args.repeat):
+        for k, fn in sides.items():
+            t0 = clock()
+            got[k] = fn()
+            times[k].append(clock() - t0)
+    ours = got["ours1"]
+    assert got[f"ours{n_thr}"] == ours, "ngram mode: decisions depend on the thread count"
+    assert got["janitor_reimpl"] == ours, "ngram mode differs from the Janitor re-implementation"
+    assert got["clean_python_reimpl"] == ours, "ngram mode differs from the clean_python re-implementation"
+    med = {k: statistics.median(v) for k, v in times.items()}
+    mbps = {k: mb / v for k, v in med.items()}
+    print(f"\n[ngram mode (word 13-grams), {mb:.1f} MB, medians of {args.repeat} interleaved runs, every side on "
+          f"the full corpus]")
+    print(f"  qwen25 ngram : {mbps[f'ours{n_thr}']:7.1f} MB/s ({n_thr} threads), {mbps['ours1']:7.1f} MB/s (1 thread);"
           f" index built in {t_build_n:.1f} s")
-    print(f"  Janitor (pure-Python REIMPLEMENTATION, not lm_eval): {sub_mb / t_j:7.2f} MB/s; set built in {t_build_j:.1f} s")
-    print(f"  speed-up     : {(mb / t_n1) / (sub_mb / t_j):.0f}x single-thread (target >= 30x, >= 50 MB/s/core); "
-          f"same decisions: {ours == jd}")
-    print(f"  Janitor clean_python algorithm (per-n-gram join + translate, REIMPLEMENTATION): {sub2_mb / t_j2:7.2f} MB/s")
-    print(f"  speed-up     : {(mb / t_n1) / (sub2_mb / t_j2):.0f}x single-thread; same decisions: {ours[:len(sub2)] == jd2}")
-    real_janitor(test, sub2, ours[: len(sub2)], mb / t_n1)
+    print(f"  Janitor (pure-Python REIMPLEMENTATION, not lm_eval): {mbps['janitor_reimpl']:7.2f} MB/s; set built in "
+          f"{t_build_j:.1f} s")
+    print(f"  speed-up     : {mbps['ours1'] / mbps['janitor_reimpl']:.0f}x single-thread (target >= 30x, >= 50 MB/s/core); "
+          f"same decisions (asserted)")
+    print(f"  Janitor clean_python algorithm (per-n-gram join + translate, REIMPLEMENTATION): "
+          f"{mbps['clean_python_reimpl']:7.2f} MB/s")
+    print(f"  speed-up     : {mbps['ours1'] / mbps['clean_python_reimpl']:.0f}x single-thread; same decisions (asserted)")
+    if real is not None:
+        same = sum(a == b for a, b in zip(got["lm_eval_janitor"], ours))
+        print(f"  lm_eval Janitor.clean_python (the real one): {mbps['lm_eval_janitor']:7.2f} MB/s")
+        print(f"  speed-up     : {mbps['ours1'] / mbps['lm_eval_janitor']:.0f}x single-thread (target >= 30x); "
+              f"decisions agree on {same}/{len(ours)} records (Janitor also cuts windows and drops short slices)")
+    else:
+        print("  lm_eval not installed (pip install --no-deps lm-eval): real Janitor not run")
 
 
-def real_janitor(test, sub, ours, ours_mbps_1t) -> None:  # type: ignore[no-untyped-def]
-    """lm-evaluation-harness' own Janitor (``pip install --no-deps lm-eval``: janitor.py needs
-    nothing else; without its optional C++ ``janitor_util`` it runs ``clean_python``)."""
+def real_janitor(test):  # type: ignore[no-untyped-def]
+    """lm-evaluation-harness' own Janitor with the test items registered, or None when lm_eval
+    is missing (``pip install --no-deps lm-eval``: janitor.py needs nothing else; without its
+    optional C++ ``janitor_util`` it runs ``clean_python``)."""
     import contextlib
     import io
 
@@ -357,21 +445,11 @@ def real_janitor(test, sub, ours, ours_mbps_1t) -> None:  # type: ignore[no-unty
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             from lm_eval.decontamination.janitor import Janitor
     except ImportError:
-        print("  lm_eval not installed (pip install --no-deps lm-eval): real Janitor not run")
-        return
+        return None
     jan = Janitor(ngram_n=13)
-    t0 = clock()
     for t in test:
         jan.register_contaminant_python(t)
-    t_build = clock() - t0
-    sub_mb = sum(len(t.encode()) for t in sub) / 1e6
-    t0 = clock()
-    dirty = [jan.clean_python(t) != [t] for t in sub]
-    t_j = clock() - t0
-    same = sum(a == b for a, b in zip(dirty, ours))
-    print(f"  lm_eval Janitor.clean_python (the real one): {sub_mb / t_j:7.2f} MB/s; set built in {t_build:.1f} s")
-    print(f"  speed-up     : {ours_mbps_1t / (sub_mb / t_j):.0f}x single-thread (target >= 30x); "
-          f"decisions agree on {same}/{len(sub)} records (Janitor also cuts windows and drops short slices)")
+    return jan
 
 
 if __name__ == "__main__":
