@@ -9,7 +9,6 @@ import random
 
 import numpy as np
 import pytest
-
 from qwen25 import scaling
 from qwen25.errors import Qwen25ValueError
 
@@ -60,15 +59,16 @@ def test_references_reject_bad_values(bad):
 
 
 # ------------------------------------------------------------------------- synthetic sweeps
-CHINCHILLA = dict(E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28)  # Hoffmann et al. 2022, approach 3
-
-
-def chinchilla(n, d, E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28):
+def chinchilla(n, d, E=1.69, A=406.4, alpha=0.34, B=410.7, beta=0.28):  # Hoffmann et al. 2022, approach 3
     return E + A / n**alpha + B / d**beta
 
 
-def synthetic_sweep(*, lr_law, batch_law, sizes, tokens, noise, seed, lr_steps=np.arange(-2, 2.01, 0.5),
-                    batch_steps=np.arange(-2, 2.01, 1.0), extra=None):
+LR_STEPS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+BATCH_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def synthetic_sweep(*, lr_law, batch_law, sizes, tokens, noise, seed, lr_steps=LR_STEPS, batch_steps=BATCH_STEPS,
+                    extra=None):
     """Runs on a grid around a known optimum: the loss is Chinchilla's L(N, D) times a convex bowl
     in log lr and log batch, with seeded multiplicative noise; the grids are jittered per cell."""
     rng = np.random.default_rng(seed)
@@ -218,7 +218,7 @@ def test_loss_fit_is_at_least_as_good_as_brute_force():
     law = scaling.fit_loss_law(x, [1e10] * len(x), y, n_boot=0, huber_delta=1e6)
     assert law.B is None and law.beta is None  # D does not vary: E absorbs the D term
     ours = sum(((law(xi, 1e10) - yi) / yi) ** 2 for xi, yi in zip(x, y))
-    ref_obj, (e, a, alpha) = brute_force_one_term(x, y)
+    ref_obj, (_, _, alpha) = brute_force_one_term(x, y)
     assert ours <= ref_obj * (1 + 1e-6)
     assert law.alpha == pytest.approx(alpha, abs=0.002)
 

@@ -6,12 +6,16 @@
 - :func:`compare_moe` sets MoE models (activated and total parameters) against dense ones at
   equal loss.
 - :func:`deepseek` and :func:`steplaw` are the published laws of DeepSeek LLM and StepFun.
-- :func:`read_table` / :func:`write_table` read and write sweep tables (CSV or JSONL).
+- :func:`read_table` / :func:`write_table` read and write sweep tables (CSV or JSONL);
+  :func:`run_sweep` trains a small grid of models with ``qwen25.train`` and fits it
+  (``qwen25 scaling sweep``); :func:`plot` draws the fits as PNG (needs matplotlib).
 
-Only numpy is needed.
+Fitting needs numpy only; the sweep imports torch, the plots matplotlib, when used.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .fit import (
     REQUIRED_KEYS,
@@ -42,8 +46,22 @@ __all__ = [
     "fit",
     "fit_loss_law",
     "fit_power_law",
+    "plot",
     "read_table",
+    "run_sweep",
     "steplaw",
     "write_table",
 ]
 
+
+
+def __getattr__(name: str) -> Any:  # the sweep (torch) and the plots (matplotlib) load when used
+    if name == "run_sweep":
+        from .sweep import run_sweep
+
+        return run_sweep
+    if name == "plot":
+        from .plot import plot
+
+        return plot
+    raise AttributeError(f"module 'qwen25.scaling' has no attribute {name!r}")

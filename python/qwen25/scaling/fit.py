@@ -39,17 +39,17 @@ from ..errors import Qwen25ValueError
 
 __all__ = [
     "REQUIRED_KEYS",
-    "Run",
     "Cell",
     "Estimate",
-    "PowerLaw",
     "LossLaw",
+    "PowerLaw",
+    "Run",
     "ScalingFit",
-    "fit",
-    "validate_rows",
-    "fit_power_law",
-    "fit_loss_law",
     "compare_moe",
+    "fit",
+    "fit_loss_law",
+    "fit_power_law",
+    "validate_rows",
 ]
 
 REQUIRED_KEYS = ("n_params", "n_tokens", "lr", "batch_tokens", "loss")
@@ -62,11 +62,11 @@ class Estimate(float):
     """A float with an interval: ``low`` and ``high`` (NaN where there is none). It behaves as the
     point value everywhere a float is expected."""
 
-    __slots__ = ("low", "high")
+    __slots__ = ("high", "low")
     low: float
     high: float
 
-    def __new__(cls, value: float, low: float = math.nan, high: float = math.nan) -> Estimate:
+    def __new__(cls, value: float, low: float = math.nan, high: float = math.nan) -> Estimate:  # noqa: PYI034
         obj = float.__new__(cls, value)
         obj.low = float(low)
         obj.high = float(high)
@@ -299,7 +299,7 @@ class PowerLaw:
         return {
             "coef": self.coef, "exponents": dict(self.exponents),
             "intervals": {k: [j(a), j(b)] for k, (a, b) in self.intervals.items()},
-            "n_cells": self.n_cells, "rmse_log": self.rmse_log, "bootstrap_samples": int(len(self.samples)),
+            "n_cells": self.n_cells, "rmse_log": self.rmse_log, "bootstrap_samples": len(self.samples),
         }
 
 
@@ -427,7 +427,7 @@ class LossLaw:
             "E": self.E, "A": self.A, "alpha": self.alpha, "B": self.B, "beta": self.beta,
             "intervals": {k: [j(a), j(b)] for k, (a, b) in self.intervals.items()},
             "n_cells": self.n_cells, "rmse_rel": self.rmse_rel, "huber_delta": self.huber_delta,
-            "bootstrap_samples": int(len(self.samples)),
+            "bootstrap_samples": len(self.samples),
         }
 
 
@@ -446,7 +446,7 @@ def _wnnls(design: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray
     unconstrained optimum on its own support, so where the full-support solution is not feasible
     the best feasible one over all 2^k - 1 supports is it. Returns theta (G, k) and the weighted
     sum of squares (G,)."""
-    g, _, k = design.shape
+    k = design.shape[2]
     dw = design * w[..., None]
     gram = np.matmul(dw.transpose(0, 2, 1), design)
     rhs = np.einsum("gni,gn->gi", dw, y)
@@ -533,7 +533,7 @@ def _fit_loss_stack(xs: np.ndarray, y: np.ndarray, delta: float, start: np.ndarr
     (G, m, n) scaled variables, ``y`` (G, n). Huber on relative residuals by iteratively
     reweighted least squares; inside, variable projection (linear c by exact NNLS, exponents e by
     Nelder-Mead in log space). Returns exponents (G, m) and c (G, 1+m)."""
-    g, m, n = xs.shape
+    g, m, _ = xs.shape
     w = 1.0 / (y * y)  # squared relative residuals, Huber weights multiply in
 
     def profile(z: np.ndarray, ww: np.ndarray, data_x: np.ndarray, data_y: np.ndarray) -> np.ndarray:
@@ -561,7 +561,7 @@ def _fit_loss_stack(xs: np.ndarray, y: np.ndarray, delta: float, start: np.ndarr
         ww = w * hw
         prev = np.concatenate([exps, theta], axis=1)
         if m:
-            z = _nelder_mead(lambda zz: profile(zz, ww, xs, y), np.log(exps), step=0.2 if it == 0 else 0.05,
+            z = _nelder_mead(lambda zz, ww=ww: profile(zz, ww, xs, y), np.log(exps), step=0.2 if it == 0 else 0.05,
                              iters=200 if it == 0 else 60)
             exps = np.exp(z)
         design = _design(exps, xs)
@@ -681,8 +681,9 @@ class ScalingFit:
 
     def summary(self) -> str:
         pct = f"{self.confidence:.0%}"
-        lines = [f"{self.n_runs} runs in {len(self.cells)} cells (N x D); near-best band {self.near_best:.2%}; "
-                 f"intervals: {pct} bootstrap"]
+        head = (f"{self.n_runs} runs in {len(self.cells)} cells (N x D); near-best band {self.near_best:.2%}; "
+                f"intervals: {pct} bootstrap")
+        lines = [head]
         for law in (self.lr_law, self.batch_law):
             if law is not None:
                 lines.append(f"  {law.formula()}   (rms log residual {law.rmse_log:.3f})")

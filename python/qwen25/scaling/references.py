@@ -16,7 +16,7 @@ from numbers import Real
 
 from ..errors import Qwen25ValueError
 
-__all__ = ["deepseek", "steplaw", "deepseek_flops_per_token", "deepseek_compute"]
+__all__ = ["deepseek", "deepseek_compute", "deepseek_flops_per_token", "steplaw"]
 
 # DeepSeek LLM, section 3.1 (their eq. 1)
 DEEPSEEK_LR = (0.3118, -0.1250)
