@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._extras import require
+
+require("ray", "qwen25.data.ray")
+
 from .decontam import Decontaminator, _item_of, _test_items
 from .distributed import actor_pool
 

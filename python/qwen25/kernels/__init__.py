@@ -20,6 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .._extras import require
+
+require("torch", "qwen25.kernels")
+
 import torch
 
 from ..errors import Qwen25ValueError
@@ -58,7 +62,7 @@ def _cupy_status() -> tuple[bool, str]:
     """Whether CuPy imports (cached; ``_reset()`` clears the cache)."""
     if "status" not in _cupy_state:
         try:
-            import cupy  # noqa: F401
+            require("cupy", "qwen25.kernels")  # missing: the message names qwen25[cuda12] / [cuda13]
 
             _cupy_state["status"] = (True, "")
         except Exception as e:  # ImportError, or a CuPy that fails to load its CUDA libraries

@@ -6,6 +6,10 @@ KV-cache generation), ``generate``/``stream_text`` (generation helpers).
 
 from __future__ import annotations
 
+from .._extras import require
+
+require("torch", "qwen25.model")  # before the first `import torch`: a missing torch names its extra
+
 from .checkpoint import CheckpointError
 from .config import PRESETS, DualChunkAttention, Qwen25Config, RopeScaling
 from .generation import generate, stream_text
