@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, str] = {
     "chat": "Chat with a Qwen2.5 checkpoint in the terminal (chat template, streamed replies).",
     "decontaminate": "Remove training records contaminated by benchmarks (Qwen n-gram + LCS rule).",
     "data": "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora.",
+    "pretrain": "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun).",
+    "export": "Export a training checkpoint (checkpoints/step-N) as a Hugging Face model folder.",
     "scaling": "Scaling laws: fit optimal lr/batch and L(N, D) to a sweep, predict, compare MoE, run a debug sweep.",
 }
 

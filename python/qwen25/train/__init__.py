@@ -18,7 +18,19 @@ from . import recipes
 from .config import ConfigOverrideError, Stage, TrainConfig, apply_overrides, config_diff, override
 
 _LAZY: dict[str, str] = {
+    "Trainer": "trainer",
+    "TrainingDivergedError": "trainer",
+    "model_config": "trainer",
+    "stage_model_configs": "trainer",
+    "train_flops_per_token": "trainer",
+    "export_checkpoint": "checkpoint",
+    "load_model_from_checkpoint": "checkpoint",
+    "latest_checkpoint": "checkpoint",
+    "list_checkpoints": "checkpoint",
+    "CheckpointSaveError": "checkpoint",
     "lr_factor": "schedule",
+    "memory_table": "memory",
+    "estimate_memory": "memory",
 }
 
 
