@@ -1,0 +1,33 @@
+"""Alignment: the reward model, DPO, the Online Merging Optimizers and preference pairs.
+
+    >>> from qwen25 import rl                                             # doctest: +SKIP
+    >>> losses, chosen, rejected = rl.dpo_loss(pc, pr, rc, rr, beta=0.1)  # doctest: +SKIP
+    >>> opt = rl.OnDAREAdamW(model.parameters(), sft_params=sft, base_params=base, lr=7e-7)  # doctest: +SKIP
+
+Importing ``qwen25.rl`` imports no torch; each name loads its module (and torch) when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    # offline alignment (issue 13)
+    "OnDAREAdamW": "omo",
+    "OnTIESAdamW": "omo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'qwen25.rl' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"qwen25.rl.{mod}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,328 @@
+"""The Online Merging Optimizers (Lu et al., 2024, arXiv 2405.17931): AdamW whose every update is
+merged with the SFT task vector, to keep what SFT taught while aligning (the "alignment tax").
+
+With τ = θ_SFT − θ_base (in fp32) and δ the AdamW update of a step (δ = −lr · m̂ / (√v̂ + ε)):
+
+* ``OnDAREAdamW``: δ' = DARE_p(δ) = δ ⊙ Bernoulli(p) / p, a fresh mask every step, drawn on the
+  fly from the step's seed (nothing is stored); optionally rescaled to δ's L1 norm
+  (``rescale``) and clipped to ±``clip_val``. τ' = clip(DARE_p(τ)), drawn once (as the authors'
+  code does). θ ← θ + α·τ' + (1 − α)·δ'.
+* ``OnTIESAdamW``: δ' = the top ``density`` share of δ by magnitude (rescaled to δ's L1 norm with
+  ``rescale``); τ' the same trim of τ, once. TIES sign election: the sign of τ' + δ' per element;
+  entries of τ' and δ' of the other sign are dropped; θ ← θ + α·τ'' + (1 − α)·δ''. (Unweighted
+  election, as TIES and the authors' code: τ usually decides, steering δ towards SFT's direction.)
+  With α = 0, τ takes no part, in the election either.
+* Weight decay is decoupled and applied first, as ``torch.optim.AdamW`` does: θ ← θ·(1 − lr·wd).
+* ``merge_every = k``: the steps in between are plain AdamW steps for *every* parameter (their
+  updates are summed); every k-th step takes them back and merges their sum with its own update.
+  (The authors' code returns from ``step()`` after the first parameter on those in-between steps,
+  so every other parameter is left unchanged there; this one does not.)
+
+With α = 0 and p = 1 (or density 1), and no rescale or clipping, a step is ``torch.optim.AdamW``'s,
+operation for operation, so the results are bitwise equal.
+
+Determinism: the DARE masks come from a generator seeded by (``seed``, step, parameter index), so
+a run is the same under a seed and after a resume. Under FSDP2 the parameters are DTensors: τ is
+sharded like its parameter and every rank works on its own shard (a shard's masks then depend on
+the shard layout, i.e. on the number of ranks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+
+from ..errors import Qwen25ValueError
+
+__all__ = ["OnDAREAdamW", "OnTIESAdamW", "dare_generator", "magnitude_mask"]
+
+_MIX = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+
+
+def _splitmix(x: int) -> int:
+    x = (x + _MIX) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def dare_seed(seed: int, step: int, index: int) -> int:
+    """The generator seed of parameter ``index``'s DARE mask at ``step`` (step 0: τ's mask)."""
+    return _splitmix(_splitmix(_splitmix(seed & _M64) ^ step) ^ index) & ((1 << 63) - 1)
+
+
+def dare_generator(seed: int, step: int, index: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(dare_seed(seed, step, index))
+    return g
+
+
+def magnitude_mask(x: torch.Tensor, density: float) -> torch.Tensor:
+    """1.0 where ``x`` is among its ``int(density * numel)`` largest magnitudes, else 0.0 (ties
+    broken by ``torch.topk``). density >= 1 keeps everything; a count below 1 keeps nothing."""
+    if density >= 1:
+        return torch.ones_like(x)
+    k = int(density * x.numel())
+    mask = torch.zeros(x.numel(), dtype=x.dtype, device=x.device)
+    if k >= 1:
+        idx = torch.topk(x.reshape(-1).abs(), k, sorted=False).indices
+        mask[idx] = 1.0
+    return mask.view_as(x)
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (FSDP2), or the tensor itself."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if callable(to_local) else t
+
+
+def _like_param(p: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """``full`` (a whole tensor) laid out as ``p``: sharded the same way when ``p`` is a DTensor."""
+    mesh = getattr(p, "device_mesh", None)
+    if mesh is not None:
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        if isinstance(full, DTensor):
+            return full.redistribute(mesh, p.placements)
+        return distribute_tensor(full.to(_local(p).device), mesh, p.placements)
+    return full.to(p.device)
+
+
+class _OnlineMergingAdamW(torch.optim.Optimizer):
+    _sparsity_name = "reserve_p"
+
+    def __init__(self, params: Iterable[Any], *, sft_params: Any, base_params: Any, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 sparsity: float, alpha: float, rescale: bool, clip_val: float | None, merge_every: int,
+                 seed: int) -> None:
+        name = self._sparsity_name
+        for what, v, ok in (("lr", lr, lr >= 0), ("eps", eps, eps >= 0), ("weight_decay", weight_decay, weight_decay >= 0),
+                            ("betas[0]", betas[0], 0 <= betas[0] < 1), ("betas[1]", betas[1], 0 <= betas[1] < 1),
+                            (name, sparsity, 0 < sparsity <= 1), ("alpha", alpha, 0 <= alpha <= 1)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and ok):
+                raise Qwen25ValueError(f"{type(self).__name__}: invalid {what} {v!r}")
+        if clip_val is not None and not clip_val > 0:
+            raise Qwen25ValueError(f"{type(self).__name__}: clip_val must be positive or None, got {clip_val!r}")
+        if not (isinstance(merge_every, int) and merge_every >= 1):
+            raise Qwen25ValueError(f"{type(self).__name__}: merge_every must be an int >= 1, got {merge_every!r}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+        self.sparsity, self.alpha, self.rescale, self.clip_val = float(sparsity), float(alpha), bool(rescale), clip_val
+        self.merge_every, self.seed = merge_every, int(seed)
+        plist = [p for g in self.param_groups for p in g["params"]]
+        sft, base = self._tensors(sft_params, "sft_params"), self._tensors(base_params, "base_params")
+        if not (len(sft) == len(base) == len(plist)):
+            raise Qwen25ValueError(f"{type(self).__name__}: {len(plist)} parameters but {len(sft)} sft_params and "
+                                   f"{len(base)} base_params (give them in the parameters' order)")
+        self._index = {id(p): i for i, p in enumerate(plist)}
+        with torch.no_grad():
+            for i, (p, s, b) in enumerate(zip(plist, sft, base)):
+                if tuple(s.shape) != tuple(p.shape) or tuple(b.shape) != tuple(p.shape):
+                    raise Qwen25ValueError(f"{type(self).__name__}: parameter {i} has shape {tuple(p.shape)}, but its "
+                                           f"sft_params entry {tuple(s.shape)} and base_params entry {tuple(b.shape)}")
+                dt = torch.promote_types(torch.promote_types(s.dtype, b.dtype), torch.float32)  # fp32 at least
+                tau = s.detach().to(dt) - b.detach().to(dt)
+                tau = _like_param(p, tau)
+                st = self.state[p]
+                st["tau"] = self._trim_tau(_local(tau), i)  # fp32, whatever the parameter's dtype
+                if hasattr(tau, "device_mesh"):  # keep the DTensor wrapper for checkpoints
+                    from torch.distributed.tensor import DTensor
+
+                    st["tau"] = DTensor.from_local(st["tau"], tau.device_mesh, tau.placements, run_check=False)
+
+    @staticmethod
+    def _tensors(x: Any, what: str) -> list[torch.Tensor]:
+        if isinstance(x, torch.nn.Module):
+            return [p for p in x.parameters()]
+        if isinstance(x, torch.Tensor) or not isinstance(x, (Sequence, Iterable)):
+            raise TypeError(f"{what} must be a sequence of tensors (in the parameters' order) or an nn.Module, "
+                            f"got {type(x).__name__}")
+        out = list(x)
+        for i, t in enumerate(out):
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{what}[{i}] is a {type(t).__name__}, not a tensor")
+        return out
+
+    # the variant: how τ and δ are trimmed and merged
+    def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _merge(self, p: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
+        raise NotImplementedError
+
+    def _l1_rescale(self, trimmed: torch.Tensor, org: torch.Tensor) -> None:
+        new = torch.linalg.vector_norm(trimmed, 1)
+        if float(org) >= 1e-8 and float(new) > 0:
+            trimmed.mul_(org / new)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                i = self._index[id(p)]
+                param, grad = _local(p), _local(p.grad)
+                if grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                st = self.state[p]
+                if "step" not in st:
+                    st["step"] = torch.tensor(0.0)
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                    if self.merge_every > 1:
+                        st["pending"] = torch.zeros_like(p)
+                exp_avg, exp_avg_sq = _local(st["exp_avg"]), _local(st["exp_avg_sq"])
+                st["step"] += 1
+                step = int(st["step"].item())
+                # AdamW, as torch.optim.AdamW's single-tensor path
+                if wd != 0:
+                    param.mul_(1 - lr * wd)
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                step_size = lr / (1 - beta1 ** step)
+                denom = (exp_avg_sq.sqrt() / (1 - beta2 ** step) ** 0.5).add_(eps)
+                tau = _local(st["tau"])
+                if self.merge_every > 1:
+                    pending = _local(st["pending"])
+                    if step % self.merge_every:  # an in-between step: plain AdamW, the update kept aside
+                        delta = exp_avg / denom
+                        delta.mul_(-step_size)
+                        param.add_(delta)
+                        pending.add_(delta)
+                        continue  # on to the next parameter (the authors' code returns here)
+                    delta = exp_avg / denom
+                    delta.mul_(-step_size)
+                    param.sub_(pending)
+                    delta.add_(pending)
+                    pending.zero_()
+                    self._merge(param, tau, delta, step, i)
+                    continue
+                if self._plain():
+                    param.addcdiv_(exp_avg, denom, value=-step_size * (1 - self.alpha))
+                    if self.alpha:
+                        param.add_(tau, alpha=self.alpha)
+                    continue
+                self._merge_fast(param, tau, exp_avg, denom, step_size, step, i)
+        return loss
+
+    def _plain(self) -> bool:
+        return self.sparsity >= 1 and not self.rescale and self.clip_val is None
+
+    def _merge_fast(self, param: torch.Tensor, tau: torch.Tensor, exp_avg: torch.Tensor, denom: torch.Tensor,
+                    step_size: float, step: int, index: int) -> None:
+        delta = exp_avg / denom
+        delta.mul_(-step_size)
+        self._merge(param, tau, delta, step, index)
+
+
+class OnDAREAdamW(_OnlineMergingAdamW):
+    """AdamW with online DARE merging of the SFT task vector; a drop-in for ``torch.optim.AdamW``
+    (see the module docstring for the equations).
+
+    * ``sft_params``, ``base_params``: the SFT and base models' tensors in the order of ``params``
+      (or the two ``nn.Module`` s when ``params`` is ``model.parameters()``).
+    * ``reserve_p``: DARE's keep probability p; ``alpha``: the weight of τ in each merge;
+      ``rescale``: rescale the kept update to the update's L1 norm; ``clip_val``: clip the merged
+      update (and τ') to ±clip_val (None: no clipping); ``merge_every``: merge every k steps;
+      ``seed``: the masks' seed. The defaults are ours (the paper sweeps them), not a recipe."""
+
+    _sparsity_name = "reserve_p"
+
+    def __init__(self, params: Iterable[Any], *, sft_params: Any, base_params: Any, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 reserve_p: float = 0.5, alpha: float = 1e-4, rescale: bool = False, clip_val: float | None = None,
+                 merge_every: int = 1, seed: int = 0) -> None:
+        super().__init__(params, sft_params=sft_params, base_params=base_params, lr=lr, betas=betas, eps=eps,
+                         weight_decay=weight_decay, sparsity=reserve_p, alpha=alpha, rescale=rescale,
+                         clip_val=clip_val, merge_every=merge_every, seed=seed)
+
+    def _dare(self, x: torch.Tensor, step: int, index: int) -> None:
+        """x ← x ⊙ Bernoulli(p) / p, in place, with the (step, index) mask."""
+        p = self.sparsity
+        if p >= 1:
+            return
+        mask = torch.empty_like(x).bernoulli_(p, generator=dare_generator(self.seed, step, index, x.device))
+        x.mul_(mask).mul_(1.0 / p)
+
+    def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
+        self._dare(tau, 0, index)
+        if self.clip_val is not None:
+            tau.clamp_(-self.clip_val, self.clip_val)
+        return tau
+
+    def _merge(self, param: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
+        org = torch.linalg.vector_norm(delta, 1) if self.rescale else None
+        self._dare(delta, step, index)
+        if org is not None:
+            self._l1_rescale(delta, org)
+        if self.clip_val is not None:
+            delta.clamp_(-self.clip_val, self.clip_val)
+        if self.alpha:
+            param.add_(tau, alpha=self.alpha)
+        param.add_(delta, alpha=1 - self.alpha)
+
+    def _merge_fast(self, param: torch.Tensor, tau: torch.Tensor, exp_avg: torch.Tensor, denom: torch.Tensor,
+                    step_size: float, step: int, index: int) -> None:
+        if self.rescale or self.clip_val is not None:  # these need the update itself
+            return super()._merge_fast(param, tau, exp_avg, denom, step_size, step, index)
+        # δ' = DARE(-step_size · m / denom): draw the mask, fold m into it, and scale inside addcdiv
+        p = self.sparsity
+        mask = torch.empty_like(exp_avg).bernoulli_(p, generator=dare_generator(self.seed, step, index, exp_avg.device))
+        mask.mul_(exp_avg)
+        param.addcdiv_(mask, denom, value=-step_size * (1 - self.alpha) / p)
+        if self.alpha:
+            param.add_(tau, alpha=self.alpha)
+
+
+class OnTIESAdamW(_OnlineMergingAdamW):
+    """AdamW with online TIES merging of the SFT task vector (magnitude trim with ``density``, sign
+    election, merge); the other options as :class:`OnDAREAdamW`. The top-k trim is exact (a
+    ``topk`` per parameter and step), so it costs more than DARE on big tensors."""
+
+    _sparsity_name = "density"
+
+    def __init__(self, params: Iterable[Any], *, sft_params: Any, base_params: Any, lr: float,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 density: float = 0.5, alpha: float = 1e-4, rescale: bool = False, clip_val: float | None = None,
+                 merge_every: int = 1, seed: int = 0) -> None:
+        super().__init__(params, sft_params=sft_params, base_params=base_params, lr=lr, betas=betas, eps=eps,
+                         weight_decay=weight_decay, sparsity=density, alpha=alpha, rescale=rescale,
+                         clip_val=clip_val, merge_every=merge_every, seed=seed)
+
+    def _trim(self, x: torch.Tensor) -> None:
+        if self.sparsity >= 1:
+            return
+        org = torch.linalg.vector_norm(x, 1) if self.rescale else None
+        x.mul_(magnitude_mask(x, self.sparsity))
+        if org is not None:
+            self._l1_rescale(x, org)
+
+    def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
+        self._trim(tau)
+        if self.clip_val is not None:
+            tau.clamp_(-self.clip_val, self.clip_val)
+        return tau
+
+    def _plain(self) -> bool:
+        return super()._plain() and self.alpha == 0  # sign election drops entries whenever τ takes part
+
+    def _merge(self, param: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
+        self._trim(delta)
+        if self.clip_val is not None:
+            delta.clamp_(-self.clip_val, self.clip_val)
+        if not self.alpha:  # τ takes no part: no election either
+            param.add_(delta)
+            return
+        elected = torch.where(tau + delta >= 0, 1.0, -1.0).to(delta.dtype)  # the sign of the sum; 0 counts as +
+        param.add_(tau * (torch.sign(tau) == elected), alpha=self.alpha)
+        param.add_(delta * (torch.sign(delta) == elected), alpha=1 - self.alpha)
