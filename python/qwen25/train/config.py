@@ -13,6 +13,7 @@ Overrides name a field by its dotted path and are parsed by the field's type::
     stages.0.steps=20             a field of stage 0
     stages.1.data=a,b             a tuple (comma-separated; an empty value is the empty tuple)
     model.hidden_size=64          a field of the model config (Qwen25Config), kept in model_overrides
+    method.beta=0.2               a setting of the objective (qwen25.rl's DPO, reward model), parsed as JSON
     stages.1.rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}
     init_from=none                None, for the fields that may be None
 """
@@ -165,6 +166,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between checkpoints (0: only at the end)
     keep_last: int = 3
     log_every: int = 1  # progress bar and TensorBoard cadence (metrics.jsonl gets every step)
+    # settings of an objective beyond pre-training, read and checked by the trainer that runs it
+    # (qwen25.rl: DPO's beta, the reference model, OMO's alpha, ...); set with --set method.KEY=VALUE
+    method: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.stages, list):
@@ -180,6 +184,8 @@ class TrainConfig:
             raise Qwen25ValueError(f"TrainConfig: stage names must differ, got {names}")
         if not isinstance(self.model, str) or not self.model:
             raise Qwen25ValueError(f"TrainConfig: model must be a preset name or a path, got {self.model!r}")
+        if not isinstance(self.method, Mapping):
+            raise Qwen25ValueError(f"TrainConfig: method must be a dict, got {self.method!r}")
         if not isinstance(self.model_overrides, Mapping):
             raise Qwen25ValueError(f"TrainConfig: model_overrides must be a dict, got {self.model_overrides!r}")
         owned = sorted(set(self.model_overrides) & set(_STAGE_OWNED))
@@ -440,10 +446,12 @@ def override(config: TrainConfig, changes: Mapping[str, Any]) -> TrainConfig:
                 raise ConfigOverrideError(f"--set {key}: {parts[1]} is set per stage (stages.N.rope_theta, "
                                           "stages.N.rope_scaling, stages.N.dca)")
             model_changes[parts[1]] = _coerce(key, value, mt[parts[1]])
+        elif parts[0] == "method" and len(parts) == 2:  # checked by the trainer that reads it
+            fields.setdefault("method", dict(config.method))[parts[1]] = _coerce(key, value, Any)
         elif len(parts) == 1 and key in top and key != "stages":
             fields[key] = _coerce(key, value, top[key])
         else:
-            names = [k for k in top if k != "stages"] + ["stages.N.FIELD", "model.FIELD"]
+            names = [k for k in top if k != "stages"] + ["stages.N.FIELD", "model.FIELD", "method.KEY"]
             raise ConfigOverrideError(f"--set {key}: unknown key{_close(key, names)}")
     stages = list(config.stages)
     try:

@@ -332,10 +332,7 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         first = self.stage_configs[0][0]
-        if cfg.init_from is not None:
-            model = Qwen2ForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
-        else:
-            model = Qwen2ForCausalLM.from_config(first, dtype=torch.float32, seed=cfg.seed)
+        model = self.build_model(first)
         model.config = first
         model.rotary_emb = RotaryEmbedding(first)
         model.train()
@@ -348,9 +345,7 @@ class Trainer:
             apply_fsdp(model, self.dist.mesh, param_dtype=torch.bfloat16 if self.bf16 else torch.float32)
         self.fsdp = use_fsdp
         self.model = model
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                                           eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
+        self.optimizer = self.build_optimizer(model)
         if cfg.fused_loss is not None:
             self.fused_loss = cfg.fused_loss
         else:
@@ -359,6 +354,31 @@ class Trainer:
             self.fused_loss = self.device.type == "cuda" and kernels.available()
         self.peak_flops = _peak_flops(cfg, self.device, self.bf16)
         self._resume()
+
+    # ------------------------------------------------------------------------------ hooks
+    # Subclasses that train another objective (qwen25.rl's reward model and DPO) override these;
+    # everything else (stages, schedule, clipping, checkpoints, resume, FSDP2, logging) is shared.
+    def build_model(self, config: Qwen25Config) -> Qwen2ForCausalLM:
+        """The model before any parallelism: ``init_from``'s weights, else a seeded random init."""
+        cfg = self.config
+        if cfg.init_from is not None:
+            return Qwen2ForCausalLM.from_pretrained(cfg.init_from, dtype=torch.float32)
+        return Qwen2ForCausalLM.from_config(config, dtype=torch.float32, seed=cfg.seed)
+
+    def build_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """AdamW over :func:`param_groups` (fused on CUDA)."""
+        cfg = self.config
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                 eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
+
+    def stage_data(self, stage: Stage, index: int) -> Any:
+        """The batch source of stage ``index``: ``take_step``, ``micro_batches``, ``describe``,
+        ``state``/``load_state`` and ``repeated``, as :class:`StageData` (packed folders)."""
+        cfg = self.config
+        return StageData(stage, index, seed=cfg.seed, shuffle=cfg.shuffle,
+                         vocab_size=self.stage_configs[index][0].vocab_size,
+                         mask_document_boundaries=cfg.mask_document_boundaries, builtin_dir=self.builtin_dir)
 
     def _resume(self) -> None:
         cfg = self.config
@@ -413,8 +433,7 @@ class Trainer:
         model.config = train_cfg
         model.rotary_emb = RotaryEmbedding(train_cfg, self.device)
         model._dca_tables = {}
-        self.data = StageData(stage, i, seed=cfg.seed, shuffle=cfg.shuffle, vocab_size=train_cfg.vocab_size,
-                              mask_document_boundaries=cfg.mask_document_boundaries, builtin_dir=self.builtin_dir)
+        self.data = self.stage_data(stage, i)
         if data_state is not None:
             self.data.load_state(data_state)
         self._stage = i
@@ -543,7 +562,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         dt = time.perf_counter() - t0
-        tokens = cfg.rows_per_step(stage) * stage.seq_len
+        tokens = int(res.get("tokens", cfg.rows_per_step(stage) * stage.seq_len))  # forward_backward may count its own
         self._tokens_seen += tokens
         tps = tokens / dt
         rec: dict[str, Any] = {
@@ -556,6 +575,7 @@ class Trainer:
         }
         if res["aux_mean"] is not None:
             rec["aux_loss"] = res["aux_mean"]
+        rec.update(res.get("metrics") or {})  # an objective's own metrics (DPO rewards, accuracy, ...)
         self.step = step
         return rec
 
