@@ -16,6 +16,9 @@ _LAZY: dict[str, str] = {
     # offline alignment (issue 13)
     "OnDAREAdamW": "omo",
     "OnTIESAdamW": "omo",
+    # answer checking for rejection sampling and rewards (issue 12; torch-free)
+    "extract_answer": "verify",
+    "math_equal": "verify",
 }
 
 
