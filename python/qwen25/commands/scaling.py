@@ -81,10 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--sizes", default=None,
                    help="model shapes HIDDENxLAYERS, comma-separated (default: 32x2,64x2,96x2)")
     s.add_argument("--tokens", type=_floats, default=None,
-                   help="token budgets D (default: 32 and 64 x the recipe's global batch)")
-    s.add_argument("--lrs", type=_floats, default=None, help="peak learning rates (default: 2e-3,4e-3,8e-3,1.6e-2)")
+                   help="token budgets D (default: 16, 32 and 64 x the recipe's global batch)")
+    s.add_argument("--lrs", type=_floats, default=None, help="peak learning rates (default: 2e-3,4e-3,8e-3,1.6e-2,3.2e-2)")
     s.add_argument("--batch-tokens", type=_floats, default=None,
-                   help="global batches in tokens (default: 1/4, 1/2 and 1 x the recipe's global batch)")
+                   help="global batches in tokens (default: 1/4 and 1/2 of the recipe's global batch)")
     s.add_argument("--seeds", type=int, default=1, help="runs per grid point (different seeds; default 1)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the recipe for every run (as qwen25 pretrain --set)")

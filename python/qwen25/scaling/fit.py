@@ -209,7 +209,8 @@ def make_cells(runs: Sequence[Run], near_best: float, group_tol: float) -> list[
         bss = [r.batch_tokens for r in rs]
 
         def gmean(xs: Iterable[float]) -> float:
-            return float(np.exp(np.mean(np.log(np.fromiter(xs, dtype=float)))))
+            a = np.fromiter(xs, dtype=float)
+            return float(a[0]) if np.all(a == a[0]) else float(np.exp(np.mean(np.log(a))))
 
         def at_edge(all_v: list[float], band_v: list[float]) -> bool:
             if _distinct(all_v) < 2:
@@ -592,6 +593,12 @@ def fit_loss_law(n_params: Sequence[float], n_tokens: Sequence[float], losses: S
             notes.append(f"loss: {len(y)} cells, but L(N, D) needs at least {max(n_coef, 3)} with N or D varying: "
                          "not fitted")
         return None
+    for v in use:
+        k = _distinct(n if v == "n" else d, 0.01)
+        if k < 3 and notes is not None:
+            name, sym = ("n_params", "alpha") if v == "n" else ("n_tokens", "beta")
+            notes.append(f"loss: {name} takes {k} values only: with E free, {sym} is not determined by the data "
+                         f"(sweep 3 or more values; see its interval)")
     # scale N and D by their geometric means so that the linear system is well conditioned
     n_ref, d_ref = float(np.exp(np.log(n).mean())), float(np.exp(np.log(d).mean()))
     xs = np.stack([(n / n_ref) if v == "n" else (d / d_ref) for v in use])  # (m, cells)

@@ -60,6 +60,12 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _no_minor_labels(ax: Any) -> None:  # minor labels on a log x axis run into each other
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _law_panel(fig: Any, fit: ScalingFit, law: PowerLaw | None, key: str, rows: Sequence[Mapping[str, Any]],
                title: str) -> None:
     cells = [c for c in fit.cells if (c.lr_values if key == "lr" else c.batch_values) >= 2] or fit.cells
@@ -89,6 +95,7 @@ def _law_panel(fig: Any, fit: ScalingFit, law: PowerLaw | None, key: str, rows: 
                                     lw=0)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _no_minor_labels(ax)
         ax.set_xlabel("N (non-embedding parameters)" if xvar == "n_params" else "D (training tokens)")
         ax.set_ylabel("optimal " + ("peak learning rate" if key == "lr" else "batch (tokens)"))
         ax.grid(True, which="both", alpha=0.3)
@@ -134,6 +141,7 @@ def plot(fit: ScalingFit, out_dir: str | os.PathLike[str],
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _no_minor_labels(ax)
     ax.set_xlabel("N (non-embedding parameters)")
     ax.set_ylabel("D (training tokens)")
     fig.tight_layout()

@@ -44,7 +44,7 @@ from .table import write_table
 __all__ = ["DEFAULT_SIZES", "SweepResult", "parse_sizes", "plan_runs", "run_sweep", "summary"]
 
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((32, 2), (64, 2), (96, 2))
-DEFAULT_LRS: tuple[float, ...] = (2e-3, 4e-3, 8e-3, 1.6e-2)
+DEFAULT_LRS: tuple[float, ...] = (2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)
 PLAN_VERSION = 1
 
 
@@ -199,8 +199,9 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
               fit_kwargs: Mapping[str, Any] | None = None, threads: int | None = 1,
               trainer_factory: Callable[[Any], Any] | None = None) -> SweepResult:
     """Run the grid (see the module docstring) and fit it. Defaults: the shapes ``DEFAULT_SIZES``,
-    token budgets of 32 and 64 x the recipe's ``global_batch_tokens``, the lrs ``DEFAULT_LRS`` and
-    batches of 1/4, 1/2 and 1 x its ``global_batch_tokens``. ``trainer_factory(config)`` replaces
+    token budgets of 16, 32 and 64 x the recipe's ``global_batch_tokens``, the lrs ``DEFAULT_LRS`` and
+    batches of 1/4 and 1/2 x its ``global_batch_tokens`` (at these small token budgets the runs are
+    short of steps, and the recipe's own batch was never near-best in the debug sweep). ``trainer_factory(config)`` replaces
     ``Trainer(config, out_dir=None, ...)`` (for tests). ``threads``: torch CPU threads while the
     sweep runs (default 1: these models are too small to gain from more, and one thread per run
     does not fight other work for the cores; None leaves torch's setting)."""
@@ -224,8 +225,8 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
     seq = base.stages[0].seq_len
     b0 = base.global_batch_tokens
     sizes = list(sizes) if sizes else list(DEFAULT_SIZES)
-    batch_tokens = list(batch_tokens) if batch_tokens else sorted({max(seq, (b0 // k) // seq * seq) for k in (4, 2, 1)})
-    tokens = list(tokens) if tokens else [32.0 * b0, 64.0 * b0]
+    batch_tokens = list(batch_tokens) if batch_tokens else sorted({max(seq, (b0 // k) // seq * seq) for k in (4, 2)})
+    tokens = list(tokens) if tokens else [16.0 * b0, 32.0 * b0, 64.0 * b0]
     lrs = list(lrs) if lrs else list(DEFAULT_LRS)
 
     data_path = None
