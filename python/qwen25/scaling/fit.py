@@ -186,7 +186,7 @@ def _cluster(values: np.ndarray, rel_tol: float) -> np.ndarray:
     return labels
 
 
-def _distinct(values: Sequence[float], rel_tol: float = 1e-9) -> int:
+def _distinct(values: Sequence[float] | np.ndarray, rel_tol: float = 1e-9) -> int:
     return int(_cluster(np.asarray(values, dtype=float), rel_tol).max()) + 1 if len(values) else 0
 
 
@@ -594,10 +594,10 @@ def fit_loss_law(n_params: Sequence[float], n_tokens: Sequence[float], losses: S
                          "not fitted")
         return None
     for v in use:
-        k = _distinct(n if v == "n" else d, 0.01)
-        if k < 3 and notes is not None:
+        values = _distinct(n if v == "n" else d, 0.01)
+        if values < 3 and notes is not None:
             name, sym = ("n_params", "alpha") if v == "n" else ("n_tokens", "beta")
-            notes.append(f"loss: {name} takes {k} values only: with E free, {sym} is not determined by the data "
+            notes.append(f"loss: {name} takes {values} values only: with E free, {sym} is not determined by the data "
                          f"(sweep 3 or more values; see its interval)")
     # scale N and D by their geometric means so that the linear system is well conditioned
     n_ref, d_ref = float(np.exp(np.log(n).mean())), float(np.exp(np.log(d).mean()))
