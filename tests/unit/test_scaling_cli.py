@@ -181,3 +181,23 @@ def test_cli_compare_moe(tmp_path, capsys):
         assert r["ratio_to_active"]["value"] == pytest.approx(3.0, rel=0.05)
         assert r["ratio_to_total"]["value"] == pytest.approx(3.0 * r["n_params"] / r["n_total_params"], rel=0.05)
     assert "x active" in capsys.readouterr().out
+
+
+def test_sweep_without_torch_names_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] == 'torch':\n"
+        "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from qwen25.cli import main\n"
+        f"sys.exit(main(['scaling', 'sweep', '--out', {str(tmp_path / 'out')!r}]))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip() == ("qwen25 scaling: error: qwen25 scaling sweep needs torch, which is not installed: "
+                                "pip install 'qwen25[torch]'")

@@ -205,12 +205,14 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
     ``Trainer(config, out_dir=None, ...)`` (for tests). ``threads``: torch CPU threads while the
     sweep runs (default 1: these models are too small to gain from more, and one thread per run
     does not fight other work for the cores; None leaves torch's setting)."""
+    from .._extras import require
+
     try:
-        from ..train import Trainer, recipes
-        from ..train.config import BUILTIN_DEBUG_DATA, apply_overrides
-    except ImportError as e:  # torch missing, or the trainer not there
-        raise Qwen25ValueError(f"qwen25 scaling sweep needs qwen25.train and torch ({e}): "
-                               "pip install qwen25[torch]") from None
+        require("torch", "qwen25 scaling sweep")
+    except ImportError as e:  # a clean one-line error on the command line, not a traceback
+        raise Qwen25ValueError(str(e)) from None
+    from ..train import Trainer, recipes
+    from ..train.config import BUILTIN_DEBUG_DATA, apply_overrides
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise Qwen25ValueError(f"seeds must be a positive int, not {seeds!r}")
     out_dir = os.fspath(out)
