@@ -54,3 +54,12 @@ def test_non_finite_gradient_norm_stops(cfg, monkeypatch) -> None:
     with pytest.raises(TrainingDivergedError, match=r"step 1 \(stage 'one'\): the gradient norm is inf; stopped "
                                                     r"before the optimizer step"):
         Trainer(cfg, verbose=False).fit()
+
+
+def test_a_later_stage_s_bad_folder_is_reported_before_the_first_step(cfg, tmp_path) -> None:
+    from qwen25.errors import Qwen25FileNotFoundError
+
+    bad = override(cfg, {"stages.1.data": str(tmp_path / "not-yet")})
+    with pytest.raises(Qwen25FileNotFoundError, match=r"stage 'two': data folder .*not-yet does not exist"):
+        Trainer(bad, out_dir=tmp_path / "run", verbose=False).fit()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

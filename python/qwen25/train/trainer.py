@@ -41,7 +41,7 @@ from ..model.config import PRESETS, _rope_scaling_from_dict
 from ..model.qwen2 import RotaryEmbedding, load_balancing_loss
 from . import checkpoint as ckpt
 from .config import BUILTIN_DEBUG_DATA, Stage, TrainConfig, config_diff
-from .data import MicroBatch, StageData
+from .data import MicroBatch, StageData, open_packed
 from .parallel import (DistInfo, all_reduce_sum, apply_activation_checkpointing, apply_fsdp, compile_blocks,
                        init_distributed)
 from .schedule import lr_factor
@@ -313,6 +313,7 @@ class Trainer:
                     f"init_from {cfg.init_from}: its architecture differs from model {cfg.model!r} in "
                     + ", ".join(f"{f} ({getattr(init_cfg, f)} vs {getattr(base, f)})" for f in diff))
         self.stage_configs = stage_model_configs(cfg, base)
+        self.check_data()  # every stage's data, before any step
         # the builtin debug corpus goes to OUT/data (or a temporary folder without OUT)
         self.builtin_dir: str | None = None
         if any(BUILTIN_DEBUG_DATA in s.data for s in cfg.stages):
@@ -371,6 +372,14 @@ class Trainer:
         fused = {"fused": True} if self.device.type == "cuda" else {}
         return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                                  eps=cfg.eps, weight_decay=cfg.weight_decay, **fused)
+
+    def check_data(self) -> None:
+        """Fail early on a missing or unusable data source of any stage (``setup`` calls it before
+        building the model); a trainer with its own ``stage_data`` checks its own sources."""
+        for s, (mc, _) in zip(self.config.stages, self.stage_configs):
+            for path in s.data:
+                if path != BUILTIN_DEBUG_DATA:
+                    open_packed(path, s, mc.vocab_size)
 
     def stage_data(self, stage: Stage, index: int) -> Any:
         """The batch source of stage ``index``: ``take_step``, ``micro_batches``, ``describe``,
