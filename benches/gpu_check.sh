@@ -64,8 +64,8 @@ for name in ("cupy", "triton", "liger_kernel", "transformers"):
 print("kernels available:", K.available(), K.unavailable_reason() or "")
 EOF
     step "SASS sm_80/sm_90 resource table" 60 "$PY" -m qwen25.kernels._nvrtc
-    step "GPU tests" 180 "$PY" -m pytest -q -p no:cacheprovider -rs --durations=10 tests/gpu/
-    step "kernel benchmarks (vs eager, vs liger-kernel)" 150 "$PY" benches/bench_kernels.py --gpu
+    step "GPU tests" 150 "$PY" -m pytest -q -p no:cacheprovider -rs --durations=10 tests/gpu/
+    step "kernel benchmarks (vs eager, vs liger-kernel)" 180 "$PY" benches/bench_kernels.py --gpu
     step "training step, 0.5B and 1.5B, bf16, kernels on/off" 110 "$PY" benches/bench_train_step.py
     echo
     echo "== summary"
