@@ -151,3 +151,19 @@ def test_cli_sweep(tmp_path, capsys):
     assert f"sweep in {tmp_path}: 4 runs (4 trained now, 0 reused)" in out
     assert "lr = " in out and f"wrote {tmp_path / 'sweep.csv'}" in out
     assert not (tmp_path / "lr.png").exists()
+
+
+def test_a_budget_past_the_data_is_noted(tmp_path):
+    # the debug corpus holds 285,824 tokens (its manifest); 600K tokens repeat it. The note is made
+    # before any training, so a stand-in trainer (a fixed falling loss) keeps this test fast.
+    class Fixed:
+        def __init__(self, cfg):
+            self.steps = cfg.total_steps()
+
+        def fit(self):
+            return [{"step": i + 1, "loss": 5.0 - i / self.steps} for i in range(self.steps)]
+
+    res = run_sweep(out=tmp_path, trainer_factory=Fixed, **{**GRID, "tokens": [6.0e5], "batch_tokens": [65536]})
+    manifest = json.loads((tmp_path / "data" / "debug-v1-seq128" / "manifest.json").read_text())
+    held = sum(s["tokens"] for s in manifest["shards"])
+    assert any(f"see {9 * 65536} tokens but the data holds {held}" in n for n in res.notes)

@@ -162,6 +162,17 @@ def plan_runs(base: Any, *, sizes: Sequence[tuple[int, int]], tokens: Sequence[f
     return runs
 
 
+def _data_tokens(folders: Sequence[str]) -> int | None:
+    """The tokens the stage's packed folders hold (None where one cannot be read here: the
+    Trainer reports that itself)."""
+    from ..data import PackedDataset
+
+    try:
+        return sum(PackedDataset(f).n_tokens for f in folders)
+    except (OSError, ValueError):
+        return None
+
+
 def _final_loss(records: Sequence[Mapping[str, Any]]) -> float:
     losses = [float(r["loss"]) for r in records]
     k = max(1, len(losses) // 10)
@@ -238,6 +249,11 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
         data_path = prepare_debug_data(os.path.join(out_dir, "data"), seq)
     runs = plan_runs(base, sizes=sizes, tokens=tokens, lrs=lrs, batch_tokens=batch_tokens, seeds=seeds,
                      data_path=data_path)
+    capacity = _data_tokens(runs[0].config.stages[0].data)
+    biggest = max(r.steps * r.batch_tokens for r in runs)
+    if capacity is not None and biggest > capacity:
+        notes.append(f"the largest runs see {biggest} tokens but the data holds {capacity}: they repeat data, so "
+                     "their loss is partly on tokens already trained on")
 
     plan = {"version": PLAN_VERSION, "recipe": recipe, "overrides": list(overrides)}
     plan_path = os.path.join(out_dir, "plan.json")
