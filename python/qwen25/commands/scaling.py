@@ -203,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{r['n_params']:>10.4g} {r['n_total_params']:>10.4g} {r['n_tokens']:>10.4g} {r['loss']:>7.4f} "
                   f"{float(r['dense_equivalent_params']):>12.4g} {float(r['ratio_to_active']):>9.3f} "
                   f"{float(r['ratio_to_total']):>8.3f}")
+        if any(not math.isfinite(float(r["dense_equivalent_params"])) for r in table):
+            print("inf: under the dense loss law no dense size reaches that loss with those tokens")
         if args.json:
             _write_json(args.json, _clean(table))
             print(f"wrote {args.json}")
