@@ -366,3 +366,15 @@ def test_estimate_behaves_as_a_float():
     assert back == 2.0 and back.low == 1.0 and back.high == 3.0
     assert e.to_dict() == {"value": 2.0, "low": 1.0, "high": 3.0}
     assert scaling.Estimate(1.0).to_dict() == {"value": 1.0, "low": None, "high": None}
+
+
+def test_compare_moe_unreachable_loss_is_inf():
+    rows = synthetic_sweep(lr_law=true_lr, batch_law=true_batch, sizes=SIZES, tokens=TOKENS, noise=0.0, seed=12)
+    dense = scaling.fit(rows, n_boot=0, n_boot_loss=0)
+    d = 1e10
+    floor = dense.loss_law.E + dense.loss_law.B / d**dense.loss_law.beta  # the loss of an infinite dense model
+    moe = [{"n_params": 1e8, "n_total_params": 8e8, "n_tokens": d, "lr": 1e-3, "batch_tokens": 2.0**20,
+            "loss": floor * 0.99}]
+    (r,) = scaling.compare_moe(dense, moe)
+    assert math.isinf(r["dense_equivalent_params"]) and math.isinf(r["ratio_to_active"])
+    assert r["dense_lr"] is None
