@@ -16,6 +16,12 @@ _LAZY: dict[str, str] = {
     # offline alignment (issue 13)
     "OnDAREAdamW": "omo",
     "OnTIESAdamW": "omo",
+    "dpo_loss": "dpo",
+    "sequence_logps": "dpo",
+    "DPOTrainer": "dpo",
+    "reward_loss": "reward",
+    "RewardModel": "reward",
+    "RewardTrainer": "reward",
     # answer checking for rejection sampling and rewards (issue 12; torch-free)
     "extract_answer": "verify",
     "math_equal": "verify",

@@ -125,14 +125,19 @@ class _OnlineMergingAdamW(torch.optim.Optimizer):
                     raise Qwen25ValueError(f"{type(self).__name__}: parameter {i} has shape {tuple(p.shape)}, but its "
                                            f"sft_params entry {tuple(s.shape)} and base_params entry {tuple(b.shape)}")
                 dt = torch.promote_types(torch.promote_types(s.dtype, b.dtype), torch.float32)  # fp32 at least
-                tau = s.detach().to(dt) - b.detach().to(dt)
-                tau = _like_param(p, tau)
+                tau = _like_param(p, s.detach().to(dt)) - _like_param(p, b.detach().to(dt))
                 st = self.state[p]
                 st["tau"] = self._trim_tau(_local(tau), i)  # fp32, whatever the parameter's dtype
                 if hasattr(tau, "device_mesh"):  # keep the DTensor wrapper for checkpoints
                     from torch.distributed.tensor import DTensor
 
                     st["tau"] = DTensor.from_local(st["tau"], tau.device_mesh, tau.placements, run_check=False)
+                # the whole state now, so a checkpoint template (DCP's get_state_dict) has every key
+                st["step"] = torch.tensor(0.0)
+                st["exp_avg"] = torch.zeros_like(p)
+                st["exp_avg_sq"] = torch.zeros_like(p)
+                if merge_every > 1:
+                    st["pending"] = torch.zeros_like(p)
 
     @staticmethod
     def _tensors(x: Any, what: str) -> list[torch.Tensor]:
