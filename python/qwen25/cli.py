@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, str] = {
     "pretrain": "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun).",
     "export": "Export a training checkpoint (checkpoints/step-N) as a Hugging Face model folder.",
     "scaling": "Scaling laws: fit optimal lr/batch and L(N, D) to a sweep, predict, compare MoE, run a debug sweep.",
+    "rm": "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification).",
+    "dpo": "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer).",
 }
 
 
