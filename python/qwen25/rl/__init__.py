@@ -22,6 +22,9 @@ _LAZY: dict[str, str] = {
     "reward_loss": "reward",
     "RewardModel": "reward",
     "RewardTrainer": "reward",
+    "make_pairs": "pairs",
+    "sample_responses": "pairs",
+    "score_responses": "pairs",
     # answer checking for rejection sampling and rewards (issue 12; torch-free)
     "extract_answer": "verify",
     "math_equal": "verify",
