@@ -300,3 +300,13 @@ def test_bad_arguments():
         from qwen25.data import benchmarks
 
         benchmarks.load("nope")
+
+
+def test_bad_token_id_lists_name_the_element():
+    d = Decontaminator([list(range(30))], mode="lcs")
+    for bad, shown in (([1, True, 3], "True"), ([1, -1], "-1"), ([1, 2**32], str(2**32)), (["a"], "'a'")):
+        j = 1 if len(bad) > 1 else 0
+        with pytest.raises(TypeError, match=rf"batch\[1\]\[{j}\] = {shown} is not a token id"):
+            d.check([list(range(5)), bad])
+    # a tuple of ids is a sequence of ids like a list
+    assert d.check([tuple(range(30))])[0].lcs == 30

@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyList, PyString, PyTuple};
 use qwen25_core::decontam::{self, normalize, Config, Input, Mode, Window};
 use qwen25_core::parallel;
 
@@ -22,17 +22,51 @@ fn extract<'a>(objs: &'a [Bound<'_, PyAny>], what: &str) -> PyResult<Vec<Item<'a
             if let Ok(s) = o.cast::<PyString>() {
                 return Ok(Item::Text(s.to_str()?));
             }
-            o.extract::<Vec<u32>>().map(Item::Ids).map_err(|_| {
-                PyTypeError::new_err(format!(
+            ids(o).map(Item::Ids).map_err(|j| match j {
+                Some(j) => {
+                    let x = o
+                        .get_item(j)
+                        .ok()
+                        .and_then(|x| x.repr().ok().map(|r| r.to_string()))
+                        .unwrap_or_default();
+                    PyTypeError::new_err(format!(
+                        "{what}[{i}][{j}] = {x} is not a token id (an int in 0..2**32, not a bool)"
+                    ))
+                }
+                None => PyTypeError::new_err(format!(
                     "{what}[{i}] is {}, not str or a list of token ids (ints in 0..2**32)",
                     o.get_type()
                         .name()
                         .map(|n| n.to_string())
                         .unwrap_or_default()
-                ))
+                )),
             })
         })
         .collect()
+}
+
+/// A list or tuple of token ids (ints in 0..2**32, bools refused); on failure the index of
+/// the offending element (None: not a list or tuple).
+fn ids(o: &Bound<'_, PyAny>) -> Result<Vec<u32>, Option<usize>> {
+    fn collect<'py>(
+        it: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+    ) -> Result<Vec<u32>, Option<usize>> {
+        let mut v = Vec::with_capacity(it.len());
+        for (j, x) in it.enumerate() {
+            if x.is_instance_of::<PyBool>() {
+                return Err(Some(j));
+            }
+            v.push(x.extract::<u32>().map_err(|_| Some(j))?);
+        }
+        Ok(v)
+    }
+    if let Ok(l) = o.cast::<PyList>() {
+        collect(l.iter())
+    } else if let Ok(t) = o.cast::<PyTuple>() {
+        collect(t.iter())
+    } else {
+        Err(None)
+    }
 }
 
 fn inputs<'a>(items: &'a [Item<'_>]) -> Vec<Input<'a>> {
