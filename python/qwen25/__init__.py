@@ -21,6 +21,10 @@ from .errors import (
 from ._train import train_bpe
 from .tokenizer import AddedToken, IncrementalDecoder, Tokenizer
 
+# One source: Cargo.toml's [workspace.package] version, compiled into the extension. maturin writes
+# the same into the wheel's metadata (tests/unit/test_wheel.py checks that an installed wheel's
+# __version__, `qwen25 --version` and importlib.metadata agree). Read from the extension rather
+# than importlib.metadata: free at import, and right in editable and source-tree installs too.
 __version__: str = _native.__version__
 
 # rayon's pool does not survive fork(): a forked child (torch DataLoader workers) runs serially.
