@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "data": "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora.",
     "pretrain": "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun).",
     "export": "Export a training checkpoint (checkpoints/step-N) as a Hugging Face model folder.",
+    "sft": "Supervised fine-tuning on chat data (assistant-only loss, BFD packing, the report's recipe).",
     "scaling": "Scaling laws: fit optimal lr/batch and L(N, D) to a sweep, predict, compare MoE, run a debug sweep.",
     "rm": "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification).",
     "dpo": "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer).",
