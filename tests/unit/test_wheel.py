@@ -25,6 +25,7 @@ import base64
 import configparser
 import csv
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -228,8 +229,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rustc-web can be unpacked, the sdist)."""
     if shutil.which("make") is None:
         pytest.fail("make is not on PATH")
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.fail("ziglang is not installed in this environment: `make wheel-deps` (`make test` does it)")
     out = tmp_path_factory.mktemp("dist")
-    _run(["make", "--no-print-directory", "wheel", "sdist", f"DIST={out}"], cwd=ROOT, env=_env(**BUILD_ENV))
+    # -o: take the venv stamps as up to date, so that the test never pip-installs into the venv
+    # it runs in (`make test` has brought them up to date before pytest starts)
+    _run(["make", "--no-print-directory", "-o", ".venv/.qwen25-deps", "-o", ".venv/.qwen25-wheel-deps",
+          "wheel", "sdist", f"DIST={out}"], cwd=ROOT, env=_env(**BUILD_ENV))
     return out
 
 
