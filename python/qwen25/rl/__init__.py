@@ -25,6 +25,11 @@ _LAZY: dict[str, str] = {
     "make_pairs": "pairs",
     "sample_responses": "pairs",
     "score_responses": "pairs",
+    # online RL (issue 14): GRPO's loss pieces and trainer, the rollout engines, composable rewards
+    "group_advantages": "grpo",
+    "k3_kl": "grpo",
+    "grpo_loss": "grpo",
+    "order_by_variance": "grpo",
     # answer checking for rejection sampling and rewards (issue 12; torch-free)
     "extract_answer": "verify",
     "math_equal": "verify",
