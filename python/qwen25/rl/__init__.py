@@ -30,6 +30,11 @@ _LAZY: dict[str, str] = {
     "k3_kl": "grpo",
     "grpo_loss": "grpo",
     "order_by_variance": "grpo",
+    "RolloutEngine": "rollouts",
+    "LocalRollouts": "rollouts",
+    "RayRollouts": "rollouts",
+    "SamplingParams": "rollouts",
+    "Completion": "rollouts",
     # answer checking for rejection sampling and rewards (issue 12; torch-free)
     "extract_answer": "verify",
     "math_equal": "verify",
