@@ -35,6 +35,8 @@ _LAZY: dict[str, str] = {
     "RayRollouts": "rollouts",
     "SamplingParams": "rollouts",
     "Completion": "rollouts",
+    "RewardFunction": "rewards",
+    "CompositeReward": "rewards",
     # answer checking for rejection sampling and rewards (issue 12; torch-free)
     "extract_answer": "verify",
     "math_equal": "verify",
