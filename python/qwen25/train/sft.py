@@ -63,15 +63,36 @@ _TOOLS_TAIL = ("\n</tools>\n\nFor each function call, return a json object with 
                "\"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n")
 
 
+_END = "<|im_end|>\n"
+_DEFAULT_HEAD = "<|im_start|>system\n" + DEFAULT_SYSTEM + _END
+
+
 def _tojson(x: Any) -> str:
     return json.dumps(x, ensure_ascii=False)
 
 
 # ------------------------------------------------------------------------------ checking
+def _plain_ok(messages: list[Any]) -> bool:
+    """The fast check for the common case (dicts with str roles and contents, no tool calls, an
+    assistant turn); anything else goes through the full check, which names the fault."""
+    has_assistant = False
+    for m in messages:
+        if type(m) is not dict or type(m.get("content")) is not str or m.get("tool_calls"):
+            return False
+        role = m.get("role")
+        if role == "assistant":
+            has_assistant = True
+        elif role not in ("user", "system", "tool"):
+            return False
+    return has_assistant and bool(messages)
+
+
 def check_messages(messages: Any, tools: Any = None, where: str = "conversation") -> None:
     """Raise :class:`Qwen25ValueError` (naming ``where`` and the message) for a conversation SFT
     cannot use: not a list of dicts, an unknown role, content that is not a string, a malformed
     tool call, or no assistant turn."""
+    if type(messages) is list and (tools is None or type(tools) is list) and _plain_ok(messages):
+        return
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise Qwen25ValueError(f"{where}: messages must be a list of {{role, content}} dicts, got "
                                f"{type(messages).__name__}")
@@ -115,12 +136,6 @@ def render_pieces(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping
     pieces of one kind merged. ``"".join`` of the texts is ``apply_chat_template(tokenize=False)``."""
     out: list[tuple[str, bool]] = []
     ctx: list[str] = []
-
-    def flush_ctx() -> None:
-        if ctx:
-            out.append(("".join(ctx), False))
-            ctx.clear()
-
     first = messages[0] if messages else {}
     first_system = first.get("role") == "system"
     if tools:
@@ -132,38 +147,42 @@ def render_pieces(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping
             ctx.append(_tojson(t))
         ctx.append(_TOOLS_TAIL)
     elif first_system:
-        ctx.append("<|im_start|>system\n" + first["content"] + "<|im_end|>\n")
+        ctx += ("<|im_start|>system\n", first["content"], _END)
     else:
-        ctx.append("<|im_start|>system\n" + DEFAULT_SYSTEM + "<|im_end|>\n")
+        ctx.append(_DEFAULT_HEAD)
     n = len(messages)
     for i, m in enumerate(messages):
         role = m["role"]
-        if role == "user" or (role == "system" and i > 0):
-            ctx.append("<|im_start|>" + role + "\n" + m["content"] + "<|im_end|>\n")
+        if role == "user":
+            ctx += ("<|im_start|>user\n", m["content"], _END)
         elif role == "assistant":
             ctx.append("<|im_start|>assistant")
-            flush_ctx()
+            out.append(("".join(ctx), False))
+            ctx = []
             calls = m.get("tool_calls")
             if not calls:
-                gen = "\n" + m["content"] + "<|im_end|>\n"
-            else:
-                parts = []
-                if m.get("content"):
-                    parts.append("\n" + m["content"])
-                for c in calls:
-                    fn = c["function"] if "function" in c else c
-                    parts.append('\n<tool_call>\n{"name": "' + fn["name"] + '", "arguments": '
-                                 + _tojson(fn["arguments"]) + "}\n</tool_call>")
-                parts.append("<|im_end|>\n")
-                gen = "".join(parts)
-            out.append((gen, True))
+                out.append(("\n" + m["content"] + _END, True))
+                continue
+            parts = []
+            if m.get("content"):
+                parts.append("\n" + m["content"])
+            for c in calls:
+                fn = c["function"] if "function" in c else c
+                parts.append('\n<tool_call>\n{"name": "' + fn["name"] + '", "arguments": '
+                             + _tojson(fn["arguments"]) + "}\n</tool_call>")
+            parts.append(_END)
+            out.append(("".join(parts), True))
+        elif role == "system":
+            if i > 0:
+                ctx += ("<|im_start|>system\n", m["content"], _END)
         elif role == "tool":
             if i == 0 or messages[i - 1]["role"] != "tool":
                 ctx.append("<|im_start|>user")
-            ctx.append("\n<tool_response>\n" + m["content"] + "\n</tool_response>")
+            ctx += ("\n<tool_response>\n", m["content"], "\n</tool_response>")
             if i == n - 1 or messages[i + 1]["role"] != "tool":
-                ctx.append("<|im_end|>\n")
-    flush_ctx()
+                ctx.append(_END)
+    if ctx:
+        out.append(("".join(ctx), False))
     return out
 
 
@@ -209,14 +228,9 @@ def _tokenize_batch(tokenizer: Tokenizer, pieces: list[list[tuple[str, bool]]], 
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flat int64 ids and labels of every conversation, and their offsets (n + 1)."""
     _check_template(tokenizer)
-    texts: list[str] = []
-    trained: list[bool] = []
-    counts = np.empty(len(pieces), dtype=np.int64)
-    for k, ps in enumerate(pieces):
-        counts[k] = len(ps)
-        for text, flag in ps:
-            texts.append(text)
-            trained.append(flag)
+    texts = [t for ps in pieces for t, _ in ps]
+    trained = [f for ps in pieces for _, f in ps]
+    counts = np.fromiter((len(ps) for ps in pieces), dtype=np.int64, count=len(pieces))
     flat, offs = tokenizer.encode_batch(texts, num_threads=num_threads, flat=True)
     ids = flat.astype(np.int64)
     piece_len = np.diff(offs.astype(np.int64)).astype(np.int64)
@@ -268,8 +282,9 @@ def pack_bfd(lengths: Sequence[int], seq_len: int) -> list[list[int]]:
 
 
 # ----------------------------------------------------------------------------- reading
-def _iter_source(src: Any) -> Iterator[tuple[str, str, int, Any, str | None]]:
-    """(where, path, line, record or None, error) for each record of a file or dataset."""
+def _iter_source(src: Any) -> Iterator[tuple[str, Any, str | None, bool]]:
+    """(where, record or None, error, from a table) for each record of a file or dataset; records
+    from Parquet and HF datasets are "from a table" (absent struct fields come back as None)."""
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         if os.path.isdir(path):
@@ -282,7 +297,7 @@ def _iter_source(src: Any) -> Iterator[tuple[str, str, int, Any, str | None]]:
             if isinstance(ds, datasets.DatasetDict):
                 raise Qwen25ValueError(f"{path}: an HF DatasetDict; point at one split's folder")
             for i, rec in enumerate(ds):
-                yield f"{path}:row {i + 1}", path, i + 1, rec, None
+                yield f"{path}:row {i + 1}", rec, None, True
             return
         if not os.path.exists(path):
             raise Qwen25FileNotFoundError(2, "no such file", path)
@@ -290,17 +305,18 @@ def _iter_source(src: Any) -> Iterator[tuple[str, str, int, Any, str | None]]:
 
         if file_kind(path) == "parquet":
             for i, rec in enumerate(iter_parquet(path)):
-                yield f"{path}:row {i + 1}", path, i + 1, rec, None
+                yield f"{path}:row {i + 1}", rec, None, True
             return
         for ln in read_jsonl_lines(path):
-            yield f"{path}:{ln.line}", path, ln.line, ln.obj, ln.error
+            yield f"{path}:{ln.line}", ln.obj, ln.error, False
         return
     name = type(src).__name__
+    table = type(src).__module__.split(".")[0] == "datasets"
     for i, rec in enumerate(src):
-        yield f"<{name}>:row {i + 1}", "", i + 1, rec, None
+        yield f"<{name}>:row {i + 1}", rec, None, table
 
 
-def _conversation_of(rec: Any) -> tuple[Any, Any]:
+def _conversation_of(rec: Any, table: bool = False) -> tuple[Any, Any]:
     if not isinstance(rec, Mapping):
         raise Qwen25ValueError(f"a record must be a JSON object with 'messages', got {type(rec).__name__}")
     if "messages" not in rec:
@@ -312,7 +328,7 @@ def _conversation_of(rec: Any) -> tuple[Any, Any]:
         except json.JSONDecodeError:
             raise Qwen25ValueError("'tools' is a string that is not JSON") from None
     msgs = rec["messages"]
-    if isinstance(msgs, Sequence) and not isinstance(msgs, (str, bytes)):
+    if table and isinstance(msgs, Sequence) and not isinstance(msgs, (str, bytes)):
         # Parquet/datasets fill absent struct fields with None: drop them so the template sees absence
         msgs = [{k: v for k, v in m.items() if v is not None or k == "content"} if isinstance(m, Mapping) else m
                 for m in msgs]
@@ -348,12 +364,12 @@ def read_chat(sources: Any) -> Iterator[tuple[str, Any, Any, str | None]]:
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     for src in sources:
-        for where, _path, _line, rec, err in _iter_source(src):
+        for where, rec, err, table in _iter_source(src):
             if err is not None:
                 yield where, None, None, err
                 continue
             try:
-                msgs, tools = _conversation_of(rec)
+                msgs, tools = _conversation_of(rec, table)
                 check_messages(msgs, tools, where)
             except Qwen25ValueError as e:
                 msg = str(e)
@@ -395,6 +411,13 @@ def tokenize_chat(tokenizer: Tokenizer, sources: Any, *, max_len: int, truncatio
     def run(batch: list[tuple[str, Any, Any]]) -> None:
         nonlocal n_truncated, n_too_long
         ids, labels, offs = _tokenize_batch(tokenizer, [render_pieces(m, t) for _, m, t in batch], num_threads)
+        n_all = np.diff(offs)
+        if not (n_all > max_len).any():  # the common case: the whole batch is kept as it is
+            id_parts.append(ids)
+            lab_parts.append(labels)
+            lens.extend(n_all.tolist())
+            kept_sources.extend(w for w, _, _ in batch)
+            return
         for k, (where, _, _) in enumerate(batch):
             a, b = int(offs[k]), int(offs[k + 1])
             n = b - a
