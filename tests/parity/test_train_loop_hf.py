@@ -135,7 +135,7 @@ def test_one_step_loss_and_grads_equal_transformers(tmp_path, docs, kind: str) -
         loss = ce / n
         if kind == "moe":
             loss = loss + MOE["router_aux_loss_coef"] * out.aux_loss / 4
-            aux_total += float(out.aux_loss) / 4
+            aux_total += float(out.aux_loss.detach()) / 4
         loss.backward()
         total += float(ce.detach())
     assert res["ce_total"] / n == pytest.approx(total / n, abs=1e-6)

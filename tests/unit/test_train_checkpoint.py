@@ -76,9 +76,9 @@ def test_resume_is_bit_identical(tmp_path, data, full, stop: int) -> None:
 def test_resume_with_a_changed_config_names_the_keys(tmp_path, data) -> None:
     cfg = small_config(data)
     Trainer(cfg, out_dir=tmp_path, verbose=False).fit(stop_at_step=2)
-    changed = override(cfg, {"lr": 1e-3, "stages.1.seq_len": 32})
+    changed = override(cfg, {"lr": 1e-3, "stages.1.rope_theta": 1e6})
     with pytest.raises(Qwen25ValueError, match=r"differs from the checkpoint's in lr \(0\.003 -> 0\.001\), "
-                                               r"stages\.1\.seq_len \(64 -> 32\); pass --allow-changes"):
+                                               r"stages\.1\.rope_theta \(500000\.0 -> 1000000\.0\); pass --allow-changes"):
         Trainer(changed, out_dir=tmp_path, verbose=False).fit()
     recs = Trainer(override(cfg, {"lr": 1e-3}), out_dir=tmp_path, verbose=False, allow_changes=True).fit()
     # step 3 of 8 after 2 warm-up steps, on the new peak: cosine at progress 1/6, floor 0.1
