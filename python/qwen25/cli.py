@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "scaling": "Scaling laws: fit optimal lr/batch and L(N, D) to a sweep, predict, compare MoE, run a debug sweep.",
     "rm": "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification).",
     "dpo": "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer).",
+    "grpo": "Online RL with GRPO on prompts (8 samples per query, variance-ordered queries, verifiable rewards).",
     "eval": "Evaluate a checkpoint (multiple choice, GSM8K, HumanEval pass@k, IFEval subset, perplexity, passkey).",
 }
 

@@ -69,11 +69,17 @@ def trl_loss(trainer, inputs):  # type: ignore[no-untyped-def]
     return loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters()}
 
 
-def build_trainer(folder, tmp_path, loss_type, beta, epsilon_high, correct):  # type: ignore[no-untyped-def]
-    args = trl.GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=4, num_generations=4,
-                          beta=beta, loss_type=loss_type, epsilon=0.2, epsilon_high=epsilon_high,
+@pytest.fixture(scope="module")
+def ours_model(folder):  # type: ignore[no-untyped-def]
+    return Qwen2ForCausalLM.from_pretrained(folder, dtype=torch.float32).train()
+
+
+@pytest.fixture(scope="module")
+def trl_trainer(folder, tmp_path_factory):  # type: ignore[no-untyped-def]
+    args = trl.GRPOConfig(output_dir=str(tmp_path_factory.mktemp("trl")), per_device_train_batch_size=4,
+                          num_generations=4, beta=0.04, loss_type="grpo", epsilon=0.2, epsilon_high=None,
                           max_completion_length=MAX_COMPLETION, temperature=TEMPERATURE, use_cpu=True, report_to=[],
-                          bf16=False, use_bias_correction_kl=correct)
+                          bf16=False)
     trainer = trl.GRPOTrainer(model=str(folder), reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                               args=args, train_dataset=datasets.Dataset.from_list([{"prompt": "hi"}] * 4),
                               processing_class=hf_tokenizer())
@@ -81,14 +87,25 @@ def build_trainer(folder, tmp_path, loss_type, beta, epsilon_high, correct):  # 
     return trainer
 
 
+def configure(trainer, loss_type, beta, epsilon_high, correct):  # type: ignore[no-untyped-def]
+    """Set what GRPOConfig would have set (compute_loss reads these attributes), so that one TRL
+    trainer serves every case. The reference log-probs come in the inputs: no reference model is
+    used by compute_loss."""
+    trainer.loss_type, trainer.beta = loss_type, beta
+    trainer.epsilon_low, trainer.epsilon_high = 0.2, 0.2 if epsilon_high is None else epsilon_high
+    trainer.args.use_bias_correction_kl = correct
+    assert trainer.max_completion_length == MAX_COMPLETION and trainer.args.delta is None
+    return trainer
+
+
 @pytest.mark.parametrize("loss_type,beta,epsilon_high,correct", [
     ("grpo", 0.04, None, True), ("bnpo", 0.04, 0.28, True), ("dr_grpo", 0.1, None, True), ("dapo", 0.0, 0.28, True),
     ("grpo", 0.1, 0.28, False), ("dapo", 0.04, None, False)])
-def test_loss_and_grads_equal_trl(folder, tmp_path, loss_type, beta, epsilon_high, correct):  # type: ignore[no-untyped-def]
+def test_loss_and_grads_equal_trl(ours_model, trl_trainer, loss_type, beta, epsilon_high, correct):  # type: ignore[no-untyped-def]
     prompt_ids, prompt_mask, completion_ids, completion_mask, advantages = make_batch()
     ids = torch.cat([prompt_ids, completion_ids], 1)
     am = torch.cat([prompt_mask, completion_mask], 1)
-    ours = Qwen2ForCausalLM.from_pretrained(folder, dtype=torch.float32).train()
+    ours = ours_model
     with torch.no_grad():
         current = token_logps(ours, ids, am, MAX_COMPLETION, completion_mask=completion_mask, temperature=TEMPERATURE)
     g = torch.Generator().manual_seed(9)
@@ -97,7 +114,7 @@ def test_loss_and_grads_equal_trl(folder, tmp_path, loss_type, beta, epsilon_hig
     inputs = {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
               "completion_mask": completion_mask, "advantages": advantages, "old_per_token_logps": old,
               "ref_per_token_logps": ref, "num_items_in_batch": completion_mask.sum().float()}
-    trainer = build_trainer(folder, tmp_path, loss_type, beta, epsilon_high, correct)
+    trainer = configure(trl_trainer, loss_type, beta, epsilon_high, correct)
     want, want_grads = trl_loss(trainer, inputs)
 
     ours.zero_grad()
