@@ -158,3 +158,17 @@ def test_pack_bfd_equals_trl_pack_dataset() -> None:
                     members.append(x)
             expected.append(members)
         assert pack_bfd(lengths, seq_len) == expected, (trial, seq_len, lengths)
+
+
+def test_pack_bfd_equals_trl_on_many_items() -> None:
+    """TRL packs each ``datasets.map`` batch (1,000 rows by default) on its own; with the whole
+    dataset in one batch its rows equal ours, past 1,000 items too."""
+    from trl import pack_dataset
+
+    rng = random.Random(1)
+    for seq_len, lo, hi in ((4096, 50, 1000), (64, 1, 64)):
+        lengths = [rng.randint(lo, hi) for _ in range(3000)]
+        ds = datasets.Dataset.from_dict({"input_ids": [[i] * n_i for i, n_i in enumerate(lengths)]})
+        packed = pack_dataset(ds, seq_len, strategy="bfd", map_kwargs={"batch_size": len(lengths)})
+        expected = [list(dict.fromkeys(row)) for row in packed["input_ids"]]
+        assert pack_bfd(lengths, seq_len) == expected

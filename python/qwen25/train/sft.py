@@ -23,7 +23,9 @@ All pieces of a batch go through one ``encode_batch`` call (Rust, GIL released).
 
 Packing. ``pack_bfd`` is best-fit decreasing, as ``trl.pack_dataset(..., strategy="bfd")``: the
 longest conversation first (ties in input order), each into the open row with the least room that
-still fits it (rows with equal room: the oldest first), else a new row. In a packed row
+still fits it (rows with equal room: the oldest first), else a new row, over all the items at
+once (TRL packs each ``datasets.map`` batch of 1,000 rows on its own; given one batch, its rows
+equal these). In a packed row
 ``position_ids`` restart at 0 on every conversation, which the model turns into per-conversation
 causal attention, and the first token of each conversation is never a target.
 """
@@ -181,6 +183,52 @@ def render_pieces(messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping
             ctx += ("\n<tool_response>\n", m["content"], "\n</tool_response>")
             if i == n - 1 or messages[i + 1]["role"] != "tool":
                 ctx.append(_END)
+    if ctx:
+        out.append(("".join(ctx), False))
+    return out
+
+
+def _plain_pieces(messages: Any) -> list[tuple[str, bool]] | None:
+    """``render_pieces`` of a plain conversation (a list of dicts with string contents, roles
+    system/user/assistant, no tools, an assistant turn), checked and rendered in one pass; None for
+    anything else, which then takes the full check (naming the fault) and ``render_pieces``."""
+    if type(messages) is not list or not messages or type(messages[0]) is not dict:
+        return None
+    out: list[tuple[str, bool]] = []
+    ctx: list[str] = []
+    first = messages[0]
+    if first.get("role") == "system":
+        c = first.get("content")
+        if type(c) is not str:
+            return None
+        ctx += ("<|im_start|>system\n", c, _END)
+    else:
+        ctx.append(_DEFAULT_HEAD)
+    trained = False
+    for i, m in enumerate(messages):
+        if type(m) is not dict:
+            return None
+        c = m.get("content")
+        if type(c) is not str:
+            return None
+        role = m.get("role")
+        if role == "user":
+            ctx += ("<|im_start|>user\n", c, _END)
+        elif role == "assistant":
+            if m.get("tool_calls"):
+                return None
+            ctx.append("<|im_start|>assistant")
+            out.append(("".join(ctx), False))
+            ctx = []
+            out.append(("\n" + c + _END, True))
+            trained = True
+        elif role == "system":
+            if i:
+                ctx += ("<|im_start|>system\n", c, _END)
+        else:
+            return None
+    if not trained:
+        return None
     if ctx:
         out.append(("".join(ctx), False))
     return out
@@ -378,6 +426,28 @@ def read_chat(sources: Any) -> Iterator[tuple[str, Any, Any, str | None]]:
             yield where, msgs, tools, None
 
 
+def _read_pieces(sources: Any) -> Iterator[tuple[str, list[tuple[str, bool]] | None, str | None]]:
+    """(where, rendered pieces, error) per record: ``read_chat`` and ``render_pieces`` in one pass."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    for src in sources:
+        for where, rec, err, table in _iter_source(src):
+            if err is not None:
+                yield where, None, err
+                continue
+            try:
+                msgs, tools = _conversation_of(rec, table)
+                pieces = _plain_pieces(msgs) if tools is None else None
+                if pieces is None:
+                    check_messages(msgs, tools, where)
+                    pieces = render_pieces(msgs, tools)
+            except Qwen25ValueError as e:
+                msg = str(e)
+                yield where, None, msg[len(where) + 2:] if msg.startswith(where + ": ") else msg
+                continue
+            yield where, pieces, None
+
+
 def tokenize_chat(tokenizer: Tokenizer, sources: Any, *, max_len: int, truncation: str = "error",
                   skip_bad: bool = False, num_threads: int | None = 1, batch_size: int = 4096) -> ChatData:
     """Read and tokenize chat data for SFT at most ``max_len`` tokens per conversation.
@@ -408,17 +478,17 @@ def tokenize_chat(tokenizer: Tokenizer, sources: Any, *, max_len: int, truncatio
             raise FormatError(f"{where}: {reason}", path if ln else where, ln)
         skipped.append({"where": where, "reason": reason})
 
-    def run(batch: list[tuple[str, Any, Any]]) -> None:
+    def run(batch: list[tuple[str, list[tuple[str, bool]]]]) -> None:
         nonlocal n_truncated, n_too_long
-        ids, labels, offs = _tokenize_batch(tokenizer, [render_pieces(m, t) for _, m, t in batch], num_threads)
+        ids, labels, offs = _tokenize_batch(tokenizer, [p for _, p in batch], num_threads)
         n_all = np.diff(offs)
         if not (n_all > max_len).any():  # the common case: the whole batch is kept as it is
             id_parts.append(ids)
             lab_parts.append(labels)
             lens.extend(n_all.tolist())
-            kept_sources.extend(w for w, _, _ in batch)
+            kept_sources.extend(w for w, _ in batch)
             return
-        for k, (where, _, _) in enumerate(batch):
+        for k, (where, _) in enumerate(batch):
             a, b = int(offs[k]), int(offs[k + 1])
             n = b - a
             if n > max_len:
@@ -440,13 +510,13 @@ def tokenize_chat(tokenizer: Tokenizer, sources: Any, *, max_len: int, truncatio
             lens.append(b - a)
             kept_sources.append(where)
 
-    batch: list[tuple[str, Any, Any]] = []
-    for where, msgs, tools, err in read_chat(sources):
+    batch: list[tuple[str, list[tuple[str, bool]]]] = []
+    for where, pieces, err in _read_pieces(sources):
         total += 1
-        if err is not None:
-            bad(where, err)
+        if pieces is None:
+            bad(where, err or "unusable record")
             continue
-        batch.append((where, msgs, tools))
+        batch.append((where, pieces))
         if len(batch) >= batch_size:
             run(batch)
             batch = []
