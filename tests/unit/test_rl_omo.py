@@ -2,8 +2,10 @@
 equations written here (per element, float64), and against ``torch.optim.AdamW`` (bitwise).
 
 The only thing shared with the code under test is the documented RNG contract: the DARE mask of
-parameter i at step t is ``torch.empty_like(x).bernoulli_(p, generator)`` with the generator
-seeded by splitmix64 over (seed, t, i) (step 0 is τ's mask); the seed rule is re-derived here.
+parameter i at step t keeps element j when byte j of ``ceil(n/8)`` int64 words drawn with
+``random_(-2**63, 2**63 - 1, generator)`` is below ``k = round(256 p)`` (the realised keep
+probability is k/256), the generator seeded by splitmix64 over (seed, t, i) (step 0 is τ's mask);
+the seed rule and the mask are re-derived here.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ def ref_seed(seed: int, step: int, index: int) -> int:
 
 
 def ref_mask(x, p, seed, step, index):  # type: ignore[no-untyped-def]
+    """(mask / realised p): the mask already divided by the keep probability it realises."""
     g = torch.Generator().manual_seed(ref_seed(seed, step, index))
-    return torch.empty_like(x).bernoulli_(p, generator=g)
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_(-(2**63), 2**63 - 1, generator=g)
+    k = round(256 * p)
+    kept = [b < k for b in words.numpy().tobytes()[: x.numel()]]  # bytes in memory order, one per element
+    return torch.tensor(kept, dtype=x.dtype).view(x.shape) * (256 / k)
 
 
 def ref_topk_mask(x, density):  # type: ignore[no-untyped-def]
@@ -63,7 +69,7 @@ class Reference:
             tau = s.double() - b.double()
             if kind == "dare":
                 if keep < 1:
-                    tau = tau * ref_mask(tau, keep, seed, 0, i) / keep
+                    tau = tau * ref_mask(tau, keep, seed, 0, i)
             else:
                 tau = self.trim(tau)
             if clip is not None:
@@ -97,7 +103,7 @@ class Reference:
                 delta = delta + self.pending[i]
                 self.pending[i] = torch.zeros_like(p)
             if self.kind == "dare":
-                d = delta * ref_mask(delta, self.keep, self.seed, t, i) / self.keep if self.keep < 1 else delta
+                d = delta * ref_mask(delta, self.keep, self.seed, t, i) if self.keep < 1 else delta
                 if self.rescale and delta.abs().sum() >= 1e-8 and d.abs().sum() > 0:
                     d = d * (delta.abs().sum() / d.abs().sum())
                 if self.clip is not None:
@@ -238,9 +244,16 @@ def test_dare_keeps_about_p_and_rescales_by_1_over_p():
                       lr=1.0, reserve_p=0.3)
     opt._dare(y, 1, 0)
     kept = float((y != 0).float().mean())
-    assert abs(kept - 0.3) < 0.005
-    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.3))
+    p = round(256 * 0.3) / 256  # the keep probability realised at 1/256 resolution: 0.30078...
+    assert abs(kept - p) < 0.005
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / p))
     assert math.isclose(float(y.mean()), 1.0, rel_tol=0.02)
+    # every byte position of the 64-bit draws is used without bias
+    for j in range(8):
+        assert abs(float((y[j::8] != 0).float().mean()) - p) < 0.01
+    with pytest.raises(Qwen25ValueError, match="1/512"):
+        OnDAREAdamW([torch.nn.Parameter(torch.zeros(1))], sft_params=[torch.zeros(1)], base_params=[torch.zeros(1)],
+                    lr=1.0, reserve_p=0.001)
 
 
 def test_tau_is_fp32_for_bf16_parameters():

@@ -4,7 +4,9 @@ merged with the SFT task vector, to keep what SFT taught while aligning (the "al
 With τ = θ_SFT − θ_base (in fp32) and δ the AdamW update of a step (δ = −lr · m̂ / (√v̂ + ε)):
 
 * ``OnDAREAdamW``: δ' = DARE_p(δ) = δ ⊙ Bernoulli(p) / p, a fresh mask every step, drawn on the
-  fly from the step's seed (nothing is stored); optionally rescaled to δ's L1 norm
+  fly from the step's seed (nothing is stored; see :func:`dare_mask`: p is realised at 1/256
+  resolution, p' = round(256·p)/256, and the kept entries are scaled by 1/p', so δ' stays
+  unbiased); optionally rescaled to δ's L1 norm
   (``rescale``) and clipped to ±``clip_val``. τ' = clip(DARE_p(τ)), drawn once (as the authors'
   code does). θ ← θ + α·τ' + (1 − α)·δ'.
 * ``OnTIESAdamW``: δ' = the top ``density`` share of δ by magnitude (rescaled to δ's L1 norm with
@@ -37,7 +39,7 @@ import torch
 
 from ..errors import Qwen25ValueError
 
-__all__ = ["OnDAREAdamW", "OnTIESAdamW", "dare_generator", "magnitude_mask"]
+__all__ = ["OnDAREAdamW", "OnTIESAdamW", "dare_generator", "dare_mask", "magnitude_mask"]
 
 _MIX = 0x9E3779B97F4A7C15
 _M64 = (1 << 64) - 1
@@ -59,6 +61,25 @@ def dare_generator(seed: int, step: int, index: int, device: torch.device) -> to
     g = torch.Generator(device=device)
     g.manual_seed(dare_seed(seed, step, index))
     return g
+
+
+def dare_mask(x: torch.Tensor, p: float, seed: int, step: int, index: int) -> tuple[torch.Tensor, float]:
+    """DARE's keep mask for ``x`` (1.0 kept, 0.0 dropped, ``x``'s dtype and shape) and the keep
+    probability it realises.
+
+    The contract (tests re-derive it): the generator seeded by :func:`dare_seed` fills
+    ``ceil(n / 8)`` int64 words with ``random_(-2**63, 2**63 - 1)``; their bytes, in memory order,
+    are one uniform byte per element, and element j is kept when its byte is below
+    ``k = round(256 * p)``, so the realised probability is ``k / 256``. One 64-bit draw covers
+    eight elements: a Bernoulli draw per element costs several times more than the AdamW step.
+    """
+    k = round(256 * p)
+    n = x.numel()
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
+    words.random_(-(2**63), 2**63 - 1, generator=dare_generator(*(seed, step, index), device=x.device))
+    mask = torch.empty_like(x)
+    torch.lt(words.view(torch.uint8)[:n].view(x.shape), k, out=mask)
+    return mask, k / 256
 
 
 def magnitude_mask(x: torch.Tensor, density: float) -> torch.Tensor:
@@ -103,6 +124,9 @@ class _OnlineMergingAdamW(torch.optim.Optimizer):
         for what, v, ok in (("lr", lr, lr >= 0), ("eps", eps, eps >= 0), ("weight_decay", weight_decay, weight_decay >= 0),
                             ("betas[0]", betas[0], 0 <= betas[0] < 1), ("betas[1]", betas[1], 0 <= betas[1] < 1),
                             (name, sparsity, 0 < sparsity <= 1), ("alpha", alpha, 0 <= alpha <= 1)):
+            if what == "reserve_p" and isinstance(v, (int, float)) and 0 < v < 1 / 512:
+                raise Qwen25ValueError(f"{type(self).__name__}: reserve_p {v!r} is below 1/512 (DARE masks are "
+                                       "drawn at 1/256 resolution)")
             if not (isinstance(v, (int, float)) and math.isfinite(v) and ok):
                 raise Qwen25ValueError(f"{type(self).__name__}: invalid {what} {v!r}")
         if clip_val is not None and not clip_val > 0:
@@ -253,10 +277,9 @@ class OnDAREAdamW(_OnlineMergingAdamW):
 
     def _dare(self, x: torch.Tensor, step: int, index: int) -> None:
         """x ← x ⊙ Bernoulli(p) / p, in place, with the (step, index) mask."""
-        p = self.sparsity
-        if p >= 1:
+        if self.sparsity >= 1:
             return
-        mask = torch.empty_like(x).bernoulli_(p, generator=dare_generator(self.seed, step, index, x.device))
+        mask, p = dare_mask(x, self.sparsity, self.seed, step, index)
         x.mul_(mask).mul_(1.0 / p)
 
     def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
@@ -281,8 +304,7 @@ class OnDAREAdamW(_OnlineMergingAdamW):
         if self.rescale or self.clip_val is not None:  # these need the update itself
             return super()._merge_fast(param, tau, exp_avg, denom, step_size, step, index)
         # δ' = DARE(-step_size · m / denom): draw the mask, fold m into it, and scale inside addcdiv
-        p = self.sparsity
-        mask = torch.empty_like(exp_avg).bernoulli_(p, generator=dare_generator(self.seed, step, index, exp_avg.device))
+        mask, p = dare_mask(exp_avg, self.sparsity, self.seed, step, index)
         mask.mul_(exp_avg)
         param.addcdiv_(mask, denom, value=-step_size * (1 - self.alpha) / p)
         if self.alpha:
