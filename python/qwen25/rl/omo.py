@@ -74,12 +74,17 @@ def dare_mask(x: torch.Tensor, p: float, seed: int, step: int, index: int) -> tu
     eight elements: a Bernoulli draw per element costs several times more than the AdamW step.
     """
     k = round(256 * p)
+    mask = torch.empty_like(x)
+    torch.lt(_dare_bytes(x, seed, step, index), k, out=mask)
+    return mask, k / 256
+
+
+def _dare_bytes(x: torch.Tensor, seed: int, step: int, index: int) -> torch.Tensor:
+    """One uniform byte per element of ``x`` (uint8, ``x``'s shape), as :func:`dare_mask` draws them."""
     n = x.numel()
     words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
-    words.random_(-(2**63), 2**63 - 1, generator=dare_generator(*(seed, step, index), device=x.device))
-    mask = torch.empty_like(x)
-    torch.lt(words.view(torch.uint8)[:n].view(x.shape), k, out=mask)
-    return mask, k / 256
+    words.random_(-(2**63), 2**63 - 1, generator=dare_generator(seed, step, index, device=x.device))
+    return words.view(torch.uint8)[:n].view(x.shape)
 
 
 def magnitude_mask(x: torch.Tensor, density: float) -> torch.Tensor:
@@ -303,10 +308,12 @@ class OnDAREAdamW(_OnlineMergingAdamW):
                     step_size: float, step: int, index: int) -> None:
         if self.rescale or self.clip_val is not None:  # these need the update itself
             return super()._merge_fast(param, tau, exp_avg, denom, step_size, step, index)
-        # δ' = DARE(-step_size · m / denom): draw the mask, fold m into it, and scale inside addcdiv
-        mask, p = dare_mask(exp_avg, self.sparsity, self.seed, step, index)
-        mask.mul_(exp_avg)
-        param.addcdiv_(mask, denom, value=-step_size * (1 - self.alpha) / p)
+        # δ' = DARE(-step_size · m / denom): dropped entries get an infinite denominator (m / inf = 0,
+        # signs and NaNs as m * 0 would give), so the mask costs one byte per element and no extra
+        # pass over the floats
+        k = round(256 * self.sparsity)
+        denom.masked_fill_(_dare_bytes(exp_avg, self.seed, step, index) >= k, math.inf)
+        param.addcdiv_(exp_avg, denom, value=-step_size * (1 - self.alpha) / (k / 256))
         if self.alpha:
             param.add_(tau, alpha=self.alpha)
 
