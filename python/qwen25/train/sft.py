@@ -6,7 +6,7 @@ loss, best-fit-decreasing packing, and the row source the :class:`~qwen25.train.
     >>> ids, labels = build_example(Tokenizer.qwen25(), [{"role": "user", "content": "hi"},
     ...                                                  {"role": "assistant", "content": "hello"}])
     >>> pack_bfd([5, 3, 8, 2], 10)
-    [[2, 3], [0, 1, 3]]
+    [[2, 3], [0, 1]]
 
 Masks. The loss covers exactly what TRL's Qwen2.5 training template marks with ``{% generation %}``
 (``trl.chat_template_utils.get_training_chat_template``, read through transformers'
