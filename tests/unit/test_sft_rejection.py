@@ -21,6 +21,15 @@ from qwen25.train.backtranslate import PAIR_DIMENSIONS, backtranslate  # noqa: E
 from qwen25.train.rejection import (extract_code, generate_candidates, read_tasks, rejection_sample,  # noqa: E402
                                     verify_response)
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """One torch thread: on a shared 2-core machine two spinning OpenMP threads are far slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 MATH = {"id": "gsm-1", "messages": [{"role": "user", "content": "What is 3/4 of 8? Put the answer in \\boxed{}."}],
         "answer": "6"}
 CODE = {"id": "he-1", "messages": [{"role": "user", "content": "Write add(a, b)."}],
