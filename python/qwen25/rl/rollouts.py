@@ -150,7 +150,8 @@ def _check_request(prompts: Sequence[Sequence[int]], n: int, vocab_size: int | N
 class LocalRollouts:
     """:class:`RolloutEngine` on a ``Qwen2ForCausalLM`` in this process, with the static KV cache
     of ``qwen25.model.generation``: prompts left-padded into batches of ``batch_size`` rows (None:
-    all rows at once), each row sampled until its stop token or ``max_new_tokens``.
+    all rows at once), each row sampled until its stop token or ``max_new_tokens``. The rows of
+    one prompt share its prefill (computed once, its cache copied to each sample's row).
 
     One ``torch.Generator`` seeded with ``sampling.seed`` draws every token of a call, so a call
     is reproducible for a given batch layout. ``autocast`` (a dtype such as ``torch.bfloat16``)
@@ -229,13 +230,24 @@ class LocalRollouts:
         with torch.no_grad():
             model = self.model
             device = model.device
-            ids, padded = left_pad(rows, self.pad_token_id)
+            # a prompt's n samples share its prefill: run each distinct prompt once, then copy its
+            # cache rows (the KV of a prompt does not depend on the other rows of the batch)
+            distinct = list(dict.fromkeys(rows))
+            where = {p: i for i, p in enumerate(distinct)}
+            ids, padded = left_pad(distinct, self.pad_token_id)
             ids = ids.to(device)
             mask = None if bool(padded.all()) else padded.to(device)  # no padding: the plain causal path
-            b, t = ids.shape
+            b, t = len(rows), ids.shape[1]
             steps = sampling.max_new_tokens
-            cache = KVCache(model.config, b, t + steps, dtype=model.dtype, device=device)
-            logits = prefill(model, ids, cache, attention_mask=mask)  # [B, V]
+            cache = KVCache(model.config, len(distinct), t + steps, dtype=model.dtype, device=device)
+            logits = prefill(model, ids, cache, attention_mask=mask)  # [distinct, V]
+            if len(distinct) < b:
+                sel = torch.tensor([where[r] for r in rows], dtype=torch.long, device=device)
+                cache.k, cache.v = cache.k.index_select(1, sel), cache.v.index_select(1, sel)
+                cache.next_position = cache.next_position.index_select(0, sel)
+                if cache.key_mask is not None:
+                    cache.key_mask = cache.key_mask.index_select(0, sel)
+                logits = logits.index_select(0, sel)  # [B, V]
             stop_t = torch.tensor(stops, dtype=torch.long, device=device)
             tokens = torch.full((b, steps), self.pad_token_id, dtype=torch.long, device=device)
             logps = torch.zeros(b, steps, dtype=torch.float32, device=device)
