@@ -894,9 +894,11 @@ def run_sft(config: TrainConfig, out_dir: str | os.PathLike[str], *, resume: boo
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
     prepared = prepare(config, os.path.join(out, "data"), num_threads=num_threads)
-    with open(os.path.join(out, "sft_report.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(prepared.report, f, indent=2, ensure_ascii=False)
-    os.replace(os.path.join(out, "sft_report.json.tmp"), os.path.join(out, "sft_report.json"))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank prepares the same data; one writes
+        tmp = os.path.join(out, f"sft_report.json.tmp{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(prepared.report, f, indent=2, ensure_ascii=False)
+        os.replace(tmp, os.path.join(out, "sft_report.json"))
     trainer = sft_trainer_class()(prepared, out_dir=out, resume=resume, allow_changes=allow_changes, progress=progress)
     records = trainer.fit(stop_at_step=stop_at_step)
     return trainer, records, prepared.report
