@@ -279,26 +279,36 @@ def _validate(code: Any, timeout: Any, memory_mb: Any, stdin: Any, max_output_by
         raise Qwen25ValueError(f"max_output_bytes must be an int >= 0, got {max_output_bytes!r}")
 
 
+def _pids_of(uid: int) -> list[int]:
+    """Live processes (not zombies) whose real uid is ``uid``, from /proc (empty without /proc)."""
+    pids = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as f:
+                zombie = False
+                for line in f:
+                    if line.startswith("State:"):
+                        zombie = line.split()[1] in ("Z", "X")  # dead, waiting to be reaped
+                    elif line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid and not zombie:
+                            pids.append(int(name))
+                        break
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
 def _kill_uid(uid: int) -> int:
     """SIGKILL every live process whose real uid is ``uid`` (root only); returns how many were found."""
     found = 0
     for _ in range(50):
-        pids = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as f:
-                    zombie = False
-                    for line in f:
-                        if line.startswith("State:"):
-                            zombie = line.split()[1] in ("Z", "X")  # dead, waiting to be reaped
-                        elif line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid and not zombie:
-                                pids.append(int(name))
-                            break
-            except (OSError, ValueError):
-                continue
+        pids = _pids_of(uid)
         if not pids:
             return found
         found += len(pids)
@@ -320,7 +330,8 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, stdin:
 
     ``timeout``: wall-clock seconds; ``memory_mb``: the address-space limit of every process of the
     run; ``stdin``: the program's standard input; ``cpu_seconds``: RLIMIT_CPU (default: the
-    timeout rounded up, plus 1); ``max_processes``: RLIMIT_NPROC when the run has its own uid;
+    timeout rounded up, plus 2); ``max_processes``: RLIMIT_NPROC for the run's own uid (without
+    root: the caller's processes plus this many);
     ``guard``: replace the process functions (``os.system``, ``os.fork``, ``os.kill``, ``os.exec*``,
     ``subprocess``, ...) with ones that raise ``PermissionError``, as HumanEval's harness does, so
     code that reaches for them fails at once (a first line only: the kernel barriers above are
@@ -362,6 +373,8 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, stdin:
                   (resource.RLIMIT_FSIZE, max_file_mb << 20), (resource.RLIMIT_CORE, 0)]
         if uid is not None:
             limits.append((resource.RLIMIT_NPROC, max_processes))
+        elif hasattr(os, "getuid"):  # the caller's uid: its processes count too, so allow them plus ours
+            limits.append((resource.RLIMIT_NPROC, len(_pids_of(os.getuid())) + max_processes))
         libc = _libc()
         flags = _ns_flags()
 

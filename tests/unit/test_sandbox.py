@@ -223,3 +223,53 @@ def test_humaneval_broken_solutions_fail() -> None:
     # and the plainest broken body of all
     results = _run_all([(p["prompt"] + "    return None\n", p["test"], p["entry_point"]) for p in probs[:20]])
     assert [r.passed for r in results] == [False] * 20
+
+
+# ------------------------------------------------------------------------ without root
+_AS_NOBODY = r'''
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from qwen25.sandbox import run_python
+out = {}
+for name, code, guard in [("whoami", "import os\nprint(os.getuid())", True),
+                          ("kill_all", "import os\nos.kill(-1, 9)", False),
+                          ("net", "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", True),
+                          ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", False)]:
+    r = run_python(code, timeout=2.0, guard=guard)
+    out[name] = {"status": r.status, "stdout": r.stdout, "isolation": r.isolation, "run_id": r.run_id}
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to start the caller as an unprivileged user")
+def test_an_unprivileged_caller_gets_user_namespaces(tmp_path: Path) -> None:
+    """Run by a non-root caller (uid 65534, the system python3), the sandbox uses a user namespace:
+    signals to every process (kill -1) stay inside it, the network is off, a fork bomb dies with
+    the run, and the caller survives to report."""
+    import json
+    import subprocess
+
+    python = "/usr/bin/python3"
+    package = str(Path(__file__).resolve().parents[2] / "python")
+
+    def drop() -> None:
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    probe = subprocess.run([python, "-c", f"import sys; sys.path.insert(0, {package!r}); import qwen25.sandbox"],
+                           preexec_fn=drop, capture_output=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    if not os.path.exists(python) or probe.returncode != 0:
+        pytest.skip("no system python3 that an unprivileged user can run with this package")
+    r = subprocess.run([python, "-c", _AS_NOBODY, package], preexec_fn=drop, capture_output=True, text=True,
+                       cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/"}, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    if out["whoami"]["isolation"] != "userns+pidns+netns":
+        pytest.skip(f"no user namespaces here ({out['whoami']['isolation']})")
+    assert out["whoami"]["status"] == "ok" and out["whoami"]["stdout"] == "65534\n"
+    assert out["kill_all"]["status"] == "killed"  # it took its own namespace down, not the caller
+    assert out["net"]["status"] == "error"
+    assert out["fork_bomb"]["status"] in ("timeout", "killed")
+    for v in out.values():
+        assert processes_of(v["run_id"]) == []
