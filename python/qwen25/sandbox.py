@@ -20,7 +20,11 @@ Each run gets, on Linux:
   supplementary groups), so the code cannot write the caller's files (only its temporary working
   directory, which it owns) nor signal the caller's processes; ``RLIMIT_NPROC`` then counts
   exactly this run's processes. The interpreter must be reachable by that uid: the current one
-  if it is, else a system ``python3`` (``SandboxConfig.python`` chooses).
+  if it is, else a system ``python3`` (``python=`` chooses).
+* Landlock where the kernel has it (5.13+): nothing may be created, written, truncated, renamed
+  or removed outside the working directory (``/dev/null`` aside), whoever owns it, so even
+  world-writable places (``/tmp``, ``/dev/shm``) and, without root, the caller's own files are
+  out of reach. Reading is not restricted.
 * resource limits: ``RLIMIT_AS`` (``memory_mb``), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
   ``RLIMIT_NPROC``, no core files; a wall-clock ``timeout`` after which the whole process group is
   killed (and, without namespaces, every process of the run's uid); stdout and stderr are kept up
@@ -29,11 +33,12 @@ Each run gets, on Linux:
 * a temporary working directory (``HOME`` and ``TMPDIR`` too), removed afterwards; a minimal
   environment; ``python -I -S -B`` (no site-packages: the standard library only).
 
-``SandboxResult.isolation`` says which of these the run got (``"uid+pidns+netns"`` when root,
-``"userns+pidns+netns"`` when not). Without root the code runs as the caller's uid inside a user
-namespace: it still cannot see or signal the caller, nor reach the network, but it can write files
-the caller can write. Without namespaces (other platforms, locked-down containers) only the process
-group, the limits and the uid (when root) remain; ``require_isolation=True`` refuses such runs.
+``SandboxResult.isolation`` says which of these the run got (``"uid+pidns+netns+landlock"`` when
+root, ``"userns+pidns+netns+landlock"`` when not). Without root the code runs as the caller's uid
+inside a user namespace: it still cannot see or signal the caller, nor reach the network, and
+Landlock keeps it off the caller's files; without Landlock it could write what the caller can
+write. Without namespaces (other platforms, locked-down containers) only the process group, the
+limits, Landlock and the uid (when root) remain; ``require_isolation=True`` refuses such runs.
 
 ``status`` is ``"ok"`` only when the code ran to its end: an exception or ``sys.exit(...)`` (any
 code, 0 included) is ``"error"``, and so is an ``os._exit`` before the end (the supervisor waits
@@ -57,6 +62,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from .errors import Qwen25ValueError
@@ -222,6 +228,64 @@ def _unshare_or_fail() -> None:  # runs in the forked child
         os._exit(97)
 
 
+# Landlock (Linux 5.13+): the code may write only inside its working directory (and /dev/null).
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LL_WRITE_FILE, _LL_REMOVE_DIR, _LL_REMOVE_FILE = 1 << 1, 1 << 4, 1 << 5
+_LL_MAKE = sum(1 << b for b in range(6, 13))  # char, dir, reg, sock, fifo, block, sym
+_LL_REFER, _LL_TRUNCATE = 1 << 13, 1 << 14
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+@functools.lru_cache(maxsize=1)
+def _landlock_abi() -> int:
+    """The kernel's Landlock ABI version (0: none). x86-64 and arm64 share the syscall numbers."""
+    libc = _libc()
+    if libc is None or os.uname().machine not in ("x86_64", "aarch64"):
+        return 0
+    v = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return int(v) if v > 0 else 0
+
+
+def _landlock_writes_only_in(work: str) -> Callable[[], None] | None:
+    """A function for the child (before exec) that forbids writing outside ``work``: creating,
+    removing, renaming, linking, truncating or opening for writing anywhere else (reads are not
+    restricted). None when the kernel has no Landlock."""
+    abi = _landlock_abi()
+    if abi < 1:
+        return None
+    libc = _libc()
+    handled = _LL_WRITE_FILE | _LL_REMOVE_DIR | _LL_REMOVE_FILE | _LL_MAKE
+    if abi >= 2:
+        handled |= _LL_REFER
+    if abi >= 3:
+        handled |= _LL_TRUNCATE
+    ruleset_attr = ctypes.c_uint64(handled)  # struct landlock_ruleset_attr's first field (size 8)
+    dir_rule = (ctypes.c_uint64 * 2)()  # struct landlock_path_beneath_attr, packed: u64 access, s32 fd
+    file_rule = (ctypes.c_uint64 * 2)()
+    file_access = _LL_WRITE_FILE | (_LL_TRUNCATE if abi >= 3 else 0)
+    flags = os.O_PATH | os.O_CLOEXEC
+
+    def apply() -> None:  # in the child
+        ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(ruleset_attr), ctypes.c_size_t(8),
+                               ctypes.c_uint32(0))
+        if ruleset < 0:
+            os._exit(99)
+        for path, access, rule in ((work, handled, dir_rule), ("/dev/null", file_access, file_rule)):
+            fd = os.open(path, flags)
+            ctypes.memmove(ctypes.addressof(rule), ctypes.byref(ctypes.c_uint64(access)), 8)
+            ctypes.memmove(ctypes.addressof(rule) + 8, ctypes.byref(ctypes.c_int32(fd)), 4)
+            if libc.syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule),
+                            ctypes.c_uint32(0)) != 0:
+                os._exit(99)
+            os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or \
+                libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            os._exit(99)
+        os.close(ruleset)
+
+    return apply
+
+
 def _candidate_pythons() -> list[str]:
     out = [sys.executable, getattr(sys, "_base_executable", "") or ""]
     for name in ("python3", "python"):
@@ -348,7 +412,8 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, stdin:
                                f"(root: {root}) or create namespaces (available: {namespaces})")
     exe = python or _python_for(_probe_uid() if root else None)
     isolation = "+".join(x for x in (("uid" if root else ("userns" if namespaces else "")),
-                                     "pidns" if namespaces else "", "netns" if namespaces else "") if x) or "rlimits"
+                                     "pidns" if namespaces else "", "netns" if namespaces else "",
+                                     "landlock" if _landlock_abi() >= 1 else "") if x) or "rlimits"
     cpu = cpu_seconds if cpu_seconds is not None else int(timeout) + 2
     token = secrets.token_hex(8)
     work = tempfile.mkdtemp(prefix="qwen25-sandbox-")
@@ -378,6 +443,8 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, stdin:
         libc = _libc()
         flags = _ns_flags()
 
+        landlock = _landlock_writes_only_in(work)
+
         def preexec() -> None:  # in the child, before exec: no allocation-heavy work here
             if namespaces and libc.unshare(flags) != 0:
                 os._exit(98)
@@ -387,6 +454,8 @@ def run_python(code: str, *, timeout: float = 10.0, memory_mb: int = 512, stdin:
                 os.setuid(uid)
             for res, value in limits:
                 resource.setrlimit(res, (value, value))
+            if landlock is not None:
+                landlock()
 
         t0 = time.perf_counter()
         with open(stdin_path, "rb") as stdin_f:
@@ -489,6 +558,8 @@ def _status(rc: int | None, timed_out: bool, timeout: float, stderr: str) -> tup
         return "error", "the code ended its process (os._exit) before its last statement"
     if rc == 98:
         return "error", "the sandbox could not create its namespaces"
+    if rc == 99:
+        return "error", "the sandbox could not apply its Landlock rules"
     if rc > _SIG_BASE:
         sig = rc - _SIG_BASE
         if sig == signal.SIGXCPU:

@@ -154,6 +154,22 @@ def test_signals_cannot_reach_the_caller(code: str, guard: bool) -> None:
     check_clean(r)
 
 
+def test_landlock_keeps_writes_inside_the_working_directory() -> None:
+    r = run_python("print(1)")
+    if "landlock" not in r.isolation:
+        pytest.skip("no Landlock in this kernel")
+    for where in ("/tmp", "/dev/shm"):  # world-writable: only Landlock stops these
+        if not os.path.isdir(where):
+            continue
+        target = os.path.join(where, f"qwen25-sandbox-test-{os.getpid()}")
+        r = run_python(f"open({target!r}, 'w').write('x')")
+        assert r.status == "error" and "PermissionError" in r.stderr
+        assert not os.path.exists(target)
+    r = run_python("import os\nos.mkdir('d')\nopen('d/f', 'w').write('x')\nos.rename('d/f', 'g')\nos.remove('g')\n"
+                   "open('/dev/null', 'w').write('x')\nprint(len(open('/etc/hostname').read()) > 0)")
+    assert (r.status, r.stdout) == ("ok", "True\n")
+
+
 @pytest.mark.skipif(not NS, reason="no network namespace here")
 def test_no_network() -> None:
     code = ("import socket\ns = socket.socket()\ns.settimeout(3)\n"
@@ -227,16 +243,18 @@ def test_humaneval_broken_solutions_fail() -> None:
 
 # ------------------------------------------------------------------------ without root
 _AS_NOBODY = r'''
-import json, sys
+import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from qwen25.sandbox import run_python
 out = {}
 for name, code, guard in [("whoami", "import os\nprint(os.getuid())", True),
                           ("kill_all", "import os\nos.kill(-1, 9)", False),
                           ("net", "import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=2)", True),
-                          ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", False)]:
+                          ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", False),
+                          ("own_file", "open(sys.argv[2], 'w').write('pwned')".replace("sys.argv[2]", repr(sys.argv[2])), True)]:
     r = run_python(code, timeout=2.0, guard=guard)
     out[name] = {"status": r.status, "stdout": r.stdout, "isolation": r.isolation, "run_id": r.run_id}
+out["caller_can_write"] = os.access(sys.argv[2], os.W_OK)
 print(json.dumps(out))
 '''
 
@@ -245,7 +263,7 @@ print(json.dumps(out))
 def test_an_unprivileged_caller_gets_user_namespaces(tmp_path: Path) -> None:
     """Run by a non-root caller (uid 65534, the system python3), the sandbox uses a user namespace:
     signals to every process (kill -1) stay inside it, the network is off, a fork bomb dies with
-    the run, and the caller survives to report."""
+    the run, Landlock keeps it off the caller's own files, and the caller survives to report."""
     import json
     import subprocess
 
@@ -261,15 +279,31 @@ def test_an_unprivileged_caller_gets_user_namespaces(tmp_path: Path) -> None:
                            preexec_fn=drop, capture_output=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
     if not os.path.exists(python) or probe.returncode != 0:
         pytest.skip("no system python3 that an unprivileged user can run with this package")
-    r = subprocess.run([python, "-c", _AS_NOBODY, package], preexec_fn=drop, capture_output=True, text=True,
-                       cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/"}, timeout=120)
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="qwen25-nobody-")  # under the system temp dir: reachable by uid 65534
+    try:
+        os.chown(home, 65534, 65534)
+        own = Path(home) / "callers-own.txt"  # a file the unprivileged caller itself owns and may write
+        own.write_text("keep")
+        os.chown(own, 65534, 65534)
+        r = subprocess.run([python, "-c", _AS_NOBODY, package, str(own)], preexec_fn=drop, capture_output=True,
+                           text=True, cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/"}, timeout=120)
+        kept = own.read_text()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    if out["whoami"]["isolation"] != "userns+pidns+netns":
+    if not out["whoami"]["isolation"].startswith("userns+pidns+netns"):
         pytest.skip(f"no user namespaces here ({out['whoami']['isolation']})")
+    assert out["caller_can_write"]  # the caller itself may write the file ...
+    if "landlock" in out["whoami"]["isolation"]:  # ... the code it runs may not
+        assert out["own_file"]["status"] == "error" and kept == "keep"
     assert out["whoami"]["status"] == "ok" and out["whoami"]["stdout"] == "65534\n"
     assert out["kill_all"]["status"] == "killed"  # it took its own namespace down, not the caller
     assert out["net"]["status"] == "error"
     assert out["fork_bomb"]["status"] in ("timeout", "killed")
     for v in out.values():
-        assert processes_of(v["run_id"]) == []
+        if isinstance(v, dict):
+            assert processes_of(v["run_id"]) == []
