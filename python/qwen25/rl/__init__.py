@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "k3_kl": "grpo",
     "grpo_loss": "grpo",
     "order_by_variance": "grpo",
+    "GRPOTrainer": "grpo",
     "RolloutEngine": "rollouts",
     "LocalRollouts": "rollouts",
     "RayRollouts": "rollouts",

@@ -645,8 +645,9 @@ class EpisodeSource:
         return f"episode {ep.index}, samples {min(rows)}..{max(rows)} of prompts {shown}"
 
     def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "offset": self.offset, "repeated": self.repeated[0],
-                "episode": self.episode.index if self.episode is not None else None, "buffer": self.buffer}
+        e = self.episode.index if self.episode is not None else None
+        return {"epoch": self.epoch, "offset": self.offset, "repeated": self.repeated[0], "episode": e,
+                "rollout_seed": episode_seed(self.seed, e) if e is not None else None, "buffer": self.buffer}
 
     def load_state(self, st: Mapping[str, Any]) -> None:
         self.epoch, self.offset = int(st["epoch"]), int(st["offset"])
@@ -917,7 +918,7 @@ class GRPOTrainer(Trainer):
         if _sha256(path) != pending.get("sha256"):
             raise FormatError(f"resuming mid-episode: {path} is not the file the checkpoint recorded (sha256 differs)",
                               str(path))
-        return Episode.from_dict(torch.load(path, weights_only=False))
+        return Episode.from_dict(torch.load(path, weights_only=True))
 
     # --- the step
     def forward_backward(self, step: int) -> dict[str, Any]:

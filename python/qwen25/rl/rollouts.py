@@ -257,13 +257,17 @@ class LocalRollouts:
             filtered = sampling.top_k > 0 or sampling.top_p < 1.0
             for step in range(steps):
                 scaled = logits.float() / sampling.temperature  # the trainer's logits / T
-                logp = torch.log_softmax(scaled, dim=-1)
-                probs = (filter_logits(scaled, top_k=sampling.top_k, top_p=sampling.top_p) if filtered
-                         else scaled).softmax(-1)
+                if filtered:  # draw from the filtered distribution, record the full one's log-prob
+                    probs = filter_logits(scaled, top_k=sampling.top_k, top_p=sampling.top_p).softmax(-1)
+                else:
+                    probs = scaled.softmax(-1)
                 nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
                 nxt = torch.where(finished, pad, nxt)
                 tokens[:, step] = nxt
-                logps[:, step] = logp.gather(1, nxt[:, None])[:, 0]
+                if filtered:
+                    logps[:, step] = scaled.gather(1, nxt[:, None])[:, 0] - torch.logsumexp(scaled, -1)
+                else:  # log of the drawn token's probability: log_softmax without another pass over V
+                    logps[:, step] = probs.gather(1, nxt[:, None])[:, 0].log()
                 stop_now = torch.isin(nxt, stop_t) & ~finished if stop_t.numel() else torch.zeros_like(finished)
                 lengths = torch.where(stop_now, torch.full_like(lengths, step + 1), lengths)
                 finished = finished | stop_now
