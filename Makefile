@@ -40,6 +40,12 @@ test: build test-rust test-python stubtest
 demo: build
 	$(PY) -m qwen25.cli demo
 
+# the whole recipe small on the CPU (qwen25.eval.e2e): data, pre-training + ABF, SFT, RM + DPO, eval
+E2E_OUT ?= out/e2e
+.PHONY: demo-e2e
+demo-e2e: build
+	$(PY) -m qwen25.cli demo e2e --out $(E2E_OUT)
+
 bench: build
 	$(PY) benches/bench_tokenizer.py
 

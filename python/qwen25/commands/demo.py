@@ -1,4 +1,7 @@
-"""``qwen25 demo`` (``make demo``): the main job on embedded defaults.
+"""``qwen25 demo`` (``make demo``): the main job on embedded defaults. ``qwen25 demo e2e --out DIR``
+(``make demo-e2e``) runs the whole recipe instead, small, on the CPU: data pipeline, pre-training
+with the ABF stage, SFT, reward model and DPO with OMO, evaluation, and a Markdown report with
+plots (``qwen25.eval.e2e``).
 
 1. Decontaminates the bundled demo corpus (some records carry edited HumanEval problems) against
    HumanEval with the Qwen n-gram + LCS rule and prints the report summary.
@@ -29,8 +32,11 @@ HELP = "Run the main job on the embedded defaults."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", choices=("e2e",),
+                   help="e2e: the end-to-end recipe (data, pre-training, SFT, RM + DPO, evaluation) into --out")
     p.add_argument("--mb", type=float, default=4.0, help="tokenizer sample size in MB (default 4)")
-    p.add_argument("--out", default=None, help="keep the decontamination outputs in this folder")
+    p.add_argument("--out", default=None, help="keep the decontamination outputs in this folder (e2e: the "
+                   "output folder, required)")
     p.add_argument("--skip-decontamination", action="store_true", help="only the tokenizer part")
     p.add_argument("--skip-tokenizer", action="store_true", help="no tokenizer part")
     p.add_argument("--skip-pipeline", action="store_true", help="no data pipeline part")
@@ -172,6 +178,14 @@ def _peers(tok: Any) -> dict[str, Callable[[list[str]], list[list[int]]]]:
 
 def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.what == "e2e":
+        from ..errors import Qwen25ValueError
+        from ..eval.e2e import run_e2e
+
+        if not args.out:
+            raise Qwen25ValueError("qwen25 demo e2e needs --out DIR (data, checkpoints, report.md and plots go there)")
+        run_e2e(args.out)
+        return 0
     if not args.skip_decontamination:
         from ..data.decontam import decontaminate_demo
 
