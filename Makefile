@@ -67,7 +67,7 @@ ZIG_BUILD := $(VENV)/bin/maturin build --release --zig --compatibility manylinux
 # packages into $(A64_TC) (apt-get download + dpkg -x with a private package list: nothing is
 # installed system-wide), and `make wheel` builds the aarch64 wheel with that rustc.
 A64_TC ?= target/aarch64-toolchain
-A64_ROOT = $(abspath $(A64_TC))/root/usr
+A64_ROOT = $(abspath $(A64_TC))/sysroot/usr
 A64_APT = -qq -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 \
 	-o Dir::State::Lists=$(abspath $(A64_TC))/apt/lists -o Dir::Cache=$(abspath $(A64_TC))/apt/cache \
 	-o Debug::NoLocking=1 -o APT::Sandbox::User=root
@@ -102,7 +102,7 @@ $(A64_TC)/.done:
 	@command -v apt-get >/dev/null && command -v dpkg >/dev/null && [ "$$(dpkg --print-architecture)" = amd64 ] \
 		|| { echo "make aarch64-toolchain: needs apt-get and dpkg on x86_64 Debian"; exit 1; }
 	rm -rf $(A64_TC)
-	mkdir -p $(A64_TC)/apt/lists/partial $(A64_TC)/apt/cache/archives/partial $(A64_TC)/debs $(A64_TC)/root
+	mkdir -p $(A64_TC)/apt/lists/partial $(A64_TC)/apt/cache/archives/partial $(A64_TC)/debs $(A64_TC)/sysroot
 	@echo "make aarch64-toolchain: Debian's rustc-web and its x86_64 + aarch64 std into $(A64_TC)"
 	@apt-get $(A64_APT) update
 	@set -e; cd $(A64_TC)/debs; \
@@ -113,7 +113,7 @@ $(A64_TC)/.done:
 	echo "  rustc-web $$ver, $$llvm"; \
 	apt-get $(A64_APT) download rustc-web:amd64=$$ver libstd-rust-web-$$mm:amd64=$$ver \
 		libstd-rust-web-dev:amd64=$$ver libstd-rust-web-dev:arm64=$$ver $$llvm:amd64; \
-	for d in *.deb; do dpkg -x $$d ../root; done
+	for d in *.deb; do dpkg -x $$d ../sysroot; done
 	LD_LIBRARY_PATH=$(A64_ROOT)/lib/x86_64-linux-gnu $(A64_ROOT)/bin/rustc -V
 	test -d "$$(LD_LIBRARY_PATH=$(A64_ROOT)/lib/x86_64-linux-gnu $(A64_ROOT)/bin/rustc --print target-libdir --target aarch64-unknown-linux-gnu)"
 	rm -rf $(A64_TC)/debs $(A64_TC)/apt
