@@ -398,17 +398,8 @@ class DPOTrainer(Trainer):
         cfg = self.config
         model = self.model
         assert model is not None
-        i = cfg.stage_index(step)
-        if i != self._stage:
-            self._enter_stage(i)
-        assert self.data is not None
-        stage = cfg.stages[i]
-        world, rank = self.dist.world_size, self.dist.rank
-        n_pairs = cfg.rows_per_step(stage)
-        all_rows = self.data.take_step(n_pairs)
-        per_rank = n_pairs // world
-        mine = all_rows[rank * per_rank:(rank + 1) * per_rank]
-        micro = self.data.micro_batches(mine, cfg.micro_batch(stage))
+        stage, all_rows, mine, micro = self.step_micro_batches(step)
+        world, n_pairs = self.dist.world_size, len(all_rows)
         parts, stats = [], {k: [] for k in ("chosen", "rejected", "logps_chosen", "logps_rejected")}
         tokens = 0
         for a, mb in enumerate(micro):

@@ -492,14 +492,10 @@ class Trainer:
                                      f"step, nothing saved: {keep}", step=step, micro_batch=micro, rows=rows,
                                      last_checkpoint=last)
 
-    def forward_backward(self, step: int) -> dict[str, Any]:
-        """Take step ``step``'s rows and accumulate the gradients of its loss (the mean over every
-        target token of the step, on all ranks) into ``.grad``; no optimizer step, no checks.
-        Returns what ``train_step`` needs: rows, micro-batches, the global target count, and the
-        summed cross-entropy and aux losses (all ranks)."""
+    def step_micro_batches(self, step: int) -> tuple[Any, list[Any], list[Any], list[Any]]:
+        """Enter step ``step``'s stage if needed, take the step's rows (all ranks') from the data
+        and cut this rank's share into micro-batches: ``(stage, all_rows, mine, micro_batches)``."""
         cfg = self.config
-        model = self.model
-        assert model is not None
         i = cfg.stage_index(step)
         if i != self._stage:
             self._enter_stage(i)
@@ -510,7 +506,19 @@ class Trainer:
         all_rows = self.data.take_step(rows_per_step)
         per_rank = rows_per_step // world
         mine = all_rows[rank * per_rank:(rank + 1) * per_rank]
-        micro = self.data.micro_batches(mine, cfg.micro_batch(stage))
+        return stage, all_rows, mine, self.data.micro_batches(mine, cfg.micro_batch(stage))
+
+    def forward_backward(self, step: int) -> dict[str, Any]:
+        """Take step ``step``'s rows and accumulate the gradients of its loss (the mean over every
+        target token of the step, on all ranks) into ``.grad``; no optimizer step, no checks.
+        Returns what ``train_step`` needs: rows, micro-batches, the global target count, and the
+        summed cross-entropy and aux losses (all ranks)."""
+        cfg = self.config
+        model = self.model
+        assert model is not None
+        stage, all_rows, mine, micro = self.step_micro_batches(step)
+        assert self.data is not None
+        world = self.dist.world_size
         count = torch.tensor([float(sum(mb.n_targets for mb in micro))], dtype=torch.float64, device=self.device)
         n_global = float(all_reduce_sum(count, self.dist).item())
         if n_global == 0:
