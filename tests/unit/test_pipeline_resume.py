@@ -131,3 +131,38 @@ def test_minhash_normalisation_is_configurable(tmp_path, lowercase, near_dup):
     run_pipeline(cfg, progress=False)
     why = {r.get("id"): r["stage"] for r in read_jsonl(tmp_path / "out" / "removed.jsonl")}
     assert (why.get("upper") == "minhash_dedup") is near_dup
+
+
+@pytest.mark.parametrize(
+    "option,match",
+    [
+        ('field = "content"', r"options\.field is not a Decontaminator option.*text_field"),
+        ("num_threads = 2", r"options\.num_threads is not a Decontaminator option.*\[pipeline\] num_threads"),
+        ("ngrams = 13", r"unknown option options\.ngrams \(known: \[.*'ngram'"),
+    ],
+)
+def test_decontaminate_options_are_checked_against_the_decontaminator_before_reading(tmp_path, option, match):
+    """Options that Decontaminator.__init__ does not take used to pass validation and die with a
+    TypeError after the scan; now they fail first, naming the file and the key."""
+    import inspect
+
+    from qwen25.data import Decontaminator
+
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + f'\n[decontaminate]\noptions = {{ test_set = "humaneval", {option} }}\n')
+    key = option.split(" ")[0]
+    assert key not in inspect.signature(Decontaminator.__init__).parameters  # the independent fact
+    with pytest.raises(Qwen25ValueError, match=match) as e:
+        run_pipeline(cfg, progress=False)
+    assert str(cfg) in str(e.value) and "[decontaminate]" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_decontaminator_keyword_is_a_valid_option(tmp_path):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    opts = 'test_set = "humaneval", mode = "ngram", ngram = 8, lcs_min = 13, lcs_ratio = 0.6'
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + f"\n[decontaminate]\noptions = {{ {opts} }}\n")
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["decontaminate"].startswith("ran")

@@ -492,6 +492,32 @@ def _decontam_plan(cfg: dict[str, Any]) -> tuple[str | None, str]:
     return None, "skipped: Decontaminator has no check() method"
 
 
+# What [decontaminate] options cannot hold, and why (everything else is a keyword of
+# Decontaminator.__init__, read from its signature so the two cannot drift apart).
+_DECONTAM_NOT_OPTIONS = {
+    "field": "the pipeline passes each source's text_field text; set text_field in [[sources]]",
+    "num_threads": "set [pipeline] num_threads (the decontamination check uses it)",
+    "tokenizer": "the Qwen2.5 tokenizer is used; it cannot be given in TOML",
+}
+
+
+def _check_decontam_options(opts: dict[str, Any], where: str) -> None:
+    """Every key of ``[decontaminate] options`` must be a keyword that
+    ``Decontaminator.__init__`` takes (checked before any reading, naming the file and key)."""
+    import inspect
+
+    from .decontam import Decontaminator
+
+    params = inspect.signature(Decontaminator.__init__).parameters
+    known = sorted(n for n, p in params.items() if n != "self" and n not in _DECONTAM_NOT_OPTIONS
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))  # fmt: skip
+    for key in sorted(opts):
+        if key in _DECONTAM_NOT_OPTIONS:
+            raise Qwen25ValueError(f"{where}: options.{key} is not a Decontaminator option: {_DECONTAM_NOT_OPTIONS[key]}")
+        if key not in known:
+            raise Qwen25ValueError(f"{where}: unknown option options.{key} (known: {known})")
+
+
 class NearWorker:
     """Decontaminate and classify the MinHash survivors of ``stage1.jsonl``.
 
@@ -556,7 +582,7 @@ class NearWorker:
                     out["text"].append(None)
                     out["status"].append("minhash")
         if self.decon is not None and live:
-            flags = list(self.decon([out["text"][i] for i in live]))
+            flags = list(self.decon([out["text"][i] for i in live], num_threads=self.nt))
             keep_rows = []
             for i, bad in zip(live, flags):
                 if bad:
@@ -676,9 +702,7 @@ class Pipeline:
                 if not os.path.exists(path):
                     raise Qwen25FileNotFoundError(2, f"[decontaminate] test_set is neither a benchmark ({', '.join(benchmarks.names())}) nor a file", path)
                 self.decon_cfg = {**self.decon_cfg, "options": {**opts, "test_set": path}}
-            bad_opts = sorted(set(opts) - {"test_set", "mode", "ngram", "lcs_min", "lcs_ratio", "window", "field", "num_threads"})
-            if bad_opts:
-                raise Qwen25ValueError(f"{where} [decontaminate]: unknown option(s) {bad_opts}")
+        _check_decontam_options(opts, f"{where} [decontaminate]")
         self.score_cfg = _section(cfg, "score", {"model", "dimensions", "min", "max_doc_tokens", "batch_size", "device", "dtype"}, where)
         if self.score_cfg:
             sw = f"{where} [score]"
