@@ -23,10 +23,17 @@ With τ = θ_SFT − θ_base (in fp32) and δ the AdamW update of a step (δ = �
 With α = 0 and p = 1 (or density 1), and no rescale or clipping, a step is ``torch.optim.AdamW``'s,
 operation for operation, so the results are bitwise equal.
 
-Determinism: the DARE masks come from a generator seeded by (``seed``, step, parameter index), so
-a run is the same under a seed and after a resume. Under FSDP2 the parameters are DTensors: τ is
-sharded like its parameter and every rank works on its own shard (a shard's masks then depend on
-the shard layout, i.e. on the number of ranks).
+Determinism: the DARE masks come from generators seeded by (``seed``, step, parameter index) and
+the element's place in the *whole* tensor (blocks of :data:`DARE_BLOCK` elements, see
+:func:`dare_mask`), so a run is the same under a seed, after a resume and on any number of ranks.
+
+FSDP2: the parameters are DTensors. τ is sharded like its parameter (``sft_params`` and
+``base_params`` may be whole tensors or DTensors of any layout) and every rank updates its own
+shard. Every step gives the single-process result on the gathered tensors: a shard draws the mask
+bytes of its own place in the whole tensor (only the blocks it overlaps), the L1 norms of
+``rescale`` are summed over the shards, and TIES' magnitude top-k is taken over the whole
+parameter (its magnitudes are gathered for that; ``torch.topk`` on the gathered tensor picks
+among equal magnitudes exactly as in one process).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import torch
 
 from ..errors import Qwen25ValueError
 
-__all__ = ["OnDAREAdamW", "OnTIESAdamW", "dare_generator", "dare_mask", "magnitude_mask"]
+__all__ = ["OnDAREAdamW", "OnTIESAdamW", "DARE_BLOCK", "dare_generator", "dare_mask", "magnitude_mask"]
 
 _MIX = 0x9E3779B97F4A7C15
 _M64 = (1 << 64) - 1
@@ -52,14 +59,21 @@ def _splitmix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def dare_seed(seed: int, step: int, index: int) -> int:
-    """The generator seed of parameter ``index``'s DARE mask at ``step`` (step 0: τ's mask)."""
-    return _splitmix(_splitmix(_splitmix(seed & _M64) ^ step) ^ index) & ((1 << 63) - 1)
+DARE_BLOCK = 1 << 20
+"""Elements per DARE mask block: element j of a parameter (in the flat, row-major order of the whole
+tensor) takes its byte from block ``j // DARE_BLOCK``, so a shard draws only the blocks it overlaps."""
 
 
-def dare_generator(seed: int, step: int, index: int, device: torch.device) -> torch.Generator:
+def dare_seed(seed: int, step: int, index: int, block: int = 0) -> int:
+    """The generator seed of block ``block`` of parameter ``index``'s DARE mask at ``step`` (step 0:
+    τ's mask). Block 0's seed is splitmix64 over (seed, step, index); block b > 0 mixes b in once more."""
+    s = _splitmix(_splitmix(_splitmix(seed & _M64) ^ step) ^ index) & ((1 << 63) - 1)
+    return s if block == 0 else _splitmix(s ^ block) & ((1 << 63) - 1)
+
+
+def dare_generator(seed: int, step: int, index: int, device: torch.device, block: int = 0) -> torch.Generator:
     g = torch.Generator(device=device)
-    g.manual_seed(dare_seed(seed, step, index))
+    g.manual_seed(dare_seed(seed, step, index, block))
     return g
 
 
@@ -67,11 +81,13 @@ def dare_mask(x: torch.Tensor, p: float, seed: int, step: int, index: int) -> tu
     """DARE's keep mask for ``x`` (1.0 kept, 0.0 dropped, ``x``'s dtype and shape) and the keep
     probability it realises.
 
-    The contract (tests re-derive it): the generator seeded by :func:`dare_seed` fills
-    ``ceil(n / 8)`` int64 words with ``random_(-2**63, 2**63 - 1)``; their bytes, in memory order,
-    are one uniform byte per element, and element j is kept when its byte is below
-    ``k = round(256 * p)``, so the realised probability is ``k / 256``. One 64-bit draw covers
-    eight elements: a Bernoulli draw per element costs several times more than the AdamW step.
+    The contract (tests re-derive it): the flat tensor is cut into blocks of :data:`DARE_BLOCK`
+    elements; for block b of m elements, the generator seeded by ``dare_seed(seed, step, index, b)``
+    fills ``ceil(m / 8)`` int64 words with ``random_(-2**63, 2**63 - 1)``; their bytes, in memory
+    order, are one uniform byte per element, and element j is kept when its byte is below
+    ``k = round(256 * p)``, so the realised probability is ``k / 256``. (A tensor of up to
+    DARE_BLOCK elements is one block.) One 64-bit draw covers eight elements: a Bernoulli draw per
+    element costs several times more than the AdamW step.
     """
     k = round(256 * p)
     mask = torch.empty_like(x)
@@ -79,12 +95,25 @@ def dare_mask(x: torch.Tensor, p: float, seed: int, step: int, index: int) -> tu
     return mask, k / 256
 
 
-def _dare_bytes(x: torch.Tensor, seed: int, step: int, index: int) -> torch.Tensor:
-    """One uniform byte per element of ``x`` (uint8, ``x``'s shape), as :func:`dare_mask` draws them."""
+def _dare_bytes(x: torch.Tensor, seed: int, step: int, index: int, start: int = 0,
+                total: int | None = None) -> torch.Tensor:
+    """One uniform byte per element of ``x`` (uint8, ``x``'s shape), as :func:`dare_mask` draws
+    them, for ``x`` the flat range ``[start, start + x.numel())`` of a whole tensor of ``total``
+    elements (default: ``x`` is the whole tensor). Only the blocks that the range overlaps are drawn."""
     n = x.numel()
-    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
-    words.random_(-(2**63), 2**63 - 1, generator=dare_generator(seed, step, index, device=x.device))
-    return words.view(torch.uint8)[:n].view(x.shape)
+    total = n if total is None else total
+    if n == 0:
+        return torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    first, last = start // DARE_BLOCK, (start + n - 1) // DARE_BLOCK
+    lo = first * DARE_BLOCK
+    covered = min(total, (last + 1) * DARE_BLOCK) - lo  # whole blocks, as each is defined
+    words = torch.empty((covered + 7) // 8, dtype=torch.int64, device=x.device)
+    per = DARE_BLOCK // 8
+    for b in range(first, last + 1):
+        a = (b - first) * per
+        e = min(words.numel(), a + per)
+        words[a:e].random_(-(2**63), 2**63 - 1, generator=dare_generator(seed, step, index, x.device, b))
+    return words.view(torch.uint8)[start - lo:start - lo + n].view(x.shape)
 
 
 def magnitude_mask(x: torch.Tensor, density: float) -> torch.Tensor:
@@ -118,6 +147,44 @@ def _like_param(p: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
     return full.to(p.device)
 
 
+class _Layout:
+    """Where a DTensor's local shard sits in its whole tensor (the optimizer works on shards)."""
+
+    def __init__(self, p: Any) -> None:
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+        self.mesh, self.placements = p.device_mesh, tuple(p.placements)
+        self.shape, self.stride = tuple(p.shape), tuple(p.stride())
+        local_shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+        self.local_shape, self.offset = tuple(local_shape), tuple(offset)
+        self.total = math.prod(self.shape)
+        # a shard whose every dimension but the first is whole is a flat range of the whole tensor
+        whole = all(a == b for a, b in zip(self.local_shape[1:], self.shape[1:]))
+        self.start: int | None = None
+        if whole:
+            self.start = (self.offset[0] * math.prod(self.shape[1:])) if self.shape else 0
+
+    def dtensor(self, local: torch.Tensor) -> Any:
+        from torch.distributed.tensor import DTensor
+
+        return DTensor.from_local(local, self.mesh, self.placements, run_check=False, shape=torch.Size(self.shape),
+                                  stride=self.stride)
+
+    def full(self, local: torch.Tensor) -> torch.Tensor:
+        """The whole tensor (gathered from every rank's shard)."""
+        out: torch.Tensor = self.dtensor(local).full_tensor()
+        return out
+
+    def local_of(self, full: torch.Tensor) -> torch.Tensor:
+        """This rank's shard of a whole tensor."""
+        return full[tuple(slice(o, o + n) for o, n in zip(self.offset, self.local_shape))]
+
+    def l1(self, local: torch.Tensor) -> torch.Tensor:
+        """The L1 norm of the whole tensor (the shards' norms summed)."""
+        out: torch.Tensor = torch.linalg.vector_norm(self.dtensor(local), 1).full_tensor()
+        return out
+
+
 class _OnlineMergingAdamW(torch.optim.Optimizer):
     _sparsity_name = "reserve_p"
 
@@ -148,6 +215,8 @@ class _OnlineMergingAdamW(torch.optim.Optimizer):
             raise Qwen25ValueError(f"{type(self).__name__}: {len(plist)} parameters but {len(sft)} sft_params and "
                                    f"{len(base)} base_params (give them in the parameters' order)")
         self._index = {id(p): i for i, p in enumerate(plist)}
+        # FSDP2: where each parameter's shard sits in the whole tensor (None: a plain tensor)
+        self._layouts = [_Layout(p) if getattr(p, "device_mesh", None) is not None else None for p in plist]
         with torch.no_grad():
             for i, (p, s, b) in enumerate(zip(plist, sft, base)):
                 if tuple(s.shape) != tuple(p.shape) or tuple(b.shape) != tuple(p.shape):
@@ -188,10 +257,27 @@ class _OnlineMergingAdamW(torch.optim.Optimizer):
     def _merge(self, p: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
         raise NotImplementedError
 
-    def _l1_rescale(self, trimmed: torch.Tensor, org: torch.Tensor) -> None:
-        new = torch.linalg.vector_norm(trimmed, 1)
+    def _l1(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """The L1 norm of parameter ``index``'s whole tensor, given ``x``, this rank's part of it."""
+        layout = self._layouts[index]
+        return layout.l1(x) if layout is not None else torch.linalg.vector_norm(x, 1)
+
+    def _l1_rescale(self, trimmed: torch.Tensor, org: torch.Tensor, index: int) -> None:
+        new = self._l1(trimmed, index)
         if float(org) >= 1e-8 and float(new) > 0:
             trimmed.mul_(org / new)
+
+    def _dare_bytes(self, x: torch.Tensor, step: int, index: int) -> torch.Tensor:
+        """The DARE mask bytes of ``x``, parameter ``index``'s local shard (or whole tensor), drawn
+        for its place in the whole tensor."""
+        layout = self._layouts[index]
+        if layout is None:
+            return _dare_bytes(x, self.seed, step, index)
+        if layout.start is not None:
+            return _dare_bytes(x, self.seed, step, index, layout.start, layout.total)
+        # a shard that is not a flat range of the whole tensor: draw the whole mask, keep ours
+        whole = torch.empty(layout.shape, dtype=x.dtype, device=x.device)
+        return layout.local_of(_dare_bytes(whole, self.seed, step, index))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -284,8 +370,8 @@ class OnDAREAdamW(_OnlineMergingAdamW):
         """x ← x ⊙ Bernoulli(p) / p, in place, with the (step, index) mask."""
         if self.sparsity >= 1:
             return
-        mask, p = dare_mask(x, self.sparsity, self.seed, step, index)
-        x.mul_(mask).mul_(1.0 / p)
+        k = round(256 * self.sparsity)
+        x.mul_(self._dare_bytes(x, step, index) < k).mul_(256 / k)
 
     def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
         self._dare(tau, 0, index)
@@ -294,10 +380,10 @@ class OnDAREAdamW(_OnlineMergingAdamW):
         return tau
 
     def _merge(self, param: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
-        org = torch.linalg.vector_norm(delta, 1) if self.rescale else None
+        org = self._l1(delta, index) if self.rescale else None
         self._dare(delta, step, index)
         if org is not None:
-            self._l1_rescale(delta, org)
+            self._l1_rescale(delta, org, index)
         if self.clip_val is not None:
             delta.clamp_(-self.clip_val, self.clip_val)
         if self.alpha:
@@ -312,7 +398,7 @@ class OnDAREAdamW(_OnlineMergingAdamW):
         # signs and NaNs as m * 0 would give), so the mask costs one byte per element and no extra
         # pass over the floats
         k = round(256 * self.sparsity)
-        denom.masked_fill_(_dare_bytes(exp_avg, self.seed, step, index) >= k, math.inf)
+        denom.masked_fill_(self._dare_bytes(exp_avg, step, index) >= k, math.inf)
         param.addcdiv_(exp_avg, denom, value=-step_size * (1 - self.alpha) / (k / 256))
         if self.alpha:
             param.add_(tau, alpha=self.alpha)
@@ -333,16 +419,21 @@ class OnTIESAdamW(_OnlineMergingAdamW):
                          weight_decay=weight_decay, sparsity=density, alpha=alpha, rescale=rescale,
                          clip_val=clip_val, merge_every=merge_every, seed=seed)
 
-    def _trim(self, x: torch.Tensor) -> None:
+    def _trim(self, x: torch.Tensor, index: int) -> None:
+        """Keep the top ``density`` share of the whole parameter's magnitudes (a shard: gathered)."""
         if self.sparsity >= 1:
             return
-        org = torch.linalg.vector_norm(x, 1) if self.rescale else None
-        x.mul_(magnitude_mask(x, self.sparsity))
+        org = self._l1(x, index) if self.rescale else None
+        layout = self._layouts[index]
+        if layout is None:
+            x.mul_(magnitude_mask(x, self.sparsity))
+        else:
+            x.mul_(layout.local_of(magnitude_mask(layout.full(x), self.sparsity)))
         if org is not None:
-            self._l1_rescale(x, org)
+            self._l1_rescale(x, org, index)
 
     def _trim_tau(self, tau: torch.Tensor, index: int) -> torch.Tensor:
-        self._trim(tau)
+        self._trim(tau, index)
         if self.clip_val is not None:
             tau.clamp_(-self.clip_val, self.clip_val)
         return tau
@@ -351,7 +442,7 @@ class OnTIESAdamW(_OnlineMergingAdamW):
         return super()._plain() and self.alpha == 0  # sign election drops entries whenever τ takes part
 
     def _merge(self, param: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor, step: int, index: int) -> None:
-        self._trim(delta)
+        self._trim(delta, index)
         if self.clip_val is not None:
             delta.clamp_(-self.clip_val, self.clip_val)
         if not self.alpha:  # τ takes no part: no election either
