@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union, overload
 
 from . import _native
-from .errors import Qwen25ValueError
+from .errors import Qwen25ValueError, UnknownTokenError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -45,6 +45,47 @@ def _embedded() -> _native.Tokenizer:
 def _check_str(text: object, what: str = "text") -> None:
     if not isinstance(text, str):
         raise TypeError(f"{what} must be str, not {type(text).__name__}")
+
+
+def _surrogate_error(text: str, what: str = "text") -> Qwen25ValueError:
+    """The error for a str that UTF-8 cannot encode: it holds a lone surrogate (U+D800-U+DFFF),
+    e.g. from ``json.loads('"\\ud800"')`` or a ``surrogateescape``-decoded file name."""
+    for i, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":
+            return Qwen25ValueError(f"{what} has a lone surrogate U+{ord(ch):04X} at index {i}, which is not "
+                                    f"valid Unicode and cannot be encoded as UTF-8")  # fmt: skip
+    return Qwen25ValueError(f"{what} cannot be encoded as UTF-8")  # pragma: no cover - only surrogates fail
+
+
+def _batch_surrogate_error(texts: Sequence[Any]) -> Qwen25ValueError:
+    for k, t in enumerate(texts):
+        if isinstance(t, str):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:
+                return _surrogate_error(t, f"texts[{k}]")
+    return Qwen25ValueError("a text cannot be encoded as UTF-8")  # pragma: no cover
+
+
+def _unknown_id_error(batch: Sequence[Sequence[Any]], vocab_size: int) -> Exception | None:
+    """The error for the first id that is not a token id (out of range, negative, or too large
+    for 64 bits); None if every id is in range (the fault lies elsewhere)."""
+    for ids in batch:
+        for i in ids:
+            if isinstance(i, int) and not 0 <= i < vocab_size:
+                return UnknownTokenError(f"unknown token id {i} (ids run from 0 to {vocab_size - 1})", i)
+    return None
+
+
+def _decoding(fn: Any, batch: Sequence[Sequence[Any]], vocab_size: int) -> Any:
+    """Run a native decode; an id too large for 64 bits (OverflowError) is an unknown token too."""
+    try:
+        return fn()
+    except OverflowError:
+        err = _unknown_id_error(batch, vocab_size)
+        if err is None:
+            raise
+        raise err from None
 
 
 def _as_id_list(ids: Any) -> list[int]:
@@ -142,12 +183,18 @@ class Tokenizer:
         """
         _check_str(text)
         a, d = self._masks(allowed_special, disallowed_special)
-        return self._tok.encode(text, a, d)
+        try:
+            return self._tok.encode(text, a, d)
+        except UnicodeEncodeError:
+            raise _surrogate_error(text) from None
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of ``text``, with control-token strings encoded as plain text."""
         _check_str(text)
-        return self._tok.encode_ordinary(text)
+        try:
+            return self._tok.encode_ordinary(text)
+        except UnicodeEncodeError:
+            raise _surrogate_error(text) from None
 
     @overload
     def encode_batch(
@@ -192,11 +239,14 @@ class Tokenizer:
             raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
         items = texts if isinstance(texts, list) else list(texts)
         a, d = self._masks(allowed_special, disallowed_special)
-        if not flat:
-            return self._tok.encode_batch(items, a, d, num_threads)
+        try:
+            if not flat:
+                return self._tok.encode_batch(items, a, d, num_threads)
+            ids, offsets = self._tok.encode_batch_flat(items, a, d, num_threads)
+        except UnicodeEncodeError:
+            raise _batch_surrogate_error(items) from None
         import numpy as np
 
-        ids, offsets = self._tok.encode_batch_flat(items, a, d, num_threads)
         return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8")
 
     # -- decoding -------------------------------------------------------------------------------
@@ -206,12 +256,13 @@ class Tokenizer:
         raises :class:`~qwen25.errors.UnknownTokenError` (a KeyError and a ValueError)."""
         ids = _as_id_list(ids)
         if errors in ("replace", "strict"):
-            return self._tok.decode(ids, skip_special_tokens, errors == "strict")
-        return self._tok.decode_bytes(ids, skip_special_tokens).decode("utf-8", errors=errors)
+            return _decoding(lambda: self._tok.decode(ids, skip_special_tokens, errors == "strict"), [ids], self.vocab_size)
+        return self.decode_bytes(ids, skip_special_tokens=skip_special_tokens).decode("utf-8", errors=errors)
 
     def decode_bytes(self, ids: Sequence[int], *, skip_special_tokens: bool = False) -> bytes:
         """The raw bytes of ``ids``."""
-        return self._tok.decode_bytes(_as_id_list(ids), skip_special_tokens)
+        ids = _as_id_list(ids)
+        return _decoding(lambda: self._tok.decode_bytes(ids, skip_special_tokens), [ids], self.vocab_size)
 
     def decode_batch(
         self,
@@ -224,7 +275,8 @@ class Tokenizer:
         """Decode many id lists in parallel, in order."""
         lists = [_as_id_list(ids) for ids in batch]
         if errors in ("replace", "strict"):
-            return self._tok.decode_batch(lists, skip_special_tokens, errors == "strict", num_threads)
+            return _decoding(lambda: self._tok.decode_batch(lists, skip_special_tokens, errors == "strict", num_threads),
+                             lists, self.vocab_size)  # fmt: skip
         return [self.decode(ids, skip_special_tokens=skip_special_tokens, errors=errors) for ids in lists]
 
     def incremental_decoder(self, *, skip_special_tokens: bool = False) -> IncrementalDecoder:
@@ -250,11 +302,17 @@ class Tokenizer:
     def token_to_id(self, token: str) -> int | None:
         """Id of a token string (byte-level form, e.g. ``"Ġworld"``, or a control token)."""
         _check_str(token, "token")
-        return self._tok.token_to_id(token)
+        try:
+            return self._tok.token_to_id(token)
+        except UnicodeEncodeError:  # a lone surrogate is no token
+            return None
 
     def id_to_token(self, token_id: int) -> str | None:
         """Token string of an id, or None if the id is not in the vocabulary."""
-        return self._tok.id_to_token(int(token_id))
+        try:
+            return self._tok.id_to_token(int(token_id))
+        except OverflowError:  # beyond 64 bits: no token has it
+            return None
 
     def get_vocab(self) -> dict[str, int]:
         """Token string -> id for every token, added ones included."""
@@ -263,7 +321,10 @@ class Tokenizer:
     def pre_tokenize(self, text: str) -> list[str]:
         """The pieces the split pattern cuts ``text`` into (after NFC), before BPE."""
         _check_str(text)
-        return self._tok.pre_tokenize(text)
+        try:
+            return self._tok.pre_tokenize(text)
+        except UnicodeEncodeError:
+            raise _surrogate_error(text) from None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -335,12 +396,12 @@ class IncrementalDecoder:
 
     def __init__(self, tokenizer: Tokenizer, *, skip_special_tokens: bool = False) -> None:
         self._dec = _native.IncrementalDecoder(tokenizer._tok, skip_special_tokens)
+        self._vocab_size = tokenizer.vocab_size
 
     def step(self, ids: int | Sequence[int]) -> str:
         """Feed one id or several; returns the text they complete (possibly "")."""
-        if isinstance(ids, int):
-            return self._dec.step([ids])
-        return self._dec.step(_as_id_list(ids))
+        batch = [ids] if isinstance(ids, int) else _as_id_list(ids)
+        return _decoding(lambda: self._dec.step(batch), [batch], self._vocab_size)
 
     def flush(self) -> str:
         """End of stream: pending bytes, with an incomplete character replaced by U+FFFD."""

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from ..errors import Qwen25FileNotFoundError
+from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,12 +28,49 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop when this text appears (repeatable)")
 
 
+def check_device(device: str | None) -> None:
+    """Raise :class:`Qwen25ValueError` (naming ``--device``) for a device this machine does not
+    have: a malformed name, CUDA without a CUDA device, or ``cuda:N`` past the last one."""
+    if device is None or device == "cpu":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise Qwen25ValueError(f"--device {device}: not a device name (cpu, cuda, cuda:N, mps)") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise Qwen25ValueError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= n:
+            raise Qwen25ValueError(f"--device {device}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise Qwen25ValueError(f"--device {device}: MPS is not available on this machine (use --device cpu)")
+
+
+def utf8_text(data: bytes | str, source: str) -> str:
+    """``data`` as text, or :class:`FormatError` naming ``source`` and the first byte that is not
+    UTF-8. A str is a command-line argument: Python passes undecodable bytes on as surrogate
+    escapes (PEP 383), which are turned back into the bytes to find the offset."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{source}: not valid UTF-8 (byte {e.start}: 0x{raw[e.start]:02x})", source) from None
+    except UnicodeEncodeError:  # pragma: no cover - a surrogate that is not an escape
+        raise FormatError(f"{source}: not valid Unicode (a lone surrogate)", source) from None
+
+
 def load(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..tokenizer import Tokenizer
     from ..model import Qwen2ForCausalLM
 
     if not os.path.isdir(args.model):
         raise Qwen25FileNotFoundError(f"--model {args.model}: no such folder")
+    check_device(args.device)
+    if args.system is not None:
+        args.system = utf8_text(args.system, "the --system argument")
     tdir = args.tokenizer
     if tdir is None and any(os.path.isfile(os.path.join(args.model, f)) for f in ("tokenizer.json", "vocab.json")):
         tdir = args.model

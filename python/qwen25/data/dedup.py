@@ -109,7 +109,15 @@ class MinHashStream:
 
 
 class MinHashDeduplicator:
-    """MinHash-LSH near-dedup (FineWeb defaults). See the module docs."""
+    """MinHash-LSH near-dedup (FineWeb defaults). See the module docs.
+
+    ``num_perm`` is at most :attr:`MAX_NUM_PERM` (8,192: 73 times FineWeb's 112, a 32 KiB signature
+    per document; every permutation costs one multiply per shingle, so 10**9 would run for hours
+    on one document) and ``bands * rows <= num_perm``; ``ngram`` is at most :attr:`MAX_NGRAM`.
+    """
+
+    MAX_NUM_PERM = 8192
+    MAX_NGRAM = 1024
 
     def __init__(
         self,
@@ -127,6 +135,13 @@ class MinHashDeduplicator:
         for name, v in (("num_perm", num_perm), ("bands", bands), ("rows", rows), ("ngram", ngram)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise Qwen25ValueError(f"{name} must be a positive int, got {v!r}")
+        if num_perm > self.MAX_NUM_PERM:
+            raise Qwen25ValueError(f"num_perm must be at most {self.MAX_NUM_PERM}, got {num_perm} (FineWeb uses 112; "
+                                   "each permutation costs a multiply per shingle of every document)")  # fmt: skip
+        if bands * rows > num_perm:
+            raise Qwen25ValueError(f"bands * rows = {bands} * {rows} = {bands * rows} exceeds num_perm = {num_perm}")
+        if ngram > self.MAX_NGRAM:
+            raise Qwen25ValueError(f"ngram must be at most {self.MAX_NGRAM} words, got {ngram}")
         if not isinstance(seed, int) or not 0 <= seed < 2**64:
             raise Qwen25ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
         self.num_perm, self.bands, self.rows, self.ngram, self.seed = num_perm, bands, rows, ngram, seed
