@@ -206,7 +206,7 @@ def test_decontaminate_hook(tmp_path, monkeypatch):
         def __init__(self, test_set):
             self.needles = test_set  # a list of test texts
 
-        def check(self, texts):
+        def check(self, texts, *, num_threads=None):  # Decontaminator.check's keywords
             return [next((("match", n) for n in self.needles if n in t), None) for t in texts]
 
     monkeypatch.setattr(qd, "Decontaminator", FakeDecontaminator, raising=False)

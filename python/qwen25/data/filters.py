@@ -204,3 +204,17 @@ class DomainFilters:
             for i, r in zip(idx, res):
                 out[i] = r
         return [r for r in out if r is not None]
+
+
+# Named starting points for a domain's filter table (``preset = "NAME"`` in a pipeline's
+# ``[filter.default]`` or ``[filter.domains.NAME]``), as tables FilterConfig.from_dict reads.
+PRESETS: dict[str, dict[str, Any]] = {
+    "web": {},  # every filter with its published thresholds (the default)
+}
+
+
+def preset_table(name: Any) -> dict[str, Any]:
+    """The filter table of preset ``name`` (a copy); an unknown name raises, listing the known."""
+    if not isinstance(name, str) or name not in PRESETS:
+        raise Qwen25ValueError(f"unknown filter preset {name!r} (known: {', '.join(sorted(PRESETS))})")
+    return json.loads(json.dumps(PRESETS[name]))

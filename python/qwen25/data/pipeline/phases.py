@@ -1,0 +1,507 @@
+"""The three phases of ``qwen25 data run``, as plain functions of a :class:`RunContext`; each
+writes its files (as ``NAME.tmp``, renamed when complete) and returns its part of the report
+(a :class:`~qwen25.data.pipeline.report.Tally` as JSON, plus extras such as ``clusters``).
+
+- :func:`scan`: read -> filter -> exact dedup -> MinHash signatures; survivors to
+  ``stage1.jsonl`` (token ids in ``stage1.tok``, lengths in ``stage1.len``) and the MinHash
+  clusters to ``minhash_clusters.npy``;
+- :func:`near_dedup`: MinHash keep flags -> decontaminate -> score -> classify; survivors per
+  domain to ``stage2/NNNN.jsonl`` (+ ``.tok`` / ``.len``), indexed by ``stage2/index.json``;
+- :func:`mix_pack`: per mix phase, plan the pools, interleave their documents and pack the
+  stored ids; ``kept.jsonl`` lists what was packed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import FormatError, Qwen25ValueError
+from .config import PipelineConfig, filter_tables, mix_phases
+from .files import JsonlWriter, TokenWriter, line_chunks, read_jsonl
+from .files import bar as progress_bar
+from .report import Flow, Stage, Status, Tally, cluster_summary
+from .workers import NearWorker, ScanWorker, decontam_plan
+
+__all__ = ["RunContext", "mix_pack", "near_dedup", "scan"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every phase reads: the checked configuration and how to run."""
+
+    cfg: PipelineConfig
+    progress: bool = True
+
+    def p(self, name: str) -> str:
+        """A path inside the output folder."""
+        return os.path.join(self.cfg.output, name)
+
+    def threads(self) -> int | None:
+        if self.cfg.pipeline.num_threads is not None:
+            return self.cfg.pipeline.num_threads
+        return 1 if self.cfg.pipeline.engine == "ray" else None
+
+    def files(self) -> list[tuple[str, int]]:
+        """(path, source index) of every input file, in order."""
+        return [(path, si) for si, s in enumerate(self.cfg.sources) for path in s.files]
+
+    def execute(self, worker: type, spec: dict[str, Any], tasks: list[dict[str, Any]]) -> Iterator[dict[str, list[Any]]]:
+        """Run ``worker(spec)`` over ``tasks`` (one row each); yield its output columns in task order."""
+        pl = self.cfg.pipeline
+        if pl.engine == "ray":
+            from ..distributed import ray_map_ordered
+
+            yield from ray_map_ordered(worker, spec, tasks, concurrency=pl.concurrency, address=pl.ray_address)
+            return
+        w = worker(spec)
+        for t in tasks:
+            yield w({k: [v] for k, v in t.items()})
+
+
+def _stats_of(raw: str | None) -> dict[str, Any]:
+    """``{"stats": {...}}`` from a worker's JSON statistics column, or nothing."""
+    return {"stats": json.loads(raw)} if raw is not None else {}
+
+
+def _plain(ctx: RunContext, path: str, k: int) -> str:
+    """A path the workers can read by byte ranges: ``path`` itself when it is plain JSONL;
+    for ``.gz`` / ``.zst`` JSONL a decompressed copy, for Parquet a JSONL copy (one line per
+    row, so ``line`` is the row number + 1), under ``OUT/plain/`` (written once, then
+    renamed; removed when the scan is done). Errors still name the original file."""
+    from ..records import file_kind, open_binary
+
+    low = path.lower()
+    kind = file_kind(path) if low.endswith((".gz", ".zst", ".parquet")) else "jsonl"
+    if kind == "jsonl" and not low.endswith((".gz", ".zst")):
+        return path
+    os.makedirs(ctx.p("plain"), exist_ok=True)
+    dst = ctx.p(os.path.join("plain", f"{k:05d}.jsonl"))
+    total = os.path.getsize(path)
+    bar = progress_bar(None, f"decompress {os.path.basename(path)}" if kind == "jsonl" else f"read {os.path.basename(path)}",
+               ctx.progress and total > (8 << 20))  # fmt: skip
+    try:
+        with open(dst + ".tmp", "wb") as out:
+            if kind == "parquet":
+                from ..records import iter_parquet
+
+                for row in iter_parquet(path):
+                    out.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+                    bar.update(1)
+            else:
+                with open_binary(path) as f:
+                    while chunk := f.read(1 << 22):
+                        out.write(chunk)
+                        bar.update(1)
+    except Exception as e:  # gzip, zstandard and pyarrow each raise their own errors
+        raise FormatError(f"{path}:0: cannot be read as {'Parquet' if kind == 'parquet' else 'compressed JSONL'} ({e})",
+                          path, 0) from None  # fmt: skip
+    finally:
+        bar.close()
+    os.replace(dst + ".tmp", dst)
+    return dst
+
+
+def scan(ctx: RunContext) -> dict[str, Any]:
+    """read -> filter -> exact dedup -> MinHash signatures; survivors to stage1.jsonl."""
+    import numpy as np
+
+    from ..dedup import ExactDeduplicator, MinHashDeduplicator
+
+    cfg = ctx.cfg
+    d = cfg.dedup
+    nt = ctx.threads()
+    ex_cfg = {"lowercase": d.exact_lowercase, "strip_punct": d.exact_strip_punct, "collapse_ws": d.exact_collapse_ws}
+    exact = ExactDeduplicator(**ex_cfg, num_threads=nt) if d.exact else None
+    mh = mhd = None
+    if d.minhash:
+        mhd = MinHashDeduplicator(
+            d.num_perm, d.bands, d.rows, d.ngram, d.seed, lowercase=d.minhash_lowercase,
+            strip_punct=d.minhash_strip_punct, collapse_ws=d.minhash_collapse_ws, num_threads=nt,
+        )
+        mh = mhd.stream(mem_budget=d.mem_budget, spill_dir=cfg.output)
+    files = ctx.files()
+    import shutil
+
+    shutil.rmtree(ctx.p("plain"), ignore_errors=True)  # copies an interrupted run left: never reused
+    readable = [(_plain(ctx, path, k), src) for k, (path, src) in enumerate(files)]
+    spec = {
+        "files": readable,
+        "sources": [(s.text_field, s.id_field, s.domain) for s in cfg.sources],
+        "filter": filter_tables(cfg.filter, cfg.path) if cfg.filter.enabled else None,
+        "filter_stats_all": cfg.filter.stats == "all",
+        "exact": ex_cfg if exact is not None else None,
+        "minhash": (
+            {"num_perm": mhd.num_perm, "bands": mhd.bands, "rows": mhd.rows, "ngram": mhd.ngram, "seed": mhd.seed,
+             "lowercase": mhd.lowercase, "strip_punct": mhd.strip_punct, "collapse_ws": mhd.collapse_ws}
+            if mhd is not None else None
+        ),
+        "num_threads": nt,
+    }  # fmt: skip
+    tasks = [
+        {"file": fi, "start": a, "end": b, "line": first}
+        for fi, (path, _) in enumerate(readable)
+        for a, b, first in line_chunks(path, cfg.pipeline.batch_size)
+    ]
+    rels = [os.path.relpath(path, cfg.base) for path, _ in files]
+    tally = Tally()
+    removed = JsonlWriter(ctx.p("removed.scan.jsonl"))
+    stage1 = JsonlWriter(ctx.p("stage1.jsonl"))
+    stage1_tokens = TokenWriter(ctx.p("stage1"))
+    from array import array
+
+    exact_prov = array("q")  # (file index << 40) | line of each exact-dedup input: 8 bytes a document
+    bar = progress_bar(None, "read+filter+dedup", ctx.progress)
+    try:
+        for cols in ctx.execute(ScanWorker, spec, tasks):
+            st = [Status(s) for s in cols["status"]]
+            ok = [k for k, s in enumerate(st) if s is Status.OK]
+            ex_ids: dict[int, int] = {}
+            if exact is not None and ok:
+                start = exact.n_docs
+                ids = exact.add_hashes(b"".join(cols["hash"][k] for k in ok)).tolist()
+                ex_ids = {k: (c if c != start + j else -1) for j, (k, c) in enumerate(zip(ok, ids))}
+            sigs: list[bytes] = []
+            for k, status in enumerate(st):
+                fi, line = cols["file"][k], cols["line"][k]
+                path = files[fi][0]
+                prov: dict[str, Any] = {"source": cfg.sources[files[fi][1]].name, "file": rels[fi], "line": line}
+                tally.read_in += 1
+                dm = cols["domain"][k]
+                if status in (Status.BAD, Status.UTF8):
+                    why = cols["reason"][k] if status is Status.BAD else f"not UTF-8 ({cols['reason'][k]})"
+                    if cfg.pipeline.on_bad_line == "error":
+                        raise FormatError(f"{path}:{line}: {why}", path, line)
+                    removed.write({**prov, "stage": Stage.READ.value, "reason": f"bad_line: {why}"})
+                    tally.removed[Stage.READ]["bad_line"] += 1
+                    tally.pass_(Stage.READ, dm, 0, False)  # a bad line has no text to count
+                    continue
+                if cols["id"][k] is not None:
+                    prov["id"] = json.loads(cols["id"][k])
+                ntok = int(cols["ntok"][k])
+                tally.pass_(Stage.READ, dm, ntok, True)
+                tally.domain_in[dm]["docs"] += 1
+                tally.domain_in[dm]["chars"] += cols["chars"][k]
+                tally.domain_in[dm]["tokens"] += ntok
+                if status is Status.FILTER:
+                    removed.write({**prov, "domain": dm, "stage": Stage.FILTER.value, "reason": cols["reason"][k],
+                                   **_stats_of(cols["stats"][k])})  # fmt: skip
+                    tally.removed[Stage.FILTER][cols["reason"][k]] += 1
+                    tally.pass_(Stage.FILTER, dm, ntok, False)
+                    continue
+                ntok_out = len(cols["tokens"][k]) // 4  # C4 may have removed lines
+                tally.pass_(Stage.FILTER, dm, ntok, True, out_tokens=ntok_out)
+                if exact is not None:
+                    exact_prov.append((fi << 40) | line)
+                    cid = ex_ids[k]
+                    if cid >= 0:
+                        first = exact_prov[cid]
+                        removed.write({**prov, "domain": dm, "stage": Stage.EXACT_DEDUP.value,
+                                       "reason": f"duplicate_of {rels[first >> 40]}:{first & ((1 << 40) - 1)}",
+                                       **_stats_of(cols["stats"][k])})  # fmt: skip
+                        tally.removed[Stage.EXACT_DEDUP]["exact_duplicate"] += 1
+                        tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, False)
+                        continue
+                tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, True)
+                if mh is not None:
+                    sigs.append(cols["sig"][k])
+                stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm, **_stats_of(cols["stats"][k])})
+                stage1_tokens.write(cols["tokens"][k])
+            if mh is not None and mhd is not None and sigs:
+                mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
+            bar.update(len(st))
+    finally:
+        bar.close()
+    ids = mh.finish() if mh is not None else np.arange(stage1.n, dtype=np.int64)
+    np.save(ctx.p("minhash_clusters.npy.tmp.npy"), ids)
+    os.replace(ctx.p("minhash_clusters.npy.tmp.npy"), ctx.p("minhash_clusters.npy"))
+    removed.close()
+    stage1.close()
+    stage1_tokens.close()
+    part: dict[str, Any] = {"tally": tally.to_json()}
+    if exact is not None:
+        sizes = exact.cluster_sizes()
+        part["clusters"] = cluster_summary(
+            [n for _, n in sizes], [(f"{rels[exact_prov[f] >> 40]}:{exact_prov[f] & ((1 << 40) - 1)}", n) for f, n in sizes]
+        )
+    shutil.rmtree(ctx.p("plain"), ignore_errors=True)  # the decompressed copies are done with
+    return part
+
+
+def near_dedup(ctx: RunContext) -> dict[str, Any]:
+    """MinHash keep flags, decontaminate, classify, tokenize; survivors to
+    stage2/NNNN.jsonl with their token ids in stage2/NNNN.tok (lengths in NNNN.len)."""
+    import numpy as np
+
+    ids = np.load(ctx.p("minhash_clusters.npy"))
+    keep = (ids == np.arange(len(ids))).astype(np.uint8)
+    removed = JsonlWriter(ctx.p("removed.near.jsonl"))
+    os.makedirs(ctx.p("stage2"), exist_ok=True)
+    writers: dict[str, tuple[JsonlWriter, TokenWriter]] = {}
+    tally = Tally()
+    cfg = ctx.cfg
+    run_decon, decon_note = decontam_plan(cfg.decontaminate)
+    stage1 = ctx.p("stage1.jsonl")
+    spec = {
+        "stage1": stage1,
+        "decontaminate": run_decon,
+        "decontaminate_options": cfg.decontaminate.options,
+        "classify_model": cfg.classify.model,
+        "score": dataclasses.asdict(cfg.score) if cfg.score is not None else None,
+        "num_threads": ctx.threads(),
+    }
+    tasks = []
+    i = 0
+    for a, b, first in line_chunks(stage1, cfg.pipeline.batch_size):
+        n = min(cfg.pipeline.batch_size, len(ids) - (first - 1))
+        tasks.append({"start": a, "end": b, "keep": keep[first - 1 : first - 1 + n].tobytes()})
+    from array import array
+
+    provs = array("q")  # (file index << 40) | line of each stage-1 record: 8 bytes a document
+    file_index: dict[str, int] = {}
+    file_names: list[str] = []
+    lens = np.fromfile(ctx.p("stage1.len"), dtype="<u8").astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens)])
+    if len(lens) != len(ids):
+        raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
+    toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if starts[-1] else np.zeros(0, "<u4")
+    bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
+    for cols in ctx.execute(NearWorker, spec, tasks):
+        for k, status in enumerate(map(Status, cols["status"])):
+            prov = json.loads(cols["prov"][k])
+            fk = file_index.get(prov["file"])
+            if fk is None:
+                fk = file_index[prov["file"]] = len(file_names)
+                file_names.append(prov["file"])
+            provs.append((fk << 40) | prov["line"])
+            dm, src = cols["domain"][k], cols["src_domain"][k]
+            n = int(lens[i])
+            tally.pass_(Stage.MINHASH_DEDUP, src, n, status is not Status.MINHASH)
+            if status is Status.MINHASH:
+                first = provs[ids[i]]
+                removed.write({**prov, "domain": dm, "stage": Stage.MINHASH_DEDUP.value,
+                               "reason": f"near_duplicate_of {file_names[first >> 40]}:{first & ((1 << 40) - 1)}",
+                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                tally.removed[Stage.MINHASH_DEDUP]["near_duplicate"] += 1
+                i += 1
+                continue
+            tally.pass_(Stage.DECONTAMINATE, src, n, status is not Status.DECONTAMINATE)
+            scores = {"scores": json.loads(cols["scores"][k])} if cols["scores"][k] is not None else {}
+            if status is Status.DECONTAMINATE:
+                removed.write({**prov, "domain": dm, "stage": Stage.DECONTAMINATE.value, "reason": cols["reason"][k],
+                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                tally.removed[Stage.DECONTAMINATE]["benchmark_overlap"] += 1
+                i += 1
+                continue
+            tally.pass_(Stage.SCORE, src, n, status is not Status.SCORE)
+            if status is Status.SCORE:
+                removed.write({**prov, "domain": dm, "stage": Stage.SCORE.value, "reason": cols["reason"][k], **scores,
+                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                tally.removed[Stage.SCORE]["low_score"] += 1
+            else:
+                tally.pass_(Stage.CLASSIFY, src, n, True, out_domain=dm)
+                w = writers.get(dm)
+                if w is None:
+                    stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
+                    w = writers[dm] = (JsonlWriter(stem + ".jsonl"), TokenWriter(stem))
+                w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm, **scores, **_stats_of(cols["stats"][k])})
+                w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
+            i += 1
+        bar.update(len(cols["status"]))
+    bar.close()
+    if i != len(ids):
+        raise Qwen25ValueError(f"{spec['stage1']}: {i} records read back, {len(ids)} expected (changed during the run?)")
+    for jw, tw in writers.values():
+        jw.close()
+        tw.close()
+    removed.close()
+    index = {
+        dm: {"file": os.path.basename(jw.path), "docs": jw.n, "tokens": tw.tokens,
+             "tok": os.path.basename(tw.stem) + ".tok", "len": os.path.basename(tw.stem) + ".len"}
+        for dm, (jw, tw) in writers.items()
+    }  # fmt: skip
+    with open(ctx.p("stage2/index.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(index, f)
+    os.replace(ctx.p("stage2/index.json.tmp"), ctx.p("stage2/index.json"))
+    part: dict[str, Any] = {"tally": tally.to_json()}
+    if cfg.dedup.minhash:
+        reps, counts = np.unique(ids, return_counts=True)
+        big = [(int(r), int(c)) for r, c in zip(reps, counts) if c > 1]
+        part["clusters"] = cluster_summary(
+            [c for _, c in big], [(f"{file_names[provs[r] >> 40]}:{provs[r] & ((1 << 40) - 1)}", c) for r, c in big]
+        )
+    part["decontaminate"] = decon_note
+    part["classify"] = "DomainClassifier" if spec["classify_model"] is not None else "source domains"
+    part["score"] = f"LMScorer ({cfg.score.model})" if cfg.score is not None else "off"
+    return part
+
+
+def mix_pack(ctx: RunContext) -> dict[str, Any]:
+    """Each phase: plan pools, interleave their documents, pack the stored ids. A document
+    no phase takes is removed ("mix", "downsampled"); ``repeat`` in kept.jsonl counts the
+    document's earlier placements."""
+    import numpy as np
+
+    from ..mix import plan_phase, schedule
+    from ..pack import TokenPacker
+
+    with open(ctx.p("stage2/index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+
+    def stage2(name: str) -> str:
+        return ctx.p(os.path.join("stage2", name))
+
+    lengths = {d: np.fromfile(stage2(v["len"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
+    starts = {d: np.concatenate([[0], np.cumsum(n)]) for d, n in lengths.items()}
+    tokens = {  # memory-mapped: the token ids stay on disk until packed
+        d: np.memmap(stage2(v["tok"]), dtype="<u4", mode="r") if v["tokens"] else np.zeros(0, "<u4")
+        for d, v in index.items()
+    }
+    cfg = ctx.cfg
+    part: dict[str, Any] = {}
+    unit, seed, mode = cfg.mix.unit, cfg.mix.seed, cfg.mix.mode
+    placed = {d: np.zeros(len(n), dtype=np.int64) for d, n in lengths.items()}  # placements per document
+    kept = JsonlWriter(ctx.p("kept.jsonl"))
+    removed = JsonlWriter(ctx.p("removed.mix.jsonl"))
+    tally = Tally()
+    phases = mix_phases(cfg)
+    named = bool(phases[0].name)
+    import shutil
+
+    shutil.rmtree(ctx.p("packed"), ignore_errors=True)  # no shard of an earlier run stays beside the new ones
+    phase_reports: dict[str, Any] = {}
+    drawn: set[str] = set()  # domains some phase takes documents from
+    pack_reports: dict[str, Any] = {}
+    for ph in phases:
+        n_doc = 0  # document index within this phase's packed folder
+        pools, _, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
+        if ph.long_share and not any(p.long and p.size > 0 for p in pools):
+            raise Qwen25ValueError(
+                f"{cfg.path}: phase {ph.name!r} asks for long_share = {ph.long_share} but no document kept has "
+                f"{ph.long_min or ph.seq_len} tokens or more; lower long_min or add long documents "
+                "(the finished phases are kept: a rerun resumes here)"
+            )
+        for note in notes:
+            print(f"qwen25 data: note: {note}", file=sys.stderr)
+        by_name = {p.name: p for p in pools}
+        drawn.update(p.domain for p in pools if p.docs > 0)
+        live = {p.name: p.docs for p in pools if p.docs > 0 and p.domain in index and len(p.index)}
+        packer = TokenPacker(
+            ctx.p(os.path.join("packed", ph.name) if named else "packed"), seq_len=int(ph.seq_len or 4096),
+            seqs_per_shard=cfg.pack.seqs_per_shard, seed=seed, num_threads=cfg.pipeline.num_threads,
+            extra={"pipeline": os.path.basename(cfg.path), **({"phase": ph.name} if named else {})},
+        )  # fmt: skip
+
+        def reader(pool: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+            mask = np.zeros(len(lengths[pool.domain]), dtype=bool)
+            mask[pool.index] = True
+            while True:
+                for k, r in enumerate(read_jsonl(stage2(index[pool.domain]["file"]))):
+                    if mask[k]:
+                        yield k, r
+
+        iters = {n: reader(by_name[n]) for n in live}
+        taken: Counter[str] = Counter()
+        taken_tokens: Counter[str] = Counter()
+        out: list[tuple[str, int, dict[str, Any]]] = []
+        bar = progress_bar(sum(live.values()), f"mix+pack {ph.name}".strip(), ctx.progress)
+
+        def flush() -> None:
+            nonlocal n_doc
+            if not out:
+                return
+            parts = [tokens[by_name[n].domain][starts[by_name[n].domain][k] : starts[by_name[n].domain][k + 1]]
+                     for n, k, _ in out]  # fmt: skip
+            lens = np.array([len(p) for p in parts], dtype=np.int64)
+            flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
+            packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
+            for (n, k, r), m in zip(out, lens.tolist()):
+                d = by_name[n].domain
+                rep = int(placed[d][k])
+                placed[d][k] += 1
+                row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep,
+                       **{key: r[key] for key in ("scores", "stats") if key in r}}  # fmt: skip
+                kept.write({**row, "phase": ph.name} if named else row)
+                n_doc += 1
+                c = tally.domain_out[r["domain"]]
+                c["docs" if rep == 0 else "repeats"] += 1
+                c["chars"] += len(r["text"])
+                c["tokens"] += m
+                taken_tokens[n] += m
+            bar.update(len(out))
+            out.clear()
+
+        for n in schedule(live, seed=seed, mode=mode):
+            out.append((n, *next(iters[n])))
+            taken[n] += 1
+            if len(out) >= cfg.pipeline.batch_size:
+                flush()
+        flush()
+        bar.close()
+        manifest = packer.finish()
+        phase_reports[ph.name] = {
+            "seq_len": ph.seq_len,
+            "long_share": ph.long_share,
+            "long_min": (ph.long_min or ph.seq_len) if ph.long_share is not None else None,
+            "quota": {
+                p.name: {"docs": p.docs, "tokens": round(p.quota, 3) if unit == "tokens"
+                         else float(_tokens_of(lengths.get(p.domain, np.zeros(0, np.int64))[p.index], p.docs)),
+                         "target": round(p.target, 6)}
+                for p in pools
+            },  # fmt: skip
+            "taken": {p.name: {"docs": taken[p.name], "tokens": taken_tokens[p.name]} for p in pools},
+            "notes": notes,
+        }
+        pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
+    # documents no phase took: "downsampled", or "not_in_mix" when no phase draws on the domain
+    for d, v in index.items():
+        used = placed[d] > 0
+        why = "downsampled" if d in drawn else "not_in_mix"
+        for k, r in enumerate(read_jsonl(stage2(v["file"]))):
+            if not used[k]:
+                removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
+                               **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
+                tally.removed[Stage.MIX][why] += 1
+        n_used, n_placed = int(used.sum()), int(placed[d].sum())
+        used_tok = int(lengths[d][used].sum())
+        placed_tok = int((lengths[d] * placed[d]).sum())
+        tally.flow[Stage.MIX, d].update({
+            Flow.IN_DOCS: v["docs"], Flow.IN_TOKENS: v["tokens"], Flow.OUT_DOCS: n_placed, Flow.OUT_TOKENS: placed_tok,
+            Flow.REMOVED_DOCS: v["docs"] - n_used, Flow.REMOVED_TOKENS: v["tokens"] - used_tok,
+            Flow.REPEAT_DOCS: n_placed - n_used, Flow.REPEAT_TOKENS: placed_tok - used_tok,
+        })  # fmt: skip
+    kept.close()
+    removed.close()
+    if named:
+        part["mix"] = {"unit": unit, "phases": phase_reports}
+        tot: Counter[str] = Counter()
+        by_dom: Counter[str] = Counter()
+        for pr in pack_reports.values():
+            tot.update({k: v for k, v in pr.items() if isinstance(v, int)})
+            by_dom.update(pr["tokens_by_domain"])
+        part["pack"] = {**tot, "tokens_by_domain": dict(by_dom), "phases": pack_reports}
+    else:
+        one = phase_reports[""]
+        part["mix"] = {
+            "unit": unit,
+            "quota": {n: {"docs": q["docs"], "tokens": q["tokens"]} for n, q in sorted(one["quota"].items())},
+            "taken": dict(sorted(one["taken"].items())),
+        }
+        part["pack"] = pack_reports[""]
+    part["tally"] = tally.to_json()
+    return part
+
+
+def _tokens_of(lengths: Any, n_docs: int) -> int:
+    """Tokens in the first ``n_docs`` documents taken in order, cycling through ``lengths``."""
+    if lengths is None or len(lengths) == 0 or n_docs <= 0:
+        return 0
+    full, part = divmod(n_docs, len(lengths))
+    return int(full * int(lengths.sum()) + int(lengths[:part].sum()))
+

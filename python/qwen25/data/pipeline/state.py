@@ -1,0 +1,100 @@
+"""Resume: ``state.json`` records the finished phases, each with a fingerprint of what it depends
+on, so a rerun resumes after the last finished phase whose inputs, configuration and outputs
+are unchanged. A phase whose outputs went missing is redone, and so is every phase after it."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Any
+
+from .config import EXEC_KEYS, PipelineConfig, mix_phases
+
+__all__ = ["PHASES", "fingerprints", "load_state", "outputs_ok", "phase_outputs", "save_state"]
+
+PHASES = ("scan", "near_dedup", "mix_pack")
+# Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
+# is then never resumed from.
+STATE_VERSION = 2
+
+
+def _h(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamp(path: str) -> Any:
+    return (os.path.getsize(path), os.path.getmtime(path))
+
+
+def _model_stamp(path: str | None) -> Any:
+    """(name, stamp) of a checkpoint folder's files, so a changed model reruns."""
+    if not path or not os.path.isdir(path):
+        return None
+    return sorted((f, _stamp(os.path.join(path, f))) for f in os.listdir(path))
+
+
+def fingerprints(cfg: PipelineConfig) -> dict[str, str]:
+    """One fingerprint per phase, of what its results depend on (and of the phase before):
+    scan on the sources, their files, on_bad_line, [filter] and [dedup]; near_dedup also on
+    [decontaminate], [score] and [classify] (with the model files); mix_pack also on [mix] and
+    [pack]. So a change to [mix] reruns only the mix; engine, threads and batch size count
+    nowhere (they do not change results)."""
+    asdict = dataclasses.asdict
+    files = [(f, _stamp(f)) for s in cfg.sources for f in s.files]
+    pl = {k: v for k, v in asdict(cfg.pipeline).items() if k not in EXEC_KEYS and k not in ("output", "stop_after")}
+    scan = _h(STATE_VERSION, [asdict(s) for s in cfg.sources], files, pl, asdict(cfg.filter), asdict(cfg.dedup))
+    model = cfg.classify.model
+    mfile = _stamp(model) if model and os.path.exists(model) else None
+    score = asdict(cfg.score) if cfg.score else None
+    near = _h(scan, asdict(cfg.decontaminate), asdict(cfg.classify), mfile, score,
+              _model_stamp(cfg.score.model if cfg.score else None))  # fmt: skip
+    return {"scan": scan, "near_dedup": near, "mix_pack": _h(near, asdict(cfg.mix), asdict(cfg.pack))}
+
+
+def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
+    """The files a finished phase leaves (relative to the output folder), or None when they
+    cannot be listed (an unreadable ``stage2/index.json``)."""
+    out = cfg.output
+    if phase == "scan":
+        return ["stage1.jsonl", "stage1.tok", "stage1.len", "minhash_clusters.npy", "removed.scan.jsonl"]
+    if phase == "near_dedup":
+        try:
+            with open(os.path.join(out, "stage2", "index.json"), encoding="utf-8") as f:
+                index = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return ["stage2/index.json", "removed.near.jsonl"] + [
+            os.path.join("stage2", v[k]) for v in index.values() for k in ("file", "tok", "len")
+        ]
+    phases = mix_phases(cfg)
+    dirs = [os.path.join("packed", p.name) for p in phases] if phases[0].name else ["packed"]
+    files = ["kept.jsonl", "removed.mix.jsonl"]
+    for d in dirs:
+        files.append(os.path.join(d, "manifest.json"))
+    return files
+
+
+def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
+    """Whether a finished phase's outputs are still there (a rerun redoes it otherwise)."""
+    names = phase_outputs(cfg, phase)
+    return names is not None and all(os.path.exists(os.path.join(cfg.output, n)) for n in names)
+
+
+def load_state(out: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(out, "state.json"), encoding="utf-8") as f:
+            st: dict[str, Any] = json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"done": [], "fingerprints": {}}
+    if st.get("version") != STATE_VERSION:
+        return {"done": [], "fingerprints": {}}
+    return st
+
+
+def save_state(out: str, st: dict[str, Any]) -> None:
+    tmp = os.path.join(out, "state.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({**st, "version": STATE_VERSION}, f)
+    os.replace(tmp, os.path.join(out, "state.json"))

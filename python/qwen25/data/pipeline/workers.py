@@ -1,0 +1,246 @@
+"""The per-batch workers, the same code under both engines: every per-document step (JSON
+parsing and validation, quality filters, exact-dedup hashes, MinHash signatures,
+decontamination, scoring, classification, tokenization) is a pure function of one batch of
+lines. ``engine = "local"`` runs them in this process; ``engine = "ray"`` runs the same classes
+as Ray Data actors over Arrow batches (:func:`qwen25.data.distributed.ray_map_ordered`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .files import chunk_lines
+from .config import DecontaminateSection
+from .report import Status
+
+__all__ = ["NearWorker", "ScanWorker", "decontam_plan"]
+
+
+# ---- per-batch workers (the same code under both engines) --------------------------------------
+#
+# A worker is built once from a JSON-able spec and called on batches given as columns
+# (``{name: [values]}``, one row per task), returning columns; SCHEMA names the Arrow type of
+# each output column for the Ray engine.
+
+
+class ScanWorker:
+    """Parse, validate and filter lines; hash the survivors (exact hash, MinHash signature).
+
+    Task columns: ``file`` (index into ``spec["files"]``), ``start``/``end`` (bytes), ``line``
+    (first line number). One output row per non-blank line, ``status`` one of ``ok``, ``bad``
+    (JSON or field error; ``reason`` says which), ``utf8`` (not UTF-8) or ``filter``."""
+
+    SCHEMA = {
+        "file": "int64", "line": "int64", "status": "string", "reason": "string", "id": "string",
+        "domain": "string", "text": "string", "chars": "int64", "hash": "binary", "sig": "binary",
+        "ntok": "int64", "tokens": "binary", "stats": "string",
+    }  # fmt: skip
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from ... import _native
+        from ...tokenizer import Tokenizer
+        from ..filters import DomainFilters, FilterConfig
+
+        self.spec = spec
+        self.tok = Tokenizer.qwen25()
+        self.nt = spec["num_threads"]
+        self.filters = None
+        f = spec["filter"]
+        if f is not None:
+            default = FilterConfig.from_dict(f["default"])
+            doms = {d: FilterConfig.from_dict(v) for d, v in f["domains"].items()}
+            self.filters = DomainFilters(doms, default, num_threads=self.nt)
+        self.exact = spec["exact"]
+        mh = spec["minhash"]
+        self.hasher = _native.MinHasher(**mh) if mh is not None else None
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        from ... import _native
+
+        out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
+        ok_rows: list[int] = []
+        ok_texts: list[str] = []
+        ok_domains: list[str] = []
+        for fi, start, end, first in zip(batch["file"], batch["start"], batch["end"], batch["line"]):
+            path, src = self.spec["files"][fi]
+            text_field, id_field, domain = self.spec["sources"][src]
+            for k, raw in enumerate(chunk_lines(path, start, end)):
+                status, reason, rid, text = Status.OK, None, None, None
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    status, reason = Status.UTF8, e.reason
+                else:
+                    if not line.strip():
+                        continue  # blank lines are not records
+                    try:
+                        rec = json.loads(line)
+                        if not isinstance(rec, dict):
+                            raise ValueError("a record must be a JSON object")
+                        text = rec.get(text_field)
+                        if not isinstance(text, str):
+                            raise ValueError(f"field {text_field!r} is missing or not a string")
+                        if "\\u" in line:  # a \uXXXX escape can make a lone surrogate: not UTF-8
+                            try:
+                                json.dumps(rec, ensure_ascii=False).encode("utf-8")
+                            except UnicodeEncodeError:
+                                raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff): not encodable as UTF-8") from None
+                    except ValueError as e:
+                        status, reason, text = Status.BAD, str(e), None
+                    else:
+                        if id_field is not None and id_field in rec:
+                            rid = json.dumps(rec[id_field], ensure_ascii=False)
+                if status is Status.OK:
+                    ok_rows.append(len(out["line"]))
+                    ok_texts.append(text)  # type: ignore[arg-type]
+                    ok_domains.append(domain)
+                for key, v in (("file", fi), ("line", first + k), ("status", status.value), ("reason", reason), ("id", rid),
+                               ("domain", domain), ("text", text), ("chars", len(text) if text is not None else -1),
+                               ("hash", None), ("sig", None), ("ntok", -1), ("tokens", None), ("stats", None)):  # fmt: skip
+                    out[key].append(v)
+        # every parsed document is tokenized here, once: its token count enters the report at
+        # every stage, and the ids of the survivors travel to the packer (no second tokenization)
+        ids = self._encode(ok_texts)
+        for row, b in zip(ok_rows, ids):
+            out["ntok"][row] = len(b) // 4
+            out["tokens"][row] = b
+        if self.filters is not None and ok_texts:
+            keep_rows, keep_texts, changed = [], [], []
+            for row, t, r in zip(ok_rows, ok_texts, self.filters.apply(ok_texts, ok_domains)):
+                if r.keep:
+                    keep_rows.append(row)
+                    keep_texts.append(r.final_text(t))
+                    out["text"][row] = keep_texts[-1]
+                    if self.spec["filter_stats_all"]:
+                        out["stats"][row] = json.dumps(r.stats)
+                    if r.text is not None:
+                        changed.append(row)
+                else:
+                    out["status"][row], out["reason"][row], out["text"][row] = Status.FILTER.value, f"{r.filter}:{r.reason}", None
+                    out["tokens"][row] = None
+                    out["stats"][row] = json.dumps(r.stats)  # the statistics behind the decision
+            for row, b in zip(changed, self._encode([out["text"][row] for row in changed])):
+                out["tokens"][row] = b  # lines removed by C4: the ids of the text that goes on
+            ok_rows, ok_texts = keep_rows, keep_texts
+        if self.exact is not None and ok_texts:
+            ex = self.exact
+            buf = _native.exact_hashes(ok_texts, ex["lowercase"], ex["strip_punct"], ex["collapse_ws"], self.nt)
+            for j, row in enumerate(ok_rows):
+                out["hash"][row] = bytes(buf[16 * j : 16 * j + 16])
+        if self.hasher is not None and ok_texts:
+            sig = self.hasher.signatures(ok_texts, self.nt)
+            w = len(sig) // len(ok_texts)
+            for j, row in enumerate(ok_rows):
+                out["sig"][row] = bytes(sig[w * j : w * j + w])
+        return out
+
+    def _encode(self, texts: list[str]) -> list[bytes]:
+        """uint32 ids of each text as ``encode_ordinary`` gives them (what packing stores)."""
+        if not texts:
+            return []
+        ids, offsets = self.tok.encode_batch(texts, allowed_special=set(), num_threads=self.nt, flat=True)
+        raw = ids.astype("<u4", copy=False).tobytes()
+        return [raw[4 * int(offsets[j]) : 4 * int(offsets[j + 1])] for j in range(len(texts))]
+
+
+def decontam_plan(cfg: DecontaminateSection) -> tuple[bool, str]:
+    """(whether the stage runs, its report note): ``Decontaminator(**options).check(texts)``
+    gives one witness (truthy) or None per text; without a configured test set it is skipped."""
+    if not cfg.enabled:
+        return False, "disabled"
+    if "test_set" not in cfg.options:
+        return False, "skipped: no test_set in [decontaminate] options"
+    return True, "ran Decontaminator.check"
+
+
+class NearWorker:
+    """Decontaminate and classify the MinHash survivors of ``stage1.jsonl``.
+
+    Task columns: ``start``/``end`` (bytes of stage1.jsonl), ``keep`` (one byte per line: 1 when
+    the line is its MinHash cluster's first). One output row per line, ``status`` one of
+    ``ok`` (with ``text`` and ``domain`` after classification), ``minhash`` or ``decontaminate``;
+    ``src_domain`` is the domain before classification."""
+
+    SCHEMA = {"prov": "string", "src_domain": "string", "domain": "string", "text": "string", "status": "string",
+              "reason": "string", "stats": "string", "scores": "string"}  # fmt: skip
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.nt = spec["num_threads"]
+        self.decon = None
+        if spec["decontaminate"]:
+            import qwen25.data as qd  # looked up when used, so a stand-in can replace it
+
+            self.decon = qd.Decontaminator(**spec["decontaminate_options"]).check
+        self.clf = None
+        if spec["classify_model"] is not None:
+            from ..classify import DomainClassifier
+
+            self.clf = DomainClassifier.load(spec["classify_model"], num_threads=self.nt)
+        self.scorer = None
+        sc = spec["score"]  # a ScoreSection as a dict, or None
+        if sc is not None:
+            import torch
+
+            from ...model import Qwen2ForCausalLM
+            from ...tokenizer import Tokenizer
+            from ..classify import LMScorer
+
+            device = sc["device"] or ("cuda" if torch.cuda.is_available() else "cpu")
+            model = Qwen2ForCausalLM.from_pretrained(sc["model"], dtype=sc["dtype"], device=device).eval()
+            try:
+                tok = Tokenizer.from_pretrained(sc["model"])
+            except FileNotFoundError:
+                tok = Tokenizer.qwen25()
+            self.scorer = LMScorer(model, tok, dimensions=sc["dimensions"], max_doc_tokens=sc["max_doc_tokens"],
+                                   batch_size=sc["batch_size"])  # fmt: skip
+            self.min_scores = dict(sc["min"])
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
+        live: list[int] = []
+        for start, end, keep in zip(batch["start"], batch["end"], batch["keep"]):
+            for raw, k in zip(chunk_lines(self.spec["stage1"], start, end), keep):
+                r = json.loads(raw)
+                out["prov"].append(json.dumps(r["prov"], ensure_ascii=False))
+                out["src_domain"].append(r["domain"])
+                out["domain"].append(r["domain"])
+                out["reason"].append(None)
+                out["stats"].append(json.dumps(r["stats"]) if "stats" in r else None)
+                out["scores"].append(None)
+                if k:
+                    live.append(len(out["text"]))
+                    out["text"].append(r["text"])
+                    out["status"].append(Status.OK.value)
+                else:
+                    out["text"].append(None)
+                    out["status"].append(Status.MINHASH.value)
+        if self.decon is not None and live:
+            flags = list(self.decon([out["text"][i] for i in live], num_threads=self.nt))
+            keep_rows = []
+            for i, bad in zip(live, flags):
+                if bad:
+                    out["status"][i] = Status.DECONTAMINATE.value
+                    out["reason"][i] = "benchmark_overlap" if bad is True else f"benchmark_overlap: {bad!r}"[:300]
+                    out["text"][i] = None
+                else:
+                    keep_rows.append(i)
+            live = keep_rows
+        if live and self.scorer is not None:
+            keep_rows = []
+            dims = self.scorer.dimensions
+            for i, row in zip(live, self.scorer.score([out["text"][i] for i in live])):
+                sc = {d: round(float(x), 6) for d, x in zip(dims, row)}
+                out["scores"][i] = json.dumps(sc)
+                low = [f"{d}={sc[d]:.3f}<{m}" for d, m in self.min_scores.items() if sc[d] < m]
+                if low:
+                    out["status"][i], out["reason"][i], out["text"][i] = Status.SCORE.value, "low_score: " + ", ".join(low), None
+                else:
+                    keep_rows.append(i)
+            live = keep_rows
+        if live and self.clf is not None:
+            for i, lab in zip(live, self.clf.predict([out["text"][i] for i in live])):
+                out["domain"][i] = lab
+        return out
+
+
