@@ -3,6 +3,7 @@
 
 pub mod decontam;
 pub mod error;
+pub mod io;
 pub mod parallel;
 pub mod tokenizer;
 pub mod unicode;

@@ -1,0 +1,420 @@
+//! The JSONL reader: plain, gzip (any number of members) and zstd (any number of frames) files,
+//! read in batches of records on a background thread, each record's raw line kept for
+//! pass-through output.
+//!
+//! Lines. Only `\n` ends a line; a `\r` before it is part of the ending. A line whose content is
+//! only ASCII whitespace is blank: counted, not a record. A last line without an ending gets
+//! `\n` in the raw bytes kept, so that no output line can run into the next. `line` numbers
+//! count every line from 1; `record` indices count the non-blank ones (bad included) from 0.
+//!
+//! Bad lines (see [`record_item`](super::record::record_item)) are an error naming `file:line`,
+//! or with `skip_bad` are kept in [`Batch::bad`] with their bytes. A compressed file cut short or
+//! corrupt is the error `file: truncated/corrupt compressed data after N records (line L)`, or with
+//! `skip_bad` ends the stream with [`Batch::damage`]; the input's BLAKE2b still covers every byte.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use blake2::digest::{Update, VariableOutput};
+use blake2::Blake2bVar;
+
+use super::record::{record_item, Item, Rules};
+use crate::{Error, Result};
+
+const CHUNK: usize = 1 << 20;
+/// A batch closes at `batch_size` records or at this many raw bytes, whichever comes first.
+const BATCH_BYTES: usize = 64 << 20;
+
+/// The compression of a file, by its suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn of(path: &str) -> Self {
+        let p = path.to_ascii_lowercase();
+        if p.ends_with(".gz") {
+            Compression::Gzip
+        } else if p.ends_with(".zst") {
+            Compression::Zstd
+        } else {
+            Compression::Plain
+        }
+    }
+}
+
+/// How a file is read.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub rules: Rules,
+    pub skip_bad: bool,
+    pub batch_size: usize,
+    /// Hash the file's bytes (BLAKE2b, 16-byte digest) as they are read.
+    pub hash: bool,
+}
+
+/// A line that could not become a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad {
+    pub line: usize,
+    pub record: usize,
+    pub reason: String,
+    /// The line without its ending.
+    pub raw: Vec<u8>,
+}
+
+/// Where a compressed file stopped being readable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub line: usize,
+    pub records_before: usize,
+    pub reason: String,
+}
+
+/// Up to `batch_size` records of one file, in order, and the bad lines met on the way.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub items: Vec<Item>,
+    /// The records' raw lines back to back, endings included.
+    pub data: Vec<u8>,
+    /// `data[ends[i-1]..ends[i]]` is record i's line.
+    pub ends: Vec<usize>,
+    pub lines: Vec<usize>,
+    pub records: Vec<usize>,
+    pub bad: Vec<Bad>,
+    pub damage: Option<Damage>,
+    /// Bytes of the lines read (as in the file, decompressed), blank and bad ones included.
+    pub nbytes: u64,
+    pub blank: u64,
+}
+
+impl Batch {
+    pub fn raw(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The raw lines of the records `i` with `pick[i] == want`, back to back.
+    pub fn select(&self, pick: &[bool], want: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, &p) in pick.iter().enumerate().take(self.len()) {
+            if p == want {
+                out.extend_from_slice(self.raw(i));
+            }
+        }
+        out
+    }
+}
+
+/// The file's bytes, hashed as they pass; a read error of the file itself is remembered, so it
+/// is reported as an I/O error rather than as damaged data.
+struct Source {
+    f: Box<dyn Read + Send>,
+    h: Option<Blake2bVar>,
+    failed: bool,
+}
+
+#[derive(Clone)]
+struct Hashing(Arc<Mutex<Source>>);
+
+impl Read for Hashing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match s.f.read(buf) {
+            Ok(n) => {
+                if let Some(h) = s.h.as_mut() {
+                    h.update(&buf[..n]);
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                s.failed = e.kind() != std::io::ErrorKind::Interrupted;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Hashing {
+    /// Read the rest of the file (so the hash covers it), then the hex digest.
+    fn finish(&self, path: &str) -> Result<Option<String>> {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = vec![0u8; CHUNK];
+        if s.h.is_some() {
+            loop {
+                let n =
+                    s.f.read(&mut buf)
+                        .map_err(|e| Error::io(Path::new(path), e))?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(h) = s.h.as_mut() {
+                    h.update(&buf[..n]);
+                }
+            }
+        }
+        Ok(s.h.take().map(|h| {
+            let mut out = [0u8; 16];
+            h.finalize_variable(&mut out).ok();
+            out.iter().map(|b| format!("{b:02x}")).collect()
+        }))
+    }
+}
+
+fn is_blank(content: &[u8]) -> bool {
+    content
+        .iter()
+        .all(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+}
+
+/// Reads one file batch by batch (in the calling thread; see [`BatchStream`] for a background one).
+pub struct RecordReader {
+    path: String,
+    opts: ReadOptions,
+    lines: Box<dyn BufRead + Send>,
+    src: Hashing,
+    compressed: bool,
+    line: usize,
+    record: usize,
+    done: bool,
+    buf: Vec<u8>,
+}
+
+impl RecordReader {
+    /// Open `path` (`"-"`: standard input, plain).
+    pub fn open(path: &str, opts: ReadOptions) -> Result<Self> {
+        let (f, kind): (Box<dyn Read + Send>, Compression) = if path == "-" {
+            (Box::new(std::io::stdin()), Compression::Plain)
+        } else {
+            let f = File::open(path).map_err(|e| Error::io(Path::new(path), e))?;
+            if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+                return Err(Error::io(
+                    Path::new(path),
+                    std::io::Error::other("is a directory, not a file"),
+                ));
+            }
+            (Box::new(f), Compression::of(path))
+        };
+        let h = if opts.hash {
+            Blake2bVar::new(16).ok()
+        } else {
+            None
+        };
+        let src = Hashing(Arc::new(Mutex::new(Source {
+            f,
+            h,
+            failed: false,
+        })));
+        let raw = BufReader::with_capacity(CHUNK, src.clone());
+        let lines: Box<dyn BufRead + Send> = match kind {
+            Compression::Plain => Box::new(raw),
+            Compression::Gzip => Box::new(BufReader::with_capacity(
+                CHUNK,
+                flate2::bufread::MultiGzDecoder::new(raw),
+            )),
+            Compression::Zstd => {
+                let d = zstd::stream::read::Decoder::with_buffer(raw)
+                    .map_err(|e| Error::io(Path::new(path), e))?;
+                Box::new(BufReader::with_capacity(CHUNK, d))
+            }
+        };
+        Ok(RecordReader {
+            path: path.to_string(),
+            opts,
+            lines,
+            src,
+            compressed: kind != Compression::Plain,
+            line: 0,
+            record: 0,
+            done: false,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next batch (possibly empty of records), or None after the last.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut b = Batch::default();
+        let bs = self.opts.batch_size.max(1);
+        while b.items.len() < bs && b.data.len() < BATCH_BYTES {
+            self.buf.clear();
+            match self.lines.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let failed = self.src.0.lock().map(|s| s.failed).unwrap_or(true);
+                    if !self.compressed || failed {
+                        return Err(Error::io(Path::new(&self.path), e));
+                    }
+                    let detail = e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let msg = format!(
+                        "truncated/corrupt compressed data after {} records (line {}): {detail}",
+                        self.record,
+                        self.line + 1
+                    );
+                    if !self.opts.skip_bad {
+                        return Err(Error::format(
+                            &self.path,
+                            0,
+                            format!("{msg} (pass --skip-bad to keep the records before it)"),
+                        ));
+                    }
+                    b.damage = Some(Damage {
+                        line: self.line + 1,
+                        records_before: self.record,
+                        reason: msg,
+                    });
+                    self.done = true;
+                    break;
+                }
+            }
+            self.line += 1;
+            b.nbytes += self.buf.len() as u64;
+            let mut end = self.buf.len();
+            if self.buf[end - 1] == b'\n' {
+                end -= 1;
+            }
+            if end > 0 && self.buf[end - 1] == b'\r' {
+                end -= 1;
+            }
+            let content = &self.buf[..end];
+            if is_blank(content) {
+                b.blank += 1;
+                continue;
+            }
+            match record_item(content, &self.opts.rules) {
+                Ok(item) => {
+                    b.items.push(item);
+                    b.data.extend_from_slice(&self.buf);
+                    if self.buf.last() != Some(&b'\n') {
+                        b.data.push(b'\n');
+                    }
+                    b.ends.push(b.data.len());
+                    b.lines.push(self.line);
+                    b.records.push(self.record);
+                }
+                Err(why) => {
+                    if !self.opts.skip_bad {
+                        return Err(Error::format(
+                            &self.path,
+                            self.line,
+                            format!("{why} (pass --skip-bad to count, list and keep such lines)"),
+                        ));
+                    }
+                    b.bad.push(Bad {
+                        line: self.line,
+                        record: self.record,
+                        reason: why,
+                        raw: content.to_vec(),
+                    });
+                }
+            }
+            self.record += 1;
+        }
+        Ok(Some(b))
+    }
+
+    /// After the last batch: the BLAKE2b (hex) of every byte of the file (when hashing).
+    pub fn finish(&self) -> Result<Option<String>> {
+        self.src.finish(&self.path)
+    }
+}
+
+/// A [`RecordReader`] on its own thread, one or two batches ahead of the consumer.
+pub struct BatchStream {
+    rx: Option<Receiver<Result<Batch>>>,
+    thread: Option<JoinHandle<Result<Option<String>>>>,
+    ended: bool,
+}
+
+impl BatchStream {
+    pub fn open(path: &str, opts: ReadOptions) -> Result<Self> {
+        let mut r = RecordReader::open(path, opts)?;
+        let (tx, rx) = sync_channel::<Result<Batch>>(2);
+        let thread = std::thread::Builder::new()
+            .name("qwen25-reader".into())
+            .spawn(move || {
+                loop {
+                    match r.next_batch() {
+                        Ok(Some(b)) => {
+                            if tx.send(Ok(b)).is_err() {
+                                return Ok(None); // the consumer stopped
+                            }
+                        }
+                        Ok(None) => return r.finish(),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return Ok(None);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::io(Path::new(path), e))?;
+        Ok(BatchStream {
+            rx: Some(rx),
+            thread: Some(thread),
+            ended: false,
+        })
+    }
+
+    /// The next batch, None at the end.
+    pub fn next_batch(&mut self) -> Result<Option<Batch>> {
+        if self.ended {
+            return Ok(None);
+        }
+        match self.rx.as_ref().map(|rx| rx.recv()) {
+            Some(Ok(Ok(b))) => Ok(Some(b)),
+            Some(Ok(Err(e))) => {
+                self.ended = true;
+                Err(e)
+            }
+            _ => {
+                self.ended = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After the end: the file's BLAKE2b (hex), when it was hashed.
+    pub fn finish(&mut self) -> Result<Option<String>> {
+        self.rx = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Value("the reader thread panicked".into())),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        self.rx = None; // the thread's next send fails and it returns
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The atomic writer: bytes go to `.tmp-<name>` beside the final file, compressed (by the final
+//! name's suffix) on a background thread, and the file appears under its final name only when
+//! [`AtomicWriter::commit`] succeeds. On any error, or when the writer is dropped uncommitted, the
+//! temporary file is removed. Errors name the OUTPUT file (a full disk is the output's problem,
+//! never the input's).
+//!
+//! Formats. `.gz`: a sequence of gzip members, one per block of at most [`BLOCK`] bytes of a
+//! `write` call, compressed in parallel by libdeflate (`gzip -d`, `zcat` and Python's `gzip` read
+//! the whole; an empty file is one empty member). Members are written in order and their bounds
+//! depend only on the data, so the bytes never depend on timing or the thread count. `.zst`: one
+//! zstd frame (an empty file is one empty frame). Anything else: the bytes as given.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+use super::reader::Compression;
+use crate::{parallel, Error, Result};
+
+/// Bytes per gzip member (each compressed on its own thread).
+pub const BLOCK: usize = 1 << 20;
+
+/// The temporary name of `final_path`: `.tmp-<name>` in the same folder.
+pub fn tmp_of(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(".tmp-{name}"))
+}
+
+enum Sink {
+    Plain(BufWriter<File>),
+    Gzip {
+        f: BufWriter<File>,
+        level: i32,
+        threads: usize,
+        members: usize,
+    },
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+}
+
+fn gzip_member(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    let lvl = libdeflater::CompressionLvl::new(level)
+        .map_err(|_| std::io::Error::other("bad gzip level"))?;
+    let mut c = libdeflater::Compressor::new(lvl);
+    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+    let n = c
+        .gzip_compress(data, &mut out)
+        .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
+}
+
+impl Sink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Plain(f) => f.write_all(data),
+            Sink::Zstd(z) => z.write_all(data),
+            Sink::Gzip {
+                f,
+                level,
+                threads,
+                members,
+            } => {
+                let blocks: Vec<&[u8]> = data.chunks(BLOCK).collect();
+                let level = *level;
+                for m in parallel::map(&blocks, *threads, |b| gzip_member(b, level)) {
+                    f.write_all(&m?)?;
+                    *members += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<File> {
+        let f = match self {
+            Sink::Plain(f) => f,
+            Sink::Zstd(z) => z.finish()?,
+            Sink::Gzip {
+                mut f,
+                level,
+                members,
+                ..
+            } => {
+                if members == 0 {
+                    f.write_all(&gzip_member(b"", level)?)?;
+                }
+                f
+            }
+        };
+        f.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// One output file, written under a temporary name and renamed by [`commit`](Self::commit).
+pub struct AtomicWriter {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    tx: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<std::io::Result<File>>>,
+    written: u64,
+}
+
+impl AtomicWriter {
+    /// Create the temporary file of `final_path` (its folder too). `level`: gzip 0-9 (zstd uses
+    /// its default, 3); `threads`: gzip blocks compressed at once.
+    pub fn create(final_path: impl AsRef<Path>, level: u32, threads: usize) -> Result<Self> {
+        let final_path = final_path.as_ref().to_path_buf();
+        let tmp_path = tmp_of(&final_path);
+        let blame = |e: std::io::Error| Error::io(&final_path, e);
+        if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(blame)?;
+        }
+        if level > 9 {
+            return Err(Error::Value(format!(
+                "compress level must be 0-9, not {level}"
+            )));
+        }
+        let f = BufWriter::with_capacity(BLOCK, File::create(&tmp_path).map_err(blame)?);
+        let sink = match Compression::of(&final_path.to_string_lossy()) {
+            Compression::Plain => Sink::Plain(f),
+            Compression::Gzip => Sink::Gzip {
+                f,
+                level: level as i32,
+                threads: threads.max(1),
+                members: 0,
+            },
+            Compression::Zstd => match zstd::stream::write::Encoder::new(f, 3) {
+                Ok(z) => Sink::Zstd(z),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp_path);
+                    return Err(blame(e));
+                }
+            },
+        };
+        let (tx, rx) = sync_channel::<Vec<u8>>(2);
+        let spawned = std::thread::Builder::new()
+            .name("qwen25-writer".into())
+            .spawn(move || {
+                let mut sink = sink;
+                for data in rx {
+                    sink.write(&data)?;
+                }
+                sink.finish()
+            });
+        let thread = match spawned {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp_path);
+                return Err(blame(e));
+            }
+        };
+        Ok(AtomicWriter {
+            final_path,
+            tmp_path,
+            tx: Some(tx),
+            thread: Some(thread),
+            written: 0,
+        })
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Uncompressed bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The writer thread's result (it stopped: an error, or the end); the temp file is removed
+    /// on error.
+    fn join(&mut self) -> Result<Option<File>> {
+        self.tx = None;
+        let r = match self.thread.take().map(|t| t.join()) {
+            None => return Ok(None),
+            Some(Ok(Ok(f))) => Ok(Some(f)),
+            Some(Ok(Err(e))) => Err(Error::io(&self.final_path, e)),
+            Some(Err(_)) => Err(Error::Value(format!(
+                "{}: the writer thread panicked",
+                self.final_path.display()
+            ))),
+        };
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+        r
+    }
+
+    /// Queue `data` (compressed and written in the background). An error of an earlier write
+    /// surfaces here.
+    pub fn write(&mut self, data: Vec<u8>) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.written += data.len() as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(data).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // the thread stopped: its error (or, when already finished, a misuse)
+        self.join()?;
+        Err(Error::Value(format!(
+            "{}: written after commit or abort",
+            self.final_path.display()
+        )))
+    }
+
+    /// Finish the stream, flush, rename to the final name; the final file's size.
+    pub fn commit(mut self) -> Result<u64> {
+        let f = self.join()?;
+        let Some(f) = f else {
+            return Err(Error::Value(format!(
+                "{}: committed twice",
+                self.final_path.display()
+            )));
+        };
+        let blame = |e: std::io::Error| Error::io(&self.final_path, e);
+        drop(f); // no fsync: as before, a crash may lose the file, never show a partial one as done
+        let done = std::fs::rename(&self.tmp_path, &self.final_path).map_err(blame);
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&self.tmp_path);
+            return Err(e);
+        }
+        std::fs::metadata(&self.final_path)
+            .map(|m| m.len())
+            .map_err(blame)
+    }
+
+    /// Give up: stop the thread and remove the temporary file.
+    pub fn abort(mut self) {
+        self.abort_in_place();
+    }
+
+    fn abort_in_place(&mut self) {
+        let _ = self.join();
+        let _ = std::fs::remove_file(&self.tmp_path);
+    }
+}
+
+impl Drop for AtomicWriter {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.abort_in_place();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("qwen25-io-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn gzip_zstd_plain_round_trip_and_no_tmp_left() {
+        let d = tmpdir("rt");
+        let data: Vec<u8> = (0..3 * BLOCK + 17)
+            .map(|i| b"abc\n"[i % 4] ^ (i % 251) as u8)
+            .collect();
+        for name in ["a.jsonl", "a.jsonl.gz", "a.jsonl.zst"] {
+            let p = d.join(name);
+            let mut w = AtomicWriter::create(&p, 6, 2).unwrap();
+            w.write(data[..1000].to_vec()).unwrap();
+            w.write(data[1000..].to_vec()).unwrap();
+            assert!(!p.exists());
+            let size = w.commit().unwrap();
+            assert_eq!(size, std::fs::metadata(&p).unwrap().len());
+            let raw = std::fs::read(&p).unwrap();
+            let got = match Compression::of(name) {
+                Compression::Plain => raw,
+                Compression::Gzip => {
+                    let mut v = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&raw[..])
+                        .read_to_end(&mut v)
+                        .unwrap();
+                    v
+                }
+                Compression::Zstd => zstd::stream::decode_all(&raw[..]).unwrap(),
+            };
+            assert_eq!(got, data, "{name}");
+            assert!(!tmp_of(&p).exists());
+        }
+        // empty outputs are valid files
+        for name in ["e.gz", "e.zst"] {
+            let p = d.join(name);
+            AtomicWriter::create(&p, 6, 1).unwrap().commit().unwrap();
+            let raw = std::fs::read(&p).unwrap();
+            assert!(!raw.is_empty());
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_blames_the_output_and_leaves_no_tmp() {
+        let d = tmpdir("full");
+        let p = d.join("out.jsonl");
+        // the temporary file is /dev/full: every write fails with ENOSPC
+        std::os::unix::fs::symlink("/dev/full", tmp_of(&p)).unwrap();
+        let mut w = AtomicWriter::create(&p, 6, 1).unwrap();
+        let mut err = None;
+        for _ in 0..8 {
+            if let Err(e) = w.write(vec![b'x'; BLOCK]) {
+                err = Some(e);
+                break;
+            }
+        }
+        let e = match err {
+            Some(e) => e,
+            None => w.commit().unwrap_err(),
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+        assert!(
+            matches!(&e, Error::Io { source, .. } if source.raw_os_error() == Some(28)),
+            "{msg}"
+        );
+        assert!(!tmp_of(&p).exists() && !p.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn dropped_uncommitted_leaves_nothing() {
+        let d = tmpdir("drop");
+        let p = d.join("x.gz");
+        let mut w = AtomicWriter::create(&p, 1, 1).unwrap();
+        w.write(b"hello\n".to_vec()).unwrap();
+        drop(w);
+        assert!(!p.exists() && !tmp_of(&p).exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
