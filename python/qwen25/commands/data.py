@@ -11,9 +11,12 @@
                     -o MIXED.jsonl [--removed R.jsonl] [--unit tokens|docs] [--total N]
     qwen25 data pack IN.jsonl... -o DIR [--seq-len N] [--removed R.jsonl]
 
-Every stage streams its input (bounded memory), shows a progress bar (by bytes read), names the
-``file:line`` of a bad record (``--skip-bad`` moves it to the removed list instead), writes each
-output to ``NAME.tmp`` and renames it when complete, and accounts for every input record: it is
+Input paths are globbed as a pipeline.toml's ``paths`` are (sorted matches; a pattern that matches
+nothing is an error; an existing file is taken as named, brackets and all). Every stage streams its
+input (bounded memory), shows a progress bar (by bytes read), names the ``file:line`` of a bad
+record (``--skip-bad`` moves it to the removed list instead) and the file of a truncated or corrupt
+``.gz``, writes each output to ``NAME.tmp`` and renames it when complete (removing it when the stage
+fails), and accounts for every input record: it is
 either in the output or in ``--removed`` with its stage and reason (the counts printed at the end
 add up). A bad record is a line that is not UTF-8 JSON, not an object, lacks the text field, or
 holds a string that cannot be written back as UTF-8 (a lone surrogate escape such as ``\\ud800``).
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import glob
+import gzip
+import zlib
 import json
 import os
 import sys
@@ -53,21 +58,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--engine", choices=("local", "ray"), default=None, help="override [pipeline] engine (local or ray)")
 
     s = sub.add_parser("filter", help="quality filters (Gopher repetition + quality, C4, FineWeb)")
-    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("inputs", nargs="+", help="JSONL files or globs")
     s.add_argument("-o", "--output", required=True, help="output JSONL")
     s.add_argument("--config", metavar="FILE",
-                   help="thresholds: a .toml or .json table shaped like a pipeline's [filter.default], e.g. "
-                        "c4 = { min_num_sentences = 3 } or gopher_quality = false (default: the published ones)")  # fmt: skip
+                   help="thresholds: a .toml or .json file holding a pipeline's [filter.default] table (as it is "
+                        "written in pipeline.toml, or just its contents), e.g. c4 = { min_num_sentences = 3 } or "
+                        "gopher_quality = false (default: the published ones)")  # fmt: skip
     s.add_argument("--stats-field", metavar="NAME",
                    help="write each document's per-filter statistics to this field of kept records and of "
                         "--removed entries")  # fmt: skip
     _common(s)
 
     s = sub.add_parser("dedup", help="exact + MinHash dedup, first occurrence kept")
-    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("inputs", nargs="+", help="JSONL files or globs")
     s.add_argument("-o", "--output", required=True, help="output JSONL")
     s.add_argument("--no-exact", action="store_true", help="skip exact (xxh3-128) dedup")
-    s.add_argument("--no-minhash", action="store_true", help="skip MinHash-LSH near-dedup")
+    s.add_argument("--no-minhash", action="store_true", help="skip MinHash-LSH near-dedup (not with --no-exact)")
     s.add_argument("--mem-budget", type=int, default=1 << 30, help="bytes of LSH band records before spilling to disk")
     bo = argparse.BooleanOptionalAction
     for kind, on in (("exact", False), ("minhash", True)):
@@ -75,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            ("collapse-ws", "collapse whitespace")):  # fmt: skip
             s.add_argument(f"--{kind}-{flag}", action=bo, default=on,
                            help=f"{kind} dedup: {what} before hashing (default: {'on' if on else 'off'})")  # fmt: skip
-    s.add_argument("--num-perm", type=int, default=112, help="MinHash permutations (default: 112)")
+    s.add_argument("--num-perm", type=int, default=112, help="MinHash permutations, at most 8192 (default: 112)")
     s.add_argument("--bands", type=int, default=14, help="LSH bands (default: 14)")
     s.add_argument("--rows", type=int, default=8, help="rows per band; bands * rows <= num-perm (default: 8)")
     s.add_argument("--ngram", type=int, default=5, help="words per shingle (default: 5)")
@@ -86,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("classify", help="train or apply the hashed n-gram domain classifier")
     csub = c.add_subparsers(dest="classify_command", metavar="ACTION", required=True)
     t = csub.add_parser("train", help="train a DomainClassifier from labelled JSONL")
-    t.add_argument("inputs", nargs="+", help="JSONL files with a text and a label field")
+    t.add_argument("inputs", nargs="+", help="JSONL files (or globs) with a text and a label field")
     t.add_argument("-o", "--output", required=True, help="model file to write")
     t.add_argument("--label-field", default="domain", help="field holding the label (default: domain)")
     t.add_argument("--valid", nargs="*", default=[], help="held-out labelled JSONL: print accuracy on it")
@@ -103,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--no-word-bigrams", action="store_true", help="words only, no word bigrams")
     _common(t, removed=False)
     pr = csub.add_parser("predict", help="label JSONL records with a trained DomainClassifier")
-    pr.add_argument("inputs", nargs="+", help="JSONL files")
+    pr.add_argument("inputs", nargs="+", help="JSONL files or globs")
     pr.add_argument("--model", required=True, help="model file from `qwen25 data classify train`")
     pr.add_argument("-o", "--output", required=True, help="output JSONL: the records plus the label field")
     pr.add_argument("--label-field", default="domain", help="field to write the label to (default: domain)")
@@ -111,7 +117,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(pr)
 
     sc = sub.add_parser("score", help="rate documents with a Qwen2.5 chat model (LMScorer), per dimension")
-    sc.add_argument("inputs", nargs="+", help="JSONL files")
+    sc.add_argument("inputs", nargs="+", help="JSONL files or globs")
     sc.add_argument("--model", required=True, help="HF checkpoint folder of an instruct model")
     sc.add_argument("-o", "--output", required=True, help="output JSONL: the records plus a scores field")
     sc.add_argument("--scores-field", default="scores", help="field to write {dimension: score} to (default: scores)")
@@ -140,7 +146,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common(m)
 
     s = sub.add_parser("pack", help="tokenize and pack into uint32 shards")
-    s.add_argument("inputs", nargs="+", help="JSONL files")
+    s.add_argument("inputs", nargs="+", help="JSONL files or globs")
     s.add_argument("-o", "--output", required=True, help="output folder")
     s.add_argument("--seq-len", type=int, default=4096)
     s.add_argument("--seqs-per-shard", type=int, default=16384)
@@ -148,6 +154,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ---- reading and writing ------------------------------------------------------------------
+
+
+_OPEN: list[_Out] = []  # outputs of the running stage not yet closed: run() discards them if it fails
 
 
 class _Out:
@@ -159,6 +168,8 @@ class _Out:
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.f = open(path + ".tmp", "w", encoding="utf-8") if path else None
+        if self.f is not None:
+            _OPEN.append(self)
 
     def write(self, obj: dict[str, Any]) -> None:
         self.n += 1
@@ -169,6 +180,19 @@ class _Out:
         if self.f and self.path:
             self.f.close()
             os.replace(self.path + ".tmp", self.path)
+        if self in _OPEN:
+            _OPEN.remove(self)
+
+    def discard(self) -> None:
+        """The stage failed: remove the partial NAME.tmp (the previous NAME, if any, stays)."""
+        if self.f and self.path:
+            self.f.close()
+            try:
+                os.remove(self.path + ".tmp")
+            except FileNotFoundError:
+                pass
+        if self in _OPEN:
+            _OPEN.remove(self)
 
 
 def _batches(it: Any, n: int) -> Iterator[list[Any]]:
@@ -182,6 +206,103 @@ def _batches(it: Any, n: int) -> Iterator[list[Any]]:
         yield b
 
 
+def _expand(patterns: list[str], what: str = "input") -> list[str]:
+    """Command-line inputs globbed as a pipeline.toml's ``paths`` are: each pattern's matches,
+    sorted; an existing path is taken as named (a file called ``part[1].jsonl``); a pattern that
+    matches nothing is an error naming it; a file named twice is read once."""
+    from ..errors import Qwen25FileNotFoundError
+
+    files: list[str] = []
+    for pat in patterns:
+        if os.path.exists(pat) or not glob.has_magic(pat):
+            hits = [pat]
+        else:
+            hits = sorted(glob.glob(pat))
+            if not hits:
+                raise Qwen25FileNotFoundError(2, f"{what}: no file matches", pat)
+        files.extend(h for h in hits if h not in files)
+    return files
+
+
+_BAD_UTF8_HINT = " (use replace to substitute U+FFFD)"  # records.py's advice, for an option the stages lack
+
+
+def _why(why: str) -> str:
+    return why.replace(_BAD_UTF8_HINT, "")
+
+
+def _scan_compressed(path: str) -> tuple[bool, int]:
+    """Whether a compressed file decompresses to its end, and the complete (non-blank) lines it
+    holds before the point where it stops. Only asked after a reader failed."""
+    from ..data.records import open_binary
+
+    n, tail = 0, b""
+    try:
+        with open_binary(path) as f:
+            read = getattr(f, "read1", f.read)  # one inflate step at a time: no data lost at the error
+            while chunk := read(1 << 16):
+                *lines, tail = (tail + chunk).split(b"\n")
+                n += sum(1 for ln in lines if ln.strip())
+        return True, n
+    except Exception:
+        return False, n
+
+
+class _Checked:
+    """A JsonlReader whose failures are one-line errors for the CLI: a truncated or corrupt
+    compressed file is a :class:`FormatError` naming it and the records read from it, and a bad
+    line's message advises ``--skip-bad`` (the stages have no ``replace`` option)."""
+
+    def __init__(self, reader: Any) -> None:
+        self._r = reader
+        self.paths: list[str] = reader.paths
+
+    @property
+    def bad(self) -> int:
+        return int(self._r.bad)
+
+    def __iter__(self) -> Iterator[Rec]:
+        from ..errors import FormatError
+
+        decomp: tuple[type[BaseException], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
+        try:
+            import zstandard
+
+            decomp += (zstandard.ZstdError,)
+        except ImportError:  # pragma: no cover - optional
+            pass
+        at = 0  # index of the file being read
+        it = iter(self._r)
+        while True:
+            try:
+                rec = next(it)
+            except StopIteration:
+                return
+            except FormatError as e:
+                msg = _why(str(e))
+                if not self._r.skip_bad:
+                    msg += " (--skip-bad sets bad lines aside and goes on)"
+                raise FormatError(msg, e.path, e.line) from None
+            except decomp as e:
+                # the file that failed: the first compressed one from the current file on that does
+                # not decompress to its end (the reader does not say which it was reading), and the
+                # complete records it holds before that point
+                path, n = self.paths[at], 0
+                for p in self.paths[at:]:
+                    if p.lower().endswith((".gz", ".zst")):
+                        ok, n = _scan_compressed(p)
+                        if not ok:
+                            path = p
+                            break
+                what = "truncated" if isinstance(e, EOFError) else f"corrupt compressed data ({e})"
+                if isinstance(e, gzip.BadGzipFile) and n == 0:
+                    what = f"not a gzip file ({e})"
+                raise FormatError(f"{path}: {what} after {n} records", path) from None
+            if rec[0] != self.paths[at]:
+                at = self.paths.index(rec[0], at)
+            yield rec
+
+
 def _reader(a: argparse.Namespace, removed: _Out | None, desc: str, paths: list[str] | None = None, **kw: Any) -> Any:
     """A JsonlReader over the inputs; bad lines go to ``removed`` (stage "read") with --skip-bad."""
     from ..data.records import JsonlReader
@@ -193,12 +314,12 @@ def _reader(a: argparse.Namespace, removed: _Out | None, desc: str, paths: list[
 
     def on_bad(path: str, line: int, why: str) -> None:
         if removed is not None:
-            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
+            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {_why(why)}"})
 
-    return JsonlReader(
+    return _Checked(JsonlReader(
         a.inputs if paths is None else paths, a.text_field, skip_bad=a.skip_bad, on_bad=on_bad,
         progress=not a.no_progress, desc=desc, **kw,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int) -> None:
@@ -213,8 +334,10 @@ def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int)
 
 
 def _filter_config(path: str) -> Any:
-    """A FilterConfig from a .toml or .json file holding a table shaped like a pipeline's
-    ``[filter.default]``; every error names the file (and the line, where the parser gives one)."""
+    """A FilterConfig from a .toml or .json file holding a pipeline's ``[filter.default]`` table:
+    written as in pipeline.toml (``[filter.default]``, or ``[filter]`` with ``default = {...}``) or
+    as its bare contents (``[c4]`` ...). Every error names the file (and the line, where the parser
+    gives one); keys only ``data run`` can use (``domains``, ``enabled``, ``stats``) are errors."""
     from ..data.filters import FilterConfig
     from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
@@ -245,6 +368,21 @@ def _filter_config(path: str) -> Any:
             raise FormatError(f"{path}: malformed TOML: {e}", path) from None
     if not isinstance(d, dict):
         raise Qwen25ValueError(f"{path}: a filter config must be a table of filters, not {type(d).__name__}")
+    if "filter" in d:  # the pipeline's layout: [filter.default]
+        if set(d) != {"filter"}:
+            raise Qwen25ValueError(f"{path}: holds [filter] and other tables {sorted(set(d) - {'filter'})}: write the "
+                                   "thresholds either under [filter.default] or bare, not both")  # fmt: skip
+        d = d["filter"]
+        if not isinstance(d, dict):
+            raise Qwen25ValueError(f"{path}: [filter] must be a table, not {type(d).__name__}")
+        other = sorted(set(d) - {"default"})
+        if other:
+            raise Qwen25ValueError(f"{path}: [filter] key(s) {other} are not used by `data filter`, which takes one table, "
+                                   "[filter.default] (domains, enabled and stats belong to `data run`)")  # fmt: skip
+        d = d.get("default", {})
+        if not isinstance(d, dict):
+            raise Qwen25ValueError(f"{path}: [filter.default] must be a table, not {type(d).__name__}")
+        return FilterConfig.from_dict(d, where=f"{path} [filter.default]")
     return FilterConfig.from_dict(d, where=path)
 
 
@@ -291,7 +429,10 @@ def _run_dedup(a: argparse.Namespace) -> int:
     import numpy as np
 
     from ..data.dedup import ExactDeduplicator, MinHashDeduplicator
+    from ..errors import Qwen25ValueError
 
+    if a.no_exact and a.no_minhash:
+        raise Qwen25ValueError("--no-exact and --no-minhash together leave nothing to do (drop one of them)")
     line_bits = 40
     prov = array("q")  # (file index << 40) | line, per record
     files = {p: k for k, p in enumerate(a.inputs)}
@@ -536,4 +677,13 @@ def run(args: argparse.Namespace) -> int:
         "filter": _run_filter, "dedup": _run_dedup, "pack": _run_pack, "classify": _run_classify, "mix": _run_mix,
         "score": _run_score,
     }  # fmt: skip
-    return stages[args.data_command](args)
+    if getattr(args, "inputs", None):
+        args.inputs = _expand(args.inputs)
+    if getattr(args, "valid", None):
+        args.valid = _expand(args.valid, "--valid")
+    try:
+        return stages[args.data_command](args)
+    except BaseException:
+        for out in list(_OPEN):
+            out.discard()
+        raise
