@@ -166,3 +166,62 @@ def test_every_decontaminator_keyword_is_a_valid_option(tmp_path):
     cfg.write_text(CONFIG.format(max_repeat=1.0) + f"\n[decontaminate]\noptions = {{ {opts} }}\n")
     rep = run_pipeline(cfg, progress=False)
     assert rep["decontaminate"].startswith("ran")
+
+
+def _first_run(tmp_path, capsys):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    run_pipeline(cfg)
+    out = tmp_path / "out"
+    snapshot = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "state.json"}
+    capsys.readouterr()
+    return cfg, out, snapshot
+
+
+def test_a_removed_shard_redoes_the_packing(tmp_path, capsys):
+    cfg, out, snap = _first_run(tmp_path, capsys)
+    shard = out / "packed" / "shard_00000.bin"
+    assert shard.exists()
+    shard.unlink()
+    run_pipeline(cfg)
+    assert ran(capsys) == ["mix_pack"]
+    assert shard.read_bytes() == snap[shard.relative_to(out)]
+
+
+def test_a_truncated_output_redoes_its_phase(tmp_path, capsys):
+    cfg, out, snap = _first_run(tmp_path, capsys)
+    kept = out / "kept.jsonl"
+    kept.write_bytes(kept.read_bytes()[:100])  # truncated, still there
+    run_pipeline(cfg)
+    assert ran(capsys) == ["mix_pack"]
+    assert kept.read_bytes() == snap[kept.relative_to(out)]
+    # an intermediate file edited in place, same size: its phase and the later ones run again
+    stage1 = out / "stage1.jsonl"
+    data = bytearray(stage1.read_bytes())
+    data[10:14] = b"XXXX" if data[10:14] != b"XXXX" else b"YYYY"
+    stage1.write_bytes(bytes(data))
+    run_pipeline(cfg)
+    assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
+    assert stage1.read_bytes() == snap[stage1.relative_to(out)]
+
+
+def test_an_input_edited_to_the_same_size_with_its_mtime_restored_is_noticed(tmp_path, capsys):
+    import os
+
+    cfg, out, _ = _first_run(tmp_path, capsys)
+    src = tmp_path / "code" / "c.jsonl"
+    st = os.stat(src)
+    text = src.read_text()
+    assert "document c3 " in text
+    edited = text.replace("document c3 ", "document c9 ", 1)
+    assert len(edited.encode()) == st.st_size
+    src.write_text(edited)
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(src).st_mtime_ns == st.st_mtime_ns and os.stat(src).st_size == st.st_size
+    run_pipeline(cfg)
+    assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
+    kept = read_jsonl(out / "kept.jsonl")
+    texts = [json.loads(line)["text"] for line in (out / "stage1.jsonl").read_text().splitlines()]
+    assert any("document c9 " in t for t in texts) and not any("document c3 " in t for t in texts)
+    assert kept

@@ -10,7 +10,9 @@ suite checks that they add up. Every file is written as ``NAME.tmp`` and renamed
 rerun resumes after the last finished phase whose inputs, configuration and outputs are
 unchanged: editing ``[mix]`` reruns only the mix and packing, editing ``[decontaminate]`` the
 near-dedup phase and what follows (the engine keys below count nowhere: they do not change the
-results). A phase whose outputs went missing is redone.
+results). Inputs are fingerprinted by content (a BLAKE2b hash beside size and mtime), and
+each phase's outputs by size and BLAKE2b hash: a phase whose outputs went missing, were
+truncated or were edited is redone, and so is every phase after it.
 
 Engines. Every per-document step (JSON parsing and validation, quality filters, exact-dedup
 hashes, MinHash signatures, decontamination, classification, tokenization) is a pure function

@@ -13,7 +13,7 @@ from .config import PipelineConfig, load_config, parse_config
 from .files import JsonlWriter, read_jsonl
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
-from .state import PHASES, fingerprints, load_state, outputs_ok, save_state
+from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
 
 __all__ = ["Pipeline", "run_pipeline"]
 
@@ -48,9 +48,11 @@ class Pipeline:
             if not redo and phase in done and old.get(phase) == fps[phase] and outputs_ok(self.config, phase, recorded.get(phase)):
                 if self.progress:
                     print(f"qwen25 data: {phase}: already done, resuming after it", file=sys.stderr)
+                st["outputs"][phase] = recorded[phase]
             else:
                 redo = True
                 parts[phase] = _RUN[phase](self.ctx)
+                st["outputs"][phase] = record_outputs(self.config, phase)
             st["done"].append(phase)
             st["fingerprints"][phase] = fps[phase]
             save_state(out, st)

@@ -1,6 +1,9 @@
 """Resume: ``state.json`` records the finished phases, each with a fingerprint of what it depends
-on, so a rerun resumes after the last finished phase whose inputs, configuration and outputs
-are unchanged. A phase whose outputs went missing is redone, and so is every phase after it."""
+on and the size and BLAKE2b hash of every file it wrote, so a rerun resumes after the last
+finished phase whose inputs, configuration and outputs are unchanged. Inputs are fingerprinted
+by content (size, mtime and a BLAKE2b hash: an edit that keeps the size and restores the mtime
+is still seen); an output that went missing, was truncated or was edited makes its phase run
+again, and every phase after it."""
 
 from __future__ import annotations
 
@@ -12,20 +15,29 @@ from typing import Any
 
 from .config import EXEC_KEYS, PipelineConfig, mix_phases
 
-__all__ = ["PHASES", "fingerprints", "load_state", "outputs_ok", "phase_outputs", "save_state"]
+__all__ = ["PHASES", "content_hash", "fingerprints", "load_state", "outputs_ok", "phase_outputs", "record_outputs", "save_state"]
 
 PHASES = ("scan", "near_dedup", "mix_pack")
 # Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
 # is then never resumed from.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 def _h(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def content_hash(path: str) -> str:
+    """BLAKE2b (128-bit) of a file's bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _stamp(path: str) -> Any:
-    return (os.path.getsize(path), os.path.getmtime(path))
+    return (os.path.getsize(path), os.path.getmtime(path), content_hash(path))
 
 
 def _model_stamp(path: str | None) -> Any:
@@ -73,13 +85,38 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
     files = ["kept.jsonl", "removed.mix.jsonl"]
     for d in dirs:
         files.append(os.path.join(d, "manifest.json"))
+        try:  # the shards and their index, whatever the packer names them
+            listed = [os.path.join(d, n) for n in os.listdir(os.path.join(out, d)) if not n.endswith(".tmp")]
+        except OSError:
+            return None
+        files += sorted(set(listed) - set(files))
     return files
 
 
+def record_outputs(cfg: PipelineConfig, phase: str) -> dict[str, list[Any]]:
+    """``{file: [size, BLAKE2b]}`` of what a finished phase wrote (for :func:`outputs_ok`)."""
+    names = phase_outputs(cfg, phase) or []
+    out = {}
+    for n in names:
+        p = os.path.join(cfg.output, n)
+        out[n] = [os.path.getsize(p), content_hash(p)]
+    return out
+
+
 def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
-    """Whether a finished phase's outputs are still there (a rerun redoes it otherwise)."""
+    """Whether a finished phase's outputs are still there and as it wrote them (size and
+    BLAKE2b hash of each file; a rerun redoes the phase otherwise)."""
+    if not isinstance(recorded, dict) or not recorded:
+        return False
+    for n, (size, digest) in recorded.items():
+        p = os.path.join(cfg.output, n)
+        try:
+            if os.path.getsize(p) != size or content_hash(p) != digest:
+                return False
+        except OSError:
+            return False
     names = phase_outputs(cfg, phase)
-    return names is not None and all(os.path.exists(os.path.join(cfg.output, n)) for n in names)
+    return names is not None and set(names) <= set(recorded)
 
 
 def load_state(out: str) -> dict[str, Any]:
