@@ -373,7 +373,13 @@ class Tokenizer:
     ) -> list[int] | str:
         """Render ``messages`` with the tokenizer's chat template (ChatML for Qwen2.5: default
         system prompt, Hermes-style tools, ``<tool_call>`` JSON, tool responses, multi-turn),
-        exactly as transformers renders it. Returns ids, or the text with ``tokenize=False``."""
+        exactly as transformers renders it. Returns ids, or the text with ``tokenize=False``.
+
+        Messages no template can render faithfully raise :class:`~qwen25.errors.Qwen25ValueError`
+        naming ``messages[i]`` and the key: an empty list, a missing or ``None`` ``content``
+        (allowed on an assistant turn that has tool calls), ``tool_calls`` that are not a list of
+        ``{"function": {"name", "arguments"}}`` dicts (``arguments`` a dict or a JSON string). A
+        template that fails, or calls ``raise_exception``, raises it too."""
         from ._chat import render
 
         template = chat_template or self.chat_template

@@ -177,6 +177,15 @@ def test_generate_on_a_missing_cuda_device(tmp_path: Path, monkeypatch: pytest.M
     assert "--device tpu:0" in capsys.readouterr().err
 
 
+def test_generate_on_a_cuda_index_past_the_last_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert main(["generate", "hi", "--model", str(tmp_path), "--device", "cuda:7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda:7" in err and "2 CUDA device(s), cuda:0 to cuda:1" in err, err
+
+
 def test_generate_prompt_that_is_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "prompt.txt"
     bad.write_bytes(b"hello \xff world")
