@@ -72,6 +72,11 @@ A configuration (paths are relative to the TOML file)::
     default = { fineweb = { new_line_ratio = 0.3 } }
     [filter.domains.code]     # overrides the default key by key: other filters and thresholds
     gopher_quality = false    # stay as in [filter.default]
+    # preset = "code"         # or start from a named preset (qwen25.data.filters.PRESETS: "web",
+                              # the default filters, or "code": no prose rules, BigCode's line
+                              # length and alphanumeric rules); the table's keys override it.
+                              # A stage that removes > 90% of a domain is flagged: report.json
+                              # "warnings" and the printed summary
 
     [dedup]
     exact = true              # xxh3-128, first occurrence kept
