@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qwen25_core::classify::{features as core_features, Classifier, ClassifierConfig};
-use qwen25_core::parallel;
 use qwen25_core::Error;
 
+use crate::call;
 use crate::convert::borrow_texts;
 use crate::errors::IntoPy;
 
@@ -33,23 +33,23 @@ impl HashedLinearClassifier {
         config_json: &str,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
-        let t = borrow_texts(&texts)?;
         let l = borrow_texts(&labels)?;
         let cfg = config(config_json)?;
-        let n = parallel::threads(num_threads);
-        let inner = py.detach(|| Classifier::train(&t, &l, cfg, n)).py_err()?;
+        let inner = call::on_texts(py, &texts, num_threads, |t, n| {
+            Classifier::train(t, &l, cfg, n)
+        })?;
         Ok(HashedLinearClassifier { inner })
     }
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         Ok(HashedLinearClassifier {
-            inner: py.detach(|| Classifier::load(&path)).py_err()?,
+            inner: call::job(py, || Classifier::load(&path))?,
         })
     }
 
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.detach(|| self.inner.save(&path)).py_err()
+        call::job(py, || self.inner.save(&path))
     }
 
     /// Probabilities as little-endian float32 bytes, row-major (n x k).
@@ -60,9 +60,9 @@ impl HashedLinearClassifier {
         texts: Vec<Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let t = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
-        let p = py.detach(|| self.inner.predict_proba(&t, n));
+        let p = call::on_texts(py, &texts, num_threads, |t, n| {
+            Ok(self.inner.predict_proba(t, n))
+        })?;
         let mut out = Vec::with_capacity(p.len() * 4);
         for x in p {
             out.extend_from_slice(&x.to_le_bytes());

@@ -5,8 +5,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyList, PyString, PyTuple};
 use qwen25_core::decontam::{self, normalize, Config, Input, Mode, Window};
-use qwen25_core::parallel;
 
+use crate::call;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -144,11 +144,10 @@ impl Decontaminator {
         };
         let items = extract(&test, "test")?;
         let ins = inputs(&items);
-        let n = parallel::threads(num_threads);
         let tok_ref = tokenizer.as_ref().map(|t| &t.get().inner);
-        let inner = py
-            .detach(|| decontam::Decontaminator::new(cfg, &ins, tok_ref, n))
-            .py_err()?;
+        let inner = call::run(py, num_threads, |n| {
+            decontam::Decontaminator::new(cfg, &ins, tok_ref, n)
+        })?;
         Ok(Decontaminator {
             inner,
             tok: tokenizer,
@@ -166,10 +165,9 @@ impl Decontaminator {
     ) -> PyResult<Vec<Vec<PyMatch>>> {
         let items = extract(&batch, "batch")?;
         let ins = inputs(&items);
-        let n = parallel::threads(num_threads);
         let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
         let inner = &self.inner;
-        let res = py.detach(|| inner.check(&ins, tok_ref, all, n)).py_err()?;
+        let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
         Ok(res
             .into_iter()
             .map(|ms| {

@@ -14,7 +14,7 @@ use qwen25_core::dedup::{
 use qwen25_core::parallel;
 use qwen25_core::Error;
 
-use crate::convert::borrow_texts;
+use crate::call;
 use crate::errors::IntoPy;
 
 fn u32_bytes(v: &[u32]) -> Vec<u8> {
@@ -39,12 +39,6 @@ fn norm(lowercase: bool, strip_punct: bool, collapse_ws: bool) -> NormConfig {
         strip_punct,
         collapse_ws,
     }
-}
-
-fn poisoned<T>(_: T) -> PyErr {
-    crate::errors::to_pyerr(Error::Value(
-        "internal lock poisoned by an earlier failure".into(),
-    ))
 }
 
 /// MinHash signer for one configuration.
@@ -89,10 +83,10 @@ impl MinHasher {
         texts: Vec<Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
         let h = &self.inner;
-        let bytes = py.detach(|| u32_bytes(&h.signatures(&strs, n)));
+        let bytes = call::on_texts(py, &texts, num_threads, |strs, n| {
+            Ok(u32_bytes(&h.signatures(strs, n)))
+        })?;
         Ok(PyBytes::new(py, &bytes))
     }
 
@@ -152,16 +146,9 @@ impl MinHashStream {
         num_threads: Option<usize>,
         return_signatures: bool,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
-        let sigs = py.detach(|| -> Result<Vec<u32>, Error> {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| Error::Value("internal lock poisoned".into()))?;
-            g.add_texts(&strs, n)
-        });
-        let sigs = sigs.py_err()?;
+        let sigs = call::on_texts(py, &texts, num_threads, |strs, n| {
+            call::lock(&self.inner)?.add_texts(strs, n)
+        })?;
         Ok(if return_signatures {
             Some(PyBytes::new(py, &u32_bytes(&sigs)))
         } else {
@@ -186,39 +173,25 @@ impl MinHashStream {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let n = parallel::threads(num_threads);
-        py.detach(|| -> Result<(), Error> {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| Error::Value("internal lock poisoned".into()))?;
-            g.add_signatures(&sigs, n)
+        call::run(py, num_threads, |n| {
+            call::lock(&self.inner)?.add_signatures(&sigs, n)
         })
-        .py_err()
     }
 
     /// Cluster ids (lowest member index) of every document added, as uint64 bytes.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let ids = py
-            .detach(|| -> Result<Vec<u64>, Error> {
-                let mut g = self
-                    .inner
-                    .lock()
-                    .map_err(|_| Error::Value("internal lock poisoned".into()))?;
-                g.finish()
-            })
-            .py_err()?;
+        let ids = call::job(py, || call::lock(&self.inner)?.finish())?;
         Ok(PyBytes::new(py, &u64_bytes(&ids)))
     }
 
     #[getter]
     fn n_docs(&self) -> PyResult<u64> {
-        Ok(self.inner.lock().map_err(poisoned)?.n_docs())
+        Ok(call::lock(&self.inner).py_err()?.n_docs())
     }
 
     #[getter]
     fn n_spills(&self) -> PyResult<usize> {
-        Ok(self.inner.lock().map_err(poisoned)?.n_spills())
+        Ok(call::lock(&self.inner).py_err()?.n_spills())
     }
 }
 
@@ -247,17 +220,9 @@ impl ExactDedup {
         texts: Vec<Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
-        let ids = py
-            .detach(|| -> Result<Vec<u64>, Error> {
-                let mut g = self
-                    .inner
-                    .lock()
-                    .map_err(|_| Error::Value("internal lock poisoned".into()))?;
-                Ok(g.add_batch(&strs, n))
-            })
-            .py_err()?;
+        let ids = call::on_texts(py, &texts, num_threads, |strs, n| {
+            Ok(call::lock(&self.inner)?.add_batch(strs, n))
+        })?;
         Ok(PyBytes::new(py, &u64_bytes(&ids)))
     }
 
@@ -273,24 +238,24 @@ impl ExactDedup {
             .chunks_exact(16)
             .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
             .collect();
-        let ids = self.inner.lock().map_err(poisoned)?.add_hashes(&hs);
+        let ids = call::lock(&self.inner).py_err()?.add_hashes(&hs);
         Ok(PyBytes::new(py, &u64_bytes(&ids)))
     }
 
     /// (first index, size) of every cluster with at least `min_size` members.
     #[pyo3(signature = (min_size=2))]
     fn cluster_sizes(&self, min_size: u64) -> PyResult<Vec<(u64, u64)>> {
-        Ok(self.inner.lock().map_err(poisoned)?.cluster_sizes(min_size))
+        Ok(call::lock(&self.inner).py_err()?.cluster_sizes(min_size))
     }
 
     #[getter]
     fn n_docs(&self) -> PyResult<u64> {
-        Ok(self.inner.lock().map_err(poisoned)?.len())
+        Ok(call::lock(&self.inner).py_err()?.len())
     }
 
     #[getter]
     fn n_unique(&self) -> PyResult<u64> {
-        Ok(self.inner.lock().map_err(poisoned)?.n_unique())
+        Ok(call::lock(&self.inner).py_err()?.n_unique())
     }
 }
 
@@ -333,17 +298,15 @@ fn exact_hashes<'py>(
     collapse_ws: bool,
     num_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let strs = borrow_texts(&texts)?;
-    let n = parallel::threads(num_threads);
     let cfg = norm(lowercase, strip_punct, collapse_ws);
-    let out = py.detach(|| {
-        let hs = parallel::map(&strs, n, |t| core_exact_hash(t, &cfg));
+    let out = call::on_texts(py, &texts, num_threads, |strs, n| {
+        let hs = parallel::map(strs, n, |t| core_exact_hash(t, &cfg));
         let mut out = Vec::with_capacity(hs.len() * 16);
         for h in hs {
             out.extend_from_slice(&h.to_le_bytes());
         }
-        out
-    });
+        Ok(out)
+    })?;
     Ok(PyBytes::new(py, &out))
 }
 

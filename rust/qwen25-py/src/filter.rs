@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use qwen25_core::filter::{apply_batch, FilterConfig};
+use qwen25_core::filter::{apply_batch, FilterConfig, FilterResult};
 use qwen25_core::parallel;
 
-use crate::convert::borrow_texts;
+use crate::call;
 use crate::errors::IntoPy;
 
 /// The last stats dict, to copy, with its key identities (static name address and length), key
@@ -53,8 +53,6 @@ impl QualityFilters {
         texts: Vec<Bound<'py, PyAny>>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
         let cfg = &self.cfg;
         // the statistic names are static strings: one Python string each per call, shared by
         // every row's dict (their hash is then computed once)
@@ -67,10 +65,31 @@ impl QualityFilters {
         // In chunks: the Rust results of one chunk are freed before the next is made, so their
         // memory is reused instead of freshly mapped (page faults were ~5% of the time).
         // Documents are independent: the chunking changes no result.
-        let res = strs
-            .chunks(1024 * n.max(1))
-            .flat_map(|part| py.detach(|| apply_batch(part, cfg, n)));
-        for r in res {
+        let chunk = 1024 * parallel::threads(num_threads);
+        for (i, part) in texts.chunks(chunk).enumerate() {
+            let res = call::on_texts_at(py, part, i * chunk, num_threads, |strs, n| {
+                Ok(apply_batch(strs, cfg, n))
+            })?;
+            for r in res {
+                self.row(py, r, &mut names, &mut template, &out)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl QualityFilters {
+    /// Append the Python row of `r` to `out` (its stats dict copied from the last one when it
+    /// has the same keys).
+    fn row<'py>(
+        &self,
+        py: Python<'py>,
+        r: FilterResult,
+        names: &mut HashMap<(usize, usize), Bound<'py, PyString>>,
+        template: &mut Option<Template<'py>>,
+        out: &Bound<'py, PyList>,
+    ) -> PyResult<()> {
+        {
             let same = template.as_ref().is_some_and(|t| {
                 t.keys.len() == r.stats.len()
                     && t.keys
@@ -81,7 +100,7 @@ impl QualityFilters {
                             Cow::Owned(_) => false,
                         })
             });
-            let d = match (&mut template, same) {
+            let d = match (&mut *template, same) {
                 (Some(t), true) => {
                     let d = t.dict.copy()?;
                     for ((name, (_, v)), old) in t.names.iter().zip(&r.stats).zip(&mut t.vals) {
@@ -116,7 +135,7 @@ impl QualityFilters {
                         let mut sorted = keys.clone();
                         sorted.sort_unstable();
                         sorted.dedup();
-                        template = Some(Template {
+                        *template = Some(Template {
                             distinct: sorted.len() == keys.len(),
                             keys,
                             names: objs,
@@ -129,11 +148,19 @@ impl QualityFilters {
             };
             out.append((r.keep, r.filter, r.reason, d, r.text))?;
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Every filter with its default thresholds, as JSON: the one definition of the defaults, which
+/// `qwen25.data.filters` reads instead of declaring them again.
+#[pyfunction]
+fn filter_default_config_json() -> String {
+    FilterConfig::default().to_json()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<QualityFilters>()?;
+    m.add_function(wrap_pyfunction!(filter_default_config_json, m)?)?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! `qwen25._native`: the thin PyO3 layer over `qwen25-core`. One file per core area; inputs are
 //! extracted into owned or borrowed Rust values, the GIL is released once around the whole job
-//! (see [`detach_if`]), and every error goes through `errors::to_pyerr`.
+//! and every error goes through `errors::to_pyerr`, all by the one helper in [`call`].
 
+mod call;
 mod convert;
 mod decontam;
 mod errors;
+mod io;
 mod tokenizer;
 mod train;
 // data pipeline (issue 4)
@@ -14,15 +16,6 @@ mod filter;
 mod pack;
 
 use pyo3::prelude::*;
-
-/// Release the GIL around `f` when the job is big enough for that to pay off.
-pub(crate) fn detach_if<T: Send, F: FnOnce() -> T + Send>(py: Python<'_>, big: bool, f: F) -> T {
-    if big {
-        py.detach(f)
-    } else {
-        f()
-    }
-}
 
 /// Called from an `os.register_at_fork` hook: a forked child runs everything serially.
 #[pyfunction]
@@ -49,5 +42,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     classify::register(m)?;
     filter::register(m)?;
     pack::register(m)?;
+    io::register(m)?;
     Ok(())
 }

@@ -6,10 +6,9 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use qwen25_core::pack::{PackSummary, Packer as CorePacker};
-use qwen25_core::parallel;
 use qwen25_core::Error;
 
-use crate::convert::borrow_texts;
+use crate::call;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -24,10 +23,6 @@ fn summary(s: PackSummary) -> Summary {
         s.n_pad,
         s.shards,
     )
-}
-
-fn lock_err() -> Error {
-    Error::Value("internal lock poisoned by an earlier failure".into())
 }
 
 #[pyclass(module = "qwen25._native", name = "Packer", frozen)]
@@ -61,21 +56,15 @@ impl Packer {
         sources: Vec<u64>,
         num_threads: Option<usize>,
     ) -> PyResult<u64> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
         let tok = &self.tok.get().inner;
-        py.detach(|| -> Result<u64, Error> {
-            let mut g = self.inner.lock().map_err(|_| lock_err())?;
-            g.add_texts(tok, &strs, &sources, n)
+        call::on_texts(py, &texts, num_threads, |strs, n| {
+            call::lock(&self.inner)?.add_texts(tok, strs, &sources, n)
         })
-        .py_err()
     }
 
     /// Append one already tokenized document.
     fn add_tokens(&self, tokens: Vec<u32>, source: u64) -> PyResult<()> {
-        self.inner
-            .lock()
-            .map_err(|_| lock_err())
+        call::lock(&self.inner)
             .and_then(|mut g| g.add_doc(&tokens, source))
             .py_err()
     }
@@ -118,8 +107,8 @@ impl Packer {
                 toks.len()
             )));
         }
-        py.detach(|| -> Result<u64, Error> {
-            let mut g = self.inner.lock().map_err(|_| lock_err())?;
+        call::job(py, || {
+            let mut g = call::lock(&self.inner)?;
             let mut pos = 0usize;
             for (&n, &s) in lens.iter().zip(&sources) {
                 let end = pos + n as usize;
@@ -128,16 +117,11 @@ impl Packer {
             }
             Ok(toks.len() as u64)
         })
-        .py_err()
     }
 
     /// (n_docs, n_doc_tokens, n_tokens, n_sequences, n_pad, [(shard, tokens)])
     fn finish(&self, py: Python<'_>) -> PyResult<Summary> {
-        py.detach(|| -> Result<Summary, Error> {
-            let mut g = self.inner.lock().map_err(|_| lock_err())?;
-            g.finish().map(summary)
-        })
-        .py_err()
+        call::job(py, || call::lock(&self.inner)?.finish().map(summary))
     }
 }
 

@@ -13,8 +13,7 @@ use qwen25_core::tokenizer::{
 };
 use qwen25_core::Error;
 
-use crate::convert::borrow_texts;
-use crate::detach_if;
+use crate::call::{self, detach_if};
 use crate::errors::IntoPy;
 
 /// Work above this many bytes releases the GIL.
@@ -57,17 +56,13 @@ impl Tokenizer {
     /// The embedded Qwen2.5 tokenizer.
     #[staticmethod]
     fn qwen25(py: Python<'_>) -> PyResult<Tokenizer> {
-        py.detach(CoreTokenizer::qwen25)
-            .py_err()
-            .map(|inner| Tokenizer { inner })
+        call::job(py, CoreTokenizer::qwen25).map(|inner| Tokenizer { inner })
     }
 
     /// Load an HF tokenizer folder.
     #[staticmethod]
     fn from_dir(py: Python<'_>, path: PathBuf) -> PyResult<Tokenizer> {
-        py.detach(|| load::from_dir(&path))
-            .py_err()
-            .map(|inner| Tokenizer { inner })
+        call::job(py, || load::from_dir(&path)).map(|inner| Tokenizer { inner })
     }
 
     /// Load one `tokenizer.json` file.
@@ -77,8 +72,7 @@ impl Tokenizer {
             .map_err(|e| Error::io(&path, e))
             .py_err()?;
         let name = path.display().to_string();
-        py.detach(|| load::from_tokenizer_json(&data, &name, None))
-            .py_err()
+        call::job(py, || load::from_tokenizer_json(&data, &name, None))
             .map(|inner| Tokenizer { inner })
     }
 
@@ -108,12 +102,12 @@ impl Tokenizer {
         disallowed: Vec<bool>,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<u32>>> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
         let tok = &self.inner;
-        let res: Vec<Result<Vec<u32>, Error>> =
-            py.detach(|| parallel::map(&strs, n, |t| tok.encode(t, &allowed, &disallowed)));
-        res.into_iter().collect::<Result<Vec<_>, _>>().py_err()
+        call::on_texts(py, &texts, num_threads, |strs, n| {
+            parallel::map(strs, n, |t| tok.encode(t, &allowed, &disallowed))
+                .into_iter()
+                .collect()
+        })
     }
 
     /// Encode a batch into one flat little-endian uint32 buffer plus uint64 offsets (n + 1).
@@ -126,31 +120,27 @@ impl Tokenizer {
         disallowed: Vec<bool>,
         num_threads: Option<usize>,
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let strs = borrow_texts(&texts)?;
-        let n = parallel::threads(num_threads);
         let tok = &self.inner;
-        let (flat, offsets) = py
-            .detach(|| -> Result<(Vec<u8>, Vec<u8>), Error> {
-                let parts = parallel::map(&strs, n, |t| tok.encode(t, &allowed, &disallowed));
-                let total: usize = parts
-                    .iter()
-                    .map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0))
-                    .sum();
-                let mut flat = Vec::with_capacity(total * 4);
-                let mut offsets = Vec::with_capacity((parts.len() + 1) * 8);
-                let mut at = 0u64;
-                offsets.extend_from_slice(&at.to_le_bytes());
-                for p in parts {
-                    let p = p?;
-                    for id in &p {
-                        flat.extend_from_slice(&id.to_le_bytes());
-                    }
-                    at += p.len() as u64;
-                    offsets.extend_from_slice(&at.to_le_bytes());
+        let (flat, offsets) = call::on_texts(py, &texts, num_threads, |strs, n| {
+            let parts = parallel::map(strs, n, |t| tok.encode(t, &allowed, &disallowed));
+            let total: usize = parts
+                .iter()
+                .map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0))
+                .sum();
+            let mut flat = Vec::with_capacity(total * 4);
+            let mut offsets = Vec::with_capacity((parts.len() + 1) * 8);
+            let mut at = 0u64;
+            offsets.extend_from_slice(&at.to_le_bytes());
+            for p in parts {
+                let p = p?;
+                for id in &p {
+                    flat.extend_from_slice(&id.to_le_bytes());
                 }
-                Ok((flat, offsets))
-            })
-            .py_err()?;
+                at += p.len() as u64;
+                offsets.extend_from_slice(&at.to_le_bytes());
+            }
+            Ok((flat, offsets))
+        })?;
         Ok((PyBytes::new(py, &flat), PyBytes::new(py, &offsets)))
     }
 
@@ -198,16 +188,15 @@ impl Tokenizer {
             .into_iter()
             .map(|ids| ids_u32(ids, &self.inner))
             .collect::<PyResult<Vec<_>>>()?;
-        let n = parallel::threads(num_threads);
         let tok = &self.inner;
-        let res = py.detach(|| {
+        let res = call::run(py, num_threads, |n| {
             parallel::map(&batch, n, |ids| {
                 tok.decode_to_bytes(ids, skip_special_tokens)
             })
-        });
-        res.into_iter()
-            .map(|r| decode_str(r.py_err()?, strict))
-            .collect()
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+        })?;
+        res.into_iter().map(|b| decode_str(b, strict)).collect()
     }
 
     fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -284,8 +273,7 @@ impl Tokenizer {
     }
 
     fn save_pretrained(&self, py: Python<'_>, dir: PathBuf) -> PyResult<()> {
-        py.detach(|| save::save_pretrained(&self.inner, &dir))
-            .py_err()
+        call::job(py, || save::save_pretrained(&self.inner, &dir))
     }
 }
 

@@ -5,10 +5,9 @@ use std::sync::Mutex;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use qwen25_core::parallel;
 use qwen25_core::tokenizer::train::WordCounter;
 
-use crate::convert::borrow_texts_at;
+use crate::call;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -38,17 +37,15 @@ impl BpeTrainer {
         num_threads: Option<usize>,
         offset: usize,
     ) -> PyResult<()> {
-        let strs = borrow_texts_at(&texts, offset)?;
-        let n = parallel::threads(num_threads);
         // The lock is taken and released without the GIL: a thread holding the GIL while it
         // waits for the lock cannot deadlock with this one.
-        let fed = py.detach(|| {
+        let fed = call::on_texts_at(py, &texts, offset, num_threads, |strs, n| {
             let mut guard = self.counter.lock().unwrap_or_else(|e| e.into_inner());
-            guard
+            Ok(guard
                 .as_mut()
-                .map(|counter| counter.add_texts(&strs, n))
-                .is_some()
-        });
+                .map(|counter| counter.add_texts(strs, n))
+                .is_some())
+        })?;
         if fed {
             Ok(())
         } else {
@@ -79,7 +76,6 @@ impl BpeTrainer {
         min_frequency: u64,
         num_threads: Option<usize>,
     ) -> PyResult<Tokenizer> {
-        let n = parallel::threads(num_threads);
         let counter = py
             .detach(|| {
                 self.counter
@@ -88,9 +84,10 @@ impl BpeTrainer {
                     .take()
             })
             .ok_or_else(|| PyRuntimeError::new_err("this BpeTrainer has already trained"))?;
-        py.detach(|| counter.train(vocab_size, min_frequency, n))
-            .py_err()
-            .map(|inner| Tokenizer { inner })
+        call::run(py, num_threads, |n| {
+            counter.train(vocab_size, min_frequency, n)
+        })
+        .map(|inner| Tokenizer { inner })
     }
 }
 
