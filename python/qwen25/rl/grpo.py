@@ -380,6 +380,9 @@ def token_logps(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask:
 # shared. An episode: sample G completions for each of Q queries, score them, compute advantages,
 # order the queries by reward variance (highest first) and train on them in that order, in
 # steps of ``rows_per_step`` samples (whole queries), ``num_iterations`` passes over the episode.
+# On several ranks (torchrun, FSDP2), each rank samples and scores its share of the queries, the
+# episode is gathered whole on every rank, and each step's samples are split over the ranks; the
+# loss normalisers are the whole step's, so the gradients are the one-process run's.
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -718,13 +721,19 @@ class GRPOTrainer(Trainer):
         super().setup()
         if not first:
             return
-        if self.dist.world_size > 1:
-            raise Qwen25ValueError("GRPO runs in one process for now (several ranks are not supported)")
         s = self.settings
+        world = self.dist.world_size
+        if s.queries_per_episode % world:
+            raise Qwen25ValueError(f"GRPO: an episode's {s.queries_per_episode} queries (method.queries_per_episode) "
+                                   f"do not split over {world} ranks")
         if s.beta != 0:
             self.ref_model = self._reference_model().to(self.device).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
+            if self.fsdp:  # sharded like the policy (its forwards run in the same micro-batches on every rank)
+                from ..train.parallel import apply_fsdp
+
+                apply_fsdp(self.ref_model, self.dist.mesh, param_dtype=torch.bfloat16 if self.bf16 else torch.float32)
         fns: list[RewardFunction] = []
         if s.rewards:
             fns = list(build_rewards(s.rewards, max_completion_length=s.max_completion_length, device=self.device,
@@ -732,7 +741,16 @@ class GRPOTrainer(Trainer):
         self.rewards = CompositeReward(fns + self._extra_rewards)
         if self._engine is None:
             assert self.model is not None
-            self._engine = LocalRollouts(self.model, self._tokenizer_or_none(), batch_size=s.rollout_batch_size,
+            sampler: torch.nn.Module = self.model
+            if world > 1:
+                # a sharded model cannot sample (ranks stop generating at different steps, and every
+                # forward of a sharded model is collective): each rank samples with a whole replica,
+                # loaded with the gathered weights before each episode
+                from ..model import Qwen2ForCausalLM
+
+                sampler = Qwen2ForCausalLM.from_config(self.stage_configs[0][0], dtype=torch.float32,
+                                                       seed=self.config.seed).to(self.device)
+            self._engine = LocalRollouts(sampler, self._tokenizer_or_none(), batch_size=s.rollout_batch_size,
                                          pad_token_id=self._pad_id(), autocast=torch.bfloat16 if self.bf16 else None)
 
     def _tokenizer_or_none(self) -> Any:
@@ -767,9 +785,15 @@ class GRPOTrainer(Trainer):
         return e, it, j
 
     def step_rows(self, ep: Episode, j: int) -> list[int]:
+        """The samples of mini-batch ``j`` of ``ep`` (all ranks'): its queries' groups, in variance order."""
         g = self.settings.num_generations
         qs = ep.order[j * self.queries_per_step:(j + 1) * self.queries_per_step]
         return [q * g + k for q in qs for k in range(g)]
+
+    def rank_rows(self, rows: Sequence[int]) -> list[int]:
+        """This rank's share of a step's samples (a contiguous slice, as the training loop splits rows)."""
+        per = len(rows) // self.dist.world_size
+        return list(rows[self.dist.rank * per:(self.dist.rank + 1) * per])
 
     def micro_rows(self, ep: Episode, rows: Sequence[int]) -> list[MicroRows]:
         m = self.config.micro_batch(self.config.stages[0])
@@ -795,35 +819,71 @@ class GRPOTrainer(Trainer):
                                completion_mask=mb.completion_mask.to(dev), temperature=self.settings.temperature,
                                chunk_size=self.settings.logps_chunk_size).float().cpu()
 
+    def _gather(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order (``[obj]`` in one process)."""
+        if self.dist.world_size == 1:
+            return [obj]
+        out: list[Any] = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def _policy_weights(self) -> Mapping[str, Any]:
+        """The policy's state dict for the rollout engine; gathered whole when it is sharded (every
+        rank takes part)."""
+        assert self.model is not None
+        sd = self.model.state_dict()
+        if self.dist.world_size == 1:
+            return sd
+        return {k: v.full_tensor() if hasattr(v, "full_tensor") else v for k, v in sd.items()}
+
     def run_episode(self, e: int) -> Episode:
-        """Sample, score and prepare episode ``e`` (0-based)."""
+        """Sample, score and prepare episode ``e`` (0-based).
+
+        On several ranks, each samples and scores its share of the episode's queries (a contiguous
+        slice, sampled with ``shard_seed(episode seed, rank)``); the samples, texts and rewards are
+        then gathered, so every rank holds the whole episode: advantages over whole groups, the
+        variance order over all the episode's queries, and the same optimizer steps."""
         assert self.model is not None and self.data is not None and self.prompts is not None
         assert self.rewards is not None and self._engine is not None
         s, g = self.settings, self.settings.num_generations
         src = self.data
         assert isinstance(src, EpisodeSource)
         queries = src.take_queries()
+        world, rank = self.dist.world_size, self.dist.rank
+        share = len(queries) // world
+        mine = queries[rank * share:(rank + 1) * share]
         t0 = time.perf_counter()
-        self._engine.update_weights(self.model.state_dict())
-        completions = self._engine.generate([self.prompts.ids[q] for q in queries], g, s.sampling(
-            episode_seed(self.config.seed, e)))
+        self._engine.update_weights(self._policy_weights())
+        seed = shard_seed(episode_seed(self.config.seed, e), rank)
+        local = self._engine.generate([self.prompts.ids[q] for q in mine], g, s.sampling(seed))
         t_roll = time.perf_counter() - t0
-        if len(completions) != len(queries) * g:
-            raise Qwen25ValueError(f"episode {e}: the rollout engine returned {len(completions)} completions for "
-                                   f"{len(queries)} prompts x {g}")
-        for r, c in enumerate(completions):
+        where = f" (rank {rank})" if world > 1 else ""
+        if len(local) != len(mine) * g:
+            raise Qwen25ValueError(f"episode {e}{where}: the rollout engine returned {len(local)} completions for "
+                                   f"{len(mine)} prompts x {g}")
+        for r, c in enumerate(local):
             if c.prompt_index != r // g:
-                raise Qwen25ValueError(f"episode {e}: completion {r} is for prompt {c.prompt_index}, expected "
+                raise Qwen25ValueError(f"episode {e}{where}: completion {r} is for prompt {c.prompt_index}, expected "
                                        f"{r // g} (the engine must return each prompt's samples together, in order)")
             if len(c.token_ids) > s.max_completion_length:
-                raise Qwen25ValueError(f"episode {e}: completion {r} has {len(c.token_ids)} tokens, more than "
-                                       f"max_completion_length {s.max_completion_length}")
+                raise Qwen25ValueError(f"episode {e}{where}: completion {r} has {len(c.token_ids)} tokens, more "
+                                       f"than max_completion_length {s.max_completion_length}")
         tok = self._tokenizer_or_none()
-        texts = [_decode(tok, c) for c in completions]
-        records = [self.prompts.records[queries[r // g]] for r in range(len(completions))]
+        local_texts = [_decode(tok, c) for c in local]
+        records = [self.prompts.records[mine[r // g]] for r in range(len(local))]
         t1 = time.perf_counter()
-        total, parts = self.rewards(records, texts, completions)
+        local_total, local_parts = self.rewards(records, local_texts, local)
         t_rew = time.perf_counter() - t1
+        if world == 1:
+            completions, texts, total, parts = local, local_texts, local_total, local_parts
+        else:
+            got = self._gather((local, local_texts, local_total, local_parts, t_roll, t_rew))
+            completions = [dataclasses.replace(c, prompt_index=c.prompt_index + k * share)
+                           for k, x in enumerate(got) for c in x[0]]
+            texts = [t for x in got for t in x[1]]
+            total = torch.cat([x[2] for x in got])
+            parts = {name: torch.cat([x[3][name] for x in got]) for name in local_parts}
+            t_roll, t_rew = max(x[4] for x in got), max(x[5] for x in got)
         adv = group_advantages(total, g, scale=s.scale_rewards)
         order = order_by_variance(total.view(-1, g)).tolist()
         batch = collate_completions(completions, self._pad_id(), mask_truncated=s.mask_truncated_completions)
@@ -849,8 +909,8 @@ class GRPOTrainer(Trainer):
             old = torch.zeros(n, cw) if need_old else None
             ref = torch.zeros(n, cw) if self.ref_model is not None else None
             diffs: list[torch.Tensor] = []
-            for j in range(self.steps_per_episode):
-                for mb in self.micro_rows(ep, self.step_rows(ep, j)):
+            for j in range(self.steps_per_episode):  # each rank its share of each step, as it trains
+                for mb in self.micro_rows(ep, self.rank_rows(self.step_rows(ep, j))):
                     idx = torch.tensor(mb.rows)
                     if old is not None:
                         lp = self._logps(self.model, mb)
@@ -860,13 +920,22 @@ class GRPOTrainer(Trainer):
                     if ref is not None:
                         assert self.ref_model is not None
                         ref[idx, :mb.width] = self._logps(self.ref_model, mb)
+            if world > 1:  # each row was filled by one rank: the sums are the whole tensors
+                for t in (old, ref):
+                    if t is not None:
+                        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
             ep.old_logps, ep.ref_logps = old, ref
-            if diffs:
-                d = torch.cat(diffs)
-                if d.numel():
-                    metrics["sampler_logp_diff_mean"] = float(d.mean())
-                    metrics["sampler_logp_diff_max"] = float(d.max())
+            self._diff_metrics(diffs, metrics)
         return ep
+
+    def _diff_metrics(self, diffs: list[torch.Tensor], metrics: dict[str, Any]) -> None:
+        """sampler_logp_diff_mean/max over every rank's |trainer − sampler| log-prob differences."""
+        d = torch.cat(diffs) if diffs else torch.zeros(0)
+        stats = self._gather((float(d.double().sum()), int(d.numel()), float(d.max()) if d.numel() else 0.0))
+        n = sum(x[1] for x in stats)
+        if n:
+            metrics["sampler_logp_diff_mean"] = sum(x[0] for x in stats) / n
+            metrics["sampler_logp_diff_max"] = max(x[2] for x in stats if x[1])
 
     def _start_episode(self, e: int) -> Episode:
         src = self.data
@@ -948,15 +1017,20 @@ class GRPOTrainer(Trainer):
         ep = src.episode
         assert ep is not None
         ep_metrics = dict(ep.metrics)  # every step logs the episode its samples come from
-        rows = self.step_rows(ep, j)
-        micro = self.micro_rows(ep, rows)
+        rows = self.step_rows(ep, j)  # every rank's
+        mine = self.rank_rows(rows)
+        micro = self.micro_rows(ep, mine)
+        # the normalisers of the whole step, every micro-batch and rank (each rank holds the whole
+        # episode, so these are the global counts without a collective)
         cm_all = ep.batch.completion_mask[torch.tensor(rows)]
         n_seq, n_tok = float(len(rows)), float(cm_all.sum())
         dev = self.device
         parts, tokens = [], 0
         sums = {"kl": 0.0, "low": 0.0, "high": 0.0, "ratio": 0.0}
         diffs: list[torch.Tensor] = []
-        for mb in micro:
+        for a, mb in enumerate(micro):
+            if self.fsdp:  # reduce the gradients once, after the last micro-batch
+                model.set_requires_gradient_sync(a == len(micro) - 1)
             idx = torch.tensor(mb.rows)
             cmask = mb.completion_mask.to(dev)
             with self._autocast():
@@ -984,6 +1058,15 @@ class GRPOTrainer(Trainer):
                 if ep.old_logps is None and it == 0:  # these are the sampling policy's log-probs
                     diffs.append((logps.detach().cpu() - ep.batch.sampler_logps[idx, :mb.width]).abs()[m.cpu()])
         local = torch.stack(parts)
+        world = self.dist.world_size
+        ce_total = float(local.double().sum())
+        if world > 1:  # the loss, the token count and the logged sums of every rank
+            from ..train.parallel import all_reduce_sum
+
+            t = all_reduce_sum(torch.tensor([ce_total, float(tokens), sums["kl"], sums["low"], sums["high"],
+                                             sums["ratio"]], dtype=torch.float64, device=dev), self.dist).tolist()
+            ce_total, tokens = t[0], int(t[1])
+            sums = {"kl": t[2], "low": t[3], "high": t[4], "ratio": t[5]}
         denom = max(n_tok, 1.0)
         g = s.num_generations
         step_queries = [ep.order[q] for q in range(j * self.queries_per_step, (j + 1) * self.queries_per_step)]
@@ -997,13 +1080,10 @@ class GRPOTrainer(Trainer):
         }
         if s.beta != 0:
             metrics["kl"] = sums["kl"] / denom
-        if diffs:
-            d = torch.cat(diffs)
-            if d.numel():
-                metrics["sampler_logp_diff_mean"] = float(d.mean())
-                metrics["sampler_logp_diff_max"] = float(d.max())
-        return {"stage": cfg.stages[0], "rows": rows, "mine": rows, "micro": micro, "n_global": 1.0, "local": local,
-                "ce_total": float(local.double().sum()), "aux_mean": None, "tokens": tokens, "metrics": metrics}
+        if ep.old_logps is None and it == 0:
+            self._diff_metrics(diffs, metrics)
+        return {"stage": cfg.stages[0], "rows": rows, "mine": mine, "micro": micro, "n_global": 1.0, "local": local,
+                "ce_total": ce_total, "aux_mean": None, "tokens": tokens, "metrics": metrics}
 
     # --- checkpoints
     def _save(self, step: int, rec: dict[str, Any]) -> None:
@@ -1133,12 +1213,23 @@ def prepare_config(config: TrainConfig, prompts: str | os.PathLike[str] | None =
 
 def train_grpo(config: TrainConfig, *, prompts: str | os.PathLike[str] | None = None, out_dir: str | None = None,
                **trainer_kwargs: Any) -> tuple[GRPOTrainer, list[dict[str, Any]]]:
-    """Run a GRPO config (sized by :func:`prepare_config`); in one process, write the policy to
-    ``OUT/final`` at the end."""
+    """Run a GRPO config (sized by :func:`prepare_config`) and write the policy to ``OUT/final``
+    at the end (on several ranks: gathered, written by rank 0)."""
     cfg = prepare_config(config, prompts)
     trainer = GRPOTrainer(cfg, out_dir=out_dir, **trainer_kwargs)
     records = trainer.fit()
-    if out_dir is not None and trainer.dist.world_size == 1:
-        assert trainer.model is not None
-        trainer.model.save_pretrained(Path(out_dir) / "final")
+    if out_dir is not None:
+        model = trainer.model
+        assert model is not None
+        if trainer.dist.world_size == 1:
+            model.save_pretrained(Path(out_dir) / "final")
+        else:
+            sd = trainer._policy_weights()  # every rank takes part in the gathers
+            if trainer.dist.rank == 0:
+                from ..model import Qwen2ForCausalLM
+
+                whole = Qwen2ForCausalLM.from_config(model.config, dtype=torch.float32)
+                whole.load_state_dict(dict(sd))
+                whole.save_pretrained(Path(out_dir) / "final")
+            torch.distributed.barrier()
     return trainer, records
