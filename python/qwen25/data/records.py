@@ -4,6 +4,11 @@ objects, and files (JSONL, ``.jsonl.gz``, ``.jsonl.zst`` with ``zstandard``, Par
 
 Bad input is an error that says where: a malformed JSON line raises :class:`FormatError` with
 the file and 1-based line; a missing field raises :class:`Qwen25ValueError` naming it.
+
+The jobs (``qwen25 decontaminate``, ``qwen25 tokenize``) read and write through the native record
+I/O of ``qwen25-core`` (:func:`read_batches`, :func:`open_writer`): JSONL parsed in Rust on a
+background thread with one set of UTF-8, surrogate and malformed-line rules, the raw lines kept
+in Rust for pass-through output, and atomic compressing writers whose errors name the output.
 """
 
 from __future__ import annotations
@@ -254,3 +259,53 @@ class JsonlReader:
         self.bad += 1
         if self.on_bad is not None:
             self.on_bad(path, line, why)
+
+
+# -- the native record I/O -----------------------------------------------------------------------
+def read_batches(
+    path: str | os.PathLike[str],
+    field: str = "text",
+    *,
+    skip_bad: bool = False,
+    encoding_errors: str = "strict",
+    batch_size: int = 2048,
+    allow_ids: bool = False,
+    hash: bool = False,
+) -> Any:
+    """Batches of the records of one JSONL file (``.gz``/``.zst`` too; ``"-"`` is standard input),
+    read and parsed in Rust on a background thread: a ``qwen25._native.RecordReader``.
+
+    A record's text is ``obj[field]`` when a string, else the contents of a chat messages list
+    (``obj[field]`` or ``obj["messages"]``: ``{role, content}`` objects, null content empty) joined
+    by newlines; with ``allow_ids`` a non-empty list of ints in ``field`` is token ids. A line that
+    is not UTF-8 (unless ``encoding_errors="replace"``), not one JSON object, holds a lone surrogate
+    escape anywhere, or has no such text raises :class:`FormatError` naming ``file:line``, or with
+    ``skip_bad`` is listed in the batch's ``bad`` with its bytes. A compressed file cut short is
+    ``file: truncated/corrupt compressed data after N records (line L)``, or with ``skip_bad`` the
+    last batch's ``damage``. Each batch: ``items()``, ``lines``, ``records`` (index among the
+    non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
+    reader's ``blake2b`` is the file's BLAKE2b-128 once read to the end."""
+    from .. import _native
+
+    p = os.fspath(path)
+    if encoding_errors not in ("strict", "replace"):
+        raise Qwen25ValueError(f"encoding_errors must be 'strict' or 'replace', not {encoding_errors!r}")
+    if p != "-" and not os.path.exists(p):
+        raise Qwen25FileNotFoundError(2, "no such file", p)
+    return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
+                                batch_size=batch_size, allow_ids=allow_ids, hash=hash)  # fmt: skip
+
+
+def open_writer(
+    path: str | os.PathLike[str], *, compress_level: int = 6, num_threads: int | None = None
+) -> Any:
+    """An atomic writer (a ``qwen25._native.RecordWriter``): bytes go to ``.tmp-<name>`` beside
+    ``path``, compressed by its suffix (``.gz``: gzip members of up to 1 MiB compressed in
+    parallel at ``compress_level``; ``.zst``: one zstd frame) on a background thread, and ``path``
+    appears only on ``commit()``. ``abort()``, an exception inside ``with``, or any write error
+    removes the temporary file; a write error (a full disk) names ``path``."""
+    from .. import _native
+
+    if type(compress_level) is not int or not 0 <= compress_level <= 9:
+        raise Qwen25ValueError(f"compress_level must be 0-9, not {compress_level!r}")
+    return _native.RecordWriter(os.fspath(path), compress_level, num_threads)

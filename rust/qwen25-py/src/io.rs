@@ -1,0 +1,330 @@
+//! Binding of `qwen25_core::io`: the record reader (batches whose raw lines stay in Rust until
+//! written) and the atomic writer. `qwen25/data/records.py` wraps both; nothing else uses them.
+
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use qwen25_core::io::{AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8};
+use qwen25_core::{parallel, Error};
+
+use crate::errors::IntoPy;
+
+/// Run `f` with the GIL released, its error mapped.
+fn job<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
+    py.detach(f).py_err()
+}
+
+fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
+    match m.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(PyRuntimeError::new_err(format!(
+            "{what} is in use by another thread"
+        ))),
+    }
+}
+
+/// Up to `batch_size` records of one file, with the bad lines met on the way.
+#[pyclass(module = "qwen25._native", name = "RecordBatch", frozen)]
+pub struct RecordBatch {
+    b: Batch,
+}
+
+#[pymethods]
+impl RecordBatch {
+    fn __len__(&self) -> usize {
+        self.b.len()
+    }
+
+    /// The records' texts (str), or token ids (list[int]) where the reader allows them.
+    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for it in &self.b.items {
+            match it {
+                Item::Text(s) => list.append(s.as_str())?,
+                Item::Ids(v) => list.append(v.clone())?,
+            }
+        }
+        Ok(list)
+    }
+
+    /// 1-based line number of each record.
+    #[getter]
+    fn lines(&self) -> Vec<usize> {
+        self.b.lines.clone()
+    }
+
+    /// Index of each record among the file's non-blank lines (bad ones included), from 0.
+    #[getter]
+    fn records(&self) -> Vec<usize> {
+        self.b.records.clone()
+    }
+
+    /// `(line, record, reason, raw line without its ending)` per bad line (only with skip_bad).
+    #[getter]
+    fn bad<'py>(&self, py: Python<'py>) -> Vec<(usize, usize, String, Bound<'py, PyBytes>)> {
+        self.b
+            .bad
+            .iter()
+            .map(|x| (x.line, x.record, x.reason.clone(), PyBytes::new(py, &x.raw)))
+            .collect()
+    }
+
+    /// `(line, records_before, reason)` where a compressed file became unreadable (skip_bad).
+    #[getter]
+    fn damage(&self) -> Option<(usize, usize, String)> {
+        self.b
+            .damage
+            .as_ref()
+            .map(|d| (d.line, d.records_before, d.reason.clone()))
+    }
+
+    /// Bytes of the lines read (decompressed), blank and bad ones included.
+    #[getter]
+    fn nbytes(&self) -> u64 {
+        self.b.nbytes
+    }
+
+    /// Blank lines met.
+    #[getter]
+    fn blank(&self) -> u64 {
+        self.b.blank
+    }
+
+    /// Record `i`'s line as read, with its ending (`\n` added to a last line without one).
+    fn raw<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyBytes>> {
+        if i >= self.b.len() {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "record {i} of a batch of {}",
+                self.b.len()
+            )));
+        }
+        Ok(PyBytes::new(py, self.b.raw(i)))
+    }
+}
+
+/// A JSONL file (plain, .gz, .zst; "-" is standard input) read in batches on a background thread.
+#[pyclass(module = "qwen25._native", name = "RecordReader", frozen)]
+pub struct RecordReader {
+    inner: Mutex<Option<BatchStream>>,
+    digest: Mutex<Option<String>>,
+}
+
+#[pymethods]
+impl RecordReader {
+    #[new]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: String,
+        field: &str,
+        skip_bad: bool,
+        encoding_errors: &str,
+        batch_size: usize,
+        allow_ids: bool,
+        hash: bool,
+    ) -> PyResult<Self> {
+        let utf8 = match encoding_errors {
+            "strict" => Utf8::Strict,
+            "replace" => Utf8::Replace,
+            other => {
+                return Err(crate::errors::to_pyerr(Error::Value(format!(
+                    "encoding_errors must be 'strict' or 'replace', not {other:?}"
+                ))))
+            }
+        };
+        if batch_size == 0 {
+            return Err(crate::errors::to_pyerr(Error::Value(
+                "batch_size must be >= 1".into(),
+            )));
+        }
+        let opts = ReadOptions {
+            rules: Rules {
+                field: field.to_string(),
+                utf8,
+                allow_ids,
+            },
+            skip_bad,
+            batch_size,
+            hash,
+        };
+        let s = job(py, || BatchStream::open(&path, opts))?;
+        Ok(RecordReader {
+            inner: Mutex::new(Some(s)),
+            digest: Mutex::new(None),
+        })
+    }
+
+    /// The next batch, or None after the last. Errors (a bad line without skip_bad, a damaged
+    /// compressed file, an unreadable file) are raised here, in order.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Option<RecordBatch>> {
+        let mut g = busy(&self.inner, "this RecordReader")?;
+        let Some(s) = g.as_mut() else {
+            return Ok(None);
+        };
+        let r = job(py, || match s.next_batch() {
+            Ok(Some(b)) => Ok(Ok(b)),
+            Ok(None) => s.finish().map(Err),
+            Err(e) => Err(e),
+        });
+        match r {
+            Ok(Ok(b)) => Ok(Some(RecordBatch { b })),
+            Ok(Err(digest)) => {
+                *g = None;
+                *busy(&self.digest, "this RecordReader")? = digest;
+                Ok(None)
+            }
+            Err(e) => {
+                *g = None; // the stream ends at its first error
+                Err(e)
+            }
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<RecordBatch>> {
+        self.next_batch(py)
+    }
+
+    /// BLAKE2b (16 bytes, hex) of every byte of the file, once read to the end (with hash=True).
+    #[getter]
+    fn blake2b(&self) -> PyResult<Option<String>> {
+        Ok(busy(&self.digest, "this RecordReader")?.clone())
+    }
+
+    /// Stop reading (the background thread ends).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let s = busy(&self.inner, "this RecordReader")?.take();
+        py.detach(|| drop(s));
+        Ok(())
+    }
+}
+
+/// An output file written under `.tmp-<name>` and renamed by `commit()`; compressed by its
+/// suffix (`.gz` at `compress_level`, `.zst`) on a background thread.
+#[pyclass(module = "qwen25._native", name = "RecordWriter", frozen)]
+pub struct RecordWriter {
+    path: String,
+    inner: Mutex<Option<AtomicWriter>>,
+}
+
+impl RecordWriter {
+    fn send(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<()> {
+        let mut g = busy(&self.inner, "this RecordWriter")?;
+        let Some(w) = g.as_mut() else {
+            return Err(crate::errors::to_pyerr(Error::Value(format!(
+                "{}: written after commit or abort",
+                self.path
+            ))));
+        };
+        let r = job(py, || w.write(data));
+        if r.is_err() {
+            *g = None; // the temporary file is already gone
+        }
+        r
+    }
+}
+
+#[pymethods]
+impl RecordWriter {
+    #[new]
+    #[pyo3(signature = (path, compress_level=6, num_threads=None))]
+    fn new(
+        py: Python<'_>,
+        path: String,
+        compress_level: u32,
+        num_threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let n = parallel::threads(num_threads);
+        let w = job(py, || AtomicWriter::create(&path, compress_level, n))?;
+        Ok(RecordWriter {
+            path,
+            inner: Mutex::new(Some(w)),
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Append bytes.
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        self.send(py, data.to_vec())
+    }
+
+    /// Append the raw lines of the batch's records `i` with `bool(pick[i]) == want`.
+    #[pyo3(signature = (batch, pick, want=true))]
+    fn write_selected(
+        &self,
+        py: Python<'_>,
+        batch: &RecordBatch,
+        pick: Vec<bool>,
+        want: bool,
+    ) -> PyResult<()> {
+        if pick.len() != batch.b.len() {
+            return Err(crate::errors::to_pyerr(Error::Value(format!(
+                "pick has {} entries for a batch of {} records",
+                pick.len(),
+                batch.b.len()
+            ))));
+        }
+        let data = py.detach(|| batch.b.select(&pick, want));
+        self.send(py, data)
+    }
+
+    /// Finish, rename to the final name; the final file's size in bytes.
+    fn commit(&self, py: Python<'_>) -> PyResult<u64> {
+        let w = busy(&self.inner, "this RecordWriter")?.take();
+        let Some(w) = w else {
+            return Err(crate::errors::to_pyerr(Error::Value(format!(
+                "{}: committed after commit or abort",
+                self.path
+            ))));
+        };
+        job(py, || w.commit())
+    }
+
+    /// Give up: the temporary file is removed (no-op after commit).
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        let w = busy(&self.inner, "this RecordWriter")?.take();
+        if let Some(w) = w {
+            py.detach(|| w.abort());
+        }
+        Ok(())
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let live = busy(&self.inner, "this RecordWriter")?.is_some();
+        if exc_type.is_some_and(|t| !t.is_none()) || !live {
+            self.abort(py)?;
+        } else {
+            self.commit(py)?;
+        }
+        Ok(false)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RecordBatch>()?;
+    m.add_class::<RecordReader>()?;
+    m.add_class::<RecordWriter>()?;
+    Ok(())
+}
