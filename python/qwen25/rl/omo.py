@@ -407,7 +407,9 @@ class OnDAREAdamW(_OnlineMergingAdamW):
 class OnTIESAdamW(_OnlineMergingAdamW):
     """AdamW with online TIES merging of the SFT task vector (magnitude trim with ``density``, sign
     election, merge); the other options as :class:`OnDAREAdamW`. The top-k trim is exact (a
-    ``topk`` per parameter and step), so it costs more than DARE on big tensors."""
+    ``topk`` per parameter and step), so it costs more than DARE on big tensors; under FSDP2 each
+    rank gathers the whole parameter for it (the top-k is over the parameter tensor, as the paper's,
+    not over a shard), one parameter at a time."""
 
     _sparsity_name = "density"
 
