@@ -1,6 +1,7 @@
 """``qwen25 data``: the pre-training data pipeline, and each of its stages on its own.
 
-    qwen25 data run pipeline.toml            the whole job (see qwen25.data.pipeline)
+    qwen25 data run pipeline.toml [--stop-after filter|dedup|decontaminate|mix]
+                                             the whole job, or up to a stage (see qwen25.data.pipeline)
     qwen25 data filter IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--config F.toml] [--stats-field S]
     qwen25 data dedup IN.jsonl... -o OUT.jsonl [--removed R.jsonl] [--no-exact] [--no-minhash]
                       [--exact-lowercase ...] [--num-perm 112 --bands 14 --rows 8 --ngram 5 --seed 1]
@@ -56,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("config", help="pipeline TOML file")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--engine", choices=("local", "ray"), default=None, help="override [pipeline] engine (local or ray)")
+    r.add_argument("--stop-after", choices=("filter", "dedup", "decontaminate", "mix"), default=None,
+                   help="stop after this stage, leaving its surviving documents (with their text) in "
+                        "OUT/survivors.jsonl instead of mixing and packing (overrides [pipeline] stop_after)")  # fmt: skip
 
     s = sub.add_parser("filter", help="quality filters (Gopher repetition + quality, C4, FineWeb)")
     s.add_argument("inputs", nargs="+", help="JSONL files or globs")
@@ -670,7 +674,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_command == "run":
         from ..data.pipeline import format_report, run_pipeline
 
-        rep = run_pipeline(args.config, progress=not args.no_progress, engine=args.engine)
+        rep = run_pipeline(args.config, progress=not args.no_progress, engine=args.engine, stop_after=args.stop_after)
         print(format_report(rep))
         return 0
     stages = {

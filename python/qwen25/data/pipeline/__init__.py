@@ -57,6 +57,10 @@ A configuration (paths are relative to the TOML file)::
     engine = "local"          # or "ray" (also: qwen25 data run pipeline.toml --engine ray)
     ray_address = "auto"      # optional: ray.init(address=...) when Ray is not started yet
     concurrency = 4           # optional: actors per stage under Ray (default: the cluster's CPUs)
+    stop_after = "dedup"      # optional: "filter", "dedup", "decontaminate" or "mix" (also
+                              # --stop-after): stop after that stage, its survivors (provenance,
+                              # domain, text) in OUT/survivors.jsonl in input order (for "mix":
+                              # in mix order, with repeats), nothing mixed or packed
 
     [[sources]]
     name = "web"

@@ -3,13 +3,15 @@ removed lists and write ``report.json``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .config import PipelineConfig, load_config, parse_config
+from ...errors import Qwen25ValueError
+from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
 from .files import JsonlWriter, read_jsonl
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
@@ -25,8 +27,14 @@ class Pipeline:
     :func:`load_config` reads it, or a :class:`PipelineConfig`; ``engine`` ("local" or "ray")
     overrides ``[pipeline] engine``."""
 
-    def __init__(self, cfg: Mapping[str, Any] | PipelineConfig, *, progress: bool = True, engine: str | None = None) -> None:
-        self.config = cfg if isinstance(cfg, PipelineConfig) else parse_config(cfg, engine=engine)
+    def __init__(self, cfg: Mapping[str, Any] | PipelineConfig, *, progress: bool = True, engine: str | None = None,
+                 stop_after: str | None = None) -> None:  # fmt: skip
+        config = cfg if isinstance(cfg, PipelineConfig) else parse_config(cfg, engine=engine)
+        if stop_after is not None:
+            if stop_after not in STOP_AFTER:
+                raise Qwen25ValueError(f"stop_after must be one of {', '.join(STOP_AFTER)}, got {stop_after!r}")
+            config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, stop_after=stop_after))
+        self.config = _stopped(config)
         self.progress = progress
         self.ctx = RunContext(self.config, progress)
 
@@ -43,8 +51,11 @@ class Pipeline:
         parts: dict[str, Any] = dict(st.get("report", {}))
         recorded: dict[str, Any] = dict(st.get("outputs", {}))
         st = {"done": [], "fingerprints": {}, "report": parts, "outputs": {}}
+        stop = self.config.pipeline.stop_after
+        phases = PHASES if stop in (None, "mix") else PHASES[:2]
+        _clear_stale(out, stop)
         redo = False  # once a phase runs, every later one runs too
-        for phase in PHASES:
+        for phase in phases:
             if not redo and phase in done and old.get(phase) == fps[phase] and outputs_ok(self.config, phase, recorded.get(phase)):
                 if self.progress:
                     print(f"qwen25 data: {phase}: already done, resuming after it", file=sys.stderr)
@@ -58,11 +69,14 @@ class Pipeline:
             save_state(out, st)
         # one removed list, in stage order
         w = JsonlWriter(os.path.join(out, "removed.jsonl"))
-        for part in ("removed.scan.jsonl", "removed.near.jsonl", "removed.mix.jsonl"):
+        for part in ("removed.scan.jsonl", "removed.near.jsonl", "removed.mix.jsonl")[: len(phases)]:
             for r in read_jsonl(os.path.join(out, part)):
                 w.write(r)
         w.close()
-        final = final_report(self.config.pipeline.engine, parts)
+        final = final_report(self.config.pipeline.engine, {k: v for k, v in parts.items() if k in phases}, stop_after=stop)
+        if stop is not None:
+            n = _write_survivors(self.ctx) if stop != "mix" else _count_lines(os.path.join(out, "survivors.jsonl"))
+            final["survivors"] = {"file": "survivors.jsonl", "docs": n}
         tmp = os.path.join(out, "report.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(final, f, indent=2, sort_keys=True)
@@ -70,7 +84,68 @@ class Pipeline:
         return final
 
 
-def run_pipeline(path: str | os.PathLike[str], *, progress: bool = True, engine: str | None = None) -> dict[str, Any]:
+def run_pipeline(path: str | os.PathLike[str], *, progress: bool = True, engine: str | None = None,
+                 stop_after: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the pipeline described by a TOML file; returns the final report. ``engine``
-    ("local" or "ray") overrides ``[pipeline] engine``."""
-    return Pipeline(load_config(path), progress=progress, engine=engine).run()
+    ("local" or "ray") overrides ``[pipeline] engine``; ``stop_after`` (``"filter"``,
+    ``"dedup"``, ``"decontaminate"`` or ``"mix"``) overrides ``[pipeline] stop_after``."""
+    return Pipeline(load_config(path), progress=progress, engine=engine, stop_after=stop_after).run()
+
+
+def _stopped(cfg: PipelineConfig) -> PipelineConfig:
+    """The configuration that runs up to ``[pipeline] stop_after``: the stages after it off (the
+    mix stop keeps them all and skips the packing)."""
+    stop = cfg.pipeline.stop_after
+    if stop in (None, "mix"):
+        return cfg
+    later: dict[str, Any] = {"score": None, "classify": ClassifySection()}
+    if stop in ("filter", "dedup"):
+        later["decontaminate"] = dataclasses.replace(cfg.decontaminate, enabled=False)
+    if stop == "filter":
+        later["dedup"] = dataclasses.replace(cfg.dedup, exact=False, minhash=False)
+    return dataclasses.replace(cfg, **later)
+
+
+def _clear_stale(out: str, stop: str | None) -> None:
+    """Remove what an earlier run with another stop left that this one will not write."""
+    import shutil
+
+    if stop is None:
+        names = ["survivors.jsonl"]
+    elif stop == "mix":
+        names = ["kept.jsonl", "packed"]
+    else:
+        names = ["kept.jsonl", "packed", "removed.mix.jsonl", "survivors.jsonl"]
+    for n in names:
+        p = os.path.join(out, n)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+
+
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _write_survivors(ctx: RunContext) -> int:
+    """``survivors.jsonl``: the documents that left the near-dedup phase (every domain), in
+    input order, each with its provenance, domain and text (and statistics or scores)."""
+    import heapq
+
+    cfg = ctx.cfg
+    order = {os.path.relpath(path, cfg.base): k for k, (path, _) in enumerate(ctx.files())}
+    with open(ctx.p("stage2/index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+
+    def rows(name: str) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
+        for r in read_jsonl(ctx.p(os.path.join("stage2", name))):
+            yield (order[r["prov"]["file"]], r["prov"]["line"]), r
+
+    w = JsonlWriter(ctx.p("survivors.jsonl"))
+    for _, r in heapq.merge(*(rows(v["file"]) for v in index.values()), key=lambda kr: kr[0]):
+        w.write({**r["prov"], "domain": r["domain"], "text": r["text"],
+                 **{key: r[key] for key in ("scores", "stats") if key in r}})  # fmt: skip
+    w.close()
+    return w.n

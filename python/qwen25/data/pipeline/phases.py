@@ -367,7 +367,8 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     part: dict[str, Any] = {}
     unit, seed, mode = cfg.mix.unit, cfg.mix.seed, cfg.mix.mode
     placed = {d: np.zeros(len(n), dtype=np.int64) for d, n in lengths.items()}  # placements per document
-    kept = JsonlWriter(ctx.p("kept.jsonl"))
+    pack = cfg.pipeline.stop_after != "mix"  # stopping after the mix: its documents, with their text, unpacked
+    kept = JsonlWriter(ctx.p("kept.jsonl" if pack else "survivors.jsonl"))
     removed = JsonlWriter(ctx.p("removed.mix.jsonl"))
     tally = Tally()
     phases = mix_phases(cfg)
@@ -392,7 +393,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         by_name = {p.name: p for p in pools}
         drawn.update(p.domain for p in pools if p.docs > 0)
         live = {p.name: p.docs for p in pools if p.docs > 0 and p.domain in index and len(p.index)}
-        packer = TokenPacker(
+        packer = None if not pack else TokenPacker(
             ctx.p(os.path.join("packed", ph.name) if named else "packed"), seq_len=int(ph.seq_len or 4096),
             seqs_per_shard=cfg.pack.seqs_per_shard, seed=seed, num_threads=cfg.pipeline.num_threads,
             extra={"pipeline": os.path.basename(cfg.path), **({"phase": ph.name} if named else {})},
@@ -420,14 +421,17 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                      for n, k, _ in out]  # fmt: skip
             lens = np.array([len(p) for p in parts], dtype=np.int64)
             flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
-            packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
+            if packer is not None:
+                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
             for (n, k, r), m in zip(out, lens.tolist()):
                 d = by_name[n].domain
                 rep = int(placed[d][k])
                 placed[d][k] += 1
                 row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep,
                        **{key: r[key] for key in ("scores", "stats") if key in r}}  # fmt: skip
-                kept.write({**row, "phase": ph.name} if named else row)
+                if named:
+                    row["phase"] = ph.name
+                kept.write(row if packer is not None else {**row, "text": r["text"]})
                 n_doc += 1
                 c = tally.domain_out[r["domain"]]
                 c["docs" if rep == 0 else "repeats"] += 1
@@ -444,7 +448,6 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 flush()
         flush()
         bar.close()
-        manifest = packer.finish()
         phase_reports[ph.name] = {
             "seq_len": ph.seq_len,
             "long_share": ph.long_share,
@@ -458,7 +461,9 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             "taken": {p.name: {"docs": taken[p.name], "tokens": taken_tokens[p.name]} for p in pools},
             "notes": notes,
         }
-        pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
+        if packer is not None:
+            manifest = packer.finish()
+            pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
     # documents no phase took: "downsampled", or "not_in_mix" when no phase draws on the domain
     for d, v in index.items():
         used = placed[d] > 0
@@ -493,7 +498,9 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             "quota": {n: {"docs": q["docs"], "tokens": q["tokens"]} for n, q in sorted(one["quota"].items())},
             "taken": dict(sorted(one["taken"].items())),
         }
-        part["pack"] = pack_reports[""]
+        part["pack"] = pack_reports.get("", {})
+    if not pack:
+        part["pack"] = {}
     part["tally"] = tally.to_json()
     return part
 

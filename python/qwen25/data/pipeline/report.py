@@ -260,7 +260,8 @@ def format_report(rep: dict[str, Any]) -> str:
             f"({pk.get('document_tokens', 0)} document tokens, {pk.get('padding', 0)} padding)"
         )
     if rep.get("stopped_after"):
-        lines.append(f"stopped after {rep['stopped_after']}: survivors in {rep.get('survivors', 'survivors.jsonl')}")
+        sv = rep.get("survivors", {})
+        lines.append(f"stopped after {rep['stopped_after']}: {sv.get('docs', 0)} documents in {sv.get('file', 'survivors.jsonl')}")
     lines.append(f"engine: {rep.get('engine', 'local')}; decontaminate: {rep.get('decontaminate')}")
     for w in rep.get("warnings", []):
         lines.append(f"WARNING: {w}")

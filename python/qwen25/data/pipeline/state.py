@@ -62,7 +62,8 @@ def fingerprints(cfg: PipelineConfig) -> dict[str, str]:
     score = asdict(cfg.score) if cfg.score else None
     near = _h(scan, asdict(cfg.decontaminate), asdict(cfg.classify), mfile, score,
               _model_stamp(cfg.score.model if cfg.score else None))  # fmt: skip
-    return {"scan": scan, "near_dedup": near, "mix_pack": _h(near, asdict(cfg.mix), asdict(cfg.pack))}
+    mix = _h(near, asdict(cfg.mix), asdict(cfg.pack), cfg.pipeline.stop_after == "mix")
+    return {"scan": scan, "near_dedup": near, "mix_pack": mix}
 
 
 def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
@@ -80,6 +81,8 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
         return ["stage2/index.json", "removed.near.jsonl"] + [
             os.path.join("stage2", v[k]) for v in index.values() for k in ("file", "tok", "len")
         ]
+    if cfg.pipeline.stop_after == "mix":
+        return ["survivors.jsonl", "removed.mix.jsonl"]
     phases = mix_phases(cfg)
     dirs = [os.path.join("packed", p.name) for p in phases] if phases[0].name else ["packed"]
     files = ["kept.jsonl", "removed.mix.jsonl"]
