@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "line_chunks", "read_jsonl"]
+__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines"]
 
 
 class JsonlWriter:
@@ -53,6 +53,23 @@ class TokenWriter:
 
 STAGES = ("read", "filter", "exact_dedup", "minhash_dedup", "decontaminate", "score", "classify", "mix")
 _FLOW_KEYS = ("in_docs", "in_tokens", "out_docs", "out_tokens", "removed_docs", "removed_tokens", "repeat_docs", "repeat_tokens")
+def read_lines(path: str) -> Iterator[bytes]:
+    """The raw lines of a file this package wrote (so a line is parsed only when needed)."""
+    with open(path, "rb") as f:
+        yield from f
+
+
+def concat(parts: list[str], dst: str) -> None:
+    """``dst`` (written as .tmp, then renamed): the bytes of ``parts``, in order."""
+    import shutil
+
+    with open(dst + ".tmp", "wb") as out:
+        for p in parts:
+            with open(p, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 22)
+    os.replace(dst + ".tmp", dst)
+
+
 def read_jsonl(path: str) -> Iterator[dict[str, Any]]:
     with open(path, encoding="utf-8") as f:
         for line in f:

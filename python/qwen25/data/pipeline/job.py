@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, read_jsonl
+from .files import JsonlWriter, concat, read_jsonl
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -67,12 +67,9 @@ class Pipeline:
             st["done"].append(phase)
             st["fingerprints"][phase] = fps[phase]
             save_state(out, st)
-        # one removed list, in stage order
-        w = JsonlWriter(os.path.join(out, "removed.jsonl"))
-        for part in ("removed.scan.jsonl", "removed.near.jsonl", "removed.mix.jsonl")[: len(phases)]:
-            for r in read_jsonl(os.path.join(out, part)):
-                w.write(r)
-        w.close()
+        # one removed list, in stage order (the phases' lists, byte for byte)
+        concat([os.path.join(out, p) for p in ("removed.scan.jsonl", "removed.near.jsonl", "removed.mix.jsonl")[: len(phases)]],
+               os.path.join(out, "removed.jsonl"))  # fmt: skip
         final = final_report(self.config.pipeline.engine, {k: v for k, v in parts.items() if k in phases}, stop_after=stop)
         if stop is not None:
             n = _write_survivors(self.ctx) if stop != "mix" else _count_lines(os.path.join(out, "survivors.jsonl"))

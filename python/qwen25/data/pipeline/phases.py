@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, TokenWriter, line_chunks, read_jsonl
+from .files import JsonlWriter, TokenWriter, line_chunks, read_lines
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -403,9 +403,9 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             mask = np.zeros(len(lengths[pool.domain]), dtype=bool)
             mask[pool.index] = True
             while True:
-                for k, r in enumerate(read_jsonl(stage2(index[pool.domain]["file"]))):
-                    if mask[k]:
-                        yield k, r
+                for k, raw in enumerate(read_lines(stage2(index[pool.domain]["file"]))):
+                    if mask[k]:  # only the pool's documents are parsed
+                        yield k, json.loads(raw)
 
         iters = {n: reader(by_name[n]) for n in live}
         taken: Counter[str] = Counter()
@@ -468,8 +468,9 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     for d, v in index.items():
         used = placed[d] > 0
         why = "downsampled" if d in drawn else "not_in_mix"
-        for k, r in enumerate(read_jsonl(stage2(v["file"]))):
+        for k, raw in enumerate(read_lines(stage2(v["file"]))):
             if not used[k]:
+                r = json.loads(raw)
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
                                **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                 tally.removed[Stage.MIX][why] += 1
