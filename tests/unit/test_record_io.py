@@ -347,3 +347,33 @@ def test_a_full_disk_blames_the_output_and_leaves_no_tmp(tmp_path, name):
         w.commit()
     assert e.value.errno == 28 and e.value.filename == str(final)
     assert not final.exists() and not os.path.lexists(tmp_path / f".tmp-{name}")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc"), reason="RLIMIT_FSIZE (Linux)")
+@pytest.mark.parametrize("kind", ["jsonl", "jsonl.gz"])
+def test_decontaminate_write_error_blames_the_output(tmp_path, kind):
+    """A write that fails mid-shard (a file-size limit: the same path as a full disk) is a one-line
+    error naming the output file, not the input, and leaves no temporary file."""
+    import subprocess
+    import sys
+
+    data = _long(20000)  # ~7 MB of JSONL
+    (tmp_path / "corpus").mkdir()
+    src = write(tmp_path / "corpus" / f"x.{kind}", data)
+    (tmp_path / "t.jsonl").write_text(json.dumps({"text": " ".join(["zzz"] * 40)}) + "\n")
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))\n"
+        "from qwen25.cli import main\n"
+        f"sys.exit(main(['decontaminate', '--train', {str(src)!r}, '--test', {str(tmp_path / 't.jsonl')!r},"
+        f" '--out', {str(tmp_path / 'out')!r}, '--no-progress', '--compress-level', '0']))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert str(tmp_path / "out" / "clean" / f"x.{kind}") in err[0] and "File too large" in err[0], err[0]
+    assert f"corpus/x.{kind}" not in err[0]
+    left = [os.path.join(dp, f) for dp, _, fs in os.walk(tmp_path / "out") for f in fs]
+    assert not [f for f in left if ".tmp" in f], left

@@ -14,18 +14,21 @@ The output folder holds exactly one run's truth::
 Formats. JSONL lines are copied byte for byte, line ending included (``\\n`` or ``\\r\\n``); the
 one change is that a last line without a line ending gets ``\\n``, so that no output line can run
 into the next. Blank lines are not records: they are counted per shard (``blank``) and not
-copied. ``.gz`` outputs are gzip members, one per batch (a valid gzip file, an empty one
-included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the
-input's schema. ``OUT/bad/<shard>.jsonl`` holds one JSON object per bad line,
-``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet: ``"row"`` instead of
-``"line"``), where ``raw`` is the line without its ending, decoded with ``surrogateescape`` and
-written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
+copied. ``.gz`` outputs are gzip members, one per MiB of a batch's lines (a valid gzip file, an
+empty one included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep
+the input's schema. JSONL shards are read, parsed and hashed, and outputs compressed and written,
+by the native record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the
+GIL; an output is written under ``.tmp-<name>`` and renamed when complete, and a write error
+(a full disk) names the output file and leaves no temporary file. ``OUT/bad/<shard>.jsonl`` holds
+one JSON object per bad line, ``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet:
+``"row"`` instead of ``"line"``), where ``raw`` is the line without its ending, decoded with
+``surrogateescape`` and written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
 For a Parquet row, ``raw`` is the row as JSON. A damaged compressed shard adds one last entry
 there, ``{"line": L, "record": null, "reason": ..., "raw": ""}``.
 
-Bad input. A line that cannot become a text (malformed JSON, invalid UTF-8 under
-``encoding_errors="strict"``, a lone surrogate anywhere in the record, not a JSON object, no text
-field, a text field that is not a string, a messages list that is not a list of
+Bad input. A line that cannot become a text (malformed JSON (RFC 8259: ``NaN`` is not JSON),
+invalid UTF-8 under ``encoding_errors="strict"``, a lone surrogate anywhere in the record, not a
+JSON object, no text field, a text field that is not a string, a messages list that is not a list of
 ``{role, content}`` objects) is an error naming ``file:line`` (Parquet: ``file: row N``, rows
 counted from 0); with ``skip_bad`` it is counted, listed in the report and kept in ``OUT/bad/``.
 A compressed shard cut short or corrupt is the error ``file: truncated/corrupt compressed data
@@ -53,23 +56,16 @@ item is more likely generic text (a boilerplate prompt) than a benchmark copied 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
-import queue
-import re
 import secrets
 import socket
 import statistics
 import sys
-import threading
 import time
 import warnings
-import zlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -98,7 +94,6 @@ GENERIC_MIN_HITS = 10
 GENERIC_FACTOR = 5
 GENERIC_MIN_ITEMS = 5
 _OUT_DIRS = ("clean", "removed", "bad", STATE_DIR)
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _CHUNK = 1 << 20
 
 
@@ -317,293 +312,13 @@ def _stat(path: str) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-# -- reading JSONL shards ------------------------------------------------------------------------
-class _HashingReader(io.RawIOBase):
-    """A raw file that hashes every byte read through it (so a shard is read once)."""
-
-    def __init__(self, path: str) -> None:
-        self.f = open(path, "rb")
-        self.h = hashlib.blake2b(digest_size=16)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        n = self.f.readinto(b)
-        if n:
-            self.h.update(memoryview(b)[:n])
-        return n or 0
-
-    def drain(self) -> None:
-        while chunk := self.f.read(_CHUNK):
-            self.h.update(chunk)
-
-    def close(self) -> None:
-        self.f.close()
-        super().close()
-
-
-class _Truncated(Exception):
-    pass
-
-
-class _ZstdReader(io.RawIOBase):
-    """Decompressed bytes of a (multi-frame) zstd file. Unlike zstandard's stream_reader, a frame
-    cut short is an error (:class:`_Truncated`), not a silent end."""
-
-    def __init__(self, raw: Any) -> None:
-        import zstandard
-
-        self.raw, self.dctx = raw, zstandard.ZstdDecompressor()
-        self.obj: Any = None
-        self.pending = b""
-        self.at_eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        while not self.pending and not self.at_eof:
-            chunk = self.raw.read(_CHUNK // 4)
-            if not chunk:
-                if self.obj is not None:
-                    raise _Truncated("zstd frame cut short")
-                self.at_eof = True
-                return
-            while chunk:
-                if self.obj is None:
-                    self.obj = self.dctx.decompressobj()
-                self.pending += self.obj.decompress(chunk)
-                chunk = b""
-                if self.obj.eof:
-                    chunk, self.obj = self.obj.unused_data, None
-
-    def readinto(self, b: Any) -> int:
-        self._fill()
-        n = min(len(b), len(self.pending))
-        b[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
-
-
-def _damage_errors() -> tuple[type[BaseException], ...]:
-    errs: list[type[BaseException]] = [EOFError, OSError, zlib.error, _Truncated]
-    try:
-        import zstandard
-
-        errs.append(zstandard.ZstdError)
-    except ImportError:  # pragma: no cover - depends on the environment
-        pass
-    return tuple(errs)
-
-
-def _open_stream(path: str, hr: _HashingReader) -> Any:
-    p = path.lower()
-    if p.endswith(".gz"):
-        return gzip.GzipFile(fileobj=io.BufferedReader(hr, _CHUNK), mode="rb")
-    if p.endswith(".zst"):
-        try:
-            import zstandard  # noqa: F401
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
-        return io.BufferedReader(_ZstdReader(io.BufferedReader(hr, _CHUNK)), _CHUNK)
-    return io.BufferedReader(hr, _CHUNK)
-
-
-class _Batch:
-    """Up to batch_size records of one shard, and the bad lines met on the way."""
-
-    def __init__(self) -> None:
-        self.items: list[str | list[int]] = []
-        self.raw: list[bytes] = []  # the line with its ending (JSONL) or None (Parquet)
-        self.where: list[tuple[int, int]] = []  # (line or row, record index)
-        self.bad: list[dict[str, Any]] = []
-        self.damage: dict[str, Any] | None = None
-        self.nbytes = 0
-        self.blank = 0
-
-
+# -- reading and writing JSONL shards: the native record I/O (records.read_batches/open_writer) ---
 def _bad_raw(content: bytes) -> str:
     return content.decode("utf-8", "surrogateescape")
 
 
-def _jsonl_batches(path: str, hr: _HashingReader, opts: dict[str, Any]) -> Iterator[_Batch]:
-    skip_bad, enc, field, bs = opts["skip_bad"], opts["encoding_errors"], opts["field"], opts["batch_size"]
-    compressed = path.lower().endswith((".gz", ".zst"))
-    damage_errors = _damage_errors() if compressed else ()
-    b = _Batch()
-    line = rec = 0
-    with _open_stream(path, hr) as f:
-        it = iter(f)
-        while True:
-            try:
-                raw = next(it)
-            except StopIteration:
-                break
-            except damage_errors as e:
-                detail = " ".join(str(e).split()) or type(e).__name__
-                msg = f"truncated/corrupt compressed data after {rec} records (line {line + 1})"
-                if not skip_bad:
-                    raise FormatError(f"{path}: {msg}: {detail} (pass --skip-bad to keep the records before it)",
-                                      path, line + 1) from None
-                hr.drain()
-                b.damage = {"line": line + 1, "records_before": rec, "reason": f"{msg}: {detail}"}
-                break
-            line += 1
-            b.nbytes += len(raw)
-            content = raw[:-1] if raw.endswith(b"\n") else raw
-            if content.endswith(b"\r"):
-                content = content[:-1]
-            if not content.strip():
-                b.blank += 1
-                continue
-            if not raw.endswith(b"\n"):
-                raw += b"\n"  # the last line: an output line never runs into the next
-            why = None
-            try:
-                text = content.decode("utf-8", errors=enc)
-                obj = json.loads(text)
-                item = record_item(obj, field)
-                if _SURROGATE_ESCAPE.search(content):
-                    why = _surrogate(obj)
-            except UnicodeDecodeError as e:
-                why = f"invalid UTF-8 at byte {e.start} (--encoding-errors replace substitutes U+FFFD)"
-            except json.JSONDecodeError as e:
-                why = f"malformed JSON: {e.msg} at column {e.colno}"
-            except RecursionError:
-                why = "malformed JSON: nested too deeply"
-            except BadRecord as e:
-                why = str(e)
-            if why is not None:
-                if not skip_bad:
-                    raise FormatError(f"{path}:{line}: {why} (pass --skip-bad to count, list and keep such lines "
-                                      "in OUT/bad/)", path, line)  # fmt: skip
-                b.bad.append({"line": line, "record": rec, "reason": why, "raw": _bad_raw(content)})
-            else:
-                b.items.append(item)
-                b.raw.append(raw)
-                b.where.append((line, rec))
-            rec += 1
-            if len(b.items) >= bs:
-                yield b
-                b = _Batch()
-    yield b
-
-
-def _prefetch(it: Iterator[Any]) -> Iterator[Any]:
-    """Read the next batch in a thread while the caller works on this one (the engine releases
-    the GIL, so reading, decompressing and parsing overlap it). Errors surface in order."""
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(kind: str, x: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put((kind, x), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for x in it:
-                if not put("item", x):
-                    return
-            put("end", None)
-        except BaseException as e:  # handed to the consumer
-            put("error", e)
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-
-    t = threading.Thread(target=work, daemon=True, name="qwen25-decontaminate-reader")
-    t.start()
-    try:
-        while True:
-            kind, x = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise x
-            yield x
-    finally:
-        stop.set()
-        t.join(timeout=5)
-
-
-# -- writing -------------------------------------------------------------------------------------
 def _tmp_of(final: str) -> str:
     return os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
-
-
-class _JsonlWriter:
-    """One output shard, written a batch at a time to a temporary name and renamed by commit().
-
-    ``.gz``: a sequence of gzip members, one per batch (``gzip -d``, ``zcat`` and Python's
-    ``gzip`` read it whole; an empty shard is one empty member), compressed by a thread pool:
-    zlib releases the GIL, so compression overlaps the engine. ``.zst``: one zstd frame (an
-    empty shard is an empty frame). Members are written in batch order, so the bytes never
-    depend on timing or the thread count."""
-
-    def __init__(self, final: str, pool: ThreadPoolExecutor, level: int) -> None:
-        self.final, self.tmp = final, _tmp_of(final)
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        p = final.lower()
-        self.kind = "gz" if p.endswith(".gz") else "zst" if p.endswith(".zst") else "plain"
-        self.pool, self.level = pool, level
-        self.pending: list[Any] = []
-        self.members = 0
-        self.buf: list[bytes] = []
-        self.zobj: Any = None
-        if self.kind == "zst":
-            try:
-                import zstandard
-            except ImportError as e:  # pragma: no cover - depends on the environment
-                raise Qwen25ValueError(f"{final}: writing .zst needs the 'zstandard' package") from e
-            self.zobj = zstandard.ZstdCompressor(level=3).compressobj()
-        self.f = open(self.tmp, "wb")
-
-    def write(self, raw: bytes) -> None:
-        self.buf.append(raw)
-
-    def end_batch(self) -> None:
-        if not self.buf:
-            return
-        data = b"".join(self.buf)
-        self.buf = []
-        if self.kind == "plain":
-            self.f.write(data)
-        elif self.kind == "zst":
-            self.f.write(self.zobj.compress(data))
-        else:
-            self.members += 1
-            self.pending.append(self.pool.submit(gzip.compress, data, self.level, mtime=0))
-            while self.pending and (self.pending[0].done() or len(self.pending) > 4):
-                self.f.write(self.pending.pop(0).result())
-
-    def commit(self) -> int:
-        self.end_batch()
-        for fut in self.pending:
-            self.f.write(fut.result())
-        self.pending = []
-        if self.kind == "gz" and self.members == 0:
-            self.f.write(gzip.compress(b"", self.level, mtime=0))
-        elif self.kind == "zst":
-            self.f.write(self.zobj.flush())
-        self.f.close()
-        os.replace(self.tmp, self.final)
-        return os.path.getsize(self.final)
-
-    def abort(self) -> None:
-        for fut in self.pending:
-            fut.cancel()
-        try:
-            self.f.close()
-        finally:
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
 
 
 class _BadWriter:
@@ -688,52 +403,62 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
 
 def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
                    tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, int]]:
+    """One JSONL shard: read, parsed and hashed in Rust on a background thread; the engine judges
+    each batch; the raw lines go to clean/ or removed/ without passing through Python objects."""
+    from .records import open_writer, read_batches
+
     s = _Shard(shard, "line")
     before = _stat(path)
-    hr = _HashingReader(path)
-    wc = _JsonlWriter(os.path.join(out, "clean", shard), opts["pool"], opts["compress_level"])
-    wr = _JsonlWriter(os.path.join(out, "removed", shard), opts["pool"], opts["compress_level"])
+    reader = read_batches(path, opts["field"], skip_bad=opts["skip_bad"], encoding_errors=opts["encoding_errors"],
+                          batch_size=opts["batch_size"], allow_ids=True, hash=True)  # fmt: skip
+    level, nt = opts["compress_level"], opts["num_threads"]
+    ws = []
     wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
     try:
-        for b in _prefetch(_jsonl_batches(path, hr, opts)):
-            res = d.check_all(b.items, num_threads=opts["num_threads"]) if b.items else []
-            for raw, (line, rec), ms in zip(b.raw, b.where, res):
-                if ms:
-                    wr.write(raw)
-                    s.removed.append({"shard": shard, "record": rec, "line": line,
-                                      "witnesses": _witnesses(opts["where"], ms)})
-                else:
-                    wc.write(raw)
-            wc.end_batch()
-            wr.end_batch()
-            for e in b.bad:
-                wb.write(e)
-                s.bad.append({"shard": shard, "line": e["line"], "record": e["record"], "reason": e["reason"]})
-            if b.damage is not None:
-                s.damage = {"shard": shard, **b.damage}
-                wb.write({"line": b.damage["line"], "record": None, "reason": b.damage["reason"], "raw": ""})
-            n_removed = sum(bool(m) for m in res)
+        ws.append(open_writer(os.path.join(out, "clean", shard), compress_level=level, num_threads=nt))
+        ws.append(open_writer(os.path.join(out, "removed", shard), compress_level=level, num_threads=nt))
+        wc, wr = ws
+        for b in reader:
+            res = d.check_all(b.items(), num_threads=nt) if len(b) else []
+            hit = [bool(ms) for ms in res]
+            if res:
+                wc.write_selected(b, hit, False)
+                wr.write_selected(b, hit, True)
+                lines, recs = b.lines, b.records
+                for i, ms in enumerate(res):
+                    if ms:
+                        s.removed.append({"shard": shard, "record": recs[i], "line": lines[i],
+                                          "witnesses": _witnesses(opts["where"], ms)})
+            bad = b.bad
+            for line, rec, why, raw in bad:
+                wb.write({"line": line, "record": rec, "reason": why, "raw": _bad_raw(raw)})
+                s.bad.append({"shard": shard, "line": line, "record": rec, "reason": why})
+            dmg = b.damage
+            if dmg is not None:
+                s.damage = {"shard": shard, "line": dmg[0], "records_before": dmg[1], "reason": dmg[2]}
+                wb.write({"line": dmg[0], "record": None, "reason": dmg[2], "raw": ""})
+            n_removed = sum(hit)
             s.counts["removed"] += n_removed
             s.counts["clean"] += len(res) - n_removed
-            s.counts["bad"] += len(b.bad)
+            s.counts["bad"] += len(bad)
             s.counts["blank"] += b.blank
             tally["removed"] += n_removed
             tally["bytes"] += b.nbytes
-            _tick(bar, len(res) + len(b.bad), tally)
+            _tick(bar, len(res) + len(bad), tally)
         sizes = {f"clean/{shard}": wc.commit(), f"removed/{shard}": wr.commit()}
         nb = wb.commit()
         if nb is not None:
             sizes[f"bad/{shard}.jsonl"] = nb
     except BaseException:
-        wc.abort()
-        wr.abort()
+        for w in ws:
+            w.abort()
         wb.abort()
         raise
     finally:
-        hr.close()
+        reader.close()
     if _stat(path) != before:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), hr.h.hexdigest(), sizes
+    return s.result(), str(reader.blake2b), sizes
 
 
 def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
@@ -1007,12 +732,9 @@ def run_job(
                "test_field": test_field, "mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio,
                "window": window, "skip_bad": skip_bad, "encoding_errors": encoding_errors,
                "batch_size": batch_size, "num_threads": num_threads, "compress_level": compress_level}  # fmt: skip
-    from .. import _native
-
     rpath = report_path or os.path.join(out, "report.json")
     os.makedirs(out, exist_ok=True)
     lock = _Lock(out, run_id, log, notes)
-    pool = None
     bar = None
     try:
         if os.path.isfile(rpath):
@@ -1023,9 +745,8 @@ def run_job(
                 f" and {len(stale) - 5} more" if len(stale) > 5 else "")
             notes.append(note)
             log(f"note: {note}")
-        pool = ThreadPoolExecutor(max_workers=_native.effective_threads(num_threads), thread_name_prefix="qwen25-gzip")
         opts = {"field": field, "skip_bad": skip_bad, "encoding_errors": encoding_errors, "batch_size": batch_size,
-                "num_threads": num_threads, "where": where, "pool": pool, "compress_level": compress_level}
+                "num_threads": num_threads, "where": where, "compress_level": compress_level}
         if progress:
             from tqdm import tqdm
 
@@ -1068,8 +789,6 @@ def run_job(
                               short_items=[where[i] for i in getattr(d, "short_items", [])])
         _atomic_json(rpath, report)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
         lock.release()
