@@ -53,7 +53,7 @@ def prompts_file(path) -> str:  # type: ignore[no-untyped-def]
     return str(path)
 
 
-def config(data: str, **method) -> TrainConfig:  # type: ignore[no-untyped-def]
+def config(data: str, rows: int = 8, **method) -> TrainConfig:  # type: ignore[no-untyped-def]
     """4 queries x 4 samples per episode, 2 steps of 8 samples each (2 queries), micro-batches of 2
     (on two ranks: 4 samples, 2 micro-batches per rank and step), 2 episodes."""
     m = {"num_generations": 4, "queries_per_episode": 4, "episodes": 2, "max_prompt_length": 8,
@@ -61,7 +61,7 @@ def config(data: str, **method) -> TrainConfig:  # type: ignore[no-untyped-def]
     m.update(method)
     return prepare_config(TrainConfig(
         name="t", model="debug", model_overrides={"vocab_size": V, "hidden_size": 32, "intermediate_size": 64},
-        stages=(Stage(name="grpo", data=(data,), seq_len=16, steps=1),), global_batch_tokens=8 * 16,
+        stages=(Stage(name="grpo", data=(data,), seq_len=16, steps=1),), global_batch_tokens=rows * 16,
         micro_batch_size=2, lr=1e-2, schedule="constant", weight_decay=0.0, clip_grad_norm=0.0, device="cpu",
         precision="fp32", method=m))
 
@@ -135,6 +135,13 @@ def _worker(data: str, out: str) -> None:  # pragma: no cover - runs under torch
                                "mask": ep.batch.completion_mask, "sampler": ep.batch.sampler_logps,
                                "old": ep.old_logps,
                                "params": {k: v.full_tensor() for k, v in tr.model.state_dict().items()}}
+    # an episode's queries must split over the ranks: 3 queries (1 per step of 4 samples) on 2 ranks
+    try:
+        GRPOTrainer(config(data, rows=4, queries_per_episode=3), progress=False, verbose=False, rollout_engine=FixedRollouts(),
+                    reward_functions=[RewardFunction("graded", graded)]).setup()
+        results["uneven"] = None
+    except Exception as e:  # noqa: BLE001 - the test checks the type and message
+        results["uneven"] = (type(e).__name__, str(e))
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
@@ -243,3 +250,11 @@ def test_two_rank_checkpoint_resumes_in_one_process(two):  # type: ignore[no-unt
     for k, v in one["params"].items():
         if not k.endswith("k_proj.bias"):  # see above
             torch.testing.assert_close(rest["params"][k], v, rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
+
+
+def test_queries_that_do_not_split_over_the_ranks_are_an_error(two):  # type: ignore[no-untyped-def]
+    _, ranks, _ = two
+    for res in ranks:
+        assert res["uneven"] is not None
+        kind, msg = res["uneven"]
+        assert kind == "Qwen25ValueError" and "3 queries" in msg and "2 ranks" in msg, msg
