@@ -75,3 +75,37 @@ def test_missing_field_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_console_entry_point_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "qwen25.cli", "--help"], capture_output=True, text=True, check=True)
     assert "tokenize" in out.stdout
+
+
+def test_zst_messages_and_the_shared_bad_line_rules(tmp_path: Path, hf_tok, capsys) -> None:  # type: ignore[no-untyped-def]
+    zstd = pytest.importorskip("zstandard")
+    chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    lines = [json.dumps({"text": TEXTS[0]}), json.dumps(chat), '{"text": "a\\ud800"}', json.dumps({"text": TEXTS[2]})]
+    p = tmp_path / "a.jsonl.zst"
+    p.write_bytes(zstd.ZstdCompressor().compress(("\n".join(lines) + "\n").encode()))
+    out = tmp_path / "t.bin"
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress"]) == 1
+    assert f"{p}:3: lone surrogate U+D800" in capsys.readouterr().err  # not text: a bad line
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress", "--skip-bad"]) == 0
+    assert _read(out) == [hf_tok.encode(t).ids for t in (TEXTS[0], "hi\nyo", TEXTS[2])]
+
+
+def test_truncated_gz_with_skip_bad_keeps_what_was_read(tmp_path: Path, hf_tok, capsys) -> None:  # type: ignore[no-untyped-def]
+    import random
+    import zlib
+
+    rnd = random.Random(1)
+    texts = [" ".join(str(rnd.random()) for _ in range(30)) for _ in range(2000)]
+    z = gzip.compress("".join(json.dumps({"text": t}) + "\n" for t in texts).encode())
+    cut = z[: len(z) // 2]
+    n = zlib.decompressobj(31).decompress(cut).count(b"\n")  # complete lines an independent reader recovers
+    p = tmp_path / "a.jsonl.gz"
+    p.write_bytes(cut)
+    out = tmp_path / "t.bin"
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress"]) == 1
+    assert f"truncated/corrupt compressed data after {n} records (line {n + 1})" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["tokenize", "-i", str(p), "-o", str(out), "--no-progress", "--skip-bad"]) == 0
+    assert _read(out) == [hf_tok.encode(t).ids for t in texts[:n]]
+    meta = json.loads(Path(str(out) + ".json").read_text())
+    assert meta["bad_lines"] == 1 and "truncated/corrupt" in meta["bad"][0]
