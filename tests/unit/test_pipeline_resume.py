@@ -225,3 +225,52 @@ def test_an_input_edited_to_the_same_size_with_its_mtime_restored_is_noticed(tmp
     texts = [json.loads(line)["text"] for line in (out / "stage1.jsonl").read_text().splitlines()]
     assert any("document c9 " in t for t in texts) and not any("document c3 " in t for t in texts)
     assert kept
+
+
+needs_dev_full = pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="no /dev/full")
+
+
+@needs_dev_full
+def test_a_full_disk_is_blamed_on_the_output_and_leaves_no_tmp(tmp_path):
+    """Writes to /dev/full fail with ENOSPC, as on a full disk: the error names the output being
+    written, not the input, and no NAME.tmp stays behind."""
+    import errno
+    import os
+
+    from qwen25.errors import Qwen25IOError
+
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink("/dev/full", out / "stage1.jsonl.tmp")
+    with pytest.raises(Qwen25IOError) as e:
+        run_pipeline(cfg, progress=False)
+    assert e.value.errno == errno.ENOSPC and "stage1.jsonl.tmp" in str(e.value) and "cannot be written" in str(e.value)
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+@needs_dev_full
+def test_a_full_disk_while_decompressing_is_not_blamed_on_the_input(tmp_path):
+    import errno
+    import os
+
+    from qwen25.errors import Qwen25IOError
+
+    write_corpus(tmp_path)
+    data = (tmp_path / "web" / "a.jsonl").read_bytes()
+    (tmp_path / "web" / "a.jsonl").unlink()
+    (tmp_path / "web" / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0).replace('"web/*.jsonl"', '"web/*.jsonl*"'))
+    elsewhere = tmp_path / "elsewhere"  # OUT/plain: a link to a folder whose copy goes to /dev/full
+    elsewhere.mkdir()
+    (tmp_path / "out").mkdir()
+    os.symlink(elsewhere, tmp_path / "out" / "plain")
+    os.symlink("/dev/full", elsewhere / "00000.jsonl.tmp")
+    with pytest.raises(Qwen25IOError) as e:
+        run_pipeline(cfg, progress=False)
+    msg = str(e.value)
+    assert e.value.errno == errno.ENOSPC and "00000.jsonl.tmp" in msg and "a.jsonl.gz" not in msg and "cannot be read" not in msg
+    assert not (elsewhere / "00000.jsonl.tmp").is_symlink()  # the half-written copy is removed

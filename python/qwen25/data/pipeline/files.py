@@ -9,23 +9,41 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines"]
+from ...errors import Qwen25IOError
+
+__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines",
+           "remove_temporaries", "write_error"]
+
+
+def write_error(e: OSError, path: str) -> Qwen25IOError:
+    """An OSError met while writing ``path`` (a full disk, say), blamed on that output."""
+    return Qwen25IOError(e.errno, f"cannot be written ({e.strerror or e})", path)
 
 
 class JsonlWriter:
-    """JSONL written to NAME.tmp and renamed by close()."""
+    """JSONL written to NAME.tmp and renamed by close(); a failed write raises Qwen25IOError
+    naming the file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.f = open(path + ".tmp", "w", encoding="utf-8")
+        try:
+            self.f = open(path + ".tmp", "w", encoding="utf-8")
+        except OSError as e:
+            raise write_error(e, path + ".tmp") from None
         self.n = 0
 
     def write(self, obj: dict[str, Any]) -> None:
-        self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        try:
+            self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise write_error(e, self.path + ".tmp") from None
         self.n += 1
 
     def close(self) -> None:
-        self.f.close()
+        try:
+            self.f.close()
+        except OSError as e:
+            raise write_error(e, self.path + ".tmp") from None
         os.replace(self.path + ".tmp", self.path)
 
 
@@ -35,24 +53,42 @@ class TokenWriter:
 
     def __init__(self, stem: str) -> None:
         self.stem = stem
-        self.tok = open(stem + ".tok.tmp", "wb")
-        self.len = open(stem + ".len.tmp", "wb")
+        try:
+            self.tok = open(stem + ".tok.tmp", "wb")
+            self.len = open(stem + ".len.tmp", "wb")
+        except OSError as e:
+            raise write_error(e, stem + ".tok.tmp") from None
         self.tokens = 0
 
     def write(self, ids: bytes) -> None:
-        self.tok.write(ids)
         n = len(ids) // 4
-        self.len.write(n.to_bytes(8, "little"))
+        try:
+            self.tok.write(ids)
+            self.len.write(n.to_bytes(8, "little"))
+        except OSError as e:
+            raise write_error(e, self.stem + ".tok.tmp") from None
         self.tokens += n
 
     def close(self) -> None:
         for f, ext in ((self.tok, ".tok"), (self.len, ".len")):
-            f.close()
+            try:
+                f.close()
+            except OSError as e:
+                raise write_error(e, self.stem + ext + ".tmp") from None
             os.replace(self.stem + ext + ".tmp", self.stem + ext)
 
 
-STAGES = ("read", "filter", "exact_dedup", "minhash_dedup", "decontaminate", "score", "classify", "mix")
-_FLOW_KEYS = ("in_docs", "in_tokens", "out_docs", "out_tokens", "removed_docs", "removed_tokens", "repeat_docs", "repeat_tokens")
+def remove_temporaries(out: str) -> None:
+    """Remove the ``*.tmp`` files (and ``*.tmp.*``) a failed run left under ``out``."""
+    for root, _, names in os.walk(out):
+        for n in names:
+            if n.endswith(".tmp") or ".tmp." in n:
+                try:
+                    os.remove(os.path.join(root, n))
+                except OSError:
+                    pass
+
+
 def read_lines(path: str) -> Iterator[bytes]:
     """The raw lines of a file this package wrote (so a line is parsed only when needed)."""
     with open(path, "rb") as f:
@@ -63,10 +99,13 @@ def concat(parts: list[str], dst: str) -> None:
     """``dst`` (written as .tmp, then renamed): the bytes of ``parts``, in order."""
     import shutil
 
-    with open(dst + ".tmp", "wb") as out:
-        for p in parts:
-            with open(p, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 22)
+    try:
+        with open(dst + ".tmp", "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+    except OSError as e:
+        raise write_error(e, dst + ".tmp") from None
     os.replace(dst + ".tmp", dst)
 
 

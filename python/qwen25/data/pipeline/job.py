@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, concat, read_jsonl
+from .files import JsonlWriter, concat, read_jsonl, remove_temporaries
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -62,7 +62,11 @@ class Pipeline:
                 st["outputs"][phase] = recorded[phase]
             else:
                 redo = True
-                parts[phase] = _RUN[phase](self.ctx)
+                try:
+                    parts[phase] = _RUN[phase](self.ctx)
+                except BaseException:
+                    remove_temporaries(out)  # no half-written NAME.tmp stays behind
+                    raise
                 st["outputs"][phase] = record_outputs(self.config, phase)
             st["done"].append(phase)
             st["fingerprints"][phase] = fps[phase]

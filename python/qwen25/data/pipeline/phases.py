@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import FormatError, Qwen25ValueError
+from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, TokenWriter, line_chunks, read_lines
+from .files import JsonlWriter, TokenWriter, line_chunks, read_lines, write_error
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -70,6 +70,13 @@ def _stats_of(raw: str | None) -> dict[str, Any]:
     return {"stats": json.loads(raw)} if raw is not None else {}
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def _plain(ctx: RunContext, path: str, k: int) -> str:
     """A path the workers can read by byte ranges: ``path`` itself when it is plain JSONL;
     for ``.gz`` / ``.zst`` JSONL a decompressed copy, for Parquet a JSONL copy (one line per
@@ -86,20 +93,41 @@ def _plain(ctx: RunContext, path: str, k: int) -> str:
     total = os.path.getsize(path)
     bar = progress_bar(None, f"decompress {os.path.basename(path)}" if kind == "jsonl" else f"read {os.path.basename(path)}",
                ctx.progress and total > (8 << 20))  # fmt: skip
+    tmp = dst + ".tmp"
+
+    def put(b: bytes) -> None:
+        try:
+            out.write(b)
+        except OSError as e:  # the output, not the input (a full disk, say)
+            raise write_error(e, tmp) from None
+
     try:
-        with open(dst + ".tmp", "wb") as out:
+        try:
+            out = open(tmp, "wb")
+        except OSError as e:
+            raise write_error(e, tmp) from None
+        try:
             if kind == "parquet":
                 from ..records import iter_parquet
 
                 for row in iter_parquet(path):
-                    out.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+                    put(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
                     bar.update(1)
             else:
                 with open_binary(path) as f:
                     while chunk := f.read(1 << 22):
-                        out.write(chunk)
+                        put(chunk)
                         bar.update(1)
+        finally:
+            try:
+                out.close()
+            except OSError as e:
+                raise write_error(e, tmp) from None
+    except Qwen25IOError:
+        _unlink(tmp)
+        raise
     except Exception as e:  # gzip, zstandard and pyarrow each raise their own errors
+        _unlink(tmp)
         raise FormatError(f"{path}:0: cannot be read as {'Parquet' if kind == 'parquet' else 'compressed JSONL'} ({e})",
                           path, 0) from None  # fmt: skip
     finally:
