@@ -248,7 +248,6 @@ class PipelineConfig:
     classify: ClassifySection
     mix: MixSection
     pack: PackSection
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the TOML as read
 
     @property
     def output(self) -> str:
@@ -311,7 +310,7 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     bad = sorted(set(cfg) - set(_TABLES) - {"_path"})
     if bad:
         raise Qwen25ValueError(f"{where}: unknown section(s) {bad} (known: {sorted(_TABLES)})")
-    if isinstance(cfg.get("pipeline"), Mapping) and "output" not in cfg["pipeline"] or "pipeline" not in cfg:
+    if not isinstance(cfg.get("pipeline"), Mapping) or "output" not in cfg["pipeline"]:
         raise Qwen25ValueError(f"{where}: [pipeline] needs output = \"folder\"")
     pipe: PipelineSection = _build(PipelineSection, cfg.get("pipeline", {}), f"{where} [pipeline]")
     if not pipe.output:
@@ -335,8 +334,7 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     pack: PackSection = _build(PackSection, cfg.get("pack", {}), f"{where} [pack]")
     mix = _mix(cfg.get("mix", {}), where, pack)
     out = PipelineConfig(path=where, base=base, pipeline=pipe, sources=sources, filter=flt, dedup=dedup,
-                         decontaminate=decon, score=score, classify=classify, mix=mix, pack=pack,
-                         raw={k: v for k, v in cfg.items() if k != "_path"})  # fmt: skip
+                         decontaminate=decon, score=score, classify=classify, mix=mix, pack=pack)  # fmt: skip
     if flt.enabled:
         filter_tables(flt, where, check=True)
     _check_domains(out)
