@@ -209,12 +209,13 @@ def final_report(engine: str, parts: dict[str, Any], *, stop_after: str | None =
 
 def format_report(rep: dict[str, Any]) -> str:
     """The summary ``qwen25 data run`` prints."""
-    lines = [
-        f"documents in:      {rep['documents_in']}",
-        f"documents removed: {rep['documents_removed']}",
-        f"documents packed:  {rep['documents_packed']} (+{rep['repeats']} repeats)",
-        "removed by stage:",
-    ]
+    lines = [f"documents in:      {rep['documents_in']}", f"documents removed: {rep['documents_removed']}"]
+    if rep.get("stopped_after"):
+        sv = rep.get("survivors", {})
+        lines.append(f"stopped after {rep['stopped_after']}: {sv.get('docs', 0)} documents in {sv.get('file', 'survivors.jsonl')}")
+    else:
+        lines.append(f"documents packed:  {rep['documents_packed']} (+{rep['repeats']} repeats)")
+    lines.append("removed by stage:")
     for stage, reasons in sorted(rep["removed_by_stage"].items(), key=lambda kv: STAGES.index(kv[0]) if kv[0] in STAGES else 0):
         lines.append(f"  {stage:<14} {sum(reasons.values()):>8}")
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:8]:
@@ -259,9 +260,6 @@ def format_report(rep: dict[str, Any]) -> str:
             f"packed: {pk.get('sequences', 0)} sequences, {pk.get('tokens', 0)} tokens "
             f"({pk.get('document_tokens', 0)} document tokens, {pk.get('padding', 0)} padding)"
         )
-    if rep.get("stopped_after"):
-        sv = rep.get("survivors", {})
-        lines.append(f"stopped after {rep['stopped_after']}: {sv.get('docs', 0)} documents in {sv.get('file', 'survivors.jsonl')}")
     lines.append(f"engine: {rep.get('engine', 'local')}; decontaminate: {rep.get('decontaminate')}")
     for w in rep.get("warnings", []):
         lines.append(f"WARNING: {w}")
