@@ -14,7 +14,8 @@ process on the whole tensors, with the gradients that FSDP2 really produced (gat
 * TIES: magnitude top-k over the whole parameter tensor (as the paper: per parameter tensor), sign
   election and the merge, in float64.
 
-The vocabulary (131 rows) does not split evenly, so one rank holds a shorter shard.
+The vocabulary (131 rows) does not split evenly, so one rank holds a shorter shard. Last, DPO with
+OnDARE and OnTIES (τ ≠ 0) on two ranks takes the one-process run's steps, end to end.
 """
 
 from __future__ import annotations
@@ -318,3 +319,70 @@ def test_block_contract_on_a_flat_range():
     # one block (the default size): the contract of a whole tensor is unchanged
     assert omo.dare_seed(5, 3, 2) == ref_seed(5, 3, 2, 0)
     assert torch.equal(omo.dare_mask(x, 0.5, 5, 3, 2)[0] > 0, ref_keep((3000,), 0.5, 5, 3, 2, block=1 << 20) > 0)
+
+
+# ------------------------------------------------------------ OMO inside DPO, end to end
+DPO_OPTS = {"omo-dare": {"reserve_p": 0.5, "alpha": 0.1}, "omo-ties": {"density": 0.4, "alpha": 0.1}}
+
+
+def _dpo_config(data: str, base: str, optimizer: str):  # type: ignore[no-untyped-def]
+    from tests.unit.test_rl_dpo import tiny_config
+
+    method = {"beta": 0.1, "optimizer": optimizer, "base_model": base, "epochs": 1.0, **DPO_OPTS[optimizer]}
+    return tiny_config(data, lr=1e-2, method=method)
+
+
+def _dpo_run(data: str, base: str, optimizer: str) -> dict:  # type: ignore[no-untyped-def]
+    from qwen25.rl.dpo import train_dpo
+
+    tr, recs = train_dpo(_dpo_config(data, base, optimizer), progress=False, verbose=False)
+    sd = tr.model.state_dict()
+    params = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone() for k, v in sd.items()}
+    return {"records": recs, "world": tr.dist.world_size, "params": params}
+
+
+def _dpo_worker(data: str, base: str, out: str) -> None:  # pragma: no cover - runs under torchrun
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    res = {name: _dpo_run(data, base, name) for name in DPO_OPTS}
+    torch.save(res, os.path.join(out, f"dpo-rank{dist.get_rank()}.pt"))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_dpo_with_omo_on_two_ranks_equals_one_process(tmp_path):  # type: ignore[no-untyped-def]
+    """DPO with OnDARE / OnTIES (τ ≠ 0: a separate base model) on two FSDP2 ranks takes the
+    one-process run's steps: the same loss at every step (which depends on every earlier merge)
+    and the same final weights."""
+    from qwen25.model import Qwen2ForCausalLM
+    from qwen25.train.trainer import model_config
+    from tests.unit.test_rl_dpo import toy_pairs
+
+    data = toy_pairs(tmp_path / "pairs.jsonl", 32, seed=3)
+    base = tmp_path / "base"
+    Qwen2ForCausalLM.from_config(model_config(_dpo_config(data, "", "omo-dare")), dtype=torch.float32,
+                                 seed=11).save_pretrained(base)
+    script = tmp_path / "run_worker.py"
+    script.write_text(f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+                      "from tests.unit.test_omo_fsdp import _dpo_worker; _dpo_worker(*sys.argv[1:4])\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), data,
+           str(base), str(tmp_path)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         timeout=600, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-4000:]
+    two = torch.load(tmp_path / "dpo-rank0.pt", weights_only=False)
+    for name in DPO_OPTS:
+        one = _dpo_run(data, str(base), name)
+        got = two[name]
+        assert one["world"] == 1 and got["world"] == 2
+        assert len(one["records"]) == len(got["records"]) == 4
+        for a, b in zip(got["records"], one["records"]):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7), (name, b["step"])
+            assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5, abs=1e-7), (name, b["step"])
+        assert one["records"][-1]["loss"] != one["records"][0]["loss"]
+        for k, v in one["params"].items():
+            if k.endswith("k_proj.bias"):  # a zero gradient in exact arithmetic: Adam scales its noise to ±lr
+                continue
+            torch.testing.assert_close(got["params"][k], v, rtol=1e-5, atol=1e-6,
+                                       msg=lambda m, k=k, name=name: f"{name} {k}: {m}")
