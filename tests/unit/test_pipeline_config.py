@@ -65,3 +65,23 @@ def test_unknown_keys_name_file_table_key_and_the_known_keys(tmp_path, edit, tab
     msg = str(e.value)
     assert str(cfg) in msg and table in msg and repr(key) in msg and "known" in msg and repr(a_known) in msg, msg
     assert not (tmp_path / "out").exists()
+
+
+def test_the_documented_schema_names_every_key():
+    """The package docstring is the schema users read: every key the parser takes is in it."""
+    import re
+
+    import qwen25.data.pipeline as pl
+    from qwen25.data.pipeline import config as c
+
+    doc = pl.__doc__
+    sections = {"pipeline": c.PipelineSection, "sources": c.SourceTable, "filter": c.FilterSection, "dedup": c.DedupSection,
+                "decontaminate": c.DecontaminateSection, "score": c.ScoreSection, "classify": c.ClassifySection,
+                "mix": c.MixSection, "pack": c.PackSection, "mix.phases": c.MixPhase}  # fmt: skip
+    missing = []
+    for sec, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            name = {"total": "total_tokens"}.get(f.name, f.name)
+            if not re.search(rf"\b{re.escape(name)}\b", doc):
+                missing.append(f"[{sec}] {name}")
+    assert not missing, missing
