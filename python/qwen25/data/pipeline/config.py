@@ -204,8 +204,8 @@ class MixPhase:
     weights: dict[str, float] | None = None
     temperature: float | None = None
     total: float | None = None
-    max_repeat: float = 1.0
-    seq_len: int = 4096
+    max_repeat: float  # default: [mix] max_repeat
+    seq_len: int  # default: [pack] seq_len
     long_share: float | None = None
     long_min: int | None = None
 
