@@ -22,8 +22,9 @@ Stages, each a library call of this package printing a short summary:
    from the SFT model, each run against its test in the sandbox (execution feedback); best vs
    worst make the pairs; a reward model and DPO with the Online Merging Optimizer (OnDARE,
    tau = SFT - base) train on them.
-5. **GRPO**: not run; a line says it is not yet available (issue 14's trainer had not landed when
-   this demo was written).
+5. **GRPO** (``qwen25.rl.grpo``) from the DPO model on a toy verifiable task (add two numbers; the
+   math reward checks the ``#### n`` answer, a format rule the answer's shape), 8 samples per
+   query.
 6. **evaluation** (``qwen25.eval``): every model on the toy chat tasks (exact match; the coding
    answers run against their tests in the sandbox), perplexity on the packed data, HumanEval
    pass@1 next to the decontamination report's hits, and passkey retrieval with and without
@@ -390,12 +391,50 @@ def stage_rl(out: str, base: str, sft: str, tokenizer: str, n_prompts: int, log:
 
 
 # ------------------------------------------------------------------------------ 5. GRPO
-def grpo_available() -> bool:
-    try:
-        from ..rl import grpo
-    except ImportError:
-        return False
-    return hasattr(grpo, "train_grpo")
+def stage_grpo(out: str, policy: str, tokenizer: str, episodes: int, log: Callable[[str], None], *,
+               queries: int = 8) -> dict[str, Any]:
+    """GRPO from ``policy`` on "What is a plus b?" (the SFT data's addition prompts): 8 samples per
+    query, rewards ``math`` (the ``#### n`` answer is a + b, weight 1) and ``format`` (the whole
+    completion is ``#### <digits>``, weight 0.5), both logged per step."""
+    import shutil
+
+    from ..rl import grpo
+    from ..train import override
+
+    run = os.path.join(out, "grpo")
+    os.makedirs(run, exist_ok=True)
+    prompts = os.path.join(run, "prompts.jsonl")
+    with open(prompts, "w", encoding="utf-8") as f:
+        for c in toy_chat(400, seed=5):
+            if c["kind"] == "add":
+                rec = {"id": c["id"], "prompt": c["messages"][0]["content"], "answer": c["answer"]}
+                f.write(json.dumps(rec) + "\n")
+    cfg = override(grpo.recipe("debug"), {
+        "init_from": policy, "model": policy, "stages.0.seq_len": 64, "global_batch_tokens": queries * 4 * 64,
+        "lr": 1e-4, "method.tokenizer": tokenizer, "method.episodes": episodes, "method.queries_per_episode": queries,
+        "method.num_generations": 8, "method.max_prompt_length": 48, "method.max_completion_length": 8,
+        "method.beta": 0.0, "method.rewards": {"math": 1.0, "format": {"weight": 0.5, "pattern": r"\A#### \d+\Z"}},
+        "method.log_completions": False})
+    trainer, recs = grpo.train_grpo(cfg, prompts=prompts, out_dir=run, resume=False, progress=False)
+    trainer.close()
+    final = os.path.join(run, "final")
+    for name in os.listdir(tokenizer):
+        shutil.copy(os.path.join(tokenizer, name), os.path.join(final, name))
+    k = max(1, len(recs) // 4)  # first and last quarter of the steps
+
+    def mean(key: str, rows: list[dict[str, Any]]) -> float:
+        return sum(r[key] for r in rows) / len(rows)
+
+    parts = ", ".join(f"{name} {mean(key, recs[:k]):.2f} -> {mean(key, recs[-k:]):.2f}"
+                      for name, key in (("reward", "reward"), ("math", "rewards/math/mean"),
+                                        ("format", "rewards/format/mean")))
+    _say(log, f"  {len(recs)} steps over {episodes} episodes ({queries} queries x 8 samples each); mean over the "
+              f"first -> last quarter of the steps: {parts}")
+    return {"steps": len(recs), "model": final, "metrics": os.path.join(run, "metrics.jsonl"),
+            "reward_first": mean("reward", recs[:k]), "reward_last": mean("reward", recs[-k:]),
+            "math_first": mean("rewards/math/mean", recs[:k]), "math_last": mean("rewards/math/mean", recs[-k:]),
+            "format_first": mean("rewards/format/mean", recs[:k]),
+            "format_last": mean("rewards/format/mean", recs[-k:])}
 
 
 # ------------------------------------------------------------------------------ 6. eval
@@ -486,7 +525,8 @@ def _plots(out: str, summary: dict[str, Any]) -> list[str]:
     curves = [("pre-training (256 then ABF 1,024)", summary.get("pretrain", {}).get("metrics")),
               ("SFT", summary.get("sft", {}).get("metrics")),
               ("reward model", summary.get("rl", {}).get("rm_metrics")),
-              ("DPO (OMO)", summary.get("rl", {}).get("dpo_metrics"))]
+              ("DPO (OMO)", summary.get("rl", {}).get("dpo_metrics")),
+              ("GRPO", summary.get("grpo", {}).get("metrics"))]
     curves = [(t, p) for t, p in curves if p and os.path.isfile(p)]
     if curves:
         fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.2))
@@ -502,11 +542,15 @@ def _plots(out: str, summary: dict[str, Any]) -> list[str]:
         plt.close(fig)
         made.append("plots/loss.png")
     dp, rp = summary.get("rl", {}).get("dpo_metrics"), summary.get("rl", {}).get("rm_metrics")
-    if dp and rp and os.path.isfile(dp) and os.path.isfile(rp):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-        for ax, path, keys, title in ((axes[0], rp, ("accuracy", "margin", "mean_reward"), "reward model (per step)"),
-                                      (axes[1], dp, ("rewards_chosen", "rewards_rejected", "rewards_margin",
-                                                     "rewards_accuracy"), "DPO implicit rewards")):
+    gp = summary.get("grpo", {}).get("metrics")
+    panels = [(p, keys, title) for p, keys, title in (
+        (rp, ("accuracy", "margin", "mean_reward"), "reward model (per step)"),
+        (dp, ("rewards_chosen", "rewards_rejected", "rewards_margin", "rewards_accuracy"), "DPO implicit rewards"),
+        (gp, ("reward", "rewards/math/mean", "rewards/format/mean"), "GRPO rewards (per step)")) if p and os.path.isfile(p)]
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2))
+        axes = axes if len(panels) > 1 else [axes]
+        for ax, (path, keys, title) in zip(axes, panels):
             recs = _metrics(path)
             for key in keys:
                 if any(key in r for r in recs):
@@ -563,7 +607,7 @@ def _report(out: str, summary: dict[str, Any], lines: list[str], plots: list[str
 
 
 def run_e2e(out: str, *, pretrain_steps: tuple[int, int] = (150, 10), n_chat: int = 2000, n_prompts: int = 32,
-            n_toy: int = 24, n_humaneval: int = 6, sft_epochs: float = 4.0,
+            n_toy: int = 24, n_humaneval: int = 6, sft_epochs: float = 4.0, grpo_episodes: int = 24,
             passkey_lengths: tuple[int, ...] = (512, 2048), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every stage (module docstring) into ``out``; returns the summary also written to
     ``out/summary.json``. The sizes are the demo's; tests pass smaller ones."""
@@ -600,16 +644,13 @@ def run_e2e(out: str, *, pretrain_steps: tuple[int, int] = (150, 10), n_chat: in
     rl = timed("rm+dpo", "pairs from execution feedback, reward model, DPO with OMO",
                lambda: stage_rl(out, pre["model"], sft["model"], data["tokenizer"], n_prompts, say))
     summary["rl"] = rl
-    say(f"== {STAGES.index('grpo') + 1}. GRPO ==")
-    if grpo_available():
-        say("  not yet available here: qwen25.rl.grpo.train_grpo exists, but this demo was written before it "
-            "landed and does not run it")
-    else:
-        say("  not yet available: qwen25.rl.grpo has the losses but no trainer yet (issue 14)")
-    summary["grpo"] = "not yet available"
     models = {"base": pre["model"], "sft": sft["model"]}
     if rl.get("dpo_model"):
         models["dpo"] = rl["dpo_model"]
+    g = timed("grpo", "GRPO: toy verifiable task (math + format rewards)",
+              lambda: stage_grpo(out, models.get("dpo", sft["model"]), data["tokenizer"], grpo_episodes, say))
+    summary["grpo"] = g
+    models["grpo"] = g["model"]
     ev = timed("eval", "evaluation: every stage's model",
                lambda: stage_eval(out, models, data, say, n_toy=n_toy, n_humaneval=n_humaneval,
                                   passkey_lengths=passkey_lengths))
