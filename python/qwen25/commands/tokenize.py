@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         fi.write(np.zeros(1, dtype="<u8").tobytes())
         for path in args.input:
             reader = read_batches(path, args.field, skip_bad=args.skip_bad, encoding_errors=args.encoding_errors,
-                                  batch_size=args.batch_size)  # fmt: skip
+                                  batch_size=args.batch_size, num_threads=args.num_threads)  # fmt: skip
             for b in reader:
                 bad.extend(f"{path}:{line}: {why}" for line, _, why, _ in b.bad)
                 if b.damage is not None:

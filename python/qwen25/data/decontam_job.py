@@ -410,7 +410,8 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
     s = _Shard(shard, "line")
     before = _stat(path)
     reader = read_batches(path, opts["field"], skip_bad=opts["skip_bad"], encoding_errors=opts["encoding_errors"],
-                          batch_size=opts["batch_size"], allow_ids=True, hash=True)  # fmt: skip
+                          batch_size=opts["batch_size"], allow_ids=True, hash=True,
+                          num_threads=opts["num_threads"])  # fmt: skip
     level, nt = opts["compress_level"], opts["num_threads"]
     ws = []
     wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))

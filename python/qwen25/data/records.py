@@ -271,6 +271,7 @@ def read_batches(
     batch_size: int = 2048,
     allow_ids: bool = False,
     hash: bool = False,
+    num_threads: int | None = None,
 ) -> Any:
     """Batches of the records of one JSONL file (``.gz``/``.zst`` too; ``"-"`` is standard input),
     read and parsed in Rust on a background thread: a ``qwen25._native.RecordReader``.
@@ -284,7 +285,8 @@ def read_batches(
     ``file: truncated/corrupt compressed data after N records (line L)``, or with ``skip_bad`` the
     last batch's ``damage``. Each batch: ``items()``, ``lines``, ``records`` (index among the
     non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
-    reader's ``blake2b`` is the file's BLAKE2b-128 once read to the end."""
+    reader's ``blake2b`` is the file's BLAKE2b-128 once read to the end. A batch holds up to
+    ``batch_size`` non-blank lines (or 8 MiB), parsed on ``num_threads`` threads."""
     from .. import _native
 
     p = os.fspath(path)
@@ -293,7 +295,8 @@ def read_batches(
     if p != "-" and not os.path.exists(p):
         raise Qwen25FileNotFoundError(2, "no such file", p)
     return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
-                                batch_size=batch_size, allow_ids=allow_ids, hash=hash)  # fmt: skip
+                                batch_size=batch_size, allow_ids=allow_ids, hash=hash,
+                                num_threads=num_threads)  # fmt: skip
 
 
 def open_writer(

@@ -115,7 +115,7 @@ pub struct RecordReader {
 #[pymethods]
 impl RecordReader {
     #[new]
-    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false))]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, num_threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -126,6 +126,7 @@ impl RecordReader {
         batch_size: usize,
         allow_ids: bool,
         hash: bool,
+        num_threads: Option<usize>,
     ) -> PyResult<Self> {
         let utf8 = match encoding_errors {
             "strict" => Utf8::Strict,
@@ -150,6 +151,7 @@ impl RecordReader {
             skip_bad,
             batch_size,
             hash,
+            threads: parallel::threads(num_threads),
         };
         let s = job(py, || BatchStream::open(&path, opts))?;
         Ok(RecordReader {

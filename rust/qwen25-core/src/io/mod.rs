@@ -28,6 +28,7 @@ mod tests {
             skip_bad,
             batch_size,
             hash: true,
+            threads: 2,
         }
     }
 

@@ -19,15 +19,15 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use blake2::digest::{Update, VariableOutput};
-use blake2::Blake2bVar;
-
 use super::record::{record_item, Item, Rules};
-use crate::{Error, Result};
+use crate::{parallel, Error, Result};
 
 const CHUNK: usize = 1 << 20;
-/// A batch closes at `batch_size` records or at this many raw bytes, whichever comes first.
-const BATCH_BYTES: usize = 64 << 20;
+/// A batch closes at `batch_size` records or at this many raw bytes, whichever comes first: small
+/// enough that reading the next batch overlaps the consumer's work on this one from the first MBs
+/// of a shard (a shard of large documents would otherwise be one batch, read before any work),
+/// large enough that a batch keeps every thread of the consumer busy.
+pub const BATCH_BYTES: usize = 8 << 20;
 
 /// The compression of a file, by its suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,8 @@ pub struct ReadOptions {
     pub batch_size: usize,
     /// Hash the file's bytes (BLAKE2b, 16-byte digest) as they are read.
     pub hash: bool,
+    /// Threads that parse a batch's lines (order and results never depend on it).
+    pub threads: usize,
 }
 
 /// A line that could not become a record.
@@ -125,7 +127,7 @@ impl Batch {
 /// is reported as an I/O error rather than as damaged data.
 struct Source {
     f: Box<dyn Read + Send>,
-    h: Option<Blake2bVar>,
+    h: Option<blake2b_simd::State>,
     failed: bool,
 }
 
@@ -168,11 +170,7 @@ impl Hashing {
                 }
             }
         }
-        Ok(s.h.take().map(|h| {
-            let mut out = [0u8; 16];
-            h.finalize_variable(&mut out).ok();
-            out.iter().map(|b| format!("{b:02x}")).collect()
-        }))
+        Ok(s.h.take().map(|h| h.finalize().to_hex().to_string()))
     }
 }
 
@@ -192,7 +190,8 @@ pub struct RecordReader {
     line: usize,
     record: usize,
     done: bool,
-    buf: Vec<u8>,
+    /// The damage error, raised after the lines before it were checked (a bad line among them wins).
+    pending: Option<Error>,
 }
 
 impl RecordReader {
@@ -210,11 +209,9 @@ impl RecordReader {
             }
             (Box::new(f), Compression::of(path))
         };
-        let h = if opts.hash {
-            Blake2bVar::new(16).ok()
-        } else {
-            None
-        };
+        let h = opts
+            .hash
+            .then(|| blake2b_simd::Params::new().hash_length(16).to_state());
         let src = Hashing(Arc::new(Mutex::new(Source {
             f,
             h,
@@ -242,26 +239,31 @@ impl RecordReader {
             line: 0,
             record: 0,
             done: false,
-            buf: Vec::new(),
+            pending: None,
         })
     }
 
-    /// The next batch (possibly empty of records), or None after the last.
+    /// The next batch (possibly empty of records), or None after the last. Its lines are read
+    /// first (up to `batch_size` non-blank ones or [`BATCH_BYTES`]), then parsed on `threads`.
     pub fn next_batch(&mut self) -> Result<Option<Batch>> {
         if self.done {
             return Ok(None);
         }
         let mut b = Batch::default();
+        // (line, record, start, content end, end) of each non-blank line in `raw`
+        let mut spans: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
+        let mut raw: Vec<u8> = Vec::new();
         let bs = self.opts.batch_size.max(1);
-        while b.items.len() < bs && b.data.len() < BATCH_BYTES {
-            self.buf.clear();
-            match self.lines.read_until(b'\n', &mut self.buf) {
+        while spans.len() < bs && raw.len() < BATCH_BYTES {
+            let start = raw.len();
+            match self.lines.read_until(b'\n', &mut raw) {
                 Ok(0) => {
                     self.done = true;
                     break;
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    raw.truncate(start);
                     let failed = self.src.0.lock().map(|s| s.failed).unwrap_or(true);
                     if !self.compressed || failed {
                         return Err(Error::io(Path::new(&self.path), e));
@@ -277,63 +279,79 @@ impl RecordReader {
                         self.line + 1
                     );
                     if !self.opts.skip_bad {
-                        return Err(Error::format(
+                        // the records before the damage are judged by the caller first only with
+                        // skip_bad; without it a bad line earlier in this batch wins
+                        self.done = true;
+                        self.pending = Some(Error::format(
                             &self.path,
                             0,
                             format!("{msg} (pass --skip-bad to keep the records before it)"),
                         ));
+                    } else {
+                        b.damage = Some(Damage {
+                            line: self.line + 1,
+                            records_before: self.record,
+                            reason: msg,
+                        });
                     }
-                    b.damage = Some(Damage {
-                        line: self.line + 1,
-                        records_before: self.record,
-                        reason: msg,
-                    });
                     self.done = true;
                     break;
                 }
             }
             self.line += 1;
-            b.nbytes += self.buf.len() as u64;
-            let mut end = self.buf.len();
-            if self.buf[end - 1] == b'\n' {
+            b.nbytes += (raw.len() - start) as u64;
+            let mut end = raw.len();
+            if raw[end - 1] == b'\n' {
                 end -= 1;
             }
-            if end > 0 && self.buf[end - 1] == b'\r' {
+            if end > start && raw[end - 1] == b'\r' {
                 end -= 1;
             }
-            let content = &self.buf[..end];
-            if is_blank(content) {
+            if is_blank(&raw[start..end]) {
                 b.blank += 1;
+                raw.truncate(start);
                 continue;
             }
-            match record_item(content, &self.opts.rules) {
+            if raw.last() != Some(&b'\n') {
+                raw.push(b'\n'); // an output line never runs into the next
+            }
+            spans.push((self.line, self.record, start, end, raw.len()));
+            self.record += 1;
+        }
+        let rules = &self.opts.rules;
+        let parsed = parallel::map(&spans, self.opts.threads, |&(_, _, s, e, _)| {
+            record_item(&raw[s..e], rules)
+        });
+        b.data.reserve(raw.len());
+        for (&(line, record, s, e, end), r) in spans.iter().zip(parsed) {
+            match r {
                 Ok(item) => {
                     b.items.push(item);
-                    b.data.extend_from_slice(&self.buf);
-                    if self.buf.last() != Some(&b'\n') {
-                        b.data.push(b'\n');
-                    }
+                    b.data.extend_from_slice(&raw[s..end]);
                     b.ends.push(b.data.len());
-                    b.lines.push(self.line);
-                    b.records.push(self.record);
+                    b.lines.push(line);
+                    b.records.push(record);
                 }
                 Err(why) => {
                     if !self.opts.skip_bad {
+                        self.done = true;
                         return Err(Error::format(
                             &self.path,
-                            self.line,
+                            line,
                             format!("{why} (pass --skip-bad to count, list and keep such lines)"),
                         ));
                     }
                     b.bad.push(Bad {
-                        line: self.line,
-                        record: self.record,
+                        line,
+                        record,
                         reason: why,
-                        raw: content.to_vec(),
+                        raw: raw[s..e].to_vec(),
                     });
                 }
             }
-            self.record += 1;
+        }
+        if let Some(e) = self.pending.take() {
+            return Err(e);
         }
         Ok(Some(b))
     }
