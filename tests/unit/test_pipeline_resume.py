@@ -233,7 +233,8 @@ needs_dev_full = pytest.mark.skipif(not __import__("os").path.exists("/dev/full"
 @needs_dev_full
 def test_a_full_disk_is_blamed_on_the_output_and_leaves_no_tmp(tmp_path):
     """Writes to /dev/full fail with ENOSPC, as on a full disk: the error names the output being
-    written, not the input, and no NAME.tmp stays behind."""
+    written, not the input, and no temporary file stays behind (the atomic writer writes NAME
+    as .tmp-NAME beside it)."""
     import errno
     import os
 
@@ -244,10 +245,11 @@ def test_a_full_disk_is_blamed_on_the_output_and_leaves_no_tmp(tmp_path):
     cfg.write_text(CONFIG.format(max_repeat=1.0))
     out = tmp_path / "out"
     out.mkdir()
-    os.symlink("/dev/full", out / "stage1.jsonl.tmp")
+    os.symlink("/dev/full", out / ".tmp-stage1.jsonl")
     with pytest.raises(Qwen25IOError) as e:
         run_pipeline(cfg, progress=False)
-    assert e.value.errno == errno.ENOSPC and "stage1.jsonl.tmp" in str(e.value) and "cannot be written" in str(e.value)
+    msg = str(e.value)
+    assert e.value.errno == errno.ENOSPC and "stage1.jsonl" in msg and "cannot be written" in msg and ".jsonl:" not in msg
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 

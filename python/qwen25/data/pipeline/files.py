@@ -1,5 +1,9 @@
-"""The pipeline's own file handling: JSONL and token files written as ``NAME.tmp`` and renamed
-when complete, and line-aligned byte ranges of a JSONL file (the batches workers read)."""
+"""The pipeline's file handling, on the one record I/O of :mod:`qwen25.data.records`: JSONL,
+token and JSON files through its atomic writer (bytes written off the GIL to ``.tmp-NAME`` beside
+``NAME``, renamed on commit, removed on failure; a write error names ``NAME`` as a
+:class:`~qwen25.errors.Qwen25IOError`), and the stage lines the phases pass on: the fields a
+phase reads first, the text (already JSON) last, so a phase reads a line's fields without
+parsing its text, and copies the text's JSON into the next file without re-serialising it."""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines",
-           "remove_temporaries", "write_error"]
+__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines", "remove_temporaries", "split_line",
+           "text_line", "write_error", "write_json"]
+
+_FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
 
 
 def write_error(e: OSError, path: str) -> Qwen25IOError:
@@ -20,69 +26,115 @@ def write_error(e: OSError, path: str) -> Qwen25IOError:
     return Qwen25IOError(e.errno, f"cannot be written ({e.strerror or e})", path)
 
 
+class _Out:
+    """One output file through ``records.open_writer``: buffered bytes, commit by close()."""
+
+    def __init__(self, path: str) -> None:
+        from ..records import open_writer
+
+        self.path = path
+        try:
+            self.w = open_writer(path, compress_level=6)
+        except OSError as e:
+            raise write_error(e, path) from None
+        self.buf: list[bytes] = []
+        self.size = 0
+
+    def put(self, b: bytes) -> None:
+        self.buf.append(b)
+        self.size += len(b)
+        if self.size >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            data = b"".join(self.buf)
+            self.buf.clear()
+            self.size = 0
+            try:
+                self.w.write(data)
+            except OSError as e:
+                raise write_error(e, self.path) from None
+
+    def close(self) -> None:
+        self.flush()
+        try:
+            self.w.commit()
+        except OSError as e:
+            raise write_error(e, self.path) from None
+
+    def abort(self) -> None:
+        self.buf.clear()
+        self.w.abort()
+
+
 class JsonlWriter:
-    """JSONL written to NAME.tmp and renamed by close(); a failed write raises Qwen25IOError
-    naming the file."""
+    """JSONL through the atomic writer, renamed into place by close(); ``n`` counts the lines."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            self.f = open(path + ".tmp", "w", encoding="utf-8")
-        except OSError as e:
-            raise write_error(e, path + ".tmp") from None
+        self.out = _Out(path)
         self.n = 0
 
     def write(self, obj: dict[str, Any]) -> None:
-        try:
-            self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        except OSError as e:
-            raise write_error(e, self.path + ".tmp") from None
+        self.out.put(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+        self.n += 1
+
+    def write_line(self, line: bytes) -> None:
+        """One line, already JSON and ``\\n``-terminated."""
+        self.out.put(line)
         self.n += 1
 
     def close(self) -> None:
-        try:
-            self.f.close()
-        except OSError as e:
-            raise write_error(e, self.path + ".tmp") from None
-        os.replace(self.path + ".tmp", self.path)
+        self.out.close()
+
+    def abort(self) -> None:
+        self.out.abort()
 
 
 class TokenWriter:
     """A domain's token ids (``.tok``, uint32) and per-document lengths (``.len``, uint64),
-    written as .tmp and renamed by close()."""
+    through the atomic writer, renamed into place by close()."""
 
     def __init__(self, stem: str) -> None:
         self.stem = stem
-        try:
-            self.tok = open(stem + ".tok.tmp", "wb")
-            self.len = open(stem + ".len.tmp", "wb")
-        except OSError as e:
-            raise write_error(e, stem + ".tok.tmp") from None
+        self.tok = _Out(stem + ".tok")
+        self.len = _Out(stem + ".len")
         self.tokens = 0
 
     def write(self, ids: bytes) -> None:
         n = len(ids) // 4
-        try:
-            self.tok.write(ids)
-            self.len.write(n.to_bytes(8, "little"))
-        except OSError as e:
-            raise write_error(e, self.stem + ".tok.tmp") from None
+        self.tok.put(ids)
+        self.len.put(n.to_bytes(8, "little"))
         self.tokens += n
 
     def close(self) -> None:
-        for f, ext in ((self.tok, ".tok"), (self.len, ".len")):
-            try:
-                f.close()
-            except OSError as e:
-                raise write_error(e, self.stem + ext + ".tmp") from None
-            os.replace(self.stem + ext + ".tmp", self.stem + ext)
+        self.tok.close()
+        self.len.close()
+
+
+def write_json(path: str, obj: Any, **kw: Any) -> None:
+    """``path`` holding ``json.dumps(obj, **kw)``, written atomically."""
+    out = _Out(path)
+    out.put(json.dumps(obj, **kw).encode())
+    out.close()
+
+
+def concat(parts: list[str], dst: str) -> None:
+    """``dst`` (written atomically): the bytes of ``parts``, in order."""
+    out = _Out(dst)
+    for p in parts:
+        with open(p, "rb") as f:
+            while block := f.read(1 << 22):
+                out.put(block)
+    out.close()
 
 
 def remove_temporaries(out: str) -> None:
-    """Remove the ``*.tmp`` files (and ``*.tmp.*``) a failed run left under ``out``."""
+    """Remove the temporary files (``.tmp-*``, ``*.tmp``, ``*.tmp.*``) a failed run left under ``out``."""
     for root, _, names in os.walk(out):
         for n in names:
-            if n.endswith(".tmp") or ".tmp." in n:
+            if n.startswith(".tmp-") or n.endswith(".tmp") or ".tmp." in n:
                 try:
                     os.remove(os.path.join(root, n))
                 except OSError:
@@ -95,30 +147,46 @@ def read_lines(path: str) -> Iterator[bytes]:
         yield from f
 
 
-def concat(parts: list[str], dst: str) -> None:
-    """``dst`` (written as .tmp, then renamed): the bytes of ``parts``, in order."""
-    import shutil
-
-    try:
-        with open(dst + ".tmp", "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 22)
-    except OSError as e:
-        raise write_error(e, dst + ".tmp") from None
-    os.replace(dst + ".tmp", dst)
+# ---- stage lines: {"key": value, ..., "text": "..."} with the text last ----------------------
+_DEC = json.JSONDecoder()
 
 
-def read_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
+def text_line(fields: dict[str, Any], text_json: bytes) -> bytes:
+    """One JSONL line holding ``fields`` and then ``"text"`` (``text_json``: the text as
+    ``json.dumps(text, ensure_ascii=False)`` writes it): the bytes ``json.dumps({**fields,
+    "text": text}, ensure_ascii=False)`` gives, without serialising the text again."""
+    head = json.dumps(fields, ensure_ascii=False).encode()
+    return (head[:-1] + b', "text": ' if fields else b'{"text": ') + text_json + b"}\n"
+
+
+def split_line(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """``(fields, text_json)`` of a line :func:`text_line` wrote: the fields before ``"text"``
+    parsed, the text's JSON as bytes (not parsed)."""
+    s = raw.decode("utf-8")
+    fields: dict[str, Any] = {}
+    i = 1
+    while True:
+        key, i = _DEC.raw_decode(s, i)
+        i += 2  # ": "
+        if key == "text":
+            break
+        fields[key], i = _DEC.raw_decode(s, i)
+        i += 2  # ", "
+    start = i if s.isascii() else len(s[:i].encode())
+    end = raw.rstrip(b"\r\n").rfind(b"}")
+    return fields, raw[start:end]
 
 
 def bar(total: int | None, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="doc", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def read_jsonl(path: str) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            yield json.loads(line)
 
 
 def line_chunks(path: str, lines_per_chunk: int) -> Iterator[tuple[int, int, int]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, concat, read_jsonl, remove_temporaries
+from .files import JsonlWriter, concat, read_jsonl, remove_temporaries, write_json
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -65,7 +65,7 @@ class Pipeline:
                 try:
                     parts[phase] = _RUN[phase](self.ctx)
                 except BaseException:
-                    remove_temporaries(out)  # no half-written NAME.tmp stays behind
+                    remove_temporaries(out)  # no half-written temporary stays behind
                     raise
                 st["outputs"][phase] = record_outputs(self.config, phase)
             st["done"].append(phase)
@@ -78,10 +78,7 @@ class Pipeline:
         if stop is not None:
             n = _write_survivors(self.ctx) if stop != "mix" else _count_lines(os.path.join(out, "survivors.jsonl"))
             final["survivors"] = {"file": "survivors.jsonl", "docs": n}
-        tmp = os.path.join(out, "report.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(final, f, indent=2, sort_keys=True)
-        os.replace(tmp, os.path.join(out, "report.json"))
+        write_json(os.path.join(out, "report.json"), final, indent=2, sort_keys=True)
         return final
 
 

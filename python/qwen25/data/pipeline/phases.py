@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, TokenWriter, line_chunks, read_lines, write_error
+from .files import JsonlWriter, TokenWriter, line_chunks, read_lines, write_error, write_json
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -354,9 +354,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
              "tok": os.path.basename(tw.stem) + ".tok", "len": os.path.basename(tw.stem) + ".len"}
         for dm, (jw, tw) in writers.items()
     }  # fmt: skip
-    with open(ctx.p("stage2/index.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(index, f)
-    os.replace(ctx.p("stage2/index.json.tmp"), ctx.p("stage2/index.json"))
+    write_json(ctx.p("stage2/index.json"), index)
     part: dict[str, Any] = {"tally": tally.to_json()}
     if cfg.dedup.minhash:
         reps, counts = np.unique(ids, return_counts=True)

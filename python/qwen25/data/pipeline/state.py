@@ -89,7 +89,7 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
     for d in dirs:
         files.append(os.path.join(d, "manifest.json"))
         try:  # the shards and their index, whatever the packer names them
-            listed = [os.path.join(d, n) for n in os.listdir(os.path.join(out, d)) if not n.endswith(".tmp")]
+            listed = [os.path.join(d, n) for n in os.listdir(os.path.join(out, d)) if not (n.endswith(".tmp") or n.startswith(".tmp-"))]
         except OSError:
             return None
         files += sorted(set(listed) - set(files))
@@ -134,7 +134,6 @@ def load_state(out: str) -> dict[str, Any]:
 
 
 def save_state(out: str, st: dict[str, Any]) -> None:
-    tmp = os.path.join(out, "state.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({**st, "version": STATE_VERSION}, f)
-    os.replace(tmp, os.path.join(out, "state.json"))
+    from .files import write_json
+
+    write_json(os.path.join(out, "state.json"), {**st, "version": STATE_VERSION})

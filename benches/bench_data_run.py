@@ -1,0 +1,170 @@
+"""`qwen25 data run` end to end (exact + MinHash dedup, HumanEval decontamination, packing; no
+quality filters) against the tokenizer's own ``encode_batch`` on the same corpus and threads
+(issue 16 target: >= 0.4x), plus the peak RSS of ``data run`` over a long stream.
+
+    python benches/bench_data_run.py --mb 150 --shards 8 --threads 2 --repeat 5
+    python benches/bench_data_run.py --rss 1000,3000 --mb 150      # peak RSS, fresh processes
+
+The corpus is real text: ``.py``/``.pyi``/``.md``/``.rst``/``.txt`` files of the packages in this
+interpreter's site-packages (the builder of ``bench_decontam_cli.py``), one file per record
+``{"id", "path", "text"}``, split into ``--shards`` ``.jsonl.gz`` shards (gzip level 6).
+
+Throughput: MB of uncompressed JSONL per wall second. Each repeat runs, interleaved, (a) the
+Qwen2.5 tokenizer's ``encode_batch`` (``flat=True``, ``allowed_special=set()``, the call the
+pipeline makes) over the already-parsed texts in batches of the pipeline's ``batch_size`` and
+(b) ``qwen25 data run`` in a fresh subprocess (import and tokenizer load counted) on the gzip
+shards. Both use ``--threads`` threads. Medians of ``--repeat`` runs; the packed token count is
+asserted equal to the tokenizer's.
+
+Peak RSS: the ``.jsonl.gz`` shards repeated (each copy its own file with a distinct ``id`` line
+prefix so exact dedup keeps nothing twice; the copies are exact duplicates by text, so the
+dedup index, not the kept set, grows) until ``--rss`` MB of uncompressed JSONL, ``data run`` in a
+fresh process, its ``ru_maxrss`` read with ``os.wait4``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+CONFIG = """
+[pipeline]
+output = "out"
+batch_size = {batch}
+num_threads = {threads}
+
+[[sources]]
+name = "code"
+paths = ["shards/*.jsonl.gz"]
+id_field = "id"
+
+[filter]
+enabled = false
+
+[dedup]
+exact = true
+minhash = true
+
+[decontaminate]
+options = {{ test_set = "humaneval" }}
+
+[pack]
+seq_len = 2048
+"""
+
+
+def run_pipeline(root: Path, threads: int) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of ``qwen25 data run`` in a fresh process."""
+    shutil.rmtree(root / "out", ignore_errors=True)
+    env = {**os.environ, "QWEN25_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-c", "import sys; from qwen25.cli import main; sys.exit(main())", "data", "run", str(root / "pipeline.toml"), "--no-progress"],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.perf_counter() - t0
+    err = p.stderr.read().decode() if p.stderr else ""
+    if status != 0:
+        raise SystemExit(f"data run failed ({status}):\n{err}")
+    return dt, ru.ru_maxrss
+
+
+def main() -> int:
+    from bench_decontam_cli import corpus
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=float, default=150)
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rss", default="", help="comma-separated stream sizes in MB: peak RSS runs instead")
+    ap.add_argument("--keep", default=None, help="folder to build the corpus in and keep (reused when present)")
+    a = ap.parse_args()
+
+    root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="qwen25-datarun-"))
+    shards = root / "shards"
+    try:
+        if not (root / "texts.json").exists():
+            recs = corpus(a.mb, a.seed)
+            lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in recs]
+            shards.mkdir(parents=True, exist_ok=True)
+            per = -(-len(lines) // a.shards)
+            for s in range(a.shards):
+                (shards / f"shard{s:02d}.jsonl.gz").write_bytes(gzip.compress(b"".join(lines[s * per : (s + 1) * per]), 6))
+            (root / "texts.json").write_text(json.dumps([r["text"] for r in recs]))
+            (root / "nbytes").write_text(str(sum(map(len, lines))))
+        texts = json.loads((root / "texts.json").read_text())
+        nbytes = int((root / "nbytes").read_text())
+        (root / "pipeline.toml").write_text(CONFIG.format(batch=a.batch, threads=a.threads))
+        gz = sum(p.stat().st_size for p in shards.iterdir())
+        print(f"corpus: {len(texts)} real files from site-packages, {nbytes / 1e6:.1f} MB of JSONL "
+              f"({gz / 1e6:.1f} MB as {a.shards} .jsonl.gz shards); threads {a.threads}, batch {a.batch}")  # fmt: skip
+        if a.rss:
+            return rss(root, a, nbytes)
+
+        from qwen25 import Tokenizer
+
+        tok = Tokenizer.qwen25()
+        times: dict[str, list[float]] = {"encode_batch": [], "data run": []}
+        tokens = 0
+        for r in range(a.repeat):
+            t0 = time.perf_counter()
+            tokens = 0
+            for i in range(0, len(texts), a.batch):
+                ids, _ = tok.encode_batch(texts[i : i + a.batch], allowed_special=set(), num_threads=a.threads, flat=True)
+                tokens += len(ids)
+            times["encode_batch"].append(time.perf_counter() - t0)
+            dt, _ = run_pipeline(root, a.threads)
+            times["data run"].append(dt)
+            print(f"  run {r + 1}: encode_batch {times['encode_batch'][-1]:.2f}s, data run {dt:.2f}s", flush=True)
+        rep = json.loads((root / "out" / "report.json").read_text())
+        packed_in = rep["stages"]["read"]["out"]["tokens"] if "stages" in rep else None
+        if packed_in is not None:
+            assert packed_in == tokens, f"the pipeline read {packed_in} tokens, encode_batch gave {tokens}"
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"| what | wall s (median of {a.repeat}) | MB/s |")
+        print("|---|---:|---:|")
+        for k in times:
+            print(f"| {k} | {med[k]:.2f} | {nbytes / 1e6 / med[k]:.1f} |")
+        print(f"data run / encode_batch throughput: {med['encode_batch'] / med['data run']:.2f}x "
+              f"(tokens read by the pipeline = encode_batch's: {tokens})")  # fmt: skip
+        return 0
+    finally:
+        if not a.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def rss(root: Path, a: argparse.Namespace, nbytes: int) -> int:
+    src = sorted((root / "shards").iterdir())
+    print("| stream MB (JSONL) | shards | wall s | MB/s | peak RSS MiB |")
+    print("|---:|---:|---:|---:|---:|")
+    for mb in (float(x) for x in a.rss.split(",")):
+        big = root / f"rss{int(mb)}"
+        shutil.rmtree(big, ignore_errors=True)
+        (big / "shards").mkdir(parents=True)
+        copies = max(1, round(mb * 1e6 / nbytes))
+        for c in range(copies):
+            for p in src:
+                os.link(p, big / "shards" / f"c{c:03d}-{p.name}")  # the same bytes: exact duplicates
+        (big / "pipeline.toml").write_text((root / "pipeline.toml").read_text())
+        dt, kib = run_pipeline(big, a.threads)
+        total = copies * nbytes
+        print(f"| {total / 1e6:,.0f} | {copies * len(src)} | {dt:.1f} | {total / 1e6 / dt:.1f} | {kib / 1024:,.0f} |", flush=True)
+        shutil.rmtree(big, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
