@@ -322,41 +322,37 @@ def _tmp_of(final: str) -> str:
 
 
 class _BadWriter:
-    """``OUT/bad/<shard>.jsonl``: created on the first bad line; no bad line, no file."""
+    """``OUT/bad/<shard>.jsonl``: created (through the atomic writer) on the first bad line; no bad
+    line, no file."""
 
     def __init__(self, final: str) -> None:
-        self.final, self.tmp = final, _tmp_of(final)
-        self.f: Any = None
+        self.final = final
+        self.w: Any = None
 
     def write(self, entry: dict[str, Any]) -> None:
-        if self.f is None:
-            os.makedirs(os.path.dirname(self.final), exist_ok=True)
-            self.f = open(self.tmp, "w", encoding="ascii")
-        self.f.write(json.dumps(entry, ensure_ascii=True) + "\n")
+        from .records import open_writer
+
+        if self.w is None:
+            self.w = open_writer(self.final)
+        self.w.write((json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii"))
 
     def commit(self) -> int | None:
-        if self.f is None:
+        if self.w is None:
             if os.path.exists(self.final):
                 os.remove(self.final)
             return None
-        self.f.close()
-        os.replace(self.tmp, self.final)
-        return os.path.getsize(self.final)
+        return int(self.w.commit())
 
     def abort(self) -> None:
-        if self.f is not None:
-            self.f.close()
-            if os.path.exists(self.tmp):
-                os.remove(self.tmp)
+        if self.w is not None:
+            self.w.abort()
 
 
 def _atomic_json(path: str, obj: Any) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, ".tmp-" + os.path.basename(path))
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1)
-    os.replace(tmp, path)
+    from .records import open_writer
+
+    with open_writer(path) as w:
+        w.write(json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 # -- one shard -----------------------------------------------------------------------------------
