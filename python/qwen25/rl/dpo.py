@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import Qwen25ValueError
 from ..train.config import Stage, TrainConfig, override
+from ..train.export import save_final
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer, param_groups
 from .prefdata import PairBatch, PairData, PairSet, read_pairs
@@ -447,7 +448,8 @@ class DPOTrainer(Trainer):
 def train_dpo(config: TrainConfig, *, data: str | None = None, out_dir: str | None = None,
               **trainer_kwargs: Any) -> tuple[DPOTrainer, list[dict[str, Any]]]:
     """Run a DPO config (sized from ``data`` by :func:`prepare_config`); at the end, evaluate on
-    ``method.eval_data`` when set and, in one process, write the policy to ``OUT/final``."""
+    ``method.eval_data`` when set and write the policy to ``OUT/final`` (on several ranks: gathered,
+    written by rank 0)."""
     cfg = prepare_config(config, data)
     trainer = DPOTrainer(cfg, out_dir=out_dir, **trainer_kwargs)
     records = trainer.fit()
@@ -456,7 +458,7 @@ def train_dpo(config: TrainConfig, *, data: str | None = None, out_dir: str | No
         if records:
             records[-1].update(ev)
         print(f"qwen25 dpo: held-out {ev}", file=sys.stderr)
-    if out_dir is not None and trainer.dist.world_size == 1 and trainer.dist.rank == 0:
+    if out_dir is not None:  # on several ranks: gathered, written by rank 0 (every rank takes part)
         assert trainer.model is not None
-        trainer.model.save_pretrained(Path(out_dir) / "final")
+        save_final(trainer.model, Path(out_dir) / "final")
     return trainer, records

@@ -41,6 +41,7 @@ import torch
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..train.config import Stage, TrainConfig, override
+from ..train.export import save_final
 from ..train.trainer import Trainer
 from .rewards import CompositeReward, RewardFunction, build_rewards
 from .rollouts import (Completion, LocalRollouts, RolloutBatch, RolloutEngine, SamplingParams, collate_completions,
@@ -1218,18 +1219,7 @@ def train_grpo(config: TrainConfig, *, prompts: str | os.PathLike[str] | None = 
     cfg = prepare_config(config, prompts)
     trainer = GRPOTrainer(cfg, out_dir=out_dir, **trainer_kwargs)
     records = trainer.fit()
-    if out_dir is not None:
-        model = trainer.model
-        assert model is not None
-        if trainer.dist.world_size == 1:
-            model.save_pretrained(Path(out_dir) / "final")
-        else:
-            sd = trainer._policy_weights()  # every rank takes part in the gathers
-            if trainer.dist.rank == 0:
-                from ..model import Qwen2ForCausalLM
-
-                whole = Qwen2ForCausalLM.from_config(model.config, dtype=torch.float32)
-                whole.load_state_dict(dict(sd))
-                whole.save_pretrained(Path(out_dir) / "final")
-            torch.distributed.barrier()
+    if out_dir is not None:  # on several ranks: gathered, written by rank 0 (every rank takes part)
+        assert trainer.model is not None
+        save_final(trainer.model, Path(out_dir) / "final")
     return trainer, records

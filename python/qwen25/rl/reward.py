@@ -24,6 +24,7 @@ from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..model import Qwen2ForCausalLM, Qwen25Config
 from ..model.checkpoint import CheckpointError, resolve_dtype
 from ..train.config import Stage, TrainConfig, override
+from ..train.export import save_final
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer
 from .prefdata import PairBatch, PairData, PairSet, read_pairs
@@ -340,7 +341,8 @@ class RewardTrainer(Trainer):
 def train_reward_model(config: TrainConfig, *, data: str | None = None, out_dir: str | None = None,
                        **trainer_kwargs: Any) -> tuple[RewardTrainer, list[dict[str, Any]]]:
     """Run a reward-model config; report held-out pair accuracy on ``method.eval_data`` when set;
-    in one process, write the model to ``OUT/final`` (a ``Qwen2ForSequenceClassification`` folder)."""
+    write the model to ``OUT/final``, a ``Qwen2ForSequenceClassification`` folder (on several ranks:
+    gathered, written by rank 0)."""
     cfg = prepare_config(config, data)
     trainer = RewardTrainer(cfg, out_dir=out_dir, **trainer_kwargs)
     records = trainer.fit()
@@ -353,6 +355,6 @@ def train_reward_model(config: TrainConfig, *, data: str | None = None, out_dir:
         if records:
             records[-1].update({f"eval_{k}": v for k, v in ev.items()})
         print(f"qwen25 rm: held-out {ev}", file=sys.stderr)
-    if out_dir is not None and trainer.dist.world_size == 1:
-        trainer.model.save_pretrained(Path(out_dir) / "final")  # type: ignore[operator]
+    if out_dir is not None:  # on several ranks: gathered, written by rank 0 (every rank takes part)
+        save_final(trainer.model, Path(out_dir) / "final")
     return trainer, records
