@@ -46,13 +46,14 @@ def run(args: argparse.Namespace) -> int:
     trainer, records = grpo.train_grpo(config, prompts=args.prompts, out_dir=args.out,
                                        progress=False if args.no_progress else None)
     try:
-        last = records[-1] if records else {}
-        first = records[0] if records else {}
-        keys = ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length")
-        summary = {"steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
-                   "out": args.out, "first_reward": round(first["reward"], 6) if "reward" in first else None,
-                   **{k: round(last[k], 6) for k in keys if isinstance(last.get(k), (int, float))}}
-        print(json.dumps(summary))
+        if trainer.dist.rank == 0:  # one summary for the run, not one per rank under torchrun
+            last = records[-1] if records else {}
+            first = records[0] if records else {}
+            keys = ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length")
+            summary = {"steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
+                       "out": args.out, "first_reward": round(first["reward"], 6) if "reward" in first else None,
+                       **{k: round(last[k], 6) for k in keys if isinstance(last.get(k), (int, float))}}
+            print(json.dumps(summary))
     finally:
         trainer.close()
     return 0

@@ -43,10 +43,11 @@ def run(args: argparse.Namespace) -> int:
     trainer, records = reward.train_reward_model(config, data=args.data, out_dir=args.out,
                                                  progress=False if args.no_progress else None)
     try:
-        last = records[-1] if records else {}
-        keys = ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss")
-        print(json.dumps({"steps_run": len(records), "step": trainer.step, "out": args.out,
-                          **{k: round(last[k], 6) for k in keys if k in last}}))
+        if trainer.dist.rank == 0:  # one summary for the run, not one per rank under torchrun
+            last = records[-1] if records else {}
+            keys = ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss")
+            print(json.dumps({"steps_run": len(records), "step": trainer.step, "out": args.out,
+                              **{k: round(last[k], 6) for k in keys if k in last}}))
     finally:
         trainer.close()
     return 0
