@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 
 import pytest
 
@@ -254,7 +255,10 @@ def test_a_full_disk_is_blamed_on_the_output_and_leaves_no_tmp(tmp_path):
 
 
 @needs_dev_full
-def test_a_full_disk_while_decompressing_is_not_blamed_on_the_input(tmp_path):
+def test_a_compressed_input_is_never_written_out_decompressed_and_a_full_disk_blames_the_output(tmp_path):
+    """A .gz input is decompressed in memory by the record reader: no decompressed copy (no
+    OUT/plain, no file holding an input line) is written; a full disk while it is read is blamed
+    on the output being written, not on the input."""
     import errno
     import os
 
@@ -266,13 +270,16 @@ def test_a_full_disk_while_decompressing_is_not_blamed_on_the_input(tmp_path):
     (tmp_path / "web" / "a.jsonl.gz").write_bytes(gzip.compress(data))
     cfg = tmp_path / "pipeline.toml"
     cfg.write_text(CONFIG.format(max_repeat=1.0).replace('"web/*.jsonl"', '"web/*.jsonl*"'))
-    elsewhere = tmp_path / "elsewhere"  # OUT/plain: a link to a folder whose copy goes to /dev/full
-    elsewhere.mkdir()
-    (tmp_path / "out").mkdir()
-    os.symlink(elsewhere, tmp_path / "out" / "plain")
-    os.symlink("/dev/full", elsewhere / "00000.jsonl.tmp")
+    run_pipeline(cfg, progress=False)
+    out = tmp_path / "out"
+    assert not (out / "plain").exists()
+    first_line = data.split(b"\n")[0]
+    assert not [p for p in out.rglob("*") if p.is_file() and first_line in p.read_bytes()]
+    shutil.rmtree(out)
+    out.mkdir()
+    os.symlink("/dev/full", out / ".tmp-stage1.jsonl")
     with pytest.raises(Qwen25IOError) as e:
         run_pipeline(cfg, progress=False)
     msg = str(e.value)
-    assert e.value.errno == errno.ENOSPC and "00000.jsonl.tmp" in msg and "a.jsonl.gz" not in msg and "cannot be read" not in msg
-    assert not (elsewhere / "00000.jsonl.tmp").is_symlink()  # the half-written copy is removed
+    assert e.value.errno == errno.ENOSPC and "stage1.jsonl" in msg and "a.jsonl.gz" not in msg and "cannot be read" not in msg
+    assert not (out / ".tmp-stage1.jsonl").is_symlink()  # the half-written file is removed

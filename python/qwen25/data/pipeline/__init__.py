@@ -5,7 +5,8 @@ read + tokenize -> filter -> exact dedup -> MinHash dedup -> decontaminate -> sc
 Nothing is lost: every input record ends either in the packed output (listed, with its
 provenance and packed document index, in ``kept.jsonl``) or in ``removed.jsonl`` with the stage
 and reason that removed it; ``report.json`` holds the per-stage, per-domain counts and the test
-suite checks that they add up. Every file is written as ``NAME.tmp`` and renamed when complete;
+suite checks that they add up. Every file is written through the one atomic writer of
+:mod:`qwen25.data.records` (as ``.tmp-NAME``, renamed when complete);
 ``state.json`` records the finished phases with a fingerprint of what each depends on, so a
 rerun resumes after the last finished phase whose inputs, configuration and outputs are
 unchanged: editing ``[mix]`` reruns only the mix and packing, editing ``[decontaminate]`` the
@@ -14,17 +15,18 @@ results). Inputs are fingerprinted by content (a BLAKE2b hash beside size and mt
 each phase's outputs by size and BLAKE2b hash: a phase whose outputs went missing, were
 truncated or were edited is redone, and so is every phase after it.
 
-Engines. Every per-document step (JSON parsing and validation, quality filters, exact-dedup
-hashes, MinHash signatures, decontamination, classification, tokenization) is a pure function
-of one batch of lines (:class:`ScanWorker`, :class:`NearWorker`, in :mod:`.workers`). ``engine = "local"`` runs
+Engines. Every per-document step (quality filters, exact-dedup hashes, MinHash signatures,
+decontamination, classification, tokenization) is a pure function of one batch of documents (:class:`ScanWorker`, :class:`NearWorker`, in :mod:`.workers`). ``engine = "local"`` runs
 them in this process; ``engine = "ray"`` runs the same classes as Ray Data actors over Arrow
 batches (:func:`qwen25.data.distributed.ray_map_ordered`). The global steps stay on the driver
 and consume the batches in input order either way: exact-dedup decisions, MinHash-LSH
 clustering (the spilling clusterer), the mix order and the packed shards. So both engines write
 byte-identical ``kept.jsonl``, ``removed.jsonl``, ``report.json`` (apart from its ``engine``
-field) and ``packed/`` (tested on a local Ray). Under Ray, workers read the input files and
-``stage1.jsonl`` themselves (by byte ranges), so these paths must be the same on every node (a
-shared filesystem); the driver writes every output.
+field) and ``packed/`` (tested on a local Ray). The driver reads the inputs with the native record
+reader (:func:`qwen25.data.records.read_batches`: JSONL parsed in Rust, ``.gz``/``.zst``
+decompressed in memory, never to disk; Parquet by pyarrow record batches) and hands the workers
+parsed batches (under Ray, a window of a few batches per actor at a time); the driver writes
+every output.
 
 Every document is tokenized once, when it is read (in :class:`ScanWorker`, the Qwen2.5
 tokenizer's ``encode_ordinary``, what the packer stores; re-encoded only when C4 removes lines).
@@ -64,8 +66,8 @@ A configuration (paths are relative to the TOML file)::
 
     [[sources]]
     name = "web"
-    paths = ["data/web/*.jsonl"]   # JSONL; .jsonl.gz / .jsonl.zst and .parquet are decompressed
-                                   # (converted) once to OUT/plain/ and read from there
+    paths = ["data/web/*.jsonl"]   # JSONL; .jsonl.gz / .jsonl.zst (decompressed in memory) and
+                                   # .parquet (pyarrow record batches; line = row + 1)
     text_field = "text"       # default "text"
     id_field = "id"           # optional
     domain = "web"            # default: the source name
@@ -151,7 +153,6 @@ from __future__ import annotations
 
 from .config import PipelineConfig, load_config, parse_config
 from .job import Pipeline, run_pipeline
-from .files import line_chunks
 from .report import STAGES, Stage, Status, format_report
 from .state import PHASES
 from .workers import NearWorker, ScanWorker
@@ -166,7 +167,6 @@ __all__ = [
     "Stage",
     "Status",
     "format_report",
-    "line_chunks",
     "load_config",
     "parse_config",
     "run_pipeline",

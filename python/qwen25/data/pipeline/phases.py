@@ -1,5 +1,5 @@
 """The three phases of ``qwen25 data run``, as plain functions of a :class:`RunContext`; each
-writes its files (as ``NAME.tmp``, renamed when complete) and returns its part of the report
+writes its files (through the atomic writer, renamed when complete) and returns its part of the report
 (a :class:`~qwen25.data.pipeline.report.Tally` as JSON, plus extras such as ``clusters``).
 
 - :func:`scan`: read -> filter -> exact dedup -> MinHash signatures; survivors to
@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,17 +52,36 @@ class RunContext:
         """(path, source index) of every input file, in order."""
         return [(path, si) for si, s in enumerate(self.cfg.sources) for path in s.files]
 
-    def execute(self, worker: type, spec: dict[str, Any], tasks: list[dict[str, Any]]) -> Iterator[dict[str, list[Any]]]:
-        """Run ``worker(spec)`` over ``tasks`` (one row each); yield its output columns in task order."""
+    def execute(self, worker: type, spec: dict[str, Any], tasks: Iterable[tuple[dict[str, Any], Any]]
+                ) -> Iterator[tuple[dict[str, list[Any]], Any]]:  # fmt: skip
+        """Run ``worker(spec)`` over ``tasks`` (``(row, side)`` pairs: one row each, and what the
+        driver keeps beside it); yield ``(output columns, side)`` in task order. A task with no
+        documents (``row["text"]`` empty) is answered here with empty columns. Under Ray the
+        tasks go out in windows of 4 per actor (so the driver holds a window, not the corpus)."""
         pl = self.cfg.pipeline
+        empty = {k: [] for k in worker.SCHEMA}  # type: ignore[attr-defined]
         if pl.engine == "ray":
             from ..distributed import ray_map_ordered
 
-            yield from ray_map_ordered(worker, spec, tasks, concurrency=pl.concurrency, address=pl.ray_address)
+            window = max(8, 4 * (pl.concurrency or 2))
+            pending: list[tuple[dict[str, Any], Any]] = []
+
+            def run() -> Iterator[tuple[dict[str, list[Any]], Any]]:
+                live = [row for row, _ in pending if len(row["text"])]
+                outs = ray_map_ordered(worker, spec, live, concurrency=pl.concurrency, address=pl.ray_address)
+                for row, side in pending:
+                    yield (next(outs) if len(row["text"]) else empty), side
+                pending.clear()
+
+            for t in tasks:
+                pending.append(t)
+                if len(pending) >= window:
+                    yield from run()
+            yield from run()
             return
         w = worker(spec)
-        for t in tasks:
-            yield w({k: [v] for k, v in t.items()})
+        for row, side in tasks:
+            yield (w({k: [v] for k, v in row.items()}) if len(row["text"]) else empty), side
 
 
 def _stats_of(raw: str | None) -> dict[str, Any]:
@@ -77,63 +96,90 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _plain(ctx: RunContext, path: str, k: int) -> str:
-    """A path the workers can read by byte ranges: ``path`` itself when it is plain JSONL;
-    for ``.gz`` / ``.zst`` JSONL a decompressed copy, for Parquet a JSONL copy (one line per
-    row, so ``line`` is the row number + 1), under ``OUT/plain/`` (written once, then
-    renamed; removed when the scan is done). Errors still name the original file."""
-    from ..records import file_kind, open_binary
+def _why(why: str) -> str:
+    """A bad line's reason as the removed list gives it (the reader's UTF-8 error points at a
+    command-line option; the pipeline has none)."""
+    if why.startswith("invalid UTF-8"):
+        return f"not UTF-8 ({why.split(' (')[0]})"
+    return why
 
-    low = path.lower()
-    kind = file_kind(path) if low.endswith((".gz", ".zst", ".parquet")) else "jsonl"
-    if kind == "jsonl" and not low.endswith((".gz", ".zst")):
-        return path
-    os.makedirs(ctx.p("plain"), exist_ok=True)
-    dst = ctx.p(os.path.join("plain", f"{k:05d}.jsonl"))
-    total = os.path.getsize(path)
-    bar = progress_bar(None, f"decompress {os.path.basename(path)}" if kind == "jsonl" else f"read {os.path.basename(path)}",
-               ctx.progress and total > (8 << 20))  # fmt: skip
-    tmp = dst + ".tmp"
 
-    def put(b: bytes) -> None:
-        try:
-            out.write(b)
-        except OSError as e:  # the output, not the input (a full disk, say)
-            raise write_error(e, tmp) from None
+def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]]]]:
+    """The scan's tasks from one input file, with the bad lines beside each: ``({file, line,
+    text, id}, [(line, why)])``. JSONL (plain, ``.gz``, ``.zst``) is read and parsed by the native
+    record reader (:func:`qwen25.data.records.read_batches`: decompressed in memory, never to
+    disk); Parquet by pyarrow record batches (``line`` is the row number + 1). A damaged
+    compressed or Parquet file raises :class:`FormatError` naming it."""
+    from ..records import read_batches
 
+    bs = ctx.cfg.pipeline.batch_size
+    if path.lower().endswith(".parquet"):
+        yield from _read_parquet(fi, path, src, bs)
+        return
+    reader = read_batches(path, src.text_field, skip_bad=True, batch_size=bs, num_threads=ctx.threads())
     try:
-        try:
-            out = open(tmp, "wb")
-        except OSError as e:
-            raise write_error(e, tmp) from None
-        try:
-            if kind == "parquet":
-                from ..records import iter_parquet
-
-                for row in iter_parquet(path):
-                    put(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
-                    bar.update(1)
-            else:
-                with open_binary(path) as f:
-                    while chunk := f.read(1 << 22):
-                        put(chunk)
-                        bar.update(1)
-        finally:
-            try:
-                out.close()
-            except OSError as e:
-                raise write_error(e, tmp) from None
-    except Qwen25IOError:
-        _unlink(tmp)
-        raise
-    except Exception as e:  # gzip, zstandard and pyarrow each raise their own errors
-        _unlink(tmp)
-        raise FormatError(f"{path}:0: cannot be read as {'Parquet' if kind == 'parquet' else 'compressed JSONL'} ({e})",
-                          path, 0) from None  # fmt: skip
+        for b in reader:
+            if b.damage is not None:
+                line, _, why = b.damage
+                raise FormatError(f"{path}:{line}: {why}", path, line)
+            bad = [(line, _why(why)) for line, _, why, _ in b.bad]
+            ids = None
+            if src.id_field is not None:
+                key = src.id_field
+                ids = []
+                for i in range(len(b)):
+                    rec = json.loads(b.raw(i))  # only for the id: the text is already parsed
+                    ids.append(json.dumps(rec[key], ensure_ascii=False) if key in rec else None)
+            yield {"file": fi, "line": b.lines, "text": b.items(), "id": ids}, bad
     finally:
-        bar.close()
-    os.replace(dst + ".tmp", dst)
-    return dst
+        reader.close()
+
+
+def _read_parquet(fi: int, path: str, src: Any, bs: int) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise Qwen25ValueError(f"{path}: reading Parquet needs the 'pyarrow' package") from e
+    try:
+        pf = pq.ParquetFile(path)
+        names = set(pf.schema_arrow.names)
+        cols = [c for c in dict.fromkeys((src.text_field, src.id_field)) if c is not None and c in names]
+        line = 1
+        for rb in pf.iter_batches(batch_size=bs, columns=cols):
+            n = rb.num_rows
+            texts = rb.column(src.text_field).to_pylist() if src.text_field in cols else [None] * n
+            rids = rb.column(src.id_field).to_pylist() if src.id_field in cols else None
+            task: dict[str, Any] = {"file": fi, "line": [], "text": [], "id": [] if rids is not None else None}
+            bad = []
+            for k, t in enumerate(texts):
+                if not isinstance(t, str):
+                    bad.append((line + k, f"field {src.text_field!r} is missing or not a string"))
+                    continue
+                task["line"].append(line + k)
+                task["text"].append(t)
+                if rids is not None:
+                    task["id"].append(json.dumps(rids[k], ensure_ascii=False, default=str))
+            line += n
+            yield task, bad
+    except (OSError, ValueError) as e:  # pyarrow's errors are OSError / ArrowInvalid (a ValueError)
+        if isinstance(e, Qwen25ValueError):
+            raise
+        raise FormatError(f"{path}:0: cannot be read as Parquet ({e})", path, 0) from None
+
+
+def _in_line_order(lines: list[int], bad: list[tuple[int, str]]) -> Iterator[tuple[int, int, str | None]]:
+    """``(row, line, None)`` for each document and ``(-1, line, why)`` for each bad line, by line."""
+    if not bad:
+        yield from ((k, line, None) for k, line in enumerate(lines))
+        return
+    j = 0
+    for k, line in enumerate(lines):
+        while j < len(bad) and bad[j][0] < line:
+            yield -1, bad[j][0], bad[j][1]
+            j += 1
+        yield k, line, None
+    for line, why in bad[j:]:
+        yield -1, line, why
 
 
 def scan(ctx: RunContext) -> dict[str, Any]:
@@ -155,12 +201,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         )
         mh = mhd.stream(mem_budget=d.mem_budget, spill_dir=cfg.output)
     files = ctx.files()
-    import shutil
-
-    shutil.rmtree(ctx.p("plain"), ignore_errors=True)  # copies an interrupted run left: never reused
-    readable = [(_plain(ctx, path, k), src) for k, (path, src) in enumerate(files)]
     spec = {
-        "files": readable,
+        "files": [src for _, src in files],
         "sources": [(s.text_field, s.id_field, s.domain) for s in cfg.sources],
         "filter": filter_tables(cfg.filter, cfg.path) if cfg.filter.enabled else None,
         "filter_stats_all": cfg.filter.stats == "all",
@@ -172,11 +214,7 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         ),
         "num_threads": nt,
     }  # fmt: skip
-    tasks = [
-        {"file": fi, "start": a, "end": b, "line": first}
-        for fi, (path, _) in enumerate(readable)
-        for a, b, first in line_chunks(path, cfg.pipeline.batch_size)
-    ]
+    tasks = ((row, (fi, bad)) for fi, (path, src) in enumerate(files) for row, bad in _read(ctx, fi, path, cfg.sources[src]))
     rels = [os.path.relpath(path, cfg.base) for path, _ in files]
     tally = Tally()
     removed = JsonlWriter(ctx.p("removed.scan.jsonl"))
@@ -187,7 +225,10 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     exact_prov = array("q")  # (file index << 40) | line of each exact-dedup input: 8 bytes a document
     bar = progress_bar(None, "read+filter+dedup", ctx.progress)
     try:
-        for cols in ctx.execute(ScanWorker, spec, tasks):
+        for cols, (bfi, bad) in ctx.execute(ScanWorker, spec, tasks):
+            if bad and cfg.pipeline.on_bad_line == "error":
+                path = files[bfi][0]
+                raise FormatError(f"{path}:{bad[0][0]}: {bad[0][1]}", path, bad[0][0])
             st = [Status(s) for s in cols["status"]]
             ok = [k for k, s in enumerate(st) if s is Status.OK]
             ex_ids: dict[int, int] = {}
@@ -196,20 +237,17 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 ids = exact.add_hashes(b"".join(cols["hash"][k] for k in ok)).tolist()
                 ex_ids = {k: (c if c != start + j else -1) for j, (k, c) in enumerate(zip(ok, ids))}
             sigs: list[bytes] = []
-            for k, status in enumerate(st):
-                fi, line = cols["file"][k], cols["line"][k]
-                path = files[fi][0]
+            for k, line, why in _in_line_order(cols["line"], bad):
+                fi = bfi
                 prov: dict[str, Any] = {"source": cfg.sources[files[fi][1]].name, "file": rels[fi], "line": line}
                 tally.read_in += 1
-                dm = cols["domain"][k]
-                if status in (Status.BAD, Status.UTF8):
-                    why = cols["reason"][k] if status is Status.BAD else f"not UTF-8 ({cols['reason'][k]})"
-                    if cfg.pipeline.on_bad_line == "error":
-                        raise FormatError(f"{path}:{line}: {why}", path, line)
+                if why is not None:  # a bad line: listed as removed (on_bad_line = "skip")
                     removed.write({**prov, "stage": Stage.READ.value, "reason": f"bad_line: {why}"})
                     tally.removed[Stage.READ]["bad_line"] += 1
-                    tally.pass_(Stage.READ, dm, 0, False)  # a bad line has no text to count
+                    tally.pass_(Stage.READ, cfg.sources[files[fi][1]].domain, 0, False)  # no text to count
                     continue
+                status = st[k]
+                dm = cols["domain"][k]
                 if cols["id"][k] is not None:
                     prov["id"] = json.loads(cols["id"][k])
                 ntok = int(cols["ntok"][k])
@@ -243,7 +281,7 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 stage1_tokens.write(cols["tokens"][k])
             if mh is not None and mhd is not None and sigs:
                 mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
-            bar.update(len(st))
+            bar.update(len(st) + len(bad))
     finally:
         bar.close()
     ids = mh.finish() if mh is not None else np.arange(stage1.n, dtype=np.int64)
@@ -258,7 +296,6 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         part["clusters"] = cluster_summary(
             [n for _, n in sizes], [(f"{rels[exact_prov[f] >> 40]}:{exact_prov[f] & ((1 << 40) - 1)}", n) for f, n in sizes]
         )
-    shutil.rmtree(ctx.p("plain"), ignore_errors=True)  # the decompressed copies are done with
     return part
 
 
@@ -288,7 +325,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     i = 0
     for a, b, first in line_chunks(stage1, cfg.pipeline.batch_size):
         n = min(cfg.pipeline.batch_size, len(ids) - (first - 1))
-        tasks.append({"start": a, "end": b, "keep": keep[first - 1 : first - 1 + n].tobytes()})
+        tasks.append(({"start": a, "end": b, "text": keep[first - 1 : first - 1 + n].tobytes()}, None))
     from array import array
 
     provs = array("q")  # (file index << 40) | line of each stage-1 record: 8 bytes a document
@@ -300,7 +337,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
     toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if starts[-1] else np.zeros(0, "<u4")
     bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
-    for cols in ctx.execute(NearWorker, spec, tasks):
+    for cols, _ in ctx.execute(NearWorker, spec, tasks):
         for k, status in enumerate(map(Status, cols["status"])):
             prov = json.loads(cols["prov"][k])
             fk = file_index.get(prov["file"])

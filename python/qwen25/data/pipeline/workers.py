@@ -1,7 +1,7 @@
-"""The per-batch workers, the same code under both engines: every per-document step (JSON
-parsing and validation, quality filters, exact-dedup hashes, MinHash signatures,
-decontamination, scoring, classification, tokenization) is a pure function of one batch of
-lines. ``engine = "local"`` runs them in this process; ``engine = "ray"`` runs the same classes
+"""The per-batch workers, the same code under both engines: every per-document step (quality
+filters, exact-dedup hashes, MinHash signatures, decontamination, scoring, classification,
+tokenization) is a pure function of one batch of documents (read and parsed by the driver's
+native record reader). ``engine = "local"`` runs them in this process; ``engine = "ray"`` runs the same classes
 as Ray Data actors over Arrow batches (:func:`qwen25.data.distributed.ray_map_ordered`)."""
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ __all__ = ["NearWorker", "ScanWorker", "decontam_plan"]
 
 
 class ScanWorker:
-    """Parse, validate and filter lines; hash the survivors (exact hash, MinHash signature).
+    """Filter the documents of one input batch; hash the survivors (exact hash, MinHash signature).
 
-    Task columns: ``file`` (index into ``spec["files"]``), ``start``/``end`` (bytes), ``line``
-    (first line number). One output row per non-blank line, ``status`` one of ``ok``, ``bad``
-    (JSON or field error; ``reason`` says which), ``utf8`` (not UTF-8) or ``filter``."""
+    Task columns (one row a batch, read and parsed by the native record reader on the driver:
+    bad lines never reach a worker): ``file`` (index into ``spec["files"]``), ``line`` (each
+    document's line number), ``text``, ``id`` (each document's id as JSON, or None). One output
+    row per document, ``status`` ``ok`` or ``filter`` (``reason`` says which filter)."""
 
     SCHEMA = {
         "file": "int64", "line": "int64", "status": "string", "reason": "string", "id": "string",
@@ -61,43 +62,22 @@ class ScanWorker:
         ok_rows: list[int] = []
         ok_texts: list[str] = []
         ok_domains: list[str] = []
-        for fi, start, end, first in zip(batch["file"], batch["start"], batch["end"], batch["line"]):
-            path, src = self.spec["files"][fi]
-            text_field, id_field, domain = self.spec["sources"][src]
-            for k, raw in enumerate(chunk_lines(path, start, end)):
-                status, reason, rid, text = Status.OK, None, None, None
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    status, reason = Status.UTF8, e.reason
-                else:
-                    if not line.strip():
-                        continue  # blank lines are not records
-                    try:
-                        rec = json.loads(line)
-                        if not isinstance(rec, dict):
-                            raise ValueError("a record must be a JSON object")
-                        text = rec.get(text_field)
-                        if not isinstance(text, str):
-                            raise ValueError(f"field {text_field!r} is missing or not a string")
-                        if "\\u" in line:  # a \uXXXX escape can make a lone surrogate: not UTF-8
-                            try:
-                                json.dumps(rec, ensure_ascii=False).encode("utf-8")
-                            except UnicodeEncodeError:
-                                raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff): not encodable as UTF-8") from None
-                    except ValueError as e:
-                        status, reason, text = Status.BAD, str(e), None
-                    else:
-                        if id_field is not None and id_field in rec:
-                            rid = json.dumps(rec[id_field], ensure_ascii=False)
-                if status is Status.OK:
-                    ok_rows.append(len(out["line"]))
-                    ok_texts.append(text)  # type: ignore[arg-type]
-                    ok_domains.append(domain)
-                for key, v in (("file", fi), ("line", first + k), ("status", status.value), ("reason", reason), ("id", rid),
-                               ("domain", domain), ("text", text), ("chars", len(text) if text is not None else -1),
-                               ("hash", None), ("sig", None), ("ntok", -1), ("tokens", None), ("stats", None)):  # fmt: skip
-                    out[key].append(v)
+        for fi, lines, texts, ids in zip(batch["file"], batch["line"], batch["text"], batch["id"]):
+            domain = self.spec["sources"][self.spec["files"][fi]][2]
+            n = len(out["line"])
+            ok_rows.extend(range(n, n + len(texts)))
+            ok_texts.extend(texts)
+            ok_domains.extend([domain] * len(texts))
+            out["file"].extend([fi] * len(texts))
+            out["line"].extend(lines)
+            out["status"].extend([Status.OK.value] * len(texts))
+            out["id"].extend(ids if ids is not None else [None] * len(texts))
+            out["domain"].extend([domain] * len(texts))
+            out["text"].extend(texts)
+            out["chars"].extend(map(len, texts))
+            for key in ("reason", "hash", "sig", "tokens", "stats"):
+                out[key].extend([None] * len(texts))
+            out["ntok"].extend([-1] * len(texts))
         # every parsed document is tokenized here, once: its token count enters the report at
         # every stage, and the ids of the survivors travel to the packer (no second tokenization)
         ids = self._encode(ok_texts)
@@ -199,7 +179,7 @@ class NearWorker:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
         live: list[int] = []
-        for start, end, keep in zip(batch["start"], batch["end"], batch["keep"]):
+        for start, end, keep in zip(batch["start"], batch["end"], batch["text"]):
             for raw, k in zip(chunk_lines(self.spec["stage1"], start, end), keep):
                 r = json.loads(raw)
                 out["prov"].append(json.dumps(r["prov"], ensure_ascii=False))
