@@ -98,8 +98,23 @@ def test_only_rank_0_prints_the_summary(two, cmd):  # type: ignore[no-untyped-de
 
 
 def hf_weights(path: Path, auto) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
-    model = auto.from_pretrained(path, dtype=torch.float32)
+    model, info = auto.from_pretrained(path, dtype=torch.float32, output_loading_info=True)
+    assert not any(info.values()), info  # nothing missing, unexpected or mismatched
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_grpo_two_rank_final_loads_in_transformers(two):  # type: ignore[no-untyped-def]
+    """The policy written at the end of the two-rank GRPO run (gathered, by rank 0) is a whole
+    model: transformers loads every weight and gives our model's logits from the same folder."""
+    from qwen25.model import Qwen2ForCausalLM
+
+    path = two / "two" / "grpo" / "final"
+    hf_weights(path, transformers.AutoModelForCausalLM)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    ours = Qwen2ForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    ids = torch.tensor([[3, 4, 5, 9, 2, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, hf(ids).logits, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("cmd", ["dpo", "rm"])
