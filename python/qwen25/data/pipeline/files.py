@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "TokenWriter", "bar", "chunk_lines", "concat", "line_chunks", "read_jsonl", "read_lines", "remove_temporaries", "split_line",
+__all__ = ["JsonlWriter", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries", "split_line",
            "text_line", "write_error", "write_json"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
@@ -151,12 +151,16 @@ def read_lines(path: str) -> Iterator[bytes]:
 _DEC = json.JSONDecoder()
 
 
-def text_line(fields: dict[str, Any], text_json: bytes) -> bytes:
-    """One JSONL line holding ``fields`` and then ``"text"`` (``text_json``: the text as
-    ``json.dumps(text, ensure_ascii=False)`` writes it): the bytes ``json.dumps({**fields,
-    "text": text}, ensure_ascii=False)`` gives, without serialising the text again."""
+def text_line(fields: dict[str, Any], text_json: bytes, after: dict[str, Any] | None = None) -> bytes:
+    """One JSONL line holding ``fields``, then ``"text"`` (``text_json``: the text as
+    ``json.dumps(text, ensure_ascii=False)`` writes it), then ``after``: the bytes
+    ``json.dumps({**fields, "text": text, **after}, ensure_ascii=False)`` gives, without
+    serialising the text again."""
     head = json.dumps(fields, ensure_ascii=False).encode()
-    return (head[:-1] + b', "text": ' if fields else b'{"text": ') + text_json + b"}\n"
+    line = (head[:-1] + b', "text": ' if fields else b'{"text": ') + text_json
+    if after:
+        return line + b", " + json.dumps(after, ensure_ascii=False).encode()[1:] + b"\n"
+    return line + b"}\n"
 
 
 def split_line(raw: bytes) -> tuple[dict[str, Any], bytes]:
@@ -181,46 +185,3 @@ def bar(total: int | None, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="doc", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-
-def read_jsonl(path: str) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            yield json.loads(line)
-
-
-def line_chunks(path: str, lines_per_chunk: int) -> Iterator[tuple[int, int, int]]:
-    """``(byte start, byte end, first line number)`` of consecutive runs of ``lines_per_chunk``
-    ``\\n``-terminated lines of ``path`` (the last run may be shorter or unterminated)."""
-    import numpy as np
-
-    size = os.path.getsize(path)
-    start, line, pos, count = 0, 1, 0, 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(1 << 24)
-            if not block:
-                break
-            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-            k = lines_per_chunk - count - 1  # the line end that completes the current run
-            while k < len(ends):
-                end = pos + int(ends[k]) + 1
-                yield start, end, line
-                line += lines_per_chunk
-                start = end
-                k += lines_per_chunk
-            count = (count + len(ends)) % lines_per_chunk
-            pos += len(block)
-    if start < size:
-        yield start, size, line
-
-
-def chunk_lines(path: str, start: int, end: int) -> list[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    return lines
-

@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, TokenWriter, line_chunks, read_lines, write_error, write_json
+from .files import JsonlWriter, TokenWriter, read_lines, split_line, text_line, write_json
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -277,7 +277,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, True)
                 if mh is not None:
                     sigs.append(cols["sig"][k])
-                stage1.write({"prov": prov, "text": cols["text"][k], "domain": dm, **_stats_of(cols["stats"][k])})
+                stage1.write_line(text_line({"prov": prov, "domain": dm, **_stats_of(cols["stats"][k])},
+                                            json.dumps(cols["text"][k], ensure_ascii=False).encode()))
                 stage1_tokens.write(cols["tokens"][k])
             if mh is not None and mhd is not None and sigs:
                 mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
@@ -300,9 +301,13 @@ def scan(ctx: RunContext) -> dict[str, Any]:
 
 
 def near_dedup(ctx: RunContext) -> dict[str, Any]:
-    """MinHash keep flags, decontaminate, classify, tokenize; survivors to
-    stage2/NNNN.jsonl with their token ids in stage2/NNNN.tok (lengths in NNNN.len)."""
+    """MinHash keep flags, decontaminate, score, classify; survivors to stage2/NNNN.jsonl with
+    their token ids in stage2/NNNN.tok (lengths in NNNN.len). stage1.jsonl is read once, by the
+    native record reader (texts parsed in Rust; a line's other fields parsed without its text,
+    whose JSON is copied into stage2 as it is)."""
     import numpy as np
+
+    from ..records import read_batches
 
     ids = np.load(ctx.p("minhash_clusters.npy"))
     keep = (ids == np.arange(len(ids))).astype(np.uint8)
@@ -314,18 +319,25 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     run_decon, decon_note = decontam_plan(cfg.decontaminate)
     stage1 = ctx.p("stage1.jsonl")
     spec = {
-        "stage1": stage1,
         "decontaminate": run_decon,
         "decontaminate_options": cfg.decontaminate.options,
         "classify_model": cfg.classify.model,
         "score": dataclasses.asdict(cfg.score) if cfg.score is not None else None,
         "num_threads": ctx.threads(),
     }
-    tasks = []
-    i = 0
-    for a, b, first in line_chunks(stage1, cfg.pipeline.batch_size):
-        n = min(cfg.pipeline.batch_size, len(ids) - (first - 1))
-        tasks.append(({"start": a, "end": b, "text": keep[first - 1 : first - 1 + n].tobytes()}, None))
+
+    def tasks() -> Iterator[tuple[dict[str, Any], Any]]:
+        first = 0
+        for b in read_batches(stage1, "text", batch_size=cfg.pipeline.batch_size, num_threads=ctx.threads()):
+            n = len(b)
+            texts = b.items()
+            heads = [split_line(b.raw(j)) for j in range(n)]
+            kb = keep[first : first + n].tobytes()
+            first += n
+            row = {"text": [t if k else "" for t, k in zip(texts, kb)], "keep": kb,
+                   "domain": [h[0]["domain"] for h in heads]}  # fmt: skip
+            yield row, (heads, [len(t) for t in texts])
+
     from array import array
 
     provs = array("q")  # (file index << 40) | line of each stage-1 record: 8 bytes a document
@@ -337,22 +349,25 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
     toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if starts[-1] else np.zeros(0, "<u4")
     bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
-    for cols, _ in ctx.execute(NearWorker, spec, tasks):
+    i = 0
+    for cols, (heads, chars) in ctx.execute(NearWorker, spec, tasks()):
         for k, status in enumerate(map(Status, cols["status"])):
-            prov = json.loads(cols["prov"][k])
+            fields, text_json = heads[k]
+            prov = fields["prov"]
+            stats = {"stats": fields["stats"]} if "stats" in fields else {}
             fk = file_index.get(prov["file"])
             if fk is None:
                 fk = file_index[prov["file"]] = len(file_names)
                 file_names.append(prov["file"])
             provs.append((fk << 40) | prov["line"])
-            dm, src = cols["domain"][k], cols["src_domain"][k]
+            dm, src = cols["domain"][k], fields["domain"]
             n = int(lens[i])
             tally.pass_(Stage.MINHASH_DEDUP, src, n, status is not Status.MINHASH)
             if status is Status.MINHASH:
                 first = provs[ids[i]]
                 removed.write({**prov, "domain": dm, "stage": Stage.MINHASH_DEDUP.value,
                                "reason": f"near_duplicate_of {file_names[first >> 40]}:{first & ((1 << 40) - 1)}",
-                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                               **stats})  # fmt: skip
                 tally.removed[Stage.MINHASH_DEDUP]["near_duplicate"] += 1
                 i += 1
                 continue
@@ -360,14 +375,14 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
             scores = {"scores": json.loads(cols["scores"][k])} if cols["scores"][k] is not None else {}
             if status is Status.DECONTAMINATE:
                 removed.write({**prov, "domain": dm, "stage": Stage.DECONTAMINATE.value, "reason": cols["reason"][k],
-                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                               **stats})  # fmt: skip
                 tally.removed[Stage.DECONTAMINATE]["benchmark_overlap"] += 1
                 i += 1
                 continue
             tally.pass_(Stage.SCORE, src, n, status is not Status.SCORE)
             if status is Status.SCORE:
                 removed.write({**prov, "domain": dm, "stage": Stage.SCORE.value, "reason": cols["reason"][k], **scores,
-                               **_stats_of(cols["stats"][k])})  # fmt: skip
+                               **stats})  # fmt: skip
                 tally.removed[Stage.SCORE]["low_score"] += 1
             else:
                 tally.pass_(Stage.CLASSIFY, src, n, True, out_domain=dm)
@@ -375,13 +390,13 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 if w is None:
                     stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
                     w = writers[dm] = (JsonlWriter(stem + ".jsonl"), TokenWriter(stem))
-                w[0].write({"prov": prov, "text": cols["text"][k], "domain": dm, **scores, **_stats_of(cols["stats"][k])})
+                w[0].write_line(text_line({"prov": prov, "domain": dm, "chars": chars[k], **scores, **stats}, text_json))
                 w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
             i += 1
         bar.update(len(cols["status"]))
     bar.close()
     if i != len(ids):
-        raise Qwen25ValueError(f"{spec['stage1']}: {i} records read back, {len(ids)} expected (changed during the run?)")
+        raise Qwen25ValueError(f"{stage1}: {i} records read back, {len(ids)} expected (changed during the run?)")
     for jw, tw in writers.values():
         jw.close()
         tw.close()
@@ -462,18 +477,18 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             extra={"pipeline": os.path.basename(cfg.path), **({"phase": ph.name} if named else {})},
         )  # fmt: skip
 
-        def reader(pool: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+        def reader(pool: Any) -> Iterator[tuple[int, tuple[dict[str, Any], bytes]]]:
             mask = np.zeros(len(lengths[pool.domain]), dtype=bool)
             mask[pool.index] = True
             while True:
                 for k, raw in enumerate(read_lines(stage2(index[pool.domain]["file"]))):
-                    if mask[k]:  # only the pool's documents are parsed
-                        yield k, json.loads(raw)
+                    if mask[k]:  # only the pool's documents are read, and never their text
+                        yield k, split_line(raw)
 
         iters = {n: reader(by_name[n]) for n in live}
         taken: Counter[str] = Counter()
         taken_tokens: Counter[str] = Counter()
-        out: list[tuple[str, int, dict[str, Any]]] = []
+        out: list[tuple[str, int, tuple[dict[str, Any], bytes]]] = []
         bar = progress_bar(sum(live.values()), f"mix+pack {ph.name}".strip(), ctx.progress)
 
         def flush() -> None:
@@ -485,8 +500,8 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             lens = np.array([len(p) for p in parts], dtype=np.int64)
             flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
             if packer is not None:
-                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
-            for (n, k, r), m in zip(out, lens.tolist()):
+                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, (r, _) in out])
+            for (n, k, (r, text_json)), m in zip(out, lens.tolist()):
                 d = by_name[n].domain
                 rep = int(placed[d][k])
                 placed[d][k] += 1
@@ -494,11 +509,14 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                        **{key: r[key] for key in ("scores", "stats") if key in r}}  # fmt: skip
                 if named:
                     row["phase"] = ph.name
-                kept.write(row if packer is not None else {**row, "text": r["text"]})
+                if packer is not None:
+                    kept.write(row)
+                else:
+                    kept.write_line(text_line(row, text_json))
                 n_doc += 1
                 c = tally.domain_out[r["domain"]]
                 c["docs" if rep == 0 else "repeats"] += 1
-                c["chars"] += len(r["text"])
+                c["chars"] += r["chars"]
                 c["tokens"] += m
                 taken_tokens[n] += m
             bar.update(len(out))
@@ -533,7 +551,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         why = "downsampled" if d in drawn else "not_in_mix"
         for k, raw in enumerate(read_lines(stage2(v["file"]))):
             if not used[k]:
-                r = json.loads(raw)
+                r, _ = split_line(raw)
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
                                **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                 tally.removed[Stage.MIX][why] += 1

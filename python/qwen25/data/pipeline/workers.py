@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .files import chunk_lines
 from .config import DecontaminateSection
 from .report import Status
 
@@ -134,15 +133,15 @@ def decontam_plan(cfg: DecontaminateSection) -> tuple[bool, str]:
 
 
 class NearWorker:
-    """Decontaminate and classify the MinHash survivors of ``stage1.jsonl``.
+    """Decontaminate, score and classify the MinHash survivors of ``stage1.jsonl``.
 
-    Task columns: ``start``/``end`` (bytes of stage1.jsonl), ``keep`` (one byte per line: 1 when
-    the line is its MinHash cluster's first). One output row per line, ``status`` one of
-    ``ok`` (with ``text`` and ``domain`` after classification), ``minhash`` or ``decontaminate``;
-    ``src_domain`` is the domain before classification."""
+    Task columns (one row a batch of stage1.jsonl, read by the driver's native record reader):
+    ``text`` (each document's text; empty for a MinHash duplicate), ``keep`` (one byte per
+    document: 1 when it is its MinHash cluster's first), ``domain`` (each document's domain).
+    One output row per document, ``status`` one of ``ok`` (with ``domain`` after
+    classification), ``minhash``, ``decontaminate`` or ``score`` (``reason`` says why)."""
 
-    SCHEMA = {"prov": "string", "src_domain": "string", "domain": "string", "text": "string", "status": "string",
-              "reason": "string", "stats": "string", "scores": "string"}  # fmt: skip
+    SCHEMA = {"domain": "string", "status": "string", "reason": "string", "scores": "string"}
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -179,47 +178,42 @@ class NearWorker:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
         live: list[int] = []
-        for start, end, keep in zip(batch["start"], batch["end"], batch["text"]):
-            for raw, k in zip(chunk_lines(self.spec["stage1"], start, end), keep):
-                r = json.loads(raw)
-                out["prov"].append(json.dumps(r["prov"], ensure_ascii=False))
-                out["src_domain"].append(r["domain"])
-                out["domain"].append(r["domain"])
+        texts: list[str] = []
+        for ts, keep, doms in zip(batch["text"], batch["keep"], batch["domain"]):
+            for t, k, dm in zip(ts, keep, doms):
+                out["domain"].append(dm)
                 out["reason"].append(None)
-                out["stats"].append(json.dumps(r["stats"]) if "stats" in r else None)
                 out["scores"].append(None)
+                texts.append(t)
                 if k:
-                    live.append(len(out["text"]))
-                    out["text"].append(r["text"])
+                    live.append(len(out["status"]))
                     out["status"].append(Status.OK.value)
                 else:
-                    out["text"].append(None)
                     out["status"].append(Status.MINHASH.value)
         if self.decon is not None and live:
-            flags = list(self.decon([out["text"][i] for i in live], num_threads=self.nt))
+            flags = list(self.decon([texts[i] for i in live], num_threads=self.nt))
             keep_rows = []
             for i, bad in zip(live, flags):
                 if bad:
                     out["status"][i] = Status.DECONTAMINATE.value
                     out["reason"][i] = "benchmark_overlap" if bad is True else f"benchmark_overlap: {bad!r}"[:300]
-                    out["text"][i] = None
                 else:
                     keep_rows.append(i)
             live = keep_rows
         if live and self.scorer is not None:
             keep_rows = []
             dims = self.scorer.dimensions
-            for i, row in zip(live, self.scorer.score([out["text"][i] for i in live])):
+            for i, row in zip(live, self.scorer.score([texts[i] for i in live])):
                 sc = {d: round(float(x), 6) for d, x in zip(dims, row)}
                 out["scores"][i] = json.dumps(sc)
                 low = [f"{d}={sc[d]:.3f}<{m}" for d, m in self.min_scores.items() if sc[d] < m]
                 if low:
-                    out["status"][i], out["reason"][i], out["text"][i] = Status.SCORE.value, "low_score: " + ", ".join(low), None
+                    out["status"][i], out["reason"][i] = Status.SCORE.value, "low_score: " + ", ".join(low)
                 else:
                     keep_rows.append(i)
             live = keep_rows
         if live and self.clf is not None:
-            for i, lab in zip(live, self.clf.predict([out["text"][i] for i in live])):
+            for i, lab in zip(live, self.clf.predict([texts[i] for i in live])):
                 out["domain"][i] = lab
         return out
 
