@@ -16,8 +16,9 @@ Input paths are globbed as a pipeline.toml's ``paths`` are (sorted matches; a pa
 nothing is an error; an existing file is taken as named, brackets and all). Every stage streams its
 input (bounded memory), shows a progress bar (by bytes read), names the ``file:line`` of a bad
 record (``--skip-bad`` moves it to the removed list instead) and the file of a truncated or corrupt
-``.gz``, writes each output to ``NAME.tmp`` and renames it when complete (removing it when the stage
-fails), and accounts for every input record: it is
+``.gz``/``.zst``, reads through the native record reader and writes through the atomic writer
+(``.tmp-NAME``, renamed when complete, removed when the stage fails; :mod:`qwen25.data.stage_io`),
+and accounts for every input record: it is
 either in the output or in ``--removed`` with its stage and reason (the counts printed at the end
 add up). A bad record is a line that is not UTF-8 JSON, not an object, lacks the text field, or
 holds a string that cannot be written back as UTF-8 (a lone surrogate escape such as ``\\ud800``).
@@ -27,19 +28,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
-import zlib
 import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 HELP = "Pre-training data pipeline: filter, dedup, decontaminate, classify, mix and pack JSONL corpora."
-
-Rec = tuple[str, int, dict[str, Any]]  # (file, line, record)
-
 
 def _common(s: argparse.ArgumentParser, *, removed: bool = True) -> None:
     s.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
@@ -160,54 +155,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ---- reading and writing ------------------------------------------------------------------
 
 
-_OPEN: list[_Out] = []  # outputs of the running stage not yet closed: run() discards them if it fails
+_OPEN: list[Any] = []  # outputs of the running stage not yet closed: run() discards them if it fails
 
 
-class _Out:
-    """JSONL written to NAME.tmp, renamed by close(); a no-op without a path."""
+def _Out(path: str | None) -> Any:
+    """A JSONL output (:class:`qwen25.data.stage_io.Output`: the atomic writer; a no-op without a
+    path), discarded by run() if the stage fails."""
+    from ..data.stage_io import Output
 
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self.n = 0
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.f = open(path + ".tmp", "w", encoding="utf-8") if path else None
-        if self.f is not None:
-            _OPEN.append(self)
-
-    def write(self, obj: dict[str, Any]) -> None:
-        self.n += 1
-        if self.f:
-            self.f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-    def close(self) -> None:
-        if self.f and self.path:
-            self.f.close()
-            os.replace(self.path + ".tmp", self.path)
-        if self in _OPEN:
-            _OPEN.remove(self)
-
-    def discard(self) -> None:
-        """The stage failed: remove the partial NAME.tmp (the previous NAME, if any, stays)."""
-        if self.f and self.path:
-            self.f.close()
-            try:
-                os.remove(self.path + ".tmp")
-            except FileNotFoundError:
-                pass
-        if self in _OPEN:
-            _OPEN.remove(self)
-
-
-def _batches(it: Any, n: int) -> Iterator[list[Any]]:
-    b: list[Any] = []
-    for x in it:
-        b.append(x)
-        if len(b) >= n:
-            yield b
-            b = []
-    if b:
-        yield b
+    out = Output(path)
+    _OPEN.append(out)
+    return out
 
 
 def _expand(patterns: list[str], what: str = "input") -> list[str]:
@@ -228,88 +186,10 @@ def _expand(patterns: list[str], what: str = "input") -> list[str]:
     return files
 
 
-_BAD_UTF8_HINT = " (use replace to substitute U+FFFD)"  # records.py's advice, for an option the stages lack
-
-
-def _why(why: str) -> str:
-    return why.replace(_BAD_UTF8_HINT, "")
-
-
-def _scan_compressed(path: str) -> tuple[bool, int]:
-    """Whether a compressed file decompresses to its end, and the complete (non-blank) lines it
-    holds before the point where it stops. Only asked after a reader failed."""
-    from ..data.records import open_binary
-
-    n, tail = 0, b""
-    try:
-        with open_binary(path) as f:
-            read = getattr(f, "read1", f.read)  # one inflate step at a time: no data lost at the error
-            while chunk := read(1 << 16):
-                *lines, tail = (tail + chunk).split(b"\n")
-                n += sum(1 for ln in lines if ln.strip())
-        return True, n
-    except Exception:
-        return False, n
-
-
-class _Checked:
-    """A JsonlReader whose failures are one-line errors for the CLI: a truncated or corrupt
-    compressed file is a :class:`FormatError` naming it and the records read from it, and a bad
-    line's message advises ``--skip-bad`` (the stages have no ``replace`` option)."""
-
-    def __init__(self, reader: Any) -> None:
-        self._r = reader
-        self.paths: list[str] = reader.paths
-
-    @property
-    def bad(self) -> int:
-        return int(self._r.bad)
-
-    def __iter__(self) -> Iterator[Rec]:
-        from ..errors import FormatError
-
-        decomp: tuple[type[BaseException], ...] = (EOFError, zlib.error, gzip.BadGzipFile)
-        try:
-            import zstandard
-
-            decomp += (zstandard.ZstdError,)
-        except ImportError:  # pragma: no cover - optional
-            pass
-        at = 0  # index of the file being read
-        it = iter(self._r)
-        while True:
-            try:
-                rec = next(it)
-            except StopIteration:
-                return
-            except FormatError as e:
-                msg = _why(str(e))
-                if not self._r.skip_bad:
-                    msg += " (--skip-bad sets bad lines aside and goes on)"
-                raise FormatError(msg, e.path, e.line) from None
-            except decomp as e:
-                # the file that failed: the first compressed one from the current file on that does
-                # not decompress to its end (the reader does not say which it was reading), and the
-                # complete records it holds before that point
-                path, n = self.paths[at], 0
-                for p in self.paths[at:]:
-                    if p.lower().endswith((".gz", ".zst")):
-                        ok, n = _scan_compressed(p)
-                        if not ok:
-                            path = p
-                            break
-                what = "truncated" if isinstance(e, EOFError) else f"corrupt compressed data ({e})"
-                if isinstance(e, gzip.BadGzipFile) and n == 0:
-                    what = f"not a gzip file ({e})"
-                raise FormatError(f"{path}: {what} after {n} records", path) from None
-            if rec[0] != self.paths[at]:
-                at = self.paths.index(rec[0], at)
-            yield rec
-
-
-def _reader(a: argparse.Namespace, removed: _Out | None, desc: str, paths: list[str] | None = None, **kw: Any) -> Any:
-    """A JsonlReader over the inputs; bad lines go to ``removed`` (stage "read") with --skip-bad."""
-    from ..data.records import JsonlReader
+def _reader(a: argparse.Namespace, removed: Any, desc: str, paths: list[str] | None = None, **kw: Any) -> Any:
+    """The inputs (:class:`qwen25.data.stage_io.Inputs`: the native record reader); bad lines go
+    to ``removed`` (stage "read") with --skip-bad, else stop the stage with ``--skip-bad`` advice."""
+    from ..data.stage_io import Inputs
 
     if a.batch_size < 1:
         from ..errors import Qwen25ValueError
@@ -318,12 +198,19 @@ def _reader(a: argparse.Namespace, removed: _Out | None, desc: str, paths: list[
 
     def on_bad(path: str, line: int, why: str) -> None:
         if removed is not None:
-            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {_why(why)}"})
+            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
 
-    return _Checked(JsonlReader(
+    return Inputs(
         a.inputs if paths is None else paths, a.text_field, skip_bad=a.skip_bad, on_bad=on_bad,
-        progress=not a.no_progress, desc=desc, **kw,
-    ))  # fmt: skip
+        progress=not a.no_progress, desc=desc, batch_size=a.batch_size, num_threads=a.num_threads,
+        hint="" if a.skip_bad else " (--skip-bad sets bad lines aside and goes on)", **kw,
+    )  # fmt: skip
+
+
+def _write_json(path: str, obj: Any, **kw: Any) -> None:
+    from ..data.pipeline.files import write_json
+
+    write_json(path, obj, **kw)
 
 
 def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int) -> None:
@@ -408,15 +295,15 @@ def _run_filter(a: argparse.Namespace) -> int:
     reader = _reader(a, rem, "filter")
     n = 0
     why: Counter[str] = Counter()
-    for batch in _batches(reader, a.batch_size):
+    for batch in reader.batches():
         n += len(batch)
-        for (path, line, rec), r in zip(batch, f.apply([rec[a.text_field] for _, _, rec in batch])):
+        for d, r in zip(batch, f.apply([d.text for d in batch])):
             stats = {sf: r.stats} if sf else {}
             if r.keep:
-                out.write({**rec, a.text_field: r.final_text(rec[a.text_field]), **stats})
+                out.write({**d.rec, a.text_field: r.final_text(d.text), **stats})
             else:
                 why[f"{r.filter}"] += 1
-                rem.write({"file": path, "line": line, "stage": "filter", "reason": f"{r.filter}:{r.reason}", **stats})
+                rem.write({"file": d.path, "line": d.line, "stage": "filter", "reason": f"{r.filter}:{r.reason}", **stats})
     out.close()
     rem.close()
     _summary("filter", n + reader.bad, out.n, why, reader.bad)
@@ -452,10 +339,10 @@ def _run_dedup(a: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(a.output))) as spill:
         mh = None if mhd is None else mhd.stream(mem_budget=a.mem_budget, spill_dir=spill)
         r1 = _reader(a, _Out(None), "dedup 1/2")
-        for batch in _batches(r1, a.batch_size):
+        for batch in r1.batches():
             start = len(prov)
-            prov.extend((files[p] << line_bits) | line for p, line, _ in batch)
-            texts = [rec[a.text_field] for _, _, rec in batch]
+            prov.extend((files[d.path] << line_bits) | d.line for d in batch)
+            texts = [d.text for d in batch]
             if exact is not None:
                 ids = exact.add(texts)
                 exact_of.extend(ids.tolist())
@@ -476,7 +363,8 @@ def _run_dedup(a: argparse.Namespace) -> int:
     out, rem = _Out(a.output), _Out(a.removed)
     why: Counter[str] = Counter()
     i = 0
-    for _path, _line, rec in _reader(a, rem, "dedup 2/2"):
+    for d in _reader(a, rem, "dedup 2/2"):
+        _path, _line = d.path, d.line
         if i >= len(prov):
             i += 1
             break
@@ -487,7 +375,7 @@ def _run_dedup(a: argparse.Namespace) -> int:
             why["minhash_dedup"] += 1
             rem.write({"file": _path, "line": _line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
         else:
-            out.write(rec)
+            out.write(d.rec)
         i += 1
     if i != len(prov):
         from ..errors import Qwen25IOError
@@ -504,9 +392,7 @@ def _run_dedup(a: argparse.Namespace) -> int:
             "exact_clusters": [{"first": where(f), "size": n} for f, n in (exact.cluster_sizes() if exact is not None else [])],
             "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
         }  # fmt: skip
-        with open(a.report + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(rep, f, indent=1)
-        os.replace(a.report + ".tmp", a.report)
+        _write_json(a.report, rep, indent=1)
     return 0
 
 
@@ -516,8 +402,8 @@ def _run_pack(a: argparse.Namespace) -> int:
     rem = _Out(a.removed)
     reader = _reader(a, rem, "pack")
     with TokenPacker(a.output, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, num_threads=a.num_threads) as p:
-        for batch in _batches(reader, a.batch_size):
-            p.add([r[a.text_field] for _, _, r in batch], source=[os.path.basename(path) for path, _, _ in batch])
+        for batch in reader.batches():
+            p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
     counts = p.finish()["counts"]
     rem.close()
     print(json.dumps({**counts, "bad_lines_skipped": reader.bad}), file=sys.stderr)
@@ -538,9 +424,9 @@ def _run_classify(a: argparse.Namespace) -> int:
         texts: list[str] = []
         labels: list[str] = []
         reader = _reader(a, None, "read", label_field=a.label_field)
-        for _, _, rec in reader:
-            texts.append(rec[a.text_field])
-            labels.append(rec[a.label_field])
+        for d in reader:
+            texts.append(d.text)
+            labels.append(d.rec[a.label_field])
         if not texts:
             from ..errors import Qwen25ValueError
 
@@ -553,9 +439,9 @@ def _run_classify(a: argparse.Namespace) -> int:
             vt: list[str] = []
             vl: list[str] = []
             vr = _reader(a, None, "valid", a.valid, label_field=a.label_field)
-            for _, _, rec in vr:
-                vt.append(rec[a.text_field])
-                vl.append(rec[a.label_field])
+            for d in vr:
+                vt.append(d.text)
+                vl.append(d.rec[a.label_field])
             pred = clf.predict(vt)
             acc = sum(p == g for p, g in zip(pred, vl)) / max(len(vl), 1)
             print(f"held-out accuracy: {acc:.4f} on {len(vl)} records", file=sys.stderr)
@@ -567,11 +453,11 @@ def _run_classify(a: argparse.Namespace) -> int:
     out, rem = _Out(a.output), _Out(a.removed)
     reader = _reader(a, rem, "classify")
     n_by: Counter[str] = Counter()
-    for batch in _batches(reader, a.batch_size):
-        proba = clf.predict_proba([rec[a.text_field] for _, _, rec in batch])
-        for (_, _, rec), p in zip(batch, proba):
+    for batch in reader.batches():
+        proba = clf.predict_proba([d.text for d in batch])
+        for d, p in zip(batch, proba):
             k = int(p.argmax())
-            rec = {**rec, a.label_field: labels_[k]}
+            rec = {**d.rec, a.label_field: labels_[k]}
             if a.scores:
                 rec[f"{a.label_field}_scores"] = {lab: round(float(x), 6) for lab, x in zip(labels_, p)}
             out.write(rec)
@@ -607,10 +493,10 @@ def _run_score(a: argparse.Namespace) -> int:
     scorer = LMScorer(model, tok, dimensions=dims, max_doc_tokens=a.max_doc_tokens, batch_size=min(a.batch_size, 64))
     out, rem = _Out(a.output), _Out(a.removed)
     reader = _reader(a, rem, "score")
-    for batch in _batches(reader, a.batch_size):
-        scores = scorer.score([rec[a.text_field] for _, _, rec in batch])
-        for (_, _, rec), row in zip(batch, scores):
-            out.write({**rec, a.scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
+    for batch in reader.batches():
+        scores = scorer.score([d.text for d in batch])
+        for doc, row in zip(batch, scores):
+            out.write({**doc.rec, a.scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
     out.close()
     rem.close()
     print(f"score: {out.n} records rated on {scorer.dimensions}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
@@ -656,10 +542,7 @@ def _run_mix(a: argparse.Namespace) -> int:
         skip_bad=a.skip_bad, num_threads=a.num_threads, batch_size=a.batch_size, progress=not a.no_progress,
     )  # fmt: skip
     if a.report:
-        tmp = a.report + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(rep, f, indent=2, sort_keys=True)
-        os.replace(tmp, a.report)
+        _write_json(a.report, rep, indent=2, sort_keys=True)
     for name, s in rep["sources"].items():
         print(
             f"mix: {name:<16} {s['docs_in']:>8} docs in -> {s['docs_out']:>8} out ({s['repeats']} repeats, "

@@ -548,13 +548,11 @@ def mix_jsonl(
     that cannot be met, such as a weighted source without records) are also printed to stderr.
     A weighted source without records whose share no other source can carry (so that the output
     would be empty) raises :class:`Qwen25ValueError` naming it."""
-    import json
-    import os
     import sys
 
     import numpy as np
 
-    from .records import JsonlReader
+    from .stage_io import Inputs, Output
 
     if unit not in ("tokens", "docs"):
         raise Qwen25ValueError(f"unit must be 'tokens' or 'docs', got {unit!r}")
@@ -574,11 +572,8 @@ def mix_jsonl(
 
         tok = tokenizer or Tokenizer.qwen25()
 
-    def write_json(f: Any, obj: dict[str, Any]) -> None:
-        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-
-    rem_f = open(removed + ".tmp", "w", encoding="utf-8") if removed else None
-    out_f = open(output + ".tmp", "w", encoding="utf-8")
+    rem_f = Output(removed)  # both through the atomic writer (.tmp-NAME, renamed on close)
+    out_f = Output(output)
     try:
         # pass 1: the size of every record
         sizes: dict[str, np.ndarray] = {}
@@ -586,10 +581,10 @@ def mix_jsonl(
         for name, files in sources.items():
 
             def on_bad(path: str, line: int, why: str, name: str = name) -> None:
-                if rem_f is not None:
-                    write_json(rem_f, {"source": name, "file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
+                rem_f.write({"source": name, "file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
 
-            reader = JsonlReader(files, text_field, skip_bad=skip_bad, on_bad=on_bad, progress=progress, desc=f"size {name}")
+            reader = Inputs(files, text_field, skip_bad=skip_bad, on_bad=on_bad, progress=progress, desc=f"size {name}",
+                            batch_size=batch_size, num_threads=num_threads)  # fmt: skip
             parts: list[np.ndarray] = []
             batch: list[str] = []
 
@@ -601,8 +596,8 @@ def mix_jsonl(
                     parts.append(np.diff(offs.astype(np.int64)))
                 batch.clear()
 
-            for _, _, rec in reader:
-                batch.append(rec[text_field])
+            for d in reader:
+                batch.append(d.text)  # parsed in Rust; the record itself is parsed only when written
                 if len(batch) >= batch_size:
                     flush()
             if batch:
@@ -632,12 +627,12 @@ def mix_jsonl(
             print(f"mix: note: {x}", file=sys.stderr)
 
         # pass 2: interleave, cycling through a source for repeats
-        def records(name: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
+        def records(name: str) -> Iterator[tuple[int, Any]]:
             rep = 0
             while True:
-                r = JsonlReader(sources[name], text_field, skip_bad=True)  # bad lines were listed in pass 1
-                for path, line, rec in r:
-                    yield rep, path, line, rec
+                r = Inputs(sources[name], text_field, skip_bad=True, batch_size=batch_size)  # bad lines were listed in pass 1
+                for d in r:
+                    yield rep, d
                 rep += 1
 
         iters = {n: records(n) for n, q in quota.items() if q > 0}
@@ -647,35 +642,28 @@ def mix_jsonl(
 
         bar = tqdm(total=sum(quota.values()), desc="mix", unit="doc", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         for n in schedule(quota, seed=seed, mode=mode):
-            rep, path, line, rec = next(iters[n])
+            rep, d = next(iters[n])
             size_out[n] += int(sizes[n][taken[n] % len(sizes[n])])
             taken[n] += 1
-            write_json(out_f, {**rec, "_mix": {"source": n, "file": path, "line": line, "repeat": rep}})
+            out_f.write({**d.rec, "_mix": {"source": n, "file": d.path, "line": d.line, "repeat": rep}})
             bar.update(1)
         bar.close()
         # records a down-sampled source did not reach
         downsampled: Counter[str] = Counter()
         for name, files in sources.items():
             k = 0
-            for k, (path, line, _) in enumerate(JsonlReader(files, text_field, skip_bad=True), 1):
+            for k, d in enumerate(Inputs(files, text_field, skip_bad=True, batch_size=batch_size), 1):
                 if k > taken[name]:
                     downsampled[name] += 1
-                    if rem_f is not None:
-                        write_json(rem_f, {"source": name, "file": path, "line": line, "stage": "mix", "reason": "downsampled"})
+                    rem_f.write({"source": name, "file": d.path, "line": d.line, "stage": "mix", "reason": "downsampled"})
             if k != len(sizes[name]):
                 raise Qwen25ValueError(f"source {name!r}: its files changed while the mix ran ({len(sizes[name])} records, then {k})")
     except BaseException:
-        out_f.close()
-        os.remove(output + ".tmp")
-        if rem_f is not None and removed is not None:
-            rem_f.close()
-            os.remove(removed + ".tmp")
+        out_f.discard()
+        rem_f.discard()
         raise
     out_f.close()
-    os.replace(output + ".tmp", output)
-    if rem_f is not None and removed is not None:
-        rem_f.close()
-        os.replace(removed + ".tmp", removed)
+    rem_f.close()
     out_total = sum(size_out.values())
     return {
         "unit": unit,

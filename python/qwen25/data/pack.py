@@ -41,11 +41,11 @@ FORMAT = "qwen25-packed-v1"
 
 
 def _write_json_atomic(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """``path`` holding ``obj`` as indented JSON, through the one atomic writer (records.open_writer)."""
+    from .records import open_writer
+
+    with open_writer(path) as f:
+        f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 class TokenPacker:
