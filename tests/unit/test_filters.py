@@ -1,6 +1,9 @@
-"""Quality filters against a small pure-Python reference written from datatrove's definitions
-(with the two stated substitutions: our word splitter for NLTK word_tokenize, and a regex
-sentence count for punkt). Cases sit on both sides of every threshold."""
+"""Quality filters against a small pure-Python reference written from datatrove 0.10.1's
+definitions, run with the options that swap datatrove's spaCy words, its newline-run lines and
+spaCy's sentencizer for simpler rules (``words="simple"``, ``lines="splitlines"``,
+``sentences="simple"``), which this reference spells out. The defaults themselves are checked
+against datatrove in tests/parity/test_filters_datatrove.py. Cases sit on both sides of every
+threshold."""
 
 from __future__ import annotations
 
@@ -12,9 +15,37 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwen25.data import DomainFilters, FilterConfig, QualityFilter
-from qwen25.data.filters import C4Config, FineWebConfig, GopherQualityConfig, GopherRepetitionConfig
+from qwen25.data import DomainFilters, QualityFilter
+from qwen25.data import filters as _f
 from qwen25.errors import Qwen25ValueError
+
+PUNCTUATION_SET = pytest.importorskip("datatrove.utils.text").PUNCTUATION_SET  # Gopher's symbols
+
+
+def GopherRepetitionConfig(**kw):  # noqa: N802 - the section, with the reference's rules
+    return _f.GopherRepetitionConfig(**{"words": "simple", "lines": "splitlines", **kw})
+
+
+def GopherQualityConfig(**kw):  # noqa: N802
+    return _f.GopherQualityConfig(**{"words": "simple", **kw})
+
+
+def C4Config(**kw):  # noqa: N802
+    return _f.C4Config(**{"sentences": "simple", **kw})
+
+
+def FineWebConfig(**kw):  # noqa: N802
+    return _f.FineWebConfig(**{"words": "simple", **kw})
+
+
+def FilterConfig(**kw):  # noqa: N802 - every filter on, with the reference's rules
+    d = {
+        "gopher_repetition": GopherRepetitionConfig(),
+        "gopher_quality": GopherQualityConfig(),
+        "c4": C4Config(),
+        "fineweb": FineWebConfig(),
+    }
+    return _f.FilterConfig(**{**d, **kw})
 
 # ---- reference ------------------------------------------------------------------------------
 
@@ -62,7 +93,7 @@ def find_top_duplicate(grams):
 def find_all_duplicate(words, n):
     seen, rep, i = set(), 0, 0
     while i < len(words) - n + 1:
-        g = " ".join(words[i : i + n])
+        g = "".join(words[i : i + n])
         if g in seen:
             rep += len(g)
             i += n
@@ -99,12 +130,12 @@ def ref_gopher_repetition(text, c: GopherRepetitionConfig):
 def ref_gopher_quality(text, c: GopherQualityConfig):
     words = ref_words(text)
     n_words = max(len(words), 1)
-    ns = [w for w in words if any(not is_ps(ch) for ch in w)]
+    ns = [w for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
     if c.min_doc_words and len(ns) < c.min_doc_words:
         return "gopher_short_doc"
     if c.max_doc_words and len(ns) > c.max_doc_words:
         return "gopher_long_doc"
-    avg = sum(len(w) for w in ns) / len(ns) if ns else 0.0
+    avg = sum(len(w) for w in ns) / len(ns) if ns else float("nan")  # numpy's mean of []
     if c.min_avg_word_length and avg < c.min_avg_word_length:
         return "gopher_below_avg_threshold"
     if c.max_avg_word_length and avg > c.max_avg_word_length:
@@ -121,7 +152,7 @@ def ref_gopher_quality(text, c: GopherQualityConfig):
         return "gopher_too_many_end_ellipsis"
     if c.max_non_alpha_words_ratio and sum(any(ch.isalpha() for ch in w) for w in words) / n_words < c.max_non_alpha_words_ratio:
         return "gopher_below_alpha_threshold"
-    if c.min_stop_words and sum(w in c.stop_words for w in words) < c.min_stop_words:
+    if c.min_stop_words and len(set(c.stop_words) & set(words)) < c.min_stop_words:
         return "gopher_enough_stop_words"
     return None
 
@@ -173,15 +204,16 @@ def ref_c4(text, c: C4Config):
 
 
 def ref_fineweb(text, c: FineWebConfig):
-    lines = text.split("\n")
-    r = sum(1 for ln in lines if ln.endswith((".", "'", '"', "!", "?"))) / len(lines)
-    if r <= c.line_punct_thr and not (r == 0 and c.line_punct_exclude_zero):
+    lines = [ln for ln in text.split("\n") if ln.strip() != ""]
+    if not lines:
+        return "empty"
+    r = sum(1 for ln in lines if ln.endswith(tuple(c.stop_chars))) / len(lines)
+    if r < c.line_punct_thr and not (r == 0 and c.line_punct_exclude_zero):
         return "line_punct_ratio"
     r = sum(1 for ln in lines if len(ln) <= c.short_line_length) / len(lines)
-    if r >= c.short_line_thr:
+    if r > c.short_line_thr:
         return "short_line_ratio"
-    non_empty = [ln for ln in lines if ln.strip() != ""]
-    if find_duplicates(non_empty)[1] / max(len(text.replace("\n", "")), 1) >= c.char_duplicates_ratio:
+    if find_duplicates(lines)[1] / max(len(text.replace("\n", "")), 1) > c.char_duplicates_ratio:
         return "char_dup_ratio"
     if text.count("\n") / max(len(ref_words(text)), 1) > c.new_line_ratio:
         return "list_ratio"
@@ -232,7 +264,8 @@ def only(**kw):
 
 
 def words_doc(n: int, word: str = "word", stops: int = 2) -> str:
-    return " ".join(["the"] * stops + [word] * (n - stops))
+    # distinct stop words: datatrove counts the distinct ones present
+    return " ".join(["the", "be", "to", "of", "and", "that", "have", "with"][:stops] + [word] * (n - stops))
 
 
 @pytest.mark.parametrize("n", [49, 50, 51])
@@ -243,8 +276,8 @@ def test_gopher_min_words_threshold(n):
 
 @pytest.mark.parametrize("avg", ["ab", "abc", "abcdefghij", "abcdefghijk"])
 def test_gopher_avg_word_length_thresholds(avg):
-    t = " ".join(["the", "the"] + [avg] * 60)
-    got = check([t], only(gopher_quality=GopherQualityConfig(stop_words=("the",), min_avg_word_length=3)))
+    t = " ".join(["the", "and"] + [avg] * 60)
+    got = check([t], only(gopher_quality=GopherQualityConfig(stop_words=("the", "and"), min_avg_word_length=3)))
     mean = (6 + len(avg) * 60) / 62
     assert got[0].keep == (3 <= mean <= 10)
 
@@ -265,7 +298,7 @@ def test_gopher_bullets_and_ellipsis_lines(bul):
 
 @pytest.mark.parametrize("k", [0, 14, 15, 16, 30])  # alpha ratio 0.8 boundary at 60 words
 def test_gopher_alpha_ratio(k):
-    t = " ".join(["the", "the"] + ["apple"] * (58 - k) + ["1234"] * k)
+    t = " ".join(["the", "and"] + ["apple"] * (58 - k) + ["1234"] * k)
     got = check([t], only(gopher_quality=GopherQualityConfig()))
     assert got[0].keep == ((60 - k) / 60 >= 0.8)
 
@@ -392,12 +425,12 @@ def test_per_domain_thresholds():
 
 
 def test_config_from_dict_errors():
-    cfg = FilterConfig.from_dict({"c4": False, "fineweb": {"new_line_ratio": 0.5}})
-    assert cfg.c4 is None and cfg.fineweb.new_line_ratio == 0.5 and cfg.fineweb.char_duplicates_ratio == 0.1
+    cfg = _f.FilterConfig.from_dict({"c4": False, "fineweb": {"new_line_ratio": 0.5}})
+    assert cfg.c4 is None and cfg.fineweb.new_line_ratio == 0.5 and cfg.fineweb.char_duplicates_ratio == 0.01
     with pytest.raises(Qwen25ValueError, match="unknown filter 'gopher'"):
-        FilterConfig.from_dict({"gopher": {}})
+        _f.FilterConfig.from_dict({"gopher": {}})
     with pytest.raises(Qwen25ValueError, match="unknown key"):
-        FilterConfig.from_dict({"c4": {"min_sentences": 3}})
+        _f.FilterConfig.from_dict({"c4": {"min_sentences": 3}})
     with pytest.raises(TypeError):
         QualityFilter().apply("one text")
 
@@ -476,7 +509,7 @@ def ref_stats(text, cfg: FilterConfig):
     if c := cfg.gopher_quality:
         words = ref_words(text)
         nw = max(len(words), 1)
-        ns = [w for w in words if any(not is_ps(ch) for ch in w)]
+        ns = [w for w in words if any(ch not in PUNCTUATION_SET for ch in w)]
         st["gopher_quality.n_non_symbol_words"] = float(len(ns))
         st["gopher_quality.avg_word_length"] = sum(len(w) for w in ns) / len(ns) if ns else 0.0
         st["gopher_quality.hash_word_ratio"] = text.count("#") / nw
@@ -487,7 +520,7 @@ def ref_stats(text, cfg: FilterConfig):
         st["gopher_quality.bullet_lines_ratio"] = bullets / nl
         st["gopher_quality.end_ellipsis_lines_ratio"] = sum(s.rstrip().endswith(("...", "…")) for s in lines) / nl
         st["gopher_quality.alpha_words_ratio"] = sum(any(ch.isalpha() for ch in w) for w in words) / nw
-        st["gopher_quality.stop_words"] = float(sum(w in c.stop_words for w in words))
+        st["gopher_quality.stop_words"] = float(len(set(c.stop_words) & set(words)))
     cur = text
     if c := cfg.c4:
         _, kept, n_lines, n_sent = ref_c4_lines(text, c)  # NEVER-style configs: no early return
@@ -495,12 +528,13 @@ def ref_stats(text, cfg: FilterConfig):
         st["c4.sentences"] = float(n_sent)
         cur = "\n".join(kept).strip()
     if c := cfg.fineweb:
-        lines = cur.split("\n")
-        n_punct = sum(ln.endswith((".", "'", '"', "!", "?")) for ln in lines)
+        lines = [ln for ln in cur.split("\n") if ln.strip() != ""]
+        if not lines:
+            return "fineweb", "empty", st
+        n_punct = sum(ln.endswith(tuple(c.stop_chars)) for ln in lines)
         st["fineweb.line_punct_ratio"] = n_punct / len(lines)
         st["fineweb.short_line_ratio"] = sum(len(ln) <= c.short_line_length for ln in lines) / len(lines)
-        non_empty = [ln for ln in lines if ln.strip() != ""]
-        st["fineweb.char_dup_ratio"] = find_duplicates(non_empty)[1] / max(len(cur.replace("\n", "")), 1)
+        st["fineweb.char_dup_ratio"] = find_duplicates(lines)[1] / max(len(cur.replace("\n", "")), 1)
         st["fineweb.list_ratio"] = cur.count("\n") / max(len(ref_words(cur)), 1)
     return None, None, st
 

@@ -1,14 +1,25 @@
 """Heuristic quality filters (Gopher repetition, Gopher quality, C4, FineWeb), run in Rust.
 
-The thresholds default to datatrove's, except FineWeb's duplicated-line-character ratio, pinned
-at 0.1 as FineWeb ran it. The filters run in FineWeb's order: Gopher repetition, Gopher quality,
-C4 (which may drop lines; later filters see the shortened text), FineWeb. A ``None`` filter is
-switched off; a ``None`` (or 0) threshold switches that one check off, as in datatrove.
+Each filter is datatrove 0.10.1's definition with datatrove's default thresholds, and decides as
+datatrove does (tests/parity/test_filters_datatrove.py runs both on real prose and code). The
+configuration is defined once, in Rust (``qwen25-core/src/filter/config.rs``); the dataclasses
+below take their defaults from it. The filters run in FineWeb's order: Gopher repetition, Gopher
+quality, C4 (which may drop lines; later filters see the shortened text), FineWeb. A ``None``
+filter is switched off; a ``None`` (or 0) threshold switches that one check off, as in datatrove.
+A whitespace-only document is dropped first, by filter ``"empty"``.
 
-Two departures from datatrove, stated so results are not mistaken for NLTK's: words come from a
-whitespace split with leading/trailing punctuation peeled off (not NLTK ``word_tokenize``), and
-C4 counts sentences by splitting after ``.!?`` (+ closing quotes/brackets) and whitespace (not
-punkt). A whitespace-only document is dropped by filter ``"empty"``.
+Words are datatrove's English words: spaCy's English tokenizer rules (ported to Rust), blank
+tokens dropped, so punctuation counts as words (``"Hello, world."`` is 4 words) and ``-----``
+is one token; C4 counts sentences with spaCy's sentencizer. Earlier qwen25 rules remain as
+options, each a deliberate difference from datatrove:
+
+- ``words="simple"`` (Gopher repetition, Gopher quality, FineWeb): a whitespace split with each
+  chunk's leading and trailing punctuation peeled off as one-char tokens (``-----`` is 5 words,
+  ``don't`` one); faster, and ratios over words differ;
+- ``lines="splitlines"`` (Gopher repetition): ``str.splitlines()``, where blank lines are lines
+  and repeat each other (datatrove: ``re.split("\\n+")``, blank lines do not count);
+- ``sentences="simple"`` (C4): split after ``.!?`` (+ closing quotes/brackets) and whitespace;
+- ``char_duplicates_ratio=0.1`` (FineWeb): qwen25's earlier default (datatrove's is 0.01).
 
 These filters judge prose. :data:`PRESETS` names starting points per domain: ``"web"`` (all of
 the above, the default) and ``"code"`` (no prose rules; Gopher's duplicated-line rules at
@@ -49,51 +60,66 @@ __all__ = [
 ]
 
 
+# The defaults, as the Rust core defines them (the one definition).
+_D: dict[str, dict[str, Any]] = json.loads(_native.filter_default_config_json())
+_GR, _GQ, _C4, _FW = (_D[k] for k in ("gopher_repetition", "gopher_quality", "c4", "fineweb"))
+
+
+def _pairs(xs: list[list[Any]]) -> tuple[tuple[int, float], ...]:
+    return tuple((int(n), float(t)) for n, t in xs)
+
+
 @dataclass(frozen=True, kw_only=True)
 class GopherRepetitionConfig:
-    dup_line_frac: float | None = 0.3
-    dup_para_frac: float | None = 0.3
-    dup_line_char_frac: float | None = 0.2
-    dup_para_char_frac: float | None = 0.2
-    top_n_grams: tuple[tuple[int, float], ...] = ((2, 0.2), (3, 0.18), (4, 0.16))
-    dup_n_grams: tuple[tuple[int, float], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    dup_line_frac: float | None = _GR["dup_line_frac"]
+    dup_para_frac: float | None = _GR["dup_para_frac"]
+    dup_line_char_frac: float | None = _GR["dup_line_char_frac"]
+    dup_para_char_frac: float | None = _GR["dup_para_char_frac"]
+    top_n_grams: tuple[tuple[int, float], ...] = _pairs(_GR["top_n_grams"])
+    dup_n_grams: tuple[tuple[int, float], ...] = _pairs(_GR["dup_n_grams"])
+    words: str = _GR["words"]  # "spacy" (datatrove's English words) or "simple"
+    lines: str = _GR["lines"]  # "newline_runs" (datatrove's re.split("\\n+")) or "splitlines"
 
 
 @dataclass(frozen=True, kw_only=True)
 class GopherQualityConfig:
-    min_doc_words: int | None = 50
-    max_doc_words: int | None = 100_000
-    min_avg_word_length: float | None = 3
-    max_avg_word_length: float | None = 10
-    max_symbol_word_ratio: float | None = 0.1
-    max_bullet_lines_ratio: float | None = 0.9
-    max_ellipsis_lines_ratio: float | None = 0.3
-    max_non_alpha_words_ratio: float | None = 0.8
-    min_stop_words: int | None = 2
-    stop_words: tuple[str, ...] = ("the", "be", "to", "of", "and", "that", "have", "with")
+    min_doc_words: int | None = _GQ["min_doc_words"]
+    max_doc_words: int | None = _GQ["max_doc_words"]
+    min_avg_word_length: float | None = _GQ["min_avg_word_length"]
+    max_avg_word_length: float | None = _GQ["max_avg_word_length"]
+    max_symbol_word_ratio: float | None = _GQ["max_symbol_word_ratio"]
+    max_bullet_lines_ratio: float | None = _GQ["max_bullet_lines_ratio"]
+    max_ellipsis_lines_ratio: float | None = _GQ["max_ellipsis_lines_ratio"]
+    max_non_alpha_words_ratio: float | None = _GQ["max_non_alpha_words_ratio"]
+    min_stop_words: int | None = _GQ["min_stop_words"]  # distinct stop words present, as datatrove
+    stop_words: tuple[str, ...] = tuple(_GQ["stop_words"])
+    words: str = _GQ["words"]  # "spacy" or "simple"
 
 
 @dataclass(frozen=True, kw_only=True)
 class C4Config:
-    remove_citations: bool = True
-    filter_no_terminal_punct: bool = True
-    min_num_sentences: int = 5  # -1 disables
-    min_words_per_line: int = 3  # -1 disables
-    max_word_length: int = 1000  # -1 disables
-    filter_lorem_ipsum: bool = True
-    filter_javascript: bool = True
-    filter_curly_bracket: bool = True
-    filter_policy: bool = True
+    remove_citations: bool = _C4["remove_citations"]
+    filter_no_terminal_punct: bool = _C4["filter_no_terminal_punct"]
+    min_num_sentences: int = _C4["min_num_sentences"]  # -1 disables
+    min_words_per_line: int = _C4["min_words_per_line"]  # -1 disables
+    max_word_length: int = _C4["max_word_length"]  # -1 disables
+    filter_lorem_ipsum: bool = _C4["filter_lorem_ipsum"]
+    filter_javascript: bool = _C4["filter_javascript"]
+    filter_curly_bracket: bool = _C4["filter_curly_bracket"]
+    filter_policy: bool = _C4["filter_policy"]
+    sentences: str = _C4["sentences"]  # "spacy" (spaCy's sentencizer, as datatrove) or "simple"
 
 
 @dataclass(frozen=True, kw_only=True)
 class FineWebConfig:
-    line_punct_thr: float = 0.12
-    line_punct_exclude_zero: bool = False
-    short_line_thr: float = 0.67
-    short_line_length: int = 30
-    char_duplicates_ratio: float = 0.1  # FineWeb's value (datatrove's default is 0.01)
-    new_line_ratio: float = 0.3
+    line_punct_thr: float = _FW["line_punct_thr"]
+    line_punct_exclude_zero: bool = _FW["line_punct_exclude_zero"]
+    short_line_thr: float = _FW["short_line_thr"]
+    short_line_length: int = _FW["short_line_length"]
+    char_duplicates_ratio: float = _FW["char_duplicates_ratio"]  # datatrove's 0.01 (qwen25 had 0.1)
+    new_line_ratio: float = _FW["new_line_ratio"]
+    stop_chars: str = _FW["stop_chars"]  # datatrove's TERMINAL_PUNCTUATION
+    words: str = _FW["words"]  # "spacy" or "simple"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +137,15 @@ class CodeConfig:
     max_mean_line_length: float | None = 100.0  # drop a file whose mean line length is above
     min_alnum_fraction: float | None = 0.25  # drop a file with fewer alphanumeric characters
 
+
+for _name, _cls in (
+    ("gopher_repetition", GopherRepetitionConfig),
+    ("gopher_quality", GopherQualityConfig),
+    ("c4", C4Config),
+    ("fineweb", FineWebConfig),
+):  # the Rust definition and these fields must name the same options
+    if {f.name for f in dataclasses.fields(_cls)} != set(_D[_name]):
+        raise ImportError(f"qwen25._native's {_name} options {sorted(_D[_name])} differ from {_cls.__name__}'s")
 
 _SECTIONS = {
     "gopher_repetition": GopherRepetitionConfig,
@@ -161,6 +196,8 @@ class FilterConfig:
                     ok = val is None or (isinstance(val, (int, float)) and not isinstance(val, bool))
                     if isinstance(dv, int) and not isinstance(dv, bool) and isinstance(val, float) and not val.is_integer():
                         ok = False
+                elif isinstance(dv, str):
+                    ok = isinstance(val, str)
                 else:  # tuples: lists in TOML
                     ok = isinstance(val, (list, tuple))
                 if not ok:
@@ -293,6 +330,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fineweb": False,
         "gopher_repetition": {
             "dup_line_frac": 0.6, "dup_line_char_frac": 0.4,  # measured, see above
+            "lines": "splitlines",  # blank lines count, as when the thresholds were measured
             "dup_para_frac": None, "dup_para_char_frac": None, "top_n_grams": [], "dup_n_grams": [],  # prose rules
         },  # fmt: skip
         "code": {},  # CodeConfig's thresholds (BigCode's)

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use qwen25_core::filter::{apply_batch, FilterConfig, FilterResult};
+use qwen25_core::filter::{apply_batch, spacy, words_of, FilterConfig, FilterResult, Words};
 use qwen25_core::parallel;
+use qwen25_core::Error;
 
 use crate::call;
 use crate::errors::IntoPy;
@@ -159,8 +160,30 @@ fn filter_default_config_json() -> String {
     FilterConfig::default().to_json()
 }
 
+/// The words a filter sees in `text` under `words` ("spacy": datatrove's English words,
+/// "simple": whitespace split with punctuation peeled off).
+#[pyfunction]
+#[pyo3(signature = (text, words="spacy"))]
+fn filter_words(text: &str, words: &str) -> PyResult<Vec<String>> {
+    let mode: Words = serde_json::from_value(serde_json::Value::String(words.into()))
+        .map_err(|_| Error::Value(format!("words must be 'spacy' or 'simple', not {words:?}")))
+        .py_err()?;
+    Ok(words_of(text, mode)
+        .into_iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The sentences spaCy's sentencizer finds in `text` (what C4 counts per kept line).
+#[pyfunction]
+fn filter_count_sentences(text: &str) -> usize {
+    spacy::count_sentences(text)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<QualityFilters>()?;
+    m.add_function(wrap_pyfunction!(filter_words, m)?)?;
+    m.add_function(wrap_pyfunction!(filter_count_sentences, m)?)?;
     m.add_function(wrap_pyfunction!(filter_default_config_json, m)?)?;
     Ok(())
 }

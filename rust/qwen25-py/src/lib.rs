@@ -7,7 +7,6 @@ mod convert;
 mod decontam;
 mod errors;
 mod io;
-mod io;
 mod tokenizer;
 mod train;
 // data pipeline (issue 4)
@@ -43,7 +42,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     classify::register(m)?;
     filter::register(m)?;
     pack::register(m)?;
-    io::register(m)?;
     io::register(m)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! C4's line and document rules (Raffel et al. 2020), as datatrove's `C4QualityFilter`.
 
-use super::config::C4Config;
+use super::config::{C4Config, Sentences};
 use super::text::{self, clen, py_split, py_strip, splitlines};
 use super::Stats;
 
@@ -319,10 +319,10 @@ pub(super) fn c4_pre(
         if c.filter_policy && policy {
             continue;
         }
-        n_sent += if ascii {
-            count_sentences_ascii(line.as_bytes())
-        } else {
-            count_sentences(line)
+        n_sent += match c.sentences {
+            Sentences::Spacy => super::spacy::count_sentences(line),
+            Sentences::Simple if ascii => count_sentences_ascii(line.as_bytes()),
+            Sentences::Simple => count_sentences(line),
         };
         if n_kept > 0 {
             out.push('\n');

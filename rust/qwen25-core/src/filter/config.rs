@@ -6,6 +6,49 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// How a filter splits text into words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Words {
+    /// datatrove 0.10's English words: spaCy's tokenizer rules (punctuation runs, contractions,
+    /// abbreviations, URLs as spaCy splits them), blank tokens dropped; see `filter/spacy.rs`.
+    #[default]
+    Spacy,
+    /// A whitespace split with each chunk's leading and trailing punctuation peeled off as
+    /// one-char tokens (qwen25's earlier definition, faster: a punctuation run such as `-----`
+    /// becomes one token per char, contractions stay whole, so ratios over words differ).
+    Simple,
+}
+
+/// How Gopher repetition splits text into lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineSplit {
+    /// datatrove's `re.split("\n+", text)`: blank lines do not count (a line of spaces does).
+    #[default]
+    NewlineRuns,
+    /// Python's `str.splitlines()`: every blank line is a line, and blank lines repeat, so
+    /// spaced-out texts (licences, plays) score high `dup_line_frac` (qwen25's earlier rule).
+    Splitlines,
+}
+
+/// How C4 counts the sentences of a kept line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sentences {
+    /// datatrove 0.10's: spaCy's rule-based `sentencizer` over spaCy's English tokens.
+    #[default]
+    Spacy,
+    /// Pieces between runs of `.!?` (plus closing quotes and brackets) followed by whitespace
+    /// (qwen25's earlier rule).
+    Simple,
+}
+
+/// datatrove's `TERMINAL_PUNCTUATION`, FineWeb's default stop characters.
+fn terminal_punctuation() -> String {
+    super::spacy_data::TERMINAL_PUNCTUATION.iter().collect()
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GopherQualityConfig {
@@ -17,8 +60,10 @@ pub struct GopherQualityConfig {
     pub max_bullet_lines_ratio: Option<f64>,
     pub max_ellipsis_lines_ratio: Option<f64>,
     pub max_non_alpha_words_ratio: Option<f64>,
+    /// counts distinct stop words present, as datatrove
     pub min_stop_words: Option<usize>,
     pub stop_words: Vec<String>,
+    pub words: Words,
 }
 
 impl Default for GopherQualityConfig {
@@ -37,6 +82,7 @@ impl Default for GopherQualityConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            words: Words::default(),
         }
     }
 }
@@ -50,6 +96,8 @@ pub struct GopherRepetitionConfig {
     pub dup_para_char_frac: Option<f64>,
     pub top_n_grams: Vec<(usize, f64)>,
     pub dup_n_grams: Vec<(usize, f64)>,
+    pub words: Words,
+    pub lines: LineSplit,
 }
 
 impl Default for GopherRepetitionConfig {
@@ -68,6 +116,8 @@ impl Default for GopherRepetitionConfig {
                 (9, 0.11),
                 (10, 0.10),
             ],
+            words: Words::default(),
+            lines: LineSplit::default(),
         }
     }
 }
@@ -87,6 +137,7 @@ pub struct C4Config {
     pub filter_javascript: bool,
     pub filter_curly_bracket: bool,
     pub filter_policy: bool,
+    pub sentences: Sentences,
 }
 
 impl Default for C4Config {
@@ -101,6 +152,7 @@ impl Default for C4Config {
             filter_javascript: true,
             filter_curly_bracket: true,
             filter_policy: true,
+            sentences: Sentences::default(),
         }
     }
 }
@@ -112,8 +164,12 @@ pub struct FineWebConfig {
     pub line_punct_exclude_zero: bool,
     pub short_line_thr: f64,
     pub short_line_length: usize,
+    /// datatrove's default 0.01 (qwen25 used 0.1 before)
     pub char_duplicates_ratio: f64,
     pub new_line_ratio: f64,
+    /// a line "ends in punctuation" when it ends with one of these chars
+    pub stop_chars: String,
+    pub words: Words,
 }
 
 impl Default for FineWebConfig {
@@ -123,8 +179,10 @@ impl Default for FineWebConfig {
             line_punct_exclude_zero: false,
             short_line_thr: 0.67,
             short_line_length: 30,
-            char_duplicates_ratio: 0.1,
+            char_duplicates_ratio: 0.01,
             new_line_ratio: 0.3,
+            stop_chars: terminal_punctuation(),
+            words: Words::default(),
         }
     }
 }

@@ -64,6 +64,8 @@ pub(super) fn split_paragraphs<'a>(text: &'a str, out: &mut Vec<&'a str>) {
 pub(super) struct DupBufs {
     pub(super) table: DupTable,
     pub(super) paras: Vec<&'static str>,
+    /// Gopher repetition's lines (`re.split("\n+")`)
+    pub(super) nl_lines: Vec<&'static str>,
     pub(super) para_dup: Vec<bool>,
     /// per line of the last document: whether it repeats an earlier line
     pub(super) line_dup: Vec<bool>,

@@ -2,8 +2,8 @@
 
 use super::config::GopherQualityConfig;
 use super::ngrams::{Interned, ALPHA, NON_SYM, STOP};
-use super::text::{self, splitlines, words};
-use super::{ratio, Stats, Verdict};
+use super::text::{self, splitlines};
+use super::{ratio, words_of, Stats, Verdict};
 
 pub(super) fn on(x: Option<f64>) -> Option<f64> {
     x.filter(|t| *t != 0.0)
@@ -12,7 +12,7 @@ pub(super) fn on(x: Option<f64>) -> Option<f64> {
 pub fn gopher_quality(text: &str, c: &GopherQualityConfig, st: &mut Stats) -> Verdict {
     gopher_quality_pre(
         text,
-        &Interned::new(&words(text), &c.stop_words),
+        &Interned::new(&words_of(text, c.words), &c.stop_words),
         &splitlines(text),
         c,
         st,
@@ -29,7 +29,7 @@ pub(super) fn gopher_quality_pre(
     let n_words = ws.words.len();
     // one pass: non-symbol words (and their chars), words with a letter, stop words; the flags
     // were computed once per distinct word
-    let (mut n_ns, mut ns_chars, mut n_alpha, mut stops) = (0usize, 0usize, 0usize, 0usize);
+    let (mut n_ns, mut ns_chars, mut n_alpha) = (0usize, 0usize, 0usize);
     for &id in &ws.words {
         let f = ws.wflags[id as usize];
         if f & NON_SYM != 0 {
@@ -37,8 +37,9 @@ pub(super) fn gopher_quality_pre(
             ns_chars += ws.wchars[id as usize] as usize;
         }
         n_alpha += (f & ALPHA != 0) as usize;
-        stops += (f & STOP != 0) as usize;
     }
+    // datatrove counts the distinct stop words present: ids are distinct words
+    let stops = ws.wflags.iter().filter(|&&f| f & STOP != 0).count();
     st.push(("gopher_quality.n_non_symbol_words".into(), n_ns as f64));
     if c.min_doc_words.is_some_and(|t| t != 0 && n_ns < t) {
         return Err("gopher_short_doc".into());
@@ -52,10 +53,11 @@ pub(super) fn gopher_quality_pre(
         ratio(ns_chars, n_ns)
     };
     st.push(("gopher_quality.avg_word_length".into(), avg));
-    if on(c.min_avg_word_length).is_some_and(|t| avg < t) {
+    // no non-symbol word: datatrove's mean is NaN, which passes both bounds
+    if n_ns > 0 && on(c.min_avg_word_length).is_some_and(|t| avg < t) {
         return Err("gopher_below_avg_threshold".into());
     }
-    if on(c.max_avg_word_length).is_some_and(|t| avg > t) {
+    if n_ns > 0 && on(c.max_avg_word_length).is_some_and(|t| avg > t) {
         return Err("gopher_above_avg_threshold".into());
     }
     let nw = n_words.max(1);

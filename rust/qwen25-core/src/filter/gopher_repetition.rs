@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 
-use super::config::GopherRepetitionConfig;
+use super::config::{GopherRepetitionConfig, LineSplit};
 use super::dups::{dup_counts, split_paragraphs, DupBufs};
 use super::ngrams::{find_all_duplicate, find_top_duplicate, Interned};
-use super::text::{clen, splitlines, words};
-use super::{give_back, ratio, reuse, Stats, Verdict};
+use super::text::{clen, splitlines};
+use super::{give_back, ratio, reuse, words_of, Stats, Verdict};
 
 pub(super) fn top_name(n: usize) -> Cow<'static, str> {
     const T: [&str; 11] = [
@@ -51,7 +51,7 @@ pub(super) fn dup_name(n: usize) -> Cow<'static, str> {
 pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats) -> Verdict {
     gopher_repetition_pre(
         text,
-        &mut Interned::new(&words(text), &[]),
+        &mut Interned::new(&words_of(text, c.words), &[]),
         &splitlines(text),
         c,
         st,
@@ -59,7 +59,23 @@ pub fn gopher_repetition(text: &str, c: &GopherRepetitionConfig, st: &mut Stats)
     )
 }
 
-/// Leaves the duplicate flags of `lines` in `bufs.line_dup` once it got to them.
+/// `re.split("\n+", text)` into `out`.
+fn split_newline_runs<'a>(text: &'a str, out: &mut Vec<&'a str>) {
+    out.clear();
+    let b = text.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while let Some(k) = memchr::memchr(b'\n', &b[i..]) {
+        i += k;
+        out.push(&text[start..i]);
+        while i < b.len() && b[i] == b'\n' {
+            i += 1;
+        }
+        start = i;
+    }
+    out.push(&text[start..]);
+}
+
+/// `lines`: the `splitlines()` of `text` (used under [`LineSplit::Splitlines`]).
 pub(super) fn gopher_repetition_pre(
     text: &str,
     ws: &mut Interned,
@@ -84,9 +100,19 @@ pub(super) fn gopher_repetition_pre(
     if c.dup_para_char_frac.is_some_and(|t| t != 0.0 && r2 > t) {
         return Err("dup_para_char_frac".into());
     }
+    let mut own = reuse(&mut bufs.nl_lines);
+    let lines = match c.lines {
+        LineSplit::Splitlines => lines,
+        LineSplit::NewlineRuns => {
+            split_newline_runs(text, &mut own);
+            &own[..]
+        }
+    };
     bufs.table.flags(lines, &mut bufs.line_dup);
     let (ld, lc) = dup_counts(lines, &bufs.line_dup);
-    let (r1, r2) = (ratio(ld, lines.len().max(1)), ratio(lc, n_chars));
+    let n_lines = lines.len();
+    give_back(own, &mut bufs.nl_lines);
+    let (r1, r2) = (ratio(ld, n_lines.max(1)), ratio(lc, n_chars));
     st.push(("gopher_repetition.dup_line_frac".into(), r1));
     st.push(("gopher_repetition.dup_line_char_frac".into(), r2));
     if c.dup_line_frac.is_some_and(|t| t != 0.0 && r1 > t) {

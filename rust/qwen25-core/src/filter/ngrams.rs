@@ -3,8 +3,9 @@
 
 use rustc_hash::FxHashMap;
 
+use super::is_datatrove_punct;
 use super::table::Table;
-use super::text::{self, clen, is_alpha, is_punct_or_symbol};
+use super::text::{self, clen, is_alpha};
 
 /// Words as interned ids with char lengths; n-grams get ids level by level (the id of the n-gram
 /// at i interns the pair (id of the (n-1)-gram at i, id of word i+n-1)), so equal ids <=> equal
@@ -55,16 +56,9 @@ pub(super) const STOP: u8 = 4;
 
 fn word_flags(w: &str, stop_words: &[String]) -> u8 {
     let (mut non_sym, mut alpha) = (false, false);
-    if w.is_ascii() {
-        for b in w.bytes() {
-            non_sym |= !b.is_ascii_punctuation();
-            alpha |= b.is_ascii_alphabetic();
-        }
-    } else {
-        for ch in w.chars() {
-            non_sym |= !is_punct_or_symbol(ch);
-            alpha |= is_alpha(ch);
-        }
+    for ch in w.chars() {
+        non_sym |= !is_datatrove_punct(ch);
+        alpha |= is_alpha(ch);
     }
     let stop = stop_words.iter().any(|s| s == w);
     (if non_sym { NON_SYM } else { 0 })
@@ -224,8 +218,8 @@ impl Interned {
             };
             self.add(id, e - s, || {
                 let (mut non_sym, mut alpha) = (false, false);
-                for c in w.bytes() {
-                    non_sym |= !c.is_ascii_punctuation();
+                for c in w.chars() {
+                    non_sym |= !is_datatrove_punct(c);
                     alpha |= c.is_ascii_alphabetic();
                 }
                 let stop = match key {
@@ -334,7 +328,8 @@ pub(super) fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
         }
         let g = w.grams[p] as usize;
         if w.seen[g] {
-            rep += w.gram_len(p, n);
+            // "".join of the words: their chars, no spaces
+            rep += w.prefix[p + n] - w.prefix[p];
             next = p + n;
         } else {
             w.seen[g] = true;

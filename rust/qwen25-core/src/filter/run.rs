@@ -2,14 +2,14 @@
 //! computed once and shared, and a thread's buffers reused from one document to the next.
 
 use super::c4::c4_pre;
-use super::config::FilterConfig;
+use super::config::{FilterConfig, Words};
 use super::dups::DupBufs;
 use super::fineweb::fineweb_pre;
 use super::gopher_quality::gopher_quality_pre;
 use super::gopher_repetition::gopher_repetition_pre;
 use super::ngrams::Interned;
-use super::text::{self, py_strip, splitlines, words};
-use super::{give_back, reuse, FilterResult};
+use super::text::{self, py_strip, splitlines};
+use super::{give_back, reuse, spacy, words_of, FilterResult};
 use crate::parallel;
 
 /// Buffers one thread reuses from one document to the next (each is cleared before use, so
@@ -63,58 +63,63 @@ fn apply_with(text: &str, cfg: &FilterConfig, sc: &mut Scratch, fast: bool) -> F
         drop_as(&mut r, "empty", "empty_document".into());
         return r;
     }
-    let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
+    // the Gopher filters share one set of words (Gopher repetition's mode when it runs)
+    let mode = (cfg.gopher_repetition.as_ref().map(|c| c.words))
+        .or(cfg.gopher_quality.as_ref().map(|c| c.words));
     let ascii = text.is_ascii();
     let fast = fast && ascii;
-    let need_lines = gopher || cfg.c4.is_some();
+    let need_lines = mode.is_some() || cfg.c4.is_some();
     if fast && need_lines {
         sc.masks.fill(text.as_bytes());
     }
     let ws = &mut sc.ws;
-    if gopher {
+    if let Some(mode) = mode {
         let stop: &[String] = cfg.gopher_quality.as_ref().map_or(&[], |q| &q.stop_words);
-        if fast {
-            ws.fill_ascii(text, &sc.masks, stop);
-        } else {
-            ws.fill_words(&words(text), stop);
+        match mode {
+            Words::Simple if fast => ws.fill_ascii(text, &sc.masks, stop),
+            Words::Simple => ws.fill_words(&text::words(text), stop),
+            Words::Spacy => ws.fill_words(&spacy::words(text), stop),
         }
     }
     let mut lines = reuse(&mut sc.lines);
-    // whether the lines are also text.split('\n') (less a last empty one)
-    let mut only_nl = false;
     if need_lines {
         if fast {
-            only_nl = sc.masks.lines_into(text, &mut lines);
+            sc.masks.lines_into(text, &mut lines);
         } else {
             lines.extend(splitlines(text));
         }
     }
-    run_filters(text, ascii, cfg, &mut lines, only_nl, sc, &mut r);
+    run_filters(text, ascii, cfg, mode, &lines, sc, &mut r);
     give_back(lines, &mut sc.lines);
     r
 }
 
-/// The filters in order, after the words (`sc.ws`, when a Gopher filter runs) and `lines` (the
-/// `splitlines`, when Gopher or C4 runs) are in; stops at the first that drops the document.
-fn run_filters<'a>(
-    text: &'a str,
+/// The filters in order, after the words (`sc.ws` under `mode`, when a Gopher filter runs) and
+/// `lines` (the `splitlines`, when Gopher or C4 runs) are in; stops at the first that drops the
+/// document.
+fn run_filters(
+    text: &str,
     ascii: bool,
     cfg: &FilterConfig,
-    lines: &mut Vec<&'a str>,
-    only_nl: bool,
+    mode: Option<Words>,
+    lines: &[&str],
     sc: &mut Scratch,
     r: &mut FilterResult,
 ) {
     let st = &mut r.stats;
-    let mut line_dups = false;
     if let Some(c) = &cfg.gopher_repetition {
         if let Err(e) = gopher_repetition_pre(text, &mut sc.ws, lines, c, st, &mut sc.dups) {
             return drop_as(r, "gopher_repetition", e);
         }
-        line_dups = true;
     }
     if let Some(c) = &cfg.gopher_quality {
-        if let Err(e) = gopher_quality_pre(text, &sc.ws, lines, c, st) {
+        let v = if mode == Some(c.words) {
+            gopher_quality_pre(text, &sc.ws, lines, c, st)
+        } else {
+            let own = Interned::new(&words_of(text, c.words), &c.stop_words);
+            gopher_quality_pre(text, &own, lines, c, st)
+        };
+        if let Err(e) = v {
             return drop_as(r, "gopher_quality", e);
         }
     }
@@ -130,31 +135,9 @@ fn run_filters<'a>(
         }
     }
     if let Some(c) = &cfg.fineweb {
-        let gopher = cfg.gopher_repetition.is_some() || cfg.gopher_quality.is_some();
         let same = matches!(cur, std::borrow::Cow::Borrowed(_));
-        let n_words = (gopher && same).then_some(sc.ws.words.len());
-        // the lines and their duplicate flags from Gopher repetition, when the text is the
-        // same and its only line break is \n: split('\n') has one more, empty, piece when the
-        // text ends with \n
-        let known = same && only_nl && line_dups;
-        if known && text.ends_with('\n') {
-            lines.push("");
-            sc.dups.line_dup.push(false);
-        }
-        let mut dup = std::mem::take(&mut sc.dups.line_dup);
-        let v = fineweb_pre(
-            &cur,
-            n_words,
-            known.then_some((lines.as_slice(), dup.as_slice())),
-            c,
-            st,
-            &mut sc.fw_lines,
-            &mut sc.dups,
-        );
-        if known {
-            dup.clear();
-            sc.dups.line_dup = dup;
-        }
+        let n_words = (same && mode == Some(c.words)).then_some(sc.ws.words.len());
+        let v = fineweb_pre(&cur, n_words, c, st, &mut sc.fw_lines, &mut sc.dups);
         if let Err(e) = v {
             if let std::borrow::Cow::Owned(t) = cur {
                 r.text = Some(t);
@@ -166,6 +149,7 @@ fn run_filters<'a>(
         r.text = Some(t);
     }
 }
+
 /// Run the filters over a batch, in input order, on `threads` threads.
 pub fn apply_batch<S: AsRef<str> + Sync>(
     texts: &[S],
