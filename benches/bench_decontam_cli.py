@@ -1,11 +1,24 @@
-"""End-to-end `qwen25 decontaminate` (gzip JSONL in and out) against the engine alone on the same
-records, in the same process: how much of the engine's speed the job keeps after reading,
-parsing, writing and compressing.
+"""`qwen25 decontaminate` end to end against the engine alone, on a corpus of real files, on the
+same threads: how much of `Decontaminator.check`'s speed the job keeps after reading, parsing,
+hashing, writing and compressing.
 
-    python benches/bench_decontam_cli.py --mb 60 --shards 3 --test-items 5000 --repeat 3
+    python benches/bench_decontam_cli.py --mb 250 --shards 8 --threads 2 --repeat 5
 
-Prints wall-clock MB/s (of uncompressed JSONL) for the job at gzip levels 6 and 1, and for
-`Decontaminator.check` over the already-parsed records, with the ratios; medians of --repeat.
+The corpus is real text on this machine: the sources (.py/.pyi) and docs (.md/.rst/.txt) of the
+packages in this interpreter's site-packages, one file per record (``{"id", "path", "text"}``),
+sampled under --seed until --mb megabytes of JSONL, split into --shards shards, written once plain
+and once gzip-compressed (level 6). The test set is HumanEval (bundled), `qwen` mode; every
+--plant-every-th file gets a HumanEval item (prompt + solution) appended, so that both sides have
+records to remove.
+
+Per round (rounds interleaved, --repeat of them): the engine alone, ``Decontaminator.check`` over
+the already-parsed texts in batches of 2,048 (the job's batch size); the job on the plain shards;
+the job on the gzip shards (gzip out at the default level 6); optionally (--level1) the gzip job
+at ``--compress-level 1``. MB/s is of uncompressed JSONL, wall clock, medians; CPU s is the
+process's user + system CPU time over the same span (the checks below excluded), which the load of
+a shared machine changes less than the wall clock. Checked every
+round: the job removes exactly the records the engine flags, and its clean + removed outputs hold
+every input line byte for byte (the gzip outputs decompressed).
 """
 
 from __future__ import annotations
@@ -13,80 +26,135 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
+import resource
 import shutil
 import statistics
-import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qwen25.data import Decontaminator, benchmarks
+from qwen25.data.decontam_job import run_job
 
-from bench_decontam import make_text, make_vocab  # noqa: E402
+SUFFIXES = (".py", ".pyi", ".md", ".rst", ".txt")
 
-from qwen25.commands.decontaminate import run_job  # noqa: E402
-from qwen25.data import Decontaminator, benchmarks  # noqa: E402
+
+def corpus(mb: float, seed: int) -> list[dict[str, str]]:
+    files = []
+    for root in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
+        for dp, dns, fns in os.walk(root):
+            dns.sort()
+            files.extend(os.path.join(dp, f) for f in sorted(fns) if f.endswith(SUFFIXES))
+    random.Random(seed).shuffle(files)
+    out, total = [], 0
+    for f in files:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not text.strip() or len(text) > 2_000_000:
+            continue
+        rec = {"id": f"doc-{len(out)}", "path": os.path.relpath(f, os.path.dirname(os.path.dirname(f))), "text": text}
+        out.append(rec)
+        total += len(json.dumps(rec)) + 1
+        if total >= mb * 1e6:
+            break
+    return out
+
+
+def cpu_s() -> float:
+    """User + system CPU seconds of this process, all its threads (the job's and the engine's)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    return data.splitlines(keepends=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=float, default=60.0, help="uncompressed corpus size")
-    ap.add_argument("--shards", type=int, default=3)
-    ap.add_argument("--test-items", type=int, default=5000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--num-threads", type=int, default=None)
+    ap.add_argument("--mb", type=float, default=250.0, help="uncompressed corpus size")
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plant-every", type=int, default=400)
+    ap.add_argument("--level1", action="store_true", help="also time the gzip job at --compress-level 1")
     args = ap.parse_args()
-    rnd = random.Random(0)
-    vocab = make_vocab(rnd, 20_000)
-    cum, acc = [], 0.0
-    for i in range(len(vocab)):
-        acc += 1.0 / (i + 1)
-        cum.append(acc)
-    pool = [make_text(rnd, vocab, cum, rnd.randrange(50, 600)) for _ in range(3000)]
-    test = [make_text(rnd, vocab, cum, rnd.randrange(30, 200)) for _ in range(args.test_items)]
-    test_file = None
+    recs = corpus(args.mb, args.seed)
+    items = [x["text"] for x in benchmarks.load("humaneval")]
+    for i in range(0, len(recs), args.plant_every):
+        recs[i]["text"] += "\n\n" + items[(i // args.plant_every) % len(items)]
     tmp = Path(tempfile.mkdtemp(prefix="qwen25-bench-"))
     try:
-        test_file = tmp / "test.jsonl"
-        test_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in test))
-        per = int(args.mb * 1e6 / args.shards)
-        texts: list[str] = []
+        (tmp / "plain").mkdir()
+        (tmp / "gz").mkdir()
+        lines = [json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in recs]
+        per = -(-len(lines) // args.shards)
         total = 0
         for s in range(args.shards):
-            lines, n = [], 0
-            while n < per:
-                t = pool[rnd.randrange(len(pool))]
-                line = json.dumps({"id": len(texts), "text": t})
-                lines.append(line)
-                texts.append(t)
-                n += len(line) + 1
-            data = ("\n".join(lines) + "\n").encode()
+            data = b"".join(lines[s * per : (s + 1) * per])
             total += len(data)
-            (tmp / f"shard{s}.jsonl.gz").write_bytes(gzip.compress(data, 6))
-        items = list(test) + [x["text"] for x in benchmarks.load("humaneval")]
+            (tmp / "plain" / f"shard{s:02d}.jsonl").write_bytes(data)
+            (tmp / "gz" / f"shard{s:02d}.jsonl.gz").write_bytes(gzip.compress(data, 6))
+        texts = [r["text"] for r in recs]
         mb = total / 1e6
-        print(f"corpus: {mb:.1f} MB JSONL in {args.shards} gzip shards, {len(texts)} records; "
-              f"test index: {len(items)} items", flush=True)  # fmt: skip
+        gz_mb = sum(p.stat().st_size for p in (tmp / "gz").iterdir()) / 1e6
         d = Decontaminator(items, mode="qwen")
-        res: dict[str, list[float]] = {"engine": [], "job level 6": [], "job level 1": []}
+        print(f"corpus: {len(recs)} real files from site-packages, {mb:.1f} MB of JSONL in {args.shards} shards "
+              f"({gz_mb:.1f} MB gzipped); test: HumanEval, {len(items)} items; threads {args.threads}", flush=True)
+        kinds = {"engine (Decontaminator.check)": None, "job, plain JSONL": "plain", "job, gzip in+out (level 6)": "gz"}
+        if args.level1:
+            kinds["job, gzip in+out (level 1)"] = "gz1"
+        res: dict[str, list[float]] = {k: [] for k in kinds}
+        cpu: dict[str, list[float]] = {k: [] for k in kinds}
+        want_hits: set[int] | None = None
         for r in range(args.repeat):
-            t0 = time.perf_counter()
-            for k in range(0, len(texts), 2048):  # the job's default batch size
-                d._d.check(texts[k : k + 2048], True, args.num_threads)
-            res["engine"].append(mb / (time.perf_counter() - t0))
-            for level in (6, 1):
-                out = tmp / f"out{r}-{level}"
+            for name, kind in kinds.items():
+                c0 = cpu_s()
                 t0 = time.perf_counter()
-                run_job(train=[str(tmp / "shard*.jsonl.gz")], tests=["humaneval", str(test_file)], out=str(out),
-                        progress=False, compress_level=level, num_threads=args.num_threads)  # fmt: skip
-                res[f"job level {level}"].append(mb / (time.perf_counter() - t0))
-                shutil.rmtree(out)
-        eng = statistics.median(res["engine"])
-        print(f"{'what':<14} {'MB/s (median)':>14} {'runs':>30} {'vs engine':>10}")
+                if kind is None:
+                    hits = []
+                    for k in range(0, len(texts), 2048):
+                        hits.extend(d.check(texts[k : k + 2048], num_threads=args.threads))
+                    dt = time.perf_counter() - t0
+                    got = {i for i, h in enumerate(hits) if h is not None}
+                    assert want_hits is None or got == want_hits
+                    want_hits = got
+                else:
+                    sub = "plain" if kind == "plain" else "gz"
+                    out = tmp / f"out-{kind}-{r}"
+                    rep = run_job(train=[str(tmp / sub / "*")], tests=["humaneval"], out=str(out), progress=False,
+                                  num_threads=args.threads, compress_level=1 if kind == "gz1" else 6)  # fmt: skip
+                    dt = time.perf_counter() - t0
+                    v0 = cpu_s()
+                    # the job removes what the engine flags, and keeps every line byte for byte
+                    removed = {s * per + e["line"] - 1 for e in rep["removed"]
+                               for s in [int(e["shard"][5:7])]}  # fmt: skip
+                    assert want_hits is not None and removed == want_hits, (len(removed), len(want_hits))
+                    for s in range(args.shards):
+                        name_s = f"shard{s:02d}.jsonl" + ("" if kind == "plain" else ".gz")
+                        rd = (lambda p: p.read_bytes()) if kind == "plain" else (lambda p: gzip.decompress(p.read_bytes()))
+                        back = split_lines(rd(out / "clean" / name_s)) + split_lines(rd(out / "removed" / name_s))
+                        assert sorted(back) == sorted(lines[s * per : (s + 1) * per])
+                    shutil.rmtree(out)
+                    verify = cpu_s() - v0
+                res[name].append(mb / dt)
+                cpu[name].append(cpu_s() - c0 - (verify if kind is not None else 0.0))
+                print(f"  round {r + 1}: {name}: {mb / dt:.1f} MB/s, {cpu[name][-1]:.1f} CPU s", flush=True)
+        eng = statistics.median(res["engine (Decontaminator.check)"])
+        eng_cpu = statistics.median(cpu["engine (Decontaminator.check)"])
+        print("\n| what | MB/s (median; runs) | vs engine | CPU s (median) | engine CPU / this CPU |")
+        print("|---|---|---|---|---|")
         for k, v in res.items():
-            m = statistics.median(v)
-            print(f"{k:<14} {m:>14.1f} {', '.join(f'{x:.1f}' for x in v):>30} {m / eng:>9.2f}x")
+            m, c = statistics.median(v), statistics.median(cpu[k])
+            print(f"| {k} | {m:.1f} ({', '.join(f'{x:.1f}' for x in v)}) | {m / eng:.2f}x | {c:.1f} | {eng_cpu / c:.2f} |")
+        print(f"\n{len(want_hits or ())} records removed by both the engine and every job run")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
