@@ -100,6 +100,20 @@ class Decontaminator:
             ]
         ]
     ]: ...
+    def check_records(
+        self, batch: RecordBatch, all: bool = False, num_threads: int | None = None
+    ) -> list[
+        list[
+            tuple[
+                int,
+                int | None,
+                list[int],
+                list[tuple[int, int]],
+                tuple[int, int] | None,
+                tuple[int, int] | None,
+            ]
+        ]
+    ]: ...
     def __len__(self) -> int: ...
     def item(self, i: int) -> list[int] | None: ...
     def heap_bytes(self) -> int: ...

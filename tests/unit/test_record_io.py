@@ -377,3 +377,33 @@ def test_decontaminate_write_error_blames_the_output(tmp_path, kind):
     assert f"corpus/x.{kind}" not in err[0]
     left = [os.path.join(dp, f) for dp, _, fs in os.walk(tmp_path / "out") for f in fs]
     assert not [f for f in left if ".tmp" in f], left
+
+
+def test_check_records_decides_as_check_all_on_the_same_texts(tmp_path):
+    """The engine fed from Rust (`Decontaminator.check_records` on a batch) decides exactly as fed
+    the batch's texts as Python strings (`check_all`), witnesses included, ids records too."""
+    from qwen25 import Tokenizer
+    from qwen25.data import Decontaminator
+
+    rnd = random.Random(5)
+    words = ["".join(rnd.choice("abcdefghij") for _ in range(rnd.randrange(3, 8))) for _ in range(300)]
+    items = [" ".join(rnd.choice(words) for _ in range(40)) for _ in range(6)]
+    tok = Tokenizer.qwen25()
+    lines = []
+    for i in range(120):
+        text = " ".join(rnd.choice(words) for _ in range(rnd.randrange(20, 200)))
+        if i % 9 == 0:
+            text += " " + items[i % len(items)] + " tail"
+        if i % 13 == 0:
+            lines.append({"text": tok.encode(text)})
+        elif i % 11 == 0:
+            lines.append({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]})
+        else:
+            lines.append({"text": text, "id": i})
+    p = write(tmp_path / "x.jsonl", b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+    d = Decontaminator(items)
+    (b,), _ = read_all(p, allow_ids=True, batch_size=1000)
+    got = d.check_records(b, num_threads=2)
+    want = d.check_all(b.items(), num_threads=1)
+    assert got == want
+    assert sum(bool(m) for m in got) >= 10

@@ -416,7 +416,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
         ws.append(open_writer(os.path.join(out, "removed", shard), compress_level=level, num_threads=nt))
         wc, wr = ws
         for b in reader:
-            res = d.check_all(b.items(), num_threads=nt) if len(b) else []
+            res = d.check_records(b, num_threads=nt) if len(b) else []
             hit = [bool(ms) for ms in res]
             if res:
                 wc.write_selected(b, hit, False)

@@ -89,6 +89,26 @@ type PyMatch = (
     Option<(usize, usize)>,
 );
 
+/// The engine's matches as the tuples `Decontaminator._matches` reads.
+fn py_matches(res: Vec<Vec<decontam::Match>>) -> Vec<Vec<PyMatch>> {
+    res.into_iter()
+        .map(|ms| {
+            ms.into_iter()
+                .map(|m| {
+                    (
+                        m.test_index,
+                        m.lcs,
+                        m.ngram_hits,
+                        m.spans,
+                        m.window,
+                        m.char_window,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `window`: None (the whole record), an int k >= 1, or "auto" (aligned to each hit).
 fn parse_window(w: Option<&Bound<'_, PyAny>>) -> PyResult<Window> {
     let Some(w) = w else {
@@ -168,23 +188,32 @@ impl Decontaminator {
         let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
         let inner = &self.inner;
         let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
-        Ok(res
-            .into_iter()
-            .map(|ms| {
-                ms.into_iter()
-                    .map(|m| {
-                        (
-                            m.test_index,
-                            m.lcs,
-                            m.ngram_hits,
-                            m.spans,
-                            m.window,
-                            m.char_window,
-                        )
-                    })
-                    .collect()
+        Ok(py_matches(res))
+    }
+
+    /// As `check`, for the records of a `RecordBatch` (`qwen25.data.records.read_batches`): their
+    /// texts go to the engine from Rust, with no Python string built.
+    #[pyo3(signature = (batch, all=false, num_threads=None))]
+    fn check_records(
+        &self,
+        py: Python<'_>,
+        batch: &crate::io::RecordBatch,
+        all: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<PyMatch>>> {
+        let ins: Vec<Input> = batch
+            .batch()
+            .items
+            .iter()
+            .map(|it| match it {
+                qwen25_core::io::Item::Text(s) => Input::Text(s),
+                qwen25_core::io::Item::Ids(v) => Input::Ids(v),
             })
-            .collect())
+            .collect();
+        let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
+        let inner = &self.inner;
+        let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
+        Ok(py_matches(res))
     }
 
     fn __len__(&self) -> usize {

@@ -9,12 +9,7 @@ use pyo3::types::{PyBytes, PyList};
 use qwen25_core::io::{AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8};
 use qwen25_core::{parallel, Error};
 
-use crate::errors::IntoPy;
-
-/// Run `f` with the GIL released, its error mapped.
-fn job<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, Error> + Send) -> PyResult<T> {
-    py.detach(f).py_err()
-}
+use crate::call::job;
 
 fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
     match m.try_lock() {
@@ -30,6 +25,14 @@ fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
 #[pyclass(module = "qwen25._native", name = "RecordBatch", frozen)]
 pub struct RecordBatch {
     b: Batch,
+}
+
+impl RecordBatch {
+    /// The batch as the core holds it (for the bindings that consume records without Python
+    /// strings, e.g. `Decontaminator.check_records`).
+    pub(crate) fn batch(&self) -> &Batch {
+        &self.b
+    }
 }
 
 #[pymethods]

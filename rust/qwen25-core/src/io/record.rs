@@ -4,8 +4,8 @@
 //! - the line must be UTF-8 (`Utf8::Replace` substitutes U+FFFD for bad bytes, as Python's
 //!   `errors="replace"` does);
 //! - it must be one JSON value (serde_json's grammar: RFC 8259, so no `NaN`), an object;
-//! - `obj[field]` is a string (the text), or a non-empty list of integers (token ids, where
-//!   allowed), or a list of `{role, content}` objects (`content` a string or null) whose contents
+//! - `obj[field]` is a string (the text), or a non-empty list of integers in 0..2**32 (token
+//!   ids, where allowed), or a list of `{role, content}` objects (`content` a string or null) whose contents
 //!   are joined by `"\n"`; without `field`, `obj["messages"]` is such a list;
 //! - no string anywhere in the record (keys included) holds a lone UTF-16 surrogate escape such as
 //!   `"\ud800"`: valid JSON, but not text, and the jobs write records back as UTF-8.
@@ -23,7 +23,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Text(String),
-    Ids(Vec<i64>),
+    Ids(Vec<u32>),
 }
 
 /// How bytes that are not UTF-8 are treated.
@@ -81,7 +81,8 @@ impl Kind {
 
 /// One element of a list field: what the rules need to know of it.
 enum Elem {
-    Int(i64),
+    /// An int that is a token id (0..2**32).
+    Int(u32),
     /// A `{role, content}` object: `Some(content)` when valid (null content is empty).
     Msg(Option<String>),
     Other(Kind),
@@ -229,10 +230,10 @@ impl<'de> Visitor<'de> for ElemVisitor {
         Ok(Elem::Other(Kind::Bool))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Elem, E> {
-        Ok(Elem::Int(v))
+        Ok(u32::try_from(v).map_or(Elem::Other(Kind::Int), Elem::Int))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Elem, E> {
-        Ok(i64::try_from(v).map_or(Elem::Other(Kind::Int), Elem::Int))
+        Ok(u32::try_from(v).map_or(Elem::Other(Kind::Int), Elem::Int))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Elem, E> {
         Ok(Elem::Other(Kind::Number))
