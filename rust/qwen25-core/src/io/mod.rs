@@ -68,7 +68,10 @@ mod tests {
             let lines: Vec<usize> = all.iter().flat_map(|b| b.lines.clone()).collect();
             let recs: Vec<usize> = all.iter().flat_map(|b| b.records.clone()).collect();
             assert_eq!((lines, recs), (vec![1, 4, 6], vec![0, 1, 3]));
-            let raw: Vec<u8> = all.iter().flat_map(|b| b.data.clone()).collect();
+            let raw: Vec<u8> = all
+                .iter()
+                .flat_map(|b| (0..b.len()).flat_map(|i| b.raw(i).to_vec()))
+                .collect();
             assert_eq!(
                 raw,
                 b"{\"text\": \"a\"}\r\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n"

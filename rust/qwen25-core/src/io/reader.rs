@@ -84,10 +84,10 @@ pub struct Damage {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub items: Vec<Item>,
-    /// The records' raw lines back to back, endings included.
+    /// The lines read, endings included (bad lines' bytes too: records are located by `spans`).
     pub data: Vec<u8>,
-    /// `data[ends[i-1]..ends[i]]` is record i's line.
-    pub ends: Vec<usize>,
+    /// `data[spans[i].0..spans[i].1]` is record i's line.
+    pub spans: Vec<(usize, usize)>,
     pub lines: Vec<usize>,
     pub records: Vec<usize>,
     pub bad: Vec<Bad>,
@@ -99,8 +99,8 @@ pub struct Batch {
 
 impl Batch {
     pub fn raw(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.data[start..self.ends[i]]
+        let (start, end) = self.spans[i];
+        &self.data[start..end]
     }
 
     pub fn len(&self) -> usize {
@@ -113,7 +113,11 @@ impl Batch {
 
     /// The raw lines of the records `i` with `pick[i] == want`, back to back.
     pub fn select(&self, pick: &[bool], want: bool) -> Vec<u8> {
-        let mut out = Vec::new();
+        let n: usize = (0..self.len().min(pick.len()))
+            .filter(|&i| pick[i] == want)
+            .map(|i| self.spans[i].1 - self.spans[i].0)
+            .sum();
+        let mut out = Vec::with_capacity(n);
         for (i, &p) in pick.iter().enumerate().take(self.len()) {
             if p == want {
                 out.extend_from_slice(self.raw(i));
@@ -322,13 +326,11 @@ impl RecordReader {
         let parsed = parallel::map(&spans, self.opts.threads, |&(_, _, s, e, _)| {
             record_item(&raw[s..e], rules)
         });
-        b.data.reserve(raw.len());
         for (&(line, record, s, e, end), r) in spans.iter().zip(parsed) {
             match r {
                 Ok(item) => {
                     b.items.push(item);
-                    b.data.extend_from_slice(&raw[s..end]);
-                    b.ends.push(b.data.len());
+                    b.spans.push((s, end));
                     b.lines.push(line);
                     b.records.push(record);
                 }
@@ -353,6 +355,7 @@ impl RecordReader {
         if let Some(e) = self.pending.take() {
             return Err(e);
         }
+        b.data = raw; // no copy: records are located by their spans
         Ok(Some(b))
     }
 
