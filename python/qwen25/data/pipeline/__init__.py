@@ -33,8 +33,10 @@ tokenizer's ``encode_ordinary``, what the packer stores; re-encoded only when C4
 So ``report.json`` ``stages`` gives, for every stage and per domain, the documents and tokens
 that went in, came out and were removed (plus the tokens of lines C4 removed, and the mix's
 repeats), and the stages chain: what leaves one enters the next (tested against HF tokenizers).
-The ids of the survivors travel beside the text (``stage1.tok``, then per domain
-``stage2/NNNN.tok``, uint32, with per-document lengths in ``.len``, uint64) to the packer.
+The ids are written once, in ``stage1.tok`` (uint32, with per-document lengths in
+``stage1.len``, uint64), and so is the text, in ``stage1.jsonl``: the later phases refer to a
+document by its stage-1 row and line offset (``stage2/NNNN.jsonl`` holds the survivors' fields,
+``NNNN.rows`` their rows), and the packer reads the ids from ``stage1.tok``.
 
 Mixing is by tokens (as Qwen2.5 mixes). The token quota of each domain comes from
 :func:`qwen25.data.mix.weights_from_proportions` over the domains' token counts (within

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries", "split_line",
+__all__ = ["JsonlWriter", "LineAt", "RowWriter", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries", "split_line",
            "text_line", "write_error", "write_json"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
@@ -111,6 +111,39 @@ class TokenWriter:
     def close(self) -> None:
         self.tok.close()
         self.len.close()
+
+
+class RowWriter:
+    """uint64 values (little-endian) through the atomic writer, renamed into place by close()."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.out = _Out(path)
+        self.n = 0
+
+    def write(self, v: int) -> None:
+        self.out.put(v.to_bytes(8, "little"))
+        self.n += 1
+
+    def close(self) -> None:
+        self.out.close()
+
+
+class LineAt:
+    """The text JSON of the line of a stage file that starts at a byte offset (a context manager)."""
+
+    def __init__(self, path: str) -> None:
+        self.f = open(path, "rb")
+
+    def text_json(self, at: int) -> bytes:
+        self.f.seek(at)
+        return split_line(self.f.readline())[1]
+
+    def __enter__(self) -> LineAt:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.f.close()
 
 
 def write_json(path: str, obj: Any, **kw: Any) -> None:

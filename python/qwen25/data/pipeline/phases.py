@@ -6,9 +6,10 @@ writes its files (through the atomic writer, renamed when complete) and returns 
   ``stage1.jsonl`` (token ids in ``stage1.tok``, lengths in ``stage1.len``) and the MinHash
   clusters to ``minhash_clusters.npy``;
 - :func:`near_dedup`: MinHash keep flags -> decontaminate -> score -> classify; survivors per
-  domain to ``stage2/NNNN.jsonl`` (+ ``.tok`` / ``.len``), indexed by ``stage2/index.json``;
+  domain to ``stage2/NNNN.jsonl`` (their fields, no text) and ``NNNN.rows`` (their stage-1
+  rows), indexed by ``stage2/index.json``;
 - :func:`mix_pack`: per mix phase, plan the pools, interleave their documents and pack the
-  stored ids; ``kept.jsonl`` lists what was packed.
+  ids stored in ``stage1.tok``; ``kept.jsonl`` lists what was packed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, TokenWriter, read_lines, split_line, text_line, write_json
+from .files import JsonlWriter, LineAt, RowWriter, TokenWriter, read_lines, split_line, text_line, write_json
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -301,10 +302,12 @@ def scan(ctx: RunContext) -> dict[str, Any]:
 
 
 def near_dedup(ctx: RunContext) -> dict[str, Any]:
-    """MinHash keep flags, decontaminate, score, classify; survivors to stage2/NNNN.jsonl with
-    their token ids in stage2/NNNN.tok (lengths in NNNN.len). stage1.jsonl is read once, by the
-    native record reader (texts parsed in Rust; a line's other fields parsed without its text,
-    whose JSON is copied into stage2 as it is)."""
+    """MinHash keep flags, decontaminate, score, classify; per domain, the survivors' fields to
+    stage2/NNNN.jsonl (provenance, domain, characters, scores, statistics, and where the document
+    is in stage 1: ``row``, its index, whose token ids are in stage1.tok, and ``at``, the byte
+    offset of its stage1.jsonl line, which holds its text) and their rows to NNNN.rows (uint64).
+    stage1.jsonl is read once, by the native record reader (texts parsed in Rust; a line's other
+    fields parsed without its text); no text or token id is copied."""
     import numpy as np
 
     from ..records import read_batches
@@ -313,7 +316,8 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     keep = (ids == np.arange(len(ids))).astype(np.uint8)
     removed = JsonlWriter(ctx.p("removed.near.jsonl"))
     os.makedirs(ctx.p("stage2"), exist_ok=True)
-    writers: dict[str, tuple[JsonlWriter, TokenWriter]] = {}
+    writers: dict[str, tuple[JsonlWriter, RowWriter]] = {}
+    dom_tokens: Counter[str] = Counter()
     tally = Tally()
     cfg = ctx.cfg
     run_decon, decon_note = decontam_plan(cfg.decontaminate)
@@ -327,16 +331,21 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     }
 
     def tasks() -> Iterator[tuple[dict[str, Any], Any]]:
-        first = 0
+        first = pos = 0
         for b in read_batches(stage1, "text", batch_size=cfg.pipeline.batch_size, num_threads=ctx.threads()):
             n = len(b)
             texts = b.items()
-            heads = [split_line(b.raw(j)) for j in range(n)]
+            raws = [b.raw(j) for j in range(n)]
+            ats = []
+            for r in raws:
+                ats.append(pos)
+                pos += len(r)
+            heads = [split_line(r)[0] for r in raws]
             kb = keep[first : first + n].tobytes()
             first += n
             row = {"text": [t if k else "" for t, k in zip(texts, kb)], "keep": kb,
-                   "domain": [h[0]["domain"] for h in heads]}  # fmt: skip
-            yield row, (heads, [len(t) for t in texts])
+                   "domain": [h["domain"] for h in heads]}  # fmt: skip
+            yield row, (heads, ats, [len(t) for t in texts])
 
     from array import array
 
@@ -344,15 +353,13 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     file_index: dict[str, int] = {}
     file_names: list[str] = []
     lens = np.fromfile(ctx.p("stage1.len"), dtype="<u8").astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)])
     if len(lens) != len(ids):
         raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
-    toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if starts[-1] else np.zeros(0, "<u4")
     bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
     i = 0
-    for cols, (heads, chars) in ctx.execute(NearWorker, spec, tasks()):
+    for cols, (heads, ats, chars) in ctx.execute(NearWorker, spec, tasks()):
         for k, status in enumerate(map(Status, cols["status"])):
-            fields, text_json = heads[k]
+            fields = heads[k]
             prov = fields["prov"]
             stats = {"stats": fields["stats"]} if "stats" in fields else {}
             fk = file_index.get(prov["file"])
@@ -389,23 +396,23 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 w = writers.get(dm)
                 if w is None:
                     stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
-                    w = writers[dm] = (JsonlWriter(stem + ".jsonl"), TokenWriter(stem))
-                w[0].write_line(text_line({"prov": prov, "domain": dm, "chars": chars[k], **scores, **stats}, text_json))
-                w[1].write(toks[starts[i] : starts[i + 1]].tobytes())
+                    w = writers[dm] = (JsonlWriter(stem + ".jsonl"), RowWriter(stem + ".rows"))
+                w[0].write({"prov": prov, "domain": dm, "chars": chars[k], "row": i, "at": ats[k], **scores, **stats})
+                w[1].write(i)
+                dom_tokens[dm] += n
             i += 1
         bar.update(len(cols["status"]))
     bar.close()
     if i != len(ids):
         raise Qwen25ValueError(f"{stage1}: {i} records read back, {len(ids)} expected (changed during the run?)")
-    for jw, tw in writers.values():
+    for jw, rw in writers.values():
         jw.close()
-        tw.close()
+        rw.close()
     removed.close()
     index = {
-        dm: {"file": os.path.basename(jw.path), "docs": jw.n, "tokens": tw.tokens,
-             "tok": os.path.basename(tw.stem) + ".tok", "len": os.path.basename(tw.stem) + ".len"}
-        for dm, (jw, tw) in writers.items()
-    }  # fmt: skip
+        dm: {"file": os.path.basename(jw.path), "rows": os.path.basename(rw.path), "docs": jw.n, "tokens": dom_tokens[dm]}
+        for dm, (jw, rw) in writers.items()
+    }
     write_json(ctx.p("stage2/index.json"), index)
     part: dict[str, Any] = {"tally": tally.to_json()}
     if cfg.dedup.minhash:
@@ -435,12 +442,14 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     def stage2(name: str) -> str:
         return ctx.p(os.path.join("stage2", name))
 
-    lengths = {d: np.fromfile(stage2(v["len"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
-    starts = {d: np.concatenate([[0], np.cumsum(n)]) for d, n in lengths.items()}
-    tokens = {  # memory-mapped: the token ids stay on disk until packed
-        d: np.memmap(stage2(v["tok"]), dtype="<u4", mode="r") if v["tokens"] else np.zeros(0, "<u4")
-        for d, v in index.items()
-    }
+    # every document's token ids stay in stage1.tok (memory-mapped: on disk until packed); a
+    # domain's documents are rows of it
+    s1_lens = np.fromfile(ctx.p("stage1.len"), dtype="<u8").astype(np.int64)
+    s1_starts = np.concatenate([[0], np.cumsum(s1_lens)]).astype(np.int64)
+    s1_toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if s1_starts[-1] else np.zeros(0, "<u4")
+    rows = {d: np.fromfile(stage2(v["rows"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
+    lengths = {d: s1_lens[r] for d, r in rows.items()}
+    stage1_text = LineAt(ctx.p("stage1.jsonl"))
     cfg = ctx.cfg
     part: dict[str, Any] = {}
     unit, seed, mode = cfg.mix.unit, cfg.mix.seed, cfg.mix.mode
@@ -477,31 +486,30 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             extra={"pipeline": os.path.basename(cfg.path), **({"phase": ph.name} if named else {})},
         )  # fmt: skip
 
-        def reader(pool: Any) -> Iterator[tuple[int, tuple[dict[str, Any], bytes]]]:
+        def reader(pool: Any) -> Iterator[tuple[int, dict[str, Any]]]:
             mask = np.zeros(len(lengths[pool.domain]), dtype=bool)
             mask[pool.index] = True
             while True:
                 for k, raw in enumerate(read_lines(stage2(index[pool.domain]["file"]))):
-                    if mask[k]:  # only the pool's documents are read, and never their text
-                        yield k, split_line(raw)
+                    if mask[k]:  # only the pool's documents are parsed (their fields: no text)
+                        yield k, json.loads(raw)
 
         iters = {n: reader(by_name[n]) for n in live}
         taken: Counter[str] = Counter()
         taken_tokens: Counter[str] = Counter()
-        out: list[tuple[str, int, tuple[dict[str, Any], bytes]]] = []
+        out: list[tuple[str, int, dict[str, Any]]] = []
         bar = progress_bar(sum(live.values()), f"mix+pack {ph.name}".strip(), ctx.progress)
 
         def flush() -> None:
             nonlocal n_doc
             if not out:
                 return
-            parts = [tokens[by_name[n].domain][starts[by_name[n].domain][k] : starts[by_name[n].domain][k + 1]]
-                     for n, k, _ in out]  # fmt: skip
+            parts = [s1_toks[s1_starts[r["row"]] : s1_starts[r["row"] + 1]] for _, _, r in out]
             lens = np.array([len(p) for p in parts], dtype=np.int64)
             flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
             if packer is not None:
-                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, (r, _) in out])
-            for (n, k, (r, text_json)), m in zip(out, lens.tolist()):
+                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
+            for (n, k, r), m in zip(out, lens.tolist()):
                 d = by_name[n].domain
                 rep = int(placed[d][k])
                 placed[d][k] += 1
@@ -512,7 +520,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 if packer is not None:
                     kept.write(row)
                 else:
-                    kept.write_line(text_line(row, text_json))
+                    kept.write_line(text_line(row, stage1_text.text_json(r["at"])))
                 n_doc += 1
                 c = tally.domain_out[r["domain"]]
                 c["docs" if rep == 0 else "repeats"] += 1
@@ -551,7 +559,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         why = "downsampled" if d in drawn else "not_in_mix"
         for k, raw in enumerate(read_lines(stage2(v["file"]))):
             if not used[k]:
-                r, _ = split_line(raw)
+                r = json.loads(raw)
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
                                **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                 tally.removed[Stage.MIX][why] += 1
@@ -565,6 +573,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         })  # fmt: skip
     kept.close()
     removed.close()
+    stage1_text.f.close()
     if named:
         part["mix"] = {"unit": unit, "phases": phase_reports}
         tot: Counter[str] = Counter()

@@ -20,7 +20,7 @@ __all__ = ["PHASES", "content_hash", "fingerprints", "load_state", "outputs_ok",
 PHASES = ("scan", "near_dedup", "mix_pack")
 # Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
 # is then never resumed from.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 def _h(*parts: Any) -> str:
@@ -79,7 +79,7 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
         except (OSError, ValueError):
             return None
         return ["stage2/index.json", "removed.near.jsonl"] + [
-            os.path.join("stage2", v[k]) for v in index.values() for k in ("file", "tok", "len")
+            os.path.join("stage2", v[k]) for v in index.values() for k in ("file", "rows")
         ]
     if cfg.pipeline.stop_after == "mix":
         return ["survivors.jsonl", "removed.mix.jsonl"]
