@@ -109,3 +109,13 @@ def test_truncated_gz_with_skip_bad_keeps_what_was_read(tmp_path: Path, hf_tok, 
     assert _read(out) == [hf_tok.encode(t).ids for t in texts[:n]]
     meta = json.loads(Path(str(out) + ".json").read_text())
     assert meta["bad_lines"] == 1 and "truncated/corrupt" in meta["bad"][0]
+
+
+def test_the_library_job_is_what_the_command_runs(tmp_path: Path, hf_tok) -> None:  # type: ignore[no-untyped-def]
+    from qwen25.data.tokenize_job import tokenize_files
+
+    _write(tmp_path / "a.jsonl", [{"text": t} for t in TEXTS[:5]])
+    r = tokenize_files([str(tmp_path / "a.jsonl")], str(tmp_path / "t.bin"), progress=False, append_eos=True)
+    assert _read(tmp_path / "t.bin") == [hf_tok.encode(t).ids + [151645] for t in TEXTS[:5]]  # <|im_end|>, as above
+    assert r["records"] == 5 and r["bytes"] == (tmp_path / "a.jsonl").stat().st_size
+    assert json.loads(Path(r["meta_path"]).read_text())["records"] == 5
