@@ -78,7 +78,8 @@ def test_filter_config_shaped_like_the_pipeline_table(tmp_path: Path, capsys) ->
 def test_inputs_are_globbed_like_toml_paths(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "web").mkdir()
     for k in (2, 0, 1):
-        write(tmp_path / "web" / f"part-{k}.jsonl", [{"id": f"p{k}-{i}", "text": f"doc {k} {i} " * 20} for i in range(3)])
+        # letters, not digits: MinHash maps every number to 0, as datatrove does
+        write(tmp_path / "web" / f"part-{k}.jsonl", [{"id": f"p{k}-{i}", "text": f"doc {'abc'[k]} {'xyz'[i]} " * 20} for i in range(3)])
     write(tmp_path / "odd[1].jsonl", [{"id": "odd", "text": "a literal name with brackets " * 5}])
     pattern = str(tmp_path / "web" / "*.jsonl")
     files = sorted(glob.glob(pattern))  # the reference: what a [[sources]] paths entry matches

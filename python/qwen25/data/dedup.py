@@ -1,13 +1,19 @@
 """Exact and near-duplicate (MinHash-LSH) deduplication, backed by ``qwen25_core::dedup``.
 
-Defaults follow FineWeb: word 5-gram shingles after lowercasing, stripping punctuation (Unicode
-category P*) and collapsing whitespace; 112 hashes as 14 bands x 8 rows. Shingles hash to 32 bits
+Defaults follow FineWeb as datatrove 0.10.1 runs it: word 5-gram shingles of datatrove's
+``simplify_text`` (lowercase, numbers as ``0``, its punctuation as spaces, whitespace collapsed,
+accents dropped) split into its English words (spaCy's rules, as the quality filters); a text of
+fewer than 5 words is not signed and never a duplicate (``sign_short_docs=True`` signs it);
+``datatrove_words=False`` is the plain shingling (lowercase, Unicode P* deleted, whitespace
+collapsed, split on spaces). 112 hashes as 14 bands x 8 rows. Shingles hash to 32 bits
 (xxh3-64, low half) and permutations are datasketch's default "affine32" scheme
 (``a * fmix32(h) + b mod 2^32``, ``a`` odd), so datasketch reproduces our signatures bit for bit
 when given :func:`shingle_hash` and :attr:`MinHashDeduplicator.permutations`. Documents that share
 any band land in the same cluster (union-find connected components); the cluster id is the
-lowest input index in it, and that document is the one kept. Results do not depend on the
-thread count, batch size or spill points.
+lowest input index in it, and that document is the one kept (``keep="representative"`` keeps the
+root of datatrove's union by size instead). tests/parity/test_minhash_datatrove.py checks the
+shingles and the removed documents against datatrove's four MinHash stages. Results do not
+depend on the thread count, batch size or spill points.
 
 >>> from qwen25.data import MinHashDeduplicator
 >>> d = MinHashDeduplicator(seed=0)
@@ -130,8 +136,20 @@ class MinHashDeduplicator:
         lowercase: bool = True,
         strip_punct: bool = True,
         collapse_ws: bool = True,
+        datatrove_words: bool = True,
+        sign_short_docs: bool = False,
+        keep: str = "first",
         num_threads: int | None = None,
     ) -> None:
+        """``datatrove_words``: shingle as datatrove (FineWeb) does: its ``simplify_text``
+        (lowercase, numbers as ``0``, punctuation as spaces, accents dropped) and its English
+        words; off, ``lowercase``/``strip_punct``/``collapse_ws`` and a split on spaces.
+        ``sign_short_docs``: give a text with fewer than ``ngram`` words one shingle (off, as
+        datatrove: it has no signature and is never a duplicate). ``keep``: which member of a
+        cluster is its id and is kept, ``"first"`` (the lowest index, the default) or
+        ``"representative"`` (the root of datatrove's union by size)."""
+        if keep not in ("first", "representative"):
+            raise Qwen25ValueError(f"keep must be 'first' or 'representative', got {keep!r}")
         for name, v in (("num_perm", num_perm), ("bands", bands), ("rows", rows), ("ngram", ngram)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise Qwen25ValueError(f"{name} must be a positive int, got {v!r}")
@@ -147,7 +165,11 @@ class MinHashDeduplicator:
         self.num_perm, self.bands, self.rows, self.ngram, self.seed = num_perm, bands, rows, ngram, seed
         self.lowercase, self.strip_punct, self.collapse_ws = lowercase, strip_punct, collapse_ws
         self.num_threads = num_threads
-        self._hasher = _native.MinHasher(num_perm, bands, rows, ngram, seed, lowercase, strip_punct, collapse_ws)
+        self.datatrove_words, self.sign_short_docs, self.keep = datatrove_words, sign_short_docs, keep
+        self._hasher = _native.MinHasher(
+            num_perm, bands, rows, ngram, seed, lowercase, strip_punct, collapse_ws,
+            datatrove_words=datatrove_words, sign_short_docs=sign_short_docs, keep=keep,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -165,8 +187,9 @@ class MinHashDeduplicator:
         return 1.0 - (1.0 - s**self.rows) ** self.bands
 
     def shingles(self, text: str) -> list[str]:
-        """The shingles of ``text`` (duplicates included, in order)."""
-        return _native.shingles(text, self.ngram, self.lowercase, self.strip_punct, self.collapse_ws)
+        """The shingles of ``text`` (duplicates included, in order; none for a text that is not
+        signed)."""
+        return self._hasher.shingles(text)
 
     @property
     def permutations(self) -> np.ndarray:
@@ -198,13 +221,14 @@ class MinHashDeduplicator:
         return MinHashStream(self, mem_budget, spill_dir)
 
     def cluster(self, texts: Iterable[str]) -> np.ndarray:
-        """One cluster id (the lowest input index in the cluster) per text, int64."""
+        """One cluster id per text, int64: the index of the member kept (``keep``; by default
+        the lowest input index in the cluster)."""
         s = self.stream()
         s.add(texts)
         return s.finish()
 
     def deduplicate(self, texts: Iterable[str]) -> np.ndarray:
-        """One keep flag per text: True for the lowest-index member of each cluster."""
+        """One keep flag per text: True for the member of each cluster that ``keep`` picks."""
         import numpy as np
 
         ids = self.cluster(texts)

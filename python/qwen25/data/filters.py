@@ -30,7 +30,7 @@ takes ``preset = "code"``.
 >>> from qwen25.data import QualityFilter
 >>> r = QualityFilter().apply(["too short"])[0]
 >>> (r.keep, r.filter, r.reason)
-(False, 'gopher_quality', 'gopher_short_doc')
+(False, 'gopher_repetition', 'top_2_gram')
 """
 
 from __future__ import annotations

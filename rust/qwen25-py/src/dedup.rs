@@ -10,6 +10,7 @@ use pyo3::types::PyBytes;
 use qwen25_core::dedup::{
     exact_hash as core_exact_hash, shingle_hash as core_shingle_hash, shingles as core_shingles,
     ExactDedup as CoreExact, MinHashConfig, MinHashDedup, MinHasher as CoreMinHasher, NormConfig,
+    Survivor,
 };
 use qwen25_core::parallel;
 use qwen25_core::Error;
@@ -50,7 +51,7 @@ pub struct MinHasher {
 #[pymethods]
 impl MinHasher {
     #[new]
-    #[pyo3(signature = (num_perm=112, bands=14, rows=8, ngram=5, seed=1, lowercase=true, strip_punct=true, collapse_ws=true))]
+    #[pyo3(signature = (num_perm=112, bands=14, rows=8, ngram=5, seed=1, lowercase=true, strip_punct=true, collapse_ws=true, *, datatrove_words=true, sign_short_docs=false, keep="first"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         num_perm: usize,
@@ -61,7 +62,19 @@ impl MinHasher {
         lowercase: bool,
         strip_punct: bool,
         collapse_ws: bool,
+        datatrove_words: bool,
+        sign_short_docs: bool,
+        keep: &str,
     ) -> PyResult<Self> {
+        let keep = match keep {
+            "first" => Survivor::First,
+            "representative" => Survivor::Representative,
+            other => {
+                return Err(crate::errors::to_pyerr(Error::Value(format!(
+                    "keep must be 'first' or 'representative', not {other:?}"
+                ))))
+            }
+        };
         let cfg = MinHashConfig {
             num_perm,
             bands,
@@ -69,10 +82,18 @@ impl MinHasher {
             ngram,
             seed,
             norm: norm(lowercase, strip_punct, collapse_ws),
+            datatrove_words,
+            sign_short_docs,
+            keep,
         };
         Ok(MinHasher {
             inner: CoreMinHasher::new(cfg).py_err()?,
         })
+    }
+
+    /// The shingles of `text` under this configuration (none for a document it does not sign).
+    fn shingles(&self, text: &str) -> Vec<String> {
+        self.inner.shingles(text)
     }
 
     /// Signatures of a batch as little-endian uint32 bytes, row-major (n x num_perm).
@@ -281,6 +302,12 @@ fn shingles(
     ))
 }
 
+/// datatrove's `simplify_text` (its MinHash normalisation).
+#[pyfunction]
+fn simplify_text(text: &str) -> String {
+    qwen25_core::dedup::simplify_text(text)
+}
+
 /// The 32-bit hash of one shingle's UTF-8 bytes (low 32 bits of xxh3-64).
 #[pyfunction]
 fn shingle_hash(data: &[u8]) -> u32 {
@@ -322,6 +349,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MinHashStream>()?;
     m.add_class::<ExactDedup>()?;
     m.add_function(wrap_pyfunction!(shingles, m)?)?;
+    m.add_function(wrap_pyfunction!(simplify_text, m)?)?;
     m.add_function(wrap_pyfunction!(shingle_hash, m)?)?;
     m.add_function(wrap_pyfunction!(exact_hash, m)?)?;
     m.add_function(wrap_pyfunction!(exact_hashes, m)?)?;

@@ -15,10 +15,71 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+
+/// Which member of a cluster of near-duplicates is its id (the one kept).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Survivor {
+    /// The lowest input index (the first seen): independent of how the clusters were found.
+    #[default]
+    First,
+    /// The root of datatrove's clustering: bands in order, within a band the documents of one
+    /// band key as consecutive pairs, each pair joined by union by size (the larger set's root
+    /// wins, ties to the earlier document). datatrove orders a band's groups by the band's
+    /// hash values, qwen25 by the band key, so in a cluster built from several groups the two
+    /// may pick different members.
+    Representative,
+}
 
 type Rec = (u64, u64, u64); // (band, key, doc)
 const REC_BYTES: usize = 24;
+
+/// datatrove's union-find (`MinhashDedupCluster`): union by size, the first argument's root
+/// winning ties.
+struct BySize {
+    parent: Vec<u64>,
+    size: Vec<u64>,
+}
+
+impl BySize {
+    fn new(n: u64) -> Self {
+        BySize {
+            parent: (0..n).collect(),
+            size: vec![1; n as usize],
+        }
+    }
+
+    fn find(&mut self, mut x: u64) -> u64 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            let gp = self.parent[p as usize];
+            self.parent[x as usize] = gp;
+            x = gp;
+        }
+        x
+    }
+
+    fn union(&mut self, a: u64, b: u64) {
+        let (mut ra, mut rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        if self.size[ra as usize] < self.size[rb as usize] {
+            std::mem::swap(&mut ra, &mut rb);
+        }
+        self.parent[rb as usize] = ra;
+        self.size[ra as usize] += self.size[rb as usize];
+    }
+
+    fn roots(&mut self) -> Vec<u64> {
+        (0..self.parent.len() as u64)
+            .map(|i| self.find(i))
+            .collect()
+    }
+}
 
 /// Union-find over document indices; the root of a set is its lowest index.
 #[derive(Clone, Debug, Default)]
@@ -116,6 +177,13 @@ impl LshClusterer {
     /// Add the band keys of a batch: `keys` is row-major (n x bands); documents get the next
     /// global indices in order.
     pub fn add_keys(&mut self, keys: &[u64]) -> Result<()> {
+        self.add_keys_signed(keys, |_| true)
+    }
+
+    /// As [`LshClusterer::add_keys`]; a document `signed(i)` rejects (the i-th of the batch)
+    /// takes its index but no band: it is its own cluster (datatrove does not sign documents
+    /// with fewer words than the n-gram size).
+    pub fn add_keys_signed(&mut self, keys: &[u64], signed: impl Fn(usize) -> bool) -> Result<()> {
         if self.finished {
             return Err(Error::Value("this clusterer has already finished".into()));
         }
@@ -126,9 +194,12 @@ impl LshClusterer {
                 self.bands
             )));
         }
-        for row in keys.chunks_exact(self.bands) {
+        for (i, row) in keys.chunks_exact(self.bands).enumerate() {
             let doc = self.n_docs;
             self.n_docs += 1;
+            if !signed(i) {
+                continue;
+            }
             for (j, k) in row.iter().enumerate() {
                 self.buf.push((j as u64, *k, doc));
                 if self.buf.len() >= self.budget_recs {
@@ -176,16 +247,33 @@ impl LshClusterer {
 
     /// Merge everything and return one cluster id (lowest member index) per document.
     pub fn finish(&mut self) -> Result<Vec<u64>> {
+        self.finish_keep(Survivor::First)
+    }
+
+    /// Merge everything and return one cluster id per document: the index of the member that
+    /// `keep` picks.
+    pub fn finish_keep(&mut self, keep: Survivor) -> Result<Vec<u64>> {
         if self.finished {
             return Err(Error::Value("this clusterer has already finished".into()));
         }
         self.finished = true;
         let mut uf = UnionFind::default();
         uf.grow(self.n_docs);
+        let mut rep = BySize::new(self.n_docs);
         let mut last: Option<(u64, u64, u64)> = None; // (band, key, first doc)
+        let mut prev = 0u64; // the group's previous document
         let mut visit = |r: Rec, uf: &mut UnionFind| match last {
-            Some((b, k, first)) if b == r.0 && k == r.1 => uf.union(first, r.2),
-            _ => last = Some(r),
+            Some((b, k, first)) if b == r.0 && k == r.1 => match keep {
+                Survivor::First => uf.union(first, r.2),
+                Survivor::Representative => {
+                    rep.union(prev, r.2);
+                    prev = r.2;
+                }
+            },
+            _ => {
+                last = Some(r);
+                prev = r.2;
+            }
         };
         if self.runs.is_empty() {
             self.buf.sort_unstable();
@@ -214,7 +302,10 @@ impl LshClusterer {
             }
             self.cleanup();
         }
-        Ok(uf.roots())
+        Ok(match keep {
+            Survivor::First => uf.roots(),
+            Survivor::Representative => rep.roots(),
+        })
     }
 
     fn cleanup(&mut self) {

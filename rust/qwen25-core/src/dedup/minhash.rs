@@ -1,8 +1,15 @@
 //! MinHash signatures over word n-gram shingles.
 //!
-//! - Shingles: the text is normalised ([`NormConfig`], FineWeb's by default), split on spaces, and
-//!   every run of `ngram` consecutive words (joined by one space) is a shingle. A text with fewer
-//!   than `ngram` (but at least one) words is a single shingle; an empty text has none.
+//! - Shingles, by default as datatrove (FineWeb) makes them: the text goes through datatrove's
+//!   `simplify_text` (`normalize::simplify_text`: lowercase, numbers as `0`, punctuation as spaces,
+//!   whitespace collapsed, accents dropped), then into datatrove's English words (spaCy's
+//!   tokenizer rules, `filter::spacy`), and every run of `ngram` consecutive words (joined by one
+//!   space) is a shingle. A text with fewer than `ngram` words has no shingle and no signature,
+//!   so it is never a duplicate (datatrove does not sign it); `sign_short_docs` makes it one
+//!   shingle instead. `datatrove_words = false` uses [`NormConfig`]'s switches and a split on
+//!   spaces instead (qwen25's earlier shingling).
+//! - Which member of a cluster is kept: [`Survivor`] (the first by default; datatrove keeps the
+//!   root of its union by size, `Survivor::Representative`).
 //! - Shingle hash: the low 32 bits of xxh3-64 of the shingle's UTF-8 ([`shingle_hash`]).
 //! - Permutation i: `a_i * fmix32(h) + b_i (mod 2^32)` with `a_i` odd, where fmix32 is the
 //!   MurmurHash3 finalizer: the arithmetic of `datasketch.MinHash`'s default "affine32" scheme,
@@ -15,7 +22,10 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use super::normalize::{normalize, normalize_collapsed_with_spaces, NormConfig};
+use super::lsh::Survivor;
+use super::normalize::{
+    normalize, normalize_collapsed_with_spaces, simplify_text_with, NormConfig,
+};
 use crate::error::{Error, Result};
 use crate::parallel;
 
@@ -28,7 +38,26 @@ pub struct MinHashConfig {
     pub rows: usize,
     pub ngram: usize,
     pub seed: u64,
+    /// The normalisation switches: datatrove's `lowercase`, `remove_punctuation` and
+    /// `norm_whitespace` under `datatrove_words`, else the plain normalisation's.
     pub norm: NormConfig,
+    /// datatrove's shingling (FineWeb's): its `simplify_text` (lowercase, numbers as `0`,
+    /// punctuation as spaces, whitespace collapsed, accents dropped), then its English words
+    /// (spaCy's tokenizer rules, as the quality filters). Off: `norm`, then a split on spaces.
+    #[serde(default = "yes")]
+    pub datatrove_words: bool,
+    /// Sign a document with fewer words than `ngram` (one shingle of all its words), so that
+    /// it can be a duplicate. Off (datatrove): such a document has no signature and is never a
+    /// duplicate.
+    #[serde(default)]
+    pub sign_short_docs: bool,
+    /// Which member of a cluster is kept (default: the first).
+    #[serde(default)]
+    pub keep: Survivor,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for MinHashConfig {
@@ -41,6 +70,9 @@ impl Default for MinHashConfig {
             ngram: 5,
             seed: 1,
             norm: NormConfig::FINEWEB,
+            datatrove_words: true,
+            sign_short_docs: false,
+            keep: Survivor::First,
         }
     }
 }
@@ -244,10 +276,78 @@ impl MinHasher {
         kernel_dispatch(&mixed, &self.a, &self.b, sig);
     }
 
-    /// Signature of one text.
+    /// The shingles of `text` under this configuration, in order (none for a document that is
+    /// not signed).
+    pub fn shingles(&self, text: &str) -> Vec<String> {
+        let c = &self.cfg;
+        if !c.datatrove_words {
+            let words = normalize(text, &c.norm)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .count();
+            if words < c.ngram && !c.sign_short_docs {
+                return Vec::new();
+            }
+            return shingles(text, c.ngram, &c.norm);
+        }
+        let t = simplify_text_with(text, &c.norm);
+        let words = crate::filter::spacy::words(&t);
+        if words.len() < c.ngram {
+            return if c.sign_short_docs && !words.is_empty() {
+                vec![words.join(" ")]
+            } else {
+                Vec::new()
+            };
+        }
+        words.windows(c.ngram).map(|w| w.join(" ")).collect()
+    }
+
+    /// The raw shingle hashes of `text` under this configuration.
+    fn shingle_hashes(&self, text: &str, out: &mut Vec<u32>) {
+        let c = &self.cfg;
+        if !c.datatrove_words {
+            shingle_hashes(text, c.ngram, &c.norm, out);
+            if !c.sign_short_docs && out.len() == 1 {
+                // one shingle: fewer words than ngram, or exactly ngram
+                let words = normalize(text, &c.norm)
+                    .split(' ')
+                    .filter(|w| !w.is_empty())
+                    .count();
+                if words < c.ngram {
+                    out.clear();
+                }
+            }
+            return;
+        }
+        out.clear();
+        let t = simplify_text_with(text, &c.norm);
+        let words = crate::filter::spacy::words(&t);
+        let mut buf = String::new();
+        let mut push = |ws: &[&str], out: &mut Vec<u32>| {
+            buf.clear();
+            for (k, w) in ws.iter().enumerate() {
+                if k > 0 {
+                    buf.push(' ');
+                }
+                buf.push_str(w);
+            }
+            out.push(shingle_hash(buf.as_bytes()));
+        };
+        if words.len() < c.ngram {
+            if c.sign_short_docs && !words.is_empty() {
+                push(&words, out);
+            }
+            return;
+        }
+        for w in words.windows(c.ngram) {
+            push(w, out);
+        }
+    }
+
+    /// Signature of one text (every value `MAX_HASH` for a document that is not signed).
     pub fn signature(&self, text: &str) -> Vec<u32> {
         let mut hs = Vec::new();
-        shingle_hashes(text, self.cfg.ngram, &self.cfg.norm, &mut hs);
+        self.shingle_hashes(text, &mut hs);
         for h in hs.iter_mut() {
             *h = fmix32(*h);
         }

@@ -8,9 +8,9 @@ pub mod minhash;
 pub mod normalize;
 
 pub use exact::{exact_hash, ExactDedup};
-pub use lsh::{LshClusterer, UnionFind};
+pub use lsh::{LshClusterer, Survivor, UnionFind};
 pub use minhash::{jaccard_estimate, shingle_hash, shingles, MinHashConfig, MinHasher};
-pub use normalize::{normalize, NormConfig};
+pub use normalize::{normalize, simplify_text, NormConfig};
 
 use std::path::PathBuf;
 
@@ -76,12 +76,18 @@ impl MinHashDedup {
             k
         });
         let flat: Vec<u64> = keys.into_iter().flatten().collect();
-        self.lsh.add_keys(&flat)
+        // a document without shingles (every slot MAX_HASH) has no signature: its own cluster
+        let sign_all = self.hasher.config().sign_short_docs;
+        self.lsh.add_keys_signed(&flat, |i| {
+            sign_all || rows[i].iter().any(|&v| v != minhash::MAX_HASH)
+        })
     }
 
-    /// Cluster ids (lowest member index) of every document added.
+    /// Cluster ids of every document added: the index of the member kept (the configuration's
+    /// `keep`; by default the lowest index).
     pub fn finish(&mut self) -> Result<Vec<u64>> {
-        self.lsh.finish()
+        let keep = self.hasher.config().keep;
+        self.lsh.finish_keep(keep)
     }
 }
 
@@ -89,17 +95,20 @@ impl MinHashDedup {
 mod tests {
     use super::*;
 
+    /// A word per index, without digits (datatrove's normalisation maps every number to `0`).
+    fn word(prefix: char, i: usize) -> String {
+        let l = |k: usize| char::from(b'a' + (k % 26) as u8);
+        format!("{prefix}{}{}", l(i / 26), l(i))
+    }
+
     #[test]
     fn near_duplicates_cluster() {
-        let base: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let base: Vec<String> = (0..200).map(|i| word('w', i)).collect();
         let a = base.join(" ");
         let mut b_words = base.clone();
         b_words[100] = "changed".into();
         let b = b_words.join(" ");
-        let c: String = (0..200)
-            .map(|i| format!("z{i}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let c: String = (0..200).map(|i| word('z', i)).collect::<Vec<_>>().join(" ");
         let texts = vec![c.clone(), a.clone(), b.clone(), a.clone()];
         let mut d = MinHashDedup::new(MinHashConfig::default(), 1 << 20, None).unwrap();
         d.add_texts(&texts, 2).unwrap();

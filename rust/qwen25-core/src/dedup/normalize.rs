@@ -46,6 +46,89 @@ impl Default for NormConfig {
 
 pub use crate::unicode::is_punct;
 
+/// datatrove's `simplify_text` with its default `TextNormConfig` (what its MinHash hashes, before
+/// its word tokenizer): lowercase; every number (`\p{Nd}+`, optionally one of `.,،٫⎖⎗⎘` and more
+/// digits) becomes `0`; every char of datatrove's `PUNCTUATION` becomes a space; whitespace
+/// runs become one space, none at the ends; accents are dropped (NFD, then no char of category
+/// Mn).
+pub fn simplify_text(text: &str) -> String {
+    simplify_text_with(text, &NormConfig::FINEWEB)
+}
+
+/// [`simplify_text`] with datatrove's `TextNormConfig` switches taken from `cfg`: `lowercase`,
+/// `strip_punct` (its `remove_punctuation`) and `collapse_ws` (its `norm_whitespace`); numbers
+/// and accents are always normalised (datatrove's defaults).
+pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
+    use unicode_general_category::{get_general_category, GeneralCategory};
+    use unicode_normalization_alignments::UnicodeNormalization;
+    let is_nd = |c: char| {
+        if c.is_ascii() {
+            c.is_ascii_digit()
+        } else {
+            get_general_category(c) == GeneralCategory::DecimalNumber
+        }
+    };
+    let lower = if cfg.lowercase {
+        text.to_lowercase()
+    } else {
+        text.to_string()
+    };
+    // numbers
+    let cs: Vec<char> = lower.chars().collect();
+    let mut num = String::with_capacity(lower.len());
+    let mut i = 0;
+    while i < cs.len() {
+        if is_nd(cs[i]) {
+            while i < cs.len() && is_nd(cs[i]) {
+                i += 1;
+            }
+            if i + 1 < cs.len() && ".,،٫⎖⎗⎘".contains(cs[i]) && is_nd(cs[i + 1]) {
+                i += 1;
+                while i < cs.len() && is_nd(cs[i]) {
+                    i += 1;
+                }
+            }
+            num.push('0');
+        } else {
+            num.push(cs[i]);
+            i += 1;
+        }
+    }
+    // punctuation to spaces, whitespace collapsed and stripped
+    let mut ws = String::with_capacity(num.len());
+    let mut pending = false;
+    let num = if cfg.collapse_ws {
+        num.trim_matches(crate::filter::text::is_py_space)
+            .to_string()
+    } else {
+        num
+    };
+    for c in num.chars() {
+        let c = if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c) {
+            ' '
+        } else {
+            c
+        };
+        if cfg.collapse_ws && crate::filter::text::is_py_space(c) {
+            pending = !ws.is_empty();
+            continue;
+        }
+        if pending {
+            ws.push(' ');
+            pending = false;
+        }
+        ws.push(c);
+    }
+    // accents
+    ws.chars()
+        .nfd()
+        .map(|(c, _)| c)
+        .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark)
+        .collect::<String>()
+        .trim_matches(crate::filter::text::is_py_space)
+        .to_string()
+}
+
 /// Normalise `text` by `cfg` (borrowed when nothing changes).
 pub fn normalize<'a>(text: &'a str, cfg: &NormConfig) -> Cow<'a, str> {
     if cfg.is_identity() {

@@ -93,6 +93,14 @@ pub(crate) fn is_datatrove_punct(c: char) -> bool {
     .contains(&c)
 }
 
+/// Whether `c` is in datatrove's `PUNCTUATION` string (what its `simplify_text` turns into
+/// spaces for MinHash).
+pub(crate) fn in_datatrove_punctuation(c: char) -> bool {
+    static SET: std::sync::OnceLock<rustc_hash::FxHashSet<char>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| spacy_data::PUNCTUATION.chars().collect())
+        .contains(&c)
+}
+
 /// The words of `text` under `mode`.
 pub fn words_of(text: &str, mode: Words) -> Vec<&str> {
     match mode {
