@@ -249,6 +249,25 @@ class Tokenizer:
 
         return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8")
 
+    def encode_records(
+        self,
+        batch: Any,
+        *,
+        allowed_special: SpecialSet = "all",
+        disallowed_special: SpecialSet = (),
+        num_threads: int | None = None,
+    ) -> Any:
+        """``encode_batch(batch.items(), flat=True)`` for a batch of
+        :func:`qwen25.data.records.read_batches`: ``(ids, offsets)`` as numpy arrays, the records'
+        texts going to the tokenizer from Rust, with no Python string built."""
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        a, d = self._masks(allowed_special, disallowed_special)
+        ids, offsets = self._tok.encode_records_flat(batch, a, d, num_threads)
+        import numpy as np
+
+        return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8")
+
     # -- decoding -------------------------------------------------------------------------------
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = False, errors: str = "replace") -> str:
         """Text of ``ids``. Bytes that are not valid UTF-8 are handled per ``errors``

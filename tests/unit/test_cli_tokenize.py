@@ -119,3 +119,18 @@ def test_the_library_job_is_what_the_command_runs(tmp_path: Path, hf_tok) -> Non
     assert _read(tmp_path / "t.bin") == [hf_tok.encode(t).ids + [151645] for t in TEXTS[:5]]  # <|im_end|>, as above
     assert r["records"] == 5 and r["bytes"] == (tmp_path / "a.jsonl").stat().st_size
     assert json.loads(Path(r["meta_path"]).read_text())["records"] == 5
+
+
+def test_encode_records_gives_hf_ids_from_a_batch(tmp_path: Path, hf_tok) -> None:  # type: ignore[no-untyped-def]
+    from qwen25 import Tokenizer
+    from qwen25.data.records import read_batches
+    from qwen25.errors import Qwen25ValueError
+
+    _write(tmp_path / "a.jsonl", [{"text": t} for t in TEXTS])
+    (b,) = list(read_batches(tmp_path / "a.jsonl"))
+    ids, offsets = Tokenizer.qwen25().encode_records(b, num_threads=2)
+    assert [ids[offsets[i]: offsets[i + 1]].tolist() for i in range(len(TEXTS))] == [hf_tok.encode(t).ids for t in TEXTS]
+    _write(tmp_path / "ids.jsonl", [{"text": [1, 2]}])
+    (b,) = list(read_batches(tmp_path / "ids.jsonl", allow_ids=True))
+    with pytest.raises(Qwen25ValueError, match="token ids"):
+        Tokenizer.qwen25().encode_records(b)

@@ -78,8 +78,7 @@ def tokenize_files(
                 if b.damage is not None:
                     bad.append(f"{path}:{b.damage[0]}: {b.damage[2]}")
                 if len(b):
-                    ids, offsets = tok.encode_batch(b.items(), allowed_special=allowed, num_threads=num_threads,
-                                                    flat=True)  # fmt: skip
+                    ids, offsets = tok.encode_records(b, allowed_special=allowed, num_threads=num_threads)
                     if append_eos:
                         lens = np.diff(offsets)
                         ids = np.insert(ids, offsets[1:].astype(np.int64), np.uint32(eos))

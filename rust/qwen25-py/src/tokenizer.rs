@@ -122,24 +122,37 @@ impl Tokenizer {
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let tok = &self.inner;
         let (flat, offsets) = call::on_texts(py, &texts, num_threads, |strs, n| {
-            let parts = parallel::map(strs, n, |t| tok.encode(t, &allowed, &disallowed));
-            let total: usize = parts
-                .iter()
-                .map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0))
-                .sum();
-            let mut flat = Vec::with_capacity(total * 4);
-            let mut offsets = Vec::with_capacity((parts.len() + 1) * 8);
-            let mut at = 0u64;
-            offsets.extend_from_slice(&at.to_le_bytes());
-            for p in parts {
-                let p = p?;
-                for id in &p {
-                    flat.extend_from_slice(&id.to_le_bytes());
-                }
-                at += p.len() as u64;
-                offsets.extend_from_slice(&at.to_le_bytes());
-            }
-            Ok((flat, offsets))
+            flat_ids(tok, strs, &allowed, &disallowed, n)
+        })?;
+        Ok((PyBytes::new(py, &flat), PyBytes::new(py, &offsets)))
+    }
+
+    /// As `encode_batch_flat`, for the records of a `RecordBatch` (`qwen25.data.records.read_batches`):
+    /// their texts go to the tokenizer from Rust, with no Python string built.
+    #[pyo3(signature = (batch, allowed, disallowed, num_threads=None))]
+    fn encode_records_flat<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &crate::io::RecordBatch,
+        allowed: Vec<bool>,
+        disallowed: Vec<bool>,
+        num_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let strs = batch
+            .batch()
+            .items
+            .iter()
+            .map(|it| match it {
+                qwen25_core::io::Item::Text(s) => Ok(s.as_str()),
+                qwen25_core::io::Item::Ids(_) => Err(Error::Value(
+                    "a batch read with allow_ids holds token ids, not texts to encode".into(),
+                )),
+            })
+            .collect::<Result<Vec<&str>, Error>>()
+            .py_err()?;
+        let tok = &self.inner;
+        let (flat, offsets) = call::run(py, num_threads, |n| {
+            flat_ids(tok, &strs, &allowed, &disallowed, n)
         })?;
         Ok((PyBytes::new(py, &flat), PyBytes::new(py, &offsets)))
     }
@@ -328,4 +341,32 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GPT2_PATTERN", pretok::GPT2_REGEX)?;
     m.add("EMBEDDED_QWEN25_CONFIG", load::embedded_qwen25_config())?;
     Ok(())
+}
+
+/// The ids of `strs` as one little-endian uint32 buffer, and uint64 offsets (n + 1).
+fn flat_ids(
+    tok: &CoreTokenizer,
+    strs: &[&str],
+    allowed: &[bool],
+    disallowed: &[bool],
+    n: usize,
+) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let parts = parallel::map(strs, n, |t| tok.encode(t, allowed, disallowed));
+    let total: usize = parts
+        .iter()
+        .map(|p| p.as_ref().map(|v| v.len()).unwrap_or(0))
+        .sum();
+    let mut flat = Vec::with_capacity(total * 4);
+    let mut offsets = Vec::with_capacity((parts.len() + 1) * 8);
+    let mut at = 0u64;
+    offsets.extend_from_slice(&at.to_le_bytes());
+    for p in parts {
+        let p = p?;
+        for id in &p {
+            flat.extend_from_slice(&id.to_le_bytes());
+        }
+        at += p.len() as u64;
+        offsets.extend_from_slice(&at.to_le_bytes());
+    }
+    Ok((flat, offsets))
 }
