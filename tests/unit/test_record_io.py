@@ -280,6 +280,16 @@ def test_gzip_crc_damage_and_multi_member(tmp_path):
     assert b"".join(b.raw(i) for b in batches for i in range(len(b))) == data
 
 
+@pytest.mark.parametrize("name", ["e.jsonl", "e.jsonl.gz", "e.jsonl.zst"])
+def test_an_empty_file_holds_no_records(tmp_path, name):
+    p = tmp_path / name
+    p.write_bytes(b"")
+    assert gzip.open(tmp_path / name).read() == b"" if name.endswith(".gz") else True  # as Python's gzip
+    batches, r = read_all(p, hash=True)
+    assert sum(len(b) for b in batches) == 0 and all(b.damage is None for b in batches)
+    assert r.blake2b == hashlib.blake2b(b"", digest_size=16).hexdigest()
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(Qwen25FileNotFoundError):
         read_batches(tmp_path / "nope.jsonl")

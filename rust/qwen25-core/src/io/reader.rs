@@ -211,7 +211,14 @@ impl RecordReader {
                     std::io::Error::other("is a directory, not a file"),
                 ));
             }
-            (Box::new(f), Compression::of(path))
+            // an empty file holds no records, compressed or not (as Python's gzip reads it)
+            let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(false);
+            let kind = if empty {
+                Compression::Plain
+            } else {
+                Compression::of(path)
+            };
+            (Box::new(f), kind)
         };
         let h = opts
             .hash
