@@ -99,6 +99,7 @@ GOOD = [
     {"text": [{"role": "system", "content": "a"}, {"role": "user", "content": "b\nc"}]},
     {"text": "", "pad": [1, 2, {"x": None}]},
     {"text": "tab\tand \"quotes\" and \\ back", "n": 1e400 if False else 1.5e300},
+    {"text": "json.dumps writes these", "s": float("nan"), "t": [float("-inf"), float("inf")]},
 ]
 BAD_LINES = [
     b'{"text": broken',

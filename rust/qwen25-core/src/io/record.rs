@@ -3,7 +3,8 @@
 //!
 //! - the line must be UTF-8 (`Utf8::Replace` substitutes U+FFFD for bad bytes, as Python's
 //!   `errors="replace"` does);
-//! - it must be one JSON value (serde_json's grammar: RFC 8259, so no `NaN`), an object;
+//! - it must be one JSON value as Python's `json.loads` reads it (RFC 8259, plus `NaN`,
+//!   `Infinity` and `-Infinity`), an object;
 //! - `obj[field]` is a string (the text), or a non-empty list of integers in 0..2**32 (token
 //!   ids, where allowed), or a list of `{role, content}` objects (`content` a string or null) whose contents
 //!   are joined by `"\n"`; without `field`, `obj["messages"]` is such a list;
@@ -504,13 +505,57 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("malformed JSON: {msg} at column {}", e.column())
 }
 
-fn parse(text: &str, rules: &Rules) -> Result<Top, String> {
+fn parse_strict(text: &str, rules: &Rules) -> Result<Top, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let top = TopSeed(&rules.field)
-        .deserialize(&mut de)
-        .map_err(|e| json_error(&e))?;
-    de.end().map_err(|e| json_error(&e))?;
+    let top = TopSeed(&rules.field).deserialize(&mut de)?;
+    de.end()?;
     Ok(top)
+}
+
+/// `s` with each `NaN`, `Infinity` outside strings replaced by a `0` padded with spaces (same
+/// length), or None when it holds none.
+fn without_non_finite(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let (mut i, mut in_str, mut out) = (0, false, None::<Vec<u8>>);
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+        } else {
+            for tok in [&b"NaN"[..], &b"Infinity"[..]] {
+                if b[i..].starts_with(tok) {
+                    let o = out.get_or_insert_with(|| b.to_vec());
+                    o[i] = b'0';
+                    o[i + 1..i + tok.len()].fill(b' ');
+                    i += tok.len() - 1;
+                    break;
+                }
+            }
+        }
+        i += 1;
+    }
+    out.and_then(|o| String::from_utf8(o).ok())
+}
+
+/// One JSON value, as Python's `json.loads` takes it: RFC 8259 plus `NaN`, `Infinity` and
+/// `-Infinity` (which Python's `json.dumps` writes by default).
+fn parse(text: &str, rules: &Rules) -> Result<Top, String> {
+    match parse_strict(text, rules) {
+        Ok(top) => Ok(top),
+        Err(e) => match without_non_finite(text) {
+            Some(t) => parse_strict(&t, rules).map_err(|_| json_error(&e)),
+            None => Err(json_error(&e)),
+        },
+    }
 }
 
 /// The item of one line's content (no line ending), or why it cannot be one.
@@ -624,6 +669,13 @@ mod tests {
             why(b"\"s\""),
             "a record must be a JSON object, not a string"
         );
+        // Python's json reads NaN and the infinities (its dumps writes them); they are numbers
+        let r = rules();
+        let ok = record_item(br#"{"text": "a", "s": [NaN, -Infinity, "NaN"]}"#, &r);
+        assert_eq!(ok, Ok(Item::Text("a".into())));
+        let msg = "field 'text' is a number, not a string (nor a messages list)";
+        assert_eq!(why(br#"{"text": Infinity}"#), msg);
+        assert!(why(br#"{"text": NaNa}"#).starts_with("malformed JSON"));
     }
 
     #[test]
