@@ -28,8 +28,8 @@ there, ``{"line": L, "record": null, "reason": ..., "raw": ""}``.
 
 Bad input. A line that cannot become a text (malformed JSON (as Python's ``json`` reads it:
 ``NaN`` and the infinities are numbers), invalid UTF-8 under ``encoding_errors="strict"``, a lone
-surrogate anywhere in the record, not a JSON object, no text field, a text field that is not a string, a messages list that is not a list of
-``{role, content}`` objects) is an error naming ``file:line`` (Parquet: ``file: row N``, rows
+surrogate anywhere in the record, not a JSON object, no text field, a text field that is not a
+string, a messages list that is not a list of ``{role, content}`` objects) is an error naming ``file:line`` (Parquet: ``file: row N``, rows
 counted from 0); with ``skip_bad`` it is counted, listed in the report and kept in ``OUT/bad/``.
 A compressed shard cut short or corrupt is the error ``file: truncated/corrupt compressed data
 after N records (line L)``; with ``skip_bad`` the records before the damage are processed and
