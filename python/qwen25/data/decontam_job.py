@@ -11,30 +11,30 @@ The output folder holds exactly one run's truth::
     OUT/.lock                held while a run works on the folder
     OUT/report.json          written last (or ``report_path``), naming the run
 
-Formats. JSONL lines are copied byte for byte, line ending included (``\\n`` or ``\\r\\n``); the
-one change is that a last line without a line ending gets ``\\n``, so that no output line can run
-into the next. Blank lines are not records: they are counted per shard (``blank``) and not
-copied. ``.gz`` outputs are gzip members, one per MiB of a batch's lines (a valid gzip file, an
-empty one included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep
-the input's schema. JSONL shards are read, parsed and hashed, and outputs compressed and written,
-by the native record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the
-GIL; an output is written under ``.tmp-<name>`` and renamed when complete, and a write error
-(a full disk) names the output file and leaves no temporary file. ``OUT/bad/<shard>.jsonl`` holds
-one JSON object per bad line, ``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet:
-``"row"`` instead of ``"line"``), where ``raw`` is the line without its ending, decoded with
-``surrogateescape`` and written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
-For a Parquet row, ``raw`` is the row as JSON. A damaged compressed shard adds one last entry
-there, ``{"line": L, "record": null, "reason": ..., "raw": ""}``.
+Formats. JSONL lines are copied byte for byte, line ending included (``\\n`` or ``\\r\\n``); the one
+change is that a last line without a line ending gets ``\\n``, so that no output line can run into
+the next. Blank lines are not records: they are counted per shard (``blank``) and not copied.
+``.gz`` outputs are gzip members, one per MiB of a batch's lines (a valid gzip file, an empty one
+included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the input's
+schema. JSONL shards are read, parsed and hashed, and outputs compressed and written, by the native
+record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the GIL; an output is
+written under ``.tmp-<name>`` and renamed when complete, and a write error (a full disk) names the
+output file and leaves no temporary file. ``OUT/bad/<shard>.jsonl`` holds one JSON object per bad
+line, ``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet: ``"row"`` instead of
+``"line"``), where ``raw`` is the line without its ending, decoded with ``surrogateescape`` and
+written with ASCII escapes: ``raw.encode("utf-8", "surrogateescape")`` gives back its exact bytes.
+For a Parquet row, ``raw`` is the row as JSON. A damaged compressed shard adds one last entry there,
+``{"line": L, "record": null, "reason": ..., "raw": ""}``.
 
-Bad input. A line that cannot become a text (malformed JSON (as Python's ``json`` reads it:
-``NaN`` and the infinities are numbers), invalid UTF-8 under ``encoding_errors="strict"``, a lone
-surrogate anywhere in the record, not a JSON object, no text field, a text field that is not a
-string, a messages list that is not a list of ``{role, content}`` objects) is an error naming ``file:line`` (Parquet: ``file: row N``, rows
-counted from 0); with ``skip_bad`` it is counted, listed in the report and kept in ``OUT/bad/``.
-A compressed shard cut short or corrupt is the error ``file: truncated/corrupt compressed data
-after N records (line L)``; with ``skip_bad`` the records before the damage are processed and
-the damage is listed in the report (``damaged``) and its warnings. ``record`` indices count every
-non-blank line (or row) of the shard from 0, bad ones included.
+Bad input. A line that cannot become a text (malformed JSON (as Python's ``json`` reads it: ``NaN``
+and the infinities are numbers), invalid UTF-8 under ``encoding_errors="strict"``, a lone surrogate
+anywhere in the record, not a JSON object, no text field, a text field that is not a string, a
+messages list that is not a list of ``{role, content}`` objects) is an error naming ``file:line``
+(Parquet: ``file: row N``, rows counted from 0); with ``skip_bad`` it is counted, listed in the
+report and kept in ``OUT/bad/``. A compressed shard cut short or corrupt is the error ``file:
+truncated/corrupt compressed data after N records (line L)``; with ``skip_bad`` the records before
+the damage are processed and the damage is listed in the report (``damaged``) and its warnings.
+``record`` indices count every non-blank line (or row) of the shard from 0, bad ones included.
 
 Resume. A shard is resumed only when its state file says it was done with the same options
 (``field``, ``test_field``, ``skip_bad``, ``encoding_errors``, the test items' text and ids,
