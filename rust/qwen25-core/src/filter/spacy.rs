@@ -249,15 +249,19 @@ fn is_suffix(before: &str, t: &str) -> bool {
 /// Bytes of the suffix at the end of `s` (0: none), as spaCy's `suffix_search`: the leftmost
 /// start from which an alternative matches to the end.
 fn find_suffix(s: &str) -> usize {
-    // a suffix is a dot run, or at most 5 chars ("اكواب")
-    let mut starts: Vec<usize> = s.char_indices().rev().take(6).map(|(i, _)| i).collect();
+    // a final run of 2+ dots is the suffix (no other alternative holds "..")
     let dots = s.bytes().rev().take_while(|&b| b == b'.').count();
     if dots >= 2 {
-        starts.push(s.len() - dots);
+        return dots;
     }
-    starts.sort_unstable();
-    starts.dedup();
-    for p in starts {
+    // else a suffix has at most 5 chars ("اكواب"): the leftmost start that matches wins
+    let mut starts = [0usize; 6];
+    let mut n = 0;
+    for (i, _) in s.char_indices().rev().take(6) {
+        starts[n] = i;
+        n += 1;
+    }
+    for &p in starts[..n].iter().rev() {
         if is_suffix(&s[..p], &s[p..]) {
             return s.len() - p;
         }
@@ -378,10 +382,7 @@ fn host_ok(host: &str) -> bool {
     }
     let (tld, names) = labels.split_last().unwrap_or((&"", &[]));
     let n = tld.chars().count();
-    let tld_ok = (2..=63).contains(&n)
-        && tld
-            .chars()
-            .all(is_lower);
+    let tld_ok = (2..=63).contains(&n) && tld.chars().all(is_lower);
     let name_ok = |l: &&str| {
         let ok = |c: char| c.is_ascii_alphanumeric() || ('\u{a1}'..='\u{ffff}').contains(&c);
         let (first, last) = (l.chars().next(), l.chars().next_back());
@@ -412,6 +413,10 @@ fn chunk_tokens(
     let special = |s: &str| if specials { special(s) } else { None };
     if let Some(toks) = special(s) {
         return pieces(toks, base, emit);
+    }
+    // most chunks are plain ASCII words: no affix, infix or URL rule applies to letters only
+    if s.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return emit(base, base + s.len());
     }
     let (mut a, mut b) = (0usize, s.len());
     let mut prefixes: Vec<(usize, usize)> = Vec::new();
@@ -494,6 +499,27 @@ fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>)
             });
         }
     };
+    if text.is_ascii() {
+        // the same walk over bytes (Python's ASCII whitespace: \t\n\x0b\x0c\r, \x1c-\x1f, space)
+        let b = text.as_bytes();
+        let sp = |c: u8| matches!(c, 9..=13 | 0x1c..=0x20);
+        let Some(&c0) = b.first() else { return };
+        let mut in_ws = sp(c0);
+        let mut start = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if sp(c) != in_ws {
+                if start < i {
+                    span(start, i, in_ws);
+                }
+                start = if c == b' ' { i + 1 } else { i };
+                in_ws = !in_ws;
+            }
+        }
+        if start < b.len() {
+            span(start, b.len(), in_ws);
+        }
+        return;
+    }
     let mut it = text.char_indices();
     let Some((_, c0)) = it.clone().next() else {
         return;
@@ -542,10 +568,18 @@ fn patterns() -> &'static FxHashMap<&'static str, Vec<Vec<&'static str>>> {
 /// replaced by the special case's tokens (longest runs first, then leftmost).
 fn apply_special_cases(text: &str, toks: &mut Vec<(usize, usize, bool)>) {
     let pats = patterns();
+    static SINGLES: OnceLock<bool> = OnceLock::new();
+    let singles = *SINGLES.get_or_init(|| pats.values().flatten().any(|p| p.len() == 1));
     let mut found: Vec<(usize, usize)> = Vec::new();
     for i in 0..toks.len() {
         let (s, e, ws) = toks[i];
         if ws {
+            continue;
+        }
+        // a pattern of several tokens needs the next token right after this one (most tokens
+        // are followed by a space)
+        let joined = toks.get(i + 1).is_some_and(|&(s2, _, w2)| s2 == e && !w2);
+        if !joined && !singles {
             continue;
         }
         let Some(cands) = pats.get(&text[s..e]) else {
