@@ -7,7 +7,9 @@
 //!   `Infinity` and `-Infinity`), an object;
 //! - `obj[field]` is a string (the text), or a non-empty list of integers in 0..2**32 (token
 //!   ids, where allowed), or a list of `{role, content}` objects (`content` a string or null) whose contents
-//!   are joined by `"\n"`; without `field`, `obj["messages"]` is such a list;
+//!   are joined by `"\n"`; without `field`, `obj["messages"]` is such a list; an empty `field`
+//!   asks for no text (any object is a record, its item an empty text: for callers that parse the
+//!   raw line themselves);
 //! - no string anywhere in the record (keys included) holds a lone UTF-16 surrogate escape such as
 //!   `"\ud800"`: valid JSON, but not text, and the jobs write records back as UTF-8.
 //!
@@ -156,7 +158,9 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
             if keys.len() < 10 && !keys.iter().any(|x: &String| *x == *k) {
                 keys.push(k.to_string());
             }
-            if *k == *self.0 {
+            if self.0.is_empty() {
+                a.next_value::<IgnoredAny>()?; // any object: its values are only checked as JSON
+            } else if *k == *self.0 {
                 field = Some(a.next_value_seed(ValSeed)?); // duplicate keys: the last wins
             } else if k == "messages" {
                 messages = Some(a.next_value_seed(ValSeed)?);
@@ -387,6 +391,9 @@ fn item_of(top: Top, rules: &Rules) -> Result<Item, String> {
         } => (field, messages, keys),
         Top::Other(k) => return Err(format!("a record must be a JSON object, not {}", k.said())),
     };
+    if rules.field.is_empty() {
+        return Ok(Item::Text(String::new())); // no text asked for: any object is a record
+    }
     if let Some(v) = field {
         return match v {
             Val::Str(s) => Ok(Item::Text(s)),
@@ -676,6 +683,23 @@ mod tests {
         let msg = "field 'text' is a number, not a string (nor a messages list)";
         assert_eq!(why(br#"{"text": Infinity}"#), msg);
         assert!(why(br#"{"text": NaNa}"#).starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn an_empty_field_takes_any_object() {
+        let any = Rules::new("");
+        let empty = Ok(Item::Text(String::new()));
+        for line in [
+            &br#"{"a": [1, {"b": null}], "text": 5}"#[..],
+            b"{}",
+            br#"{"messages": 3}"#,
+        ] {
+            assert_eq!(record_item(line, &any), empty, "{line:?}");
+        }
+        let why = |l: &[u8]| record_item(l, &any).unwrap_err();
+        assert!(why(b"{\"a\": broken").starts_with("malformed JSON"));
+        assert!(why(br#"{"a": "\udc00"}"#).starts_with("lone surrogate U+DC00"));
+        assert_eq!(why(b"[1]"), "a record must be a JSON object, not an array");
     }
 
     #[test]
