@@ -287,19 +287,19 @@ fn find_infixes(s: &str, out: &mut Vec<(usize, usize)>) {
                 j += 1;
             }
             end = Some(j);
-        } else if c == '…' || is_icon(c) {
-            end = Some(k + 1);
-        } else if prev.is_some_and(|p| p.is_ascii_digit())
-            && "+-*^".contains(c)
-            && next.is_some_and(|n| n.is_ascii_digit() || n == '-')
+        } else if c == '…'
+            || is_icon(c)
+            // (?<=[0-9])[+\-\*^](?=[0-9-])
+            || (prev.is_some_and(|p| p.is_ascii_digit())
+                && "+-*^".contains(c)
+                && next.is_some_and(|n| n.is_ascii_digit() || n == '-'))
+            // (?<=[{al}{q}])\.(?=[{au}{q}])
+            || (c == '.'
+                && prev.is_some_and(|p| is_lower(p) || is_quote(p))
+                && next.is_some_and(|n| is_upper(n) || is_quote(n)))
+            // (?<=[{a}]),(?=[{a}])
+            || (c == ',' && prev.is_some_and(is_alpha) && next.is_some_and(is_alpha))
         {
-            end = Some(k + 1);
-        } else if c == '.'
-            && prev.is_some_and(|p| is_lower(p) || is_quote(p))
-            && next.is_some_and(|n| is_upper(n) || is_quote(n))
-        {
-            end = Some(k + 1);
-        } else if c == ',' && prev.is_some_and(is_alpha) && next.is_some_and(is_alpha) {
             end = Some(k + 1);
         } else if prev.is_some_and(|p| is_alpha(p) || p.is_ascii_digit()) {
             if "-–—~".contains(c) {
