@@ -86,11 +86,8 @@ id_field = "id"
 [filter.domains.web]           # the docs' prose is full of code samples: no alpha-word rule
 gopher_quality = { max_non_alpha_words_ratio = 0.6 }
 
-[filter.domains.code]          # prose heuristics do not apply to code
-gopher_quality = false
-gopher_repetition = false
-c4 = false
-fineweb = false
+[filter.domains.code]          # prose heuristics do not apply to code: the code preset's rules
+preset = "code"
 
 [decontaminate]
 options = { test_set = "humaneval" }
