@@ -1,9 +1,10 @@
 """The pipeline's file handling, on the one record I/O of :mod:`qwen25.data.records`: JSONL,
 token and JSON files through its atomic writer (bytes written off the GIL to ``.tmp-NAME`` beside
 ``NAME``, renamed on commit, removed on failure; a write error names ``NAME`` as a
-:class:`~qwen25.errors.Qwen25IOError`), and the stage lines the phases pass on: the fields a
-phase reads first, the text (already JSON) last, so a phase reads a line's fields without
-parsing its text, and copies the text's JSON into the next file without re-serialising it."""
+:class:`~qwen25.errors.Qwen25IOError`), and the lines of ``stage1.jsonl``: the fields first, the
+text (already JSON) last, so a phase reads a line's fields without parsing its text
+(:func:`split_line`), and an output that carries the text copies its JSON as it is
+(:func:`text_line`, :class:`LineAt`) instead of serialising it again."""
 
 from __future__ import annotations
 
