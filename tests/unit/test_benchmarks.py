@@ -558,7 +558,7 @@ def test_missing_field_names_file_row_and_field(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=rf"^{m}:1: field 'choices' should be a list, got str"):
         benchmarks.load("mmlu", path=m)
     n = fx.jsonl(tmp_path / "n.jsonl", [["a", "b"]])
-    with pytest.raises(FormatError, match=rf"^{n}:1: expected an object with fields, got list"):
+    with pytest.raises(FormatError, match=rf"^{n}:1: a record must be a JSON object, not an array"):
         benchmarks.load("ifeval", path=n)
 
 

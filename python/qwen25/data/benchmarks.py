@@ -45,6 +45,7 @@ from __future__ import annotations
 import ast
 import csv
 import glob
+import gzip
 import inspect
 import io
 import json
@@ -531,9 +532,19 @@ def _find_files(spec: Benchmark, root: str) -> list[tuple[str, str | None]]:
 
 
 def _open_text(path: str) -> io.TextIOBase:
-    from .records import open_binary
-
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
+    """A CSV or JSON-array file (``.gz``/``.zst`` too) as text."""
+    low = path.lower()
+    if low.endswith(".gz"):
+        raw: Any = gzip.open(path, "rb")
+    elif low.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
+        raw = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
+    else:
+        raw = open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
 
 
 def _iter_file(path: str, columns: set[str]) -> Iterator[tuple[Any, str, int]]:
@@ -569,12 +580,10 @@ def _iter_file(path: str, columns: set[str]) -> Iterator[tuple[Any, str, int]]:
             for n, rec in enumerate(arr, 1):
                 yield rec, f"{path}: item {n}", 0
             return
-        from .records import read_jsonl_lines
+        from .records import iter_objects
 
-        for ln in read_jsonl_lines(path):
-            if ln.error is not None:
-                raise FormatError(f"{path}:{ln.line}: {ln.error}", path, ln.line)
-            yield ln.obj, f"{path}:{ln.line}", ln.line
+        for line, obj, _ in iter_objects(path):
+            yield obj, f"{path}:{line}", line
 
 
 def _starts_with_bracket(path: str) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import _native
 from ..errors import Qwen25ValueError
-from .records import iter_records, text_of
+from .records import iter_objects, iter_records, text_of
 
 __all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo"]
 
@@ -297,8 +297,6 @@ def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) ->
     The corpus marks each planted record (an edited HumanEval problem) with ``"planted":
     "<task id>: <edit kind>"``. Recall = planted removed / planted, precision = planted removed /
     all removed, overall and per edit kind; they are returned under ``report["demo"]``."""
-    import gzip
-    import json
     import tempfile
 
     from .decontam_job import run_job, summary
@@ -314,11 +312,9 @@ def decontaminate_demo(out_dir: str | None = None, *, progress: bool = False) ->
             report.pop("report_path", None)  # the temporary folder goes away
         print(summary(report))
         kinds: dict[int, str] = {}  # line -> edit kind of each planted record
-        with gzip.open(corpus, "rt", encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                rec = json.loads(line)
-                if "planted" in rec:
-                    kinds[n] = str(rec["planted"]).rpartition(": ")[2] or "planted"
+        for n, rec, _ in iter_objects(corpus):
+            if "planted" in rec:
+                kinds[n] = str(rec["planted"]).rpartition(": ")[2] or "planted"
         removed = {r["line"] for r in report["removed"]}
         caught = removed & set(kinds)
 

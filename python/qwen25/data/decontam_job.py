@@ -225,18 +225,13 @@ def shard_names(files: list[str]) -> list[str]:
 def _test_sets(spec: str) -> list[tuple[str, list[Any], bool]]:
     """(set name, records, from a file) for one --test value."""
     from . import benchmarks
-    from .records import iter_parquet, read_jsonl_lines
+    from .records import iter_objects, iter_parquet
 
     if os.path.isfile(spec):
         name = os.path.basename(spec)
         if spec.lower().endswith(".parquet"):
             return [(name, list(iter_parquet(spec)), True)]
-        recs = []
-        for ln in read_jsonl_lines(spec):
-            if ln.error is not None:
-                raise FormatError(f"{spec}:{ln.line}: {ln.error}", spec, ln.line)
-            recs.append((ln.line, ln.obj))
-        return [(name, recs, True)]
+        return [(name, [(line, obj) for line, obj, _ in iter_objects(spec)], True)]
     resolve = getattr(benchmarks, "resolve", None)
     if resolve is not None:
         return [(n, list(r), False) for n, r in resolve(spec)]

@@ -5,22 +5,20 @@ objects, and files (JSONL, ``.jsonl.gz``, ``.jsonl.zst`` with ``zstandard``, Par
 Bad input is an error that says where: a malformed JSON line raises :class:`FormatError` with
 the file and 1-based line; a missing field raises :class:`Qwen25ValueError` naming it.
 
-The jobs (``qwen25 decontaminate``, ``qwen25 tokenize``) read and write through the native record
-I/O of ``qwen25-core`` (:func:`read_batches`, :func:`open_writer`): JSONL parsed in Rust on a
-background thread with one set of UTF-8, surrogate and malformed-line rules, the raw lines kept
-in Rust for pass-through output, and atomic compressing writers whose errors name the output.
+Every JSONL file is read through the native record I/O of ``qwen25-core``: :func:`read_batches`
+for the jobs that take a text (parsed in Rust on a background thread, the raw lines kept in Rust
+for pass-through output), :func:`iter_objects` for callers that need each record as a dict (the
+same reader and rules, each good line parsed once by ``json.loads``). One set of UTF-8, surrogate
+and malformed-line rules, ``file:line`` errors and skip-bad policy for all; files are written by
+the one atomic, compressing writer, :func:`open_writer`, whose errors name the output.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 
@@ -35,62 +33,6 @@ def file_kind(path: str) -> str:
     if p.endswith(JSONL_SUFFIXES):
         return "jsonl"
     raise Qwen25ValueError(f"{path}: unknown file type (expected {', '.join(JSONL_SUFFIXES + PARQUET_SUFFIXES)})")
-
-
-def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
-    """Open a possibly compressed file by its suffix (``.gz``, ``.zst``)."""
-    p = path.lower()
-    if p.endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, mode, compresslevel=6) if "w" in mode else gzip.open(path, mode))
-    if p.endswith(".zst"):
-        try:
-            import zstandard
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise Qwen25ValueError(f"{path}: reading .zst needs the 'zstandard' package") from e
-        if "r" in mode:
-            return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(open(path, "rb")))
-        return cast(IO[bytes], zstandard.ZstdCompressor().stream_writer(open(path, "wb")))
-    return cast(IO[bytes], open(path, mode))
-
-
-@dataclass
-class Line:
-    """One JSONL line: ``raw`` bytes as read (without the newline), its 1-based ``line`` number,
-    and the parsed ``obj`` (None when the line is bad: ``error`` says why)."""
-
-    raw: bytes
-    line: int
-    obj: Any = None
-    error: str | None = None
-
-
-def read_jsonl_lines(path: str, *, encoding_errors: str = "strict") -> Iterator[Line]:
-    """Every non-blank line of a JSONL file, parsed; bad lines carry ``error`` instead."""
-    if not os.path.exists(path):
-        raise Qwen25FileNotFoundError(2, "no such file", path)
-    with open_binary(path) as raw_f:
-        f: Any = raw_f if isinstance(raw_f, io.BufferedReader) else io.BufferedReader(cast(Any, raw_f))
-        for n, raw in enumerate(f, 1):
-            raw = raw.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8", errors=encoding_errors)
-            except UnicodeDecodeError as e:
-                yield Line(raw, n, None, f"invalid UTF-8 at byte {e.start} (use replace to substitute U+FFFD)")
-                continue
-            try:
-                yield Line(raw, n, json.loads(text))
-            except json.JSONDecodeError as e:
-                yield Line(raw, n, None, f"malformed JSON: {e.msg} at column {e.colno}")
-
-
-def iter_jsonl(path: str, *, encoding_errors: str = "strict") -> Iterator[Any]:
-    """Parsed JSON values of a JSONL file; a bad line raises FormatError(path, line)."""
-    for ln in read_jsonl_lines(path, encoding_errors=encoding_errors):
-        if ln.error is not None:
-            raise FormatError(f"{path}:{ln.line}: {ln.error}", path, ln.line)
-        yield ln.obj
 
 
 def iter_parquet(path: str, batch_size: int = 4096) -> Iterator[dict[str, Any]]:
@@ -109,7 +51,7 @@ def iter_path(path: str | os.PathLike[str], *, encoding_errors: str = "strict") 
     p = os.fspath(path)
     if file_kind(p) == "parquet":
         return iter_parquet(p)
-    return iter_jsonl(p, encoding_errors=encoding_errors)
+    return (obj for _, obj, _ in iter_objects(p, encoding_errors=encoding_errors))
 
 
 def iter_records(source: Any) -> Iterator[Any]:
@@ -163,11 +105,6 @@ def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
     return [text_of(r, field, f"record {i}: ") for i, r in enumerate(records)]
 
 
-# A JSON escape of a UTF-16 surrogate (U+D800..U+DFFF): the only way a strictly decoded line
-# can hold a lone surrogate, so lines without one skip the full check.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
 def lone_surrogate(obj: Any, where: str = "") -> str | None:
     """Where ``obj`` (a parsed JSON value) holds a string that cannot be encoded as UTF-8 (a lone
     surrogate such as ``"\\ud800"``, valid JSON but not text), or None when it holds none."""
@@ -189,76 +126,6 @@ def lone_surrogate(obj: Any, where: str = "") -> str | None:
             if bad:
                 return bad
     return None
-
-
-class JsonlReader:
-    """Records of JSONL files (``.gz``/``.zst`` too) in order, as ``(path, line, record)``, with a
-    progress bar by bytes.
-
-    A line that is not UTF-8 JSON, not an object, holds a string that cannot be encoded as UTF-8
-    (a lone surrogate escape such as ``\\ud800``: the stages write records back as UTF-8), or lacks
-    a string ``field`` (or ``label_field``) raises :class:`FormatError` naming ``file:line``; with ``skip_bad=True`` it is counted in
-    ``bad`` and passed to ``on_bad(path, line, why)`` instead (to list it as removed), so no record
-    is ever silently lost. Blank lines are not records."""
-
-    def __init__(
-        self,
-        paths: Iterable[str],
-        field: str = "text",
-        *,
-        label_field: str | None = None,
-        skip_bad: bool = False,
-        on_bad: Any = None,
-        progress: bool = False,
-        desc: str = "read",
-    ) -> None:
-        self.paths = [os.fspath(p) for p in paths]
-        for p in self.paths:
-            if not os.path.isfile(p):
-                raise Qwen25FileNotFoundError(2, "no such input file", p)
-        self.field, self.label_field = field, label_field
-        self.skip_bad, self.on_bad, self.progress, self.desc = skip_bad, on_bad, progress, desc
-        self.bad = 0
-
-    def __iter__(self) -> Iterator[tuple[str, int, dict[str, Any]]]:
-        import sys
-
-        from tqdm import tqdm
-
-        plain = all(not p.lower().endswith((".gz", ".zst")) for p in self.paths)
-        total = sum(os.path.getsize(p) for p in self.paths) if plain else None
-        bar = tqdm(
-            total=total, desc=self.desc, unit="B", unit_scale=True, disable=not self.progress, file=sys.stderr,
-            dynamic_ncols=True,
-        )  # fmt: skip
-        try:
-            for path in self.paths:
-                for ln in read_jsonl_lines(path):
-                    bar.update(len(ln.raw) + 1)
-                    why = ln.error
-                    rec = ln.obj
-                    if why is None:
-                        if not isinstance(rec, dict):
-                            why = f"a record must be a JSON object, not {type(rec).__name__}"
-                        elif not isinstance(rec.get(self.field), str):
-                            why = f"no string field {self.field!r}"
-                        elif self.label_field is not None and not isinstance(rec.get(self.label_field), str):
-                            why = f"no string label field {self.label_field!r}"
-                        elif _SURROGATE_ESCAPE.search(ln.raw):
-                            why = lone_surrogate(rec)
-                    if why is not None:
-                        self._bad(path, ln.line, why)
-                        continue
-                    yield path, ln.line, rec
-        finally:
-            bar.close()
-
-    def _bad(self, path: str, line: int, why: str) -> None:
-        if not self.skip_bad:
-            raise FormatError(f"{path}:{line}: {why}", path, line)
-        self.bad += 1
-        if self.on_bad is not None:
-            self.on_bad(path, line, why)
 
 
 # -- the native record I/O -----------------------------------------------------------------------
@@ -297,6 +164,38 @@ def read_batches(
     return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
                                 batch_size=batch_size, allow_ids=allow_ids, hash=hash,
                                 num_threads=num_threads)  # fmt: skip
+
+
+def iter_objects(
+    path: str | os.PathLike[str], *, skip_bad: bool = False, encoding_errors: str = "strict"
+) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line, obj, None)`` for each record of a JSONL file (``.gz``/``.zst`` too) whose caller
+    needs Python dicts: the lines are read and checked by the native reader (:func:`read_batches`
+    with no text field: the same UTF-8, lone-surrogate and malformed-line rules), and each good
+    line is parsed once, by ``json.loads``. A record is any JSON object; blank lines are not
+    records. A bad line raises :class:`FormatError` naming ``file:line`` (a compressed file cut
+    short names the line where it broke); with ``skip_bad`` it comes in its place as
+    ``(line, None, why)`` instead, and damage ends the file the same way."""
+    p = os.fspath(path)
+    replace = encoding_errors == "replace"
+
+    def bad_line(line: int, why: str) -> tuple[int, None, str]:
+        if not skip_bad:
+            raise FormatError(f"{p}:{line}: {why}", p, line)
+        return line, None, why
+
+    for batch in read_batches(p, "", skip_bad=True, encoding_errors=encoding_errors, batch_size=1024):
+        good = [(n, i) for i, n in enumerate(batch.lines)]
+        bad = batch.bad
+        for line, i in sorted(good + [(b[0], -1 - k) for k, b in enumerate(bad)]) if bad else good:
+            if i < 0:
+                yield bad_line(line, bad[-1 - i][2])
+                continue
+            raw = batch.raw(i)
+            yield line, json.loads(raw.decode("utf-8", "replace") if replace else raw), None
+        if batch.damage is not None:
+            line, _before, why = batch.damage
+            yield bad_line(line, why)
 
 
 def open_writer(

@@ -162,25 +162,20 @@ _READERS: dict[str, tuple[str | None, tuple[str, ...], Callable[[str, dict[str, 
 
 def _file_rows(path: str) -> list[tuple[str, dict[str, Any], str]]:
     """(id, record, where) of every line of a JSONL file (the decontamination job's id rule)."""
-    from ..data.records import read_jsonl_lines
+    from ..data.records import iter_objects
 
     if not os.path.isfile(path):
         raise Qwen25FileNotFoundError(2, "no such file", path)
     base = os.path.basename(path)
     out = []
     seen: set[str] = set()
-    for i, ln in enumerate(read_jsonl_lines(path)):
-        where = f"{path}:{ln.line}"
-        if ln.error is not None:
-            raise FormatError(f"{where}: {ln.error}", path, ln.line)
-        if not isinstance(ln.obj, dict):
-            raise FormatError(f"{where}: expected a JSON object, got {type(ln.obj).__name__}", path, ln.line)
-        rid = next((str(ln.obj[k]) for k in ("id", "task_id", "question_id") if ln.obj.get(k) is not None),
+    for i, (line, obj, _) in enumerate(iter_objects(path)):
+        rid = next((str(obj[k]) for k in ("id", "task_id", "question_id") if obj.get(k) is not None),
                    f"{base}#{i}")
         if rid in seen:  # as the decontamination job: a repeated id gets the index
             rid = f"{rid}#{i}"
         seen.add(rid)
-        out.append((rid, ln.obj, where))
+        out.append((rid, obj, f"{path}:{line}"))
     if not out:
         raise FormatError(f"{path}: no item in the file", path, 0)
     return out

@@ -130,19 +130,17 @@ def generate_candidates(model: Qwen2ForCausalLM, tokenizer: Tokenizer, prompts: 
 
 def read_tasks(path: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
     """(where, task) for each record of a JSONL file; a bad record raises naming file:line."""
-    from ..data.records import read_jsonl_lines
+    from ..data.records import iter_objects
 
     p = os.fspath(path)
     out = []
-    for ln in read_jsonl_lines(p):
-        where = f"{p}:{ln.line}"
-        if ln.error is not None:
-            raise FormatError(f"{where}: {ln.error}", p, ln.line)
+    for line, obj, _ in iter_objects(p):
+        where = f"{p}:{line}"
         try:
-            task_kind(ln.obj, where)
+            task_kind(obj, where)
         except Qwen25ValueError as e:
-            raise FormatError(str(e), p, ln.line) from None
-        out.append((where, ln.obj))
+            raise FormatError(str(e), p, line) from None
+        out.append((where, obj))
     return out
 
 

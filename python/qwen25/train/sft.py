@@ -349,14 +349,14 @@ def _iter_source(src: Any) -> Iterator[tuple[str, Any, str | None, bool]]:
             return
         if not os.path.exists(path):
             raise Qwen25FileNotFoundError(2, "no such file", path)
-        from ..data.records import file_kind, iter_parquet, read_jsonl_lines
+        from ..data.records import file_kind, iter_objects, iter_parquet
 
         if file_kind(path) == "parquet":
             for i, rec in enumerate(iter_parquet(path)):
                 yield f"{path}:row {i + 1}", rec, None, True
             return
-        for ln in read_jsonl_lines(path):
-            yield f"{path}:{ln.line}", ln.obj, ln.error, False
+        for line, obj, why in iter_objects(path, skip_bad=True):
+            yield f"{path}:{line}", obj, why, False
         return
     name = type(src).__name__
     table = type(src).__module__.split(".")[0] == "datasets"
