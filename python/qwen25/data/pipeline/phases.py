@@ -60,7 +60,7 @@ class RunContext:
         documents (``row["text"]`` empty) is answered here with empty columns. Under Ray the
         tasks go out in windows of 4 per actor (so the driver holds a window, not the corpus)."""
         pl = self.cfg.pipeline
-        empty = {k: [] for k in worker.SCHEMA}  # type: ignore[attr-defined]
+        empty: dict[str, list[Any]] = {k: [] for k in worker.SCHEMA}  # type: ignore[attr-defined]
         if pl.engine == "ray":
             from ..distributed import ray_map_ordered
 
