@@ -418,3 +418,80 @@ def test_check_records_decides_as_check_all_on_the_same_texts(tmp_path):
     want = d.check_all(b.items(), num_threads=1)
     assert got == want
     assert sum(bool(m) for m in got) >= 10
+
+
+# -- iter_objects: the same reader, for callers that need dicts ----------------------------------
+def ref_object(content: bytes, errors: str = "strict") -> Any:
+    """The record (a dict) one line's content is, or None when the line is bad, by Python's json."""
+    try:
+        obj = json.loads(content.decode("utf-8", errors))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")  # a lone surrogate anywhere, keys too
+    except UnicodeEncodeError:
+        return None
+    return obj
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "jsonl.gz", "jsonl.zst"])
+def test_iter_objects_match_python_json(tmp_path, kind):
+    from qwen25.data.records import iter_objects
+
+    rnd = random.Random(5)
+    lines = []
+    for _ in range(3000):  # more than one batch
+        r = rnd.random()
+        if r < 0.05:
+            lines.append(rnd.choice([b"", b"  "]) + b"\n")
+            continue
+        good = json.dumps(rnd.choice(GOOD), ensure_ascii=rnd.random() < 0.5).encode()
+        raw = rnd.choice(BAD_LINES) if r < 0.2 else good
+        lines.append(raw + rnd.choice([b"\n", b"\r\n"]))
+    data = b"".join(lines) + b'{"no": "ending"}'
+    p = write(tmp_path / f"x.{kind}", data)
+    want, first_bad = [], None
+    for n, line in enumerate(split_lines(data), 1):
+        content = line.rstrip(b"\n").removesuffix(b"\r")
+        if not content.strip():
+            continue
+        obj = ref_object(content)
+        want.append((n, obj is not None, obj))
+        if obj is None and first_bad is None:
+            first_bad = n
+    got = list(iter_objects(p, skip_bad=True))
+    assert [(n, why is None) for n, _, why in got] == [(n, ok) for n, ok, _ in want]
+    # dumps compares NaN as equal to itself
+    assert [json.dumps(o) for _, o, _ in got] == [json.dumps(o) for _, _, o in want]
+    assert all(isinstance(why, str) and why for _, o, why in got if o is None)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(p))}:{first_bad}: ") as e:
+        list(iter_objects(p))
+    assert (e.value.path, e.value.line) == (str(p), first_bad)
+
+
+def test_iter_objects_reasons_replace_and_damage(tmp_path):
+    from qwen25.data.records import iter_objects
+
+    p = write(tmp_path / "r.jsonl", b'{"a": "caf\xe9"}\n[1]\n{"b": "\\ud800"}\n{"c": 1}\n')
+    got = list(iter_objects(p, skip_bad=True))
+    assert [n for n, _, _ in got] == [1, 2, 3, 4]
+    assert got[0][2].startswith("invalid UTF-8")
+    assert got[1][2] == "a record must be a JSON object, not an array"
+    assert got[2][2].startswith("lone surrogate U+D800")
+    assert got[3] == (4, {"c": 1}, None)
+    rep = list(iter_objects(p, skip_bad=True, encoding_errors="replace"))
+    assert rep[0] == (1, {"a": "caf\ufffd"}, None)
+    # a gzip file cut short: the records before the break, then where it broke
+    data = b"".join(json.dumps({"i": i, "t": os.urandom(24).hex()}).encode() + b"\n" for i in range(4000))
+    z = gzip.compress(data)
+    g = tmp_path / "cut.jsonl.gz"
+    g.write_bytes(z[: len(z) // 2])
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(z[: len(z) // 2])
+    n = d.count(b"\n")
+    got = list(iter_objects(g, skip_bad=True))
+    assert [o for _, o, _ in got[:-1]] == [json.loads(x) for x in d.split(b"\n")[:n]]
+    assert got[-1][0] == n + 1 and got[-1][1] is None and "truncated" in got[-1][2]
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(g))}:{n + 1}: truncated"):
+        list(iter_objects(g))
