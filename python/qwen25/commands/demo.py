@@ -68,30 +68,16 @@ def sample_corpus(mb: float) -> list[str]:
     return docs
 
 
-PIPELINE_DEMO = """
+def pipeline_toml() -> str:
+    """The demo's ``data run`` configuration: the e2e demo's sources, filters and decontamination,
+    one token mix, packed at 2,048."""
+    from ..eval.e2e import DEMO_SOURCES_TOML
+
+    return """
 [pipeline]
 output = "out"
 batch_size = 64
-
-[[sources]]
-name = "web"
-paths = ["web.jsonl"]
-id_field = "id"
-
-[[sources]]
-name = "code"
-paths = ["code.jsonl"]
-id_field = "id"
-
-[filter.domains.web]           # the docs' prose is full of code samples: no alpha-word rule
-gopher_quality = { max_non_alpha_words_ratio = 0.6 }
-
-[filter.domains.code]          # prose heuristics do not apply to code: the code preset's rules
-preset = "code"
-
-[decontaminate]
-options = { test_set = "humaneval" }
-
+""" + DEMO_SOURCES_TOML + """
 [mix]
 weights = { web = 0.6, code = 0.4 }   # shares of tokens
 max_repeat = 2.0
@@ -105,35 +91,14 @@ def pipeline_demo() -> dict[str, Any]:
     """``qwen25 data run`` on prose (the Python docs' topics, with an exact and a near duplicate
     planted) and code (stdlib modules plus the demo corpus's edited HumanEval problems); prints
     the report."""
-    import gzip
-    import json
-
     from ..data.pipeline import format_report, run_pipeline
+    from ..eval.e2e import write_demo_corpus
 
-    corpus = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "demo", "decontam_demo.jsonl.gz")
-    with gzip.open(corpus, "rt", encoding="utf-8") as f:
-        recs = [r for r in map(json.loads, f) if isinstance(r.get("text"), str)]  # not the chat record
-    try:  # prose: the Python documentation's topics, shipped with the interpreter
-        from pydoc_data.topics import topics
-
-        web = [{"id": k, "text": v} for k, v in sorted(topics.items())]
-    except ImportError:  # pragma: no cover - stripped Python installs
-        web = []
-    if len(web) > 6:
-        web.append({"id": "exact-copy", "text": web[3]["text"]})
-        web.append({"id": "near-copy", "text": web[5]["text"].replace("\n", "\n\n", 1) + " Thanks for reading."})
-    files = [p for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))) if 1000 < os.path.getsize(p) < 6000]
-    code = [{"id": r["id"], "text": r["text"]} for r in recs if "planted" in r]  # edited HumanEval problems
-    for path in files:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            code.append({"id": os.path.basename(path), "text": f.read()})
     with tempfile.TemporaryDirectory(prefix="qwen25-pipeline-demo-") as d:
-        for name, recs in (("web", web), ("code", code)):
-            with open(os.path.join(d, f"{name}.jsonl"), "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
+        write_demo_corpus(d, max_file_bytes=6000, max_code=None)
         cfg = os.path.join(d, "pipeline.toml")
         with open(cfg, "w", encoding="utf-8") as f:
-            f.write(PIPELINE_DEMO)
+            f.write(pipeline_toml())
         rep = run_pipeline(cfg, progress=False)
         print(format_report(rep))
     return rep

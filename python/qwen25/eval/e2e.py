@@ -50,11 +50,8 @@ __all__ = ["run_e2e", "STAGES"]
 
 STAGES = ("data", "pretrain", "sft", "rm+dpo", "grpo", "eval")
 
-PIPELINE_TOML = """
-[pipeline]
-output = "pipeline"
-batch_size = 64
-
+# the demo corpus's sources, filters and decontamination, shared with ``qwen25 demo``'s pipeline part
+DEMO_SOURCES_TOML = """
 [[sources]]
 name = "web"
 paths = ["web.jsonl"]
@@ -73,7 +70,13 @@ preset = "code"
 
 [decontaminate]
 options = { test_set = "humaneval" }
+"""
 
+PIPELINE_TOML = """
+[pipeline]
+output = "pipeline"
+batch_size = 64
+""" + DEMO_SOURCES_TOML + """
 [mix]
 max_repeat = 3.0
 
@@ -99,10 +102,11 @@ def _say(log: Callable[[str], None], msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------ 1. data
-def _corpus(d: str) -> dict[str, int]:
+def write_demo_corpus(d: str, *, max_file_bytes: int = 30000, max_code: int | None = 400) -> dict[str, int]:
     """web.jsonl and code.jsonl in ``d``: prose from the Python docs' topics (an exact and a near
-    copy planted), code from standard-library modules and the demo corpus's edited HumanEval
-    problems."""
+    copy planted), code from the demo corpus's edited HumanEval problems and standard-library
+    modules of 1,000 to ``max_file_bytes`` bytes (the first ``max_code`` records). Shared with
+    ``qwen25 demo``'s pipeline part."""
     demo = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "demo", "decontam_demo.jsonl.gz")
     with gzip.open(demo, "rt", encoding="utf-8") as f:
         recs = [r for r in map(json.loads, f) if isinstance(r.get("text"), str)]
@@ -116,12 +120,12 @@ def _corpus(d: str) -> dict[str, int]:
         web.append({"id": "exact-copy", "text": web[3]["text"]})
         web.append({"id": "near-copy", "text": web[5]["text"].replace("\n", "\n\n", 1) + " Thanks for reading."})
     files = [p for p in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py")))
-             if 1000 < os.path.getsize(p) < 30000]
+             if 1000 < os.path.getsize(p) < max_file_bytes]
     code = [{"id": r["id"], "text": r["text"]} for r in recs if "planted" in r]
     for path in files:
         with open(path, encoding="utf-8", errors="replace") as f:
             code.append({"id": os.path.basename(path), "text": f.read()})
-    code = code[:400]
+    code = code[:max_code]
     for name, rows in (("web", web), ("code", code)):
         with open(os.path.join(d, f"{name}.jsonl"), "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -134,7 +138,7 @@ def stage_data(out: str, log: Callable[[str], None]) -> dict[str, Any]:
 
     d = os.path.join(out, "data")
     os.makedirs(d, exist_ok=True)
-    counts = _corpus(d)
+    counts = write_demo_corpus(d)
     cfg = os.path.join(d, "pipeline.toml")
     with open(cfg, "w", encoding="utf-8") as f:
         f.write(PIPELINE_TOML)
