@@ -196,12 +196,12 @@ def test_custom_rollout_engine_sees_only_the_protocol(tmp_path):
 def test_bad_prompt_files_name_the_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     cases = [
-        ('{"prompt_ids": [1, 2]}\n{"prompt_ids": [1, 2\n', "bad.jsonl:2: invalid JSON"),
+        ('{"prompt_ids": [1, 2]}\n{"prompt_ids": [1, 2\n', "bad.jsonl:2: malformed JSON"),
         ('\n{"text": "hi"}\n', "bad.jsonl:2: needs 'prompt'"),
         ('{"prompt_ids": [1, 99]}\n', "bad.jsonl:1: token id 99 is outside"),
         ('{"prompt_ids": [1, 2, 3, 4, 5, 6, 7, 8, 9]}\n', "bad.jsonl:1: the prompt has 9 tokens, more than"),
         ('{"prompt_ids": []}\n', "bad.jsonl:1: the prompt is empty"),
-        ('[1, 2]\n', "bad.jsonl:1: expected a JSON object"),
+        ('[1, 2]\n', "bad.jsonl:1: a record must be a JSON object"),
         ('{"prompt": [{"role": "user"}]}\n', "bad.jsonl:1: 'prompt' must be a string or a list"),
         ('\n\n', "no prompts"),
     ]

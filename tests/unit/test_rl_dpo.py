@@ -139,7 +139,7 @@ def test_text_pairs_one_im_end_no_bos(qwen25_data_dir):  # type: ignore[no-untyp
 def test_bad_pairs_name_file_and_line(tmp_path):  # type: ignore[no-untyped-def]
     good = json.dumps({"prompt_ids": [1, 2], "chosen_ids": [3], "rejected_ids": [4]})
     cases = [
-        ("{not json", "invalid JSON"),
+        ("{not json", "malformed JSON"),
         (json.dumps({"prompt_ids": [1], "chosen_ids": [3]}), "missing"),
         (json.dumps({"prompt_ids": [1], "chosen_ids": [], "rejected_ids": [4]}), "empty completion"),
         (json.dumps({"prompt_ids": [1], "chosen_ids": [99], "rejected_ids": [4]}), "outside the model's vocabulary"),

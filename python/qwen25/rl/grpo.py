@@ -494,56 +494,49 @@ def read_prompts(path: str | os.PathLike[str], tokenizer: Any = None, *, max_pro
     Other keys (``answer``, ``tests``, ``id``, ...) are kept for the rewards. Blank lines are
     skipped; every malformed line is an error naming ``file:line``, as is a prompt longer than
     ``max_prompt_length`` tokens (nothing is cut or dropped silently)."""
+    from ..data.records import iter_objects
+
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise Qwen25FileNotFoundError(f"prompts file {p} does not exist")
     ids: list[tuple[int, ...]] = []
     records: list[dict[str, Any]] = []
     h = hashlib.sha256()
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{n}"
+    for n, rec, _ in iter_objects(p):
+        where = f"{p}:{n}"
+        if "prompt_ids" in rec:
+            v = rec["prompt_ids"]
+            if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                raise FormatError(f"{where}: 'prompt_ids' must be a list of token ids", p, n)
+            toks = tuple(v)
+        elif "prompt" in rec:
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"{where}: invalid JSON: {e.msg}", p, n) from None
-            if not isinstance(rec, dict):
-                raise FormatError(f"{where}: expected a JSON object, got {type(rec).__name__}", p, n)
-            if "prompt_ids" in rec:
-                v = rec["prompt_ids"]
-                if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-                    raise FormatError(f"{where}: 'prompt_ids' must be a list of token ids", p, n)
-                toks = tuple(v)
-            elif "prompt" in rec:
-                try:
-                    if tokenizer is None:
-                        raise Qwen25ValueError("text prompts need a tokenizer")
-                    if chat_template:
-                        toks = tuple(tokenizer.apply_chat_template(_messages(rec["prompt"], where),
-                                                                   add_generation_prompt=True))
-                    else:
-                        if not isinstance(rec["prompt"], str):
-                            raise FormatError(f"{where}: without the chat template 'prompt' must be a string", p, n)
-                        toks = tuple(tokenizer.encode(rec["prompt"]))
-                except FormatError as e:
-                    raise FormatError(str(e), p, n) from None
-            else:
-                raise FormatError(f"{where}: needs 'prompt' (text or messages) or 'prompt_ids'", p, n)
-            if not toks:
-                raise FormatError(f"{where}: the prompt is empty", p, n)
-            bad = [x for x in toks if x < 0 or (vocab_size is not None and x >= vocab_size)]
-            if bad:
-                raise FormatError(f"{where}: token id {bad[0]} is outside the model's vocabulary of {vocab_size}", p, n)
-            if len(toks) > max_prompt_length:
-                raise FormatError(f"{where}: the prompt has {len(toks)} tokens, more than max_prompt_length "
-                                  f"{max_prompt_length} (raise method.max_prompt_length or shorten it)", p, n)
-            rec["_where"] = where
-            ids.append(toks)
-            records.append(rec)
-            h.update(json.dumps(list(toks)).encode())
-            h.update(b"\n")
+                if tokenizer is None:
+                    raise Qwen25ValueError("text prompts need a tokenizer")
+                if chat_template:
+                    toks = tuple(tokenizer.apply_chat_template(_messages(rec["prompt"], where),
+                                                               add_generation_prompt=True))
+                else:
+                    if not isinstance(rec["prompt"], str):
+                        raise FormatError(f"{where}: without the chat template 'prompt' must be a string", p, n)
+                    toks = tuple(tokenizer.encode(rec["prompt"]))
+            except FormatError as e:
+                raise FormatError(str(e), p, n) from None
+        else:
+            raise FormatError(f"{where}: needs 'prompt' (text or messages) or 'prompt_ids'", p, n)
+        if not toks:
+            raise FormatError(f"{where}: the prompt is empty", p, n)
+        bad = [x for x in toks if x < 0 or (vocab_size is not None and x >= vocab_size)]
+        if bad:
+            raise FormatError(f"{where}: token id {bad[0]} is outside the model's vocabulary of {vocab_size}", p, n)
+        if len(toks) > max_prompt_length:
+            raise FormatError(f"{where}: the prompt has {len(toks)} tokens, more than max_prompt_length "
+                              f"{max_prompt_length} (raise method.max_prompt_length or shorten it)", p, n)
+        rec["_where"] = where
+        ids.append(toks)
+        records.append(rec)
+        h.update(json.dumps(list(toks)).encode())
+        h.update(b"\n")
     if not ids:
         raise FormatError(f"{p}: no prompts", p, 0)
     return PromptSet(p, ids, records, h.hexdigest())

@@ -129,37 +129,32 @@ def read_pairs(path: str | os.PathLike[str], *, max_length: int, tokenizer: Toke
                vocab_size: int | None = None) -> PairSet:
     """Read and tokenize every pair of a JSONL file (blank lines are skipped; everything else is a
     pair or an error naming the line)."""
+    from ..data.records import iter_objects
+
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise Qwen25FileNotFoundError(f"pairs file {p} does not exist")
     pairs: list[Pair] = []
     truncated = 0
     h = hashlib.sha256()
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{n}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise FormatError(f"{where}: invalid JSON: {e.msg}", p, n) from None
-            try:
-                prompt, chosen, rejected = tokenize_pair(rec, tokenizer, where=where, vocab_size=vocab_size)
-            except FormatError as e:
-                raise FormatError(str(e), p, n) from None
-            margin = rec.get("margin")
-            if margin is not None and not (isinstance(margin, (int, float)) and not isinstance(margin, bool)):
-                raise FormatError(f"{where}: 'margin' must be a number, got {margin!r}", p, n)
-            room = max_length - len(prompt)
-            if room < 1:
-                raise FormatError(f"{where}: the prompt is {len(prompt)} tokens, leaving no room for a completion "
-                                  f"within max_length {max_length}", p, n)
-            for c in (chosen, rejected):
-                truncated += len(c) > room
-            pair = Pair(prompt, chosen[:room], rejected[:room], n, None if margin is None else float(margin))
-            h.update(json.dumps([pair.prompt, pair.chosen, pair.rejected, pair.margin]).encode())
-            pairs.append(pair)
+    for n, rec, _ in iter_objects(p):
+        where = f"{p}:{n}"
+        try:
+            prompt, chosen, rejected = tokenize_pair(rec, tokenizer, where=where, vocab_size=vocab_size)
+        except FormatError as e:
+            raise FormatError(str(e), p, n) from None
+        margin = rec.get("margin")
+        if margin is not None and not (isinstance(margin, (int, float)) and not isinstance(margin, bool)):
+            raise FormatError(f"{where}: 'margin' must be a number, got {margin!r}", p, n)
+        room = max_length - len(prompt)
+        if room < 1:
+            raise FormatError(f"{where}: the prompt is {len(prompt)} tokens, leaving no room for a completion "
+                              f"within max_length {max_length}", p, n)
+        for c in (chosen, rejected):
+            truncated += len(c) > room
+        pair = Pair(prompt, chosen[:room], rejected[:room], n, None if margin is None else float(margin))
+        h.update(json.dumps([pair.prompt, pair.chosen, pair.rejected, pair.margin]).encode())
+        pairs.append(pair)
     if not pairs:
         raise Qwen25ValueError(f"pairs file {p} holds no pairs")
     return PairSet(p, pairs, h.hexdigest(), truncated)
