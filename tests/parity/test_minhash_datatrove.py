@@ -85,8 +85,19 @@ def _datatrove_kept(texts: list[str], tmp: Path) -> list[int]:
 
 def test_same_documents_removed_as_datatrove(texts: list[str], tmp_path: Path) -> None:
     rng = random.Random(0)
-    # documents long enough for one word in a hundred to leave them near-duplicates
-    base = [t for t in texts if len(t.split()) >= 300][:60]
+    # documents long enough for one word in a hundred to leave them near-duplicates, and far
+    # from each other (installed packages ship copies of the same licence): every cluster is
+    # then one document and its near-copy, where both rules keep the first
+    d = MinHashDeduplicator()
+    base: list[str] = []
+    seen: list[set[str]] = []
+    for t in texts:
+        sh = set(d.shingles(t))
+        if len(t.split()) >= 300 and all(len(sh & s) < 0.3 * len(sh | s) for s in seen):
+            base.append(t)
+            seen.append(sh)
+    base = base[:60]
+    assert len(base) >= 40, "too few distinct long documents found"
     corpus = list(base)
     for i, t in enumerate(base[:40]):
         corpus.append(_near_copy(t, i % 4, rng))
@@ -94,7 +105,7 @@ def test_same_documents_removed_as_datatrove(texts: list[str], tmp_path: Path) -
     corpus += short
     rng.shuffle(corpus)
     want = _datatrove_kept(corpus, tmp_path)
-    keep = MinHashDeduplicator().deduplicate(corpus)
+    keep = d.deduplicate(corpus)
     got = [i for i, k in enumerate(keep) if k]
     assert got == want
     assert len(corpus) - len(want) >= 30  # the near-copies were found

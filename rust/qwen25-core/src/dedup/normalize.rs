@@ -94,31 +94,26 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
             i += 1;
         }
     }
-    // punctuation to spaces, whitespace collapsed and stripped
-    let mut ws = String::with_capacity(num.len());
-    let mut pending = false;
-    let num = if cfg.collapse_ws {
-        num.trim_matches(crate::filter::text::is_py_space)
-            .to_string()
+    // punctuation to spaces, then whitespace collapsed and stripped
+    let spaced: String = if cfg.strip_punct {
+        num.chars()
+            .map(|c| {
+                if crate::filter::in_datatrove_punctuation(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect()
     } else {
         num
     };
-    for c in num.chars() {
-        let c = if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c) {
-            ' '
-        } else {
-            c
-        };
-        if cfg.collapse_ws && crate::filter::text::is_py_space(c) {
-            pending = !ws.is_empty();
-            continue;
-        }
-        if pending {
-            ws.push(' ');
-            pending = false;
-        }
-        ws.push(c);
-    }
+    let only_ws = NormConfig {
+        lowercase: false,
+        strip_punct: false,
+        collapse_ws: cfg.collapse_ws,
+    };
+    let ws = normalize(&spaced, &only_ws);
     // accents
     ws.chars()
         .nfd()
