@@ -119,12 +119,11 @@ def _read(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
+    from ..data.records import open_writer
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, allow_nan=False, default=_jsonable)
-        f.write("\n")
-    os.replace(tmp, path)
+    with open_writer(path) as f:
+        f.write((json.dumps(obj, indent=2, allow_nan=False, default=_jsonable) + "\n").encode())
 
 
 def _jsonable(x: Any) -> Any:

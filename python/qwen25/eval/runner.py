@@ -205,11 +205,10 @@ def _contamination(task: str, items: list[dict[str, Any]], per: list[dict[str, A
 
 
 def _write_jsonl(path: str, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    from ..data.records import open_writer
+
+    with open_writer(path) as w:
+        w.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
 
 
 def evaluate(model_dir: str, tasks: Sequence[str], *, out: str, data: dict[str, str] | None = None,
@@ -256,11 +255,10 @@ def evaluate(model_dir: str, tasks: Sequence[str], *, out: str, data: dict[str, 
             log(f"{t}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in scores.items() if isinstance(v, (int, float)) and k != "seconds")
                 + f" ({scores['seconds']:.1f} s)")
-    tmp = os.path.join(out, "results.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, os.path.join(out, "results.json"))
+    from ..data.records import open_writer
+
+    with open_writer(os.path.join(out, "results.json")) as w:
+        w.write((json.dumps(results, indent=2, ensure_ascii=False) + "\n").encode())
     return results
 
 

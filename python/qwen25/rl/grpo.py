@@ -957,18 +957,18 @@ class GRPOTrainer(Trainer):
         for j in range(self.steps_per_episode):
             for r in self.step_rows(ep, j):
                 minibatch[r] = j
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        from ..data.records import open_writer
+
+        with open_writer(path) as f:
             for r, text in enumerate(ep.texts):
                 q = ep.queries[r // g]
                 rec = self.prompts.records[q]
-                f.write(json.dumps({
+                f.write((json.dumps({
                     "episode": ep.index, "sample": r, "prompt": rec["_where"], "id": rec.get("id"),
                     "completion": text, "tokens": ep.lengths[r], "finish_reason": "length" if bool(ep.batch.truncated[r]) else "stop",
                     "reward": _num(ep.rewards[r]), "rewards": {k: _num(v[r]) for k, v in ep.components.items()},
                     "advantage": float(ep.advantages[r]), "minibatch": minibatch.get(r),
-                }, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+                }, ensure_ascii=False) + "\n").encode())
 
     def _load_buffer(self, pending: Mapping[str, Any]) -> Episode:
         base = self._last_ckpt.parent.parent if self._last_ckpt is not None else self.out_dir

@@ -297,10 +297,10 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
     files = [write_table(rows, os.path.join(out_dir, "sweep.csv")), table_path]
     fitted = fit(rows, **dict(fit_kwargs or {}))
     fit_path = os.path.join(out_dir, "fit.json")
-    with open(fit_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(_strict(fitted.to_dict()), f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(fit_path + ".tmp", fit_path)
+    from ..data.records import open_writer
+
+    with open_writer(fit_path) as f:
+        f.write((json.dumps(_strict(fitted.to_dict()), indent=2, allow_nan=False) + "\n").encode())
     files.append(fit_path)
     if plot:
         from .plot import MatplotlibMissing

@@ -131,10 +131,9 @@ def write_table(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str])
             if isinstance(rec.get("loss"), float) and not math.isfinite(rec["loss"]):
                 rec["loss"] = None
             buf.write(json.dumps(rec, allow_nan=False) + "\n")
-    d = os.path.dirname(os.path.abspath(p))
-    os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, f".{os.path.basename(p)}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, p)
+    from ..data.records import open_writer
+
+    os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
+    with open_writer(p) as f:
+        f.write(buf.getvalue().encode())
     return p

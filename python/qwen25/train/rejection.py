@@ -205,12 +205,11 @@ def rejection_sample(model: Qwen2ForCausalLM | None, tokenizer: Tokenizer | None
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
     """Write records as JSONL (atomically); returns how many."""
-    p = os.fspath(path)
-    tmp = p + ".tmp"
+    from ..data.records import open_writer
+
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open_writer(path) as w:
         for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            w.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
             n += 1
-    os.replace(tmp, p)
     return n

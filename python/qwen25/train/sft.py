@@ -711,7 +711,7 @@ def write_debug_chat(path: str | os.PathLike[str], n: int = 2000, seed: int = 0)
     p = os.fspath(path)
     if not os.path.isfile(p):
         os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        tmp = p + f".tmp{os.getpid()}"
+        tmp = p + f".tmp{os.getpid()}"  # every rank may write it at once: a temporary name of its own
         with open(tmp, "w", encoding="utf-8") as f:
             for c in debug_chat(n, seed):
                 f.write(json.dumps(c, ensure_ascii=False) + "\n")
@@ -895,10 +895,10 @@ def run_sft(config: TrainConfig, out_dir: str | os.PathLike[str], *, resume: boo
     os.makedirs(out, exist_ok=True)
     prepared = prepare(config, os.path.join(out, "data"), num_threads=num_threads)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank prepares the same data; one writes
-        tmp = os.path.join(out, f"sft_report.json.tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(prepared.report, f, indent=2, ensure_ascii=False)
-        os.replace(tmp, os.path.join(out, "sft_report.json"))
+        from ..data.records import open_writer
+
+        with open_writer(os.path.join(out, "sft_report.json")) as w:
+            w.write(json.dumps(prepared.report, indent=2, ensure_ascii=False).encode())
     trainer = sft_trainer_class()(prepared, out_dir=out, resume=resume, allow_changes=allow_changes, progress=progress)
     records = trainer.fit(stop_at_step=stop_at_step)
     return trainer, records, prepared.report
