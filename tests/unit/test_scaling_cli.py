@@ -89,10 +89,10 @@ def test_jsonl_errors_name_file_and_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     good = json.dumps({"n_params": 1e8, "n_tokens": 1e10, "lr": 1e-3, "batch_tokens": 524288, "loss": 3.0})
     p.write_text(good + "\n\n{not json\n")
-    with pytest.raises(FormatError, match=rf"{p}:3: not JSON"):
+    with pytest.raises(FormatError, match=rf"{p}:3: malformed JSON"):
         scaling.read_table(p)
     p.write_text(good + "\n[1, 2]\n")
-    with pytest.raises(FormatError, match=rf"{p}:2: a JSON object was expected"):
+    with pytest.raises(FormatError, match=rf"{p}:2: a record must be a JSON object"):
         scaling.read_table(p)
     p.write_text(good + '\n{"n_params": 1e8, "n_tokens": 1e10, "lr": 1e-3, "loss": 3.0}\n')
     with pytest.raises(FormatError, match=rf"{p}:2: missing batch_tokens"):

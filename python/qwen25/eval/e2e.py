@@ -37,7 +37,6 @@ stage) under ``OUT/plots/``. Sizes are set so that the whole run takes a few min
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import os
 import random
@@ -108,8 +107,9 @@ def write_demo_corpus(d: str, *, max_file_bytes: int = 30000, max_code: int | No
     modules of 1,000 to ``max_file_bytes`` bytes (the first ``max_code`` records). Shared with
     ``qwen25 demo``'s pipeline part."""
     demo = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "demo", "decontam_demo.jsonl.gz")
-    with gzip.open(demo, "rt", encoding="utf-8") as f:
-        recs = [r for r in map(json.loads, f) if isinstance(r.get("text"), str)]
+    from ..data.records import iter_objects
+
+    recs = [r for _, r, _ in iter_objects(demo) if isinstance(r.get("text"), str)]
     try:
         from pydoc_data.topics import topics
 

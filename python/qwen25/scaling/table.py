@@ -51,8 +51,16 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not os.path.exists(p):
         raise Qwen25FileNotFoundError(2, "No such file", p)
     rows: list[dict[str, Any]] = []
-    with open(p, encoding="utf-8", newline="") as f:
-        if kind == "csv":
+    if kind != "csv":
+        from ..data.records import iter_objects
+
+        for line, obj, _ in iter_objects(p):
+            if "loss" in obj and obj["loss"] is None:
+                obj["loss"] = math.nan
+            obj[WHERE_KEY] = f"{p}:{line}"
+            rows.append(obj)
+    else:
+        with open(p, encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -75,20 +83,6 @@ def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     if k == "n_total_params" and isinstance(val, str) and val.strip() == "":
                         val = None  # type: ignore[assignment]
                     rec[k] = val
-                rec[WHERE_KEY] = f"{p}:{line}"
-                rows.append(rec)
-        else:
-            for line, text in enumerate(f, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as e:
-                    raise FormatError(f"{p}:{line}: not JSON ({e.msg})", p, line) from None
-                if not isinstance(rec, dict):
-                    raise FormatError(f"{p}:{line}: a JSON object was expected, not {type(rec).__name__}", p, line)
-                if "loss" in rec and rec["loss"] is None:
-                    rec["loss"] = math.nan
                 rec[WHERE_KEY] = f"{p}:{line}"
                 rows.append(rec)
     if not rows:
