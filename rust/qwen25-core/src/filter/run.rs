@@ -284,6 +284,47 @@ mod tests {
         .unwrap()
     }
 
+    /// `cfg` with the simple word split (the one with an ASCII byte-class fast path) and the
+    /// quality filter's words differing from repetition's in the second Gopher section.
+    fn simple_words(mut cfg: FilterConfig) -> FilterConfig {
+        if let Some(c) = cfg.gopher_repetition.as_mut() {
+            c.words = Words::Simple;
+        }
+        if let Some(c) = cfg.gopher_quality.as_mut() {
+            c.words = Words::Simple;
+        }
+        if let Some(c) = cfg.fineweb.as_mut() {
+            c.words = Words::Simple;
+        }
+        cfg
+    }
+
+    #[test]
+    fn mixed_word_modes_match_each_filter_alone() {
+        // Gopher quality on spaCy words while repetition uses the simple split: quality gets
+        // its own words, and each filter's statistics equal its standalone function's
+        let mut cfg = simple_words(all_stats_config());
+        if let Some(c) = cfg.gopher_quality.as_mut() {
+            c.words = Words::Spacy;
+        }
+        for d in adversarial_docs(200, 3) {
+            if py_strip(&d).is_empty() {
+                continue;
+            }
+            let r = apply(&d, &cfg);
+            let mut want = Vec::new();
+            let _ =
+                super::super::gopher_quality(&d, cfg.gopher_quality.as_ref().unwrap(), &mut want);
+            let got: Vec<_> = r
+                .stats
+                .iter()
+                .filter(|(k, _)| k.starts_with("gopher_quality."))
+                .cloned()
+                .collect();
+            assert_eq!(got, want, "{d:?}");
+        }
+    }
+
     #[test]
     fn ascii_fast_path_matches_general_path() {
         let docs = adversarial_docs(1500, 7);
@@ -299,6 +340,8 @@ mod tests {
                 c4: None,
                 ..all_stats_config()
             },
+            simple_words(all_stats_config()),
+            simple_words(FilterConfig::default()),
         ] {
             // one scratch for every document, as a thread keeps it
             let mut shared = Scratch::default();
