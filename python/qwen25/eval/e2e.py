@@ -227,8 +227,9 @@ def _train_config(**kw: Any) -> Any:
 def _metrics(path: str) -> list[dict[str, Any]]:
     if not os.path.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(x) for x in f if x.strip()]
+    from ..data.records import iter_objects
+
+    return [rec for _, rec, _ in iter_objects(path)]
 
 
 MODEL_SHAPE = {"hidden_size": 64, "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4,

@@ -656,6 +656,7 @@ class Trainer:
         return records
 
     def _plot(self) -> None:
+        from ..data.records import iter_objects
         from .plot import plot_loss
 
         assert self.out_dir is not None
@@ -663,13 +664,13 @@ class Trainer:
         if not path.is_file():
             return
         steps, losses = [], []
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for _, rec, _ in iter_objects(path, skip_bad=True):  # a line cut short by a crash is no point
             try:
-                rec = json.loads(line)
-                steps.append(int(rec["step"]))
-                losses.append(float(rec["loss"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                step, loss = int(rec["step"]), float(rec["loss"])
+            except (KeyError, TypeError, ValueError):
                 continue
+            steps.append(step)
+            losses.append(loss)
         if not steps:
             return
         starts = [first for first, _ in self.config.stage_bounds()[1:]]
