@@ -431,6 +431,9 @@ def test_config_from_dict_errors():
         _f.FilterConfig.from_dict({"gopher": {}})
     with pytest.raises(Qwen25ValueError, match="unknown key"):
         _f.FilterConfig.from_dict({"c4": {"min_sentences": 3}})
+    with pytest.raises(Qwen25ValueError, match=r"words = 'nltk' is not one of \['spacy', 'simple'\]"):
+        _f.FilterConfig.from_dict({"gopher_quality": {"words": "nltk"}})
+    assert _f.FilterConfig.from_dict({"gopher_repetition": {"lines": "splitlines"}}).gopher_repetition.lines == "splitlines"
     with pytest.raises(TypeError):
         QualityFilter().apply("one text")
 

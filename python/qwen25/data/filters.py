@@ -147,6 +147,9 @@ for _name, _cls in (
     if {f.name for f in dataclasses.fields(_cls)} != set(_D[_name]):
         raise ImportError(f"qwen25._native's {_name} options {sorted(_D[_name])} differ from {_cls.__name__}'s")
 
+# the options that take one of a few names (the Rust enums' names)
+_CHOICES = {"words": ("spacy", "simple"), "lines": ("newline_runs", "splitlines"), "sentences": ("spacy", "simple")}
+
 _SECTIONS = {
     "gopher_repetition": GopherRepetitionConfig,
     "gopher_quality": GopherQualityConfig,
@@ -197,9 +200,11 @@ class FilterConfig:
                     if isinstance(dv, int) and not isinstance(dv, bool) and isinstance(val, float) and not val.is_integer():
                         ok = False
                 elif isinstance(dv, str):
-                    ok = isinstance(val, str)
+                    ok = isinstance(val, str) and val in _CHOICES.get(key, (val,))
                 else:  # tuples: lists in TOML
                     ok = isinstance(val, (list, tuple))
+                if not ok and key in _CHOICES and isinstance(val, str):
+                    raise Qwen25ValueError(f"{where}: [{k}] {key} = {val!r} is not one of {list(_CHOICES[key])}")
                 if not ok:
                     raise Qwen25ValueError(f"{where}: [{k}] {key} = {val!r} has the wrong type (default: {dv!r})")
             for key in ("top_n_grams", "dup_n_grams", "stop_words"):
