@@ -256,8 +256,9 @@ def save_pretrained(model: Qwen2ForCausalLM, directory: Any, *, max_shard_size: 
             "metadata": {"total_size": sum(t.numel() * saved_dtype.itemsize for t in tensors.values())},
             "weight_map": {k: name for name, shard in zip(names, shards) for k in shard},
         }
-        tmp = d / "model.safetensors.index.json.tmp"
-        tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, d / "model.safetensors.index.json")
+        from ..data.records import open_writer
+
+        with open_writer(d / "model.safetensors.index.json") as w:
+            w.write((json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
     dtype_name = str(saved_dtype).removeprefix("torch.")
     model.config.replace(torch_dtype=dtype_name).save_pretrained(d)

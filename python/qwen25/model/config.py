@@ -436,9 +436,10 @@ class Qwen25Config:
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         p = Path(directory)
         p.mkdir(parents=True, exist_ok=True)
-        tmp = p / "config.json.tmp"
-        tmp.write_text(json.dumps(self.to_hf_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, p / "config.json")
+        from ..data.records import open_writer
+
+        with open_writer(p / "config.json") as w:
+            w.write((json.dumps(self.to_hf_dict(), indent=2, sort_keys=True) + "\n").encode())
 
     def describe(self) -> str:
         n = self.num_parameters()

@@ -182,9 +182,10 @@ class RewardModel(Qwen2ForCausalLM):
         cfg["id2label"] = {"0": "LABEL_0"}
         cfg["label2id"] = {"LABEL_0": 0}
         cfg.pop("num_labels", None)
-        tmpc = d / "config.json.tmp"
-        tmpc.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmpc, d / "config.json")
+        from ..data.records import open_writer
+
+        with open_writer(d / "config.json") as w:
+            w.write((json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
 
 
 @torch.no_grad()

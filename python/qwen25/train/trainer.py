@@ -185,9 +185,10 @@ class _Logs:
                         continue
                     if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= start:
                         kept.append(line)
-            tmp = out_dir / "metrics.jsonl.tmp"
-            tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-            os.replace(tmp, path)
+            from ..data.records import open_writer
+
+            with open_writer(path) as w:
+                w.write("".join(k + "\n" for k in kept).encode())
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             try:
                 from torch.utils.tensorboard import SummaryWriter
