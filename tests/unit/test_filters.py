@@ -91,11 +91,13 @@ def find_top_duplicate(grams):
 
 
 def find_all_duplicate(words, n):
+    # datatrove's, with one known difference: an n-gram is its words (datatrove compares them
+    # joined without spaces, where "ab c" equals "a bc"); its length is theirs, spaces excluded
     seen, rep, i = set(), 0, 0
     while i < len(words) - n + 1:
-        g = "".join(words[i : i + n])
+        g = tuple(words[i : i + n])
         if g in seen:
-            rep += len(g)
+            rep += sum(map(len, g))
             i += n
         else:
             seen.add(g)

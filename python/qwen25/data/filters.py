@@ -21,6 +21,10 @@ options, each a deliberate difference from datatrove:
 - ``sentences="simple"`` (C4): split after ``.!?`` (+ closing quotes/brackets) and whitespace;
 - ``char_duplicates_ratio=0.1`` (FineWeb): qwen25's earlier default (datatrove's is 0.01).
 
+One known difference is not an option: Gopher repetition's duplicated n-grams are equal when
+their words are, where datatrove compares the words joined without spaces (for it ``ab c``
+repeats ``a bc``); it never changed a decision on the parity corpus.
+
 These filters judge prose. :data:`PRESETS` names starting points per domain: ``"web"`` (all of
 the above, the default) and ``"code"`` (no prose rules; Gopher's duplicated-line rules at
 thresholds measured on real code, plus BigCode's line-length and alphanumeric rules,

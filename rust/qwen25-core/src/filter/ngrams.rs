@@ -311,8 +311,10 @@ pub(super) fn find_top_duplicate(w: &mut Interned, n: usize) -> Option<usize> {
     Some(w.gram_len(first, n) * best_c as usize)
 }
 
-/// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length and
-/// jumps n words ahead. Unique n-grams never repeat, so only live positions past the last jump
+/// datatrove's `find_all_duplicate`: scan left to right, a repeated n-gram adds its length (its
+/// words' chars, no spaces: datatrove joins them with "") and jumps n words ahead. One known
+/// difference: n-grams are equal when their words are, where datatrove compares the joined
+/// strings (so for it `ab c` repeats `a bc`); on the parity corpus this never changed a decision. Unique n-grams never repeat, so only live positions past the last jump
 /// matter.
 pub(super) fn find_all_duplicate(w: &mut Interned, n: usize) -> usize {
     if n == 0 || !w.level(n) {
