@@ -183,20 +183,20 @@ def _read_done(path: str, notes: list[str]) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if not os.path.exists(path):
         return done
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    for i, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            rec = json.loads(text)
-            if not isinstance(rec, dict) or "run" not in rec:
-                raise ValueError("a JSON object with a 'run' id was expected")
-        except ValueError as e:
-            if i == len(lines):  # a last line cut short by an interrupted write: that run is redone
+    from ..data.records import iter_objects
+
+    items = list(iter_objects(path, skip_bad=True))
+    with open(path, "rb") as f:
+        f.seek(max(f.seek(0, os.SEEK_END) - 1, 0))
+        torn = f.read(1) not in (b"", b"\n")  # no newline after the last line: it may be cut short
+    for k, (i, rec, why) in enumerate(items):
+        if why is None and "run" not in rec:
+            why = "a JSON object with a 'run' id was expected"
+        if why is not None:
+            if torn and k == len(items) - 1:  # a last line cut short by an interrupted write: that run is redone
                 notes.append(f"{path}:{i}: an incomplete last line (an interrupted run) is dropped; the run is redone")
                 continue
-            raise FormatError(f"{path}:{i}: {e}", path, i) from None
+            raise FormatError(f"{path}:{i}: {why}", path, i)
         if rec.get("loss") is None:
             rec["loss"] = math.nan
         done[rec["run"]] = rec
