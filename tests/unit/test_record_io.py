@@ -495,3 +495,19 @@ def test_iter_objects_reasons_replace_and_damage(tmp_path):
     assert got[-1][0] == n + 1 and got[-1][1] is None and "truncated" in got[-1][2]
     with pytest.raises(FormatError, match=rf"^{re.escape(str(g))}:{n + 1}: truncated"):
         list(iter_objects(g))
+
+
+def test_callers_write_through_the_atomic_writer(tmp_path):
+    """rejection sampling's write_jsonl: the records as json.dumps writes them, gzip by suffix; a
+    record that cannot be written leaves neither the file nor a temporary behind."""
+    from qwen25.train.rejection import write_jsonl
+
+    recs = [{"messages": [{"role": "user", "content": "caf\u00e9"}]}, {"n": 1.5}]
+    p = tmp_path / "kept.jsonl.gz"
+    assert write_jsonl(p, recs) == 2
+    assert gzip.decompress(p.read_bytes()) == b"".join(
+        json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in recs)
+    q = tmp_path / "never.jsonl"
+    with pytest.raises(TypeError):
+        write_jsonl(q, [{"ok": 1}, {"bad": object()}])
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["kept.jsonl.gz"]
