@@ -1,4 +1,5 @@
-"""Reading records for the data pipeline: Python iterables of str or dict, HF ``datasets``
+"""Reading and writing records, for the data jobs and every other reader of JSONL (SFT and RL
+data, eval items, benchmarks, run logs): Python iterables of str or dict, HF ``datasets``
 objects, and files (JSONL, ``.jsonl.gz``, ``.jsonl.zst`` with ``zstandard``, Parquet with
 ``pyarrow``). A record's text is a field (``"text"`` by default) or a chat ``messages`` list.
 
