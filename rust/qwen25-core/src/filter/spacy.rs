@@ -394,6 +394,24 @@ fn host_ok(host: &str) -> bool {
     tld_ok && names.iter().all(name_ok)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the one-token fast path of [`chunk_tokens`] off to compare it with the rules.
+    static NO_FAST_PATH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[inline(always)]
+fn fast_path_on() -> bool {
+    #[cfg(test)]
+    {
+        !NO_FAST_PATH.with(|c| c.get())
+    }
+    #[cfg(not(test))]
+    {
+        true
+    }
+}
+
 /// Emit the tokens of a chunk without whitespace, starting at byte `base` of the text, with or
 /// without the special cases (spaCy's `with_special_cases`).
 fn chunk_tokens(
@@ -414,8 +432,16 @@ fn chunk_tokens(
     if let Some(toks) = special(s) {
         return pieces(toks, base, emit);
     }
-    // most chunks are plain ASCII words: no affix, infix or URL rule applies to letters only
-    if s.bytes().all(|b| b.is_ascii_alphabetic()) {
+    // most chunks are plain ASCII words: no affix, infix or URL rule applies to letters and
+    // digits only, except a unit or currency suffix after a digit ("5km"), so a chunk without
+    // a letter right after a digit is one token
+    let b = s.as_bytes();
+    if fast_path_on()
+        && b.iter().all(|c| c.is_ascii_alphanumeric())
+        && !b
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_alphabetic())
+    {
         return emit(base, base + s.len());
     }
     let (mut a, mut b) = (0usize, s.len());
@@ -696,6 +722,29 @@ pub fn count_sentences(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_rules() {
+        let alphabet = b"ab0k9mKgTs";
+        let mut st = 5u64;
+        for n in 0..5000 {
+            let len = 1 + n % 9;
+            let w: String = (0..len)
+                .map(|_| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(st >> 33) as usize % alphabet.len()] as char
+                })
+                .collect();
+            let text = format!("{w} 0km w0 5{w} {w}0");
+            let fast: Vec<String> = words(&text).iter().map(|s| s.to_string()).collect();
+            NO_FAST_PATH.with(|c| c.set(true));
+            let slow: Vec<String> = words(&text).iter().map(|s| s.to_string()).collect();
+            NO_FAST_PATH.with(|c| c.set(false));
+            assert_eq!(fast, slow, "{text:?}");
+        }
+    }
 
     #[test]
     fn english_rules() {
