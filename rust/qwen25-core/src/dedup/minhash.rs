@@ -321,26 +321,53 @@ impl MinHasher {
         }
         out.clear();
         let t = simplify_text_with(text, &c.norm);
-        let words = crate::filter::spacy::words(&t);
-        let mut buf = String::new();
-        let mut push = |ws: &[&str], out: &mut Vec<u32>| {
-            buf.clear();
-            for (k, w) in ws.iter().enumerate() {
-                if k > 0 {
-                    buf.push(' ');
-                }
-                buf.push_str(w);
+        // the words as byte spans of `t`: a shingle whose words are joined by single spaces in
+        // `t` (nearly all, once whitespace is collapsed) is hashed in place, without a copy
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        crate::filter::spacy::tokens(&t, |s, e, ws| {
+            if !ws {
+                spans.push((s, e));
             }
-            out.push(shingle_hash(buf.as_bytes()));
+        });
+        let bytes = t.as_bytes();
+        // joined[k]: words k and k + 1 are separated by exactly one space
+        let joined = |k: usize| spans[k + 1].0 == spans[k].1 + 1 && bytes[spans[k].1] == b' ';
+        let mut buf = Vec::new();
+        let mut push = |a: usize, b: usize, in_place: bool, out: &mut Vec<u32>| {
+            if in_place {
+                out.push(shingle_hash(&bytes[spans[a].0..spans[b].1]));
+                return;
+            }
+            buf.clear();
+            for k in a..=b {
+                if k > a {
+                    buf.push(b' ');
+                }
+                buf.extend_from_slice(&bytes[spans[k].0..spans[k].1]);
+            }
+            out.push(shingle_hash(&buf));
         };
-        if words.len() < c.ngram {
-            if c.sign_short_docs && !words.is_empty() {
-                push(&words, out);
+        let n = spans.len();
+        if n < c.ngram {
+            if c.sign_short_docs && n > 0 {
+                push(0, n - 1, (0..n - 1).all(joined), out);
             }
             return;
         }
-        for w in words.windows(c.ngram) {
-            push(w, out);
+        // the last join, among the first k, that is not a single space (for an O(1) test per
+        // window)
+        let mut last_bad: Option<usize> = None;
+        for k in 0..c.ngram - 1 {
+            if !joined(k) {
+                last_bad = Some(k);
+            }
+        }
+        for a in 0..=n - c.ngram {
+            let b = a + c.ngram - 1;
+            if a > 0 && !joined(b - 1) {
+                last_bad = Some(b - 1);
+            }
+            push(a, b, last_bad.is_none_or(|k| k < a), out);
         }
     }
 
@@ -419,6 +446,44 @@ mod tests {
             vec!["two words".to_string()]
         );
         assert!(shingles(" ,. ", 5, &NormConfig::FINEWEB).is_empty());
+    }
+
+    #[test]
+    fn datatrove_hashes_are_the_hashes_of_the_shingles() {
+        // hashed in place or through the buffer, the hashes are those of the joined shingles
+        let texts = [
+            "The quick, brown fox   jumps over the LAZY dog! It's 3.14 km away.",
+            "a\tb\n\nc  d\te f g h",
+            "Don't stop: 5km, US$5 (e.g. here) -- café “naïve” ...",
+            "one two",
+            "",
+        ];
+        for collapse_ws in [true, false] {
+            for sign_short_docs in [false, true] {
+                for ngram in [1, 2, 5] {
+                    let m = MinHasher::new(MinHashConfig {
+                        ngram,
+                        sign_short_docs,
+                        norm: NormConfig {
+                            collapse_ws,
+                            ..NormConfig::FINEWEB
+                        },
+                        ..Default::default()
+                    })
+                    .unwrap();
+                    for t in texts {
+                        let mut got = Vec::new();
+                        m.shingle_hashes(t, &mut got);
+                        let want: Vec<u32> = m
+                            .shingles(t)
+                            .iter()
+                            .map(|s| shingle_hash(s.as_bytes()))
+                            .collect();
+                        assert_eq!(got, want, "{t:?} {ngram} {collapse_ws} {sign_short_docs}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub fn simplify_text(text: &str) -> String {
 /// `strip_punct` (its `remove_punctuation`) and `collapse_ws` (its `norm_whitespace`); numbers
 /// and accents are always normalised (datatrove's defaults).
 pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
+    if text.is_ascii() {
+        return simplify_ascii(text.as_bytes(), cfg);
+    }
     use unicode_general_category::{get_general_category, GeneralCategory};
     use unicode_normalization_alignments::UnicodeNormalization;
     let is_nd = |c: char| {
@@ -73,47 +76,52 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
     } else {
         text.to_string()
     };
-    // numbers
-    let cs: Vec<char> = lower.chars().collect();
-    let mut num = String::with_capacity(lower.len());
-    let mut i = 0;
-    while i < cs.len() {
-        if is_nd(cs[i]) {
-            while i < cs.len() && is_nd(cs[i]) {
-                i += 1;
-            }
-            if i + 1 < cs.len() && ".,،٫⎖⎗⎘".contains(cs[i]) && is_nd(cs[i + 1]) {
-                i += 1;
-                while i < cs.len() && is_nd(cs[i]) {
-                    i += 1;
-                }
-            }
-            num.push('0');
+    // numbers, then punctuation to spaces, in one walk
+    let punct = |c: char| {
+        if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c) {
+            ' '
         } else {
-            num.push(cs[i]);
-            i += 1;
+            c
         }
-    }
-    // punctuation to spaces, then whitespace collapsed and stripped
-    let spaced: String = if cfg.strip_punct {
-        num.chars()
-            .map(|c| {
-                if crate::filter::in_datatrove_punctuation(c) {
-                    ' '
-                } else {
-                    c
-                }
-            })
-            .collect()
-    } else {
-        num
     };
+    let mut spaced = String::with_capacity(lower.len());
+    let mut it = lower.chars().peekable();
+    while let Some(c) = it.next() {
+        if !is_nd(c) {
+            spaced.push(punct(c));
+            continue;
+        }
+        while it.peek().is_some_and(|&d| is_nd(d)) {
+            it.next();
+        }
+        // one separator and more digits belong to the number; a separator without digits
+        // after it does not
+        if let Some(&sep) = it.peek() {
+            if ".,،٫⎖⎗⎘".contains(sep) {
+                let mut ahead = it.clone();
+                ahead.next();
+                if ahead.peek().is_some_and(|&d| is_nd(d)) {
+                    it = ahead;
+                    while it.peek().is_some_and(|&d| is_nd(d)) {
+                        it.next();
+                    }
+                }
+            }
+        }
+        spaced.push('0');
+    }
     let only_ws = NormConfig {
         lowercase: false,
         strip_punct: false,
         collapse_ws: cfg.collapse_ws,
     };
     let ws = normalize(&spaced, &only_ws);
+    if ws.is_ascii() {
+        // NFD leaves ASCII as it is, and no ASCII char is a mark
+        return ws
+            .trim_matches(crate::filter::text::is_py_space)
+            .to_string();
+    }
     // accents
     ws.chars()
         .nfd()
@@ -122,6 +130,76 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
         .collect::<String>()
         .trim_matches(crate::filter::text::is_py_space)
         .to_string()
+}
+
+/// Per ASCII byte, for [`simplify_ascii`]: 0 a digit, 1 a space that collapses with its run,
+/// else the byte to emit (after lowercasing, punctuation as a space) with the bit 0x80 set.
+fn simplify_table(cfg: &NormConfig) -> [u8; 128] {
+    let mut t = [0u8; 128];
+    for (b, slot) in t.iter_mut().enumerate() {
+        let c = b as u8;
+        let out = if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c as char) {
+            b' '
+        } else if cfg.lowercase {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        };
+        *slot = if c.is_ascii_digit() {
+            0
+        } else if cfg.collapse_ws && crate::filter::text::is_py_space(out as char) {
+            1
+        } else {
+            out | 0x80
+        };
+    }
+    t
+}
+
+/// [`simplify_text_with`] for ASCII text, in one pass over the bytes (the same steps: numbers
+/// as `0`, punctuation as spaces, whitespace collapsed; NFD does nothing to ASCII).
+fn simplify_ascii(text: &[u8], cfg: &NormConfig) -> String {
+    let table = simplify_table(cfg);
+    let n = text.len();
+    let mut out: Vec<u8> = Vec::with_capacity(n);
+    let mut pending = false; // a collapsed whitespace run after a kept byte, not yet written
+    let mut i = 0;
+    while i < n {
+        let t = table[text[i] as usize];
+        if t == 1 {
+            pending |= !out.is_empty();
+            i += 1;
+            continue;
+        }
+        if pending {
+            out.push(b' ');
+            pending = false;
+        }
+        if t == 0 {
+            // \d+ ([.,] \d+)?
+            i += 1;
+            while i < n && text[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i + 1 < n && matches!(text[i], b'.' | b',') && text[i + 1].is_ascii_digit() {
+                i += 2;
+                while i < n && text[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            out.push(b'0');
+        } else {
+            out.push(t & 0x7F);
+            i += 1;
+        }
+    }
+    // only ASCII bytes were written
+    let s = String::from_utf8(out).unwrap_or_default();
+    if cfg.collapse_ws {
+        s
+    } else {
+        s.trim_matches(crate::filter::text::is_py_space).to_string()
+    }
 }
 
 /// Normalise `text` by `cfg` (borrowed when nothing changes).
@@ -305,6 +383,54 @@ mod tests {
             let slow = normalize(&format!("{all}\u{e9}"), &cfg).into_owned();
             assert_eq!(format!("{fast}\u{e9}"), slow);
         }
+    }
+
+    #[test]
+    fn simplify_ascii_path_matches_general_path() {
+        // the general (char by char) path is the reference: a non-ASCII letter at both ends,
+        // which no step changes or joins with its neighbours, forces it
+        let alphabet = b"aB 1.2,3\t\n-'x!  \r_z9\x0b\x00$";
+        let mut st = 11u64;
+        for n in 0..4000 {
+            let len = n % 37;
+            let text: String = (0..len)
+                .map(|_| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(st >> 33) as usize % alphabet.len()] as char
+                })
+                .collect();
+            for cfg in [
+                NormConfig::FINEWEB,
+                NormConfig::NONE,
+                NormConfig {
+                    lowercase: false,
+                    ..NormConfig::FINEWEB
+                },
+                NormConfig {
+                    strip_punct: false,
+                    ..NormConfig::FINEWEB
+                },
+                NormConfig {
+                    collapse_ws: false,
+                    ..NormConfig::FINEWEB
+                },
+            ] {
+                let fast = simplify_text_with(&text, &cfg);
+                let slow = simplify_text_with(&format!("\u{436}{text}\u{436}"), &cfg);
+                let want = slow
+                    .strip_prefix('\u{436}')
+                    .and_then(|s| s.strip_suffix('\u{436}'))
+                    .unwrap_or(&slow)
+                    .trim_matches(crate::filter::text::is_py_space);
+                assert_eq!(fast, want, "{text:?} {cfg:?}");
+            }
+        }
+        assert_eq!(
+            simplify_text("Hello, World! 3.14 and 1,000,000"),
+            "hello world 0 and 0 0"
+        );
     }
 
     #[test]
