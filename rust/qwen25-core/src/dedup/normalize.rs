@@ -63,7 +63,6 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
         return simplify_ascii(text.as_bytes(), cfg);
     }
     use unicode_general_category::{get_general_category, GeneralCategory};
-    use unicode_normalization_alignments::UnicodeNormalization;
     let is_nd = |c: char| {
         if c.is_ascii() {
             c.is_ascii_digit()
@@ -77,8 +76,14 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
         text.to_string()
     };
     // numbers, then punctuation to spaces, in one walk
+    let ascii_punct = punct_table();
     let punct = |c: char| {
-        if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c) {
+        let p = if c.is_ascii() {
+            ascii_punct[c as usize]
+        } else {
+            crate::filter::in_datatrove_punctuation(c)
+        };
+        if cfg.strip_punct && p {
             ' '
         } else {
             c
@@ -122,14 +127,52 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
             .trim_matches(crate::filter::text::is_py_space)
             .to_string();
     }
-    // accents
-    ws.chars()
-        .nfd()
-        .map(|(c, _)| c)
-        .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark)
-        .collect::<String>()
+    drop_accents(&ws)
         .trim_matches(crate::filter::text::is_py_space)
         .to_string()
+}
+
+/// NFD, then no char of category Mn. An ASCII char is a starter that NFD neither changes nor
+/// reorders marks across, so only the runs of non-ASCII chars go through NFD.
+fn drop_accents(text: &str) -> String {
+    use unicode_general_category::{get_general_category, GeneralCategory};
+    use unicode_normalization_alignments::UnicodeNormalization;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let k = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..k]);
+        rest = &rest[k..];
+        // UTF-8: no ASCII byte occurs inside a multi-byte char
+        let k = rest
+            .bytes()
+            .position(|b| b.is_ascii())
+            .unwrap_or(rest.len());
+        out.extend(
+            rest[..k]
+                .chars()
+                .nfd()
+                .map(|(c, _)| c)
+                .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark),
+        );
+        rest = &rest[k..];
+    }
+    out
+}
+
+/// datatrove's `PUNCTUATION` membership of every ASCII char.
+fn punct_table() -> &'static [bool; 128] {
+    static T: std::sync::OnceLock<[bool; 128]> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = [false; 128];
+        for (b, slot) in t.iter_mut().enumerate() {
+            *slot = crate::filter::in_datatrove_punctuation(b as u8 as char);
+        }
+        t
+    })
 }
 
 /// Per ASCII byte, for [`simplify_ascii`]: 0 a digit, 1 a space that collapses with its run,
@@ -138,7 +181,7 @@ fn simplify_table(cfg: &NormConfig) -> [u8; 128] {
     let mut t = [0u8; 128];
     for (b, slot) in t.iter_mut().enumerate() {
         let c = b as u8;
-        let out = if cfg.strip_punct && crate::filter::in_datatrove_punctuation(c as char) {
+        let out = if cfg.strip_punct && punct_table()[b] {
             b' '
         } else if cfg.lowercase {
             c.to_ascii_lowercase()
@@ -431,6 +474,33 @@ mod tests {
             simplify_text("Hello, World! 3.14 and 1,000,000"),
             "hello world 0 and 0 0"
         );
+    }
+
+    #[test]
+    fn accents_by_runs_match_nfd_of_the_whole_text() {
+        use unicode_general_category::{get_general_category, GeneralCategory};
+        use unicode_normalization_alignments::UnicodeNormalization;
+        let alphabet: Vec<char> = "a e\u{301}\u{323}\u{1d165}\u{315}éñǅẮ\u{327}xΐ"
+            .chars()
+            .collect();
+        let mut st = 3u64;
+        for n in 0..3000 {
+            let text: String = (0..n % 17)
+                .map(|_| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(st >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            let whole: String = text
+                .chars()
+                .nfd()
+                .map(|(c, _)| c)
+                .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark)
+                .collect();
+            assert_eq!(drop_accents(&text), whole, "{text:?}");
+        }
     }
 
     #[test]
