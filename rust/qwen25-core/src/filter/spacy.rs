@@ -24,13 +24,60 @@ use unicode_general_category::{get_general_category, GeneralCategory};
 use super::spacy_data::{EXCEPTIONS, SENT_PUNCT};
 use super::text::is_py_space;
 
-fn specials() -> &'static FxHashMap<&'static str, &'static [&'static str]> {
-    static M: OnceLock<FxHashMap<&'static str, &'static [&'static str]>> = OnceLock::new();
-    M.get_or_init(|| EXCEPTIONS.iter().copied().collect())
+/// A one-sided filter in front of a string-keyed table: one bit per (length, first, second and
+/// last byte) class of the keys. A clear bit means the string is not a key, which answers most
+/// lookups (ordinary words) without hashing the string.
+struct KeyFilter(Box<[u64; 1024]>);
+
+impl KeyFilter {
+    fn new<'a>(keys: impl Iterator<Item = &'a str>) -> Self {
+        let mut bits = Box::new([0u64; 1024]);
+        for k in keys {
+            let i = Self::slot(k.as_bytes());
+            bits[i >> 6] |= 1 << (i & 63);
+        }
+        KeyFilter(bits)
+    }
+
+    #[inline(always)]
+    fn slot(s: &[u8]) -> usize {
+        let n = s.len();
+        let x = match n {
+            0 => 0,
+            _ => {
+                (n as u64)
+                    | (s[0] as u64) << 16
+                    | (s[n.min(2) - 1] as u64) << 24
+                    | (s[n - 1] as u64) << 32
+            }
+        };
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
+    }
+
+    #[inline(always)]
+    fn may_hold(&self, s: &str) -> bool {
+        let i = Self::slot(s.as_bytes());
+        self.0[i >> 6] >> (i & 63) & 1 == 1
+    }
+}
+
+type Specials = (FxHashMap<&'static str, &'static [&'static str]>, KeyFilter);
+
+fn specials() -> &'static Specials {
+    static M: OnceLock<Specials> = OnceLock::new();
+    M.get_or_init(|| {
+        let m: FxHashMap<_, _> = EXCEPTIONS.iter().copied().collect();
+        let f = KeyFilter::new(m.keys().copied());
+        (m, f)
+    })
 }
 
 fn special(s: &str) -> Option<&'static [&'static str]> {
-    specials().get(s).copied()
+    let (m, f) = specials();
+    if !f.may_hold(s) {
+        return None;
+    }
+    m.get(s).copied()
 }
 
 fn is_icon(c: char) -> bool {
@@ -566,11 +613,22 @@ fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>)
     }
 }
 
+type Patterns = (FxHashMap<&'static str, Vec<Vec<&'static str>>>, KeyFilter);
+
+/// [`patterns_map`] with a [`KeyFilter`] of its keys.
+fn patterns_filtered() -> &'static Patterns {
+    static PF: OnceLock<Patterns> = OnceLock::new();
+    PF.get_or_init(|| {
+        let m = patterns_map();
+        let f = KeyFilter::new(m.keys().copied());
+        (m, f)
+    })
+}
+
 /// spaCy's special-case phrase patterns: each special case that an affix or infix rule would
 /// split (its `faster_heuristics`), as the tokens the rules give it, keyed by the first token.
-fn patterns() -> &'static FxHashMap<&'static str, Vec<Vec<&'static str>>> {
-    static P: OnceLock<FxHashMap<&'static str, Vec<Vec<&'static str>>>> = OnceLock::new();
-    P.get_or_init(|| {
+fn patterns_map() -> FxHashMap<&'static str, Vec<Vec<&'static str>>> {
+    {
         let mut m: FxHashMap<&'static str, Vec<Vec<&'static str>>> = FxHashMap::default();
         let mut infix = Vec::new();
         for &(k, _) in EXCEPTIONS {
@@ -587,13 +645,13 @@ fn patterns() -> &'static FxHashMap<&'static str, Vec<Vec<&'static str>>> {
             }
         }
         m
-    })
+    }
 }
 
 /// spaCy's `_apply_special_cases`: a run of tokens that spells a special case's pattern is
 /// replaced by the special case's tokens (longest runs first, then leftmost).
 fn apply_special_cases(text: &str, toks: &mut Vec<(usize, usize, bool)>) {
-    let pats = patterns();
+    let (pats, pat_filter) = patterns_filtered();
     static SINGLES: OnceLock<bool> = OnceLock::new();
     let singles = *SINGLES.get_or_init(|| pats.values().flatten().any(|p| p.len() == 1));
     let mut found: Vec<(usize, usize)> = Vec::new();
@@ -608,7 +666,11 @@ fn apply_special_cases(text: &str, toks: &mut Vec<(usize, usize, bool)>) {
         if !joined && !singles {
             continue;
         }
-        let Some(cands) = pats.get(&text[s..e]) else {
+        let t = &text[s..e];
+        if !pat_filter.may_hold(t) {
+            continue;
+        }
+        let Some(cands) = pats.get(t) else {
             continue;
         };
         for p in cands {
