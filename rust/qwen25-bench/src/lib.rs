@@ -32,13 +32,8 @@ pub fn corpus(n: usize, lines: usize) -> Vec<String> {
         "university",
         "information",
     ];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |m: usize| {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((x >> 33) as usize) % m
-    };
+    let mut rng = qwen25_core::lcg::Lcg(0x2545_f491_4f6c_dd1d);
+    let mut next = move |m: usize| rng.below(m);
     (0..n)
         .map(|_| {
             let mut d = String::new();

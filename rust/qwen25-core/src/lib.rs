@@ -4,6 +4,7 @@
 pub mod decontam;
 pub mod error;
 pub mod io;
+pub mod lcg;
 pub mod parallel;
 pub mod tokenizer;
 pub mod unicode;

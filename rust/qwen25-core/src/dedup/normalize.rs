@@ -433,17 +433,9 @@ mod tests {
         // the general (char by char) path is the reference: a non-ASCII letter at both ends,
         // which no step changes or joins with its neighbours, forces it
         let alphabet = b"aB 1.2,3\t\n-'x!  \r_z9\x0b\x00$";
-        let mut st = 11u64;
+        let mut rng = crate::lcg::Lcg(11);
         for n in 0..4000 {
-            let len = n % 37;
-            let text: String = (0..len)
-                .map(|_| {
-                    st = st
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    alphabet[(st >> 33) as usize % alphabet.len()] as char
-                })
-                .collect();
+            let text = rng.string(alphabet, n % 37);
             for cfg in [
                 NormConfig::FINEWEB,
                 NormConfig::NONE,
@@ -483,16 +475,9 @@ mod tests {
         let alphabet: Vec<char> = "a e\u{301}\u{323}\u{1d165}\u{315}éñǅẮ\u{327}xΐ"
             .chars()
             .collect();
-        let mut st = 3u64;
+        let mut rng = crate::lcg::Lcg(3);
         for n in 0..3000 {
-            let text: String = (0..n % 17)
-                .map(|_| {
-                    st = st
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    alphabet[(st >> 33) as usize % alphabet.len()]
-                })
-                .collect();
+            let text = rng.string(&alphabet, n % 17);
             let whole: String = text
                 .chars()
                 .nfd()
@@ -526,17 +511,9 @@ mod tests {
     fn ascii_path_matches_general_path_on_random_text() {
         // the general path (char by char) is the reference: append a non-ASCII char to force it
         let alphabet = b"aB ,.\t\n-'x Y!  \r_z";
-        let mut st = 7u64;
+        let mut rng = crate::lcg::Lcg(7);
         for n in 0..3000 {
-            let len = n % 41;
-            let text: String = (0..len)
-                .map(|_| {
-                    st = st
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    alphabet[(st >> 33) as usize % alphabet.len()] as char
-                })
-                .collect();
+            let text = rng.string(alphabet, n % 41);
             for cfg in [
                 NormConfig::FINEWEB,
                 NormConfig {

@@ -233,13 +233,8 @@ mod tests {
             "\x1f",
             " \n ",
         ];
-        let mut x = seed;
-        let mut next = move |m: usize| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 33) as usize) % m
-        };
+        let mut rng = crate::lcg::Lcg(seed);
+        let mut next = move |m: usize| rng.below(m);
         (0..n)
             .map(|_| {
                 let mut d = String::new();

@@ -788,17 +788,9 @@ mod tests {
     #[test]
     fn ascii_fast_path_agrees_with_the_rules() {
         let alphabet = b"ab0k9mKgTs";
-        let mut st = 5u64;
+        let mut rng = crate::lcg::Lcg(5);
         for n in 0..5000 {
-            let len = 1 + n % 9;
-            let w: String = (0..len)
-                .map(|_| {
-                    st = st
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    alphabet[(st >> 33) as usize % alphabet.len()] as char
-                })
-                .collect();
+            let w = rng.string(alphabet, 1 + n % 9);
             let text = format!("{w} 0km w0 5{w} {w}0");
             let fast: Vec<String> = words(&text).iter().map(|s| s.to_string()).collect();
             NO_FAST_PATH.with(|c| c.set(true));

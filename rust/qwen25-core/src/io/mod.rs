@@ -101,15 +101,10 @@ mod tests {
     fn truncated_gzip_and_zstd_say_how_far_they_were_read() {
         let d = tmpdir("trunc");
         let mut data = Vec::new();
-        let mut x: u64 = 1;
+        let mut rng = crate::lcg::Lcg(1);
         for i in 0..3000 {
             let words: String = (0..30)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    format!("w{} ", x >> 40)
-                })
+                .map(|_| format!("w{} ", rng.next_u64() >> 40))
                 .collect();
             data.extend_from_slice(format!("{{\"id\": {i}, \"text\": \"{words}\"}}\n").as_bytes());
         }
