@@ -402,7 +402,8 @@ def test_dedup_options(tmp_path, capsys):
     kept, rep = run(docs, "--ngram", "1", "--bands", "112", "--rows", "1", "--seed", "7")
     assert kept == list(range(0, 12, 2))
     assert rep["config"]["minhash"] == {"num_perm": 112, "bands": 112, "rows": 1, "ngram": 1, "seed": 7,
-                                        "lowercase": True, "strip_punct": True, "collapse_ws": True}  # fmt: skip
+                                        "lowercase": True, "strip_punct": True, "collapse_ws": True,
+                                        "datatrove_words": True, "sign_short_docs": False}  # fmt: skip
     # bad options are errors that name them
     src = str(tmp_path / "in.jsonl")
     for opts, what in ((["--num-perm", "64"], "num_perm"), (["--ngram", "0"], "ngram"), (["--seed", "-1"], "seed")):

@@ -107,6 +107,20 @@ def test_dedup_with_both_methods_off_is_an_error(tmp_path: Path, capsys) -> None
     assert not out.exists() and not Path(str(out) + ".tmp").exists()
 
 
+@pytest.mark.parametrize("flag,kept", [("--no-minhash-sign-short-docs", 3), ("--minhash-sign-short-docs", 2)])
+def test_dedup_short_docs_flag(tmp_path: Path, flag: str, kept: int) -> None:
+    # datatrove leaves a text under --ngram words unsigned (never a near duplicate); the flag signs it
+    from qwen25.data.dedup import MinHashDeduplicator
+
+    texts = ["red green blue", "red green blue", " ".join(f"w{i} x{i}" for i in range(40))]
+    src = write(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    out = tmp_path / "o.jsonl"
+    assert main(["data", "dedup", str(src), "-o", str(out), "--no-exact", flag, "--no-progress"]) == 0
+    got = [json.loads(x)["text"] for x in out.read_text().splitlines()]
+    ref = MinHashDeduplicator(sign_short_docs=flag == "--minhash-sign-short-docs").deduplicate(texts).tolist()
+    assert got == [t for t, k in zip(texts, ref) if k] and len(got) == kept
+
+
 # -- truncated .gz ------------------------------------------------------------------------------------
 
 def complete_records(path: Path, lines: list[bytes]) -> int:

@@ -5,6 +5,7 @@ known keys, before anything is read."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import inspect
 
 import pytest
@@ -27,6 +28,7 @@ def test_dedup_defaults_are_the_deduplicators_defaults():
         k: mh[k] for k in ("num_perm", "bands", "rows", "ngram", "seed")}
     assert (d.minhash_lowercase, d.minhash_strip_punct, d.minhash_collapse_ws) == (
         mh["lowercase"], mh["strip_punct"], mh["collapse_ws"])
+    assert (d.minhash_datatrove_words, d.minhash_sign_short_docs) == (mh["datatrove_words"], mh["sign_short_docs"])
     ex = _defaults(ExactDeduplicator.__init__)
     assert (d.exact_lowercase, d.exact_strip_punct, d.exact_collapse_ws) == (
         ex["lowercase"], ex["strip_punct"], ex["collapse_ws"])
@@ -85,3 +87,35 @@ def test_the_documented_schema_names_every_key():
             if not re.search(rf"\b{re.escape(name)}\b", doc):
                 missing.append(f"[{sec}] {name}")
     assert not missing, missing
+
+
+SHORT_TOML = """
+[pipeline]
+output = "out"
+[[sources]]
+name = "web"
+paths = ["web.jsonl"]
+[filter]
+enabled = false
+[dedup]
+exact = false
+minhash_sign_short_docs = {sign}
+minhash_datatrove_words = {words}
+[decontaminate]
+enabled = false
+"""
+
+
+@pytest.mark.parametrize("sign,words", [("false", "true"), ("true", "true"), ("true", "false")])
+def test_minhash_shingling_keys_reach_the_deduplicator(tmp_path, sign, words):
+    # two copies of a 3-word text, then an unrelated long one: survivors are those that
+    # MinHashDeduplicator, built with the same switches, keeps
+    texts = ["red green blue", "red green blue", " ".join(f"w{i} x{i}" for i in range(40))]
+    (tmp_path / "web.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    (tmp_path / "p.toml").write_text(SHORT_TOML.format(sign=sign, words=words))
+    run_pipeline(str(tmp_path / "p.toml"), progress=False, stop_after="dedup")
+    got = [json.loads(x)["text"] for x in (tmp_path / "out" / "survivors.jsonl").read_text().splitlines()]
+    ref = MinHashDeduplicator(sign_short_docs=sign == "true", datatrove_words=words == "true").deduplicate(texts)
+    want = [t for t, k in zip(texts, ref.tolist()) if k]
+    assert got == want
+    assert len(want) == (3 if sign == "false" else 2)  # datatrove leaves a short text unsigned

@@ -80,6 +80,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                            ("collapse-ws", "collapse whitespace")):  # fmt: skip
             s.add_argument(f"--{kind}-{flag}", action=bo, default=on,
                            help=f"{kind} dedup: {what} before hashing (default: {'on' if on else 'off'})")  # fmt: skip
+    s.add_argument("--minhash-datatrove-words", action=bo, default=True,
+                   help="MinHash: shingle as datatrove (simplify_text, its English words); off: the switches above and "
+                   "a split on spaces (default: on)")
+    s.add_argument("--minhash-sign-short-docs", action=bo, default=False,
+                   help="MinHash: give a text under --ngram words one shingle (default: off, as datatrove: unsigned)")
     s.add_argument("--num-perm", type=int, default=112, help="MinHash permutations, at most 8192 (default: 112)")
     s.add_argument("--bands", type=int, default=14, help="LSH bands (default: 14)")
     s.add_argument("--rows", type=int, default=8, help="rows per band; bands * rows <= num-perm (default: 8)")
@@ -333,6 +338,7 @@ def _run_dedup(a: argparse.Namespace) -> int:
     mh_cfg = {
         "num_perm": a.num_perm, "bands": a.bands, "rows": a.rows, "ngram": a.ngram, "seed": a.seed,
         "lowercase": a.minhash_lowercase, "strip_punct": a.minhash_strip_punct, "collapse_ws": a.minhash_collapse_ws,
+        "datatrove_words": a.minhash_datatrove_words, "sign_short_docs": a.minhash_sign_short_docs,
     }  # fmt: skip
     mhd = None if a.no_minhash else MinHashDeduplicator(**mh_cfg, num_threads=a.num_threads)  # checks the options first
     survivors = array("q")  # record index of each MinHash input

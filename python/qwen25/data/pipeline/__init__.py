@@ -91,6 +91,10 @@ A configuration (paths are relative to the TOML file)::
     exact_lowercase = false   # (and exact_strip_punct, exact_collapse_ws)
     minhash = true            # FineWeb defaults (minhash_lowercase, minhash_strip_punct and
                               # minhash_collapse_ws, all true, set its normalisation)
+    minhash_datatrove_words = true   # shingle as datatrove: simplify_text + its English words
+                                     # (false: the switches above and a split on spaces)
+    minhash_sign_short_docs = false  # true: a text under ngram words gets one shingle (datatrove
+                                     # leaves it unsigned: never a near duplicate)
     num_perm = 112
     bands = 14
     rows = 8

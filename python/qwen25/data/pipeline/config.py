@@ -159,6 +159,8 @@ class DedupSection:
     minhash_lowercase: bool = _key(True, bool)
     minhash_strip_punct: bool = _key(True, bool)
     minhash_collapse_ws: bool = _key(True, bool)
+    minhash_datatrove_words: bool = _key(True, bool)
+    minhash_sign_short_docs: bool = _key(False, bool)
     num_perm: int = _key(112, int, minimum=1)
     bands: int = _key(14, int, minimum=1)
     rows: int = _key(8, int, minimum=1)

@@ -198,7 +198,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     if d.minhash:
         mhd = MinHashDeduplicator(
             d.num_perm, d.bands, d.rows, d.ngram, d.seed, lowercase=d.minhash_lowercase,
-            strip_punct=d.minhash_strip_punct, collapse_ws=d.minhash_collapse_ws, num_threads=nt,
+            strip_punct=d.minhash_strip_punct, collapse_ws=d.minhash_collapse_ws,
+            datatrove_words=d.minhash_datatrove_words, sign_short_docs=d.minhash_sign_short_docs, num_threads=nt,
         )
         mh = mhd.stream(mem_budget=d.mem_budget, spill_dir=cfg.output)
     files = ctx.files()
