@@ -16,7 +16,7 @@ of the document to its nearest other survivor and LSH's probability of catching 
 hash functions differ, so only pairs near the threshold can be decided differently). Then the
 wall-clock medians of ``--runs`` interleaved runs of each side.
 
-    python benches/bench_datatrove_e2e.py --copies 2 --runs 5
+    python benches/bench_datatrove_e2e.py --copies 8 --runs 5
 """
 
 from __future__ import annotations
@@ -59,49 +59,58 @@ def corpus(copies: int) -> list[str]:
     return docs
 
 
-def datatrove_e2e(texts: list[str]) -> list[int]:
-    """Ids of the documents datatrove keeps."""
+def datatrove_e2e(texts: list[str]) -> tuple[list[int], list[float]]:
+    """Ids of the documents datatrove keeps, and the seconds of its filter and MinHash parts."""
+    t0 = time.perf_counter()
     docs = iter([Document(text=t, id=str(i)) for i, t in enumerate(texts)])
     for f in (GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()):
         docs = f.run(docs, rank=0, world_size=1)
     survivors = list(docs)
+    t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         kept = _datatrove_kept([d.text for d in survivors], Path(tmp))
-    return sorted(int(survivors[k].id) for k in kept)
+    return sorted(int(survivors[k].id) for k in kept), [t1 - t0, time.perf_counter() - t1]
 
 
-def qwen25_e2e(texts: list[str], threads: int) -> list[int]:
-    """Ids of the documents qwen25 keeps."""
+def qwen25_e2e(texts: list[str], threads: int, keep: str = "first") -> tuple[list[int], list[float]]:
+    """Ids of the documents qwen25 keeps, and the seconds of its filter and MinHash parts."""
+    t0 = time.perf_counter()
     res = QualityFilter(num_threads=threads).apply(texts)
     idx = [i for i, r in enumerate(res) if r.keep]
-    keep = MinHashDeduplicator(num_threads=threads).deduplicate([res[i].final_text(texts[i]) for i in idx])
-    return [i for i, k in zip(idx, keep) if k]
+    t1 = time.perf_counter()
+    d = MinHashDeduplicator(num_threads=threads, keep=keep)
+    kept = d.deduplicate([res[i].final_text(texts[i]) for i in idx])
+    return [i for i, k in zip(idx, kept) if k], [t1 - t0, time.perf_counter() - t1]
 
 
 def explain(texts: list[str], ref: list[int], got: list[int]) -> list[str]:
-    """One line per document kept by one side only: the nearest other filter survivor by shingle
-    Jaccard, and the chance LSH (14 x 8) catches a pair that similar."""
+    """One line per document kept by one side only: its group of filter survivors with the same
+    shingle set (copies that differ only in numbers, accents, punctuation or case), how many of
+    the group each side keeps, and the nearest survivor outside the group by shingle Jaccard with
+    the chance LSH (14 x 8) catches a pair that similar."""
     res = QualityFilter().apply(texts)
     surv = [i for i, r in enumerate(res) if r.keep]
     d = MinHashDeduplicator()
-    sh = {i: set(d.shingles(res[i].final_text(texts[i]))) for i in surv}
+    sh = {i: frozenset(d.shingles(res[i].final_text(texts[i]))) for i in surv}
     lines = []
     for i in sorted(set(ref) ^ set(got)):
+        group = [j for j in surv if sh[j] == sh[i]]
         best, j_best = 0.0, -1
         for j in surv:
-            if j != i and sh[i] and sh[j]:
+            if sh[j] != sh[i] and sh[i] and sh[j]:
                 s = len(sh[i] & sh[j]) / len(sh[i] | sh[j])
                 if s > best:
                     best, j_best = s, j
         side = "datatrove only" if i in ref else "qwen25 only"
-        lines.append(f"  doc {i}: kept by {side}; nearest survivor {j_best}, Jaccard {best:.3f}, "
-                     f"P(LSH pair) {d.detection_probability(best):.3f}")  # fmt: skip
+        kept = f"datatrove keeps {[j for j in group if j in ref]}, qwen25 {[j for j in group if j in got]}"
+        near = f"nearest other {j_best}, Jaccard {best:.3f}, P(LSH pair) {d.detection_probability(best):.3f}"
+        lines.append(f"  doc {i}: kept by {side}; same shingles as {group}, of which {kept}; {near}")
     return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--copies", type=int, default=2, help="near-copies planted of each filter survivor")
+    ap.add_argument("--copies", type=int, default=8, help="near-copies planted of each filter survivor")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
     logger.remove()  # datatrove's per-stage log lines, on both the checks and the timed runs
@@ -110,17 +119,23 @@ def main() -> None:
     # the filter decisions alone first (bench_filters_datatrove asserts them equal too)
     fref = datatrove_chain(texts)
     assert ours(texts, 1) == fref, "filter decisions differ"
-    ref = datatrove_e2e(texts)
-    got = {th: qwen25_e2e(texts, th) for th in (1, 2)}
+    ref = datatrove_e2e(texts)[0]
+    got = {th: qwen25_e2e(texts, th)[0] for th in (1, 2)}
     assert got[1] == got[2], "1 and 2 threads keep different documents"
     n_filt = sum(not k for k, _, _ in fref)
     print(f"{len(texts)} documents, {mb:.2f} MB; filters drop {n_filt} (same decisions); "
           f"datatrove keeps {len(ref)}, qwen25 keeps {len(got[1])}")  # fmt: skip
     diff = explain(texts, ref, got[1])
-    print(f"{len(diff)} surviving-set disagreements" + (":" if diff else " (the same documents kept)"))
+    print(f"{len(diff)} surviving-set disagreements (default keep='first')" + (":" if diff else ""))
     for line in diff:
         print(line)
-    times: dict[str, list[float]] = {"datatrove": [], "qwen25 1 thread": [], "qwen25 2 threads": []}
+    # a cluster of three or more keeps its lowest index here, the root of a union by size there
+    rep = qwen25_e2e(texts, 1, keep="representative")[0]
+    diff = explain(texts, ref, rep)
+    print(f"{len(diff)} with keep='representative' (datatrove's rule)" + (":" if diff else ""))
+    for line in diff:
+        print(line)
+    times: dict[str, list[list[float]]] = {"datatrove": [], "qwen25 1 thread": [], "qwen25 2 threads": []}
     for _ in range(a.runs):
         for name, fn in (
             ("datatrove", lambda: datatrove_e2e(texts)),
@@ -128,14 +143,17 @@ def main() -> None:
             ("qwen25 2 threads", lambda: qwen25_e2e(texts, 2)),
         ):
             t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{'':18} {'median s':>9} {'min-max s':>15} {'MB/s':>8} {'vs datatrove':>13}")
-    for k, v in med.items():
-        rng = f"{min(times[k]):.3f}-{max(times[k]):.3f}"
-        print(f"{k:18} {v:9.3f} {rng:>15} {mb / v:8.2f} {med['datatrove'] / v:12.1f}x")
-    print(f"2 threads / 1 thread: {med['qwen25 1 thread'] / med['qwen25 2 threads']:.2f}x")
+            parts = fn()[1]
+            times[name].append([time.perf_counter() - t0, *parts])
+    med = {k: [statistics.median(r[c] for r in v) for c in range(3)] for k, v in times.items()}
+    dt = med["datatrove"]
+    head = f"{'total s':>8} {'min-max s':>13} {'MB/s':>6} {'vs dt':>6} {'filters s':>10} {'vs dt':>6}"
+    print(f"{'':18} {head} {'MinHash s':>10} {'vs dt':>6}")
+    for k, (tot, tf, tm) in med.items():
+        rng = f"{min(r[0] for r in times[k]):.2f}-{max(r[0] for r in times[k]):.2f}"
+        row = f"{tot:8.3f} {rng:>13} {mb / tot:6.2f} {dt[0] / tot:5.1f}x {tf:10.3f} {dt[1] / tf:5.1f}x"
+        print(f"{k:18} {row} {tm:10.4f} {dt[2] / tm:5.0f}x")
+    print(f"2 threads / 1 thread: {med['qwen25 1 thread'][0] / med['qwen25 2 threads'][0]:.2f}x")
 
 
 if __name__ == "__main__":
