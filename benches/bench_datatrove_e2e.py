@@ -1,8 +1,9 @@
 """Filters + MinHash end to end vs datatrove 0.10.1 (issue 16): the Gopher repetition, Gopher
 quality, C4 and FineWeb filters in FineWeb's order, then near-dedup of the survivors (5-grams, 14
-bands x 8 rows), on the same corpus: the real documents of tests/parity/filter_corpus.py with a
-near-copy of every other one planted (other numbers, accents, punctuation and case, or one word in
-a hundred changed; ``_near_copy`` of tests/parity/test_minhash_datatrove.py), shuffled.
+bands x 8 rows), on the same corpus: the real documents of tests/parity/filter_corpus.py with
+``--copies`` near-copies planted of each one datatrove's filters keep (other numbers, accents,
+punctuation and case, or one word in a hundred changed; ``_near_copy`` of
+tests/parity/test_minhash_datatrove.py), shuffled.
 
 - datatrove: its four filter steps (``BaseFilter.run``, C4 rewriting the text the later steps
   see), then its four MinHash stages in process on a temporary folder
