@@ -1,7 +1,7 @@
 # Hand-written stubs of the Rust extension, checked with `python -m mypy.stubtest qwen25._native`.
 # Sections belong to the areas of rust/qwen25-py/src/ (one file each).
 from os import PathLike
-from typing import final
+from typing import TypeAlias, final
 
 __version__: str
 
@@ -76,6 +76,12 @@ class BpeTrainer:
     def train(self, vocab_size: int, min_frequency: int = 2, num_threads: int | None = None) -> Tokenizer: ...
 
 # --- decontam.rs -------------------------------------------------------------------------------
+# one match of a record, decontam.rs's PyMatch: (test_index, lcs, ngram_hits, spans, window,
+# char_window)
+_Hit: TypeAlias = tuple[
+    int, int | None, list[int], list[tuple[int, int]], tuple[int, int] | None, tuple[int, int] | None
+]
+
 @final
 class Decontaminator:
     def __new__(
@@ -91,32 +97,10 @@ class Decontaminator:
     ) -> Decontaminator: ...
     def check(
         self, batch: list[str | list[int]], all: bool = False, num_threads: int | None = None
-    ) -> list[
-        list[
-            tuple[
-                int,
-                int | None,
-                list[int],
-                list[tuple[int, int]],
-                tuple[int, int] | None,
-                tuple[int, int] | None,
-            ]
-        ]
-    ]: ...
+    ) -> list[list[_Hit]]: ...
     def check_records(
         self, batch: RecordBatch, all: bool = False, num_threads: int | None = None
-    ) -> list[
-        list[
-            tuple[
-                int,
-                int | None,
-                list[int],
-                list[tuple[int, int]],
-                tuple[int, int] | None,
-                tuple[int, int] | None,
-            ]
-        ]
-    ]: ...
+    ) -> list[list[_Hit]]: ...
     def __len__(self) -> int: ...
     def item(self, i: int) -> list[int] | None: ...
     def heap_bytes(self) -> int: ...

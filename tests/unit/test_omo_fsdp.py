@@ -35,6 +35,8 @@ if not torch.distributed.is_available():  # pragma: no cover
 
 from qwen25.rl import OnDAREAdamW, OnTIESAdamW  # noqa: E402
 from qwen25.rl import omo  # noqa: E402
+from tests.unit.test_rl_omo import ref_seed as whole_seed  # noqa: E402
+from tests.unit.test_rl_omo import splitmix  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(vocab_size=131, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -106,18 +108,9 @@ def _worker(problem: str, out: str) -> None:  # pragma: no cover - runs under to
 
 
 # -------------------------------------------------------------------------- the references
-M64 = (1 << 64) - 1
-
-
-def splitmix(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
 def ref_seed(seed: int, step: int, index: int, block: int) -> int:
-    s = splitmix(splitmix(splitmix(seed) ^ step) ^ index) & ((1 << 63) - 1)
+    """The single-process seed rule (test_rl_omo's re-derivation), then one more splitmix per block."""
+    s = whole_seed(seed, step, index)
     return s if block == 0 else splitmix(s ^ block) & ((1 << 63) - 1)
 
 
