@@ -10,7 +10,9 @@ reference log-probs), OUT/checkpoints/step-N/ and OUT/final/ (the policy as an H
 from __future__ import annotations
 
 import argparse
-import json
+from contextlib import closing
+
+from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
 
 HELP = "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer)."
 
@@ -18,11 +20,8 @@ HELP = "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Onli
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="debug", help="debug (CPU, minutes) or dpo (the report's)")
     p.add_argument("--data", help="preference pairs, JSONL (prompt/chosen/rejected, text or token ids)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. lr=1e-6, method.beta=0.2, method.optimizer=adamw (repeatable)")
-    p.add_argument("--out", help="output folder")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, set_help="override a config field, e.g. lr=1e-6, method.beta=0.2, method.optimizer=adamw "
+                                  "(repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,17 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(dpo.prepare_config(config, args.data).to_json(), end="")
         return 0
-    if not args.out:
-        raise Qwen25ValueError("--out is required")
-    trainer, records = dpo.train_dpo(config, data=args.data, out_dir=args.out,
-                                     progress=False if args.no_progress else None)
-    try:
-        if trainer.dist.rank == 0:
-            last = records[-1] if records else {}
-            keys = ("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy", "eval_loss")
-            summary = {"steps_run": len(records), "step": trainer.step, "out": args.out,
-                       "reference": trainer.ref_source, **{k: round(last[k], 6) for k in keys if k in last}}
-            print(json.dumps(summary))
-    finally:
-        trainer.close()
-    return 0
+    out = require_out(args)
+    trainer, records = dpo.train_dpo(config, data=args.data, out_dir=out, progress=progress_of(args))
+    with closing(trainer):
+        return print_summary(trainer, lambda: {
+            "steps_run": len(records), "step": trainer.step, "out": out, "reference": trainer.ref_source,
+            **last_values(records, ("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy",
+                                    "eval_loss"))})

@@ -14,7 +14,9 @@ completion, rewards, advantage, the step that trained it), OUT/checkpoints/step-
 from __future__ import annotations
 
 import argparse
-import json
+from contextlib import closing
+
+from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
 
 HELP = "Online RL with GRPO on prompts (8 samples per query, variance-ordered queries, verifiable rewards)."
 
@@ -23,11 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="debug", help="debug (CPU, a minute) or grpo (the report's)")
     p.add_argument("--prompts", help="prompts, JSONL: prompt (text or chat messages) or prompt_ids, plus what the "
                                      "rewards need (answer, tests, ...)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. lr=1e-6, method.beta=0.0, method.episodes=10 (repeatable)")
-    p.add_argument("--out", help="output folder")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, set_help="override a config field, e.g. lr=1e-6, method.beta=0.0, method.episodes=10 "
+                                  "(repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,19 +40,12 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(grpo.prepare_config(config, args.prompts).to_json(), end="")
         return 0
-    if not args.out:
-        raise Qwen25ValueError("--out is required")
-    trainer, records = grpo.train_grpo(config, prompts=args.prompts, out_dir=args.out,
-                                       progress=False if args.no_progress else None)
-    try:
-        if trainer.dist.rank == 0:  # one summary for the run, not one per rank under torchrun
-            last = records[-1] if records else {}
-            first = records[0] if records else {}
-            keys = ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length")
-            summary = {"steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
-                       "out": args.out, "first_reward": round(first["reward"], 6) if "reward" in first else None,
-                       **{k: round(last[k], 6) for k in keys if isinstance(last.get(k), (int, float))}}
-            print(json.dumps(summary))
-    finally:
-        trainer.close()
-    return 0
+    out = require_out(args)
+    trainer, records = grpo.train_grpo(config, prompts=args.prompts, out_dir=out, progress=progress_of(args))
+    with closing(trainer):
+        first = records[0] if records else {}
+        return print_summary(trainer, lambda: {
+            "steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
+            "out": out,
+            "first_reward": round(first["reward"], 6) if "reward" in first else None,
+            **last_values(records, ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length"))})

@@ -11,28 +11,22 @@ resumes from its latest checkpoint (a changed config is an error unless --allow-
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from contextlib import closing
+
+from ._train_common import add_run_arguments, print_summary, progress_of, require_out, resume_of, run_summary
 
 HELP = "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun)."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", help="debug, 0.5b, 1.5b, long-context or turbo")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. lr=1e-3, stages.0.steps=50, model.hidden_size=128 "
-                        "(repeatable; unknown keys and wrong types are errors)")  # fmt: skip
-    p.add_argument("--out", help="output folder (metrics, checkpoints, loss curve)")
-    p.add_argument("--resume", metavar="CHECKPOINT", default=None,
-                   help="resume from this checkpoint folder (default: the latest in OUT/checkpoints, if any)")
-    p.add_argument("--no-resume", action="store_true", help="start afresh (refused if OUT holds checkpoints)")
-    p.add_argument("--allow-changes", action="store_true",
-                   help="resume even though the config differs from the checkpoint's")
-    p.add_argument("--stop-at-step", type=int, default=None, metavar="N",
-                   help="stop after step N (a checkpoint is written there; rerun to continue)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--list-recipes", action="store_true", help="list the recipes and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(
+        p, set_help="override a config field, e.g. lr=1e-3, stages.0.steps=50, model.hidden_size=128 "
+                     "(repeatable; unknown keys and wrong types are errors)",
+        out_help="output folder (metrics, checkpoints, loss curve)", resumable=True,
+        resume_help="resume from this checkpoint folder (default: the latest in OUT/checkpoints, if any)",
+        allow_changes_help="resume even though the config differs from the checkpoint's",
+        stop_help="stop after step N (a checkpoint is written there; rerun to continue)", list_recipes=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,25 +44,12 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_json(), end="")
         return 0
-    if not args.out:
-        raise Qwen25ValueError("--out is required: the folder for metrics.jsonl, checkpoints/ and loss.png")
-    if args.resume and args.no_resume:
-        raise Qwen25ValueError("--resume and --no-resume contradict each other")
+    out = require_out(args, "metrics.jsonl, checkpoints/ and loss.png")
+    resume = resume_of(args)
     from ..train import Trainer
 
-    resume: bool | str = args.resume if args.resume else not args.no_resume
-    trainer = Trainer(config, out_dir=args.out, resume=resume, allow_changes=args.allow_changes,
-                      progress=False if args.no_progress else None)
-    try:
+    trainer = Trainer(config, out_dir=out, resume=resume, allow_changes=args.allow_changes,
+                      progress=progress_of(args))
+    with closing(trainer):
         records = trainer.fit(stop_at_step=args.stop_at_step)
-        if trainer.dist.rank == 0:
-            last = records[-1] if records else None
-            summary = {"steps_run": len(records), "step": trainer.step, "of": config.total_steps(), "out": args.out}
-            if last is not None:
-                summary.update(loss=round(last["loss"], 6), tokens_seen=last["tokens_seen"])
-            if trainer._last_ckpt is not None:
-                summary["checkpoint"] = str(trainer._last_ckpt)
-            print(json.dumps(summary), file=sys.stdout)
-    finally:
-        trainer.close()
-    return 0
+        return print_summary(trainer, lambda: run_summary(trainer, records, out))

@@ -10,7 +10,9 @@ Writes OUT/metrics.jsonl (loss, accuracy, margin), OUT/checkpoints/step-N/ and O
 from __future__ import annotations
 
 import argparse
-import json
+from contextlib import closing
+
+from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
 
 HELP = "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification)."
 
@@ -18,12 +20,8 @@ HELP = "Train a reward model on preference pairs (saved as transformers' Qwen2Fo
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default="debug", help="debug (CPU, minutes) or rm")
     p.add_argument("--data", help="preference pairs, JSONL (prompt/chosen/rejected, text or token ids; optional margin)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. lr=1e-5, method.center_rewards_coefficient=0.01, "
-                        "method.eval_data=FILE (repeatable)")
-    p.add_argument("--out", help="output folder")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_arguments(p, set_help="override a config field, e.g. lr=1e-5, method.center_rewards_coefficient=0.01, "
+                                  "method.eval_data=FILE (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,16 +36,10 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(reward.prepare_config(config, args.data).to_json(), end="")
         return 0
-    if not args.out:
-        raise Qwen25ValueError("--out is required")
-    trainer, records = reward.train_reward_model(config, data=args.data, out_dir=args.out,
-                                                 progress=False if args.no_progress else None)
-    try:
-        if trainer.dist.rank == 0:  # one summary for the run, not one per rank under torchrun
-            last = records[-1] if records else {}
-            keys = ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss")
-            print(json.dumps({"steps_run": len(records), "step": trainer.step, "out": args.out,
-                              **{k: round(last[k], 6) for k in keys if k in last}}))
-    finally:
-        trainer.close()
-    return 0
+    out = require_out(args)
+    trainer, records = reward.train_reward_model(config, data=args.data, out_dir=out,
+                                                 progress=progress_of(args))
+    with closing(trainer):
+        return print_summary(trainer, lambda: {
+            "steps_run": len(records), "step": trainer.step, "out": out,
+            **last_values(records, ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss"))})

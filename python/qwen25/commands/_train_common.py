@@ -1,0 +1,77 @@
+"""Arguments and helpers shared by the training commands: ``qwen25 pretrain``, ``sft``, ``rm``,
+``dpo`` and ``grpo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..errors import Qwen25ValueError
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, set_help: str, out_help: str = "output folder",
+                      resumable: bool = False, resume_help: str = "resume from this checkpoint folder",
+                      allow_changes_help: str = "resume even though the config changed",
+                      stop_help: str = "stop after step N", list_recipes: bool = False) -> None:
+    """``--set``, ``--out``, ``--print-config`` and ``--no-progress``; with ``resumable``, also
+    ``--resume``, ``--no-resume``, ``--allow-changes`` and ``--stop-at-step``; with ``list_recipes``,
+    ``--list-recipes``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--out", help=out_help)
+    if resumable:
+        p.add_argument("--resume", metavar="CHECKPOINT", default=None, help=resume_help)
+        p.add_argument("--no-resume", action="store_true",
+                       help="start afresh (refused if OUT holds checkpoints)")
+        p.add_argument("--allow-changes", action="store_true", help=allow_changes_help)
+        p.add_argument("--stop-at-step", type=int, default=None, metavar="N", help=stop_help)
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    if list_recipes:
+        p.add_argument("--list-recipes", action="store_true", help="list the recipes and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def require_out(args: argparse.Namespace, what: str = "") -> str:
+    """``args.out``, or the error that says it is required (``what``: what goes in it)."""
+    if not args.out:
+        raise Qwen25ValueError("--out is required" + (f": the folder for {what}" if what else ""))
+    return str(args.out)
+
+
+def resume_of(args: argparse.Namespace) -> bool | str:
+    """What ``--resume CHECKPOINT`` / ``--no-resume`` ask for: a checkpoint folder, True (the
+    latest in OUT/checkpoints, if any) or False (start afresh)."""
+    if args.resume and args.no_resume:
+        raise Qwen25ValueError("--resume and --no-resume contradict each other")
+    return args.resume if args.resume else not args.no_resume
+
+
+def progress_of(args: argparse.Namespace) -> bool | None:
+    """``False`` with ``--no-progress``, else None (the trainer decides)."""
+    return False if args.no_progress else None
+
+
+def last_values(records: Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """The numeric ``keys`` of the last record, rounded to 6 digits (none when no step ran)."""
+    last = records[-1] if records else {}
+    return {k: round(last[k], 6) for k in keys if isinstance(last.get(k), (int, float))}
+
+
+def run_summary(trainer: Any, records: Sequence[Mapping[str, Any]], out: str,
+                **extra: Any) -> dict[str, Any]:
+    """What ``pretrain`` and ``sft`` print: the steps run, the step reached of the total, OUT, then
+    ``extra``, the last loss and tokens seen, and the checkpoint written last."""
+    summary = {"steps_run": len(records), "step": trainer.step, "of": trainer.config.total_steps(),
+               "out": out, **extra, **last_values(records, ("loss", "tokens_seen"))}
+    if trainer._last_ckpt is not None:
+        summary["checkpoint"] = str(trainer._last_ckpt)
+    return summary
+
+
+def print_summary(trainer: Any, summary: Callable[[], Mapping[str, Any]]) -> int:
+    """Print ``summary()`` as one JSON line on rank 0 (one summary for the run, not one per rank
+    under torchrun). Returns the exit status 0."""
+    if trainer.dist.rank == 0:
+        print(json.dumps(summary()))
+    return 0
