@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ..data.pack import PackedDataset
 
-__all__ = ["MicroBatch", "StageData", "open_packed"]
+__all__ = ["MicroBatch", "RowStream", "StageData", "micro_batch", "open_packed"]
 
 
 @dataclass
@@ -73,7 +73,51 @@ def open_packed(path: str, stage: Stage, vocab_size: int) -> PackedDataset:
     return ds
 
 
-class StageData:
+def micro_batch(ids: np.ndarray, pos: np.ndarray, labels: np.ndarray, rows: list[tuple[int, int]]) -> MicroBatch:
+    """A :class:`MicroBatch` of the ``[m, T]`` int64 arrays of ``rows`` (their targets counted)."""
+    import torch
+
+    n_targets = int((labels[:, 1:] != -100).sum())
+    return MicroBatch(torch.from_numpy(ids), torch.from_numpy(pos), torch.from_numpy(labels), list(rows), n_targets)
+
+
+class RowStream:
+    """What the row streams of a stage share (:class:`StageData` here, ``SFTStageData`` for chat
+    data): the order of a folder's rows, and cutting a step's rows into micro-batches."""
+
+    seed: int
+    stage_index: int
+    shuffle: bool
+    repeated: list[bool]  # per folder: has an epoch past the first begun
+    _perm: dict[int, tuple[int, np.ndarray]]  # folder -> (epoch, permutation)
+
+    def _ordered(self, folder: int, j: int, n: int) -> int:
+        """The j-th row taken from ``folder`` of ``n`` rows: row ``perm_e[j % n]`` of epoch
+        ``e = j // n``, ``perm_e`` seeded by (seed, stage, folder, epoch), or the identity
+        without shuffling."""
+        import numpy as np
+
+        epoch, pos = divmod(j, n)
+        if epoch > 0:
+            self.repeated[folder] = True
+        if not self.shuffle:
+            return pos
+        cached = self._perm.get(folder)
+        if cached is None or cached[0] != epoch:
+            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+                [self.seed, self.stage_index, folder, epoch])))
+            cached = self._perm[folder] = (epoch, rng.permutation(n))
+        return int(cached[1][pos])
+
+    def micro_batches(self, rows: list[tuple[int, int]], micro_batch_size: int) -> list[MicroBatch]:
+        """Tensors for ``rows`` (this rank's block of a step), ``micro_batch_size`` rows each."""
+        return [self._batch(rows[a:a + micro_batch_size]) for a in range(0, len(rows), micro_batch_size)]
+
+    def _batch(self, rows: list[tuple[int, int]]) -> MicroBatch:
+        raise NotImplementedError
+
+
+class StageData(RowStream):
     """The resumable row stream of one stage (see the module docstring)."""
 
     def __init__(self, stage: Stage, stage_index: int, *, seed: int, shuffle: bool, vocab_size: int,
@@ -124,20 +168,7 @@ class StageData:
         return best
 
     def _row_of(self, folder: int, j: int) -> int:
-        import numpy as np
-
-        n = len(self.sets[folder])
-        epoch, pos = divmod(j, n)
-        if epoch > 0:
-            self.repeated[folder] = True
-        if not self.shuffle:
-            return pos
-        cached = self._perm.get(folder)
-        if cached is None or cached[0] != epoch:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-                [self.seed, self.stage_index, folder, epoch])))
-            cached = self._perm[folder] = (epoch, rng.permutation(n))
-        return int(cached[1][pos])
+        return self._ordered(folder, j, len(self.sets[folder]))
 
     def take_step(self, rows_per_step: int) -> list[tuple[int, int]]:
         """The (folder, sequence) of the next ``rows_per_step`` rows, advancing the position."""
@@ -150,13 +181,8 @@ class StageData:
         return out
 
     # -------------------------------------------------------------------------------- tensors
-    def micro_batches(self, rows: list[tuple[int, int]], micro_batch_size: int) -> list[MicroBatch]:
-        """Tensors for ``rows`` (this rank's block of a step), ``micro_batch_size`` rows each."""
-        return [self._batch(rows[a:a + micro_batch_size]) for a in range(0, len(rows), micro_batch_size)]
-
     def _batch(self, rows: list[tuple[int, int]]) -> MicroBatch:
         import numpy as np
-        import torch
 
         t = self.stage.seq_len
         ids = np.empty((len(rows), t), dtype=np.int64)
@@ -181,8 +207,7 @@ class StageData:
             if pad_from < t:
                 lab[max(pad_from, 0):] = -100
             labels[r] = lab
-        n_targets = int((labels[:, 1:] != -100).sum())
-        return MicroBatch(torch.from_numpy(ids), torch.from_numpy(pos), torch.from_numpy(labels), list(rows), n_targets)
+        return micro_batch(ids, pos, labels, rows)
 
     def describe(self, rows: list[tuple[int, int]]) -> str:
         by: dict[int, list[int]] = {}

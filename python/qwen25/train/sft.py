@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+from .data import MicroBatch, RowStream, micro_batch
 
 if TYPE_CHECKING:
 
     from ..tokenizer import Tokenizer
     from .config import Stage, TrainConfig
-    from .data import MicroBatch
 
 __all__ = ["build_example", "build_examples", "pack_bfd", "render_pieces", "check_messages", "read_chat",
            "tokenize_chat", "ChatData", "SFTStageData", "TRUNCATION", "DEFAULT_SYSTEM"]
@@ -555,7 +555,7 @@ def packed_row(data: ChatData, members: Sequence[int], seq_len: int, pad_id: int
     return ids, pos, lab
 
 
-class SFTStageData:
+class SFTStageData(RowStream):
     """The resumable row stream of one SFT stage: the stage's conversations packed by
     :func:`pack_bfd` into rows of ``seq_len``, read in a seeded random order per epoch (as
     :class:`~qwen25.train.data.StageData` does for pre-training folders; same interface)."""
@@ -578,7 +578,7 @@ class SFTStageData:
         self.rows = pack_bfd(lens.tolist(), stage.seq_len)
         self.rows_taken = 0
         self.repeated = [False]
-        self._perm: tuple[int, Any] | None = None
+        self._perm: dict[int, tuple[int, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -596,38 +596,21 @@ class SFTStageData:
         self.rows_taken = int(st["rows"])
 
     def _row_of(self, j: int) -> int:
-        n = len(self.rows)
-        epoch, pos = divmod(j, n)
-        if epoch > 0:
-            self.repeated[0] = True
-        if not self.shuffle:
-            return pos
-        if self._perm is None or self._perm[0] != epoch:
-            rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, self.stage_index, 0, epoch])))
-            self._perm = (epoch, rng.permutation(n))
-        return int(self._perm[1][pos])
+        return self._ordered(0, j, len(self.rows))
 
     def take_step(self, rows_per_step: int) -> list[tuple[int, int]]:
         out = [(0, self._row_of(self.rows_taken + a)) for a in range(rows_per_step)]
         self.rows_taken += rows_per_step
         return out
 
-    def micro_batches(self, rows: list[tuple[int, int]], micro_batch_size: int) -> list[MicroBatch]:
-        return [self._batch(rows[a:a + micro_batch_size]) for a in range(0, len(rows), micro_batch_size)]
-
     def _batch(self, rows: list[tuple[int, int]]) -> MicroBatch:
-        import torch
-
-        from .data import MicroBatch
-
         t = self.stage.seq_len
         ids = np.empty((len(rows), t), dtype=np.int64)
         pos = np.empty_like(ids)
         lab = np.empty_like(ids)
         for r, (_, i) in enumerate(rows):
             ids[r], pos[r], lab[r] = packed_row(self.data, self.rows[i], t, self.pad_id)
-        n_targets = int((lab[:, 1:] != -100).sum())
-        return MicroBatch(torch.from_numpy(ids), torch.from_numpy(pos), torch.from_numpy(lab), list(rows), n_targets)
+        return micro_batch(ids, pos, lab, rows)
 
     def describe(self, rows: list[tuple[int, int]]) -> str:
         parts = []
