@@ -22,6 +22,7 @@
 pub mod lcs;
 pub mod ngram;
 pub mod normalize;
+pub mod prefilter;
 
 use std::cell::RefCell;
 
@@ -32,6 +33,7 @@ use crate::parallel;
 use crate::tokenizer::Tokenizer;
 use lcs::Pattern;
 use ngram::NgramIndex;
+use prefilter::Prefilter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -92,6 +94,10 @@ pub struct Config {
     /// mode `qwen` only; modes `lcs` and `ngram` take [`Window::Whole`] or
     /// [`Window::Aligned`] (both mean the whole sequence there).
     pub window: Window,
+    /// mode `qwen`, text input: skip tokenizing a record whose normalised bytes contain no
+    /// n-gram's bytes of any test item ([`prefilter`]). Exact: the matches are the same with it
+    /// on or off; only the speed changes.
+    pub prefilter: bool,
 }
 
 impl Default for Config {
@@ -102,6 +108,7 @@ impl Default for Config {
             lcs_min: 13,
             lcs_ratio: 0.6,
             window: Window::Aligned,
+            prefilter: true,
         }
     }
 }
@@ -121,7 +128,9 @@ impl Config {
             )));
         }
         match (self.window, self.mode) {
-            (Window::Fixed(0), _) => Err(Error::Value("window must be >= 1, 'auto' or None".into())),
+            (Window::Fixed(0), _) => {
+                Err(Error::Value("window must be >= 1, 'auto' or None".into()))
+            }
             (Window::Fixed(_), Mode::Lcs | Mode::Ngram) => Err(Error::Value(
                 "a window of k tokens applies to mode='qwen' only (it centres on n-gram hits)"
                     .into(),
@@ -196,6 +205,9 @@ pub struct Decontaminator {
     words: Vec<String>,
     word_ids: FxHashMap<u64, u32>,
     collided: FxHashMap<String, u32>,
+    /// mode qwen: records whose BPE input holds none of its patterns are clean untokenized
+    /// (None: `cfg.prefilter` off, no tokenizer when built, or the patterns too many)
+    prefilter: Option<Prefilter>,
 }
 
 thread_local! {
@@ -323,6 +335,12 @@ impl Decontaminator {
                 inverted[v as usize] = (start as u32, (postings.len() - start) as u32);
             }
         }
+        let prefilter = match (cfg.mode, cfg.prefilter, tok) {
+            (Mode::Qwen, true, Some(k)) => {
+                Prefilter::build(&items, cfg.ngram, k, None, prefilter::BUDGET_BYTES)
+            }
+            _ => None,
+        };
         Ok(Decontaminator {
             cfg,
             items,
@@ -335,7 +353,28 @@ impl Decontaminator {
             words,
             word_ids,
             collided,
+            prefilter,
         })
+    }
+
+    /// The prefilter of mode `qwen`, if one was built.
+    pub fn prefilter(&self) -> Option<&Prefilter> {
+        self.prefilter.as_ref()
+    }
+
+    /// Per text of `batch`: could the prefilter let it through (`true`: it is tokenized and
+    /// judged)? `None` when [`Self::check`] would not use the prefilter on this batch.
+    pub fn prefilter_passes(
+        &self,
+        batch: &[&str],
+        tok: &Tokenizer,
+        threads: usize,
+    ) -> Option<Vec<bool>> {
+        let ins: Vec<Input> = batch.iter().map(|t| Input::Text(t)).collect();
+        let pf = self.usable_prefilter(&ins, Some(tok))?;
+        Some(parallel::map(batch, threads, |t| {
+            pf.may_match(&pf.bpe_input(&normalize::normalize_qwen(t)))
+        }))
     }
 
     pub fn config(&self) -> &Config {
@@ -370,6 +409,7 @@ impl Decontaminator {
             + self.postings.capacity() * 8
             + self.bank.heap_bytes()
             + vocab
+            + self.prefilter.as_ref().map_or(0, |p| p.heap_bytes())
     }
 
     /// Decide a batch. `all = false`: at most one witness per item (the lowest test index);
@@ -391,18 +431,51 @@ impl Decontaminator {
                 )));
             }
         }
+        let pf = self.usable_prefilter(batch, tok);
         Ok(parallel::map(batch, threads, |it| {
-            self.check_one(*it, tok, all)
+            self.check_item(*it, tok, all, pf)
         }))
     }
 
+    /// The prefilter, if it applies to this batch: `tok` gives the test ids the bytes the
+    /// patterns were cut from (confirmed exactly; skipped when the batch's text is smaller than
+    /// the confirmation, where it would not pay).
+    fn usable_prefilter(&self, batch: &[Input<'_>], tok: Option<&Tokenizer>) -> Option<&Prefilter> {
+        let (pf, k) = (self.prefilter.as_ref()?, tok?);
+        let text: usize = batch
+            .iter()
+            .map(|it| match it {
+                Input::Text(t) => t.len(),
+                Input::Ids(_) => 0,
+            })
+            .sum();
+        (text >= pf.confirm_cost() && pf.same_bytes(k)).then_some(pf)
+    }
+
+    /// Decide one item (without the prefilter; [`Self::check`] uses it).
     pub fn check_one(&self, item: Input<'_>, tok: Option<&Tokenizer>, all: bool) -> Vec<Match> {
+        self.check_item(item, tok, all, None)
+    }
+
+    fn check_item(
+        &self,
+        item: Input<'_>,
+        tok: Option<&Tokenizer>,
+        all: bool,
+        pf: Option<&Prefilter>,
+    ) -> Vec<Match> {
         match (self.cfg.mode, item) {
             (Mode::Ngram, Input::Text(t)) => self.check_words(t, all),
             (Mode::Ngram, Input::Ids(_)) => Vec::new(),
             (_, Input::Text(t)) => match tok {
                 Some(k) => {
-                    let ids = tokenize(k, t);
+                    let norm = normalize::normalize_qwen(t);
+                    if let Some(pf) = pf {
+                        if !pf.may_match(&pf.bpe_input(&norm)) {
+                            return Vec::new(); // shares no n-gram with any test item
+                        }
+                    }
+                    let ids = k.encode_ordinary(&norm); // = tokenize(k, t)
                     let mut ms = self.check_ids(&ids, all);
                     if !ms.is_empty() {
                         char_windows(k, t, &ids, &mut ms);
@@ -882,6 +955,7 @@ mod tests {
                 lcs_min: 1 + (r.next() % 15) as usize,
                 lcs_ratio: [0.0, 0.5, 0.6, 1.0][trial % 4],
                 window,
+                prefilter: true,
             };
             let base: Vec<u32> = (0..r.next() % 150)
                 .map(|_| (r.next() % alpha) as u32)
