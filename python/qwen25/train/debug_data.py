@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import Qwen25ValueError
 
-__all__ = ["synthetic_documents", "prepare_debug_data", "DEBUG_VOCAB_SIZE", "DEBUG_CORPUS_VERSION"]
+__all__ = ["synthetic_documents", "prepare_debug_data", "build_folder_once", "DEBUG_VOCAB_SIZE",
+           "DEBUG_CORPUS_VERSION"]
 
 DEBUG_VOCAB_SIZE = 512
 DEBUG_CORPUS_VERSION = 1
@@ -84,25 +86,38 @@ def prepare_debug_data(out_dir: str | os.PathLike[str], seq_len: int) -> str:
     if not isinstance(seq_len, int) or seq_len < 2:
         raise Qwen25ValueError(f"debug data: seq_len must be an int >= 2, got {seq_len!r}")
     final = os.path.join(os.fspath(out_dir), f"debug-v{DEBUG_CORPUS_VERSION}-seq{seq_len}")
-    if os.path.isfile(os.path.join(final, MANIFEST)):
+
+    def build(tmp: str) -> None:
+        docs = synthetic_documents()
+        tok = train_bpe(docs, DEBUG_VOCAB_SIZE, num_threads=1)
+        if tok.vocab_size > DEBUG_VOCAB_SIZE:  # pragma: no cover - train_bpe keeps to the size asked
+            raise Qwen25ValueError(f"debug data: tokenizer has {tok.vocab_size} tokens")
+        extra: dict[str, Any] = {"debug_corpus": DEBUG_CORPUS_VERSION, "documents": len(docs)}
+        with TokenPacker(tmp, tokenizer=tok, seq_len=seq_len, num_threads=1, extra=extra) as packer:
+            packer.add(docs, source="synthetic")
+        tok.save_pretrained(os.path.join(tmp, "tokenizer"))
+        with open(os.path.join(tmp, "README.json"), "w", encoding="utf-8") as f:
+            json.dump({"what": "qwen25 debug corpus", "vocab_size": DEBUG_VOCAB_SIZE}, f)
+
+    return build_folder_once(final, MANIFEST, build)
+
+
+def build_folder_once(final: str, marker: str, build: Callable[[str], None]) -> str:
+    """Return the folder ``final``, built first when ``final/marker`` is missing: ``build(tmp)``
+    fills a new folder of this process's own (``final.tmpPID``), which is then renamed to ``final``.
+    Every rank of a run may do this at once: the first rename wins, the others drop their copy."""
+    if os.path.isfile(os.path.join(final, marker)):
         return final
-    tmp = final + ".tmp"
+    tmp = f"{final}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    docs = synthetic_documents()
-    tok = train_bpe(docs, DEBUG_VOCAB_SIZE, num_threads=1)
-    if tok.vocab_size > DEBUG_VOCAB_SIZE:  # pragma: no cover - train_bpe keeps to the size asked
-        raise Qwen25ValueError(f"debug data: tokenizer has {tok.vocab_size} tokens")
-    extra: dict[str, Any] = {"debug_corpus": DEBUG_CORPUS_VERSION, "documents": len(docs)}
-    with TokenPacker(tmp, tokenizer=tok, seq_len=seq_len, num_threads=1, extra=extra) as packer:
-        packer.add(docs, source="synthetic")
-    tok.save_pretrained(os.path.join(tmp, "tokenizer"))
-    with open(os.path.join(tmp, "README.json"), "w", encoding="utf-8") as f:
-        json.dump({"what": "qwen25 debug corpus", "vocab_size": DEBUG_VOCAB_SIZE}, f)
     try:
-        os.replace(tmp, final)
-    except OSError:
-        if not os.path.isfile(os.path.join(final, MANIFEST)):  # another process may have won the race
-            raise
+        build(tmp)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not os.path.isfile(os.path.join(final, marker)):  # another process may have won the race
+                raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -665,12 +665,13 @@ def debug_chat_tokenizer(out_dir: str | os.PathLike[str]) -> Tokenizer:
     rendered debug conversations; saved to ``out_dir/debug-chat-tokenizer-v{N}`` (once) and loaded."""
     from .._train import train_bpe
     from ..tokenizer import Tokenizer as _Tok
+    from .debug_data import build_folder_once
 
     final = os.path.join(os.fspath(out_dir), f"debug-chat-tokenizer-v{DEBUG_CHAT_VERSION}")
-    if not os.path.isfile(os.path.join(final, "tokenizer_config.json")):
+
+    def build(tmp: str) -> None:
         texts = ["".join(t for t, _ in render_pieces(c["messages"])) for c in debug_chat(4000, seed=1)]
         tok = train_bpe(texts, DEBUG_CHAT_VOCAB, special_tokens=_CHAT_SPECIALS, num_threads=1)
-        tmp = final + f".tmp{os.getpid()}"
         tok.save_pretrained(tmp)
         cfg_path = os.path.join(tmp, "tokenizer_config.json")
         with open(cfg_path, encoding="utf-8") as f:
@@ -678,15 +679,8 @@ def debug_chat_tokenizer(out_dir: str | os.PathLike[str]) -> Tokenizer:
         cfg.update(chat_template=_Tok.qwen25().chat_template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump(cfg, f, ensure_ascii=False, indent=2)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            import shutil
 
-            if not os.path.isfile(os.path.join(final, "tokenizer_config.json")):
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    return _Tok.from_pretrained(final)
+    return _Tok.from_pretrained(build_folder_once(final, "tokenizer_config.json", build))
 
 
 def write_debug_chat(path: str | os.PathLike[str], n: int = 2000, seed: int = 0) -> str:
