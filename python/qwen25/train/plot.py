@@ -3,20 +3,20 @@ else a plain built-in plot (axes, a grid and the curve; no text) written with zl
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import struct
 import zlib
 from collections.abc import Sequence
 
-__all__ = ["plot_loss", "write_png_plot"]
+__all__ = ["plot_loss", "png_plot", "write_png_plot"]
 
 
 def plot_loss(path: str | os.PathLike[str], steps: Sequence[int], losses: Sequence[float], *,
               title: str = "", stage_starts: Sequence[int] = ()) -> str | None:
     """Write the curve to ``path`` (atomically). Returns a note when matplotlib is missing (the
     plot then has no labels), else None."""
-    tmp = os.fspath(path) + ".tmp.png"
     note = None
     try:
         import matplotlib
@@ -24,7 +24,7 @@ def plot_loss(path: str | os.PathLike[str], steps: Sequence[int], losses: Sequen
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        write_png_plot(tmp, steps, losses)
+        png = png_plot(steps, losses)
         note = ("matplotlib is not installed: loss.png is a plain plot without axis labels "
                 "(pip install matplotlib for a labelled one)")
     else:
@@ -37,10 +37,19 @@ def plot_loss(path: str | os.PathLike[str], steps: Sequence[int], losses: Sequen
         ax.set_title(title)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(tmp, format="png")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
         plt.close(fig)
-    os.replace(tmp, path)
+        png = buf.getvalue()
+    _write(path, png)
     return note
+
+
+def _write(path: str | os.PathLike[str], data: bytes) -> None:
+    from ..data.records import open_writer
+
+    with open_writer(path) as w:
+        w.write(data)
 
 
 def _png_bytes(width: int, height: int, rows: list[bytearray]) -> bytes:
@@ -54,6 +63,11 @@ def _png_bytes(width: int, height: int, rows: list[bytearray]) -> bytes:
 
 def write_png_plot(path: str | os.PathLike[str], xs: Sequence[float], ys: Sequence[float], *,
                    width: int = 640, height: int = 400) -> None:
+    """Write :func:`png_plot` of (xs, ys) to ``path`` (atomically)."""
+    _write(path, png_plot(xs, ys, width=width, height=height))
+
+
+def png_plot(xs: Sequence[float], ys: Sequence[float], *, width: int = 640, height: int = 400) -> bytes:
     """A line plot of (xs, ys) as an RGB PNG: white background, grey grid, black axes, blue line."""
     rows = [bytearray(b"\xff" * (3 * width)) for _ in range(height)]
 
@@ -101,5 +115,4 @@ def write_png_plot(path: str | os.PathLike[str], xs: Sequence[float], ys: Sequen
             cur = px(p)
             line(*prev, *cur, (31, 119, 180))
             prev = cur
-    with open(path, "wb") as f:
-        f.write(_png_bytes(width, height, rows))
+    return _png_bytes(width, height, rows)
