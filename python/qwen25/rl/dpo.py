@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import math
 import os
 import sys
@@ -330,11 +331,14 @@ class DPOTrainer(Trainer):
             self.ref = self._reference_in_training_order(ref_model)
             self.ref_source = f"computed for {len(self.pairset.pairs)} pairs"
             if path is not None and self.dist.rank == 0:
+                from ..data.records import open_writer
+
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
+                buf = io.BytesIO()
                 torch.save({"key": key, "chosen": self.ref[0], "rejected": self.ref[1], "chosen_len": self.ref[2],
-                            "rejected_len": self.ref[3]}, tmp)
-                os.replace(tmp, path)
+                            "rejected_len": self.ref[3]}, buf)
+                with open_writer(path) as w:
+                    w.write(buf.getvalue())
                 self.ref_source += f", cached in {path}"
         del ref_model
         self._note(f"reference log-probs: {self.ref_source}")

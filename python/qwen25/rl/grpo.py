@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import os
@@ -941,10 +942,13 @@ class GRPOTrainer(Trainer):
             folder = self.out_dir / "rollouts"
             folder.mkdir(parents=True, exist_ok=True)
             name = f"episode-{e}.pt"
-            tmp = folder / (name + ".tmp")
-            torch.save(ep.to_dict(), tmp)
-            digest = _sha256(tmp)
-            os.replace(tmp, folder / name)
+            buf = io.BytesIO()
+            torch.save(ep.to_dict(), buf)
+            from ..data.records import open_writer
+
+            with open_writer(folder / name) as w:
+                w.write(buf.getvalue())
+            digest = hashlib.sha256(buf.getbuffer()).hexdigest()
             src.buffer = {"file": f"rollouts/{name}", "sha256": digest}
             if self.settings.log_completions:
                 self._log_completions(ep, folder / f"episode-{e}.jsonl")
