@@ -223,7 +223,12 @@ def test_an_input_edited_to_the_same_size_with_its_mtime_restored_is_noticed(tmp
     run_pipeline(cfg)
     assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
     kept = read_jsonl(out / "kept.jsonl")
-    texts = [json.loads(line)["text"] for line in (out / "stage1.jsonl").read_text().splitlines()]
+    # the stage-1 texts: UTF-8 back to back in stage1.text, each one's byte length in stage1.text.len
+    blob, lens = (out / "stage1.text").read_bytes(), (out / "stage1.text.len").read_bytes()
+    sizes = [int.from_bytes(lens[i : i + 8], "little") for i in range(0, len(lens), 8)]
+    starts = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    texts = [blob[a:b].decode() for a, b in zip(starts, starts[1:])]
+    assert len(texts) == len((out / "stage1.jsonl").read_text().splitlines()) and starts[-1] == len(blob)
     assert any("document c9 " in t for t in texts) and not any("document c3 " in t for t in texts)
     assert kept
 

@@ -1,10 +1,10 @@
 """The pipeline's file handling, on the one record I/O of :mod:`qwen25.data.records`: JSONL,
 token and JSON files through its atomic writer (bytes written off the GIL to ``.tmp-NAME`` beside
 ``NAME``, renamed on commit, removed on failure; a write error names ``NAME`` as a
-:class:`~qwen25.errors.Qwen25IOError`), and the lines of ``stage1.jsonl``: the fields first, the
-text (already JSON) last, so a phase reads a line's fields without parsing its text
-(:func:`split_line`), and an output that carries the text copies its JSON as it is
-(:func:`text_line`, :class:`LineAt`) instead of serialising it again."""
+:class:`~qwen25.errors.Qwen25IOError`), and the stage-1 texts: UTF-8, back to back, in
+``stage1.text`` with each one's byte length in ``stage1.text.len`` (:class:`TextWriter`,
+:class:`Texts`), so no text is serialised to JSON or parsed between phases; an output that
+carries a text serialises it once, as it is written (:func:`text_line`)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "LineAt", "RowWriter", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries", "split_line",
-           "text_line", "write_error", "write_json"]
+__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries",
+           "text_line", "write_error", "write_json", "write_npy"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
 
@@ -130,27 +130,91 @@ class RowWriter:
         self.out.close()
 
 
-class LineAt:
-    """The text JSON of the line of a stage file that starts at a byte offset (a context manager)."""
+class TextWriter:
+    """Texts as UTF-8, back to back (``STEM``), and each one's byte length (``STEM.len``,
+    uint64), through the atomic writer, renamed into place by close()."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
+        self.text = _Out(path)
+        self.len = _Out(path + ".len")
+        self.n = 0
+
+    def write(self, text: str) -> None:
+        b = text.encode("utf-8")
+        self.text.put(b)
+        self.len.put(len(b).to_bytes(8, "little"))
+        self.n += 1
+
+    def close(self) -> None:
+        self.text.close()
+        self.len.close()
+
+
+class Texts:
+    """The texts a :class:`TextWriter` wrote: ``get(row)`` one of them, ``batches(sizes)`` them
+    all in order (a context manager)."""
+
+    def __init__(self, path: str) -> None:
+        import numpy as np
+
+        self.path = path
+        lens = np.fromfile(path + ".len", dtype="<u8").astype(np.int64)
+        self.starts = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=self.starts[1:])
         self.f = open(path, "rb")
 
-    def text_json(self, at: int) -> bytes:
-        self.f.seek(at)
-        return split_line(self.f.readline())[1]
+    def __len__(self) -> int:
+        return len(self.starts) - 1
 
-    def __enter__(self) -> LineAt:
+    def raw(self, row: int) -> bytes:
+        a, b = int(self.starts[row]), int(self.starts[row + 1])
+        self.f.seek(a)
+        return self.f.read(b - a)
+
+    def get(self, row: int) -> str:
+        return self.raw(row).decode("utf-8")
+
+    def json(self, row: int) -> bytes:
+        """The text as ``json.dumps(text, ensure_ascii=False)`` writes it (UTF-8)."""
+        return json.dumps(self.get(row), ensure_ascii=False).encode()
+
+    def blocks(self, first: int, n: int) -> tuple[bytes, list[int]]:
+        """The bytes of texts ``first .. first + n`` and the ``n + 1`` offsets of each in them."""
+        a, b = int(self.starts[first]), int(self.starts[first + n])
+        self.f.seek(a)
+        blob = self.f.read(b - a)
+        if len(blob) != b - a:
+            raise Qwen25IOError(0, f"cut short: {len(blob)} of {b - a} bytes at offset {a}", self.path)
+        return blob, (self.starts[first : first + n + 1] - a).tolist()
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> Texts:
         return self
 
     def __exit__(self, *_: Any) -> None:
-        self.f.close()
+        self.close()
 
 
 def write_json(path: str, obj: Any, **kw: Any) -> None:
     """``path`` holding ``json.dumps(obj, **kw)``, written atomically."""
     out = _Out(path)
     out.put(json.dumps(obj, **kw).encode())
+    out.close()
+
+
+def write_npy(path: str, arr: Any) -> None:
+    """``path`` holding ``numpy.save(arr)``'s bytes, written atomically."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    out = _Out(path)
+    out.put(buf.getvalue())
     out.close()
 
 
@@ -181,38 +245,15 @@ def read_lines(path: str) -> Iterator[bytes]:
         yield from f
 
 
-# ---- stage lines: {"key": value, ..., "text": "..."} with the text last ----------------------
-_DEC = json.JSONDecoder()
-
-
 def text_line(fields: dict[str, Any], text_json: bytes, after: dict[str, Any] | None = None) -> bytes:
     """One JSONL line holding ``fields``, then ``"text"`` (``text_json``: the text as
     ``json.dumps(text, ensure_ascii=False)`` writes it), then ``after``: the bytes
-    ``json.dumps({**fields, "text": text, **after}, ensure_ascii=False)`` gives, without
-    serialising the text again."""
+    ``json.dumps({**fields, "text": text, **after}, ensure_ascii=False)`` gives."""
     head = json.dumps(fields, ensure_ascii=False).encode()
     line = (head[:-1] + b', "text": ' if fields else b'{"text": ') + text_json
     if after:
         return line + b", " + json.dumps(after, ensure_ascii=False).encode()[1:] + b"\n"
     return line + b"}\n"
-
-
-def split_line(raw: bytes) -> tuple[dict[str, Any], bytes]:
-    """``(fields, text_json)`` of a line :func:`text_line` wrote: the fields before ``"text"``
-    parsed, the text's JSON as bytes (not parsed)."""
-    s = raw.decode("utf-8")
-    fields: dict[str, Any] = {}
-    i = 1
-    while True:
-        key, i = _DEC.raw_decode(s, i)
-        i += 2  # ": "
-        if key == "text":
-            break
-        fields[key], i = _DEC.raw_decode(s, i)
-        i += 2  # ", "
-    start = i if s.isascii() else len(s[:i].encode())
-    end = raw.rstrip(b"\r\n").rfind(b"}")
-    return fields, raw[start:end]
 
 
 def bar(total: int | None, desc: str, enabled: bool) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ...errors import Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, LineAt, concat, read_lines, remove_temporaries, text_line, write_json
+from .files import JsonlWriter, Texts, concat, read_lines, remove_temporaries, text_line, write_json
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -139,13 +139,13 @@ def _write_survivors(ctx: RunContext) -> int:
 
     def rows(name: str) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
         for raw in read_lines(ctx.p(os.path.join("stage2", name))):
-            r = json.loads(raw)  # the document's fields; its text is in stage1.jsonl at r["at"]
+            r = json.loads(raw)  # the document's fields; its text is stage1.text's row r["row"]
             yield (order[r["prov"]["file"]], r["prov"]["line"]), r
 
     w = JsonlWriter(ctx.p("survivors.jsonl"))
-    with LineAt(ctx.p("stage1.jsonl")) as stage1:
+    with Texts(ctx.p("stage1.text")) as stage1:
         for _, r in heapq.merge(*(rows(v["file"]) for v in index.values()), key=lambda kr: kr[0]):
-            w.write_line(text_line({**r["prov"], "domain": r["domain"]}, stage1.text_json(r["at"]),
+            w.write_line(text_line({**r["prov"], "domain": r["domain"]}, stage1.json(r["row"]),
                                    {key: r[key] for key in ("scores", "stats") if key in r}))
     w.close()
     return w.n

@@ -2,8 +2,9 @@
 writes its files (through the atomic writer, renamed when complete) and returns its part of the report
 (a :class:`~qwen25.data.pipeline.report.Tally` as JSON, plus extras such as ``clusters``).
 
-- :func:`scan`: read -> filter -> exact dedup -> MinHash signatures; survivors to
-  ``stage1.jsonl`` (token ids in ``stage1.tok``, lengths in ``stage1.len``) and the MinHash
+- :func:`scan`: read -> filter -> exact dedup -> MinHash signatures; survivors' fields to
+  ``stage1.jsonl``, their texts (UTF-8, no JSON) to ``stage1.text`` (byte lengths in
+  ``stage1.text.len``), token ids to ``stage1.tok`` (lengths in ``stage1.len``), and the MinHash
   clusters to ``minhash_clusters.npy``;
 - :func:`near_dedup`: MinHash keep flags -> decontaminate -> score -> classify; survivors per
   domain to ``stage2/NNNN.jsonl`` (their fields, no text) and ``NNNN.rows`` (their stage-1
@@ -25,7 +26,7 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, LineAt, RowWriter, TokenWriter, read_lines, split_line, text_line, write_json
+from .files import JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, read_lines, text_line, write_json, write_npy
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -184,7 +185,8 @@ def _in_line_order(lines: list[int], bad: list[tuple[int, str]]) -> Iterator[tup
 
 
 def scan(ctx: RunContext) -> dict[str, Any]:
-    """read -> filter -> exact dedup -> MinHash signatures; survivors to stage1.jsonl."""
+    """read -> filter -> exact dedup -> MinHash signatures; survivors' fields to stage1.jsonl,
+    their texts to stage1.text, their ids to stage1.tok."""
     import numpy as np
 
     from ..dedup import ExactDeduplicator, MinHashDeduplicator
@@ -221,6 +223,7 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     tally = Tally()
     removed = JsonlWriter(ctx.p("removed.scan.jsonl"))
     stage1 = JsonlWriter(ctx.p("stage1.jsonl"))
+    stage1_text = TextWriter(ctx.p("stage1.text"))
     stage1_tokens = TokenWriter(ctx.p("stage1"))
     from array import array
 
@@ -279,8 +282,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, True)
                 if mh is not None:
                     sigs.append(cols["sig"][k])
-                stage1.write_line(text_line({"prov": prov, "domain": dm, **_stats_of(cols["stats"][k])},
-                                            json.dumps(cols["text"][k], ensure_ascii=False).encode()))
+                stage1.write({"prov": prov, "domain": dm, **_stats_of(cols["stats"][k])})
+                stage1_text.write(cols["text"][k])
                 stage1_tokens.write(cols["tokens"][k])
             if mh is not None and mhd is not None and sigs:
                 mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
@@ -288,10 +291,10 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     finally:
         bar.close()
     ids = mh.finish() if mh is not None else np.arange(stage1.n, dtype=np.int64)
-    np.save(ctx.p("minhash_clusters.npy.tmp.npy"), ids)
-    os.replace(ctx.p("minhash_clusters.npy.tmp.npy"), ctx.p("minhash_clusters.npy"))
+    write_npy(ctx.p("minhash_clusters.npy"), ids)
     removed.close()
     stage1.close()
+    stage1_text.close()
     stage1_tokens.close()
     part: dict[str, Any] = {"tally": tally.to_json()}
     if exact is not None:
@@ -305,13 +308,11 @@ def scan(ctx: RunContext) -> dict[str, Any]:
 def near_dedup(ctx: RunContext) -> dict[str, Any]:
     """MinHash keep flags, decontaminate, score, classify; per domain, the survivors' fields to
     stage2/NNNN.jsonl (provenance, domain, characters, scores, statistics, and where the document
-    is in stage 1: ``row``, its index, whose token ids are in stage1.tok, and ``at``, the byte
-    offset of its stage1.jsonl line, which holds its text) and their rows to NNNN.rows (uint64).
-    stage1.jsonl is read once, by the native record reader (texts parsed in Rust; a line's other
-    fields parsed without its text); no text or token id is copied."""
+    is in stage 1: ``row``, its index, whose token ids are in stage1.tok and text in
+    stage1.text) and their rows to NNNN.rows (uint64). stage1.jsonl (the fields) and
+    stage1.text are read once; only the MinHash survivors' texts are decoded; no text or token
+    id is copied."""
     import numpy as np
-
-    from ..records import read_batches
 
     ids = np.load(ctx.p("minhash_clusters.npy"))
     keep = (ids == np.arange(len(ids))).astype(np.uint8)
@@ -323,6 +324,9 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.cfg
     run_decon, decon_note = decontam_plan(cfg.decontaminate)
     stage1 = ctx.p("stage1.jsonl")
+    stage1_texts = Texts(ctx.p("stage1.text"))
+    if len(stage1_texts) != len(ids):
+        raise Qwen25ValueError(f"{stage1_texts.path}: {len(stage1_texts)} texts, {len(ids)} expected")
     spec = {
         "decontaminate": run_decon,
         "decontaminate_options": cfg.decontaminate.options,
@@ -332,21 +336,27 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     }
 
     def tasks() -> Iterator[tuple[dict[str, Any], Any]]:
-        first = pos = 0
-        for b in read_batches(stage1, "text", batch_size=cfg.pipeline.batch_size, num_threads=ctx.threads()):
-            n = len(b)
-            texts = b.items()
-            raws = [b.raw(j) for j in range(n)]
-            ats = []
-            for r in raws:
-                ats.append(pos)
-                pos += len(r)
-            heads = [split_line(r)[0] for r in raws]
-            kb = keep[first : first + n].tobytes()
-            first += n
-            row = {"text": [t if k else "" for t, k in zip(texts, kb)], "keep": kb,
-                   "domain": [h["domain"] for h in heads]}  # fmt: skip
-            yield row, (heads, ats, [len(t) for t in texts])
+        first = 0
+        bs = cfg.pipeline.batch_size
+        heads: list[dict[str, Any]] = []
+        for raw in read_lines(stage1):
+            heads.append(json.loads(raw))
+            if len(heads) == bs:
+                yield task(first, heads)
+                first += len(heads)
+                heads = []
+        if heads:
+            yield task(first, heads)
+
+    def task(first: int, heads: list[dict[str, Any]]) -> tuple[dict[str, Any], Any]:
+        n = len(heads)
+        if first + n > len(ids):
+            raise Qwen25ValueError(f"{stage1}: more than {len(ids)} records (changed during the run?)")
+        kb = keep[first : first + n].tobytes()
+        blob, at = stage1_texts.blocks(first, n)  # only the survivors' texts are decoded
+        texts = [blob[at[j] : at[j + 1]].decode("utf-8") if k else "" for j, k in enumerate(kb)]
+        row = {"text": texts, "keep": kb, "domain": [h["domain"] for h in heads]}
+        return row, (heads, [len(t) for t in texts])
 
     from array import array
 
@@ -358,7 +368,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
     bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
     i = 0
-    for cols, (heads, ats, chars) in ctx.execute(NearWorker, spec, tasks()):
+    for cols, (heads, chars) in ctx.execute(NearWorker, spec, tasks()):
         for k, status in enumerate(map(Status, cols["status"])):
             fields = heads[k]
             prov = fields["prov"]
@@ -398,12 +408,13 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 if w is None:
                     stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
                     w = writers[dm] = (JsonlWriter(stem + ".jsonl"), RowWriter(stem + ".rows"))
-                w[0].write({"prov": prov, "domain": dm, "chars": chars[k], "row": i, "at": ats[k], **scores, **stats})
+                w[0].write({"prov": prov, "domain": dm, "chars": chars[k], "row": i, **scores, **stats})
                 w[1].write(i)
                 dom_tokens[dm] += n
             i += 1
         bar.update(len(cols["status"]))
     bar.close()
+    stage1_texts.close()
     if i != len(ids):
         raise Qwen25ValueError(f"{stage1}: {i} records read back, {len(ids)} expected (changed during the run?)")
     for jw, rw in writers.values():
@@ -450,7 +461,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     s1_toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if s1_starts[-1] else np.zeros(0, "<u4")
     rows = {d: np.fromfile(stage2(v["rows"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
     lengths = {d: s1_lens[r] for d, r in rows.items()}
-    stage1_text = LineAt(ctx.p("stage1.jsonl"))
+    stage1_text = Texts(ctx.p("stage1.text"))
     cfg = ctx.cfg
     part: dict[str, Any] = {}
     unit, seed, mode = cfg.mix.unit, cfg.mix.seed, cfg.mix.mode
@@ -521,7 +532,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 if packer is not None:
                     kept.write(row)
                 else:
-                    kept.write_line(text_line(row, stage1_text.text_json(r["at"])))
+                    kept.write_line(text_line(row, stage1_text.json(r["row"])))
                 n_doc += 1
                 c = tally.domain_out[r["domain"]]
                 c["docs" if rep == 0 else "repeats"] += 1
@@ -574,7 +585,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         })  # fmt: skip
     kept.close()
     removed.close()
-    stage1_text.f.close()
+    stage1_text.close()
     if named:
         part["mix"] = {"unit": unit, "phases": phase_reports}
         tot: Counter[str] = Counter()
