@@ -516,9 +516,12 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             nonlocal n_doc
             if not out:
                 return
-            parts = [s1_toks[s1_starts[r["row"]] : s1_starts[r["row"] + 1]] for _, _, r in out]
-            lens = np.array([len(p) for p in parts], dtype=np.int64)
-            flat = np.concatenate(parts) if parts else np.zeros(0, "<u4")
+            rows_out = np.fromiter((r["row"] for _, _, r in out), dtype=np.int64, count=len(out))
+            lens = s1_lens[rows_out]
+            if (rows_out[1:] - rows_out[:-1] == 1).all():  # consecutive rows: one slice of stage1.tok, no copy
+                flat = s1_toks[s1_starts[rows_out[0]] : s1_starts[rows_out[-1] + 1]]
+            else:
+                flat = np.concatenate([s1_toks[s1_starts[r] : s1_starts[r + 1]] for r in rows_out.tolist()])
             if packer is not None:
                 packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
             for (n, k, r), m in zip(out, lens.tolist()):
