@@ -65,3 +65,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
     m.lock()
         .map_err(|_| Error::Value("internal lock poisoned by an earlier failure".into()))
 }
+
+/// The ValueError (through the one error map) for a bad argument the binding itself checks.
+pub(crate) fn bad_value(msg: impl Into<String>) -> PyErr {
+    crate::errors::to_pyerr(Error::Value(msg.into()))
+}

@@ -8,7 +8,7 @@ use qwen25_core::classify::{features as core_features, Classifier, ClassifierCon
 use qwen25_core::Error;
 
 use crate::call;
-use crate::convert::borrow_texts;
+use crate::convert::{borrow_texts, le_bytes};
 use crate::errors::IntoPy;
 
 fn config(json: &str) -> PyResult<ClassifierConfig> {
@@ -63,11 +63,7 @@ impl HashedLinearClassifier {
         let p = call::on_texts(py, &texts, num_threads, |t, n| {
             Ok(self.inner.predict_proba(t, n))
         })?;
-        let mut out = Vec::with_capacity(p.len() * 4);
-        for x in p {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        Ok(PyBytes::new(py, &out))
+        Ok(PyBytes::new(py, &le_bytes(&p)))
     }
 
     #[getter]

@@ -33,3 +33,45 @@ pub(crate) fn borrow_texts_at<'a>(
         })
         .collect()
 }
+
+/// A number that crosses the binding inside little-endian bytes (numpy's `<u4`, `<u8`, `<f4` ...).
+pub(crate) trait LeNum: Copy {
+    const SIZE: usize;
+    fn put(self, out: &mut Vec<u8>);
+    /// `b` holds exactly `SIZE` bytes.
+    fn get(b: &[u8]) -> Self;
+}
+
+macro_rules! le_num {
+    ($($t:ty),*) => {$(
+        impl LeNum for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(b: &[u8]) -> Self {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(b);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    )*};
+}
+le_num!(u32, u64, u128, f32);
+
+/// `v` as little-endian bytes, one number after another.
+pub(crate) fn le_bytes<T: LeNum>(v: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * T::SIZE);
+    for &x in v {
+        x.put(&mut out);
+    }
+    out
+}
+
+/// The numbers in little-endian `bytes`; `None` when its length is not a whole number of them.
+pub(crate) fn from_le_bytes<T: LeNum>(bytes: &[u8]) -> Option<Vec<T>> {
+    if !bytes.len().is_multiple_of(T::SIZE) {
+        return None;
+    }
+    Some(bytes.chunks_exact(T::SIZE).map(T::get).collect())
+}

@@ -13,26 +13,10 @@ use qwen25_core::dedup::{
     Survivor,
 };
 use qwen25_core::parallel;
-use qwen25_core::Error;
 
 use crate::call;
+use crate::convert::{from_le_bytes, le_bytes};
 use crate::errors::IntoPy;
-
-fn u32_bytes(v: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
-
-fn u64_bytes(v: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 8);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
-}
 
 fn norm(lowercase: bool, strip_punct: bool, collapse_ws: bool) -> NormConfig {
     NormConfig {
@@ -70,9 +54,9 @@ impl MinHasher {
             "first" => Survivor::First,
             "representative" => Survivor::Representative,
             other => {
-                return Err(crate::errors::to_pyerr(Error::Value(format!(
+                return Err(call::bad_value(format!(
                     "keep must be 'first' or 'representative', not {other:?}"
-                ))))
+                )))
             }
         };
         let cfg = MinHashConfig {
@@ -106,7 +90,7 @@ impl MinHasher {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let h = &self.inner;
         let bytes = call::on_texts(py, &texts, num_threads, |strs, n| {
-            Ok(u32_bytes(&h.signatures(strs, n)))
+            Ok(le_bytes(&h.signatures(strs, n)))
         })?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -128,11 +112,11 @@ impl MinHasher {
     fn band_keys(&self, signature: Vec<u32>) -> PyResult<Vec<u64>> {
         let c = self.inner.config();
         if signature.len() != c.num_perm {
-            return Err(crate::errors::to_pyerr(Error::Value(format!(
+            return Err(call::bad_value(format!(
                 "signature has {} values, expected num_perm = {}",
                 signature.len(),
                 c.num_perm
-            ))));
+            )));
         }
         let mut k = Vec::new();
         self.inner.band_keys(&signature, &mut k);
@@ -171,7 +155,7 @@ impl MinHashStream {
             call::lock(&self.inner)?.add_texts(strs, n)
         })?;
         Ok(if return_signatures {
-            Some(PyBytes::new(py, &u32_bytes(&sigs)))
+            Some(PyBytes::new(py, &le_bytes(&sigs)))
         } else {
             None
         })
@@ -185,15 +169,8 @@ impl MinHashStream {
         signatures: &[u8],
         num_threads: Option<usize>,
     ) -> PyResult<()> {
-        if !signatures.len().is_multiple_of(4) {
-            return Err(crate::errors::to_pyerr(Error::Value(
-                "signature bytes are not a whole number of uint32".into(),
-            )));
-        }
-        let sigs: Vec<u32> = signatures
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let sigs: Vec<u32> = from_le_bytes(signatures)
+            .ok_or_else(|| call::bad_value("signature bytes are not a whole number of uint32"))?;
         call::run(py, num_threads, |n| {
             call::lock(&self.inner)?.add_signatures(&sigs, n)
         })
@@ -202,7 +179,7 @@ impl MinHashStream {
     /// Cluster ids (lowest member index) of every document added, as uint64 bytes.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let ids = call::job(py, || call::lock(&self.inner)?.finish())?;
-        Ok(PyBytes::new(py, &u64_bytes(&ids)))
+        Ok(PyBytes::new(py, &le_bytes(&ids)))
     }
 
     #[getter]
@@ -244,23 +221,17 @@ impl ExactDedup {
         let ids = call::on_texts(py, &texts, num_threads, |strs, n| {
             Ok(call::lock(&self.inner)?.add_batch(strs, n))
         })?;
-        Ok(PyBytes::new(py, &u64_bytes(&ids)))
+        Ok(PyBytes::new(py, &le_bytes(&ids)))
     }
 
     /// Add precomputed hashes (16 little-endian bytes each, as `exact_hashes` gives them) in
     /// order; returns the cluster ids as uint64 bytes.
     fn add_hashes<'py>(&self, py: Python<'py>, hashes: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        if !hashes.len().is_multiple_of(16) {
-            return Err(crate::errors::to_pyerr(Error::Value(
-                "hash bytes are not a whole number of 16-byte hashes".into(),
-            )));
-        }
-        let hs: Vec<u128> = hashes
-            .chunks_exact(16)
-            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or([0; 16])))
-            .collect();
+        let hs: Vec<u128> = from_le_bytes(hashes).ok_or_else(|| {
+            call::bad_value("hash bytes are not a whole number of 16-byte hashes")
+        })?;
         let ids = call::lock(&self.inner).py_err()?.add_hashes(&hs);
-        Ok(PyBytes::new(py, &u64_bytes(&ids)))
+        Ok(PyBytes::new(py, &le_bytes(&ids)))
     }
 
     /// (first index, size) of every cluster with at least `min_size` members.
@@ -291,9 +262,7 @@ fn shingles(
     collapse_ws: bool,
 ) -> PyResult<Vec<String>> {
     if ngram == 0 {
-        return Err(crate::errors::to_pyerr(Error::Value(
-            "ngram must be >= 1".into(),
-        )));
+        return Err(call::bad_value("ngram must be >= 1"));
     }
     Ok(core_shingles(
         text,
@@ -327,12 +296,9 @@ fn exact_hashes<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let cfg = norm(lowercase, strip_punct, collapse_ws);
     let out = call::on_texts(py, &texts, num_threads, |strs, n| {
-        let hs = parallel::map(strs, n, |t| core_exact_hash(t, &cfg));
-        let mut out = Vec::with_capacity(hs.len() * 16);
-        for h in hs {
-            out.extend_from_slice(&h.to_le_bytes());
-        }
-        Ok(out)
+        Ok(le_bytes(&parallel::map(strs, n, |t| {
+            core_exact_hash(t, &cfg)
+        })))
     })?;
     Ok(PyBytes::new(py, &out))
 }

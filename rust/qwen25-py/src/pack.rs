@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use qwen25_core::pack::{PackSummary, Packer as CorePacker};
-use qwen25_core::Error;
 
 use crate::call;
+use crate::convert::from_le_bytes;
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -79,22 +79,15 @@ impl Packer {
         lengths: &[u8],
         sources: Vec<u64>,
     ) -> PyResult<u64> {
-        let bad = |m: String| crate::errors::to_pyerr(Error::Value(m));
-        if !tokens.len().is_multiple_of(4) || !lengths.len().is_multiple_of(8) {
-            return Err(bad(
-                "tokens must be uint32 bytes and lengths uint64 bytes".into()
+        let (Some(toks), Some(lens)) =
+            (from_le_bytes::<u32>(tokens), from_le_bytes::<u64>(lengths))
+        else {
+            return Err(call::bad_value(
+                "tokens must be uint32 bytes and lengths uint64 bytes",
             ));
-        }
-        let toks: Vec<u32> = tokens
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let lens: Vec<u64> = lengths
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-            .collect();
+        };
         if lens.len() != sources.len() {
-            return Err(bad(format!(
+            return Err(call::bad_value(format!(
                 "{} lengths but {} sources",
                 lens.len(),
                 sources.len()
@@ -102,7 +95,7 @@ impl Packer {
         }
         let total: u128 = lens.iter().map(|&n| n as u128).sum();
         if total != toks.len() as u128 {
-            return Err(bad(format!(
+            return Err(call::bad_value(format!(
                 "lengths add up to {total} tokens but {} were given",
                 toks.len()
             )));
