@@ -1,12 +1,11 @@
 """`qwen25 decontaminate` reruns without fear: a shard is resumed only when its input and the
 options that change results are unchanged (else redone, saying why); the output folder holds only
 the current run's shards; the report names the run and its inputs' fingerprints (checked with
-hashlib and os.stat directly); a lock file stops two runs on one folder and goes away at the end,
+xxhash and os.stat directly); a lock file stops two runs on one folder and goes away at the end,
 also on error."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from qwen25.cli import main
 from qwen25.data.decontam_job import run_job
@@ -78,7 +78,8 @@ def test_rerun_resumes_and_the_report_names_the_run(tmp_path, capsys):
     for inp in run["inputs"]:
         p = tmp_path / "corpus" / inp["shard"]
         assert inp["size"] == p.stat().st_size and inp["mtime_ns"] == p.stat().st_mtime_ns
-        assert inp["blake2b"] == hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+        assert inp["digest"] == xxhash.xxh3_128(p.read_bytes()).hexdigest()
+        assert inp["digest_algorithm"] == "xxh3-128"
     before = {f: (tmp_path / "out" / f).read_bytes() for f in _files(tmp_path / "out") if f != "report.json"}
     rc, out, err = _cli(tmp_path, capsys, "--batch-size", "1", "--num-threads", "1")  # no decision changes
     assert rc == 0, err
@@ -106,7 +107,7 @@ def test_changed_input_redoes_its_shard_only(tmp_path, capsys):
     rc, out, err = _cli(tmp_path, capsys)
     assert rc == 0, err
     red = _redone(_report(tmp_path))
-    assert red["a.jsonl"] == "the input's content changed (BLAKE2b differs)"
+    assert red["a.jsonl"] == "the input's content changed (its xxh3-128 digest differs)"
     assert red["b.jsonl"].startswith("the input's modification time changed")
     assert red["sub/c.jsonl"] is None
     assert "shard a.jsonl: redone: the input's content changed" in err + out

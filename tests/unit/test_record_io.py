@@ -1,11 +1,11 @@
 """The native record I/O (`qwen25.data.records.read_batches` / `open_writer`), against references
-written here: Python's `json`, `gzip`, `zlib`, `zstandard` and `hashlib`, and a plain re-statement
-of the text rules (a string field, a chat messages list joined by newlines, token ids)."""
+written here: Python's `json`, `gzip`, `zlib`, `zstandard` and `xxhash` (XXH3-128 digests), and a
+plain re-statement of the text rules (a string field, a chat messages list joined by newlines,
+token ids)."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import random
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,7 +163,7 @@ def test_records_match_python_json_and_the_rules(tmp_path, kind):
     assert got_bad == want_bad
     assert sum(b.nbytes for b in batches) == len(data)
     assert sum(b.blank for b in batches) == sum(1 for x in split_lines(data) if not x.strip())
-    assert r.blake2b == hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
+    assert r.digest == xxhash.xxh3_128(p.read_bytes()).hexdigest()
 
 
 def test_each_bad_line_is_a_file_line_format_error(tmp_path):
@@ -265,7 +266,7 @@ def test_truncated_compressed_file(tmp_path, kind):
     batches, r = read_all(p, skip_bad=True, batch_size=500, hash=True)
     assert sum(len(b) for b in batches) == n
     assert batches[-1].damage[:2] == (n + 1, n)
-    assert r.blake2b == hashlib.blake2b(cut, digest_size=16).hexdigest()  # every byte, not only the readable
+    assert r.digest == xxhash.xxh3_128(cut).hexdigest()  # every byte, not only the readable
 
 
 def test_gzip_crc_damage_and_multi_member(tmp_path):
@@ -288,7 +289,7 @@ def test_an_empty_file_holds_no_records(tmp_path, name):
     assert gzip.open(tmp_path / name).read() == b"" if name.endswith(".gz") else True  # as Python's gzip
     batches, r = read_all(p, hash=True)
     assert sum(len(b) for b in batches) == 0 and all(b.damage is None for b in batches)
-    assert r.blake2b == hashlib.blake2b(b"", digest_size=16).hexdigest()
+    assert r.digest == xxhash.xxh3_128(b"").hexdigest()
 
 
 def test_missing_file(tmp_path):

@@ -39,8 +39,10 @@ the damage are processed and the damage is listed in the report (``damaged``) an
 Resume. A shard is resumed only when its state file says it was done with the same options
 (``field``, ``test_field``, ``skip_bad``, ``encoding_errors``, the test items' text and ids,
 ``mode``, ``ngram``, ``lcs_min``, ``lcs_ratio``, ``window``) from the same input (size,
-modification time and BLAKE2b of the file's bytes), and its outputs are still there at the sizes
-it wrote. Any difference redoes the shard, with a note saying why. Batch size, thread count and
+modification time and digest of the file's bytes: ``digest``, of the algorithm named in
+``digest_algorithm``, XXH3-128, a fingerprint against accidental change, not a security feature),
+and its outputs are still there at the sizes it wrote. Any difference (a state file of another
+``STATE_VERSION`` included) redoes the shard, with a note saying why. Batch size, thread count and
 gzip level change no decision and are not compared. Files under ``clean/``, ``removed/``,
 ``bad/`` and ``.state/`` that belong to no current input shard are removed at the start and
 listed in the report (``stale_removed``).
@@ -56,7 +58,7 @@ item is more likely generic text (a boilerplate prompt) than a benchmark copied 
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
 import secrets
@@ -87,14 +89,13 @@ __all__ = [
 
 DEFAULT_WINDOW: str | int | None = "auto"  # the Decontaminator's default: the CLI and run_job use this
 STATE_DIR = ".state"
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b
 LOCK_NAME = ".lock"
 MAX_THREADS = 4096
 GENERIC_MIN_HITS = 10
 GENERIC_FACTOR = 5
 GENERIC_MIN_ITEMS = 5
 _OUT_DIRS = ("clean", "removed", "bad", STATE_DIR)
-_CHUNK = 1 << 20
 
 
 class BadRecord(Exception):
@@ -283,7 +284,9 @@ def load_tests(tests: list[str], field: str = "text") -> tuple[list[str | list[i
 
 
 def _tests_hash(items: list[str | list[int]], where: list[tuple[str, int, str]]) -> str:
-    h = hashlib.blake2b(digest_size=16)
+    from .records import new_digest
+
+    h = new_digest()
     for it, (name, _, rid) in zip(items, where):
         for part in (name, rid, it if isinstance(it, str) else json.dumps(it)):
             b = part.encode("utf-8", "surrogatepass")
@@ -293,13 +296,18 @@ def _tests_hash(items: list[str | list[int]], where: list[tuple[str, int, str]])
 
 
 def fingerprint(path: str) -> dict[str, Any]:
-    """``{"size", "mtime_ns", "blake2b"}`` of a file (the hash streamed over its bytes)."""
+    """``{"size", "mtime_ns", "digest", "digest_algorithm"}`` of a file (the digest streamed over
+    its bytes, :func:`qwen25.data.records.file_digest`)."""
+    from .records import file_digest
+
     st = os.stat(path)
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": h.hexdigest()}
+    return _fp(st.st_size, st.st_mtime_ns, file_digest(path))
+
+
+def _fp(size: int, mtime_ns: int, digest: str) -> dict[str, Any]:
+    from .records import DIGEST_ALGORITHM
+
+    return {"size": size, "mtime_ns": mtime_ns, "digest": digest, "digest_algorithm": DIGEST_ALGORITHM}
 
 
 def _stat(path: str) -> dict[str, int]:
@@ -310,10 +318,6 @@ def _stat(path: str) -> dict[str, int]:
 # -- reading and writing JSONL shards: the native record I/O (records.read_batches/open_writer) ---
 def _bad_raw(content: bytes) -> str:
     return content.decode("utf-8", "surrogateescape")
-
-
-def _tmp_of(final: str) -> str:
-    return os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
 
 
 class _BadWriter:
@@ -450,7 +454,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
         reader.close()
     if _stat(path) != before:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), str(reader.blake2b), sizes
+    return s.result(), str(reader.digest), sizes
 
 
 def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
@@ -465,15 +469,19 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
         pf = pq.ParquetFile(path)
     except pa.ArrowException as e:
         raise FormatError(f"{path}: not a readable Parquet file: {' '.join(str(e).split())}", path, 0) from None
+    from .records import open_writer
+
     s = _Shard(shard, "row")
-    outs: dict[str, tuple[str, str, Any]] = {}
+    # each output through the one atomic writer (.tmp-<name>, renamed by commit), pyarrow writing
+    # into it as into a file
+    outs: dict[str, tuple[Any, Any]] = {}
     wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
     rec = 0
     try:
         for kind in ("clean", "removed"):
-            final = os.path.join(out, kind, shard)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            outs[kind] = (final, _tmp_of(final), pq.ParquetWriter(_tmp_of(final), pf.schema_arrow))
+            w = open_writer(os.path.join(out, kind, shard), num_threads=opts["num_threads"])
+            outs[kind] = (w, None)
+            outs[kind] = (w, pq.ParquetWriter(pa.PythonFile(w, mode="w"), pf.schema_arrow))
         batches = pf.iter_batches(batch_size=opts["batch_size"])
         while True:
             try:
@@ -517,8 +525,8 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
                 else:
                     keep[j] = True
             tbl = pa.Table.from_batches([batch])
-            outs["removed"][2].write_table(tbl.filter(pa.array(drop, type=pa.bool_())))
-            outs["clean"][2].write_table(tbl.filter(pa.array(keep, type=pa.bool_())))
+            outs["removed"][1].write_table(tbl.filter(pa.array(drop, type=pa.bool_())))
+            outs["clean"][1].write_table(tbl.filter(pa.array(keep, type=pa.bool_())))
             s.counts["removed"] += sum(drop)
             s.counts["clean"] += sum(keep)
             s.counts["bad"] += len(rows) - len(ok)
@@ -527,25 +535,23 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
             tally["bytes"] += batch.nbytes
             _tick(bar, len(rows), tally)
         sizes = {}
-        for kind, (final, tmp, w) in outs.items():
-            w.close()
-            os.replace(tmp, final)
-            sizes[f"{kind}/{shard}"] = os.path.getsize(final)
+        for kind, (w, pw) in outs.items():
+            pw.close()  # the footer; the writer stays open (pyarrow did not open it)
+            sizes[f"{kind}/{shard}"] = int(w.commit())
         nb = wb.commit()
         if nb is not None:
             sizes[f"bad/{shard}.jsonl"] = nb
     except BaseException:
-        for _, tmp, w in outs.values():
-            try:
-                w.close()
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+        for w, pw in outs.values():
+            with contextlib.suppress(Exception):  # the output is being thrown away
+                if pw is not None:
+                    pw.close()
+            w.abort()
         wb.abort()
         raise
     if _stat(path) != {"size": fp["size"], "mtime_ns": fp["mtime_ns"]}:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), fp["blake2b"], sizes
+    return s.result(), fp["digest"], sizes
 
 
 # -- the output folder ---------------------------------------------------------------------------
@@ -646,13 +652,14 @@ def _resume_check(out: str, shard: str, path: str, opts_fp: dict[str, Any]) -> t
         with open(state_path, encoding="utf-8") as f:
             st = json.load(f)
         if not isinstance(st, dict) or st.get("version") != STATE_VERSION:
-            return None, "its state file is from another version"
+            old_v = st.get("version") if isinstance(st, dict) else None
+            return None, f"its state file is from another version ({old_v!r}; this one writes {STATE_VERSION})"
     except (OSError, ValueError):
         return None, "its state file cannot be read"
     old = st.get("options", {})
     diff = [k for k in sorted(set(old) | set(opts_fp)) if old.get(k) != opts_fp.get(k)]
     if diff:
-        shown = ", ".join(f"{k}: {old.get(k)!r} -> {opts_fp.get(k)!r}" if k != "tests_blake2b" else "the test items"
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {opts_fp.get(k)!r}" if k != "tests_digest" else "the test items"
                           for k in diff)
         return None, f"the options changed ({shown})"
     prev = st.get("input", {})
@@ -660,8 +667,9 @@ def _resume_check(out: str, shard: str, path: str, opts_fp: dict[str, Any]) -> t
     for k, what in (("size", "size"), ("mtime_ns", "modification time")):
         if prev.get(k) != now[k]:
             return None, f"the input's {what} changed ({prev.get(k)} -> {now[k]})"
-    if fingerprint(path)["blake2b"] != prev.get("blake2b"):
-        return None, "the input's content changed (BLAKE2b differs)"
+    fp = fingerprint(path)
+    if (fp["digest"], fp["digest_algorithm"]) != (prev.get("digest"), prev.get("digest_algorithm")):
+        return None, f"the input's content changed (its {fp['digest_algorithm']} digest differs)"
     for rel, size in st.get("outputs", {}).items():
         p = os.path.join(out, *rel.split("/"))
         if not os.path.isfile(p) or os.path.getsize(p) != size:
@@ -719,7 +727,7 @@ def run_job(
               "tests": list(tests), "test_items": len(items)}  # fmt: skip
     opts_fp = {k: params[k] for k in ("mode", "ngram", "lcs_min", "lcs_ratio", "window", "field", "test_field",
                                       "skip_bad", "encoding_errors")}
-    opts_fp["tests_blake2b"] = _tests_hash(items, where)
+    opts_fp["tests_digest"] = _tests_hash(items, where)
     options = {"train": list(train), "tests": list(tests), "out": out, "report_path": report_path, "field": field,
                "test_field": test_field, "mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio,
                "window": window, "skip_bad": skip_bad, "encoding_errors": encoding_errors,
@@ -764,7 +772,7 @@ def run_job(
             before = _stat(path)
             proc = _process_parquet if path.lower().endswith(".parquet") else _process_jsonl
             res, digest, sizes = proc(d, path, shard, out, opts, bar, tally)
-            fp = {**before, "blake2b": digest}
+            fp = _fp(before["size"], before["mtime_ns"], digest)
             _atomic_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
                                       "result": res})
             res["resumed"] = False

@@ -12,6 +12,12 @@ for pass-through output), :func:`iter_objects` for callers that need each record
 same reader and rules, each good line parsed once by ``json.loads``). One set of UTF-8, surrogate
 and malformed-line rules, ``file:line`` errors and skip-bad policy for all; files are written by
 the one atomic, compressing writer, :func:`open_writer`, whose errors name the output.
+
+Digests. The reader (with ``hash=True``) and the writer digest a file's bytes as stored while they
+pass; :func:`file_digest` streams an existing file. They are fingerprints for resume (an accidental
+change), not a security feature: the algorithm is :data:`DIGEST_ALGORITHM` (XXH3-128, 32 hex digits
+as ``xxhash.xxh3_128(data).hexdigest()`` prints them); whoever stores a digest stores the algorithm's
+name beside it, so that it can change again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+
+DIGEST_ALGORITHM = "xxh3-128"  # the algorithm of every digest below (also _native.digest_algorithm)
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst")
 PARQUET_SUFFIXES = (".parquet",)
@@ -153,7 +161,7 @@ def read_batches(
     ``file: truncated/corrupt compressed data after N records (line L)``, or with ``skip_bad`` the
     last batch's ``damage``. Each batch: ``items()``, ``lines``, ``records`` (index among the
     non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
-    reader's ``blake2b`` is the file's BLAKE2b-128 once read to the end. A batch holds up to
+    reader's ``digest`` is the digest of the file's bytes once read to the end. A batch holds up to
     ``batch_size`` non-blank lines (or 8 MiB), parsed on ``num_threads`` threads."""
     from .. import _native
 
@@ -206,9 +214,44 @@ def open_writer(
     ``path``, compressed by its suffix (``.gz``: gzip members of up to 1 MiB compressed in
     parallel at ``compress_level``; ``.zst``: one zstd frame) on a background thread, and ``path``
     appears only on ``commit()``. ``abort()``, an exception inside ``with``, or any write error
-    removes the temporary file; a write error (a full disk) names ``path``."""
+    removes the temporary file; a write error (a full disk) names ``path``. After ``commit()`` the
+    writer's ``digest`` and ``size`` are those of the file's bytes as stored (compressed), computed
+    on the writer thread as they were written: no need to read the file back."""
     from .. import _native
 
     if type(compress_level) is not int or not 0 <= compress_level <= 9:
         raise Qwen25ValueError(f"compress_level must be 0-9, not {compress_level!r}")
     return _native.RecordWriter(os.fspath(path), compress_level, num_threads)
+
+
+# -- digests (see the module docstring) ----------------------------------------------------------
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """The digest (:data:`DIGEST_ALGORITHM`, hex) of the bytes of the file at ``path``, streamed in
+    Rust with the GIL released. A missing file raises :class:`Qwen25FileNotFoundError`."""
+    from .. import _native
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise Qwen25FileNotFoundError(2, "no such file", p)
+    return _native.file_digest(p)
+
+
+def output_digest(path: str | os.PathLike[str]) -> str:
+    """As :func:`file_digest`, for a file this process may have written: when :func:`open_writer`
+    committed it and it is unchanged since (device, inode, size, modification and change times:
+    a write, even one that restores the size and modification time, changes the change time), the
+    writer's digest, without reading the file; otherwise the file is read."""
+    from .. import _native
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise Qwen25FileNotFoundError(2, "no such file", p)
+    return _native.output_digest(p)
+
+
+def new_digest() -> Any:
+    """A running digest (:data:`DIGEST_ALGORITHM`) of bytes given to its ``update(data)``;
+    ``hexdigest()`` is the digest so far (as hashlib's objects)."""
+    from .. import _native
+
+    return _native.Digest()

@@ -1,12 +1,15 @@
 //! Binding of `qwen25_core::io`: the record reader (batches whose raw lines stay in Rust until
-//! written) and the atomic writer. `qwen25/data/records.py` wraps both; nothing else uses them.
+//! written) and the atomic writer, both digesting the files' bytes for resume, and the digest of
+//! an existing file. `qwen25/data/records.py` wraps them; nothing else uses them.
 
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
-use qwen25_core::io::{AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8};
+use qwen25_core::io::{
+    digest, AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8, Written,
+};
 use qwen25_core::{parallel, Error};
 
 use crate::call::job;
@@ -197,9 +200,10 @@ impl RecordReader {
         self.next_batch(py)
     }
 
-    /// BLAKE2b (16 bytes, hex) of every byte of the file, once read to the end (with hash=True).
+    /// The digest (`digest_algorithm`, hex) of every byte of the file as stored, once read to the
+    /// end (with hash=True).
     #[getter]
-    fn blake2b(&self) -> PyResult<Option<String>> {
+    fn digest(&self) -> PyResult<Option<String>> {
         Ok(busy(&self.digest, "this RecordReader")?.clone())
     }
 
@@ -217,6 +221,7 @@ impl RecordReader {
 pub struct RecordWriter {
     path: String,
     inner: Mutex<Option<AtomicWriter>>,
+    written: Mutex<Option<Written>>,
 }
 
 impl RecordWriter {
@@ -251,6 +256,7 @@ impl RecordWriter {
         Ok(RecordWriter {
             path,
             inner: Mutex::new(Some(w)),
+            written: Mutex::new(None),
         })
     }
 
@@ -262,6 +268,31 @@ impl RecordWriter {
     /// Append bytes.
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         self.send(py, data.to_vec())
+    }
+
+    /// Whether the writer is done (committed or aborted): with `tell`, `flush` and `writable`,
+    /// enough of a binary file for writers that take one (pyarrow's `PythonFile`).
+    #[getter]
+    fn closed(&self) -> PyResult<bool> {
+        Ok(busy(&self.inner, "this RecordWriter")?.is_none())
+    }
+
+    /// Bytes given to `write` so far (before compression); an error once committed or aborted.
+    fn tell(&self) -> PyResult<u64> {
+        match busy(&self.inner, "this RecordWriter")?.as_ref() {
+            Some(w) => Ok(w.written()),
+            None => Err(crate::errors::to_pyerr(Error::Value(format!(
+                "{}: tell after commit or abort",
+                self.path
+            )))),
+        }
+    }
+
+    /// No-op (bytes are queued to the writer thread; `commit` finishes them).
+    fn flush(&self) {}
+
+    fn writable(&self) -> bool {
+        true
     }
 
     /// Append the raw lines of the batch's records `i` with `bool(pick[i]) == want`.
@@ -284,6 +315,23 @@ impl RecordWriter {
         self.send(py, data)
     }
 
+    /// After commit: the final file's digest (`digest_algorithm`, hex, of its bytes as stored:
+    /// compressed), computed as they were written; None before.
+    #[getter]
+    fn digest(&self) -> PyResult<Option<String>> {
+        Ok(busy(&self.written, "this RecordWriter")?
+            .as_ref()
+            .map(|w| w.digest.clone()))
+    }
+
+    /// After commit: the final file's size in bytes; None before.
+    #[getter]
+    fn size(&self) -> PyResult<Option<u64>> {
+        Ok(busy(&self.written, "this RecordWriter")?
+            .as_ref()
+            .map(|w| w.size))
+    }
+
     /// Finish, rename to the final name; the final file's size in bytes.
     fn commit(&self, py: Python<'_>) -> PyResult<u64> {
         let w = busy(&self.inner, "this RecordWriter")?.take();
@@ -293,7 +341,10 @@ impl RecordWriter {
                 self.path
             ))));
         };
-        job(py, || w.commit())
+        let done = job(py, || w.commit())?;
+        let size = done.size;
+        *busy(&self.written, "this RecordWriter")? = Some(done);
+        Ok(size)
     }
 
     /// Give up: the temporary file is removed (no-op after commit).
@@ -327,7 +378,45 @@ impl RecordWriter {
     }
 }
 
+/// A running digest of bytes (`digest_algorithm`), for fingerprints of data held in memory.
+#[pyclass(module = "qwen25._native", name = "Digest")]
+pub struct PyDigest(digest::Digest);
+
+#[pymethods]
+impl PyDigest {
+    #[new]
+    fn new() -> Self {
+        PyDigest(digest::Digest::new())
+    }
+
+    fn update(&mut self, py: Python<'_>, data: &[u8]) {
+        crate::call::detach_if(py, data.len() >= 1 << 20, || self.0.update(data));
+    }
+
+    fn hexdigest(&self) -> String {
+        self.0.hex()
+    }
+}
+
+/// The digest (`digest_algorithm`, hex) of the file at `path`, streamed with the GIL released.
+#[pyfunction]
+fn file_digest(py: Python<'_>, path: String) -> PyResult<String> {
+    job(py, || digest::file_digest(&path).map(|(_, d)| d))
+}
+
+/// As `file_digest`, but a file this process committed through a `RecordWriter` and nobody has
+/// changed since (device, inode, size, modification and change times) is not read again: its
+/// digest is the one the writer computed.
+#[pyfunction]
+fn output_digest(py: Python<'_>, path: String) -> PyResult<String> {
+    job(py, || digest::output_digest(&path).map(|(_, d)| d))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("digest_algorithm", digest::ALGORITHM)?;
+    m.add_class::<PyDigest>()?;
+    m.add_function(wrap_pyfunction!(file_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(output_digest, m)?)?;
     m.add_class::<RecordBatch>()?;
     m.add_class::<RecordReader>()?;
     m.add_class::<RecordWriter>()?;

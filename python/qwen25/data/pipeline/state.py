@@ -1,9 +1,14 @@
 """Resume: ``state.json`` records the finished phases, each with a fingerprint of what it depends
-on and the size and BLAKE2b hash of every file it wrote, so a rerun resumes after the last
-finished phase whose inputs, configuration and outputs are unchanged. Inputs are fingerprinted
-by content (size, mtime and a BLAKE2b hash: an edit that keeps the size and restores the mtime
-is still seen); an output that went missing, was truncated or was edited makes its phase run
-again, and every phase after it."""
+on and the size and digest of every file it wrote, so a rerun resumes after the last finished
+phase whose inputs, configuration and outputs are unchanged. Inputs are fingerprinted by content
+(size, mtime and a digest: an edit that keeps the size and restores the mtime is still seen); an
+output that went missing, was truncated or was edited makes its phase run again, and every phase
+after it. Digests are :func:`qwen25.data.records.file_digest` (XXH3-128, a fingerprint against
+accidental change, not a security feature; ``state.json`` names the algorithm in
+``digest_algorithm``); an output that this process wrote through ``records.open_writer`` and
+that is unchanged since takes the writer's digest (:func:`qwen25.data.records.output_digest`)
+instead of being read back. A ``state.json`` of another ``STATE_VERSION`` or digest algorithm is
+never resumed from: :func:`load_state` says why in its ``note``."""
 
 from __future__ import annotations
 
@@ -19,8 +24,8 @@ __all__ = ["PHASES", "content_hash", "fingerprints", "load_state", "outputs_ok",
 
 PHASES = ("scan", "near_dedup", "mix_pack")
 # Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
-# is then never resumed from.
-STATE_VERSION = 4
+# is then never resumed from. 5: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b.
+STATE_VERSION = 5
 
 
 def _h(*parts: Any) -> str:
@@ -28,12 +33,18 @@ def _h(*parts: Any) -> str:
 
 
 def content_hash(path: str) -> str:
-    """BLAKE2b (128-bit) of a file's bytes."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    """The digest of a file's bytes (:func:`qwen25.data.records.file_digest`: read in Rust)."""
+    from ..records import file_digest
+
+    return file_digest(path)
+
+
+def _output_hash(path: str) -> str:
+    """The digest of a file a phase wrote: the writer's own when this process wrote it through
+    ``records.open_writer`` and it is unchanged since, else read."""
+    from ..records import output_digest
+
+    return output_digest(path)
 
 
 def _stamp(path: str) -> Any:
@@ -97,18 +108,19 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
 
 
 def record_outputs(cfg: PipelineConfig, phase: str) -> dict[str, list[Any]]:
-    """``{file: [size, BLAKE2b]}`` of what a finished phase wrote (for :func:`outputs_ok`)."""
+    """``{file: [size, digest]}`` of what a finished phase wrote (for :func:`outputs_ok`); a file
+    written through ``records.open_writer`` and unchanged since is not read again."""
     names = phase_outputs(cfg, phase) or []
     out = {}
     for n in names:
         p = os.path.join(cfg.output, n)
-        out[n] = [os.path.getsize(p), content_hash(p)]
+        out[n] = [os.path.getsize(p), _output_hash(p)]
     return out
 
 
 def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
     """Whether a finished phase's outputs are still there and as it wrote them (size and
-    BLAKE2b hash of each file; a rerun redoes the phase otherwise)."""
+    digest of each file, read again; a rerun redoes the phase otherwise)."""
     if not isinstance(recorded, dict) or not recorded:
         return False
     for n, (size, digest) in recorded.items():
@@ -123,17 +135,29 @@ def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
 
 
 def load_state(out: str) -> dict[str, Any]:
+    """The state of the last run in ``out``; nothing done when there is none, or when it cannot be
+    trusted, with a ``note`` saying why (the caller shows it)."""
+    from ..records import DIGEST_ALGORITHM
+
     try:
         with open(os.path.join(out, "state.json"), encoding="utf-8") as f:
             st: dict[str, Any] = json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+    except FileNotFoundError:
         return {"done": [], "fingerprints": {}}
-    if st.get("version") != STATE_VERSION:
-        return {"done": [], "fingerprints": {}}
+    except (OSError, ValueError):
+        return {"done": [], "fingerprints": {}, "note": "state.json cannot be read: every phase is redone"}
+    if not isinstance(st, dict):
+        return {"done": [], "fingerprints": {}, "note": "state.json is not a state: every phase is redone"}
+    if st.get("version") != STATE_VERSION or st.get("digest_algorithm", DIGEST_ALGORITHM) != DIGEST_ALGORITHM:
+        why = (f"state.json is from another version ({st.get('version')!r}; this one writes {STATE_VERSION}, "
+               f"with {DIGEST_ALGORITHM} digests): every phase is redone")  # fmt: skip
+        return {"done": [], "fingerprints": {}, "note": why}
     return st
 
 
 def save_state(out: str, st: dict[str, Any]) -> None:
+    from ..records import DIGEST_ALGORITHM
     from .files import write_json
 
-    write_json(os.path.join(out, "state.json"), {**st, "version": STATE_VERSION})
+    body = {k: v for k, v in st.items() if k != "note"}
+    write_json(os.path.join(out, "state.json"), {**body, "version": STATE_VERSION, "digest_algorithm": DIGEST_ALGORITHM})

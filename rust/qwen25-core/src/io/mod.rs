@@ -1,13 +1,16 @@
 //! Record I/O shared by every data job: the JSONL reader ([`reader`]: plain, gzip, zstd; one set
-//! of text rules in [`record`]) and the atomic, compressing writer ([`writer`]).
+//! of text rules in [`record`]) and the atomic, compressing writer ([`writer`]), both digesting the
+//! files' bytes for resume ([`digest`]).
 
+pub mod digest;
 pub mod reader;
 pub mod record;
 pub mod writer;
 
+pub use digest::{file_digest, output_digest, written_digest, Digest};
 pub use reader::{Bad, Batch, BatchStream, Compression, Damage, ReadOptions, RecordReader};
 pub use record::{record_item, Item, Rules, Utf8};
-pub use writer::{tmp_of, AtomicWriter};
+pub use writer::{tmp_of, AtomicWriter, Written};
 
 #[cfg(test)]
 mod tests {
@@ -83,16 +86,9 @@ mod tests {
             );
             assert_eq!(all.iter().map(|b| b.blank).sum::<u64>(), 2);
             assert_eq!(all.iter().map(|b| b.nbytes).sum::<u64>(), data.len() as u64);
-            // the hash covers the file's bytes as stored
-            use blake2::digest::{Update, VariableOutput};
-            let mut hh = blake2::Blake2bVar::new(16).unwrap();
-            hh.update(&bytes);
-            let mut o = [0u8; 16];
-            hh.finalize_variable(&mut o).unwrap();
-            assert_eq!(
-                h.unwrap(),
-                o.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            );
+            // the digest covers the file's bytes as stored (one-shot XXH3-128, canonical hex)
+            let want = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+            assert_eq!(h.unwrap(), want);
         }
         std::fs::remove_dir_all(&d).unwrap();
     }

@@ -10,7 +10,7 @@
 //! Bad lines (see [`record_item`](super::record::record_item)) are an error naming `file:line`,
 //! or with `skip_bad` are kept in [`Batch::bad`] with their bytes. A compressed file cut short or
 //! corrupt is the error `file: truncated/corrupt compressed data after N records (line L)`, or with
-//! `skip_bad` ends the stream with [`Batch::damage`]; the input's BLAKE2b still covers every byte.
+//! `skip_bad` ends the stream with [`Batch::damage`]; the input's digest still covers every byte.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -19,6 +19,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::digest::Digest;
 use super::record::{record_item, Item, Rules};
 use crate::{parallel, Error, Result};
 
@@ -56,7 +57,7 @@ pub struct ReadOptions {
     pub rules: Rules,
     pub skip_bad: bool,
     pub batch_size: usize,
-    /// Hash the file's bytes (BLAKE2b, 16-byte digest) as they are read.
+    /// Digest the file's bytes ([`digest`](super::digest), as stored) as they are read.
     pub hash: bool,
     /// Threads that parse a batch's lines (order and results never depend on it).
     pub threads: usize,
@@ -131,7 +132,7 @@ impl Batch {
 /// is reported as an I/O error rather than as damaged data.
 struct Source {
     f: Box<dyn Read + Send>,
-    h: Option<blake2b_simd::State>,
+    h: Option<Digest>,
     failed: bool,
 }
 
@@ -174,7 +175,7 @@ impl Hashing {
                 }
             }
         }
-        Ok(s.h.take().map(|h| h.finalize().to_hex().to_string()))
+        Ok(s.h.take().map(|h| h.hex()))
     }
 }
 
@@ -220,9 +221,7 @@ impl RecordReader {
             };
             (Box::new(f), kind)
         };
-        let h = opts
-            .hash
-            .then(|| blake2b_simd::Params::new().hash_length(16).to_state());
+        let h = opts.hash.then(Digest::new);
         let src = Hashing(Arc::new(Mutex::new(Source {
             f,
             h,
@@ -366,7 +365,7 @@ impl RecordReader {
         Ok(Some(b))
     }
 
-    /// After the last batch: the BLAKE2b (hex) of every byte of the file (when hashing).
+    /// After the last batch: the digest (hex) of every byte of the file (when hashing).
     pub fn finish(&self) -> Result<Option<String>> {
         self.src.finish(&self.path)
     }
@@ -427,7 +426,7 @@ impl BatchStream {
         }
     }
 
-    /// After the end: the file's BLAKE2b (hex), when it was hashed.
+    /// After the end: the file's digest (hex), when it was hashed.
     pub fn finish(&mut self) -> Result<Option<String>> {
         self.rx = None;
         match self.thread.take().map(|t| t.join()) {

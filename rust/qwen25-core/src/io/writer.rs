@@ -9,6 +9,10 @@
 //! the whole; an empty file is one empty member). Members are written in order and their bounds
 //! depend only on the data, so the bytes never depend on timing or the thread count. `.zst`: one
 //! zstd frame (an empty file is one empty frame). Anything else: the bytes as given.
+//!
+//! Digest. The writer thread digests the file's bytes as they go to disk (after compression), so
+//! [`commit`](AtomicWriter::commit) returns the final file's size and [`digest`](super::digest)
+//! without reading it back, and remembers them for [`written_digest`](super::digest::written_digest).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -16,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::thread::JoinHandle;
 
+use super::digest::{remember_written, Digest};
 use super::reader::Compression;
 use crate::{parallel, Error, Result};
 
@@ -31,15 +36,37 @@ pub fn tmp_of(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".tmp-{name}"))
 }
 
+/// The temporary file, digesting the bytes it accepts.
+struct Hashed {
+    f: File,
+    h: Digest,
+    n: u64,
+}
+
+impl Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.f.write(buf)?;
+        self.h.update(&buf[..k]);
+        self.n += k as u64;
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
+}
+
+type Out = BufWriter<Hashed>;
+
 enum Sink {
-    Plain(BufWriter<File>),
+    Plain(Out),
     Gzip {
-        f: BufWriter<File>,
+        f: Out,
         level: i32,
         threads: usize,
         members: usize,
     },
-    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, Out>),
 }
 
 fn gzip_member(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
@@ -76,7 +103,7 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> std::io::Result<File> {
+    fn finish(self) -> std::io::Result<Hashed> {
         let f = match self {
             Sink::Plain(f) => f,
             Sink::Zstd(z) => z.finish()?,
@@ -96,12 +123,19 @@ impl Sink {
     }
 }
 
+/// What [`AtomicWriter::commit`] wrote: the final file's size and digest (of its bytes as stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub size: u64,
+    pub digest: String,
+}
+
 /// One output file, written under a temporary name and renamed by [`commit`](Self::commit).
 pub struct AtomicWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
     tx: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<std::io::Result<File>>>,
+    thread: Option<JoinHandle<std::io::Result<Hashed>>>,
     written: u64,
 }
 
@@ -120,7 +154,12 @@ impl AtomicWriter {
                 "compress level must be 0-9, not {level}"
             )));
         }
-        let f = BufWriter::with_capacity(BLOCK, File::create(&tmp_path).map_err(blame)?);
+        let f = Hashed {
+            f: File::create(&tmp_path).map_err(blame)?,
+            h: Digest::new(),
+            n: 0,
+        };
+        let f = BufWriter::with_capacity(BLOCK, f);
         let sink = match Compression::of(&final_path.to_string_lossy()) {
             Compression::Plain => Sink::Plain(f),
             Compression::Gzip => Sink::Gzip {
@@ -174,7 +213,7 @@ impl AtomicWriter {
 
     /// The writer thread's result (it stopped: an error, or the end); the temp file is removed
     /// on error.
-    fn join(&mut self) -> Result<Option<File>> {
+    fn join(&mut self) -> Result<Option<Hashed>> {
         self.tx = None;
         let r = match self.thread.take().map(|t| t.join()) {
             None => return Ok(None),
@@ -213,8 +252,8 @@ impl AtomicWriter {
         )))
     }
 
-    /// Finish the stream, flush, rename to the final name; the final file's size.
-    pub fn commit(mut self) -> Result<u64> {
+    /// Finish the stream, flush, rename to the final name; the final file's size and digest.
+    pub fn commit(mut self) -> Result<Written> {
         let f = self.join()?;
         let Some(f) = f else {
             return Err(Error::Value(format!(
@@ -223,15 +262,19 @@ impl AtomicWriter {
             )));
         };
         let blame = |e: std::io::Error| Error::io(&self.final_path, e);
+        let Hashed { f, h, n } = f;
         drop(f); // no fsync: as before, a crash may lose the file, never show a partial one as done
         let done = std::fs::rename(&self.tmp_path, &self.final_path).map_err(blame);
         if let Err(e) = done {
             let _ = std::fs::remove_file(&self.tmp_path);
             return Err(e);
         }
-        std::fs::metadata(&self.final_path)
-            .map(|m| m.len())
-            .map_err(blame)
+        let m = std::fs::metadata(&self.final_path).map_err(blame)?;
+        let digest = h.hex();
+        if m.len() == n {
+            remember_written(&self.final_path, &m, &digest);
+        }
+        Ok(Written { size: n, digest })
     }
 
     /// Give up: stop the thread and remove the temporary file.
@@ -277,9 +320,19 @@ mod tests {
             w.write(data[..1000].to_vec()).unwrap();
             w.write(data[1000..].to_vec()).unwrap();
             assert!(!p.exists());
-            let size = w.commit().unwrap();
-            assert_eq!(size, std::fs::metadata(&p).unwrap().len());
+            let done = w.commit().unwrap();
+            assert_eq!(done.size, std::fs::metadata(&p).unwrap().len());
             let raw = std::fs::read(&p).unwrap();
+            // the digest is of the bytes as stored (one shot, independent of the writer's chunks)
+            assert_eq!(done.digest, crate::io::digest::digest_bytes(&raw), "{name}");
+            assert_eq!(
+                crate::io::digest::written_digest(&p),
+                Some(done.digest.clone())
+            );
+            assert_eq!(
+                crate::io::digest::file_digest(&p).unwrap(),
+                (done.size, done.digest.clone())
+            );
             let got = match Compression::of(name) {
                 Compression::Plain => raw,
                 Compression::Gzip => {
@@ -330,6 +383,30 @@ mod tests {
             "{msg}"
         );
         assert!(!tmp_of(&p).exists() && !p.exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_written_digest_is_forgotten_once_the_file_changes() {
+        use crate::io::digest::{digest_bytes, output_digest, written_digest};
+        let d = tmpdir("forget");
+        let p = d.join("x.jsonl");
+        let mut w = AtomicWriter::create(&p, 6, 1).unwrap();
+        w.write(b"hello\n".to_vec()).unwrap();
+        let done = w.commit().unwrap();
+        assert_eq!(done.digest, digest_bytes(b"hello\n"));
+        assert_eq!(written_digest(&p), Some(done.digest.clone()));
+        // same size, mtime set back: the change time still moves
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&p, b"jello\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(mtime).unwrap();
+        drop(f);
+        assert_eq!(written_digest(&p), None);
+        assert_eq!(output_digest(&p).unwrap(), (6, digest_bytes(b"jello\n")));
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(written_digest(&p), None);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
