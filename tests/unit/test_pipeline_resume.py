@@ -207,6 +207,23 @@ def test_a_truncated_output_redoes_its_phase(tmp_path, capsys):
     assert stage1.read_bytes() == snap[stage1.relative_to(out)]
 
 
+@pytest.mark.parametrize("name", ["stage1.text", "stage1.text.len"])
+def test_an_edited_stage1_text_redoes_every_phase(tmp_path, capsys, name):
+    """The stage-1 texts (UTF-8 back to back, their byte lengths beside) are a scan output: an
+    edit of the same size is seen, the scan and what follows rerun, and every file comes out as
+    the first run wrote it."""
+    cfg, out, snap = _first_run(tmp_path, capsys)
+    f = out / name
+    data = bytearray(f.read_bytes())
+    assert len(data) >= 8
+    data[0] ^= 1  # a one-bit edit: a text's first letter, or its length, changed
+    f.write_bytes(bytes(data))
+    run_pipeline(cfg)
+    assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
+    now = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "state.json"}
+    assert now == snap
+
+
 def test_an_input_edited_to_the_same_size_with_its_mtime_restored_is_noticed(tmp_path, capsys):
     import os
 

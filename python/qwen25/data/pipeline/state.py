@@ -25,7 +25,7 @@ __all__ = ["PHASES", "content_hash", "fingerprints", "load_state", "outputs_ok",
 PHASES = ("scan", "near_dedup", "mix_pack")
 # Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
 # is then never resumed from. 5: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b.
-STATE_VERSION = 5
+STATE_VERSION = 6  # 6: the stage-1 texts are in stage1.text (UTF-8, byte lengths in stage1.text.len)
 
 
 def _h(*parts: Any) -> str:
@@ -82,7 +82,8 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
     cannot be listed (an unreadable ``stage2/index.json``)."""
     out = cfg.output
     if phase == "scan":
-        return ["stage1.jsonl", "stage1.tok", "stage1.len", "minhash_clusters.npy", "removed.scan.jsonl"]
+        return ["stage1.jsonl", "stage1.text", "stage1.text.len", "stage1.tok", "stage1.len", "minhash_clusters.npy",
+                "removed.scan.jsonl"]
     if phase == "near_dedup":
         try:
             with open(os.path.join(out, "stage2", "index.json"), encoding="utf-8") as f:
