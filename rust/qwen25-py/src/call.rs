@@ -70,3 +70,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
 pub(crate) fn bad_value(msg: impl Into<String>) -> PyErr {
     crate::errors::to_pyerr(Error::Value(msg.into()))
 }
+
+/// Lock state that stays usable after a panic in an earlier call (a counter, a decoder's pending
+/// bytes): a poisoned lock is taken as it is.
+pub(crate) fn lock_any<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

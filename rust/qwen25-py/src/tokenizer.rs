@@ -314,23 +314,19 @@ impl IncrementalDecoder {
     fn step(&self, py: Python<'_>, ids: Vec<i64>) -> PyResult<String> {
         let tok = self.tok.bind(py).get();
         let ids = ids_u32(ids, &tok.inner)?;
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = call::lock_any(&self.state);
         st.step(&tok.inner, &ids, self.skip_special_tokens).py_err()
     }
 
     /// End of stream: the pending bytes, incomplete characters replaced by U+FFFD.
     fn flush(&self) -> String {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).flush()
+        call::lock_any(&self.state).flush()
     }
 
     /// Number of bytes held back.
     #[getter]
     fn pending(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pending()
-            .len()
+        call::lock_any(&self.state).pending().len()
     }
 }
 

@@ -40,7 +40,7 @@ impl BpeTrainer {
         // The lock is taken and released without the GIL: a thread holding the GIL while it
         // waits for the lock cannot deadlock with this one.
         let fed = call::on_texts_at(py, &texts, offset, num_threads, |strs, n| {
-            let mut guard = self.counter.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = call::lock_any(&self.counter);
             Ok(guard
                 .as_mut()
                 .map(|counter| counter.add_texts(strs, n))
@@ -59,9 +59,7 @@ impl BpeTrainer {
     #[getter]
     fn n_words(&self, py: Python<'_>) -> usize {
         py.detach(|| {
-            self.counter
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            call::lock_any(&self.counter)
                 .as_ref()
                 .map_or(0, |c| c.n_words())
         })
@@ -77,12 +75,7 @@ impl BpeTrainer {
         num_threads: Option<usize>,
     ) -> PyResult<Tokenizer> {
         let counter = py
-            .detach(|| {
-                self.counter
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-            })
+            .detach(|| call::lock_any(&self.counter).take())
             .ok_or_else(|| PyRuntimeError::new_err("this BpeTrainer has already trained"))?;
         call::run(py, num_threads, |n| {
             counter.train(vocab_size, min_frequency, n)
