@@ -1,11 +1,12 @@
 """Arguments and helpers shared by the training commands: ``qwen25 pretrain``, ``sft``, ``rm``,
-``dpo`` and ``grpo``."""
+``dpo`` and ``grpo``; :func:`run_on_file` is the whole ``run`` of the last three."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from typing import Any
 
 from ..errors import Qwen25ValueError
@@ -75,3 +76,25 @@ def print_summary(trainer: Any, summary: Callable[[], Mapping[str, Any]]) -> int
     if trainer.dist.rank == 0:
         print(json.dumps(summary()))
     return 0
+
+
+def run_on_file(args: argparse.Namespace, module: Any, train: Callable[..., tuple[Any, list[dict[str, Any]]]],
+                *, source: str, what: str,
+                summary: Callable[[Any, list[dict[str, Any]], str], Mapping[str, Any]]) -> int:
+    """``qwen25 rm``, ``dpo`` and ``grpo``: ``module.recipe(--recipe)`` with the ``--set``
+    overrides, on the file ``--SOURCE`` (``what`` it holds, for the error when it is missing);
+    ``--print-config`` prints ``module.prepare_config``; else ``train(config, SOURCE=path,
+    out_dir=OUT, progress=...)`` runs and ``summary(trainer, records, OUT)`` is printed."""
+    from ..train import apply_overrides
+
+    config = apply_overrides(module.recipe(args.recipe), args.overrides)
+    path = getattr(args, source)
+    if not path:
+        raise Qwen25ValueError(f"--{source} is required: {what}")
+    if args.print_config:
+        print(module.prepare_config(config, path).to_json(), end="")
+        return 0
+    out = require_out(args)
+    trainer, records = train(config, **{source: path}, out_dir=out, progress=progress_of(args))
+    with closing(trainer):
+        return print_summary(trainer, lambda: summary(trainer, records, out))

@@ -10,9 +10,9 @@ reference log-probs), OUT/checkpoints/step-N/ and OUT/final/ (the policy as an H
 from __future__ import annotations
 
 import argparse
-from contextlib import closing
+from typing import Any
 
-from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
+from ._train_common import add_run_arguments, last_values, run_on_file
 
 HELP = "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer)."
 
@@ -25,21 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import Qwen25ValueError
-    from ..train import apply_overrides
-
     from ..rl import dpo
 
-    config = apply_overrides(dpo.recipe(args.recipe), args.overrides)
-    if not args.data:
-        raise Qwen25ValueError("--data is required: a JSONL file of preference pairs")
-    if args.print_config:
-        print(dpo.prepare_config(config, args.data).to_json(), end="")
-        return 0
-    out = require_out(args)
-    trainer, records = dpo.train_dpo(config, data=args.data, out_dir=out, progress=progress_of(args))
-    with closing(trainer):
-        return print_summary(trainer, lambda: {
-            "steps_run": len(records), "step": trainer.step, "out": out, "reference": trainer.ref_source,
-            **last_values(records, ("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy",
-                                    "eval_loss"))})
+    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
+        return {"steps_run": len(records), "step": trainer.step, "out": out, "reference": trainer.ref_source,
+                **last_values(records, ("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy",
+                                        "eval_loss"))}
+
+    return run_on_file(args, dpo, dpo.train_dpo, source="data", what="a JSONL file of preference pairs",
+                       summary=summary)

@@ -14,9 +14,9 @@ completion, rewards, advantage, the step that trained it), OUT/checkpoints/step-
 from __future__ import annotations
 
 import argparse
-from contextlib import closing
+from typing import Any
 
-from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
+from ._train_common import add_run_arguments, last_values, run_on_file
 
 HELP = "Online RL with GRPO on prompts (8 samples per query, variance-ordered queries, verifiable rewards)."
 
@@ -30,22 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import Qwen25ValueError
     from ..rl import grpo
-    from ..train import apply_overrides
 
-    config = apply_overrides(grpo.recipe(args.recipe), args.overrides)
-    if not args.prompts:
-        raise Qwen25ValueError("--prompts is required: a JSONL file of prompts")
-    if args.print_config:
-        print(grpo.prepare_config(config, args.prompts).to_json(), end="")
-        return 0
-    out = require_out(args)
-    trainer, records = grpo.train_grpo(config, prompts=args.prompts, out_dir=out, progress=progress_of(args))
-    with closing(trainer):
+    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
         first = records[0] if records else {}
-        return print_summary(trainer, lambda: {
-            "steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
-            "out": out,
-            "first_reward": round(first["reward"], 6) if "reward" in first else None,
-            **last_values(records, ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length"))})
+        return {"steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
+                "out": out,
+                "first_reward": round(first["reward"], 6) if "reward" in first else None,
+                **last_values(records, ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length"))}
+
+    return run_on_file(args, grpo, grpo.train_grpo, source="prompts", what="a JSONL file of prompts",
+                       summary=summary)

@@ -10,9 +10,9 @@ Writes OUT/metrics.jsonl (loss, accuracy, margin), OUT/checkpoints/step-N/ and O
 from __future__ import annotations
 
 import argparse
-from contextlib import closing
+from typing import Any
 
-from ._train_common import add_run_arguments, last_values, print_summary, progress_of, require_out
+from ._train_common import add_run_arguments, last_values, run_on_file
 
 HELP = "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification)."
 
@@ -25,21 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import Qwen25ValueError
-    from ..train import apply_overrides
-
     from ..rl import reward
 
-    config = apply_overrides(reward.recipe(args.recipe), args.overrides)
-    if not args.data:
-        raise Qwen25ValueError("--data is required: a JSONL file of preference pairs")
-    if args.print_config:
-        print(reward.prepare_config(config, args.data).to_json(), end="")
-        return 0
-    out = require_out(args)
-    trainer, records = reward.train_reward_model(config, data=args.data, out_dir=out,
-                                                 progress=progress_of(args))
-    with closing(trainer):
-        return print_summary(trainer, lambda: {
-            "steps_run": len(records), "step": trainer.step, "out": out,
-            **last_values(records, ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss"))})
+    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
+        return {"steps_run": len(records), "step": trainer.step, "out": out,
+                **last_values(records, ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss"))}
+
+    return run_on_file(args, reward, reward.train_reward_model, source="data",
+                       what="a JSONL file of preference pairs", summary=summary)
