@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 
 import pytest
@@ -71,3 +72,24 @@ def test_bad_line_and_damaged_file_name_the_compressed_file(tmp_path):
     shutil.rmtree(tmp_path / "out")
     with pytest.raises(FormatError, match=r"a\.jsonl\.gz"):
         run_pipeline(config(tmp_path), progress=False)
+
+
+def test_the_first_bad_line_in_input_order_is_the_one_named(tmp_path):
+    """A bad line in one file and a damaged file after it: the error names the bad line (met first
+    in input order), though the driver may already be reading the next batch; with the bad line
+    skipped, the damage is named."""
+    write_corpus(tmp_path)
+    compress(tmp_path)
+    gz = tmp_path / "web" / "a.jsonl.gz"
+    gz.write_bytes(gzip.compress(gzip.decompress(gz.read_bytes()) + b"{not json\n"))  # a.jsonl.gz:21
+    zst = tmp_path / "web" / "b.jsonl.zst"  # the file read after it
+    zst.write_bytes(zst.read_bytes()[:-20])  # truncated
+    cfg = config(tmp_path)
+    for batch in (1, 4, 1000):
+        cfg.write_text(re.sub(r"batch_size = \d+", f"batch_size = {batch}", cfg.read_text()))
+        with pytest.raises(FormatError, match=r"a\.jsonl\.gz:21"):
+            run_pipeline(cfg, progress=False)
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    cfg.write_text(cfg.read_text().replace("[pipeline]", '[pipeline]\non_bad_line = "skip"', 1))
+    with pytest.raises(FormatError, match=r"b\.jsonl\.zst"):
+        run_pipeline(cfg, progress=False)

@@ -81,9 +81,37 @@ class RunContext:
                     yield from run()
             yield from run()
             return
+        # local: the worker runs one task ahead on a helper thread (its engines release the GIL),
+        # so the driver's bookkeeping and writes for one batch overlap the engines of the next;
+        # results come back in task order, as without it
+        from concurrent.futures import ThreadPoolExecutor
+
         w = worker(spec)
-        for row, side in tasks:
-            yield (w({k: [v] for k, v in row.items()}) if len(row["text"]) else empty), side
+
+        def call(row: dict[str, Any]) -> dict[str, list[Any]]:
+            return w({k: [v] for k, v in row.items()}) if len(row["text"]) else empty
+
+        ex = ThreadPoolExecutor(1, thread_name_prefix="qwen25-data-run")
+        it = iter(tasks)
+        try:
+            ahead: Any = None
+            while True:
+                try:
+                    row, side = next(it)
+                except StopIteration:
+                    break
+                except BaseException:
+                    if ahead is not None:  # reading the next batch failed: the batch before is
+                        yield ahead[0].result(), ahead[1]  # consumed first (its errors come first)
+                    raise
+                nxt = (ex.submit(call, row), side)
+                if ahead is not None:
+                    yield ahead[0].result(), ahead[1]
+                ahead = nxt
+            if ahead is not None:
+                yield ahead[0].result(), ahead[1]
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _stats_of(raw: str | None) -> dict[str, Any]:
