@@ -36,7 +36,7 @@ from ..train.config import Stage, TrainConfig, override
 from ..train.export import save_final
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer, param_groups
-from .prefdata import PairBatch, PairData, PairSet, read_pairs
+from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
 
 __all__ = ["dpo_loss", "sequence_logps", "DPOSettings", "DPOTrainer", "RECIPES", "recipe", "prepare_config",
            "reference_logps", "LOSS_TYPES", "OPTIMIZERS"]
@@ -175,18 +175,9 @@ def prepare_config(config: TrainConfig, data: str | os.PathLike[str] | None = No
         changes["stages.0.data"] = (os.fspath(data),)
     cfg = override(config, changes) if changes else config
     stage = cfg.stages[0]
-    n = _count_pairs(stage.data[0])
+    n = count_records(stage.data[0])
     steps = max(1, math.ceil(settings.epochs * n / cfg.rows_per_step(stage)))
     return override(cfg, {"stages.0.steps": steps})
-
-
-def _count_pairs(path: str) -> int:
-    if not os.path.isfile(path):
-        from ..errors import Qwen25FileNotFoundError
-
-        raise Qwen25FileNotFoundError(f"pairs file {path} does not exist")
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
 
 
 # ------------------------------------------------------------------------------ reference
@@ -245,11 +236,7 @@ class DPOTrainer(Trainer):
         return self._tokenizer
 
     def _pairs(self, path: str, vocab_size: int, seq_len: int) -> PairSet:
-        tok = None
-        with open(path, encoding="utf-8") as f:  # only text pairs need the tokenizer
-            first = next((line for line in f if line.strip()), "")
-        if '"prompt_ids"' not in first:
-            tok = self.tokenizer()
+        tok = self.tokenizer() if holds_text(path) else None  # only text pairs need the tokenizer
         ps = read_pairs(path, max_length=seq_len, tokenizer=tok, vocab_size=vocab_size)
         if ps.truncated:
             self._note(f"{path}: {ps.truncated} completion(s) cut at max_length {seq_len}")

@@ -692,12 +692,9 @@ class GRPOTrainer(Trainer):
     def _read_prompts(self) -> PromptSet:
         stage = self.config.stages[0]
         path = stage.data[0]
-        needs_tok = True
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                first = next((line for line in f if line.strip()), "")
-            needs_tok = '"prompt_ids"' not in first
-        return read_prompts(path, self.tokenizer() if needs_tok else self._tokenizer,
+        from .prefdata import holds_text
+
+        return read_prompts(path, self.tokenizer() if holds_text(path) else self._tokenizer,
                             max_prompt_length=self.settings.max_prompt_length,
                             vocab_size=self.stage_configs[0][0].vocab_size, chat_template=self.settings.chat_template)
 

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from ..tokenizer import Tokenizer
 
-__all__ = ["Pair", "PairSet", "PairBatch", "PairData", "read_pairs", "tokenize_pair", "collate"]
+__all__ = ["Pair", "PairSet", "PairBatch", "PairData", "read_pairs", "tokenize_pair", "collate", "count_records",
+           "holds_text"]
 
 IM_END = "<|im_end|>"
 
@@ -123,6 +124,33 @@ def tokenize_pair(rec: Mapping[str, Any], tokenizer: Tokenizer | None, *, where:
     if not out[1] or not out[2]:
         raise FormatError(f"{where}: an empty completion (chosen {len(out[1])}, rejected {len(out[2])} tokens)")
     return out  # type: ignore[return-value]
+
+
+def count_records(path: str | os.PathLike[str], what: str = "pairs") -> int:
+    """The records of a JSONL file (``.gz``/``.zst`` too; blank lines are not records, a malformed
+    line counts: the reader names it later), read by the one record reader."""
+    from ..data.records import iter_objects
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise Qwen25FileNotFoundError(f"{what} file {p} does not exist")
+    return sum(1 for _ in iter_objects(p, skip_bad=True))
+
+
+def holds_text(path: str | os.PathLike[str]) -> bool:
+    """Whether the records of a pairs or prompts file are text, so that reading them needs a
+    tokenizer: its first record has no ``prompt_ids``. True for a file that is missing, empty or
+    unreadable (the reader then says what is wrong)."""
+    from ..data.records import iter_objects
+
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        return True
+    try:
+        first = next(iter_objects(p, skip_bad=True), None)
+    except (FormatError, OSError):
+        return True
+    return first is None or not (isinstance(first[1], dict) and "prompt_ids" in first[1])
 
 
 def read_pairs(path: str | os.PathLike[str], *, max_length: int, tokenizer: Tokenizer | None = None,

@@ -27,7 +27,7 @@ from ..train.config import Stage, TrainConfig, override
 from ..train.export import save_final
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer
-from .prefdata import PairBatch, PairData, PairSet, read_pairs
+from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
 
 __all__ = ["RewardModel", "reward_loss", "RewardTrainer", "RECIPES", "recipe", "prepare_config", "train_reward_model",
            "pair_accuracy"]
@@ -254,11 +254,9 @@ def prepare_config(config: TrainConfig, data: str | os.PathLike[str] | None = No
     """Point the stage at ``data`` and size it to ``method.epochs`` passes over its pairs."""
     import math
 
-    from .dpo import _count_pairs
-
     m = _method(config)
     cfg = override(config, {"stages.0.data": (os.fspath(data),)}) if data is not None else config
-    n = _count_pairs(cfg.stages[0].data[0])
+    n = count_records(cfg.stages[0].data[0])
     steps = max(1, math.ceil(float(m.get("epochs", 1.0)) * n / cfg.rows_per_step(cfg.stages[0])))
     return override(cfg, {"stages.0.steps": steps})
 
@@ -281,9 +279,7 @@ class RewardTrainer(Trainer):
 
     def _pairs(self, path: str, seq_len: int) -> PairSet:
         tok = None
-        with open(path, encoding="utf-8") as f:
-            first = next((line for line in f if line.strip()), "")
-        if '"prompt_ids"' not in first:
+        if holds_text(path):
             from ..tokenizer import Tokenizer
 
             t = self.m.get("tokenizer")
