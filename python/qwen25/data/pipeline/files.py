@@ -257,6 +257,18 @@ def text_line(fields: dict[str, Any], text_json: bytes, after: dict[str, Any] | 
 
 
 def bar(total: int | None, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="doc", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="doc", file=sys.stderr, dynamic_ncols=True)
+
+
+class _NoBar:
+    """What ``bar`` gives without progress (tqdm is not even imported)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
