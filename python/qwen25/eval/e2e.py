@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..train.rejection import write_jsonl
+
 __all__ = ["run_e2e", "STAGES"]
 
 STAGES = ("data", "pretrain", "sft", "rm+dpo", "grpo", "eval")
@@ -127,8 +129,7 @@ def write_demo_corpus(d: str, *, max_file_bytes: int = 30000, max_code: int | No
             code.append({"id": os.path.basename(path), "text": f.read()})
     code = code[:max_code]
     for name, rows in (("web", web), ("code", code)):
-        with open(os.path.join(d, f"{name}.jsonl"), "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        write_jsonl(os.path.join(d, f"{name}.jsonl"), rows)
     return {"web": len(web), "code": len(code)}
 
 
@@ -179,6 +180,7 @@ def demo_tokenizer(out_dir: str, packed: list[str]) -> Any:
     from .. import train_bpe
     from ..data.pack import PackedDataset
     from ..tokenizer import Tokenizer
+    from ..train.sft import save_chat_tokenizer
 
     qwen = Tokenizer.qwen25()
     texts = []
@@ -188,13 +190,7 @@ def demo_tokenizer(out_dir: str, packed: list[str]) -> Any:
     for c in toy_chat(2000, seed=1):
         texts.append(str(qwen.apply_chat_template(c["messages"], tokenize=False)))
     tok = train_bpe(texts, DEMO_VOCAB, special_tokens=_SPECIALS, num_threads=1)
-    tok.save_pretrained(out_dir)
-    cfg_path = os.path.join(out_dir, "tokenizer_config.json")
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = json.load(f)
-    cfg.update(chat_template=qwen.chat_template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump(cfg, f, ensure_ascii=False, indent=2)
+    save_chat_tokenizer(tok, out_dir)
     return Tokenizer.from_pretrained(out_dir)
 
 
@@ -313,9 +309,7 @@ def stage_sft(out: str, base: str, tokenizer: str, n_chat: int, log: Callable[[s
     run = os.path.join(out, "sft")
     os.makedirs(run, exist_ok=True)
     chat = os.path.join(run, "chat.jsonl")
-    with open(chat, "w", encoding="utf-8") as f:
-        for c in toy_chat(n_chat, seed=1):
-            f.write(json.dumps({"messages": c["messages"]}) + "\n")
+    write_jsonl(chat, ({"messages": c["messages"]} for c in toy_chat(n_chat, seed=1)))
     cfg = _train_config(
         name="e2e-sft", model=base, init_from=base, stages=(Stage(name="sft", data=(chat,), seq_len=256, steps=1),),
         global_batch_tokens=256 * 8, micro_batch_size=8, lr=1.5e-3, min_lr_ratio=0.1, warmup_steps=5,
@@ -356,8 +350,7 @@ def stage_rl(out: str, base: str, sft: str, tokenizer: str, n_prompts: int, log:
     pairs, prep = make_pairs(prompts, responses, scores, source="e2e-sft-samples", verifier="code")
     solved = sum(s for row in scores for s in row) / max(1, sum(len(row) for row in scores))
     path = os.path.join(run, "pairs.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(p) + "\n" for p in pairs)
+    write_jsonl(path, pairs)
     _say(log, f"  {len(prompts)} coding prompts x 4 samples from the SFT model, run in the sandbox: "
               f"{100 * solved:.0f}% pass; {prep['pairs']} pairs ({prep['no_contrast']} prompts without contrast)")
     summary: dict[str, Any] = {"prompts": len(prompts), "pass_rate": solved, "pairs": prep["pairs"],
@@ -406,11 +399,8 @@ def stage_grpo(out: str, policy: str, tokenizer: str, episodes: int, log: Callab
     run = os.path.join(out, "grpo")
     os.makedirs(run, exist_ok=True)
     prompts = os.path.join(run, "prompts.jsonl")
-    with open(prompts, "w", encoding="utf-8") as f:
-        for c in toy_chat(400, seed=5):
-            if c["kind"] == "add":
-                rec = {"id": c["id"], "prompt": c["messages"][0]["content"], "answer": c["answer"]}
-                f.write(json.dumps(rec) + "\n")
+    write_jsonl(prompts, ({"id": c["id"], "prompt": c["messages"][0]["content"], "answer": c["answer"]}
+                          for c in toy_chat(400, seed=5) if c["kind"] == "add"))
     cfg = override(grpo.recipe("debug"), {
         "init_from": policy, "model": policy, "stages.0.seq_len": 64, "global_batch_tokens": queries * 4 * 64,
         "lr": 1e-4, "method.tokenizer": tokenizer, "method.episodes": episodes, "method.queries_per_episode": queries,

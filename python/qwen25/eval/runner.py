@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Qwen25ValueError
+from ..train.rejection import write_jsonl
 
 __all__ = ["TASKS", "EvalOptions", "evaluate", "load_model", "format_table"]
 
@@ -204,13 +205,6 @@ def _contamination(task: str, items: list[dict[str, Any]], per: list[dict[str, A
     return out
 
 
-def _write_jsonl(path: str, rows: Sequence[dict[str, Any]]) -> None:
-    from ..data.records import open_writer
-
-    with open_writer(path) as w:
-        w.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
-
-
 def evaluate(model_dir: str, tasks: Sequence[str], *, out: str, data: dict[str, str] | None = None,
              decontam_report: str | None = None, opts: EvalOptions | None = None, device: str = "cpu",
              dtype: str | None = None, model: Any = None, tokenizer: Any = None,
@@ -250,7 +244,7 @@ def evaluate(model_dir: str, tasks: Sequence[str], *, out: str, data: dict[str, 
         if report is not None:
             scores["contamination"] = _contamination(t, items, per, report, data.get(t))
         results["tasks"][t] = scores
-        _write_jsonl(os.path.join(out, "samples", f"{t}.jsonl"), per)
+        write_jsonl(os.path.join(out, "samples", f"{t}.jsonl"), per)
         if log is not None:
             log(f"{t}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in scores.items() if isinstance(v, (int, float)) and k != "seconds")

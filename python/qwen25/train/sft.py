@@ -660,6 +660,21 @@ def debug_chat(n: int = 2000, seed: int = 0, words: Sequence[str] = DEBUG_WORDS)
     return out
 
 
+def save_chat_tokenizer(tok: Tokenizer, directory: str) -> None:
+    """``tok.save_pretrained(directory)``, its ``tokenizer_config.json`` set up for ChatML: the
+    Qwen2.5 chat template, eos ``<|im_end|>``, pad ``<|endoftext|>``."""
+    from ..tokenizer import Tokenizer as _Tok
+
+    chat_template = _Tok.qwen25().chat_template
+    tok.save_pretrained(directory)
+    cfg_path = os.path.join(directory, "tokenizer_config.json")
+    with open(cfg_path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg.update(chat_template=chat_template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump(cfg, f, ensure_ascii=False, indent=2)
+
+
 def debug_chat_tokenizer(out_dir: str | os.PathLike[str]) -> Tokenizer:
     """A 512-token BPE with the ChatML control tokens and the Qwen2.5 chat template, trained on the
     rendered debug conversations; saved to ``out_dir/debug-chat-tokenizer-v{N}`` (once) and loaded."""
@@ -672,13 +687,7 @@ def debug_chat_tokenizer(out_dir: str | os.PathLike[str]) -> Tokenizer:
     def build(tmp: str) -> None:
         texts = ["".join(t for t, _ in render_pieces(c["messages"])) for c in debug_chat(4000, seed=1)]
         tok = train_bpe(texts, DEBUG_CHAT_VOCAB, special_tokens=_CHAT_SPECIALS, num_threads=1)
-        tok.save_pretrained(tmp)
-        cfg_path = os.path.join(tmp, "tokenizer_config.json")
-        with open(cfg_path, encoding="utf-8") as f:
-            cfg = json.load(f)
-        cfg.update(chat_template=_Tok.qwen25().chat_template, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump(cfg, f, ensure_ascii=False, indent=2)
+        save_chat_tokenizer(tok, tmp)
 
     return _Tok.from_pretrained(build_folder_once(final, "tokenizer_config.json", build))
 
