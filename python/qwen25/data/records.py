@@ -162,7 +162,8 @@ def read_batches(
     last batch's ``damage``. Each batch: ``items()``, ``lines``, ``records`` (index among the
     non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
     reader's ``digest`` is the digest of the file's bytes once read to the end. A batch holds up to
-    ``batch_size`` non-blank lines (or 8 MiB), parsed on ``num_threads`` threads."""
+    ``batch_size`` non-blank lines (or 8 MiB; a file's first batches 1, 2 and 4 MiB, so that work on
+    them starts early), parsed on ``num_threads`` threads."""
     from .. import _native
 
     p = os.fspath(path)

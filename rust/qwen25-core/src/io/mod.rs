@@ -94,6 +94,27 @@ mod tests {
     }
 
     #[test]
+    fn the_first_batches_are_small_then_double() {
+        let d = tmpdir("ramp");
+        let line = format!("{{\"text\": \"{}\"}}\n", "x".repeat(1000));
+        let n = (24 << 20) / line.len();
+        let p = d.join("x.jsonl");
+        std::fs::write(&p, line.repeat(n)).unwrap();
+        let (bs, _) = read_all(p.to_str().unwrap(), opts(false, 1 << 30)).unwrap();
+        let sizes: Vec<u64> = bs.iter().map(|b| b.nbytes).collect();
+        let l = line.len() as u64;
+        for (i, &cap) in [1u64 << 20, 2 << 20, 4 << 20, 8 << 20, 8 << 20]
+            .iter()
+            .enumerate()
+        {
+            assert!(sizes[i] >= cap && sizes[i] < cap + l, "{sizes:?}");
+        }
+        assert_eq!(sizes.iter().sum::<u64>(), (n * line.len()) as u64);
+        assert_eq!(bs.iter().map(|b| b.len()).sum::<usize>(), n);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn truncated_gzip_and_zstd_say_how_far_they_were_read() {
         let d = tmpdir("trunc");
         let mut data = Vec::new();

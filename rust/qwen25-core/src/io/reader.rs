@@ -29,6 +29,10 @@ const CHUNK: usize = 1 << 20;
 /// of a shard (a shard of large documents would otherwise be one batch, read before any work),
 /// large enough that a batch keeps every thread of the consumer busy.
 pub const BATCH_BYTES: usize = 8 << 20;
+/// The first batch of a file closes at this many bytes, and each next one at twice its
+/// predecessor's limit up to [`BATCH_BYTES`]: the consumer starts on a file's first records after
+/// a MiB is parsed, not eight (with a shard after shard, that wait was the engine's idle time).
+pub const FIRST_BATCH_BYTES: usize = 1 << 20;
 
 /// The compression of a file, by its suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +201,8 @@ pub struct RecordReader {
     done: bool,
     /// The damage error, raised after the lines before it were checked (a bad line among them wins).
     pending: Option<Error>,
+    /// Where the next batch closes (bytes): [`FIRST_BATCH_BYTES`], doubling to [`BATCH_BYTES`].
+    cap: usize,
 }
 
 impl RecordReader {
@@ -250,11 +256,13 @@ impl RecordReader {
             record: 0,
             done: false,
             pending: None,
+            cap: FIRST_BATCH_BYTES,
         })
     }
 
     /// The next batch (possibly empty of records), or None after the last. Its lines are read
-    /// first (up to `batch_size` non-blank ones or [`BATCH_BYTES`]), then parsed on `threads`.
+    /// first (up to `batch_size` non-blank ones or [`BATCH_BYTES`], less for the first batches:
+    /// see [`FIRST_BATCH_BYTES`]), then parsed on `threads`.
     pub fn next_batch(&mut self) -> Result<Option<Batch>> {
         if self.done {
             return Ok(None);
@@ -264,7 +272,9 @@ impl RecordReader {
         let mut spans: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
         let mut raw: Vec<u8> = Vec::new();
         let bs = self.opts.batch_size.max(1);
-        while spans.len() < bs && raw.len() < BATCH_BYTES {
+        let cap = self.cap;
+        self.cap = (cap * 2).min(BATCH_BYTES);
+        while spans.len() < bs && raw.len() < cap {
             let start = raw.len();
             match self.lines.read_until(b'\n', &mut raw) {
                 Ok(0) => {
