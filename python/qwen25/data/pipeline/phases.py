@@ -229,8 +229,9 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         mhd = MinHashDeduplicator(
             d.num_perm, d.bands, d.rows, d.ngram, d.seed, lowercase=d.minhash_lowercase,
             strip_punct=d.minhash_strip_punct, collapse_ws=d.minhash_collapse_ws,
-            datatrove_words=d.minhash_datatrove_words, sign_short_docs=d.minhash_sign_short_docs, num_threads=nt,
-        )
+            datatrove_words=d.minhash_datatrove_words, sign_short_docs=d.minhash_sign_short_docs,
+            num_threads=1,  # the driver's LSH clustering: small, inline (a shared pool would queue it
+        )                   # behind the worker's engines running a batch ahead); results never depend on it
         mh = mhd.stream(mem_budget=d.mem_budget, spill_dir=cfg.output)
     files = ctx.files()
     spec = {
@@ -241,7 +242,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         "exact": ex_cfg if exact is not None else None,
         "minhash": (
             {"num_perm": mhd.num_perm, "bands": mhd.bands, "rows": mhd.rows, "ngram": mhd.ngram, "seed": mhd.seed,
-             "lowercase": mhd.lowercase, "strip_punct": mhd.strip_punct, "collapse_ws": mhd.collapse_ws}
+             "lowercase": mhd.lowercase, "strip_punct": mhd.strip_punct, "collapse_ws": mhd.collapse_ws,
+             "datatrove_words": mhd.datatrove_words, "sign_short_docs": mhd.sign_short_docs}
             if mhd is not None else None
         ),
         "num_threads": nt,
