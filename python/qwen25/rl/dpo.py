@@ -394,9 +394,7 @@ class DPOTrainer(Trainer):
         world, n_pairs = self.dist.world_size, len(all_rows)
         parts, stats = [], {k: [] for k in ("chosen", "rejected", "logps_chosen", "logps_rejected")}
         tokens = 0
-        for a, mb in enumerate(micro):
-            if self.fsdp:
-                model.set_requires_gradient_sync(a == len(micro) - 1)  # type: ignore[operator]
+        for mb in self.accumulating(micro):
             losses, st = self.pair_losses(mb)
             (losses.sum() / n_pairs).backward()
             parts.append(losses.detach().sum())

@@ -1023,9 +1023,7 @@ class GRPOTrainer(Trainer):
         parts, tokens = [], 0
         sums = {"kl": 0.0, "low": 0.0, "high": 0.0, "ratio": 0.0}
         diffs: list[torch.Tensor] = []
-        for a, mb in enumerate(micro):
-            if self.fsdp:  # reduce the gradients once, after the last micro-batch
-                model.set_requires_gradient_sync(a == len(micro) - 1)
+        for mb in self.accumulating(micro):
             idx = torch.tensor(mb.rows)
             cmask = mb.completion_mask.to(dev)
             with self._autocast():

@@ -306,9 +306,7 @@ class RewardTrainer(Trainer):
         world, n_pairs = self.dist.world_size, len(all_rows)
         coef = self.m.get("center_rewards_coefficient")
         parts, rc, rr, tokens = [], [], [], 0
-        for a, mb in enumerate(micro):
-            if self.fsdp:
-                model.set_requires_gradient_sync(a == len(micro) - 1)  # type: ignore[operator]
+        for mb in self.accumulating(micro):
             with self._autocast():
                 r = model(mb.input_ids.to(self.device), mb.attention_mask.to(self.device))
             c, j = r.chunk(2)

@@ -28,9 +28,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +45,8 @@ from .data import MicroBatch, StageData, open_packed
 from .parallel import (DistInfo, all_reduce_sum, apply_activation_checkpointing, apply_fsdp, compile_blocks,
                        init_distributed)
 from .schedule import lr_factor
+
+MB = TypeVar("MB")
 
 __all__ = ["Trainer", "TrainingDivergedError", "model_config", "stage_model_configs", "train_flops_per_token",
            "param_groups", "PEAK_BF16_FLOPS"]
@@ -505,6 +507,16 @@ class Trainer:
         mine = all_rows[rank * per_rank:(rank + 1) * per_rank]
         return stage, all_rows, mine, self.data.micro_batches(mine, cfg.micro_batch(stage))
 
+    def accumulating(self, micro: Sequence[MB]) -> Iterator[MB]:
+        """The micro-batches of one optimizer step, in order; under FSDP the gradients are reduced
+        once, after the last of them."""
+        model = self.model
+        assert model is not None
+        for a, mb in enumerate(micro):
+            if self.fsdp:
+                model.set_requires_gradient_sync(a == len(micro) - 1)  # type: ignore[operator]
+            yield mb
+
     def forward_backward(self, step: int) -> dict[str, Any]:
         """Take step ``step``'s rows and accumulate the gradients of its loss (the mean over every
         target token of the step, on all ranks) into ``.grad``; no optimizer step, no checks.
@@ -523,9 +535,7 @@ class Trainer:
                                    f"({self.data.describe(all_rows)})")
         ce_parts, aux_parts = [], []
         coef = model.config.router_aux_loss_coef
-        for a, mb in enumerate(micro):
-            if self.fsdp:
-                model.set_requires_gradient_sync(a == len(micro) - 1)  # type: ignore[operator]
+        for mb in self.accumulating(micro):
             ce_sum, aux = self._micro_loss(mb)
             loss = ce_sum / n_global
             if aux is not None:
