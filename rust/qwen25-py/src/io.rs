@@ -2,7 +2,7 @@
 //! written) and the atomic writer, both digesting the files' bytes for resume, and the digest of
 //! an existing file. `qwen25/data/records.py` wraps them; nothing else uses them.
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -27,7 +27,7 @@ fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
 /// Up to `batch_size` records of one file, with the bad lines met on the way.
 #[pyclass(module = "qwen25._native", name = "RecordBatch", frozen)]
 pub struct RecordBatch {
-    b: Batch,
+    b: Arc<Batch>,
 }
 
 impl RecordBatch {
@@ -179,7 +179,7 @@ impl RecordReader {
             Err(e) => Err(e),
         });
         match r {
-            Ok(Ok(b)) => Ok(Some(RecordBatch { b })),
+            Ok(Ok(b)) => Ok(Some(RecordBatch { b: Arc::new(b) })),
             Ok(Err(digest)) => {
                 *g = None;
                 *busy(&self.digest, "this RecordReader")? = digest;
@@ -225,7 +225,11 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    fn send(&self, py: Python<'_>, data: Vec<u8>) -> PyResult<()> {
+    fn send(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut AtomicWriter) -> Result<(), Error> + Send,
+    ) -> PyResult<()> {
         let mut g = busy(&self.inner, "this RecordWriter")?;
         let Some(w) = g.as_mut() else {
             return Err(crate::errors::to_pyerr(Error::Value(format!(
@@ -233,7 +237,7 @@ impl RecordWriter {
                 self.path
             ))));
         };
-        let r = job(py, || w.write(data));
+        let r = job(py, || f(w));
         if r.is_err() {
             *g = None; // the temporary file is already gone
         }
@@ -267,7 +271,8 @@ impl RecordWriter {
 
     /// Append bytes.
     fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        self.send(py, data.to_vec())
+        let v = data.to_vec();
+        self.send(py, move |w| w.write(v))
     }
 
     /// Whether the writer is done (committed or aborted): with `tell`, `flush` and `writable`,
@@ -311,8 +316,8 @@ impl RecordWriter {
                 batch.b.len()
             ))));
         }
-        let data = py.detach(|| batch.b.select(&pick, want));
-        self.send(py, data)
+        let b = Arc::clone(&batch.b);
+        self.send(py, move |w| w.write_selected(b, pick, want))
     }
 
     /// After commit: the final file's digest (`digest_algorithm`, hex, of its bytes as stored:

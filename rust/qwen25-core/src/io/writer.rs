@@ -18,10 +18,11 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::digest::{remember_written, Digest};
-use super::reader::Compression;
+use super::reader::{Batch, Compression};
 use crate::{parallel, Error, Result};
 
 /// Bytes per gzip member (each compressed on its own thread).
@@ -81,7 +82,43 @@ fn gzip_member(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// What the writer thread is given: bytes, or some records of a batch (written from the batch's
+/// own buffer: the caller copies nothing).
+enum Chunk {
+    Bytes(Vec<u8>),
+    Select(Arc<Batch>, Vec<bool>, bool),
+}
+
 impl Sink {
+    fn put(&mut self, c: Chunk) -> std::io::Result<()> {
+        match (c, &mut *self) {
+            (Chunk::Bytes(data), _) => self.write(&data),
+            (Chunk::Select(b, pick, want), Sink::Plain(f)) => {
+                // runs of consecutive records are one slice of the batch's buffer
+                let mut run: Option<(usize, usize)> = None;
+                for (i, &p) in pick.iter().enumerate().take(b.len()) {
+                    if p != want {
+                        continue;
+                    }
+                    let (s, e) = b.spans[i];
+                    run = match run {
+                        Some((rs, re)) if re == s => Some((rs, e)),
+                        Some((rs, re)) => {
+                            f.write_all(&b.data[rs..re])?;
+                            Some((s, e))
+                        }
+                        None => Some((s, e)),
+                    };
+                }
+                if let Some((rs, re)) = run {
+                    f.write_all(&b.data[rs..re])?;
+                }
+                Ok(())
+            }
+            (Chunk::Select(b, pick, want), _) => self.write(&b.select(&pick, want)),
+        }
+    }
+
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         match self {
             Sink::Plain(f) => f.write_all(data),
@@ -134,7 +171,7 @@ pub struct Written {
 pub struct AtomicWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Chunk>>,
     thread: Option<JoinHandle<std::io::Result<Hashed>>>,
     written: u64,
 }
@@ -176,13 +213,13 @@ impl AtomicWriter {
                 }
             },
         };
-        let (tx, rx) = sync_channel::<Vec<u8>>(2);
+        let (tx, rx) = sync_channel::<Chunk>(2);
         let spawned = std::thread::Builder::new()
             .name("qwen25-writer".into())
             .spawn(move || {
                 let mut sink = sink;
-                for data in rx {
-                    sink.write(&data)?;
+                for c in rx {
+                    sink.put(c)?;
                 }
                 sink.finish()
             });
@@ -233,12 +270,27 @@ impl AtomicWriter {
     /// Queue `data` (compressed and written in the background). An error of an earlier write
     /// surfaces here.
     pub fn write(&mut self, data: Vec<u8>) -> Result<()> {
-        if data.is_empty() {
+        let n = data.len() as u64;
+        self.send(Chunk::Bytes(data), n)
+    }
+
+    /// Queue the raw lines of the records `i` of `batch` with `pick[i] == want` (as
+    /// [`Batch::select`] gives them; written from the batch's buffer on the writer thread).
+    pub fn write_selected(&mut self, batch: Arc<Batch>, pick: Vec<bool>, want: bool) -> Result<()> {
+        let n: usize = (0..batch.len().min(pick.len()))
+            .filter(|&i| pick[i] == want)
+            .map(|i| batch.spans[i].1 - batch.spans[i].0)
+            .sum();
+        self.send(Chunk::Select(batch, pick, want), n as u64)
+    }
+
+    fn send(&mut self, c: Chunk, n: u64) -> Result<()> {
+        if n == 0 {
             return Ok(());
         }
-        self.written += data.len() as u64;
+        self.written += n;
         let sent = match &self.tx {
-            Some(tx) => tx.send(data).is_ok(),
+            Some(tx) => tx.send(c).is_ok(),
             None => false,
         };
         if sent {
