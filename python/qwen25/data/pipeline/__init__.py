@@ -11,9 +11,10 @@ suite checks that they add up. Every file is written through the one atomic writ
 rerun resumes after the last finished phase whose inputs, configuration and outputs are
 unchanged: editing ``[mix]`` reruns only the mix and packing, editing ``[decontaminate]`` the
 near-dedup phase and what follows (the engine keys below count nowhere: they do not change the
-results). Inputs are fingerprinted by content (a BLAKE2b hash beside size and mtime), and
-each phase's outputs by size and BLAKE2b hash: a phase whose outputs went missing, were
-truncated or were edited is redone, and so is every phase after it.
+results). Inputs are fingerprinted by content (a digest beside size and mtime), and each
+phase's outputs by size and digest (the atomic writer's, taken as it writes: nothing is read
+back; see :mod:`.state`): a phase whose outputs went missing, were truncated or were edited is
+redone, and so is every phase after it.
 
 Engines. Every per-document step (quality filters, exact-dedup hashes, MinHash signatures,
 decontamination, classification, tokenization) is a pure function of one batch of documents (:class:`ScanWorker`, :class:`NearWorker`, in :mod:`.workers`). ``engine = "local"`` runs
@@ -25,8 +26,9 @@ byte-identical ``kept.jsonl``, ``removed.jsonl``, ``report.json`` (apart from it
 field) and ``packed/`` (tested on a local Ray). The driver reads the inputs with the native record
 reader (:func:`qwen25.data.records.read_batches`: JSONL parsed in Rust, ``.gz``/``.zst``
 decompressed in memory, never to disk; Parquet by pyarrow record batches) and hands the workers
-parsed batches (under Ray, a window of a few batches per actor at a time); the driver writes
-every output.
+parsed batches (under Ray, a window of a few batches per actor at a time; locally, the worker
+runs one batch ahead on a helper thread, its engines off the GIL, while the driver does the
+bookkeeping of the batch before); the driver writes every output.
 
 Every document is tokenized once, when it is read (in :class:`ScanWorker`, the Qwen2.5
 tokenizer's ``encode_ordinary``, what the packer stores; re-encoded only when C4 removes lines).
@@ -34,9 +36,11 @@ So ``report.json`` ``stages`` gives, for every stage and per domain, the documen
 that went in, came out and were removed (plus the tokens of lines C4 removed, and the mix's
 repeats), and the stages chain: what leaves one enters the next (tested against HF tokenizers).
 The ids are written once, in ``stage1.tok`` (uint32, with per-document lengths in
-``stage1.len``, uint64), and so is the text, in ``stage1.jsonl``: the later phases refer to a
-document by its stage-1 row and line offset (``stage2/NNNN.jsonl`` holds the survivors' fields,
-``NNNN.rows`` their rows), and the packer reads the ids from ``stage1.tok``.
+``stage1.len``, uint64), and so is the text, as UTF-8 in ``stage1.text`` (byte lengths in
+``stage1.text.len``; never serialised to JSON or parsed between phases), beside its fields in
+``stage1.jsonl``: the later phases refer to a document by its stage-1 row (``stage2/NNNN.jsonl``
+holds the survivors' fields, ``NNNN.rows`` their rows), near-dedup decodes only the MinHash
+survivors' texts, and the packer reads the ids from ``stage1.tok``.
 
 Mixing is by tokens (as Qwen2.5 mixes). The token quota of each domain comes from
 :func:`qwen25.data.mix.weights_from_proportions` over the domains' token counts (within

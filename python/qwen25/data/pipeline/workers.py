@@ -133,9 +133,9 @@ def decontam_plan(cfg: DecontaminateSection) -> tuple[bool, str]:
 
 
 class NearWorker:
-    """Decontaminate, score and classify the MinHash survivors of ``stage1.jsonl``.
+    """Decontaminate, score and classify the MinHash survivors of stage 1.
 
-    Task columns (one row a batch of stage1.jsonl, read by the driver's native record reader):
+    Task columns (one row a batch of stage 1, read by the driver from stage1.jsonl and stage1.text):
     ``text`` (each document's text; empty for a MinHash duplicate), ``keep`` (one byte per
     document: 1 when it is its MinHash cluster's first), ``domain`` (each document's domain).
     One output row per document, ``status`` one of ``ok`` (with ``domain`` after
