@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 if TYPE_CHECKING:
     from ..model import Qwen2ForCausalLM
@@ -130,9 +131,7 @@ def generate_until(model: Qwen2ForCausalLM, tokenizer: Tokenizer, prompts: Seque
     out = [""] * len(prompts)
     hold = max((len(s) for s in until), default=0)
     nvocab = tokenizer.vocab_size
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for a in range(0, len(order), batch_size):
             idx = order[a:a + batch_size]
             s = None if seed is None else seed * 1_000_003 + idx[0]
@@ -163,8 +162,6 @@ def generate_until(model: Qwen2ForCausalLM, tokenizer: Tokenizer, prompts: Seque
                 out[i] = t
             if progress is not None:
                 progress(len(idx))
-    finally:
-        model.train(was_training)
     return out
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 if TYPE_CHECKING:
     from ..model import Qwen2ForCausalLM
@@ -131,51 +132,46 @@ def score_requests(model: Qwen2ForCausalLM, requests: Sequence[Request], *, batc
     out: list[list[tuple[float, bool]]] = [[] for _ in requests]
     ctxs = [_truncate(r, max_length)[0] for r in requests]
     order = sorted(range(len(requests)), key=lambda i: (-len(ctxs[i]), i))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for a in range(0, len(order), batch_size):
-                idx = order[a:a + batch_size]
-                ids, mask = left_pad([ctxs[i] for i in idx], 0)
-                t = ids.shape[1]
-                longest = max(len(c) for i in idx for c in requests[i].continuations)
-                cache = KVCache(cfg, len(idx), t + longest - 1, dtype=model.dtype, device=device)
-                am = mask.to(device) if bool((mask == 0).any()) else None
-                last = prefill(model, ids.to(device), cache, attention_mask=am).float().log_softmax(-1)  # [B, V]
-                top = last.argmax(-1)
-                # first continuation token of every choice comes from the context's last position
-                rows: list[tuple[int, int]] = []  # (batch row, choice) of continuations with more tokens
-                for b, i in enumerate(idx):
-                    for j, c in enumerate(requests[i].continuations):
-                        out[i].append((float(last[b, c[0]]), int(top[b]) == c[0]))
-                        if len(c) > 1:
-                            rows.append((b, j))
-                for s in range(0, len(rows), batch_size):
-                    part = rows[s:s + batch_size]
-                    conts = [requests[idx[b]].continuations[j] for b, j in part]
-                    n = max(len(c) for c in conts) - 1
-                    sel = torch.tensor([b for b, _ in part], device=device)
-                    sub = KVCache(cfg, len(part), cache.max_len, dtype=model.dtype, device=device)
-                    sub.k[:, :, :, :t] = cache.k[:, sel, :, :t]
-                    sub.v[:, :, :, :t] = cache.v[:, sel, :, :t]
-                    sub.key_mask = None if cache.key_mask is None else cache.key_mask[sel].clone()
-                    sub.next_position = cache.next_position[sel].clone()
-                    sub.length = t
-                    # right padding: the padded tail comes after every real token, so it changes none
-                    inp = torch.zeros(len(part), n, dtype=torch.long)
-                    for row, c in enumerate(conts):
-                        inp[row, :len(c) - 1] = torch.as_tensor(c[:-1])
-                    logp = model(inp.to(device), cache=sub).logits.float().log_softmax(-1)  # [R, n, V]
-                    for row, ((b, j), c) in enumerate(zip(part, conts)):
-                        tgt = torch.as_tensor(c[1:], device=device)
-                        lp = logp[row, :len(c) - 1]
-                        ll, greedy = out[idx[b]][j]
-                        ll += float(lp.gather(-1, tgt[:, None]).sum())
-                        greedy = greedy and bool((lp.argmax(-1) == tgt).all())
-                        out[idx[b]][j] = (ll, greedy)
-                if progress is not None:
-                    progress(len(idx))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for a in range(0, len(order), batch_size):
+            idx = order[a:a + batch_size]
+            ids, mask = left_pad([ctxs[i] for i in idx], 0)
+            t = ids.shape[1]
+            longest = max(len(c) for i in idx for c in requests[i].continuations)
+            cache = KVCache(cfg, len(idx), t + longest - 1, dtype=model.dtype, device=device)
+            am = mask.to(device) if bool((mask == 0).any()) else None
+            last = prefill(model, ids.to(device), cache, attention_mask=am).float().log_softmax(-1)  # [B, V]
+            top = last.argmax(-1)
+            # first continuation token of every choice comes from the context's last position
+            rows: list[tuple[int, int]] = []  # (batch row, choice) of continuations with more tokens
+            for b, i in enumerate(idx):
+                for j, c in enumerate(requests[i].continuations):
+                    out[i].append((float(last[b, c[0]]), int(top[b]) == c[0]))
+                    if len(c) > 1:
+                        rows.append((b, j))
+            for s in range(0, len(rows), batch_size):
+                part = rows[s:s + batch_size]
+                conts = [requests[idx[b]].continuations[j] for b, j in part]
+                n = max(len(c) for c in conts) - 1
+                sel = torch.tensor([b for b, _ in part], device=device)
+                sub = KVCache(cfg, len(part), cache.max_len, dtype=model.dtype, device=device)
+                sub.k[:, :, :, :t] = cache.k[:, sel, :, :t]
+                sub.v[:, :, :, :t] = cache.v[:, sel, :, :t]
+                sub.key_mask = None if cache.key_mask is None else cache.key_mask[sel].clone()
+                sub.next_position = cache.next_position[sel].clone()
+                sub.length = t
+                # right padding: the padded tail comes after every real token, so it changes none
+                inp = torch.zeros(len(part), n, dtype=torch.long)
+                for row, c in enumerate(conts):
+                    inp[row, :len(c) - 1] = torch.as_tensor(c[:-1])
+                logp = model(inp.to(device), cache=sub).logits.float().log_softmax(-1)  # [R, n, V]
+                for row, ((b, j), c) in enumerate(zip(part, conts)):
+                    tgt = torch.as_tensor(c[1:], device=device)
+                    lp = logp[row, :len(c) - 1]
+                    ll, greedy = out[idx[b]][j]
+                    ll += float(lp.gather(-1, tgt[:, None]).sum())
+                    greedy = greedy and bool((lp.argmax(-1) == tgt).all())
+                    out[idx[b]][j] = (ll, greedy)
+            if progress is not None:
+                progress(len(idx))
     return out

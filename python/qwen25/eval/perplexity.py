@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 if TYPE_CHECKING:
     from ..data.pack import PackedDataset
@@ -48,40 +49,35 @@ def perplexity(model: Qwen2ForCausalLM, data: str | os.PathLike[str] | PackedDat
     per: list[dict[str, Any]] = []
     total = 0.0
     count = 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for a in range(0, n, batch_size):
-                rows = range(a, min(n, a + batch_size))
-                ids = np.stack([np.asarray(ds.sequence(i), dtype=np.int64) for i in rows])
-                if int(ids.max()) >= vocab:
-                    r, off = np.argwhere(ids >= vocab)[0]
-                    raise Qwen25ValueError(f"{ds.path}: sequence {rows[r]} holds token id {int(ids[r, off])} at offset "
-                                           f"{int(off)}, outside the model's vocabulary ({vocab})")
-                pos = np.stack([ds.position_ids(i) for i in rows])
-                labels = ids.copy()
-                labels[:, 1:][pos[:, 1:] == 0] = -100  # a document's first token, across the boundary
-                for r, i in enumerate(rows):
-                    pad_from = real_end - i * t
-                    if pad_from < t:
-                        labels[r, max(pad_from, 0):] = -100
-                for r, i in enumerate(rows):  # one row per forward: its own NLL sum
-                    k = int((labels[r, 1:] != -100).sum())
-                    nll = 0.0
-                    if k:
-                        out = model(torch.from_numpy(ids[r:r + 1]).to(model.device),
-                                    position_ids=torch.from_numpy(pos[r:r + 1]).to(model.device),
-                                    labels=torch.from_numpy(labels[r:r + 1]).to(model.device),
-                                    fused_loss=True, return_logits=False)  # chunked: never all logits at once
-                        nll = float(out.loss) * k
-                    per.append({"sequence": i, "nll_sum": nll, "tokens": k})
-                    total += nll
-                    count += k
-                if progress is not None:
-                    progress(len(rows))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for a in range(0, n, batch_size):
+            rows = range(a, min(n, a + batch_size))
+            ids = np.stack([np.asarray(ds.sequence(i), dtype=np.int64) for i in rows])
+            if int(ids.max()) >= vocab:
+                r, off = np.argwhere(ids >= vocab)[0]
+                raise Qwen25ValueError(f"{ds.path}: sequence {rows[r]} holds token id {int(ids[r, off])} at offset "
+                                       f"{int(off)}, outside the model's vocabulary ({vocab})")
+            pos = np.stack([ds.position_ids(i) for i in rows])
+            labels = ids.copy()
+            labels[:, 1:][pos[:, 1:] == 0] = -100  # a document's first token, across the boundary
+            for r, i in enumerate(rows):
+                pad_from = real_end - i * t
+                if pad_from < t:
+                    labels[r, max(pad_from, 0):] = -100
+            for r, i in enumerate(rows):  # one row per forward: its own NLL sum
+                k = int((labels[r, 1:] != -100).sum())
+                nll = 0.0
+                if k:
+                    out = model(torch.from_numpy(ids[r:r + 1]).to(model.device),
+                                position_ids=torch.from_numpy(pos[r:r + 1]).to(model.device),
+                                labels=torch.from_numpy(labels[r:r + 1]).to(model.device),
+                                fused_loss=True, return_logits=False)  # chunked: never all logits at once
+                    nll = float(out.loss) * k
+                per.append({"sequence": i, "nll_sum": nll, "tokens": k})
+                total += nll
+                count += k
+            if progress is not None:
+                progress(len(rows))
     if count == 0:
         raise Qwen25ValueError(f"{ds.path}: the first {n} sequences hold no token to score")
     return {"ppl": math.exp(total / count), "nll": total / count, "tokens": count, "sequences": n,

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ..errors import Qwen25ValueError
 from ..train.config import Stage, TrainConfig, override
 from ..train.export import save_final
+from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer, param_groups
 from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
@@ -194,18 +195,16 @@ def _weights_digest(model: torch.nn.Module) -> str:
 def reference_logps(model: torch.nn.Module, pairset: PairSet, *, micro_batch_size: int, device: torch.device,
                     pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(chosen logps, rejected logps, chosen lengths, rejected lengths) of every pair, [N] each."""
-    was = model.training
-    model.eval()
     data = PairData(pairset, seed=0, stage_index=0, shuffle=False, pad_id=pad_id, left=True)
     out_c, out_r = [], []
     rows = list(range(len(pairset.pairs)))
-    for mb in data.micro_batches(rows, micro_batch_size):
-        lp = sequence_logps(model, mb.input_ids.to(device), mb.attention_mask.to(device),
-                            mb.completion_mask.to(device)).cpu()
-        c, r = lp.chunk(2)
-        out_c.append(c)
-        out_r.append(r)
-    model.train(was)
+    with evaluating(model):
+        for mb in data.micro_batches(rows, micro_batch_size):
+            lp = sequence_logps(model, mb.input_ids.to(device), mb.attention_mask.to(device),
+                                mb.completion_mask.to(device)).cpu()
+            c, r = lp.chunk(2)
+            out_c.append(c)
+            out_r.append(r)
     lens_c = torch.tensor([len(p.chosen) for p in pairset.pairs], dtype=torch.float32)
     lens_r = torch.tensor([len(p.rejected) for p in pairset.pairs], dtype=torch.float32)
     return torch.cat(out_c), torch.cat(out_r), lens_c, lens_r

@@ -25,6 +25,7 @@ from ..model import Qwen2ForCausalLM, Qwen25Config
 from ..model.checkpoint import CheckpointError, resolve_dtype
 from ..train.config import Stage, TrainConfig, override
 from ..train.export import save_final
+from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer
 from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
@@ -192,17 +193,15 @@ class RewardModel(Qwen2ForCausalLM):
 def pair_accuracy(model: RewardModel, pairset: PairSet, *, micro_batch_size: int = 8,
                   device: torch.device | str = "cpu") -> dict[str, float]:
     """Held-out pair accuracy (reward of chosen > rejected), the mean margin and the mean loss."""
-    was = model.training
-    model.eval()
     data = PairData(pairset, seed=0, stage_index=0, shuffle=False)
     rc, rr, margins = [], [], []
-    for mb in data.micro_batches(list(range(len(pairset.pairs))), micro_batch_size):
-        r = model(mb.input_ids.to(device), mb.attention_mask.to(device))
-        c, j = r.chunk(2)
-        rc.append(c.cpu())
-        rr.append(j.cpu())
-        margins.append(mb.margin if mb.margin is not None else torch.zeros(len(mb.rows)))
-    model.train(was)
+    with evaluating(model):
+        for mb in data.micro_batches(list(range(len(pairset.pairs))), micro_batch_size):
+            r = model(mb.input_ids.to(device), mb.attention_mask.to(device))
+            c, j = r.chunk(2)
+            rc.append(c.cpu())
+            rr.append(j.cpu())
+            margins.append(mb.margin if mb.margin is not None else torch.zeros(len(mb.rows)))
     c, j = torch.cat(rc), torch.cat(rr)
     return {"accuracy": float((c > j).float().mean()), "margin": float((c - j).mean()),
             "loss": float(reward_loss(c, j, margin=torch.cat(margins))), "pairs": len(pairset.pairs)}

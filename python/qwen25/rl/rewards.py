@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 __all__ = ["RewardFunction", "CompositeReward", "per_sample", "math_correctness", "code_execution", "format_reward",
            "length_penalty", "reward_model_score", "build_rewards", "BUILTIN"]
@@ -225,21 +226,16 @@ def reward_model_score(model: Any, *, batch_size: int = 8, pad_token_id: int = 0
         device = next(model.parameters()).device
         rows = [list(c.prompt_ids) + list(c.token_ids) for c in completions]
         out: list[float] = []
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                for a in range(0, len(rows), batch_size):
-                    chunk = rows[a:a + batch_size]
-                    width = max(len(r) for r in chunk)
-                    ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
-                    am = torch.zeros(len(chunk), width, dtype=torch.long)
-                    for i, r in enumerate(chunk):
-                        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-                        am[i, :len(r)] = 1
-                    out.extend(float(x) for x in model(ids.to(device), am.to(device)).float().cpu())
-        finally:
-            model.train(was)
+        with evaluating(model):
+            for a in range(0, len(rows), batch_size):
+                chunk = rows[a:a + batch_size]
+                width = max(len(r) for r in chunk)
+                ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
+                am = torch.zeros(len(chunk), width, dtype=torch.long)
+                for i, r in enumerate(chunk):
+                    ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+                    am[i, :len(r)] = 1
+                out.extend(float(x) for x in model(ids.to(device), am.to(device)).float().cpu())
         return out
 
     run.__name__ = "reward_model"

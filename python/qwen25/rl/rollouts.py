@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 if TYPE_CHECKING:
     import torch
@@ -205,19 +206,14 @@ class LocalRollouts:
         device = model.device
         gen = torch.Generator(device=device).manual_seed(sampling.seed)
         bs = self.batch_size or len(rows)
-        was = model.training
-        model.eval()
         ctx = torch.autocast(device.type, dtype=self.autocast) if self.autocast is not None else contextlib.nullcontext()
         out: list[Completion] = []
-        try:
-            with ctx:
-                for a in range(0, len(rows), bs):
-                    chunk = rows[a:a + bs]
-                    for (i, j, p), (toks, lps, reason) in zip(chunk, self._sample([r[2] for r in chunk], sampling,
-                                                                                  stops, gen)):
-                        out.append(Completion(i, j, p, toks, lps, reason))
-        finally:
-            model.train(was)
+        with evaluating(model), ctx:
+            for a in range(0, len(rows), bs):
+                chunk = rows[a:a + bs]
+                for (i, j, p), (toks, lps, reason) in zip(chunk, self._sample([r[2] for r in chunk], sampling,
+                                                                              stops, gen)):
+                    out.append(Completion(i, j, p, toks, lps, reason))
         return out
 
     def _sample(self, rows: list[tuple[int, ...]], sampling: SamplingParams, stops: tuple[int, ...],

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Qwen25ValueError
+from .modes import evaluating
 
 if TYPE_CHECKING:
     from ..model import Qwen2ForCausalLM
@@ -54,8 +55,6 @@ def write_queries(model: Qwen2ForCausalLM, tokenizer: Tokenizer, documents: Sequ
                   max_query_tokens: int = 256, max_document_tokens: int = 8192, temperature: float = 0.0,
                   seed: int = 0, batch_size: int = 4) -> list[str]:
     """The model's query for each document (the reply up to its first blank line, stripped)."""
-    import torch
-
     from ..model.generation import generate
 
     eos = [t for t in (tokenizer.token_to_id("<|im_end|>"), tokenizer.eos_token_id) if t is not None]
@@ -68,22 +67,17 @@ def write_queries(model: Qwen2ForCausalLM, tokenizer: Tokenizer, documents: Sequ
         msgs = [{"role": "system", "content": QUERY_SYSTEM}, {"role": "user", "content": QUERY_PROMPT.format(document=d)}]
         prompts.append(list(tokenizer.apply_chat_template(msgs, add_generation_prompt=True)))
     out = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for b, s in enumerate(range(0, len(prompts), batch_size)):
-                part = prompts[s:s + batch_size]
-                ids = generate(model, part, max_new_tokens=max_query_tokens + 1, do_sample=temperature > 0,
-                               temperature=temperature if temperature > 0 else 1.0, seed=seed * 1_000_003 + b,
-                               eos_token_id=eos or None, pad_token_id=pad)
-                start = max(len(p) for p in part)
-                for r in range(len(part)):
-                    new = ids[r, start:].tolist()
-                    cut = next((n for n, t in enumerate(new) if t in eos), len(new))
-                    out.append(tokenizer.decode(new[:cut], skip_special_tokens=True))
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for b, s in enumerate(range(0, len(prompts), batch_size)):
+            part = prompts[s:s + batch_size]
+            ids = generate(model, part, max_new_tokens=max_query_tokens + 1, do_sample=temperature > 0,
+                           temperature=temperature if temperature > 0 else 1.0, seed=seed * 1_000_003 + b,
+                           eos_token_id=eos or None, pad_token_id=pad)
+            start = max(len(p) for p in part)
+            for r in range(len(part)):
+                new = ids[r, start:].tolist()
+                cut = next((n for n, t in enumerate(new) if t in eos), len(new))
+                out.append(tokenizer.decode(new[:cut], skip_special_tokens=True))
     return out
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError, Qwen25ValueError
+from .modes import evaluating
 
 if TYPE_CHECKING:
     from ..model import Qwen2ForCausalLM
@@ -96,8 +97,6 @@ def generate_candidates(model: Qwen2ForCausalLM, tokenizer: Tokenizer, prompts: 
                         *, k: int, max_new_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.95,
                         top_k: int = 0, seed: int = 0, batch_size: int = 16) -> list[list[str]]:
     """k sampled responses per prompt (chat-templated messages), by batched KV-cache generation."""
-    import torch
-
     from ..model.generation import generate
 
     if not isinstance(k, int) or k < 1:
@@ -109,22 +108,17 @@ def generate_candidates(model: Qwen2ForCausalLM, tokenizer: Tokenizer, prompts: 
     jobs = [(i, j, list(tokenizer.apply_chat_template(list(p), add_generation_prompt=True)))
             for i, p in enumerate(prompts) for j in range(k)]
     out: list[list[str]] = [[""] * k for _ in prompts]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for b, s in enumerate(range(0, len(jobs), batch_size)):
-                part = jobs[s:s + batch_size]
-                ids = generate(model, [p for _, _, p in part], max_new_tokens=max_new_tokens, do_sample=True,
-                               temperature=temperature, top_p=top_p, top_k=top_k, seed=seed * 1_000_003 + b,
-                               eos_token_id=eos or None, pad_token_id=pad)
-                start = max(len(p) for _, _, p in part)
-                for r, (i, j, _) in enumerate(part):
-                    new = ids[r, start:].tolist()
-                    cut = next((n for n, t in enumerate(new) if t in eos), len(new))
-                    out[i][j] = tokenizer.decode(new[:cut], skip_special_tokens=True)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for b, s in enumerate(range(0, len(jobs), batch_size)):
+            part = jobs[s:s + batch_size]
+            ids = generate(model, [p for _, _, p in part], max_new_tokens=max_new_tokens, do_sample=True,
+                           temperature=temperature, top_p=top_p, top_k=top_k, seed=seed * 1_000_003 + b,
+                           eos_token_id=eos or None, pad_token_id=pad)
+            start = max(len(p) for _, _, p in part)
+            for r, (i, j, _) in enumerate(part):
+                new = ids[r, start:].tolist()
+                cut = next((n for n, t in enumerate(new) if t in eos), len(new))
+                out[i][j] = tokenizer.decode(new[:cut], skip_special_tokens=True)
     return out
 
 
