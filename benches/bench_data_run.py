@@ -4,6 +4,7 @@ quality filters) against the tokenizer's own ``encode_batch`` on the same corpus
 
     python benches/bench_data_run.py --mb 150 --shards 8 --threads 2 --repeat 5
     python benches/bench_data_run.py --rss 1000,3000 --mb 150      # peak RSS, fresh processes
+    python benches/bench_data_run.py --phases 3 --keep DIR         # where data run's time goes
 
 The corpus is real text: ``.py``/``.pyi``/``.md``/``.rst``/``.txt`` files of the packages in this
 interpreter's site-packages (the builder of ``bench_decontam_cli.py``), one file per record
@@ -17,6 +18,11 @@ shards and (c) "engines": the native calls data run cannot avoid, in process on 
 (``encode_batch`` + ``Decontaminator.check`` + ``MinHashDeduplicator.signatures``), the floor of
 its time. All use ``--threads`` threads. Medians of ``--repeat`` runs; the token count the
 pipeline reads is asserted equal to the tokenizer's.
+
+Phases (``--phases N``): ``data run`` in N fresh processes, each phase's wall seconds (scan: read,
+tokenize, exact + MinHash signatures; near_dedup: LSH keep flags, decontaminate; mix_pack), the
+time before the first phase (interpreter start, imports, configuration, input digests) and
+after the last (removed list, report), medians.
 
 Peak RSS: the ``.jsonl.gz`` shards repeated (each copy its own file with a distinct ``id`` line
 prefix so exact dedup keeps nothing twice; the copies are exact duplicates by text, so the
@@ -81,6 +87,54 @@ def run_pipeline(root: Path, threads: int) -> tuple[float, int]:
     return dt, ru.ru_maxrss
 
 
+# data run with each phase timed (wrapping the job's phase table; the phases themselves unchanged)
+PHASE_SHIM = """
+import json, sys, time
+t_start = float(sys.argv.pop(1))
+import qwen25.data.pipeline.job as job
+T = {}
+for name, f in list(job._RUN.items()):
+    def timed(ctx, f=f, name=name):
+        t = time.perf_counter()
+        try:
+            return f(ctx)
+        finally:
+            T[name] = time.perf_counter() - t
+            T.setdefault("first_start", t)
+            T["last_end"] = time.perf_counter()
+    job._RUN[name] = timed
+from qwen25.cli import main
+rc = main(sys.argv[1:])
+t_end = time.perf_counter()
+T["before"] = T.pop("first_start") - t_start
+T["after"] = t_end - T.pop("last_end")
+print("PHASES " + json.dumps(T), file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def phases(root: Path, threads: int, n: int) -> int:
+    env = {**os.environ, "QWEN25_NUM_THREADS": str(threads)}
+    rows: dict[str, list[float]] = {}
+    for _ in range(n):
+        shutil.rmtree(root / "out", ignore_errors=True)
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", PHASE_SHIM, repr(t0), "data", "run", str(root / "pipeline.toml"), "--no-progress"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        total = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"data run failed:\n{p.stderr}")
+        t = json.loads(p.stderr.split("PHASES ", 1)[1].splitlines()[0])
+        for k, v in {"before": t["before"], **{k: t[k] for k in ("scan", "near_dedup", "mix_pack")}, "after": t["after"],
+                     "total": total}.items():  # fmt: skip
+            rows.setdefault(k, []).append(v)
+    print(f"| part of data run | wall s (median of {n}) |")
+    print("|---|---:|")
+    for k, v in rows.items():
+        print(f"| {k} | {statistics.median(v):.2f} |")
+    return 0
+
+
 def main() -> int:
     from bench_decontam_cli import corpus
 
@@ -93,6 +147,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rss", default="", help="comma-separated stream sizes in MB: peak RSS runs instead")
     ap.add_argument("--keep", default=None, help="folder to build the corpus in and keep (reused when present)")
+    ap.add_argument("--phases", type=int, default=0, help="N: time data run's phases over N fresh processes instead")
     a = ap.parse_args()
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="qwen25-datarun-"))
@@ -115,6 +170,8 @@ def main() -> int:
               f"({gz / 1e6:.1f} MB as {a.shards} .jsonl.gz shards); threads {a.threads}, batch {a.batch}")  # fmt: skip
         if a.rss:
             return rss(root, a, nbytes)
+        if a.phases:
+            return phases(root, a.threads, a.phases)
 
         from qwen25 import Tokenizer
         from qwen25.data import Decontaminator, MinHashDeduplicator
