@@ -79,12 +79,13 @@ def print_summary(trainer: Any, summary: Callable[[], Mapping[str, Any]]) -> int
 
 
 def run_on_file(args: argparse.Namespace, module: Any, train: Callable[..., tuple[Any, list[dict[str, Any]]]],
-                *, source: str, what: str,
-                summary: Callable[[Any, list[dict[str, Any]], str], Mapping[str, Any]]) -> int:
+                *, source: str, what: str, keys: Iterable[str],
+                extra: Callable[[Any, list[dict[str, Any]]], Mapping[str, Any]] | None = None) -> int:
     """``qwen25 rm``, ``dpo`` and ``grpo``: ``module.recipe(--recipe)`` with the ``--set``
     overrides, on the file ``--SOURCE`` (``what`` it holds, for the error when it is missing);
     ``--print-config`` prints ``module.prepare_config``; else ``train(config, SOURCE=path,
-    out_dir=OUT, progress=...)`` runs and ``summary(trainer, records, OUT)`` is printed."""
+    out_dir=OUT, progress=...)`` runs and prints the steps run, the step reached, OUT,
+    ``extra(trainer, records)`` and the last values of ``keys``."""
     from ..train import apply_overrides
 
     config = apply_overrides(module.recipe(args.recipe), args.overrides)
@@ -97,4 +98,6 @@ def run_on_file(args: argparse.Namespace, module: Any, train: Callable[..., tupl
     out = require_out(args)
     trainer, records = train(config, **{source: path}, out_dir=out, progress=progress_of(args))
     with closing(trainer):
-        return print_summary(trainer, lambda: summary(trainer, records, out))
+        return print_summary(trainer, lambda: {"steps_run": len(records), "step": trainer.step,
+                                               "out": out, **(extra(trainer, records) if extra else {}),
+                                               **last_values(records, keys)})

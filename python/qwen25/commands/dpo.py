@@ -10,9 +10,8 @@ reference log-probs), OUT/checkpoints/step-N/ and OUT/final/ (the policy as an H
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ._train_common import add_run_arguments, last_values, run_on_file
+from ._train_common import add_run_arguments, run_on_file
 
 HELP = "DPO on preference pairs (the report's recipe: 1 epoch, lr 7e-7, the Online Merging Optimizer)."
 
@@ -27,10 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..rl import dpo
 
-    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
-        return {"steps_run": len(records), "step": trainer.step, "out": out, "reference": trainer.ref_source,
-                **last_values(records, ("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy",
-                                        "eval_loss"))}
-
     return run_on_file(args, dpo, dpo.train_dpo, source="data", what="a JSONL file of preference pairs",
-                       summary=summary)
+                       keys=("loss", "rewards_accuracy", "rewards_margin", "eval_rewards_accuracy", "eval_loss"),
+                       extra=lambda trainer, records: {"reference": trainer.ref_source})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._train_common import add_run_arguments, last_values, run_on_file
+from ._train_common import add_run_arguments, run_on_file
 
 HELP = "Online RL with GRPO on prompts (8 samples per query, variance-ordered queries, verifiable rewards)."
 
@@ -32,12 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..rl import grpo
 
-    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
+    def extra(trainer: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
         first = records[0] if records else {}
-        return {"steps_run": len(records), "step": trainer.step, "episodes": trainer.settings.episodes,
-                "out": out,
-                "first_reward": round(first["reward"], 6) if "reward" in first else None,
-                **last_values(records, ("loss", "reward", "kl", "frac_reward_zero_std", "completion_length"))}
+        return {"episodes": trainer.settings.episodes,
+                "first_reward": round(first["reward"], 6) if "reward" in first else None}
 
     return run_on_file(args, grpo, grpo.train_grpo, source="prompts", what="a JSONL file of prompts",
-                       summary=summary)
+                       keys=("loss", "reward", "kl", "frac_reward_zero_std", "completion_length"), extra=extra)

@@ -10,9 +10,8 @@ Writes OUT/metrics.jsonl (loss, accuracy, margin), OUT/checkpoints/step-N/ and O
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from ._train_common import add_run_arguments, last_values, run_on_file
+from ._train_common import add_run_arguments, run_on_file
 
 HELP = "Train a reward model on preference pairs (saved as transformers' Qwen2ForSequenceClassification)."
 
@@ -27,9 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..rl import reward
 
-    def summary(trainer: Any, records: list[dict[str, Any]], out: str) -> dict[str, Any]:
-        return {"steps_run": len(records), "step": trainer.step, "out": out,
-                **last_values(records, ("loss", "accuracy", "margin", "eval_accuracy", "eval_loss"))}
-
     return run_on_file(args, reward, reward.train_reward_model, source="data",
-                       what="a JSONL file of preference pairs", summary=summary)
+                       what="a JSONL file of preference pairs",
+                       keys=("loss", "accuracy", "margin", "eval_accuracy", "eval_loss"))
