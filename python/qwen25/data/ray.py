@@ -16,7 +16,7 @@ from .._extras import require
 
 require("ray", "qwen25.data.ray")
 
-from .decontam import Decontaminator, _item_of, _test_items
+from .decontam import Decontaminator, _test_items
 from .distributed import actor_pool
 
 INDEX_COL = "decontam_test_index"
@@ -40,10 +40,9 @@ class _Worker:
             rows = [{"messages": m} for m in batch.column("messages").to_pylist()]
         else:
             rows = [{self.field: v} for v in col]
-        items = [_item_of(r, self.field, f"row {i}: ") for i, r in enumerate(rows)]
-        res = self.d._d.check(items, False, None)
-        idx = [r[0][0] if r else -1 for r in res]
-        lcs = [(r[0][1] if r[0][1] is not None else -1) if r else -1 for r in res]
+        res = self.d.check(rows, field=self.field)
+        idx = [m.test_index if m else -1 for m in res]
+        lcs = [m.lcs if m and m.lcs is not None else -1 for m in res]
         batch = batch.append_column(INDEX_COL, pa.array(idx, pa.int64()))
         return batch.append_column(LCS_COL, pa.array(lcs, pa.int64()))
 
