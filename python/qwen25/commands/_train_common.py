@@ -65,8 +65,8 @@ def run_summary(trainer: Any, records: Sequence[Mapping[str, Any]], out: str,
     ``extra``, the last loss and tokens seen, and the checkpoint written last."""
     summary = {"steps_run": len(records), "step": trainer.step, "of": trainer.config.total_steps(),
                "out": out, **extra, **last_values(records, ("loss", "tokens_seen"))}
-    if trainer._last_ckpt is not None:
-        summary["checkpoint"] = str(trainer._last_ckpt)
+    if trainer.last_checkpoint is not None:
+        summary["checkpoint"] = str(trainer.last_checkpoint)
     return summary
 
 

@@ -264,7 +264,7 @@ def stage_pretrain(out: str, data: dict[str, Any], steps: tuple[int, int], log: 
     trainer = Trainer(cfg, out_dir=run, resume=False, progress=False)
     try:
         recs = trainer.fit()
-        ckpt = trainer._last_ckpt
+        ckpt = trainer.last_checkpoint
     finally:
         trainer.close()
     final = os.path.join(run, "final")
@@ -316,7 +316,7 @@ def stage_sft(out: str, base: str, tokenizer: str, n_chat: int, log: Callable[[s
         method={"objective": "sft", "epochs": epochs, "tokenizer": tokenizer})
     trainer, recs, rep = run_sft(cfg, run, resume=False, progress=False)
     try:
-        ckpt = trainer._last_ckpt
+        ckpt = trainer.last_checkpoint
     finally:
         trainer.close()
     final = os.path.join(run, "final")

@@ -263,6 +263,11 @@ class Trainer:
         self._last_ckpt: Path | None = None
         self._tokens_seen = 0
 
+    @property
+    def last_checkpoint(self) -> Path | None:
+        """The checkpoint folder this trainer wrote or resumed from last (None before any)."""
+        return self._last_ckpt
+
     # ---------------------------------------------------------------------------- helpers
     def _note(self, msg: str) -> None:
         if self.verbose and self.dist.rank == 0:
