@@ -70,16 +70,31 @@ enum Sink {
     Zstd(zstd::stream::write::Encoder<'static, Out>),
 }
 
+thread_local! {
+    /// This thread's compressor, kept between members (a level 6 compressor is a large allocation
+    /// that would be mapped and faulted in again for every MiB).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, libdeflater::Compressor)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn gzip_member(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
-    let lvl = libdeflater::CompressionLvl::new(level)
-        .map_err(|_| std::io::Error::other("bad gzip level"))?;
-    let mut c = libdeflater::Compressor::new(lvl);
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
-    let n = c
-        .gzip_compress(data, &mut out)
-        .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
-    out.truncate(n);
-    Ok(out)
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            let lvl = libdeflater::CompressionLvl::new(level)
+                .map_err(|_| std::io::Error::other("bad gzip level"))?;
+            *slot = Some((level, libdeflater::Compressor::new(lvl)));
+        }
+        let Some((_, c)) = slot.as_mut() else {
+            return Err(std::io::Error::other("gzip: no compressor"));
+        };
+        let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+        let n = c
+            .gzip_compress(data, &mut out)
+            .map_err(|e| std::io::Error::other(format!("gzip: {e:?}")))?;
+        out.truncate(n);
+        Ok(out)
+    })
 }
 
 /// What the writer thread is given: bytes, or some records of a batch (written from the batch's
