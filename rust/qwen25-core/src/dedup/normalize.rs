@@ -59,9 +59,246 @@ pub fn simplify_text(text: &str) -> String {
 /// `strip_punct` (its `remove_punctuation`) and `collapse_ws` (its `norm_whitespace`); numbers
 /// and accents are always normalised (datatrove's defaults).
 pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
-    if text.is_ascii() {
-        return simplify_ascii(text.as_bytes(), cfg);
+    let mut out = String::new();
+    simplify_text_into(text, cfg, &mut out);
+    out
+}
+
+/// [`simplify_text_with`] into `out` (cleared first), which keeps its allocation between calls.
+pub fn simplify_text_into(text: &str, cfg: &NormConfig, out: &mut String) {
+    let mut buf = std::mem::take(out).into_bytes();
+    if simplify_one_pass(text, cfg, &mut buf) {
+        // only whole chars were written
+        *out = String::from_utf8(buf).unwrap_or_default();
+        let t = out.trim_matches(crate::filter::text::is_py_space);
+        if t.len() != out.len() {
+            *out = t.to_string();
+        }
+    } else {
+        *out = simplify_by_steps(text, cfg);
     }
+}
+
+/// The `simplify_table` of every configuration, by [`cfg_index`].
+fn simplify_tables() -> &'static [[u8; 128]; 8] {
+    static T: std::sync::OnceLock<[[u8; 128]; 8]> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let mut t = [[0u8; 128]; 8];
+        for (k, slot) in t.iter_mut().enumerate() {
+            *slot = simplify_table(&NormConfig {
+                lowercase: k & 1 != 0,
+                strip_punct: k & 2 != 0,
+                collapse_ws: k & 4 != 0,
+            });
+        }
+        t
+    })
+}
+
+fn cfg_index(cfg: &NormConfig) -> usize {
+    cfg.lowercase as usize | (cfg.strip_punct as usize) << 1 | (cfg.collapse_ws as usize) << 2
+}
+
+/// Byte length of the `\p{Nd}` char at byte `i` of `text` (0: not a digit).
+#[inline(always)]
+fn digit_len(text: &str, i: usize) -> usize {
+    let b = text.as_bytes()[i];
+    if b < 0x80 {
+        return b.is_ascii_digit() as usize;
+    }
+    digit_len_non_ascii(text, i)
+}
+
+#[cold]
+fn digit_len_non_ascii(text: &str, i: usize) -> usize {
+    use unicode_general_category::{get_general_category, GeneralCategory};
+    match text[i..].chars().next() {
+        Some(c) if get_general_category(c) == GeneralCategory::DecimalNumber => c.len_utf8(),
+        _ => 0,
+    }
+}
+
+/// The end of the number starting at byte `i` of `text` (a digit): `\p{Nd}+`, then one of
+/// `.,،٫⎖⎗⎘` and more digits if there are.
+#[inline(always)]
+fn number_end(text: &str, mut i: usize) -> usize {
+    let n = text.len();
+    let b = text.as_bytes();
+    while i < n {
+        let l = digit_len(text, i);
+        if l == 0 {
+            break;
+        }
+        i += l;
+    }
+    if i < n {
+        let sep = match b[i] {
+            b'.' | b',' => 1,
+            c if c >= 0x80 => text[i..]
+                .chars()
+                .next()
+                .filter(|&c| "،٫⎖⎗⎘".contains(c))
+                .map_or(0, char::len_utf8),
+            _ => 0,
+        };
+        if sep > 0 && i + sep < n && digit_len(text, i + sep) > 0 {
+            i += sep;
+            while i < n {
+                let l = digit_len(text, i);
+                if l == 0 {
+                    break;
+                }
+                i += l;
+            }
+        }
+    }
+    i
+}
+
+/// [`simplify_text_with`] in one pass over `text` into `out`, before the final trim: the same
+/// steps as [`simplify_by_steps`] applied char by char (lowercase, numbers as `0`, punctuation
+/// as spaces, whitespace collapsed, then accents dropped over each run of non-ASCII chars once
+/// the run ends). ASCII bytes go through one table. Returns false, leaving `out` to the caller,
+/// for a text with `Σ` under `lowercase`: its lowercase depends on the chars around it.
+fn simplify_one_pass(text: &str, cfg: &NormConfig, out: &mut Vec<u8>) -> bool {
+    let table = &simplify_tables()[cfg_index(cfg)];
+    let b = text.as_bytes();
+    let n = b.len();
+    out.clear();
+    out.reserve(n);
+    let mut pending = false; // a collapsed whitespace run after a written char, not yet written
+    let mut run: Option<usize> = None; // where the current run of non-ASCII chars starts in out
+    let mut scratch = String::new();
+    // write an ASCII byte: end the run of non-ASCII chars (drop its accents), then the space
+    macro_rules! put_ascii {
+        ($x:expr) => {{
+            if let Some(r) = run.take() {
+                drop_accents_tail(out, r, &mut scratch);
+            }
+            if pending {
+                out.push(b' ');
+                pending = false;
+            }
+            out.push($x);
+        }};
+    }
+    let mut i = 0;
+    while i < n {
+        let c = b[i];
+        if c < 0x80 {
+            // the accents of a run of non-ASCII chars are dropped once it ends (this may leave
+            // `out` empty, where the steps keep a space that the final trim removes)
+            if let Some(r) = run.take() {
+                drop_accents_tail(out, r, &mut scratch);
+            }
+            match table[c as usize] {
+                0 => {
+                    i = number_end(text, i);
+                    put_ascii!(b'0');
+                }
+                1 => {
+                    pending |= !out.is_empty();
+                    i += 1;
+                    while i < n && b[i] < 0x80 && table[b[i] as usize] == 1 {
+                        i += 1;
+                    }
+                }
+                t => {
+                    put_ascii!(t & 0x7F);
+                    i += 1;
+                    // a run of kept bytes, the common case, in a tight loop
+                    while i < n && b[i] < 0x80 {
+                        let t = table[b[i] as usize];
+                        if t < 2 {
+                            break;
+                        }
+                        out.push(t & 0x7F);
+                        i += 1;
+                    }
+                }
+            }
+            continue;
+        }
+        if digit_len(text, i) > 0 {
+            i = number_end(text, i);
+            put_ascii!(b'0');
+            continue;
+        }
+        let Some(ch) = text[i..].chars().next() else {
+            break;
+        };
+        i += ch.len_utf8();
+        if cfg.lowercase && ch == 'Σ' {
+            return false;
+        }
+        let mut put = |x: char| {
+            if x.is_ascii() {
+                // a lowercase ASCII letter from a non-ASCII one ('K' -> 'k'): never a digit
+                match table[x as usize] {
+                    1 => pending |= !out.is_empty(),
+                    t => put_ascii!(t & 0x7F),
+                }
+                return;
+            }
+            if cfg.strip_punct && crate::filter::in_datatrove_punctuation(x) {
+                if cfg.collapse_ws {
+                    pending |= !out.is_empty();
+                } else {
+                    put_ascii!(b' ');
+                }
+                return;
+            }
+            if cfg.collapse_ws && crate::filter::text::is_py_space(x) {
+                pending |= !out.is_empty();
+                return;
+            }
+            if pending {
+                if let Some(r) = run.take() {
+                    drop_accents_tail(out, r, &mut scratch);
+                }
+                out.push(b' ');
+                pending = false;
+            }
+            if run.is_none() {
+                run = Some(out.len());
+            }
+            let mut u = [0u8; 4];
+            out.extend_from_slice(x.encode_utf8(&mut u).as_bytes());
+        };
+        if cfg.lowercase {
+            ch.to_lowercase().for_each(&mut put);
+        } else {
+            put(ch);
+        }
+    }
+    if let Some(r) = run {
+        drop_accents_tail(out, r, &mut scratch);
+    }
+    true
+}
+
+/// Drop the accents of `out[r..]`, a run of non-ASCII chars: NFD, then no char of category Mn.
+fn drop_accents_tail(out: &mut Vec<u8>, r: usize, scratch: &mut String) {
+    use unicode_general_category::{get_general_category, GeneralCategory};
+    use unicode_normalization_alignments::UnicodeNormalization;
+    let Ok(tail) = std::str::from_utf8(&out[r..]) else {
+        return;
+    };
+    scratch.clear();
+    scratch.extend(
+        tail.chars()
+            .nfd()
+            .map(|(c, _)| c)
+            .filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark),
+    );
+    out.truncate(r);
+    out.extend_from_slice(scratch.as_bytes());
+}
+
+/// [`simplify_text_with`] step by step, as datatrove writes it: lowercase the whole text, then
+/// numbers and punctuation, whitespace, accents, trim. The reference for
+/// [`simplify_one_pass`], and the way for a text with `Σ` (lowercased in context).
+fn simplify_by_steps(text: &str, cfg: &NormConfig) -> String {
     use unicode_general_category::{get_general_category, GeneralCategory};
     let is_nd = |c: char| {
         if c.is_ascii() {
@@ -175,7 +412,7 @@ fn punct_table() -> &'static [bool; 128] {
     })
 }
 
-/// Per ASCII byte, for [`simplify_ascii`]: 0 a digit, 1 a space that collapses with its run,
+/// Per ASCII byte, for [`simplify_one_pass`]: 0 a digit, 1 a space that collapses with its run,
 /// else the byte to emit (after lowercasing, punctuation as a space) with the bit 0x80 set.
 fn simplify_table(cfg: &NormConfig) -> [u8; 128] {
     let mut t = [0u8; 128];
@@ -197,52 +434,6 @@ fn simplify_table(cfg: &NormConfig) -> [u8; 128] {
         };
     }
     t
-}
-
-/// [`simplify_text_with`] for ASCII text, in one pass over the bytes (the same steps: numbers
-/// as `0`, punctuation as spaces, whitespace collapsed; NFD does nothing to ASCII).
-fn simplify_ascii(text: &[u8], cfg: &NormConfig) -> String {
-    let table = simplify_table(cfg);
-    let n = text.len();
-    let mut out: Vec<u8> = Vec::with_capacity(n);
-    let mut pending = false; // a collapsed whitespace run after a kept byte, not yet written
-    let mut i = 0;
-    while i < n {
-        let t = table[text[i] as usize];
-        if t == 1 {
-            pending |= !out.is_empty();
-            i += 1;
-            continue;
-        }
-        if pending {
-            out.push(b' ');
-            pending = false;
-        }
-        if t == 0 {
-            // \d+ ([.,] \d+)?
-            i += 1;
-            while i < n && text[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i + 1 < n && matches!(text[i], b'.' | b',') && text[i + 1].is_ascii_digit() {
-                i += 2;
-                while i < n && text[i].is_ascii_digit() {
-                    i += 1;
-                }
-            }
-            out.push(b'0');
-        } else {
-            out.push(t & 0x7F);
-            i += 1;
-        }
-    }
-    // only ASCII bytes were written
-    let s = String::from_utf8(out).unwrap_or_default();
-    if cfg.collapse_ws {
-        s
-    } else {
-        s.trim_matches(crate::filter::text::is_py_space).to_string()
-    }
 }
 
 /// Normalise `text` by `cfg` (borrowed when nothing changes).
@@ -447,28 +638,54 @@ mod tests {
         }
     }
 
+    /// The one pass, trimmed, or None where it leaves the text to the steps (`Σ`).
+    fn one_pass(text: &str, cfg: &NormConfig) -> Option<String> {
+        let mut out = Vec::new();
+        if !simplify_one_pass(text, cfg, &mut out) {
+            return None;
+        }
+        let s = String::from_utf8(out).expect("the one pass writes UTF-8");
+        Some(s.trim_matches(crate::filter::text::is_py_space).to_string())
+    }
+
     #[test]
-    fn simplify_ascii_path_matches_general_path() {
-        // the general (char by char) path is the reference: a non-ASCII letter at both ends,
-        // which no step changes or joins with its neighbours, forces it
-        let alphabet = b"aB 1.2,3\t\n-'x!  \r_z9\x0b\x00$";
+    fn simplify_one_pass_matches_the_steps() {
+        // the steps (lowercase the whole text, numbers, punctuation, whitespace, accents, trim,
+        // as datatrove writes them) are the reference, on ASCII and on text with every kind of
+        // char a step treats apart: non-ASCII digits and number separators, non-ASCII spaces
+        // and punctuation, letters whose lowercase is ASCII or several chars, marks of every
+        // combining class, chars NFD changes, and Σ (lowercased in context: the steps do it)
+        let alphabets: [Vec<char>; 3] = [
+            "aB 1.2,3\t\n-'x!  \r_z9\u{b}\u{0}$".chars().collect(),
+            "aÉé\u{301}\u{323}İK٣٫،⎖5., 0\u{a0}\u{3000}\u{85}\u{2000}’“\u{1d165}\u{315}ǅẞﬁ\t\n-x\u{300}Ÿ"
+                .chars()
+                .collect(),
+            "ΣσςΑa \u{301}.İ5".chars().collect(),
+        ];
         let mut rng = crate::lcg::Lcg(11);
-        for n in 0..4000 {
-            let text = rng.string(alphabet, n % 37);
-            for cfg in one_off().into_iter().chain([NormConfig::NONE]) {
-                let fast = simplify_text_with(&text, &cfg);
-                let slow = simplify_text_with(&format!("\u{436}{text}\u{436}"), &cfg);
-                let want = slow
-                    .strip_prefix('\u{436}')
-                    .and_then(|s| s.strip_suffix('\u{436}'))
-                    .unwrap_or(&slow)
-                    .trim_matches(crate::filter::text::is_py_space);
-                assert_eq!(fast, want, "{text:?} {cfg:?}");
+        let mut by_one_pass = 0;
+        for alphabet in &alphabets {
+            for n in 0..4000 {
+                let text = rng.string(alphabet, n % 37);
+                for cfg in one_off().into_iter().chain([NormConfig::NONE]) {
+                    let want = simplify_by_steps(&text, &cfg);
+                    assert_eq!(simplify_text_with(&text, &cfg), want, "{text:?} {cfg:?}");
+                    if let Some(got) = one_pass(&text, &cfg) {
+                        assert_eq!(got, want, "{text:?} {cfg:?}");
+                        by_one_pass += 1;
+                    }
+                }
             }
         }
+        assert!(by_one_pass > 50_000, "{by_one_pass}");
         assert_eq!(
             simplify_text("Hello, World! 3.14 and 1,000,000"),
             "hello world 0 and 0 0"
+        );
+        // datatrove 0.10.1: simplify_text("Ça coûte ٣٫٥ €, ΣΟΦΟΣ.")
+        assert_eq!(
+            simplify_text("Ça coûte ٣٫٥ €, ΣΟΦΟΣ."),
+            "ca coute 0 € σοφος"
         );
     }
 

@@ -72,6 +72,7 @@ fn specials() -> &'static Specials {
     })
 }
 
+#[inline]
 fn special(s: &str) -> Option<&'static [&'static str]> {
     let (m, f) = specials();
     if !f.may_hold(s) {
@@ -560,18 +561,10 @@ fn chunk_tokens(
     }
 }
 
-/// The tokens of `text` before the special-case pass, as (start, end, whitespace).
-fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>) {
-    let mut infix = Vec::new();
-    let mut span = |s: usize, e: usize, ws: bool| {
-        if ws {
-            out.push((s, e, true));
-        } else {
-            chunk_tokens(&text[s..e], s, specials, &mut infix, &mut |x, y| {
-                out.push((x, y, false))
-            });
-        }
-    };
+/// The chunks of `text` as spaCy splits it at whitespace, as (start, end, whitespace): a single
+/// space after a chunk is dropped, other whitespace runs are whitespace chunks.
+#[inline(always)]
+fn chunks(text: &str, mut span: impl FnMut(usize, usize, bool)) {
     if text.is_ascii() {
         // the same walk over bytes (Python's ASCII whitespace: \t\n\x0b\x0c\r, \x1c-\x1f, space)
         let b = text.as_bytes();
@@ -611,6 +604,146 @@ fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>)
     if start < text.len() {
         span(start, text.len(), in_ws);
     }
+}
+
+/// The tokens of `text` before the special-case pass, as (start, end, whitespace).
+fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>) {
+    let mut infix = Vec::new();
+    chunks(text, |s, e, ws| {
+        if ws {
+            out.push((s, e, true));
+        } else {
+            chunk_tokens(&text[s..e], s, specials, &mut infix, &mut |x, y| {
+                out.push((x, y, false))
+            });
+        }
+    });
+}
+
+/// Per ASCII byte, for [`plain_chunk`]: a letter, a digit, anything else, or a non-ASCII byte.
+const PLAIN_LETTER: u8 = 1;
+const PLAIN_DIGIT: u8 = 2;
+const PLAIN_OTHER: u8 = 3;
+const PLAIN_NON_ASCII: u8 = 4;
+const PLAIN_CLASS: [u8; 256] = {
+    let mut t = [PLAIN_NON_ASCII; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_alphabetic() {
+            PLAIN_LETTER
+        } else if c.is_ascii_digit() {
+            PLAIN_DIGIT
+        } else {
+            PLAIN_OTHER
+        };
+        i += 1;
+    }
+    t
+};
+
+/// A non-ASCII char that no prefix, suffix, infix or URL rule looks at outside a unit after a
+/// digit: a letter that is not punctuation, a quote or an icon (spaCy's classes).
+fn plain_non_ascii(c: char) -> bool {
+    c.is_alphabetic() && !is_icon(c) && !PUNCT.contains(c) && !is_quote(c)
+}
+
+/// Whether the rules make the chunk `s` (no whitespace) one token, decided without them, that
+/// no special-case pattern starts with. Such a chunk is made of letters (ASCII, or
+/// [`plain_non_ascii`]) and ASCII digits with no letter right after a digit, and is not a
+/// special case. Then:
+/// - no prefix: every prefix starts with a dot, `+`, punctuation, a quote, an icon, `§%=—–`,
+///   or a currency sign (`US$` and the like need the `$`);
+/// - no suffix: every suffix ends with punctuation, a quote, an icon, a dash, `+` or `.`, or is
+///   `'s`, or is a unit or currency after a digit (a unit starts with a letter or `%`, and no
+///   letter follows a digit here);
+/// - no infix: every infix holds a dot, `…`, an icon, `+-*^`, a comma, a dash, `~` or `:<>=/`;
+/// - no URL: a host needs a dot;
+/// - so the chunk is one token, and a special-case pattern cannot start with it (a pattern of
+///   several tokens starts with a token followed by another with no space between, and a
+///   one-token pattern is a special case itself) nor have it second (joined to the first);
+///   [`tokens`] checks [`later_pattern_token`] when a pattern could go on with it.
+///
+/// `tests::plain_fast_path_agrees_with_the_rules` compares the result with the rules.
+#[inline]
+fn plain_chunk(s: &str) -> bool {
+    plain_chars(s) && not_special(s)
+}
+
+/// The chars of a [`plain_chunk`]: letters (ASCII, or [`plain_non_ascii`]) and ASCII digits,
+/// with no letter right after a digit.
+#[inline]
+fn plain_chars(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut prev_digit = false;
+    let mut i = 0;
+    while i < b.len() {
+        match PLAIN_CLASS[b[i] as usize] {
+            PLAIN_LETTER if !prev_digit => {}
+            PLAIN_DIGIT => {
+                prev_digit = true;
+                i += 1;
+                continue;
+            }
+            PLAIN_NON_ASCII => return plain_chunk_chars(&s[i..], prev_digit),
+            _ => return false,
+        }
+        prev_digit = false;
+        i += 1;
+    }
+    true
+}
+
+/// [`plain_chars`] from the first non-ASCII char on.
+#[cold]
+fn plain_chunk_chars(s: &str, mut prev_digit: bool) -> bool {
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            prev_digit = true;
+            continue;
+        }
+        let letter = if c.is_ascii() {
+            c.is_ascii_alphabetic()
+        } else {
+            plain_non_ascii(c)
+        };
+        if !letter || prev_digit {
+            return false;
+        }
+    }
+    true
+}
+
+/// Not a special case.
+#[inline(always)]
+fn not_special(s: &str) -> bool {
+    special(s).is_none()
+}
+
+type TokenSet = (rustc_hash::FxHashSet<&'static str>, KeyFilter);
+
+/// The third and later tokens of the special-case patterns. The special-case pass only looks
+/// for a pattern from a token joined to the next one (no space between), so the second token
+/// of a match is in the chunk of the first, but the third may be the next chunk after a space.
+fn later_pattern_tokens() -> &'static TokenSet {
+    static L: OnceLock<TokenSet> = OnceLock::new();
+    L.get_or_init(|| {
+        let (pats, _) = patterns_filtered();
+        let set: rustc_hash::FxHashSet<&'static str> = pats
+            .values()
+            .flatten()
+            .flat_map(|p| p.iter().skip(2).copied())
+            .collect();
+        let f = KeyFilter::new(set.iter().copied());
+        (set, f)
+    })
+}
+
+/// Whether `s` is a third or later token of a special-case pattern.
+#[inline]
+fn later_pattern_token(s: &str) -> bool {
+    let (set, filter) = later_pattern_tokens();
+    filter.may_hold(s) && set.contains(s)
 }
 
 type Patterns = (FxHashMap<&'static str, Vec<Vec<&'static str>>>, KeyFilter);
@@ -722,7 +855,124 @@ fn apply_special_cases(text: &str, toks: &mut Vec<(usize, usize, bool)>) {
 }
 
 /// The tokens of `text` as byte spans, whitespace tokens included (`true` when whitespace).
+///
+/// A [`plain_chunk`] is emitted as one token without the rules. A special-case pattern never
+/// holds a whitespace token or a plain chunk, so the special-case pass runs over each run of
+/// the other chunks alone, with the same result as over the whole text.
 pub fn tokens(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
+    if !fast_path_on() {
+        return tokens_by_the_rules(text, emit);
+    }
+    let mut run: Vec<(usize, usize, bool)> = Vec::new();
+    let mut infix = Vec::new();
+    let flush = |run: &mut Vec<(usize, usize, bool)>, emit: &mut dyn FnMut(usize, usize, bool)| {
+        if run.is_empty() {
+            return;
+        }
+        apply_special_cases(text, run);
+        for &(s, e, ws) in run.iter() {
+            emit(s, e, ws);
+        }
+        run.clear();
+    };
+    // a chunk, with whether its chars are plain (see `plain_chunk`)
+    let mut chunk = |s: usize, e: usize, ws: bool, plain_chars: bool| {
+        if ws {
+            flush(&mut run, &mut emit);
+            emit(s, e, true);
+        } else if plain_chars && not_special(&text[s..e]) {
+            // one token; a pattern can only go on with it from the run of chunks before
+            if run.is_empty() || !later_pattern_token(&text[s..e]) {
+                flush(&mut run, &mut emit);
+                emit(s, e, false);
+            } else {
+                run.push((s, e, false));
+            }
+        } else {
+            chunk_tokens(&text[s..e], s, true, &mut infix, &mut |x, y| {
+                run.push((x, y, false))
+            });
+        }
+    };
+    if text.is_ascii() {
+        ascii_chunks(text.as_bytes(), &mut chunk);
+    } else {
+        chunks(text, |s, e, ws| {
+            chunk(s, e, ws, !ws && plain_chars(&text[s..e]))
+        });
+    }
+    flush(&mut run, &mut emit);
+}
+
+/// Per ASCII byte, for [`ascii_chunks`]: Python's whitespace, a letter, a digit, or neither
+/// (any other byte).
+const A_SPACE: u8 = 1;
+const A_LETTER: u8 = 2;
+const A_DIGIT: u8 = 4;
+const A_OTHER: u8 = 8;
+const ASCII_CLASS: [u8; 256] = {
+    let mut t = [A_OTHER; 256];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = if matches!(c, 9..=13 | 0x1c..=0x20) {
+            A_SPACE
+        } else if c.is_ascii_alphabetic() {
+            A_LETTER
+        } else if c.is_ascii_digit() {
+            A_DIGIT
+        } else {
+            A_OTHER
+        };
+        i += 1;
+    }
+    t
+};
+
+/// [`chunks`] of ASCII text, in one walk that also finds whether each chunk's bytes are plain
+/// (letters and digits, no letter right after a digit): calls `chunk(start, end, whitespace,
+/// plain bytes)`.
+#[inline(always)]
+fn ascii_chunks(b: &[u8], chunk: &mut impl FnMut(usize, usize, bool, bool)) {
+    let n = b.len();
+    let mut i = 0;
+    // whitespace at the start is a chunk, its first space included
+    while i < n && ASCII_CLASS[b[i] as usize] == A_SPACE {
+        i += 1;
+    }
+    if i > 0 {
+        chunk(0, i, true, false);
+    }
+    while i < n {
+        let s = i;
+        let mut prev = 0u8;
+        let mut bad = false;
+        while i < n {
+            let k = ASCII_CLASS[b[i] as usize];
+            if k == A_SPACE {
+                break;
+            }
+            bad |= k == A_OTHER || (k == A_LETTER && prev == A_DIGIT);
+            prev = k;
+            i += 1;
+        }
+        chunk(s, i, false, !bad);
+        if i < n {
+            // a single space after a chunk is dropped, other whitespace is a chunk
+            let ws = if b[i] == b' ' { i + 1 } else { i };
+            i += 1;
+            while i < n && ASCII_CLASS[b[i] as usize] == A_SPACE {
+                i += 1;
+            }
+            if ws < i {
+                chunk(ws, i, true, false);
+            }
+        }
+    }
+}
+
+/// [`tokens`] with every chunk through the rules and one special-case pass over the whole text.
+fn tokens_by_the_rules(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
     let mut toks = Vec::new();
     affix_tokens(text, true, &mut toks);
     apply_special_cases(text, &mut toks);
@@ -798,6 +1048,181 @@ mod tests {
             NO_FAST_PATH.with(|c| c.set(false));
             assert_eq!(fast, slow, "{text:?}");
         }
+    }
+
+    /// The tokens of `text` with and without the fast paths (the rules alone are the reference).
+    fn both_ways(text: &str) -> (Vec<(usize, usize, bool)>, Vec<(usize, usize, bool)>) {
+        let mut fast = Vec::new();
+        tokens(text, |s, e, w| fast.push((s, e, w)));
+        NO_FAST_PATH.with(|c| c.set(true));
+        let mut slow = Vec::new();
+        tokens(text, |s, e, w| slow.push((s, e, w)));
+        NO_FAST_PATH.with(|c| c.set(false));
+        (fast, slow)
+    }
+
+    #[test]
+    fn plain_fast_path_agrees_with_the_rules() {
+        // pieces that hit every rule next to plain words: special cases with and without their
+        // apostrophe, the later tokens of special-case patterns, units and currencies after
+        // digits, prefixes, suffixes, infixes, URLs, icons, non-ASCII letters and digits
+        let pieces = [
+            "don't",
+            "dont",
+            "Dont",
+            "cant",
+            "gonna",
+            "im",
+            "e.g.",
+            "e.g",
+            "U.S.",
+            "a.m.",
+            "em",
+            "'em",
+            "'",
+            "cause",
+            "or",
+            "and/",
+            "w/",
+            "o",
+            "O",
+            "o.",
+            "8-",
+            "D",
+            "and",
+            "'s",
+            "s",
+            "n't",
+            "nt",
+            "0",
+            "5",
+            "10",
+            "0km",
+            "km",
+            "m",
+            "5m",
+            "kmh",
+            "mph",
+            "0s",
+            "x0",
+            "a0b",
+            "0x",
+            "us",
+            "US$",
+            "$",
+            "€",
+            "ʻ",
+            "é",
+            "ß",
+            "日本",
+            "Ⓐ",
+            "©",
+            "µm",
+            "µ",
+            "км",
+            "5км",
+            "٣",
+            "Σ",
+            "ǅ",
+            ".",
+            "..",
+            "...",
+            ",",
+            "-",
+            "--",
+            "—",
+            "–",
+            "~",
+            ":",
+            "/",
+            "=",
+            "+",
+            "*",
+            "^",
+            "%",
+            "§",
+            "…",
+            "(",
+            ")",
+            "[",
+            "\"",
+            "’",
+            "`",
+            "http://x.com",
+            "x.com",
+            "a@b.co",
+            "a.B",
+            "o.O",
+            ":)",
+            "<3",
+            "xD",
+            "a",
+            "the",
+            "Hello",
+            "qzab",
+            "·",
+            "。",
+            "٪",
+            "ﬁ",
+            "\u{301}",
+        ];
+        let seps = ["", "", " ", " ", " ", "  ", "\n", "\t", "\u{a0}", " \n "];
+        let mut rng = crate::lcg::Lcg(17);
+        for n in 0..20000 {
+            let mut text = String::new();
+            for _ in 0..(1 + n % 13) {
+                text.push_str(pieces[rng.below(pieces.len())]);
+                text.push_str(seps[rng.below(seps.len())]);
+            }
+            let (fast, slow) = both_ways(&text);
+            assert_eq!(fast, slow, "{text:?}");
+        }
+        // and on random characters, ASCII (one walk over the bytes) or not
+        let alphabets: [Vec<char>; 2] = [
+            "ab0k9mKgTs'.,-:/ \n\t$€é日Ⓐ©µк٣Σ()\"+%…—ﬁ"
+                .chars()
+                .collect(),
+            "ab0k9mKgTsd'.,-:/  \n\t\u{b}\u{1c}$()\"+%"
+                .chars()
+                .collect(),
+        ];
+        for alphabet in &alphabets {
+            for n in 0..20000 {
+                let text = rng.string(alphabet, n % 23);
+                let (fast, slow) = both_ways(&text);
+                assert_eq!(fast, slow, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_chunks() {
+        // the ordinary words of simplified text take the fast path; special cases, units after
+        // a digit and the later tokens of patterns do not
+        for w in [
+            "hello",
+            "qzab",
+            "0",
+            "a0",
+            "x00",
+            "caf\u{e9}",
+            "日本",
+            "stra\u{df}e",
+        ] {
+            assert!(plain_chunk(w), "{w}");
+        }
+        for w in [
+            "dont", "cant", "gonna", "0km", "0s", "a0b", "e.g", "x-y", "\u{24b6}", "a\u{301}",
+        ] {
+            assert!(!plain_chunk(w), "{w}");
+        }
+        // the later tokens that can be plain chunks, which the pass must see after a run
+        let (set, _) = later_pattern_tokens();
+        let mut plain: Vec<&str> = set.iter().copied().filter(|t| plain_chunk(t)).collect();
+        plain.sort_unstable();
+        assert_eq!(plain, ["D", "O", "o", "or"]);
+        let (fast, slow) = both_ways("and/ or w/ o o. O 8- D");
+        assert_eq!(fast, slow);
     }
 
     #[test]
