@@ -197,3 +197,25 @@ def test_decontaminate_state_names_the_algorithm_and_redoes_an_old_state(tmp_pat
     rep = run_job(**kw)
     s = rep["shards"][0]
     assert not s["resumed"] and s["redone"].startswith("its state file is from another version (2")
+
+
+def test_decontaminate_resume_checks_the_outputs_content(tmp_path):
+    """An output edited to the same size with its mtime restored redoes its shard: the state holds
+    each output's size and the digest its writer computed (equal to the file's XXH3-128)."""
+    item = "def add(a, b):\n    return a + b  # the one function every benchmark of addition seems to hold today"
+    (tmp_path / "tests.jsonl").write_text(json.dumps({"id": "t0", "text": item}) + "\n")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_bytes(_lines(40, 9) + json.dumps({"text": "x\n" + item}).encode() + b"\n")
+    kw = {"train": [str(corpus / "*.jsonl")], "tests": [str(tmp_path / "tests.jsonl")], "out": str(tmp_path / "out"),
+          "progress": False, "log": lambda _m: None}  # fmt: skip
+    assert run_job(**kw)["counts"]["removed"] == 1
+    st = json.loads((tmp_path / "out" / ".state" / "a.jsonl.json").read_text())
+    for rel in ("clean/a.jsonl", "removed/a.jsonl"):
+        raw = (tmp_path / "out" / rel).read_bytes()
+        assert st["outputs"][rel] == [len(raw), _xxh(raw)]
+    assert run_job(**kw)["shards"][0]["resumed"]
+    _same_size_edit(tmp_path / "out" / "clean" / "a.jsonl")
+    s = run_job(**kw)["shards"][0]
+    assert not s["resumed"] and s["redone"] == "its output clean/a.jsonl is missing or changed"
+    assert (tmp_path / "out" / "clean" / "a.jsonl").read_bytes() == _lines(40, 9)

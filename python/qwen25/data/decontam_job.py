@@ -41,7 +41,8 @@ Resume. A shard is resumed only when its state file says it was done with the sa
 ``mode``, ``ngram``, ``lcs_min``, ``lcs_ratio``, ``window``) from the same input (size,
 modification time and digest of the file's bytes: ``digest``, of the algorithm named in
 ``digest_algorithm``, XXH3-128, a fingerprint against accidental change, not a security feature),
-and its outputs are still there at the sizes it wrote. Any difference (a state file of another
+and its outputs are still there as it wrote them (size and digest, the digest computed by the
+writer as it wrote them and checked by reading them on a rerun). Any difference (a state file of another
 ``STATE_VERSION`` included) redoes the shard, with a note saying why. Batch size, thread count and
 gzip level change no decision and are not compared. Files under ``clean/``, ``removed/``,
 ``bad/`` and ``.state/`` that belong to no current input shard are removed at the start and
@@ -89,7 +90,7 @@ __all__ = [
 
 DEFAULT_WINDOW: str | int | None = "auto"  # the Decontaminator's default: the CLI and run_job use this
 STATE_DIR = ".state"
-STATE_VERSION = 3  # 3: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b
+STATE_VERSION = 4  # 3: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b; 4: outputs [size, digest]
 LOCK_NAME = ".lock"
 MAX_THREADS = 4096
 GENERIC_MIN_HITS = 10
@@ -335,16 +336,24 @@ class _BadWriter:
             self.w = open_writer(self.final)
         self.w.write((json.dumps(entry, ensure_ascii=True) + "\n").encode("ascii"))
 
-    def commit(self) -> int | None:
+    def commit(self) -> list[Any] | None:
+        """``[size, digest]`` of the file written, None when there was no bad line."""
         if self.w is None:
             if os.path.exists(self.final):
                 os.remove(self.final)
             return None
-        return int(self.w.commit())
+        return _done(self.w)
 
     def abort(self) -> None:
         if self.w is not None:
             self.w.abort()
+
+
+def _done(w: Any) -> list[Any]:
+    """Commit the writer ``w``: ``[size, digest]`` of its file (the digest computed as it was
+    written: the file is not read back)."""
+    size = int(w.commit())
+    return [size, str(w.digest)]
 
 
 def _atomic_json(path: str, obj: Any) -> None:
@@ -397,7 +406,7 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
 
 
 def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                   tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, int]]:
+                   tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, list[Any]]]:
     """One JSONL shard: read, parsed and hashed in Rust on a background thread; the engine judges
     each batch; the raw lines go to clean/ or removed/ without passing through Python objects."""
     from .records import open_writer, read_batches
@@ -441,7 +450,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
             tally["removed"] += n_removed
             tally["bytes"] += b.nbytes
             _tick(bar, len(res) + len(bad), tally)
-        sizes = {f"clean/{shard}": wc.commit(), f"removed/{shard}": wr.commit()}
+        sizes = {f"clean/{shard}": _done(wc), f"removed/{shard}": _done(wr)}
         nb = wb.commit()
         if nb is not None:
             sizes[f"bad/{shard}.jsonl"] = nb
@@ -458,7 +467,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
 
 
 def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                     tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, int]]:
+                     tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, list[Any]]]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -537,7 +546,7 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
         sizes = {}
         for kind, (w, pw) in outs.items():
             pw.close()  # the footer; the writer stays open (pyarrow did not open it)
-            sizes[f"{kind}/{shard}"] = int(w.commit())
+            sizes[f"{kind}/{shard}"] = _done(w)
         nb = wb.commit()
         if nb is not None:
             sizes[f"bad/{shard}.jsonl"] = nb
@@ -670,9 +679,12 @@ def _resume_check(out: str, shard: str, path: str, opts_fp: dict[str, Any]) -> t
     fp = fingerprint(path)
     if (fp["digest"], fp["digest_algorithm"]) != (prev.get("digest"), prev.get("digest_algorithm")):
         return None, f"the input's content changed (its {fp['digest_algorithm']} digest differs)"
-    for rel, size in st.get("outputs", {}).items():
+    from .records import file_digest
+
+    for rel, want in st.get("outputs", {}).items():
         p = os.path.join(out, *rel.split("/"))
-        if not os.path.isfile(p) or os.path.getsize(p) != size:
+        ok = isinstance(want, list) and len(want) == 2 and os.path.isfile(p) and os.path.getsize(p) == want[0]
+        if not ok or file_digest(p) != want[1]:
             return None, f"its output {rel} is missing or changed"
     if not st.get("outputs"):
         return None, "its state lists no outputs"
