@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import Qwen25ValueError
 from ..train.config import Stage, TrainConfig, override
+from ..train.recipes import pick
 from ..train.export import save_final
 from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
@@ -159,10 +160,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {"debug": _debug, "dpo": _dpo}
 
 
 def recipe(name: str) -> TrainConfig:
-    fn = RECIPES.get(name)
-    if fn is None:
-        raise Qwen25ValueError(f"unknown DPO recipe {name!r}; known recipes: {', '.join(RECIPES)}")
-    return fn()
+    return pick(RECIPES, name, "DPO")
 
 
 def prepare_config(config: TrainConfig, data: str | os.PathLike[str] | None = None) -> TrainConfig:

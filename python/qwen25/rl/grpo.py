@@ -42,6 +42,7 @@ import torch
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..train.config import Stage, TrainConfig, override
+from ..train.recipes import pick
 from ..train.export import save_final
 from ..train.trainer import Trainer
 from .rewards import CompositeReward, RewardFunction, build_rewards
@@ -1187,10 +1188,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {"debug": _debug, "grpo": _grpo}
 
 
 def recipe(name: str) -> TrainConfig:
-    fn = RECIPES.get(name)
-    if fn is None:
-        raise Qwen25ValueError(f"unknown GRPO recipe {name!r}; known recipes: {', '.join(RECIPES)}")
-    return fn()
+    return pick(RECIPES, name, "GRPO")
 
 
 def prepare_config(config: TrainConfig, prompts: str | os.PathLike[str] | None = None) -> TrainConfig:

@@ -24,6 +24,7 @@ from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..model import Qwen2ForCausalLM, Qwen25Config
 from ..model.checkpoint import CheckpointError, resolve_dtype
 from ..train.config import Stage, TrainConfig, override
+from ..train.recipes import pick
 from ..train.export import save_final
 from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
@@ -236,10 +237,7 @@ _KNOWN = ("epochs", "center_rewards_coefficient", "tokenizer", "eval_data")
 
 
 def recipe(name: str) -> TrainConfig:
-    fn = RECIPES.get(name)
-    if fn is None:
-        raise Qwen25ValueError(f"unknown reward-model recipe {name!r}; known recipes: {', '.join(RECIPES)}")
-    return fn()
+    return pick(RECIPES, name, "reward-model")
 
 
 def _method(config: TrainConfig) -> dict[str, Any]:

@@ -16,12 +16,12 @@ them elsewhere with ``--set stages.N.data=PATH``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..errors import Qwen25ValueError
 from .config import BUILTIN_DEBUG_DATA, Stage, TrainConfig
 
-__all__ = ["get", "names", "RECIPES"]
+__all__ = ["get", "names", "pick", "RECIPES"]
 
 
 def debug() -> TrainConfig:
@@ -152,7 +152,14 @@ def names() -> list[str]:
 
 def get(name: str) -> TrainConfig:
     """The recipe ``name`` as a full TrainConfig. Unknown names raise, listing the known ones."""
-    fn = RECIPES.get(name)
+    return pick(RECIPES, name)
+
+
+def pick(table: Mapping[str, Callable[[], TrainConfig]], name: str, kind: str = "") -> TrainConfig:
+    """``table[name]()``: the recipe ``name`` of a recipe table (pre-training's, SFT's, DPO's ...);
+    an unknown name raises, naming the ``kind`` of recipe and listing the known ones."""
+    fn = table.get(name)
     if fn is None:
-        raise Qwen25ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+        what = f"{kind} recipe" if kind else "recipe"
+        raise Qwen25ValueError(f"unknown {what} {name!r}; known recipes: {', '.join(table)}")
     return fn()

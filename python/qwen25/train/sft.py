@@ -765,10 +765,9 @@ RECIPES = {"sft": recipe_sft, "sft-long": recipe_sft_long, "debug": recipe_debug
 def recipe(name: str) -> TrainConfig:
     """The SFT recipe ``name`` (``sft``, ``sft-long``, ``debug``); steps are set from the data by
     :func:`prepare`."""
-    fn = RECIPES.get(name)
-    if fn is None:
-        raise Qwen25ValueError(f"unknown SFT recipe {name!r}; known: {', '.join(RECIPES)}")
-    return fn()
+    from .recipes import pick
+
+    return pick(RECIPES, name, "SFT")
 
 
 # --------------------------------------------------------------------------------- a run
