@@ -692,17 +692,16 @@ def debug_chat_tokenizer(out_dir: str | os.PathLike[str]) -> Tokenizer:
     return _Tok.from_pretrained(build_folder_once(final, "tokenizer_config.json", build))
 
 
-def write_debug_chat(path: str | os.PathLike[str], n: int = 2000, seed: int = 0) -> str:
-    """Write :func:`debug_chat` as JSONL (once) and return the path."""
-    p = os.fspath(path)
-    if not os.path.isfile(p):
-        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-        tmp = p + f".tmp{os.getpid()}"  # every rank may write it at once: a temporary name of its own
-        with open(tmp, "w", encoding="utf-8") as f:
-            for c in debug_chat(n, seed):
-                f.write(json.dumps(c, ensure_ascii=False) + "\n")
-        os.replace(tmp, p)
-    return p
+def write_debug_chat(folder: str | os.PathLike[str], n: int = 2000, seed: int = 0) -> str:
+    """Write :func:`debug_chat` as ``folder/chat.jsonl`` (once; every rank of a run may ask at
+    once) and return that path."""
+    from .debug_data import build_folder_once
+    from .rejection import write_jsonl
+
+    def build(tmp: str) -> None:
+        write_jsonl(os.path.join(tmp, "chat.jsonl"), debug_chat(n, seed))
+
+    return os.path.join(build_folder_once(os.fspath(folder), "chat.jsonl", build), "chat.jsonl")
 
 
 # ------------------------------------------------------------------------------- recipes
@@ -826,7 +825,7 @@ def prepare(config: TrainConfig, work_dir: str | os.PathLike[str], *, num_thread
     tok = sft_tokenizer(config, work_dir)
     stages, datas, reports = [], [], []
     for i, s in enumerate(config.stages):
-        sources = [write_debug_chat(os.path.join(os.fspath(work_dir), f"debug-chat-v{DEBUG_CHAT_VERSION}.jsonl"))
+        sources = [write_debug_chat(os.path.join(os.fspath(work_dir), f"debug-chat-v{DEBUG_CHAT_VERSION}"))
                    if d == DEBUG_CHAT else d for d in s.data]
         cd = tokenize_chat(tok, sources, max_len=s.seq_len, truncation=truncs[i], skip_bad=skip_bad,
                            num_threads=num_threads)
