@@ -336,9 +336,13 @@ impl Decontaminator {
             }
         }
         let prefilter = match (cfg.mode, cfg.prefilter, tok) {
-            (Mode::Qwen, true, Some(k)) => {
-                Prefilter::build(&items, cfg.ngram, k, None, prefilter::BUDGET_BYTES)
-            }
+            (Mode::Qwen, true, Some(k)) => Prefilter::build(
+                &items,
+                cfg.ngram,
+                k,
+                prefilter::Shape::default(),
+                prefilter::BUDGET_BYTES,
+            ),
             _ => None,
         };
         Ok(Decontaminator {

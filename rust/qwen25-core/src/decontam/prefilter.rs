@@ -2,21 +2,33 @@
 //! tokenized.
 //!
 //! Why it is exact. The tokenizer is byte-level BPE: the ids `encode_ordinary` gives for a text
-//! decode, concatenated, to exactly the string its BPE saw, `S = NFC(normalize_qwen(text))` (NFC
-//! only when the tokenizer normalises; every byte has a token, and every merge's bytes are the
-//! concatenation of its parts). In mode `qwen` a record can be removed only if its ids share a
-//! contiguous `n`-gram with a test item: `t[p..p+n] == e[q..q+n]`. Then the bytes of
-//! `e[q..q+n]` are the bytes of `t[p..p+n]`, a contiguous substring of `S`, and so is every
-//! substring of them.
+//! decode, back to back, to exactly the string its BPE saw, `S = NFC(normalize_qwen(text))` (NFC
+//! only when the tokenizer normalises; the pre-tokenizer's pieces tile the text, every byte has a
+//! token, and every merge's bytes are its parts' bytes). In mode `qwen` a record can be removed
+//! only if its ids share a contiguous `n`-gram with a test item, `t[p..p+n] == e[q..q+n]`. Then
+//! the bytes `B` of `e[q..q+n]` are the bytes of `t[p..p+n]`, a contiguous substring of `S`, and
+//! so is every substring of `B`. So it is enough to find, for every n-gram of every test item,
+//! one substring of its bytes (a *pattern*) and to tokenize only the records whose `S` contains
+//! some pattern: the others share no n-gram with any test item and have no match.
 //!
-//! The patterns. Each test item of at least `n` tokens is cut into blocks of `m` tokens at every
-//! `s`-th position (`s = n - m + 1`); every `n`-gram of the item contains a whole block (the
-//! first block at or after its start, `a <= q + s - 1`, ends by `a + m <= q + n`). A block's
-//! pattern is its bytes, cut to the first `max_bytes`. One Aho-Corasick automaton holds the
-//! distinct patterns; a record whose `S` contains none of them shares no `n`-gram with any test
-//! item and has no match. Blocks holding an id that BPE never emits (no vocabulary bytes: an
-//! added-only token, an unused id) are left out: no record's ids contain them. Test items shorter
-//! than `n` tokens can never match (the n-gram index skips them) and give no pattern.
+//! The patterns. The normalised text is words joined by single spaces, so most n-grams' bytes
+//! hold a space. An *anchored* pattern is up to `max_bytes` bytes of `B` that hold a space of
+//! `B` and the *key* after it, the next `anchor` bytes (or `anchor / 2`, `/ 4`, ... 1 where `B`
+//! has fewer after the space). A record holding `B` holds the pattern, so the record is looked at
+//! only at its spaces (found with `memchr`): for each key length, the hash of the bytes after the
+//! space is looked up (a bitset, then the sorted hashes) and the patterns with that hash are
+//! compared in full. The n-grams of an item are covered in order: one whose bytes hold the last
+//! pattern (it starts at or after the n-gram's first byte) needs no other; otherwise the
+//! n-gram's first space (the most bytes after it) gets a new pattern, `max_bytes` long, as early
+//! in the n-gram as it goes (its first bytes, as long as the key fits). Above the byte budget
+//! the patterns are placed as late as they go instead (at the last space with a full key), so
+//! each lies in more n-grams and fewer are needed. An n-gram with no space before its last byte
+//! (CJK, a long word) gives its first `max_bytes` bytes as a pattern of an Aho-Corasick
+//! automaton, scanned over all of `S`.
+//!
+//! Left out: test items shorter than `n` tokens (they can never match; the n-gram index skips
+//! them too) and n-grams holding an id that BPE never emits (no vocabulary bytes: an added-only
+//! token, an unused id), since no record's ids contain them.
 //!
 //! The tokenizer. The patterns are the bytes of the test ids under the tokenizer given when the
 //! index was built. [`Prefilter::same_bytes`] confirms, exactly, that a tokenizer given to `check`
@@ -25,130 +37,282 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashSet;
 
 use crate::tokenizer::{nfc, Tokenizer};
 
-/// Tokens per block when every n-gram gets its own pattern would be too many (see
-/// [`Prefilter::build`]); at least this many tokens, or no prefilter.
-const MIN_BLOCK: usize = 3;
-
 /// How the patterns are cut (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {
-    /// tokens per block (1..=n)
-    pub block: usize,
-    /// at most this many bytes of each block
+    /// the longest key after a space (>= 1); shorter keys are `anchor / 2`, `anchor / 4`, ...
+    /// down to 1 byte, for n-grams with fewer bytes after their first space
+    pub anchor: usize,
+    /// a pattern holds at most this many bytes (more than `anchor`)
     pub max_bytes: usize,
 }
 
-/// Defaults: patterns of up to 32 bytes, and at most 16 MiB of distinct pattern bytes (the
-/// block shrinks, and the patterns get fewer, until they fit; none below [`MIN_BLOCK`] tokens).
-pub const MAX_BYTES: usize = 32;
-pub const BUDGET_BYTES: usize = 16 << 20;
+impl Default for Shape {
+    /// Keys of 16 bytes (8, 4, 2, 1 where an n-gram has fewer after its space), patterns of up to
+    /// 32 bytes.
+    fn default() -> Self {
+        Shape {
+            anchor: 16,
+            max_bytes: 32,
+        }
+    }
+}
+
+/// At most this many bytes of distinct patterns (anchored and not); above it no prefilter is
+/// built (the check is the same, without the speed-up).
+pub const BUDGET_BYTES: usize = 64 << 20;
+
+/// The anchored patterns whose key (the bytes after their space) has one length.
+struct Level {
+    key: usize,
+    /// a bitset indexed by the top `64 - shift` bits of the keys' hashes, then (hash, offset in
+    /// `keys`, length, where the space is) sorted by hash
+    bits: Vec<u64>,
+    shift: u32,
+    index: Vec<(u64, u32, u16, u16)>,
+}
 
 pub struct Prefilter {
-    ac: AhoCorasick,
     nfc: bool,
     shape: Shape,
-    patterns: usize,
-    /// the distinct test ids, ascending, and their bytes (`None`: no vocabulary bytes), to
+    /// by key length, longest first; the pattern bytes back to back
+    levels: Vec<Level>,
+    keys: Vec<u8>,
+    /// the n-grams without an anchor (None: there are none)
+    ac: Option<AhoCorasick>,
+    fallback: usize,
+    /// the distinct test ids, ascending, and their bytes (`(MAX, MAX)`: no vocabulary bytes), to
     /// confirm a tokenizer given later gives them the same bytes
     ids: Vec<u32>,
     spans: Vec<(u32, u32)>,
     bytes: Vec<u8>,
 }
 
-/// The patterns of `items` cut with `shape` (distinct, in first-seen order).
-fn patterns(items: &[Vec<u32>], n: usize, shape: Shape, tok: &Tokenizer) -> Vec<Vec<u8>> {
-    let m = shape.block.clamp(1, n);
-    let s = n - m + 1;
+/// The longest key.
+pub const MAX_KEY: usize = 16;
+
+/// The little-endian word of up to 8 bytes (zero above them).
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w[..b.len()].copy_from_slice(b);
+    u64::from_le_bytes(w)
+}
+
+/// The hash of a key of `len` (1..=16) bytes given as its two little-endian words (zero above
+/// the key); its top bits index the bitset.
+#[inline]
+fn key_hash(w0: u64, w1: u64, len: usize) -> u64 {
+    let h = (w0 ^ (len as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ w1.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    (h ^ (h >> 31)).wrapping_mul(0x94D0_49BB_1331_11EB)
+}
+
+/// [`key_hash`] of a key given as bytes.
+fn key_hash_of(k: &[u8]) -> u64 {
+    let (a, b) = k.split_at(k.len().min(8));
+    key_hash(word(a), word(b), k.len())
+}
+
+/// The mask of the low `n` bytes of a word (`n` <= 8).
+#[inline]
+fn low(n: usize) -> u64 {
+    if n >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * n)) - 1
+    }
+}
+
+/// An anchored pattern: its bytes, where in them its space is, and its key length.
+type Anchored = (Vec<u8>, u16, u16);
+
+/// The key lengths of `shape`, longest first.
+fn key_lengths(shape: Shape) -> Vec<usize> {
+    std::iter::successors(Some(shape.anchor), |&k| (k > 1).then_some(k / 2)).collect()
+}
+
+/// The patterns of `items`: (anchored, the others), each distinct. `late`: place each anchored
+/// pattern as late in its n-gram as it goes (at the last space with a full key after it), so
+/// that it lies in more of the n-grams that follow (fewer patterns); otherwise at the n-gram's
+/// first space, as early as it goes (longer, rarer patterns).
+fn patterns(
+    items: &[Vec<u32>],
+    n: usize,
+    shape: Shape,
+    tok: &Tokenizer,
+    late: bool,
+) -> (FxHashSet<Anchored>, FxHashSet<Vec<u8>>) {
+    let (l, k) = (shape.anchor, shape.max_bytes);
+    let lens = key_lengths(shape);
     let bpe = tok.bpe();
-    let mut seen: FxHashSet<Vec<u8>> = FxHashSet::default();
-    let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(shape.max_bytes + 64);
+    let mut anchored: FxHashSet<Anchored> = FxHashSet::default();
+    let mut others: FxHashSet<Vec<u8>> = FxHashSet::default();
+    let (mut s, mut off, mut bad, mut spaces) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for e in items {
         if e.len() < n {
             continue;
         }
-        let mut a = 0;
-        while a + m <= e.len() {
-            buf.clear();
-            let mut ok = true;
-            for &id in &e[a..a + m] {
-                match bpe.token_bytes(id) {
-                    Some(b) => buf.extend_from_slice(b),
-                    None => {
-                        ok = false;
-                        break;
+        // the item's bytes, the byte offset of each token, and how many tokens before each
+        // position have no bytes
+        s.clear();
+        off.clear();
+        bad.clear();
+        off.push(0usize);
+        bad.push(0usize);
+        for &id in e {
+            let b = bpe.token_bytes(id);
+            s.extend_from_slice(b.unwrap_or(&[]));
+            off.push(s.len());
+            bad.push(bad[bad.len() - 1] + b.is_none() as usize);
+        }
+        spaces.clear();
+        spaces.extend(memchr::memchr_iter(b' ', &s));
+        // the start of the last anchored pattern: it lies in every later n-gram that starts
+        // at or before it (the n-grams' ends only grow)
+        let mut cur: Option<usize> = None;
+        for q in 0..=e.len() - n {
+            if bad[q + n] != bad[q] {
+                continue; // an id BPE never emits: no record shares this n-gram
+            }
+            let (lo, hi) = (off[q], off[q + n]);
+            if cur.is_some_and(|x| x >= lo) {
+                continue;
+            }
+            // the first space of the n-gram with a byte after it in the n-gram (the most bytes
+            // after it), or in `late` mode the last one with a full key after it
+            let a = spaces.partition_point(|&x| x < lo);
+            let first = spaces.get(a).copied().filter(|&sp| sp + 1 < hi);
+            let sp = if late && first.is_some_and(|sp| sp + 1 + l <= hi) {
+                let b = spaces.partition_point(|&x| x + 1 + l <= hi);
+                Some(spaces[b - 1])
+            } else {
+                first
+            };
+            match sp {
+                Some(sp) => {
+                    let key = lens
+                        .iter()
+                        .copied()
+                        .find(|&kl| sp + 1 + kl <= hi)
+                        .unwrap_or(1);
+                    // up to `k` bytes of the n-gram holding the space and its key
+                    let x = if late {
+                        sp.min(hi.saturating_sub(k)).max(lo)
+                    } else {
+                        (sp + 1 + key).saturating_sub(k).max(lo)
+                    };
+                    let y = hi.min(x + k);
+                    cur = Some(x);
+                    anchored.insert((s[x..y].to_vec(), (sp - x) as u16, key as u16));
+                }
+                None => {
+                    let pat = &s[lo..hi.min(lo + k)];
+                    if !others.contains(pat) {
+                        others.insert(pat.to_vec());
                     }
                 }
-                if buf.len() >= shape.max_bytes {
-                    break;
-                }
             }
-            if ok {
-                buf.truncate(shape.max_bytes);
-                if !seen.contains(buf.as_slice()) {
-                    seen.insert(buf.clone());
-                    out.push(buf.clone());
-                }
-            }
-            a += s;
         }
     }
-    out
+    (anchored, others)
 }
 
 impl Prefilter {
-    /// Build the prefilter for the n-grams of `items` (token ids under `tok`). `shape: None`
-    /// picks one: every n-gram its own pattern (`block = n`) if the distinct patterns fit in
-    /// `budget` bytes, else the largest block that fits; `None` when even [`MIN_BLOCK`]-token
-    /// blocks do not fit (or `n < MIN_BLOCK` and they do not), or the automaton cannot be built.
+    /// Build the prefilter for the n-grams of `items` (token ids under `tok`). `None` when the
+    /// distinct patterns hold more than `budget` bytes, even placed late, or the automaton
+    /// cannot be built.
     pub fn build(
         items: &[Vec<u32>],
         n: usize,
         tok: &Tokenizer,
-        shape: Option<Shape>,
+        shape: Shape,
         budget: usize,
     ) -> Option<Prefilter> {
-        let size = |p: &[Vec<u8>]| p.iter().map(|x| x.len()).sum::<usize>();
-        let (shape, pats) = match shape {
-            Some(sh) => (sh, patterns(items, n, sh, tok)),
-            None => {
-                let mut block = n;
-                loop {
-                    let sh = Shape {
-                        block,
-                        max_bytes: MAX_BYTES,
-                    };
-                    let p = patterns(items, n, sh, tok);
-                    if size(&p) <= budget {
-                        break (sh, p);
-                    }
-                    if block <= MIN_BLOCK.min(n) {
-                        return None;
-                    }
-                    // blocks of m tokens give about 1/(n - m + 1) of the patterns of m = n
-                    block = (block * 2 / 3).max(MIN_BLOCK.min(n));
+        let anchor = shape.anchor.clamp(1, MAX_KEY);
+        let shape = Shape {
+            anchor,
+            max_bytes: shape.max_bytes.clamp(anchor + 1, u16::MAX as usize),
+        };
+        let size = |(a, o): &(FxHashSet<Anchored>, FxHashSet<Vec<u8>>)| -> usize {
+            a.iter()
+                .map(|p| p.0.len())
+                .chain(o.iter().map(|p| p.len()))
+                .sum()
+        };
+        let mut pats = patterns(items, n, shape, tok, false);
+        if size(&pats) > budget {
+            pats = patterns(items, n, shape, tok, true);
+            if size(&pats) > budget {
+                return None;
+            }
+        }
+        let (anchored, others) = pats;
+        let mut keys: Vec<u8> = Vec::new();
+        let mut levels: Vec<Level> = Vec::new();
+        for key in key_lengths(shape) {
+            let mut index: Vec<(u64, u32, u16, u16)> = Vec::new();
+            for (pat, sp, kl) in &anchored {
+                if *kl as usize == key {
+                    let at = *sp as usize + 1;
+                    let h = key_hash_of(&pat[at..at + key]);
+                    index.push((h, keys.len() as u32, pat.len() as u16, *sp));
+                    keys.extend_from_slice(pat);
                 }
             }
+            if index.is_empty() {
+                continue;
+            }
+            index.sort_unstable();
+            let nbits = (index.len() * 32).next_power_of_two().max(1 << 12);
+            let mut bits = vec![0u64; nbits / 64];
+            let shift = 64 - nbits.trailing_zeros();
+            for &(h, ..) in &index {
+                let i = h >> shift;
+                bits[(i / 64) as usize] |= 1u64 << (i & 63);
+            }
+            levels.push(Level {
+                key,
+                bits,
+                shift,
+                index,
+            });
+        }
+        let ac = if others.is_empty() {
+            None
+        } else {
+            let mut pats: Vec<Vec<u8>> = others.into_iter().collect();
+            pats.sort_unstable(); // a set's order is not fixed; the automaton's need not vary
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&pats)
+                    .ok()?,
+            )
         };
-        let ac = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&pats)
-            .ok()?;
-        let mut ids: Vec<u32> = items.iter().flatten().copied().collect();
+        let fallback = ac.as_ref().map_or(0, |a| a.patterns_len());
+        let mut ids: Vec<u32> = items
+            .iter()
+            .filter(|e| e.len() >= n)
+            .flatten()
+            .copied()
+            .collect();
         ids.sort_unstable();
         ids.dedup();
         let (spans, bytes) = id_bytes(&ids, tok);
         Some(Prefilter {
-            ac,
             nfc: tok.nfc(),
             shape,
-            patterns: pats.len(),
+            levels,
+            keys,
+            ac,
+            fallback,
             ids,
             spans,
             bytes,
@@ -160,13 +324,22 @@ impl Prefilter {
         self.shape
     }
 
-    /// The number of distinct patterns.
-    pub fn patterns(&self) -> usize {
-        self.patterns
+    /// The number of distinct anchored patterns, per key length (longest first), and of the
+    /// others.
+    pub fn patterns(&self) -> (Vec<(usize, usize)>, usize) {
+        let a = self.levels.iter().map(|v| (v.key, v.index.len())).collect();
+        (a, self.fallback)
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.ac.memory_usage()
+        let levels: usize = self
+            .levels
+            .iter()
+            .map(|v| v.bits.capacity() * 8 + v.index.capacity() * 16)
+            .sum();
+        levels
+            + self.keys.capacity()
+            + self.ac.as_ref().map_or(0, |a| a.memory_usage())
             + self.ids.capacity() * 4
             + self.spans.capacity() * 8
             + self.bytes.capacity()
@@ -200,9 +373,55 @@ impl Prefilter {
         }
     }
 
+    /// Does a pattern of `v` hold the space at `b[sp]`? `w0`, `w1`: the 16 bytes after the
+    /// space as words (zero past the end of `b`), which holds at least `v.key` of them.
+    #[inline]
+    fn anchored(&self, v: &Level, b: &[u8], sp: usize, w0: u64, w1: u64) -> bool {
+        let k = v.key;
+        let h = key_hash(w0 & low(k), if k > 8 { w1 & low(k - 8) } else { 0 }, k);
+        let i = h >> v.shift;
+        if v.bits[(i / 64) as usize] & (1u64 << (i & 63)) == 0 {
+            return false;
+        }
+        let from = v.index.partition_point(|&(x, ..)| x < h);
+        v.index[from..]
+            .iter()
+            .take_while(|&&(x, ..)| x == h)
+            .any(|&(_, o, l, at)| {
+                let (o, l, at) = (o as usize, l as usize, at as usize);
+                sp >= at && b.get(sp - at..sp - at + l) == Some(&self.keys[o..o + l])
+            })
+    }
+
     /// Can a text whose BPE input is `s` share an n-gram with a test item? `false` is certain.
     pub fn may_match(&self, s: &str) -> bool {
-        self.ac.is_match(s.as_bytes())
+        let b = s.as_bytes();
+        if let Some(short) = self.levels.last() {
+            if b.len() > short.key {
+                let end = b.len() - short.key; // a space at or after it has no key after it
+                for sp in memchr::memchr_iter(b' ', &b[..end]) {
+                    let (w0, w1) = if sp + 17 <= b.len() {
+                        let w = |at: usize| {
+                            let mut x = [0u8; 8];
+                            x.copy_from_slice(&b[at..at + 8]);
+                            u64::from_le_bytes(x)
+                        };
+                        (w(sp + 1), w(sp + 9))
+                    } else {
+                        let rest = &b[sp + 1..];
+                        let (a, c) = rest.split_at(rest.len().min(8));
+                        (word(a), word(&c[..c.len().min(8)]))
+                    };
+                    let left = b.len() - sp - 1;
+                    for v in &self.levels {
+                        if v.key <= left && self.anchored(v, b, sp, w0, w1) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        self.ac.as_ref().is_some_and(|a| a.is_match(b))
     }
 }
 
@@ -332,7 +551,7 @@ mod tests {
         // the premise: the ids of a text decode, back to back, to exactly the scanned string
         let tok = Tokenizer::qwen25().unwrap();
         let test = [tokenize(&tok, "def f(x):\n    return x + 1")];
-        let pf = Prefilter::build(&test, 3, &tok, None, BUDGET_BYTES).unwrap();
+        let pf = Prefilter::build(&test, 3, &tok, Shape::default(), BUDGET_BYTES).unwrap();
         let mut r = Rng(7);
         let mut changed = 0;
         for _ in 0..500 {
@@ -349,32 +568,49 @@ mod tests {
     #[test]
     fn rejects_only_records_without_a_shared_ngram() {
         let tok = Tokenizer::qwen25().unwrap();
+        let mut placed_late = 0;
+        let mut passed_rejected = (0, 0); // default shape, n >= 8
         let mut r = Rng(0x5eed_1234_abcd_0001);
         for trial in 0..60 {
             let n = [1usize, 2, 3, 5, 8, 13][trial % 6];
             let test: Vec<String> = (0..4).map(|_| text(&mut r, 5, 40)).collect();
             let ids: Vec<Vec<u32>> = test.iter().map(|t| tokenize(&tok, t)).collect();
             let shapes = [
-                None,
-                Some(Shape {
-                    block: n,
-                    max_bytes: 32,
-                }),
-                Some(Shape {
-                    block: 1,
+                Shape::default(),
+                Shape {
+                    anchor: 1,
                     max_bytes: 64,
-                }),
-                Some(Shape {
-                    block: n.div_ceil(2),
+                },
+                Shape {
+                    anchor: 4,
                     max_bytes: 3,
-                }),
-                Some(Shape {
-                    block: n,
+                },
+                Shape {
+                    anchor: 7,
                     max_bytes: 1,
-                }),
+                },
+                Shape {
+                    anchor: 40,
+                    max_bytes: 8,
+                },
             ];
-            for shape in shapes {
-                let pf = Prefilter::build(&ids, n, &tok, shape, BUDGET_BYTES).unwrap();
+            // the default shape placed early, then placed late (a budget the early patterns
+            // exceed), then the other shapes
+            let early = patterns(&ids, n, Shape::default(), &tok, false);
+            let early_bytes: usize = early.0.iter().map(|p| p.0.len()).sum::<usize>()
+                + early.1.iter().map(|p| p.len()).sum::<usize>();
+            let late = patterns(&ids, n, Shape::default(), &tok, true);
+            let late_bytes: usize = late.0.iter().map(|p| p.0.len()).sum::<usize>()
+                + late.1.iter().map(|p| p.len()).sum::<usize>();
+            assert!(late.0.len() <= early.0.len() && late.1 == early.1);
+            let mut budgets = vec![(Shape::default(), BUDGET_BYTES)];
+            if late_bytes < early_bytes {
+                budgets.push((Shape::default(), early_bytes - 1));
+                placed_late += 1;
+            }
+            budgets.extend(shapes.iter().skip(1).map(|&sh| (sh, BUDGET_BYTES)));
+            for (shape, budget) in budgets {
+                let pf = Prefilter::build(&ids, n, &tok, shape, budget).unwrap();
                 let (mut pass, mut reject) = (0, 0);
                 for _ in 0..40 {
                     let t = record(&mut r, &test);
@@ -389,14 +625,17 @@ mod tests {
                     pass += may as usize;
                     reject += !may as usize;
                 }
-                if shape.is_none() && n >= 3 {
-                    assert!(
-                        pass > 0 && reject > 0,
-                        "n={n}: {pass} passed, {reject} rejected"
-                    );
+                if shape == Shape::default() && n >= 8 {
+                    passed_rejected.0 += pass;
+                    passed_rejected.1 += reject;
                 }
             }
         }
+        assert!(placed_late >= 8, "placed late in {placed_late} trials");
+        assert!(
+            passed_rejected.0 > 100 && passed_rejected.1 > 100,
+            "{passed_rejected:?}"
+        );
     }
 
     #[test]
@@ -496,17 +735,29 @@ mod tests {
     }
 
     #[test]
-    fn budget_shrinks_the_blocks() {
+    fn anchors_cover_and_budget() {
         let tok = Tokenizer::qwen25().unwrap();
         let mut r = Rng(99);
         let ids: Vec<Vec<u32>> = (0..20)
             .map(|_| tokenize(&tok, &text(&mut r, 200, 0)))
             .collect();
-        let full = Prefilter::build(&ids, 13, &tok, None, BUDGET_BYTES).unwrap();
-        assert_eq!(full.shape().block, 13);
-        let small = Prefilter::build(&ids, 13, &tok, None, full.patterns() * 4).unwrap();
-        assert!(small.shape().block < 13 && small.patterns() < full.patterns());
-        assert!(Prefilter::build(&ids, 13, &tok, None, 10).is_none());
-        assert!(full.same_bytes(&tok));
+        let pf = Prefilter::build(&ids, 13, &tok, Shape::default(), BUDGET_BYTES).unwrap();
+        let (levels, others) = pf.patterns();
+        let anchored: usize = levels.iter().map(|x| x.1).sum();
+        let windows: usize = ids.iter().map(|e| e.len().saturating_sub(12)).sum();
+        // fewer anchors than n-grams: one anchor covers several
+        assert!(
+            anchored > 0 && anchored + others < windows,
+            "{anchored} {others} {windows}"
+        );
+        assert!(pf.same_bytes(&tok));
+        assert!(Prefilter::build(&ids, 13, &tok, Shape::default(), 10).is_none());
+        // CJK without spaces: every n-gram goes to the automaton
+        let cjk = [tokenize(&tok, &"数据集的测试项目没有空格".repeat(4))];
+        let pf = Prefilter::build(&cjk, 5, &tok, Shape::default(), BUDGET_BYTES).unwrap();
+        assert!(pf.patterns().0.is_empty());
+        assert!(pf.patterns().1 > 0);
+        assert!(pf.may_match(&normalize_qwen("前文 数据集的测试项目没有空格 后文")));
+        assert!(!pf.may_match(&normalize_qwen("数据 集的测试")));
     }
 }
