@@ -103,6 +103,11 @@ class Decontaminator:
     they are), or dict records (text in ``"text"`` or a chat ``messages`` list; an ``"id"`` or
     ``"task_id"`` names the item); a JSONL/Parquet path; or a benchmark name such as
     ``"humaneval"`` (see :mod:`qwen25.data.benchmarks`). ``tokenizer`` defaults to Qwen2.5's.
+
+    ``prefilter`` (mode ``"qwen"``, text input) is only a speed switch: the matches are the same
+    with it on or off. On, a record is tokenized only if its normalised text contains the bytes of
+    some block of tokens that every n-gram of a test item contains (one Aho-Corasick scan); a
+    record without one cannot share an n-gram of token ids with any test item, so it is clean.
     """
 
     def __init__(
@@ -115,6 +120,7 @@ class Decontaminator:
         lcs_ratio: float = 0.6,
         window: int | str | None = "auto",
         tokenizer: Any = None,
+        prefilter: bool = True,
     ) -> None:
         items, ids = _test_items(test_set, "text")
         if not items:
@@ -143,8 +149,9 @@ class Decontaminator:
         self.window = window
         self.tokenizer = tokenizer if native_tok is not None else None
         self.test_ids: list[str | None] = ids
+        self.prefilter = bool(prefilter)
         self._d = _native.Decontaminator(
-            items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok
+            items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok, None, self.prefilter
         )
         self._check_lengths()
 

@@ -142,7 +142,7 @@ pub struct Decontaminator {
 #[pymethods]
 impl Decontaminator {
     #[new]
-    #[pyo3(signature = (test, mode="qwen", ngram=13, lcs_min=13, lcs_ratio=0.6, window=None, tokenizer=None, num_threads=None))]
+    #[pyo3(signature = (test, mode="qwen", ngram=13, lcs_min=13, lcs_ratio=0.6, window=None, tokenizer=None, num_threads=None, prefilter=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -154,6 +154,7 @@ impl Decontaminator {
         window: Option<Bound<'_, PyAny>>,
         tokenizer: Option<Py<Tokenizer>>,
         num_threads: Option<usize>,
+        prefilter: bool,
     ) -> PyResult<Self> {
         let cfg = Config {
             mode: Mode::parse(mode).py_err()?,
@@ -161,6 +162,7 @@ impl Decontaminator {
             lcs_min,
             lcs_ratio,
             window: parse_window(window.as_ref())?,
+            prefilter,
         };
         let items = extract(&test, "test")?;
         let ins = inputs(&items);
@@ -214,6 +216,25 @@ impl Decontaminator {
         let inner = &self.inner;
         let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
         Ok(py_matches(res))
+    }
+
+    /// Mode qwen: per text, does the exact prefilter let it through to the tokenizer (False:
+    /// clean without being tokenized)? None when `check` would not use the prefilter.
+    #[pyo3(signature = (texts, num_threads=None))]
+    fn prefilter_passes(
+        &self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Option<Vec<bool>>> {
+        let Some(tok) = self.tok.as_ref().map(|t| &t.get().inner) else {
+            return Ok(None);
+        };
+        let inner = &self.inner;
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        call::run(py, num_threads, |n| {
+            Ok::<_, qwen25_core::error::Error>(inner.prefilter_passes(&refs, tok, n))
+        })
     }
 
     fn __len__(&self) -> usize {
