@@ -24,7 +24,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::lsh::Survivor;
 use super::normalize::{
-    normalize, normalize_collapsed_with_spaces, simplify_text_with, NormConfig,
+    normalize, normalize_collapsed_with_spaces, simplify_text_into, simplify_text_with, NormConfig,
 };
 use crate::error::{Error, Result};
 use crate::parallel;
@@ -239,6 +239,18 @@ fn kernel_dispatch(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
     kernel(hs, a, b, sig)
 }
 
+/// Per-thread scratch space of the datatrove shingling: the simplified text and its word spans.
+#[derive(Default)]
+struct Scratch {
+    text: String,
+    spans: Vec<(usize, usize)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+    static HASHES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A MinHash signer: the permutations for one configuration.
 #[derive(Clone, Debug)]
 pub struct MinHasher {
@@ -320,15 +332,32 @@ impl MinHasher {
             return;
         }
         out.clear();
-        let t = simplify_text_with(text, &c.norm);
+        SCRATCH.with(|sc| {
+            let mut sc = sc.borrow_mut();
+            let Scratch { text: t, spans } = &mut *sc;
+            self.datatrove_hashes(text, t, spans, out);
+        });
+    }
+
+    /// The datatrove-shingling hashes of `text`, with `t` and `spans` as scratch space.
+    fn datatrove_hashes(
+        &self,
+        text: &str,
+        t: &mut String,
+        spans: &mut Vec<(usize, usize)>,
+        out: &mut Vec<u32>,
+    ) {
+        let c = &self.cfg;
+        simplify_text_into(text, &c.norm, t);
         // the words as byte spans of `t`: a shingle whose words are joined by single spaces in
         // `t` (nearly all, once whitespace is collapsed) is hashed in place, without a copy
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        crate::filter::spacy::tokens(&t, |s, e, ws| {
+        spans.clear();
+        crate::filter::spacy::tokens(t, |s, e, ws| {
             if !ws {
                 spans.push((s, e));
             }
         });
+        let spans = &spans[..];
         let bytes = t.as_bytes();
         // joined[k]: words k and k + 1 are separated by exactly one space
         let joined = |k: usize| spans[k + 1].0 == spans[k].1 + 1 && bytes[spans[k].1] == b' ';
@@ -373,22 +402,39 @@ impl MinHasher {
 
     /// Signature of one text (every value `MAX_HASH` for a document that is not signed).
     pub fn signature(&self, text: &str) -> Vec<u32> {
-        let mut hs = Vec::new();
-        self.shingle_hashes(text, &mut hs);
-        for h in hs.iter_mut() {
-            *h = fmix32(*h);
-        }
         let mut sig = vec![MAX_HASH; self.cfg.num_perm];
-        kernel_dispatch(&hs, &self.a, &self.b, &mut sig);
+        self.signature_into(text, &mut sig);
         sig
+    }
+
+    /// [`MinHasher::signature`] into `sig` (len num_perm), with this thread's scratch buffers.
+    fn signature_into(&self, text: &str, sig: &mut [u32]) {
+        HASHES.with(|hs| {
+            let mut hs = hs.borrow_mut();
+            self.shingle_hashes(text, &mut hs);
+            for h in hs.iter_mut() {
+                *h = fmix32(*h);
+            }
+            sig.fill(MAX_HASH);
+            kernel_dispatch(&hs, &self.a, &self.b, sig);
+        })
     }
 
     /// Signatures of a batch, row-major (n x num_perm), in input order on `threads` threads.
     pub fn signatures<S: AsRef<str> + Sync>(&self, texts: &[S], threads: usize) -> Vec<u32> {
-        let rows = parallel::map(texts, threads, |t| self.signature(t.as_ref()));
-        let mut out = Vec::with_capacity(texts.len() * self.cfg.num_perm);
-        for r in rows {
-            out.extend_from_slice(&r);
+        use rayon::prelude::*;
+        let np = self.cfg.num_perm;
+        let mut out = vec![MAX_HASH; texts.len() * np];
+        if threads <= 1 || texts.len() <= 1 {
+            for (t, sig) in texts.iter().zip(out.chunks_mut(np)) {
+                self.signature_into(t.as_ref(), sig);
+            }
+        } else {
+            parallel::install(threads, || {
+                out.par_chunks_mut(np)
+                    .zip(texts.par_iter())
+                    .for_each(|(sig, t)| self.signature_into(t.as_ref(), sig))
+            });
         }
         out
     }
@@ -484,6 +530,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn batch_signatures_reuse_nothing_between_texts() {
+        // the batch reuses per-thread buffers: long and short texts in turn, on 1 and 2 threads,
+        // give each text the signature of its own shingles
+        let mut rng = crate::lcg::Lcg(9);
+        let alphabet: Vec<char> = "ab c d e f 0 1,. don't 5km é\n".chars().collect();
+        let texts: Vec<String> = (0..200)
+            .map(|i| rng.string(&alphabet, if i % 3 == 0 { 300 } else { i % 17 }))
+            .collect();
+        let m = MinHasher::new(MinHashConfig::default()).unwrap();
+        let mut want = Vec::new();
+        for t in &texts {
+            let hs: Vec<u32> = m
+                .shingles(t)
+                .iter()
+                .map(|s| shingle_hash(s.as_bytes()))
+                .collect();
+            let mut sig = vec![0; m.config().num_perm];
+            m.signature_from_hashes(&hs, &mut sig);
+            want.extend_from_slice(&sig);
+        }
+        assert_eq!(m.signatures(&texts, 1), want);
+        assert_eq!(m.signatures(&texts, 2), want);
     }
 
     #[test]

@@ -67,7 +67,19 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
 /// [`simplify_text_with`] into `out` (cleared first), which keeps its allocation between calls.
 pub fn simplify_text_into(text: &str, cfg: &NormConfig, out: &mut String) {
     let mut buf = std::mem::take(out).into_bytes();
-    if simplify_one_pass(text, cfg, &mut buf) {
+    if text.is_ascii() {
+        simplify_ascii(
+            text.as_bytes(),
+            &simplify_tables()[cfg_index(cfg)],
+            &mut buf,
+        );
+        // only ASCII bytes were written
+        *out = String::from_utf8(buf).unwrap_or_default();
+        let t = out.trim_matches(crate::filter::text::is_py_space);
+        if t.len() != out.len() {
+            *out = t.to_string();
+        }
+    } else if simplify_one_pass(text, cfg, &mut buf) {
         // only whole chars were written
         *out = String::from_utf8(buf).unwrap_or_default();
         let t = out.trim_matches(crate::filter::text::is_py_space);
@@ -153,6 +165,60 @@ fn number_end(text: &str, mut i: usize) -> usize {
         }
     }
     i
+}
+
+/// [`simplify_one_pass`] for ASCII text (fewer states, so a tighter loop): every output byte
+/// stands for at least one input byte, so `out` is sized once and written by index.
+fn simplify_ascii(b: &[u8], table: &[u8; 128], out: &mut Vec<u8>) {
+    let n = b.len();
+    out.clear();
+    out.resize(n + 1, 0);
+    let o = &mut out[..];
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut pending = false; // a collapsed whitespace run after a written byte, not yet written
+    while i < n {
+        let t = table[(b[i] & 0x7F) as usize];
+        if t == 1 {
+            pending |= j > 0;
+            i += 1;
+            continue;
+        }
+        if pending {
+            o[j] = b' ';
+            j += 1;
+            pending = false;
+        }
+        if t == 0 {
+            // \d+ ([.,] \d+)?
+            i += 1;
+            while i < n && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i + 1 < n && matches!(b[i], b'.' | b',') && b[i + 1].is_ascii_digit() {
+                i += 2;
+                while i < n && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            o[j] = b'0';
+            j += 1;
+            continue;
+        }
+        // a run of kept bytes, the common case, in a tight loop
+        o[j] = t & 0x7F;
+        j += 1;
+        i += 1;
+        while i < n {
+            let t = table[(b[i] & 0x7F) as usize];
+            if t < 2 {
+                break;
+            }
+            o[j] = t & 0x7F;
+            j += 1;
+            i += 1;
+        }
+    }
+    out.truncate(j);
 }
 
 /// [`simplify_text_with`] in one pass over `text` into `out`, before the final trim: the same

@@ -665,7 +665,7 @@ fn plain_non_ascii(c: char) -> bool {
 ///   [`tokens`] checks [`later_pattern_token`] when a pattern could go on with it.
 ///
 /// `tests::plain_fast_path_agrees_with_the_rules` compares the result with the rules.
-#[inline]
+#[cfg(test)]
 fn plain_chunk(s: &str) -> bool {
     plain_chars(s) && not_special(s)
 }
