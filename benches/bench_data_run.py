@@ -119,14 +119,14 @@ def phases(root: Path, threads: int, n: int) -> int:
     for _ in range(n):
         shutil.rmtree(root / "out", ignore_errors=True)
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", PHASE_SHIM, repr(t0), "data", "run", str(root / "pipeline.toml"), "--no-progress"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        cmd = [sys.executable, "-c", PHASE_SHIM, repr(t0), "data", "run", str(root / "pipeline.toml"), "--no-progress"]
+        p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         total = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"data run failed:\n{p.stderr}")
         t = json.loads(p.stderr.split("PHASES ", 1)[1].splitlines()[0])
-        for k, v in {"before": t["before"], **{k: t[k] for k in ("scan", "near_dedup", "mix_pack")}, "after": t["after"],
-                     "total": total}.items():  # fmt: skip
+        parts = {"before": t["before"], **{k: t[k] for k in ("scan", "near_dedup", "mix_pack")}}
+        for k, v in {**parts, "after": t["after"], "total": total}.items():
             rows.setdefault(k, []).append(v)
     print(f"| part of data run | wall s (median of {n}) |")
     print("|---|---:|")
@@ -147,7 +147,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rss", default="", help="comma-separated stream sizes in MB: peak RSS runs instead")
     ap.add_argument("--keep", default=None, help="folder to build the corpus in and keep (reused when present)")
-    ap.add_argument("--phases", type=int, default=0, help="N: time data run's phases over N fresh processes instead")
+    ap.add_argument("--phases", type=int, default=0, help="N: time data run's phases in N fresh processes instead")
     a = ap.parse_args()
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="qwen25-datarun-"))

@@ -121,4 +121,5 @@ def test_minhash_shingling_keys_reach_the_deduplicator(tmp_path, sign, words):
     ref = MinHashDeduplicator(sign_short_docs=sign == "true", datatrove_words=words == "true").deduplicate(texts)
     want = [t for t, k in zip(texts, ref.tolist()) if k]
     assert got == want
-    assert len(want) == (3 if sign == "false" else 2) + (1 if words == "true" else 2)  # datatrove leaves a short text unsigned
+    # datatrove leaves a short text unsigned; its words make the last two one near duplicate
+    assert len(want) == (3 if sign == "false" else 2) + (1 if words == "true" else 2)

@@ -15,7 +15,8 @@ HEAVY = ("torch", "pyarrow", "ray", "tqdm", "transformers", "pandas")
 def test_data_run_imports_no_heavy_module(tmp_path):
     write_corpus(tmp_path)
     cfg = tmp_path / "pipeline.toml"
-    cfg.write_text(CONFIG.format(max_repeat=1.0) + '\n[decontaminate]\noptions = { test_set = "humaneval" }\n')
+    decon = '\n[decontaminate]\noptions = { test_set = "humaneval" }\n'
+    cfg.write_text(CONFIG.format(max_repeat=1.0) + decon)
     code = (
         "import json, sys\n"
         "from qwen25.cli import main\n"

@@ -220,7 +220,8 @@ def test_an_edited_stage1_text_redoes_every_phase(tmp_path, capsys, name):
     f.write_bytes(bytes(data))
     run_pipeline(cfg)
     assert ran(capsys) == ["scan", "near_dedup", "mix_pack"]
-    now = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "state.json"}
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != "state.json"]
+    now = {p.relative_to(out): p.read_bytes() for p in files}
     assert now == snap
 
 

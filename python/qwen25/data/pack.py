@@ -128,7 +128,8 @@ class TokenPacker:
         if len(names) != len(lens):
             raise Qwen25ValueError(f"{len(lens)} documents but {len(names)} sources")
         ids = [self._source_id(n) for n in names]
-        n = int(self._inner.add_token_batch(toks.astype("<u4", copy=False).tobytes(), lens.astype("<u8", copy=False).tobytes(), ids))
+        tok_bytes = toks.astype("<u4", copy=False).tobytes()  # one copy (none made before it)
+        n = int(self._inner.add_token_batch(tok_bytes, lens.astype("<u8", copy=False).tobytes(), ids))
         for sid in ids:
             self._per_source[sid][0] += 1
         return n

@@ -16,8 +16,8 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "concat", "read_lines", "remove_temporaries",
-           "text_line", "write_error", "write_json", "write_npy"]
+__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "concat", "read_lines",
+           "remove_temporaries", "text_line", "write_error", "write_json", "write_npy"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, read_lines, text_line, write_json, write_npy
+from .files import (JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, read_lines, text_line, write_json,
+                    write_npy)
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
@@ -548,7 +549,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 return
             rows_out = np.fromiter((r["row"] for _, _, r in out), dtype=np.int64, count=len(out))
             lens = s1_lens[rows_out]
-            if (rows_out[1:] - rows_out[:-1] == 1).all():  # consecutive rows: one slice of stage1.tok, no copy
+            if (rows_out[1:] - rows_out[:-1] == 1).all():  # consecutive rows: one slice of stage1.tok
                 flat = s1_toks[s1_starts[rows_out[0]] : s1_starts[rows_out[-1] + 1]]
             else:
                 flat = np.concatenate([s1_toks[s1_starts[r] : s1_starts[r + 1]] for r in rows_out.tolist()])

@@ -82,8 +82,8 @@ def phase_outputs(cfg: PipelineConfig, phase: str) -> list[str] | None:
     cannot be listed (an unreadable ``stage2/index.json``)."""
     out = cfg.output
     if phase == "scan":
-        return ["stage1.jsonl", "stage1.text", "stage1.text.len", "stage1.tok", "stage1.len", "minhash_clusters.npy",
-                "removed.scan.jsonl"]
+        return ["stage1.jsonl", "stage1.text", "stage1.text.len", "stage1.tok", "stage1.len",
+                "minhash_clusters.npy", "removed.scan.jsonl"]
     if phase == "near_dedup":
         try:
             with open(os.path.join(out, "stage2", "index.json"), encoding="utf-8") as f:
