@@ -63,9 +63,10 @@ impl Default for Shape {
     }
 }
 
-/// At most this many bytes of distinct patterns (anchored and not); above it no prefilter is
-/// built (the check is the same, without the speed-up).
-pub const BUDGET_BYTES: usize = 64 << 20;
+/// At most this many bytes of distinct patterns (anchored and not): the patterns are placed early
+/// while one per n-gram fits, else late; above it even late no prefilter is built (the check is
+/// the same, without the speed-up). The prefilter's heap is about 1.5 times its pattern bytes.
+pub const BUDGET_BYTES: usize = 32 << 20;
 
 /// The anchored patterns whose key (the bytes after their space) has one length.
 struct Level {
@@ -80,6 +81,8 @@ struct Level {
 pub struct Prefilter {
     nfc: bool,
     shape: Shape,
+    /// the patterns were placed late (the early ones did not fit the budget)
+    late: bool,
     /// by key length, longest first; the pattern bytes back to back
     levels: Vec<Level>,
     keys: Vec<u8>,
@@ -246,13 +249,17 @@ impl Prefilter {
                 .chain(o.iter().map(|p| p.len()))
                 .sum()
         };
-        let mut pats = patterns(items, n, shape, tok, false);
-        if size(&pats) > budget {
-            pats = patterns(items, n, shape, tok, true);
-            if size(&pats) > budget {
-                return None;
-            }
+        // early placement gives about one pattern per n-gram: skip it when that cannot fit
+        let windows: usize = items.iter().map(|e| (e.len() + 1).saturating_sub(n)).sum();
+        let mut pats = None;
+        if windows.saturating_mul(shape.max_bytes) <= budget {
+            pats = Some(patterns(items, n, shape, tok, false)).filter(|p| size(p) <= budget);
         }
+        let late = pats.is_none();
+        let pats = match pats {
+            Some(p) => p,
+            None => Some(patterns(items, n, shape, tok, true)).filter(|p| size(p) <= budget)?,
+        };
         let (anchored, others) = pats;
         let mut keys: Vec<u8> = Vec::new();
         let mut levels: Vec<Level> = Vec::new();
@@ -309,6 +316,7 @@ impl Prefilter {
         Some(Prefilter {
             nfc: tok.nfc(),
             shape,
+            late,
             levels,
             keys,
             ac,
@@ -322,6 +330,11 @@ impl Prefilter {
     /// The shape the patterns were cut with.
     pub fn shape(&self) -> Shape {
         self.shape
+    }
+
+    /// Were the patterns placed late (fewer, shorter in reach) to fit the budget?
+    pub fn late(&self) -> bool {
+        self.late
     }
 
     /// The number of distinct anchored patterns, per key length (longest first), and of the
