@@ -714,10 +714,15 @@ fn plain_chunk_chars(s: &str, mut prev_digit: bool) -> bool {
     true
 }
 
-/// Not a special case.
+/// Not a special case (the filter answers for most words, inline).
 #[inline(always)]
 fn not_special(s: &str) -> bool {
-    special(s).is_none()
+    !specials().1.may_hold(s) || not_special_key(s)
+}
+
+#[inline(never)]
+fn not_special_key(s: &str) -> bool {
+    !specials().0.contains_key(s)
 }
 
 type TokenSet = (rustc_hash::FxHashSet<&'static str>, KeyFilter);
