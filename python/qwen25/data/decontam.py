@@ -29,9 +29,9 @@ from typing import Any
 
 from .. import _native
 from ..errors import Qwen25ValueError
-from .records import iter_objects, iter_records, text_of
+from .records import BadRecord, iter_objects, iter_records, record_item
 
-__all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo"]
+__all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo", "items_of_test_set"]
 
 
 @dataclass(frozen=True)
@@ -59,22 +59,24 @@ class ShortTestItemWarning(UserWarning):
     """Some test items are too short to ever match (fewer tokens or words than the n-gram)."""
 
 
-def _is_ids(x: Any) -> bool:
-    return isinstance(x, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in x)
-
-
 def _item_of(r: Any, field: str, where: str) -> str | list[int]:
-    """A record as the engine takes it: token ids (a list or tuple of ints, or a field holding
-    one) or text. A list or tuple goes to the engine as it is: the engine checks every element
-    (ints in 0..2**32, no bools) and names the one at fault."""
+    """A record as the engine takes it: a str, or a list or tuple (token ids) as it is (the engine
+    checks every element: ints in 0..2**32, no bools, and names the one at fault); a dict by the
+    native reader's rule, :func:`~qwen25.data.records.record_item` with token ids allowed, so a
+    record in memory is judged as the same record in a file (errors prefixed with ``where``)."""
     if isinstance(r, (str, list, tuple)):
         return r  # type: ignore[return-value]
-    if isinstance(r, dict) and _is_ids(r.get(field)) and r.get(field):
-        return list(r[field])
-    return text_of(r, field, where)
+    if not isinstance(r, dict):
+        raise TypeError(f"{where}record is {type(r).__name__}, not str, token ids or dict")
+    try:
+        return record_item(r, field)
+    except BadRecord as e:
+        raise BadRecord(f"{where}{e}") from None
 
 
-def _test_items(test_set: Any, field: str) -> tuple[list[str | list[int]], list[str | None]]:
+def items_of_test_set(test_set: Any, field: str = "text") -> tuple[list[str | list[int]], list[str | None]]:
+    """The items of ``test_set`` as the engine takes them (see :class:`Decontaminator`), and each
+    one's id (``"id"``, ``"task_id"`` or ``"question_id"``; None when it has none)."""
     if isinstance(test_set, (str, os.PathLike)):
         p = os.fspath(test_set)
         if not os.path.exists(p):
@@ -122,7 +124,7 @@ class Decontaminator:
         tokenizer: Any = None,
         prefilter: bool = True,
     ) -> None:
-        items, ids = _test_items(test_set, "text")
+        items, ids = items_of_test_set(test_set, "text")
         if not items:
             raise Qwen25ValueError("the test set is empty: nothing to decontaminate against")
         if mode in ("qwen", "lcs"):

@@ -73,6 +73,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25IOError, Qwen25ValueError
+from .records import BadRecord, record_item  # the one record rule, shared with the native reader
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -97,10 +98,6 @@ GENERIC_MIN_HITS = 10
 GENERIC_FACTOR = 5
 GENERIC_MIN_ITEMS = 5
 _OUT_DIRS = ("clean", "removed", "bad", STATE_DIR)
-
-
-class BadRecord(Exception):
-    """A record that cannot become a text; the message is the reason."""
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -134,59 +131,6 @@ def _check_options(batch_size: Any, num_threads: Any, compress_level: Any, encod
 
 
 # -- records -------------------------------------------------------------------------------------
-def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
-
-
-def _is_ids(v: list[Any]) -> bool:
-    return bool(v) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
-
-
-def _messages_text(v: Any, name: str) -> str:
-    if not isinstance(v, list):
-        raise BadRecord(f"{name!r} is {_json_type(v)}, not a list of {{role, content}} objects")
-    parts = []
-    for i, m in enumerate(v):
-        ok = (isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m
-              and (m["content"] is None or isinstance(m["content"], str)))  # fmt: skip
-        if not ok:
-            raise BadRecord(f"{name}[{i}] is {_json_type(m)}, not a {{role, content}} object with string values")
-        parts.append(m["content"] or "")
-    return "\n".join(parts)
-
-
-def record_item(obj: Any, field: str) -> str | list[int]:
-    """What the engine judges for one record: ``obj[field]`` when a string (or a non-empty list of
-    token ids), else the contents of a chat messages list (``obj[field]`` or ``obj["messages"]``,
-    each message a ``{role, content}`` object; null content is empty) joined by newlines.
-    Anything else raises :class:`BadRecord` saying why."""
-    if not isinstance(obj, dict):
-        raise BadRecord(f"a record must be a JSON object, not {_json_type(obj)}")
-    if field in obj:
-        v = obj[field]
-        if isinstance(v, str):
-            return v
-        if isinstance(v, list):
-            return list(v) if _is_ids(v) else _messages_text(v, field)
-        raise BadRecord(f"field {field!r} is {_json_type(v)}, not a string (nor a messages list)")
-    if "messages" in obj:
-        return _messages_text(obj["messages"], "messages")
-    keys = ", ".join(map(repr, list(obj)[:10])) or "none"
-    raise BadRecord(f"no field {field!r} (nor a 'messages' list); its fields: {keys}")
-
-
 def _surrogate(obj: Any) -> str | None:
     from .records import lone_surrogate
 

@@ -16,7 +16,7 @@ from .._extras import require
 
 require("ray", "qwen25.data.ray")
 
-from .decontam import Decontaminator, _test_items
+from .decontam import Decontaminator, items_of_test_set
 from .distributed import actor_pool
 
 INDEX_COL = "decontam_test_index"
@@ -62,7 +62,7 @@ def annotate(
 ) -> Any:
     """``ds`` with two int64 columns added: ``decontam_test_index`` (the witness with the lowest
     test index, -1 when clean) and ``decontam_lcs`` (its LCS; -1 when clean or in ngram mode)."""
-    items, ids = _test_items(test_set, "text")
+    items, ids = items_of_test_set(test_set, "text")
     kwargs: dict[str, Any] = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
     Decontaminator(items, **kwargs)  # check the arguments and the test set here, not in a worker
     return ds.map_batches(

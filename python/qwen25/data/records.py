@@ -76,38 +76,79 @@ def iter_records(source: Any) -> Iterator[Any]:
         raise TypeError(f"records must be a path or an iterable of records, not {type(source).__name__}") from None
 
 
+class BadRecord(Qwen25ValueError):
+    """A record that cannot become a text; the message is the reason."""
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _is_ids(v: list[Any]) -> bool:
+    return bool(v) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+
+
+def _messages_text(v: Any, name: str) -> str:
+    if not isinstance(v, list):
+        raise BadRecord(f"{name!r} is {_json_type(v)}, not a list of {{role, content}} objects")
+    parts = []
+    for i, m in enumerate(v):
+        ok = (isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m
+              and (m["content"] is None or isinstance(m["content"], str)))  # fmt: skip
+        if not ok:
+            raise BadRecord(f"{name}[{i}] is {_json_type(m)}, not a {{role, content}} object with string values")
+        parts.append(m["content"] or "")
+    return "\n".join(parts)
+
+
+def record_item(obj: Any, field: str, *, allow_ids: bool = True) -> str | list[int]:
+    """What the engine judges for one record, by the rule of the native reader
+    (:func:`read_batches`, ``qwen25-core`` ``io::record``): ``obj[field]`` when a string (or, with
+    ``allow_ids``, a non-empty list of int token ids), else the contents of a chat messages list
+    (``obj[field]`` or ``obj["messages"]``, each message a ``{role, content}`` object; null content
+    is empty) joined by newlines. Anything else raises :class:`BadRecord` saying why, in the
+    reader's words."""
+    if not isinstance(obj, dict):
+        raise BadRecord(f"a record must be a JSON object, not {_json_type(obj)}")
+    if field in obj:
+        v = obj[field]
+        if isinstance(v, str):
+            return v
+        if isinstance(v, list):
+            return list(v) if allow_ids and _is_ids(v) else _messages_text(v, field)
+        raise BadRecord(f"field {field!r} is {_json_type(v)}, not a string (nor a messages list)")
+    if "messages" in obj:
+        return _messages_text(obj["messages"], "messages")
+    keys = ", ".join(map(repr, list(obj)[:10])) or "none"
+    raise BadRecord(f"no field {field!r} (nor a 'messages' list); its fields: {keys}")
+
+
 def text_of(record: Any, field: str = "text", where: str = "") -> str:
-    """The text of one record: a str itself, ``record[field]``, or the contents of a chat
-    ``messages`` list joined by newlines. An empty text is fine (it is never contaminated)."""
+    """The text of one in-memory record: a str itself, else :func:`record_item` without token ids,
+    so that a record in memory is judged exactly as the same record read from a file (a null
+    field, a messages list that is not ``{role, content}`` objects, or a list of ids in ``field``
+    is a :class:`BadRecord`, a ``Qwen25ValueError``, prefixed with ``where``). A record that is
+    neither str nor dict is a ``TypeError``. An empty text is fine (it is never contaminated)."""
     if isinstance(record, str):
         return record
-    if isinstance(record, dict):
-        if field in record:
-            v = record[field]
-            if isinstance(v, str):
-                return v
-            if v is None:
-                return ""
-            if isinstance(v, list):
-                return _messages_text(v, where, field)
-            raise Qwen25ValueError(f"{where}field {field!r} is {type(v).__name__}, not str")
-        if "messages" in record and isinstance(record["messages"], list):
-            return _messages_text(record["messages"], where, "messages")
-        keys = ", ".join(map(repr, list(record)[:10]))
-        raise Qwen25ValueError(f"{where}record has no field {field!r} (nor a 'messages' list); its fields: {keys}")
-    raise TypeError(f"{where}record is {type(record).__name__}, not str or dict")
-
-
-def _messages_text(msgs: list[Any], where: str, field: str) -> str:
-    parts = []
-    for i, m in enumerate(msgs):
-        if isinstance(m, dict) and isinstance(m.get("content", ""), str):
-            parts.append(m.get("content", ""))
-        elif isinstance(m, str):
-            parts.append(m)
-        else:
-            raise Qwen25ValueError(f"{where}{field}[{i}] is not a chat message with a str 'content'")
-    return "\n".join(parts)
+    if not isinstance(record, dict):
+        raise TypeError(f"{where}record is {type(record).__name__}, not str or dict")
+    try:
+        return record_item(record, field, allow_ids=False)  # type: ignore[return-value]
+    except BadRecord as e:
+        raise BadRecord(f"{where}{e}") from None
 
 
 def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
