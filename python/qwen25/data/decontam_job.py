@@ -73,7 +73,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25IOError, Qwen25ValueError
-from .records import BadRecord, record_item  # the one record rule, shared with the native reader
+from .records import BadRecord, record_item, write_json  # record_item: the one record rule (the native reader's)
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -98,6 +98,7 @@ GENERIC_MIN_HITS = 10
 GENERIC_FACTOR = 5
 GENERIC_MIN_ITEMS = 5
 _OUT_DIRS = ("clean", "removed", "bad", STATE_DIR)
+_JSON: dict[str, Any] = {"newline": False, "ensure_ascii": False, "indent": 1}  # state files and report.json
 
 
 # -- options -------------------------------------------------------------------------------------
@@ -298,13 +299,6 @@ def _done(w: Any) -> list[Any]:
     written: the file is not read back)."""
     size = int(w.commit())
     return [size, str(w.digest)]
-
-
-def _atomic_json(path: str, obj: Any) -> None:
-    from .records import open_writer
-
-    with open_writer(path) as w:
-        w.write(json.dumps(obj, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 # -- one shard -----------------------------------------------------------------------------------
@@ -729,8 +723,8 @@ def run_job(
             proc = _process_parquet if path.lower().endswith(".parquet") else _process_jsonl
             res, digest, sizes = proc(d, path, shard, out, opts, bar, tally)
             fp = _fp(before["size"], before["mtime_ns"], digest)
-            _atomic_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
-                                      "result": res})
+            write_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
+                                    "result": res}, **_JSON)
             res["resumed"] = False
             if why is not None:
                 res["redone"] = why
@@ -743,7 +737,7 @@ def run_job(
                "options": options, "inputs": inputs}
         report = build_report(params, shards, where, run=run, notes=notes, warns=warns, stale=stale,
                               short_items=[where[i] for i in getattr(d, "short_items", [])])
-        _atomic_json(rpath, report)
+        write_json(rpath, report, **_JSON)
     finally:
         if bar is not None:
             bar.close()

@@ -40,14 +40,6 @@ MANIFEST = "manifest.json"
 FORMAT = "qwen25-packed-v1"
 
 
-def _write_json_atomic(path: str, obj: Any) -> None:
-    """``path`` holding ``obj`` as indented JSON, through the one atomic writer (records.open_writer)."""
-    from .records import open_writer
-
-    with open_writer(path) as f:
-        f.write((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 class TokenPacker:
     """Streaming packer: :meth:`add` batches of texts, then :meth:`finish` (or use ``with``)."""
 
@@ -166,7 +158,9 @@ class TokenPacker:
             "shards": [{"file": f, "tokens": t} for f, t in shards],
             **({"extra": self.extra} if self.extra else {}),
         }
-        _write_json_atomic(os.path.join(self.out_dir, MANIFEST), m)
+        from .records import write_json
+
+        write_json(os.path.join(self.out_dir, MANIFEST), m, indent=2, sort_keys=True)
         self._manifest = m
         return m
 

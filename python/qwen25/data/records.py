@@ -266,6 +266,26 @@ def open_writer(
     return _native.RecordWriter(os.fspath(path), compress_level, num_threads)
 
 
+def write_json(path: str | os.PathLike[str], obj: Any, *, newline: bool = True, **dumps_kwargs: Any) -> None:
+    """``path`` holding ``json.dumps(obj, **dumps_kwargs)`` as UTF-8, then a newline unless
+    ``newline=False``, written atomically through :func:`open_writer` (a ``.gz``/``.zst`` name is
+    compressed)."""
+    data = json.dumps(obj, **dumps_kwargs) + ("\n" if newline else "")
+    with open_writer(path) as w:
+        w.write(data.encode())
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
+    """Write records as JSONL, one ``json.dumps(record, ensure_ascii=False)`` a line, atomically
+    through :func:`open_writer`; returns how many."""
+    n = 0
+    with open_writer(path) as w:
+        for r in records:
+            w.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
+            n += 1
+    return n
+
+
 # -- digests (see the module docstring) ----------------------------------------------------------
 def file_digest(path: str | os.PathLike[str]) -> str:
     """The digest (:data:`DIGEST_ALGORITHM`, hex) of the bytes of the file at ``path``, streamed in

@@ -11,14 +11,13 @@ are written under temporary names and renamed when complete (:func:`~qwen25.data
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from typing import Any
 
 from ..errors import Qwen25FileNotFoundError, Qwen25ValueError
-from .records import open_writer, read_batches
+from .records import open_writer, read_batches, write_json
 
 __all__ = ["tokenize_files"]
 
@@ -112,6 +111,5 @@ def tokenize_files(
         "tokenizer": tokenizer or "qwen25 (embedded)",
         "append_eos": bool(append_eos),
     }
-    with open_writer(meta_path) as f:
-        f.write(json.dumps(meta, indent=2).encode())
+    write_json(meta_path, meta, newline=False, indent=2)
     return {**meta, "bad": bad, "elapsed": elapsed, "bytes": n_bytes, "meta_path": meta_path}

@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..train.rejection import write_jsonl
+from ..data.records import write_jsonl
 
 __all__ = ["run_e2e", "STAGES"]
 

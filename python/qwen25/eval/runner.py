@@ -12,7 +12,6 @@ rerun gives the same files.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Qwen25ValueError
-from ..train.rejection import write_jsonl
+from ..data.records import write_json, write_jsonl
 
 __all__ = ["TASKS", "EvalOptions", "evaluate", "load_model", "format_table"]
 
@@ -249,10 +248,7 @@ def evaluate(model_dir: str, tasks: Sequence[str], *, out: str, data: dict[str, 
             log(f"{t}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                      for k, v in scores.items() if isinstance(v, (int, float)) and k != "seconds")
                 + f" ({scores['seconds']:.1f} s)")
-    from ..data.records import open_writer
-
-    with open_writer(os.path.join(out, "results.json")) as w:
-        w.write((json.dumps(results, indent=2, ensure_ascii=False) + "\n").encode())
+    write_json(os.path.join(out, "results.json"), results, indent=2, ensure_ascii=False)
     return results
 
 

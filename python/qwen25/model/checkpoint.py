@@ -256,9 +256,8 @@ def save_pretrained(model: Qwen2ForCausalLM, directory: Any, *, max_shard_size: 
             "metadata": {"total_size": sum(t.numel() * saved_dtype.itemsize for t in tensors.values())},
             "weight_map": {k: name for name, shard in zip(names, shards) for k in shard},
         }
-        from ..data.records import open_writer
+        from ..data.records import write_json
 
-        with open_writer(d / "model.safetensors.index.json") as w:
-            w.write((json.dumps(index, indent=2, sort_keys=True) + "\n").encode())
+        write_json(d / "model.safetensors.index.json", index, indent=2, sort_keys=True)
     dtype_name = str(saved_dtype).removeprefix("torch.")
     model.config.replace(torch_dtype=dtype_name).save_pretrained(d)

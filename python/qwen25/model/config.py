@@ -436,10 +436,9 @@ class Qwen25Config:
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
         p = Path(directory)
         p.mkdir(parents=True, exist_ok=True)
-        from ..data.records import open_writer
+        from ..data.records import write_json
 
-        with open_writer(p / "config.json") as w:
-            w.write((json.dumps(self.to_hf_dict(), indent=2, sort_keys=True) + "\n").encode())
+        write_json(p / "config.json", self.to_hf_dict(), indent=2, sort_keys=True)
 
     def describe(self) -> str:
         n = self.num_parameters()

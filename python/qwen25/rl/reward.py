@@ -184,10 +184,9 @@ class RewardModel(Qwen2ForCausalLM):
         cfg["id2label"] = {"0": "LABEL_0"}
         cfg["label2id"] = {"LABEL_0": 0}
         cfg.pop("num_labels", None)
-        from ..data.records import open_writer
+        from ..data.records import write_json
 
-        with open_writer(d / "config.json") as w:
-            w.write((json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+        write_json(d / "config.json", cfg, indent=2, sort_keys=True)
 
 
 @torch.no_grad()

@@ -297,10 +297,9 @@ def run_sweep(*, recipe: str = "debug", out: str | os.PathLike[str], sizes: Sequ
     files = [write_table(rows, os.path.join(out_dir, "sweep.csv")), table_path]
     fitted = fit(rows, **dict(fit_kwargs or {}))
     fit_path = os.path.join(out_dir, "fit.json")
-    from ..data.records import open_writer
+    from ..data.records import write_json
 
-    with open_writer(fit_path) as f:
-        f.write((json.dumps(_strict(fitted.to_dict()), indent=2, allow_nan=False) + "\n").encode())
+    write_json(fit_path, _strict(fitted.to_dict()), indent=2, allow_nan=False)
     files.append(fit_path)
     if plot:
         from .plot import MatplotlibMissing

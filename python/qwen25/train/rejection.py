@@ -25,13 +25,13 @@ passes per verifier, and lists the prompts with no passing candidate.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..data.records import write_jsonl  # lives in records; re-exported here for existing imports
 from ..errors import FormatError, Qwen25ValueError
 from .modes import evaluating
 
@@ -195,15 +195,3 @@ def rejection_sample(model: Qwen2ForCausalLM | None, tokenizer: Tokenizer | None
     report = {"prompts": len(items), "candidates": sum(len(r) for r in responses), "kept": len(kept),
               "by_verifier": by_kind, "unsolved": unsolved, **sampling}
     return kept, report
-
-
-def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
-    """Write records as JSONL (atomically); returns how many."""
-    from ..data.records import open_writer
-
-    n = 0
-    with open_writer(path) as w:
-        for r in records:
-            w.write((json.dumps(r, ensure_ascii=False) + "\n").encode())
-            n += 1
-    return n

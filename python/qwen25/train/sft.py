@@ -696,7 +696,7 @@ def write_debug_chat(folder: str | os.PathLike[str], n: int = 2000, seed: int = 
     """Write :func:`debug_chat` as ``folder/chat.jsonl`` (once; every rank of a run may ask at
     once) and return that path."""
     from .debug_data import build_folder_once
-    from .rejection import write_jsonl
+    from ..data.records import write_jsonl
 
     def build(tmp: str) -> None:
         write_jsonl(os.path.join(tmp, "chat.jsonl"), debug_chat(n, seed))
@@ -879,10 +879,9 @@ def run_sft(config: TrainConfig, out_dir: str | os.PathLike[str], *, resume: boo
     os.makedirs(out, exist_ok=True)
     prepared = prepare(config, os.path.join(out, "data"), num_threads=num_threads)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank prepares the same data; one writes
-        from ..data.records import open_writer
+        from ..data.records import write_json
 
-        with open_writer(os.path.join(out, "sft_report.json")) as w:
-            w.write(json.dumps(prepared.report, indent=2, ensure_ascii=False).encode())
+        write_json(os.path.join(out, "sft_report.json"), prepared.report, newline=False, indent=2, ensure_ascii=False)
     trainer = sft_trainer_class()(prepared, out_dir=out, resume=resume, allow_changes=allow_changes, progress=progress)
     records = trainer.fit(stop_at_step=stop_at_step)
     return trainer, records, prepared.report
