@@ -55,6 +55,10 @@ items overall; and a warning for any item that removed more than
 ``max(GENERIC_MIN_HITS, GENERIC_FACTOR x median)`` records, where the median is taken over the
 items that removed anything (not used when fewer than ``GENERIC_MIN_ITEMS`` items did): such an
 item is more likely generic text (a boilerplate prompt) than a benchmark copied into the corpus.
+``run.inputs`` names each input shard with its ``size``, ``mtime_ns``, ``digest`` and
+``digest_algorithm`` (the resume fingerprint above), ``blake2b`` (BLAKE2b-128 of its bytes as
+stored, hex, as ``hashlib.blake2b(data, digest_size=16)``; computed while the shard is read) and
+whether it was ``resumed``.
 """
 
 from __future__ import annotations
@@ -256,6 +260,18 @@ def _fp(size: int, mtime_ns: int, digest: str) -> dict[str, Any]:
     return {"size": size, "mtime_ns": mtime_ns, "digest": digest, "digest_algorithm": DIGEST_ALGORITHM}
 
 
+def file_blake2b(path: str) -> str:
+    """BLAKE2b-128 (hex) of the file's bytes as stored, streamed: the report's ``blake2b`` of an
+    input the native reader did not read (Parquet, a resumed shard whose state predates it)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _stat(path: str) -> dict[str, int]:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -344,7 +360,7 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
 
 
 def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                   tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, list[Any]]]:
+                   tally: dict[str, float]) -> tuple[dict[str, Any], tuple[str, str], dict[str, list[Any]]]:
     """One JSONL shard: read, parsed and hashed in Rust on a background thread; the engine judges
     each batch; the raw lines go to clean/ or removed/ without passing through Python objects."""
     from .records import open_writer, read_batches
@@ -352,7 +368,7 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
     s = _Shard(shard, "line")
     before = _stat(path)
     reader = read_batches(path, opts["field"], skip_bad=opts["skip_bad"], encoding_errors=opts["encoding_errors"],
-                          batch_size=opts["batch_size"], allow_ids=True, hash=True,
+                          batch_size=opts["batch_size"], allow_ids=True, hash=True, blake2b=True,
                           num_threads=opts["num_threads"])  # fmt: skip
     level, nt = opts["compress_level"], opts["num_threads"]
     ws = []
@@ -401,11 +417,11 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
         reader.close()
     if _stat(path) != before:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), str(reader.digest), sizes
+    return s.result(), (str(reader.digest), str(reader.blake2b)), sizes
 
 
 def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                     tally: dict[str, float]) -> tuple[dict[str, Any], str, dict[str, list[Any]]]:
+                     tally: dict[str, float]) -> tuple[dict[str, Any], tuple[str, str], dict[str, list[Any]]]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -498,7 +514,7 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
         raise
     if _stat(path) != {"size": fp["size"], "mtime_ns": fp["mtime_ns"]}:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), fp["digest"], sizes
+    return s.result(), (fp["digest"], file_blake2b(path)), sizes
 
 
 # -- the output folder ---------------------------------------------------------------------------
@@ -710,7 +726,10 @@ def run_job(
                 res = st["result"]
                 res["resumed"] = True
                 shards.append(res)
-                inputs.append({"path": path, "shard": shard, **st["input"], "resumed": True})
+                fp = dict(st["input"])
+                if "blake2b" not in fp:  # a state written before the report's blake2b came back
+                    fp["blake2b"] = file_blake2b(path)
+                inputs.append({"path": path, "shard": shard, **fp, "resumed": True})
                 continue
             if why is not None:
                 note = f"shard {shard}: redone: {why}"
@@ -721,8 +740,8 @@ def run_job(
                 os.remove(state_path)  # not done until its outputs are all replaced
             before = _stat(path)
             proc = _process_parquet if path.lower().endswith(".parquet") else _process_jsonl
-            res, digest, sizes = proc(d, path, shard, out, opts, bar, tally)
-            fp = _fp(before["size"], before["mtime_ns"], digest)
+            res, (digest, b2), sizes = proc(d, path, shard, out, opts, bar, tally)
+            fp = {**_fp(before["size"], before["mtime_ns"], digest), "blake2b": b2}
             write_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
                                     "result": res}, **_JSON)
             res["resumed"] = False

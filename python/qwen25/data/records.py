@@ -188,6 +188,7 @@ def read_batches(
     batch_size: int = 2048,
     allow_ids: bool = False,
     hash: bool = False,
+    blake2b: bool = False,
     num_threads: int | None = None,
 ) -> Any:
     """Batches of the records of one JSONL file (``.gz``/``.zst`` too; ``"-"`` is standard input),
@@ -202,7 +203,9 @@ def read_batches(
     ``file: truncated/corrupt compressed data after N records (line L)``, or with ``skip_bad`` the
     last batch's ``damage``. Each batch: ``items()``, ``lines``, ``records`` (index among the
     non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
-    reader's ``digest`` is the digest of the file's bytes once read to the end. A batch holds up to
+    reader's ``digest`` is the digest of the file's bytes once read to the end, and with ``blake2b``
+    its ``blake2b`` their BLAKE2b-128 (hex, as ``hashlib.blake2b(data, digest_size=16)``), both
+    computed on the reading thread. A batch holds up to
     ``batch_size`` non-blank lines (or 8 MiB; a file's first batches 1, 2 and 4 MiB, so that work on
     them starts early), parsed on ``num_threads`` threads."""
     from .. import _native
@@ -214,7 +217,7 @@ def read_batches(
         raise Qwen25FileNotFoundError(2, "no such file", p)
     return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
                                 batch_size=batch_size, allow_ids=allow_ids, hash=hash,
-                                num_threads=num_threads)  # fmt: skip
+                                blake2b=blake2b, num_threads=num_threads)  # fmt: skip
 
 
 def iter_objects(

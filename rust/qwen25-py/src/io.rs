@@ -8,11 +8,11 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use qwen25_core::io::{
-    digest, AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8, Written,
+    digest, AtomicWriter, Batch, BatchStream, Digests, Item, ReadOptions, Rules, Utf8, Written,
 };
 use qwen25_core::{parallel, Error};
 
-use crate::call::job;
+use crate::call::{bad_value, job, run};
 
 fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
     match m.try_lock() {
@@ -115,13 +115,13 @@ impl RecordBatch {
 #[pyclass(module = "qwen25._native", name = "RecordReader", frozen)]
 pub struct RecordReader {
     inner: Mutex<Option<BatchStream>>,
-    digest: Mutex<Option<String>>,
+    digests: Mutex<Digests>,
 }
 
 #[pymethods]
 impl RecordReader {
     #[new]
-    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, num_threads=None))]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, blake2b=false, num_threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -132,21 +132,22 @@ impl RecordReader {
         batch_size: usize,
         allow_ids: bool,
         hash: bool,
+        blake2b: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
         let utf8 = match encoding_errors {
             "strict" => Utf8::Strict,
             "replace" => Utf8::Replace,
             other => {
-                return Err(crate::errors::to_pyerr(Error::Value(format!(
+                return Err(bad_value(format!(
                     "encoding_errors must be 'strict' or 'replace', not {other:?}"
-                ))))
+                )))
             }
         };
         if batch_size == 0 {
-            return Err(crate::errors::to_pyerr(Error::Value(
+            return Err(bad_value(
                 "batch_size must be >= 1".into(),
-            )));
+            ));
         }
         let opts = ReadOptions {
             rules: Rules {
@@ -157,12 +158,13 @@ impl RecordReader {
             skip_bad,
             batch_size,
             hash,
+            blake2b,
             threads: parallel::threads(num_threads),
         };
         let s = job(py, || BatchStream::open(&path, opts))?;
         Ok(RecordReader {
             inner: Mutex::new(Some(s)),
-            digest: Mutex::new(None),
+            digests: Mutex::new(Digests::default()),
         })
     }
 
@@ -180,9 +182,9 @@ impl RecordReader {
         });
         match r {
             Ok(Ok(b)) => Ok(Some(RecordBatch { b: Arc::new(b) })),
-            Ok(Err(digest)) => {
+            Ok(Err(digests)) => {
                 *g = None;
-                *busy(&self.digest, "this RecordReader")? = digest;
+                *busy(&self.digests, "this RecordReader")? = digests;
                 Ok(None)
             }
             Err(e) => {
@@ -204,7 +206,14 @@ impl RecordReader {
     /// end (with hash=True).
     #[getter]
     fn digest(&self) -> PyResult<Option<String>> {
-        Ok(busy(&self.digest, "this RecordReader")?.clone())
+        Ok(busy(&self.digests, "this RecordReader")?.digest.clone())
+    }
+
+    /// BLAKE2b-128 (hex, as `hashlib.blake2b(data, digest_size=16)`) of every byte of the file as
+    /// stored, once read to the end (with blake2b=True).
+    #[getter]
+    fn blake2b(&self) -> PyResult<Option<String>> {
+        Ok(busy(&self.digests, "this RecordReader")?.blake2b.clone())
     }
 
     /// Stop reading (the background thread ends).
@@ -232,10 +241,10 @@ impl RecordWriter {
     ) -> PyResult<()> {
         let mut g = busy(&self.inner, "this RecordWriter")?;
         let Some(w) = g.as_mut() else {
-            return Err(crate::errors::to_pyerr(Error::Value(format!(
+            return Err(bad_value(format!(
                 "{}: written after commit or abort",
                 self.path
-            ))));
+            )));
         };
         let r = job(py, || f(w));
         if r.is_err() {
@@ -255,8 +264,7 @@ impl RecordWriter {
         compress_level: u32,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
-        let n = parallel::threads(num_threads);
-        let w = job(py, || AtomicWriter::create(&path, compress_level, n))?;
+        let w = run(py, num_threads, |n| AtomicWriter::create(&path, compress_level, n))?;
         Ok(RecordWriter {
             path,
             inner: Mutex::new(Some(w)),
@@ -286,10 +294,10 @@ impl RecordWriter {
     fn tell(&self) -> PyResult<u64> {
         match busy(&self.inner, "this RecordWriter")?.as_ref() {
             Some(w) => Ok(w.written()),
-            None => Err(crate::errors::to_pyerr(Error::Value(format!(
+            None => Err(bad_value(format!(
                 "{}: tell after commit or abort",
                 self.path
-            )))),
+            ))),
         }
     }
 
@@ -310,11 +318,11 @@ impl RecordWriter {
         want: bool,
     ) -> PyResult<()> {
         if pick.len() != batch.b.len() {
-            return Err(crate::errors::to_pyerr(Error::Value(format!(
+            return Err(bad_value(format!(
                 "pick has {} entries for a batch of {} records",
                 pick.len(),
                 batch.b.len()
-            ))));
+            )));
         }
         let b = Arc::clone(&batch.b);
         self.send(py, move |w| w.write_selected(b, pick, want))
@@ -341,10 +349,10 @@ impl RecordWriter {
     fn commit(&self, py: Python<'_>) -> PyResult<u64> {
         let w = busy(&self.inner, "this RecordWriter")?.take();
         let Some(w) = w else {
-            return Err(crate::errors::to_pyerr(Error::Value(format!(
+            return Err(bad_value(format!(
                 "{}: committed after commit or abort",
                 self.path
-            ))));
+            )));
         };
         let done = job(py, || w.commit())?;
         let size = done.size;

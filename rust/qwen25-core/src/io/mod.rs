@@ -8,7 +8,9 @@ pub mod record;
 pub mod writer;
 
 pub use digest::{file_digest, output_digest, written_digest, Digest};
-pub use reader::{Bad, Batch, BatchStream, Compression, Damage, ReadOptions, RecordReader};
+pub use reader::{
+    Bad, Batch, BatchStream, Compression, Damage, Digests, ReadOptions, RecordReader,
+};
 pub use record::{record_item, Item, Rules, Utf8};
 pub use writer::{tmp_of, AtomicWriter, Written};
 
@@ -31,6 +33,7 @@ mod tests {
             skip_bad,
             batch_size,
             hash: true,
+            blake2b: false,
             threads: 2,
         }
     }
@@ -41,7 +44,7 @@ mod tests {
         while let Some(b) = s.next_batch()? {
             out.push(b);
         }
-        Ok((out, s.finish()?))
+        Ok((out, s.finish()?.digest))
     }
 
     fn gz(data: &[u8]) -> Vec<u8> {

@@ -63,6 +63,9 @@ pub struct ReadOptions {
     pub batch_size: usize,
     /// Digest the file's bytes ([`digest`](super::digest), as stored) as they are read.
     pub hash: bool,
+    /// Also BLAKE2b-128 of the file's bytes as stored (the `blake2b` of the decontaminate report's
+    /// inputs), on the same thread; off for the jobs that do not report it.
+    pub blake2b: bool,
     /// Threads that parse a batch's lines (order and results never depend on it).
     pub threads: usize,
 }
@@ -137,7 +140,30 @@ impl Batch {
 struct Source {
     f: Box<dyn Read + Send>,
     h: Option<Digest>,
+    b2: Option<blake2b_simd::State>,
     failed: bool,
+}
+
+impl Source {
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = self.h.as_mut() {
+            h.update(data);
+        }
+        if let Some(b) = self.b2.as_mut() {
+            b.update(data);
+        }
+    }
+}
+
+/// What a file's reading ends with: the digests asked for (hex) of every byte of the file as
+/// stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digests {
+    /// [`digest`](super::digest) (with [`ReadOptions::hash`]).
+    pub digest: Option<String>,
+    /// BLAKE2b with a 16-byte output, as `hashlib.blake2b(data, digest_size=16).hexdigest()`
+    /// (with [`ReadOptions::blake2b`]).
+    pub blake2b: Option<String>,
 }
 
 #[derive(Clone)]
@@ -148,9 +174,7 @@ impl Read for Hashing {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match s.f.read(buf) {
             Ok(n) => {
-                if let Some(h) = s.h.as_mut() {
-                    h.update(&buf[..n]);
-                }
+                s.update(&buf[..n]);
                 Ok(n)
             }
             Err(e) => {
@@ -162,11 +186,11 @@ impl Read for Hashing {
 }
 
 impl Hashing {
-    /// Read the rest of the file (so the hash covers it), then the hex digest.
-    fn finish(&self, path: &str) -> Result<Option<String>> {
+    /// Read the rest of the file (so the hashes cover it), then the hex digests.
+    fn finish(&self, path: &str) -> Result<Digests> {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut buf = vec![0u8; CHUNK];
-        if s.h.is_some() {
+        if s.h.is_some() || s.b2.is_some() {
             loop {
                 let n =
                     s.f.read(&mut buf)
@@ -174,12 +198,14 @@ impl Hashing {
                 if n == 0 {
                     break;
                 }
-                if let Some(h) = s.h.as_mut() {
-                    h.update(&buf[..n]);
-                }
+                s.update(&buf[..n]);
             }
         }
-        Ok(s.h.take().map(|h| h.hex()))
+        let b2 = s.b2.take().map(|b| b.finalize().to_hex().to_string());
+        Ok(Digests {
+            digest: s.h.take().map(|h| h.hex()),
+            blake2b: b2,
+        })
     }
 }
 
@@ -228,9 +254,13 @@ impl RecordReader {
             (Box::new(f), kind)
         };
         let h = opts.hash.then(Digest::new);
+        let b2 = opts
+            .blake2b
+            .then(|| blake2b_simd::Params::new().hash_length(16).to_state());
         let src = Hashing(Arc::new(Mutex::new(Source {
             f,
             h,
+            b2,
             failed: false,
         })));
         let raw = BufReader::with_capacity(CHUNK, src.clone());
@@ -375,8 +405,8 @@ impl RecordReader {
         Ok(Some(b))
     }
 
-    /// After the last batch: the digest (hex) of every byte of the file (when hashing).
-    pub fn finish(&self) -> Result<Option<String>> {
+    /// After the last batch: the digests asked for (hex) of every byte of the file.
+    pub fn finish(&self) -> Result<Digests> {
         self.src.finish(&self.path)
     }
 }
@@ -384,7 +414,7 @@ impl RecordReader {
 /// A [`RecordReader`] on its own thread, one or two batches ahead of the consumer.
 pub struct BatchStream {
     rx: Option<Receiver<Result<Batch>>>,
-    thread: Option<JoinHandle<Result<Option<String>>>>,
+    thread: Option<JoinHandle<Result<Digests>>>,
     ended: bool,
 }
 
@@ -399,13 +429,13 @@ impl BatchStream {
                     match r.next_batch() {
                         Ok(Some(b)) => {
                             if tx.send(Ok(b)).is_err() {
-                                return Ok(None); // the consumer stopped
+                                return Ok(Digests::default()); // the consumer stopped
                             }
                         }
                         Ok(None) => return r.finish(),
                         Err(e) => {
                             let _ = tx.send(Err(e));
-                            return Ok(None);
+                            return Ok(Digests::default());
                         }
                     }
                 }
@@ -436,13 +466,13 @@ impl BatchStream {
         }
     }
 
-    /// After the end: the file's digest (hex), when it was hashed.
-    pub fn finish(&mut self) -> Result<Option<String>> {
+    /// After the end: the file's digests (hex), those asked for.
+    pub fn finish(&mut self) -> Result<Digests> {
         self.rx = None;
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(Error::Value("the reader thread panicked".into())),
-            None => Ok(None),
+            None => Ok(Digests::default()),
         }
     }
 }
