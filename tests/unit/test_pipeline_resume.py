@@ -306,3 +306,28 @@ def test_a_compressed_input_is_never_written_out_decompressed_and_a_full_disk_bl
     msg = str(e.value)
     assert e.value.errno == errno.ENOSPC and "stage1.jsonl" in msg and "a.jsonl.gz" not in msg and "cannot be read" not in msg
     assert not (out / ".tmp-stage1.jsonl").is_symlink()  # the half-written file is removed
+
+
+@pytest.mark.parametrize("change", [{"version": 4}, {"digest_algorithm": "blake2b-128"}, None])
+def test_a_state_of_another_version_or_digest_is_redone_with_a_note(tmp_path, capsys, change):
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    run_pipeline(cfg)
+    capsys.readouterr()
+    sp = tmp_path / "out" / "state.json"
+    st = json.loads(sp.read_text())
+    sp.write_text(json.dumps({**st, **change}) if change else "{not json")
+    run_pipeline(cfg)
+    err = capsys.readouterr().err
+    assert [p for p in ("scan", "near_dedup", "mix_pack") if f"{p}: already done" not in err] == [
+        "scan", "near_dedup", "mix_pack"]
+    want = "state.json is from another version" if change else "state.json cannot be read"
+    assert f"qwen25 data: note: {want}" in err and "every phase is redone" in err
+    run_pipeline(cfg)  # the new state is trusted again: no note, nothing redone
+    err = capsys.readouterr().err
+    assert "note:" not in err and ran_none(err)
+
+
+def ran_none(err: str) -> bool:
+    return all(f"{p}: already done" in err for p in ("scan", "near_dedup", "mix_pack"))

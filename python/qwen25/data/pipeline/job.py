@@ -47,6 +47,8 @@ class Pipeline:
         os.makedirs(out, exist_ok=True)
         fps = fingerprints(self.config)
         st = load_state(out)
+        if self.progress and st.get("note"):  # why nothing is resumed (another version, an unreadable file)
+            print(f"qwen25 data: note: {st['note']}", file=sys.stderr)
         done, old = list(st.get("done", [])), dict(st.get("fingerprints", {}))
         parts: dict[str, Any] = dict(st.get("report", {}))
         recorded: dict[str, Any] = dict(st.get("outputs", {}))
