@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use qwen25_core::io::{
-    digest, AtomicWriter, Batch, BatchStream, Digests, Item, ReadOptions, Rules, Utf8, Written,
+    digest, AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8, Written,
 };
 use qwen25_core::{parallel, Error};
 
@@ -115,13 +115,13 @@ impl RecordBatch {
 #[pyclass(module = "qwen25._native", name = "RecordReader", frozen)]
 pub struct RecordReader {
     inner: Mutex<Option<BatchStream>>,
-    digests: Mutex<Digests>,
+    digest: Mutex<Option<String>>,
 }
 
 #[pymethods]
 impl RecordReader {
     #[new]
-    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, blake2b=false, num_threads=None))]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, num_threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -132,7 +132,6 @@ impl RecordReader {
         batch_size: usize,
         allow_ids: bool,
         hash: bool,
-        blake2b: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
         let utf8 = match encoding_errors {
@@ -145,9 +144,7 @@ impl RecordReader {
             }
         };
         if batch_size == 0 {
-            return Err(bad_value(
-                "batch_size must be >= 1".into(),
-            ));
+            return Err(bad_value("batch_size must be >= 1"));
         }
         let opts = ReadOptions {
             rules: Rules {
@@ -158,13 +155,12 @@ impl RecordReader {
             skip_bad,
             batch_size,
             hash,
-            blake2b,
             threads: parallel::threads(num_threads),
         };
         let s = job(py, || BatchStream::open(&path, opts))?;
         Ok(RecordReader {
             inner: Mutex::new(Some(s)),
-            digests: Mutex::new(Digests::default()),
+            digest: Mutex::new(None),
         })
     }
 
@@ -182,9 +178,9 @@ impl RecordReader {
         });
         match r {
             Ok(Ok(b)) => Ok(Some(RecordBatch { b: Arc::new(b) })),
-            Ok(Err(digests)) => {
+            Ok(Err(digest)) => {
                 *g = None;
-                *busy(&self.digests, "this RecordReader")? = digests;
+                *busy(&self.digest, "this RecordReader")? = digest;
                 Ok(None)
             }
             Err(e) => {
@@ -206,14 +202,7 @@ impl RecordReader {
     /// end (with hash=True).
     #[getter]
     fn digest(&self) -> PyResult<Option<String>> {
-        Ok(busy(&self.digests, "this RecordReader")?.digest.clone())
-    }
-
-    /// BLAKE2b-128 (hex, as `hashlib.blake2b(data, digest_size=16)`) of every byte of the file as
-    /// stored, once read to the end (with blake2b=True).
-    #[getter]
-    fn blake2b(&self) -> PyResult<Option<String>> {
-        Ok(busy(&self.digests, "this RecordReader")?.blake2b.clone())
+        Ok(busy(&self.digest, "this RecordReader")?.clone())
     }
 
     /// Stop reading (the background thread ends).
@@ -264,7 +253,9 @@ impl RecordWriter {
         compress_level: u32,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
-        let w = run(py, num_threads, |n| AtomicWriter::create(&path, compress_level, n))?;
+        let w = run(py, num_threads, |n| {
+            AtomicWriter::create(&path, compress_level, n)
+        })?;
         Ok(RecordWriter {
             path,
             inner: Mutex::new(Some(w)),
