@@ -97,7 +97,8 @@ def _json_type(v: Any) -> str:
 
 
 def _is_ids(v: list[Any]) -> bool:
-    return bool(v) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    """A non-empty list of token ids as the native reader takes them: ints in 0..2**32, no bools."""
+    return bool(v) and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 1 << 32 for x in v)
 
 
 def _messages_text(v: Any, name: str) -> str:
