@@ -37,7 +37,7 @@ fn main() {
     let simplified: Vec<String> = texts.iter().map(|t| simplify_text(t)).collect();
     let h = MinHasher::new(MinHashConfig::default()).expect("default config");
     let start = Instant::now();
-    let mut run = |name: &str, f: &mut dyn FnMut() -> usize| {
+    let run = |name: &str, f: &mut dyn FnMut() -> usize| {
         if !stage.is_empty() && stage != name {
             return;
         }

@@ -1056,7 +1056,9 @@ mod tests {
     }
 
     /// The tokens of `text` with and without the fast paths (the rules alone are the reference).
-    fn both_ways(text: &str) -> (Vec<(usize, usize, bool)>, Vec<(usize, usize, bool)>) {
+    type Toks = Vec<(usize, usize, bool)>;
+
+    fn both_ways(text: &str) -> (Toks, Toks) {
         let mut fast = Vec::new();
         tokens(text, |s, e, w| fast.push((s, e, w)));
         NO_FAST_PATH.with(|c| c.set(true));
