@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use qwen25_core::io::{
-    digest, AtomicWriter, Batch, BatchStream, Item, ReadOptions, Rules, Utf8, Written,
+    digest, AtomicWriter, Batch, BatchStream, Digests, Item, ReadOptions, Rules, Utf8, Written,
 };
 use qwen25_core::{parallel, Error};
 
@@ -54,6 +54,16 @@ impl RecordBatch {
             }
         }
         Ok(list)
+    }
+
+    /// Per record, the raw JSON text of the reader's `extra_field` (the last of duplicate keys;
+    /// None when absent); None for each record when the reader has no extra field.
+    fn extras(&self) -> Vec<Option<String>> {
+        if self.b.extras.len() == self.b.len() {
+            self.b.extras.clone()
+        } else {
+            vec![None; self.b.len()]
+        }
     }
 
     /// 1-based line number of each record.
@@ -115,13 +125,13 @@ impl RecordBatch {
 #[pyclass(module = "qwen25._native", name = "RecordReader", frozen)]
 pub struct RecordReader {
     inner: Mutex<Option<BatchStream>>,
-    digest: Mutex<Option<String>>,
+    digests: Mutex<Digests>,
 }
 
 #[pymethods]
 impl RecordReader {
     #[new]
-    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, num_threads=None))]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, blake2b=false, extra_field=None, num_threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -132,6 +142,8 @@ impl RecordReader {
         batch_size: usize,
         allow_ids: bool,
         hash: bool,
+        blake2b: bool,
+        extra_field: Option<String>,
         num_threads: Option<usize>,
     ) -> PyResult<Self> {
         let utf8 = match encoding_errors {
@@ -155,12 +167,14 @@ impl RecordReader {
             skip_bad,
             batch_size,
             hash,
+            blake2b,
+            extra_field,
             threads: parallel::threads(num_threads),
         };
         let s = job(py, || BatchStream::open(&path, opts))?;
         Ok(RecordReader {
             inner: Mutex::new(Some(s)),
-            digest: Mutex::new(None),
+            digests: Mutex::new(Digests::default()),
         })
     }
 
@@ -178,9 +192,9 @@ impl RecordReader {
         });
         match r {
             Ok(Ok(b)) => Ok(Some(RecordBatch { b: Arc::new(b) })),
-            Ok(Err(digest)) => {
+            Ok(Err(digests)) => {
                 *g = None;
-                *busy(&self.digest, "this RecordReader")? = digest;
+                *busy(&self.digests, "this RecordReader")? = digests;
                 Ok(None)
             }
             Err(e) => {
@@ -202,7 +216,14 @@ impl RecordReader {
     /// end (with hash=True).
     #[getter]
     fn digest(&self) -> PyResult<Option<String>> {
-        Ok(busy(&self.digest, "this RecordReader")?.clone())
+        Ok(busy(&self.digests, "this RecordReader")?.digest.clone())
+    }
+
+    /// BLAKE2b-128 (hex, as `hashlib.blake2b(data, digest_size=16)`) of every byte of the file as
+    /// stored, once read to the end (with blake2b=True).
+    #[getter]
+    fn blake2b(&self) -> PyResult<Option<String>> {
+        Ok(busy(&self.digests, "this RecordReader")?.blake2b.clone())
     }
 
     /// Stop reading (the background thread ends).

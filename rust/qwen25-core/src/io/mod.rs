@@ -11,7 +11,7 @@ pub use digest::{file_digest, output_digest, written_digest, Digest};
 pub use reader::{
     Bad, Batch, BatchStream, Compression, Damage, Digests, ReadOptions, RecordReader,
 };
-pub use record::{record_item, Item, Rules, Utf8};
+pub use record::{record_item, record_item_extra, Item, Rules, Utf8};
 pub use writer::{tmp_of, AtomicWriter, Written};
 
 #[cfg(test)]
@@ -34,6 +34,7 @@ mod tests {
             batch_size,
             hash: true,
             blake2b: false,
+            extra_field: None,
             threads: 2,
         }
     }

@@ -104,20 +104,28 @@ enum Top {
         field: Option<Val>,
         messages: Option<Val>,
         keys: Vec<String>,
+        /// Where the extra field's value is in the text parsed (`start..end`, bytes).
+        extra: Option<(usize, usize)>,
     },
     Other(Kind),
 }
 
-struct TopSeed<'a>(&'a str);
+/// What to find in a line: the text field, and an extra field whose raw value is wanted.
+struct TopSeed<'a> {
+    field: &'a str,
+    extra: Option<&'a str>,
+    /// The address of the text parsed (raw values are slices of it).
+    base: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
     type Value = Top;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Top, D::Error> {
-        d.deserialize_any(TopVisitor(self.0))
+        d.deserialize_any(TopVisitor(self))
     }
 }
 
-struct TopVisitor<'a>(&'a str);
+struct TopVisitor<'a>(TopSeed<'a>);
 
 macro_rules! other_scalars {
     ($out:expr) => {
@@ -153,14 +161,34 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
         Ok(Top::Other(Kind::Array))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Top, A::Error> {
-        let (mut field, mut messages, mut keys) = (None, None, Vec::new());
+        let (mut field, mut messages, mut keys, mut extra) = (None, None, Vec::new(), None);
+        let TopSeed {
+            field: name,
+            extra: extra_name,
+            base,
+        } = self.0;
         while let Some(k) = a.next_key::<Cow<'de, str>>()? {
             if keys.len() < 10 && !keys.iter().any(|x: &String| *x == *k) {
                 keys.push(k.to_string());
             }
-            if self.0.is_empty() {
+            if extra_name.is_some_and(|x| *x == *k) {
+                // duplicate keys: the last wins, as in Python's json
+                let raw: &'de serde_json::value::RawValue = a.next_value()?;
+                let start = (raw.get().as_ptr() as usize).wrapping_sub(base);
+                extra = Some((start, start + raw.get().len()));
+                if !name.is_empty() && (*k == *name || k == "messages") {
+                    let v = ValSeed
+                        .deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+                        .map_err(de::Error::custom)?;
+                    if *k == *name {
+                        field = Some(v);
+                    } else {
+                        messages = Some(v);
+                    }
+                }
+            } else if name.is_empty() {
                 a.next_value::<IgnoredAny>()?; // any object: its values are only checked as JSON
-            } else if *k == *self.0 {
+            } else if *k == *name {
                 field = Some(a.next_value_seed(ValSeed)?); // duplicate keys: the last wins
             } else if k == "messages" {
                 messages = Some(a.next_value_seed(ValSeed)?);
@@ -172,6 +200,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
             field,
             messages,
             keys,
+            extra,
         })
     }
 }
@@ -388,6 +417,7 @@ fn item_of(top: Top, rules: &Rules) -> Result<Item, String> {
             field,
             messages,
             keys,
+            ..
         } => (field, messages, keys),
         Top::Other(k) => return Err(format!("a record must be a JSON object, not {}", k.said())),
     };
@@ -512,9 +542,14 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("malformed JSON: {msg} at column {}", e.column())
 }
 
-fn parse_strict(text: &str, rules: &Rules) -> Result<Top, serde_json::Error> {
+fn parse_strict(text: &str, rules: &Rules, extra: Option<&str>) -> Result<Top, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let top = TopSeed(&rules.field).deserialize(&mut de)?;
+    let seed = TopSeed {
+        field: &rules.field,
+        extra,
+        base: text.as_ptr() as usize,
+    };
+    let top = seed.deserialize(&mut de)?;
     de.end()?;
     Ok(top)
 }
@@ -555,11 +590,12 @@ fn without_non_finite(s: &str) -> Option<String> {
 
 /// One JSON value, as Python's `json.loads` takes it: RFC 8259 plus `NaN`, `Infinity` and
 /// `-Infinity` (which Python's `json.dumps` writes by default).
-fn parse(text: &str, rules: &Rules) -> Result<Top, String> {
-    match parse_strict(text, rules) {
+fn parse(text: &str, rules: &Rules, extra: Option<&str>) -> Result<Top, String> {
+    match parse_strict(text, rules, extra) {
         Ok(top) => Ok(top),
         Err(e) => match without_non_finite(text) {
-            Some(t) => parse_strict(&t, rules).map_err(|_| json_error(&e)),
+            // same length: the extra field's span holds in `text`
+            Some(t) => parse_strict(&t, rules, extra).map_err(|_| json_error(&e)),
             None => Err(json_error(&e)),
         },
     }
@@ -567,6 +603,18 @@ fn parse(text: &str, rules: &Rules) -> Result<Top, String> {
 
 /// The item of one line's content (no line ending), or why it cannot be one.
 pub fn record_item(content: &[u8], rules: &Rules) -> Result<Item, String> {
+    record_item_extra(content, rules, None).map(|(item, _)| item)
+}
+
+/// As [`record_item`], with the raw JSON text of the object's `extra` field (the last of
+/// duplicate keys, as Python's `json` keeps; None when absent), exactly as in the line: spaces
+/// inside kept, none around it; with [`Utf8::Replace`], as in the line after the replacement.
+/// A bad line has no extra value: it is the same error as without one.
+pub fn record_item_extra(
+    content: &[u8],
+    rules: &Rules,
+    extra: Option<&str>,
+) -> Result<(Item, Option<String>), String> {
     let text: Cow<str> = match std::str::from_utf8(content) {
         Ok(s) => Cow::Borrowed(s),
         Err(e) => match rules.utf8 {
@@ -581,14 +629,20 @@ pub fn record_item(content: &[u8], rules: &Rules) -> Result<Item, String> {
     };
     if may_hold_surrogate(text.as_bytes()) {
         if let Some((at, u, patched)) = lone_surrogates(&text) {
-            item_of(parse(&patched, rules)?, rules)?;
+            item_of(parse(&patched, rules, extra)?, rules)?;
             return Err(format!(
                 "lone surrogate U+{u:04X} (a \\u escape at column {})",
                 at + 1
             ));
         }
     }
-    item_of(parse(&text, rules)?, rules)
+    let top = parse(&text, rules, extra)?;
+    let span = match &top {
+        Top::Object { extra, .. } => *extra,
+        Top::Other(_) => None,
+    };
+    let raw = span.and_then(|(s, e)| text.get(s..e)).map(str::to_string);
+    Ok((item_of(top, rules)?, raw))
 }
 
 #[cfg(test)]
