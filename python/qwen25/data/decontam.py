@@ -107,9 +107,10 @@ class Decontaminator:
     ``"humaneval"`` (see :mod:`qwen25.data.benchmarks`). ``tokenizer`` defaults to Qwen2.5's.
 
     ``prefilter`` (mode ``"qwen"``, text input) is only a speed switch: the matches are the same
-    with it on or off. On, a record is tokenized only if its normalised text contains the bytes of
-    some block of tokens that every n-gram of a test item contains (one Aho-Corasick scan); a
-    record without one cannot share an n-gram of token ids with any test item, so it is clean.
+    with it on or off. On, a record is tokenized only if its normalised text holds the bytes of
+    some n-gram of a test item (in part: up to 64 bytes of it around a space); a record without
+    any cannot share an n-gram of token ids with a test item, so it is clean untokenized. Very
+    large test sets (patterns over 32 MiB) build no prefilter.
     """
 
     def __init__(

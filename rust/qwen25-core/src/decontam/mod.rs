@@ -10,6 +10,8 @@
 //!   By default ([`Window::Aligned`]) s_t is the record's tokens aligned to the test item at
 //!   each shared n-gram; [`Window::Whole`] is the literal rule, [`Window::Fixed`] k tokens
 //!   centred on each hit.
+//!   A record whose normalised bytes hold no test n-gram's bytes is clean without being
+//!   tokenized ([`prefilter`]; exact, [`Config::prefilter`] turns it off).
 //! - [`Mode::Lcs`]: the LCS rule alone. Candidates come from a sound count filter (an inverted
 //!   index gives sum_v min(count_t(v), count_e(v)) >= LCS for every test item), then the exact
 //!   bit-parallel LCS ([`lcs::Pattern`]) decides.
