@@ -199,10 +199,14 @@ class Texts:
 
 
 def write_json(path: str, obj: Any, **kw: Any) -> None:
-    """``path`` holding ``json.dumps(obj, **kw)``, written atomically."""
-    out = _Out(path)
-    out.put(json.dumps(obj, **kw).encode())
-    out.close()
+    """``path`` holding ``json.dumps(obj, **kw)`` (no trailing newline), written atomically by
+    ``records.write_json``; a write error is blamed on ``path`` as every pipeline output's is."""
+    from ..records import write_json as _write_json
+
+    try:
+        _write_json(path, obj, newline=False, **kw)
+    except OSError as e:
+        raise write_error(e, path) from None
 
 
 def write_npy(path: str, arr: Any) -> None:
