@@ -665,7 +665,7 @@ fn plain_non_ascii(c: char) -> bool {
 ///   [`tokens`] checks [`later_pattern_token`] when a pattern could go on with it.
 ///
 /// `tests::plain_fast_path_agrees_with_the_rules` compares the result with the rules.
-#[cfg(test)]
+#[inline]
 fn plain_chunk(s: &str) -> bool {
     plain_chars(s) && not_special(s)
 }
@@ -880,12 +880,12 @@ pub fn tokens(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
         }
         run.clear();
     };
-    // a chunk, with whether its chars are plain (see `plain_chunk`)
-    let mut chunk = |s: usize, e: usize, ws: bool, plain_chars: bool| {
+    // a chunk, with whether it is a `plain_chunk` (found by the walk over ASCII text)
+    let mut chunk = |s: usize, e: usize, ws: bool, plain: bool| {
         if ws {
             flush(&mut run, &mut emit);
             emit(s, e, true);
-        } else if plain_chars && not_special(&text[s..e]) {
+        } else if plain {
             // one token; a pattern can only go on with it from the run of chunks before
             if run.is_empty() || !later_pattern_token(&text[s..e]) {
                 flush(&mut run, &mut emit);
@@ -900,10 +900,12 @@ pub fn tokens(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
         }
     };
     if text.is_ascii() {
-        ascii_chunks(text.as_bytes(), &mut chunk);
+        ascii_chunks(text.as_bytes(), &mut |s, e, ws, plain_bytes| {
+            chunk(s, e, ws, plain_bytes && not_special(&text[s..e]))
+        });
     } else {
         chunks(text, |s, e, ws| {
-            chunk(s, e, ws, !ws && plain_chars(&text[s..e]))
+            chunk(s, e, ws, !ws && plain_chunk(&text[s..e]))
         });
     }
     flush(&mut run, &mut emit);
