@@ -190,6 +190,7 @@ def read_batches(
     allow_ids: bool = False,
     hash: bool = False,
     blake2b: bool = False,
+    extra_field: str | None = None,
     num_threads: int | None = None,
 ) -> Any:
     """Batches of the records of one JSONL file (``.gz``/``.zst`` too; ``"-"`` is standard input),
@@ -206,7 +207,10 @@ def read_batches(
     non-blank lines), ``raw(i)``, ``bad``, ``damage``, ``nbytes``, ``blank``; with ``hash`` the
     reader's ``digest`` is the digest of the file's bytes once read to the end, and with ``blake2b``
     its ``blake2b`` their BLAKE2b-128 (hex, as ``hashlib.blake2b(data, digest_size=16)``), both
-    computed on the reading thread. A batch holds up to
+    computed on the reading thread. With ``extra_field``, each batch's ``extras()`` is, per record,
+    the raw JSON text of ``obj[extra_field]`` as in the line (``json.loads`` of it is
+    ``json.loads(line)[extra_field]``: the last of duplicate keys), None when absent; a bad line
+    has none (it is in ``bad`` as without the option). A batch holds up to
     ``batch_size`` non-blank lines (or 8 MiB; a file's first batches 1, 2 and 4 MiB, so that work on
     them starts early), parsed on ``num_threads`` threads."""
     from .. import _native
@@ -218,7 +222,7 @@ def read_batches(
         raise Qwen25FileNotFoundError(2, "no such file", p)
     return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
                                 batch_size=batch_size, allow_ids=allow_ids, hash=hash,
-                                blake2b=blake2b, num_threads=num_threads)  # fmt: skip
+                                blake2b=blake2b, extra_field=extra_field, num_threads=num_threads)  # fmt: skip
 
 
 def iter_objects(

@@ -147,20 +147,17 @@ def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[
     if path.lower().endswith(".parquet"):
         yield from _read_parquet(fi, path, src, bs)
         return
-    reader = read_batches(path, src.text_field, skip_bad=True, batch_size=bs, num_threads=ctx.threads())
+    reader = read_batches(path, src.text_field, skip_bad=True, batch_size=bs, num_threads=ctx.threads(),
+                          extra_field=src.id_field)
     try:
         for b in reader:
             if b.damage is not None:
                 line, _, why = b.damage
                 raise FormatError(f"{path}:{line}: {why}", path, line)
             bad = [(line, _why(why)) for line, _, why, _ in b.bad]
-            ids = None
-            if src.id_field is not None:
-                key = src.id_field
-                ids = []
-                for i in range(len(b)):
-                    rec = json.loads(b.raw(i))  # only for the id: the text is already parsed
-                    ids.append(json.dumps(rec[key], ensure_ascii=False) if key in rec else None)
+            # the id's JSON text as in the line (the reader's extra field: no line parsed here);
+            # whoever uses it json.loads it, which gives the value a parse of the whole line would
+            ids = b.extras() if src.id_field is not None else None
             yield {"file": fi, "line": b.lines, "text": b.items(), "id": ids}, bad
     finally:
         reader.close()

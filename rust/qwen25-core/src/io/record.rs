@@ -641,7 +641,19 @@ pub fn record_item_extra(
         Top::Object { extra, .. } => *extra,
         Top::Other(_) => None,
     };
-    let raw = span.and_then(|(s, e)| text.get(s..e)).map(str::to_string);
+    // a value that ends in `NaN` or `Infinity` was parsed from a copy where that token is `0` and
+    // spaces (same length): its span runs on over the token's letters (after a value of the line
+    // itself comes a space, `,`, `}` or `]`, never a letter)
+    let b = text.as_bytes();
+    let raw = span
+        .map(|(s, mut e)| {
+            while e < b.len() && b[e].is_ascii_alphabetic() {
+                e += 1;
+            }
+            (s, e)
+        })
+        .and_then(|(s, e)| text.get(s..e))
+        .map(str::to_string);
     Ok((item_of(top, rules)?, raw))
 }
 
