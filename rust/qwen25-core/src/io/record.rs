@@ -699,6 +699,37 @@ mod tests {
     }
 
     #[test]
+    fn extra_field_raw_text() {
+        let r = rules();
+        let x = |line: &[u8]| record_item_extra(line, &r, Some("id")).map(|(_, x)| x);
+        assert_eq!(x(br#"{"id": "a", "text": "t"}"#), Ok(Some(r#""a""#.into())));
+        assert_eq!(
+            x(br#"{"text": "t", "id" :  { "k" : [1, 2.5] } }"#),
+            Ok(Some(r#"{ "k" : [1, 2.5] }"#.into()))
+        );
+        // the last of duplicate keys, as Python's json
+        assert_eq!(
+            x(br#"{"id": 1, "text": "t", "id": [2]}"#),
+            Ok(Some("[2]".into()))
+        );
+        assert_eq!(x(br#"{"text": "t"}"#), Ok(None));
+        // NaN and the infinities are kept whole
+        assert_eq!(x(br#"{"text": "t", "id": NaN}"#), Ok(Some("NaN".into())));
+        assert_eq!(
+            x(br#"{"text": "t", "id": -Infinity}"#),
+            Ok(Some("-Infinity".into()))
+        );
+        // a bad line is the same error as without the extra field
+        assert_eq!(
+            x(br#"{"text": 5, "id": 1}"#).unwrap_err(),
+            why(br#"{"text": 5, "id": 1}"#)
+        );
+        // the extra field may be the text field
+        let t = record_item_extra(br#"{"text": "t"}"#, &r, Some("text"));
+        assert_eq!(t, Ok((Item::Text("t".into()), Some(r#""t""#.into()))));
+    }
+
+    #[test]
     fn bad_lines_say_why() {
         assert!(why(b"{\"text\": broken").starts_with("malformed JSON"));
         assert!(why(b"{\"text\": \"x\"} extra").starts_with("malformed JSON"));
