@@ -85,8 +85,7 @@ def test_extras_random_records(tmp_path):
         obj = {"text": f"doc {i}"}
         if rnd.random() < 0.8:
             obj["meta"] = value()
-        ln = json.dumps(obj, ensure_ascii=rnd.random() < 0.5, indent=None if rnd.random() < 0.5 else None,
-                        separators=rnd.choice([(",", ":"), (", ", ": ")]))
+        ln = json.dumps(obj, ensure_ascii=rnd.random() < 0.5, separators=rnd.choice([(",", ":"), (", ", ": ")]))
         lines.append(ln)
     p = tmp_path / "r.jsonl"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
