@@ -260,16 +260,20 @@ def _fp(size: int, mtime_ns: int, digest: str) -> dict[str, Any]:
     return {"size": size, "mtime_ns": mtime_ns, "digest": digest, "digest_algorithm": DIGEST_ALGORITHM}
 
 
-def file_blake2b(path: str) -> str:
-    """BLAKE2b-128 (hex) of the file's bytes as stored, streamed: the report's ``blake2b`` of an
-    input the native reader did not read (Parquet, a resumed shard whose state predates it)."""
+def file_digests(path: str) -> tuple[str, str]:
+    """``(digest, blake2b)`` of the file's bytes as stored, both in one streamed pass: the digest
+    (:func:`qwen25.data.records.new_digest`) and BLAKE2b-128 (hex) of an input the native reader
+    did not read (Parquet, a resumed shard whose state predates the report's ``blake2b``)."""
     import hashlib
 
-    h = hashlib.blake2b(digest_size=16)
+    from .records import new_digest
+
+    d, h = new_digest(), hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
+            d.update(chunk)
             h.update(chunk)
-    return h.hexdigest()
+    return d.hexdigest(), h.hexdigest()
 
 
 def _stat(path: str) -> dict[str, int]:
@@ -427,7 +431,8 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
         import pyarrow.parquet as pq
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise Qwen25ValueError(f"{path}: Parquet needs the 'pyarrow' package") from e
-    fp = fingerprint(path)
+    before = _stat(path)
+    digests = file_digests(path)
     try:
         pf = pq.ParquetFile(path)
     except pa.ArrowException as e:
@@ -512,9 +517,9 @@ def _process_parquet(d: Any, path: str, shard: str, out: str, opts: dict[str, An
             w.abort()
         wb.abort()
         raise
-    if _stat(path) != {"size": fp["size"], "mtime_ns": fp["mtime_ns"]}:
+    if _stat(path) != before:
         raise Qwen25IOError(f"{path}: changed while it was being read; rerun when it is stable")
-    return s.result(), (fp["digest"], file_blake2b(path)), sizes
+    return s.result(), digests, sizes
 
 
 # -- the output folder ---------------------------------------------------------------------------
@@ -728,7 +733,7 @@ def run_job(
                 shards.append(res)
                 fp = dict(st["input"])
                 if "blake2b" not in fp:  # a state written before the report's blake2b came back
-                    fp["blake2b"] = file_blake2b(path)
+                    fp["blake2b"] = file_digests(path)[1]
                 inputs.append({"path": path, "shard": shard, **fp, "resumed": True})
                 continue
             if why is not None:
