@@ -18,9 +18,10 @@ import json
 import os
 from typing import Any
 
+from ..records import DIGEST_ALGORITHM, file_digest, output_digest
 from .config import EXEC_KEYS, PipelineConfig, mix_phases
 
-__all__ = ["PHASES", "content_hash", "fingerprints", "load_state", "outputs_ok", "phase_outputs", "record_outputs", "save_state"]
+__all__ = ["PHASES", "fingerprints", "load_state", "outputs_ok", "phase_outputs", "record_outputs", "save_state"]
 
 PHASES = ("scan", "near_dedup", "mix_pack")
 # Bumped when what a phase writes (or state.json holds) changes shape: an older run's state
@@ -32,23 +33,8 @@ def _h(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def content_hash(path: str) -> str:
-    """The digest of a file's bytes (:func:`qwen25.data.records.file_digest`: read in Rust)."""
-    from ..records import file_digest
-
-    return file_digest(path)
-
-
-def _output_hash(path: str) -> str:
-    """The digest of a file a phase wrote: the writer's own when this process wrote it through
-    ``records.open_writer`` and it is unchanged since, else read."""
-    from ..records import output_digest
-
-    return output_digest(path)
-
-
 def _stamp(path: str) -> Any:
-    return (os.path.getsize(path), os.path.getmtime(path), content_hash(path))
+    return (os.path.getsize(path), os.path.getmtime(path), file_digest(path))
 
 
 def _model_stamp(path: str | None) -> Any:
@@ -115,7 +101,7 @@ def record_outputs(cfg: PipelineConfig, phase: str) -> dict[str, list[Any]]:
     out = {}
     for n in names:
         p = os.path.join(cfg.output, n)
-        out[n] = [os.path.getsize(p), _output_hash(p)]
+        out[n] = [os.path.getsize(p), output_digest(p)]
     return out
 
 
@@ -127,7 +113,7 @@ def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
     for n, (size, digest) in recorded.items():
         p = os.path.join(cfg.output, n)
         try:
-            if os.path.getsize(p) != size or content_hash(p) != digest:
+            if os.path.getsize(p) != size or file_digest(p) != digest:
                 return False
         except OSError:
             return False
@@ -138,8 +124,6 @@ def outputs_ok(cfg: PipelineConfig, phase: str, recorded: Any) -> bool:
 def load_state(out: str) -> dict[str, Any]:
     """The state of the last run in ``out``; nothing done when there is none, or when it cannot be
     trusted, with a ``note`` saying why (the caller shows it)."""
-    from ..records import DIGEST_ALGORITHM
-
     try:
         with open(os.path.join(out, "state.json"), encoding="utf-8") as f:
             st: dict[str, Any] = json.load(f)
@@ -157,7 +141,6 @@ def load_state(out: str) -> dict[str, Any]:
 
 
 def save_state(out: str, st: dict[str, Any]) -> None:
-    from ..records import DIGEST_ALGORITHM
     from .files import write_json
 
     body = {k: v for k, v in st.items() if k != "note"}
