@@ -93,67 +93,61 @@ class JsonlWriter:
         self.out.abort()
 
 
-class TokenWriter:
-    """A domain's token ids (``.tok``, uint32) and per-document lengths (``.len``, uint64),
-    through the atomic writer, renamed into place by close()."""
-
-    def __init__(self, stem: str) -> None:
-        self.stem = stem
-        self.tok = _Out(stem + ".tok")
-        self.len = _Out(stem + ".len")
-        self.tokens = 0
-
-    def write(self, ids: bytes) -> None:
-        n = len(ids) // 4
-        self.tok.put(ids)
-        self.len.put(n.to_bytes(8, "little"))
-        self.tokens += n
-
-    def close(self) -> None:
-        self.tok.close()
-        self.len.close()
-
-
 class RowWriter:
     """uint64 values (little-endian) through the atomic writer, renamed into place by close()."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.out = _Out(path)
-        self.n = 0
 
     def write(self, v: int) -> None:
         self.out.put(v.to_bytes(8, "little"))
-        self.n += 1
 
     def close(self) -> None:
         self.out.close()
 
 
-class TextWriter:
-    """Texts as UTF-8, back to back (``STEM``), and each one's byte length (``STEM.len``,
-    uint64), through the atomic writer, renamed into place by close()."""
+class _Blobs:
+    """Byte strings back to back in one file and each one's length (uint64, little-endian, in
+    ``unit``-byte items) in another, through the atomic writer, renamed into place by close()."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.text = _Out(path)
-        self.len = _Out(path + ".len")
-        self.n = 0
+    def __init__(self, path: str, len_path: str, unit: int = 1) -> None:
+        self.data = _Out(path)
+        self.len = _Out(len_path)
+        self.unit = unit
 
-    def write(self, text: str) -> None:
-        b = text.encode("utf-8")
-        self.text.put(b)
-        self.len.put(len(b).to_bytes(8, "little"))
-        self.n += 1
+    def put(self, b: bytes) -> None:
+        self.data.put(b)
+        self.len.put((len(b) // self.unit).to_bytes(8, "little"))
 
     def close(self) -> None:
-        self.text.close()
+        self.data.close()
         self.len.close()
 
 
+class TokenWriter(_Blobs):
+    """Documents' token ids (``STEM.tok``, uint32) and per-document lengths (``STEM.len``, uint64)."""
+
+    def __init__(self, stem: str) -> None:
+        super().__init__(stem + ".tok", stem + ".len", unit=4)
+
+    def write(self, ids: bytes) -> None:
+        self.put(ids)
+
+
+class TextWriter(_Blobs):
+    """Texts as UTF-8, back to back (``PATH``), and each one's byte length (``PATH.len``, uint64)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, path + ".len")
+
+    def write(self, text: str) -> None:
+        self.put(text.encode("utf-8"))
+
+
 class Texts:
-    """The texts a :class:`TextWriter` wrote: ``get(row)`` one of them, ``batches(sizes)`` them
-    all in order (a context manager)."""
+    """The texts a :class:`TextWriter` wrote: ``get(row)`` one of them, ``blocks(first, n)`` a run
+    of them as bytes (a context manager)."""
 
     def __init__(self, path: str) -> None:
         import numpy as np
