@@ -189,7 +189,6 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-@torch.no_grad()
 def reference_logps(model: torch.nn.Module, pairset: PairSet, *, micro_batch_size: int, device: torch.device,
                     pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(chosen logps, rejected logps, chosen lengths, rejected lengths) of every pair, [N] each."""

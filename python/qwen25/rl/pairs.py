@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import Qwen25ValueError
+from ..train.modes import evaluating
 
 __all__ = ["sample_responses", "score_responses", "make_pairs", "math_score", "code_score", "extract_code"]
 
@@ -83,18 +84,20 @@ def sample_responses(model: Any, tokenizer: Any, records: Sequence[Mapping[str, 
         raise Qwen25ValueError(f"k must be an int >= 2 (a pair needs two responses), got {k!r}")
     end = tokenizer.token_to_id("<|im_end|>")
     out: list[list[str]] = []
-    model.eval()
-    for i, rec in enumerate(records):
-        ids = tokenizer.apply_chat_template(_messages(rec.get("prompt"), f"prompt {i}"), add_generation_prompt=True)
-        batch = torch.tensor([ids] * k, dtype=torch.long, device=model.device)
-        full = model.generate(batch, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                              top_p=top_p, seed=seed * 1_000_003 + i, stop=[end] if end is not None else None)
-        rs = []
-        for row in full[:, len(ids):].tolist():
-            if end is not None and end in row:
-                row = row[: row.index(end)]
-            rs.append(tokenizer.decode(row, skip_special_tokens=True))
-        out.append(rs)
+    with evaluating(model):
+        for i, rec in enumerate(records):
+            ids = tokenizer.apply_chat_template(_messages(rec.get("prompt"), f"prompt {i}"),
+                                                add_generation_prompt=True)
+            batch = torch.tensor([ids] * k, dtype=torch.long, device=model.device)
+            full = model.generate(batch, max_new_tokens=max_new_tokens, do_sample=True,
+                                  temperature=temperature, top_p=top_p, seed=seed * 1_000_003 + i,
+                                  stop=[end] if end is not None else None)
+            rs = []
+            for row in full[:, len(ids):].tolist():
+                if end is not None and end in row:
+                    row = row[: row.index(end)]
+                rs.append(tokenizer.decode(row, skip_special_tokens=True))
+            out.append(rs)
     return out
 
 

@@ -189,7 +189,6 @@ class RewardModel(Qwen2ForCausalLM):
         write_json(d / "config.json", cfg, indent=2, sort_keys=True)
 
 
-@torch.no_grad()
 def pair_accuracy(model: RewardModel, pairset: PairSet, *, micro_batch_size: int = 8,
                   device: torch.device | str = "cpu") -> dict[str, float]:
     """Held-out pair accuracy (reward of chosen > rejected), the mean margin and the mean loss."""
