@@ -620,28 +620,6 @@ fn affix_tokens(text: &str, specials: bool, out: &mut Vec<(usize, usize, bool)>)
     });
 }
 
-/// Per ASCII byte, for [`plain_chunk`]: a letter, a digit, anything else, or a non-ASCII byte.
-const PLAIN_LETTER: u8 = 1;
-const PLAIN_DIGIT: u8 = 2;
-const PLAIN_OTHER: u8 = 3;
-const PLAIN_NON_ASCII: u8 = 4;
-const PLAIN_CLASS: [u8; 256] = {
-    let mut t = [PLAIN_NON_ASCII; 256];
-    let mut i = 0;
-    while i < 128 {
-        let c = i as u8;
-        t[i] = if c.is_ascii_alphabetic() {
-            PLAIN_LETTER
-        } else if c.is_ascii_digit() {
-            PLAIN_DIGIT
-        } else {
-            PLAIN_OTHER
-        };
-        i += 1;
-    }
-    t
-};
-
 /// A non-ASCII char that no prefix, suffix, infix or URL rule looks at outside a unit after a
 /// digit: a letter that is not punctuation, a quote or an icon (spaCy's classes).
 fn plain_non_ascii(c: char) -> bool {
@@ -678,14 +656,14 @@ fn plain_chars(s: &str) -> bool {
     let mut prev_digit = false;
     let mut i = 0;
     while i < b.len() {
-        match PLAIN_CLASS[b[i] as usize] {
-            PLAIN_LETTER if !prev_digit => {}
-            PLAIN_DIGIT => {
+        match ASCII_CLASS[b[i] as usize] {
+            A_LETTER if !prev_digit => {}
+            A_DIGIT => {
                 prev_digit = true;
                 i += 1;
                 continue;
             }
-            PLAIN_NON_ASCII => return plain_chunk_chars(&s[i..], prev_digit),
+            A_NON_ASCII => return plain_chunk_chars(&s[i..], prev_digit),
             _ => return false,
         }
         prev_digit = false;
@@ -865,6 +843,7 @@ fn apply_special_cases(text: &str, toks: &mut Vec<(usize, usize, bool)>) {
 /// holds a whitespace token or a plain chunk, so the special-case pass runs over each run of
 /// the other chunks alone, with the same result as over the whole text.
 pub fn tokens(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
+    #[cfg(test)]
     if !fast_path_on() {
         return tokens_by_the_rules(text, emit);
     }
@@ -911,14 +890,15 @@ pub fn tokens(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
     flush(&mut run, &mut emit);
 }
 
-/// Per ASCII byte, for [`ascii_chunks`]: Python's whitespace, a letter, a digit, or neither
-/// (any other byte).
+/// Per byte, for [`ascii_chunks`] and [`plain_chars`]: Python's whitespace, a letter, a digit,
+/// any other ASCII byte, or a byte of a non-ASCII char.
 const A_SPACE: u8 = 1;
 const A_LETTER: u8 = 2;
 const A_DIGIT: u8 = 4;
 const A_OTHER: u8 = 8;
+const A_NON_ASCII: u8 = 16;
 const ASCII_CLASS: [u8; 256] = {
-    let mut t = [A_OTHER; 256];
+    let mut t = [A_NON_ASCII; 256];
     let mut i = 0;
     while i < 128 {
         let c = i as u8;
@@ -978,7 +958,9 @@ fn ascii_chunks(b: &[u8], chunk: &mut impl FnMut(usize, usize, bool, bool)) {
     }
 }
 
-/// [`tokens`] with every chunk through the rules and one special-case pass over the whole text.
+/// [`tokens`] with every chunk through the rules and one special-case pass over the whole text
+/// (the reference the tests compare the fast path with).
+#[cfg(test)]
 fn tokens_by_the_rules(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
     let mut toks = Vec::new();
     affix_tokens(text, true, &mut toks);
