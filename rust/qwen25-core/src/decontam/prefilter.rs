@@ -87,7 +87,6 @@ struct Level {
 
 pub struct Prefilter {
     nfc: bool,
-    shape: Shape,
     /// the patterns were placed late (the early ones did not fit the budget)
     late: bool,
     /// by key length, longest first; the pattern bytes back to back
@@ -95,7 +94,6 @@ pub struct Prefilter {
     keys: Vec<u8>,
     /// the n-grams without an anchor (None: there are none)
     ac: Option<AhoCorasick>,
-    fallback: usize,
     /// the distinct test ids, ascending, and their bytes (`(MAX, MAX)`: no vocabulary bytes), to
     /// confirm a tokenizer given later gives them the same bytes
     ids: Vec<u32>,
@@ -318,7 +316,6 @@ impl Prefilter {
                     .ok()?,
             )
         };
-        let fallback = ac.as_ref().map_or(0, |a| a.patterns_len());
         let mut ids: Vec<u32> = items
             .iter()
             .filter(|e| e.len() >= n)
@@ -330,21 +327,14 @@ impl Prefilter {
         let (spans, bytes) = id_bytes(&ids, tok);
         Some(Prefilter {
             nfc: tok.nfc(),
-            shape,
             late,
             levels,
             keys,
             ac,
-            fallback,
             ids,
             spans,
             bytes,
         })
-    }
-
-    /// The shape the patterns were cut with.
-    pub fn shape(&self) -> Shape {
-        self.shape
     }
 
     /// Were the patterns placed late (fewer, shorter in reach) to fit the budget?
@@ -356,7 +346,7 @@ impl Prefilter {
     /// others.
     pub fn patterns(&self) -> (Vec<(usize, usize)>, usize) {
         let a = self.levels.iter().map(|v| (v.key, v.index.len())).collect();
-        (a, self.fallback)
+        (a, self.ac.as_ref().map_or(0, |a| a.patterns_len()))
     }
 
     pub fn heap_bytes(&self) -> usize {
