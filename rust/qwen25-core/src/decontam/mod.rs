@@ -26,6 +26,7 @@ pub mod ngram;
 pub mod normalize;
 pub mod prefilter;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use rustc_hash::FxHashMap;
@@ -185,6 +186,16 @@ pub struct Match {
 pub enum Input<'a> {
     Text(&'a str),
     Ids(&'a [u32]),
+}
+
+impl<'a> From<&'a crate::io::Item> for Input<'a> {
+    /// A record as read by [`crate::io`]: its text, or its token ids.
+    fn from(it: &'a crate::io::Item) -> Self {
+        match it {
+            crate::io::Item::Text(s) => Input::Text(s),
+            crate::io::Item::Ids(v) => Input::Ids(v),
+        }
+    }
 }
 
 pub struct Decontaminator {
@@ -376,8 +387,8 @@ impl Decontaminator {
         tok: &Tokenizer,
         threads: usize,
     ) -> Option<Vec<bool>> {
-        let ins: Vec<Input> = batch.iter().map(|t| Input::Text(t)).collect();
-        let pf = self.usable_prefilter(&ins, Some(tok))?;
+        let text = batch.iter().map(|t| t.len()).sum();
+        let pf = self.usable_prefilter(text, Some(tok))?;
         Some(parallel::map(batch, threads, |t| {
             pf.may_match(&pf.bpe_input(&normalize::normalize_qwen(t)))
         }))
@@ -437,7 +448,14 @@ impl Decontaminator {
                 )));
             }
         }
-        let pf = self.usable_prefilter(batch, tok);
+        let text = batch
+            .iter()
+            .map(|it| match it {
+                Input::Text(t) => t.len(),
+                Input::Ids(_) => 0,
+            })
+            .sum();
+        let pf = self.usable_prefilter(text, tok);
         Ok(parallel::map(batch, threads, |it| {
             self.check_item(*it, tok, all, pf)
         }))
@@ -446,15 +464,8 @@ impl Decontaminator {
     /// The prefilter, if it applies to this batch: `tok` gives the test ids the bytes the
     /// patterns were cut from (confirmed exactly; skipped when the batch's text is smaller than
     /// the confirmation, where it would not pay).
-    fn usable_prefilter(&self, batch: &[Input<'_>], tok: Option<&Tokenizer>) -> Option<&Prefilter> {
+    fn usable_prefilter(&self, text: usize, tok: Option<&Tokenizer>) -> Option<&Prefilter> {
         let (pf, k) = (self.prefilter.as_ref()?, tok?);
-        let text: usize = batch
-            .iter()
-            .map(|it| match it {
-                Input::Text(t) => t.len(),
-                Input::Ids(_) => 0,
-            })
-            .sum();
         (text >= pf.confirm_cost() && pf.same_bytes(k)).then_some(pf)
     }
 
@@ -476,12 +487,19 @@ impl Decontaminator {
             (_, Input::Text(t)) => match tok {
                 Some(k) => {
                     let norm = normalize::normalize_qwen(t);
-                    if let Some(pf) = pf {
-                        if !pf.may_match(&pf.bpe_input(&norm)) {
-                            return Vec::new(); // shares no n-gram with any test item
+                    // with the prefilter, the BPE input it saw (NFC is idempotent, so the
+                    // tokenizer's own NFC finds it done)
+                    let bpe_in = match pf {
+                        Some(pf) => {
+                            let s = pf.bpe_input(&norm);
+                            if !pf.may_match(&s) {
+                                return Vec::new(); // shares no n-gram with any test item
+                            }
+                            s
                         }
-                    }
-                    let ids = k.encode_ordinary(&norm); // = tokenize(k, t)
+                        None => Cow::Borrowed(norm.as_str()),
+                    };
+                    let ids = k.encode_ordinary(&bpe_in); // = tokenize(k, t)
                     let mut ms = self.check_ids(&ids, all);
                     if !ms.is_empty() {
                         char_windows(k, t, &ids, &mut ms);
