@@ -370,16 +370,15 @@ def _run_dedup(a: argparse.Namespace) -> int:
     why: Counter[str] = Counter()
     i = 0
     for d in _reader(a, rem, "dedup 2/2"):
-        _path, _line = d.path, d.line
         if i >= len(prov):
             i += 1
             break
         if exact is not None and exact_of[i] != i:
             why["exact_dedup"] += 1
-            rem.write({"file": _path, "line": _line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
+            rem.write({"file": d.path, "line": d.line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
         elif near_of[i] != i:
             why["minhash_dedup"] += 1
-            rem.write({"file": _path, "line": _line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
+            rem.write({"file": d.path, "line": d.line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
         else:
             out.write(d.rec)
         i += 1

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import FormatError, Qwen25IOError, Qwen25ValueError
+from ...errors import FormatError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
 from .files import (JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, read_lines, text_line, write_json,
                     write_npy)
