@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import Qwen25ValueError
-from ..train.config import Stage, TrainConfig, override
+from ..train.config import Stage, TrainConfig
 from ..train.recipes import pick
 from ..train.export import save_final
 from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer, param_groups
-from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
+from .prefdata import PairBatch, PairData, PairSet, holds_text, read_pairs, sized_to_epochs
 
 __all__ = ["dpo_loss", "sequence_logps", "DPOSettings", "DPOTrainer", "RECIPES", "recipe", "prepare_config",
            "reference_logps", "LOSS_TYPES", "OPTIMIZERS"]
@@ -169,14 +169,7 @@ def prepare_config(config: TrainConfig, data: str | os.PathLike[str] | None = No
     settings = DPOSettings.from_method(config.method)
     if len(config.stages) != 1:
         raise Qwen25ValueError(f"a DPO run has one stage, this config has {len(config.stages)}")
-    changes: dict[str, Any] = {}
-    if data is not None:
-        changes["stages.0.data"] = (os.fspath(data),)
-    cfg = override(config, changes) if changes else config
-    stage = cfg.stages[0]
-    n = count_records(stage.data[0])
-    steps = max(1, math.ceil(settings.epochs * n / cfg.rows_per_step(stage)))
-    return override(cfg, {"stages.0.steps": steps})
+    return sized_to_epochs(config, data, settings.epochs)
 
 
 # ------------------------------------------------------------------------------ reference

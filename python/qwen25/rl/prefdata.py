@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     import torch
 
     from ..tokenizer import Tokenizer
+    from ..train.config import TrainConfig
 
 __all__ = ["Pair", "PairSet", "PairBatch", "PairData", "read_pairs", "tokenize_pair", "collate", "count_records",
-           "holds_text"]
+           "holds_text", "sized_to_epochs"]
 
 IM_END = "<|im_end|>"
 
@@ -126,15 +127,27 @@ def tokenize_pair(rec: Mapping[str, Any], tokenizer: Tokenizer | None, *, where:
     return out  # type: ignore[return-value]
 
 
-def count_records(path: str | os.PathLike[str], what: str = "pairs") -> int:
+def count_records(path: str | os.PathLike[str]) -> int:
     """The records of a JSONL file (``.gz``/``.zst`` too; blank lines are not records, a malformed
     line counts: the reader names it later), read by the one record reader."""
     from ..data.records import iter_objects
 
     p = os.fspath(path)
     if not os.path.isfile(p):
-        raise Qwen25FileNotFoundError(f"{what} file {p} does not exist")
+        raise Qwen25FileNotFoundError(f"pairs file {p} does not exist")
     return sum(1 for _ in iter_objects(p, skip_bad=True))
+
+
+def sized_to_epochs(config: TrainConfig, data: str | os.PathLike[str] | None, epochs: float) -> TrainConfig:
+    """``config`` with its first stage pointed at ``data`` (when given) and sized to ``epochs``
+    passes over the pairs of its file (at least one step): DPO's and the reward model's sizing."""
+    import math
+
+    from ..train.config import override
+
+    cfg = override(config, {"stages.0.data": (os.fspath(data),)}) if data is not None else config
+    n = count_records(cfg.stages[0].data[0])
+    return override(cfg, {"stages.0.steps": max(1, math.ceil(epochs * n / cfg.rows_per_step(cfg.stages[0])))})
 
 
 def holds_text(path: str | os.PathLike[str]) -> bool:

@@ -23,13 +23,13 @@ from torch import nn
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..model import Qwen2ForCausalLM, Qwen25Config
 from ..model.checkpoint import CheckpointError, resolve_dtype
-from ..train.config import Stage, TrainConfig, override
+from ..train.config import Stage, TrainConfig
 from ..train.recipes import pick
 from ..train.export import save_final
 from ..train.modes import evaluating
 from ..train.parallel import all_reduce_sum
 from ..train.trainer import Trainer
-from .prefdata import PairBatch, PairData, PairSet, count_records, holds_text, read_pairs
+from .prefdata import PairBatch, PairData, PairSet, holds_text, read_pairs, sized_to_epochs
 
 __all__ = ["RewardModel", "reward_loss", "RewardTrainer", "RECIPES", "recipe", "prepare_config", "train_reward_model",
            "pair_accuracy"]
@@ -247,13 +247,7 @@ def _method(config: TrainConfig) -> dict[str, Any]:
 
 def prepare_config(config: TrainConfig, data: str | os.PathLike[str] | None = None) -> TrainConfig:
     """Point the stage at ``data`` and size it to ``method.epochs`` passes over its pairs."""
-    import math
-
-    m = _method(config)
-    cfg = override(config, {"stages.0.data": (os.fspath(data),)}) if data is not None else config
-    n = count_records(cfg.stages[0].data[0])
-    steps = max(1, math.ceil(float(m.get("epochs", 1.0)) * n / cfg.rows_per_step(cfg.stages[0])))
-    return override(cfg, {"stages.0.steps": steps})
+    return sized_to_epochs(config, data, float(_method(config).get("epochs", 1.0)))
 
 
 class RewardTrainer(Trainer):
