@@ -239,6 +239,15 @@ fn kernel_dispatch(hs: &[u32], a: &[u32], b: &[u32], sig: &mut [u32]) {
     kernel(hs, a, b, sig)
 }
 
+/// The number of words of `text` in the plain shingling (`datatrove_words` off): normalised by
+/// `norm`, split on spaces.
+fn plain_words(text: &str, norm: &NormConfig) -> usize {
+    normalize(text, norm)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .count()
+}
+
 /// Per-thread scratch space of the datatrove shingling: the simplified text and its word spans.
 #[derive(Default)]
 struct Scratch {
@@ -293,11 +302,7 @@ impl MinHasher {
     pub fn shingles(&self, text: &str) -> Vec<String> {
         let c = &self.cfg;
         if !c.datatrove_words {
-            let words = normalize(text, &c.norm)
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .count();
-            if words < c.ngram && !c.sign_short_docs {
+            if !c.sign_short_docs && plain_words(text, &c.norm) < c.ngram {
                 return Vec::new();
             }
             return shingles(text, c.ngram, &c.norm);
@@ -321,11 +326,7 @@ impl MinHasher {
             shingle_hashes(text, c.ngram, &c.norm, out);
             if !c.sign_short_docs && out.len() == 1 {
                 // one shingle: fewer words than ngram, or exactly ngram
-                let words = normalize(text, &c.norm)
-                    .split(' ')
-                    .filter(|w| !w.is_empty())
-                    .count();
-                if words < c.ngram {
+                if plain_words(text, &c.norm) < c.ngram {
                     out.clear();
                 }
             }

@@ -67,28 +67,30 @@ pub fn simplify_text_with(text: &str, cfg: &NormConfig) -> String {
 /// [`simplify_text_with`] into `out` (cleared first), which keeps its allocation between calls.
 pub fn simplify_text_into(text: &str, cfg: &NormConfig, out: &mut String) {
     let mut buf = std::mem::take(out).into_bytes();
-    if text.is_ascii() {
+    let done = if text.is_ascii() {
         simplify_ascii(
             text.as_bytes(),
             &simplify_tables()[cfg_index(cfg)],
             &mut buf,
         );
-        // only ASCII bytes were written
-        *out = String::from_utf8(buf).unwrap_or_default();
-        let t = out.trim_matches(crate::filter::text::is_py_space);
-        if t.len() != out.len() {
-            *out = t.to_string();
-        }
-    } else if simplify_one_pass(text, cfg, &mut buf) {
-        // only whole chars were written
-        *out = String::from_utf8(buf).unwrap_or_default();
-        let t = out.trim_matches(crate::filter::text::is_py_space);
-        if t.len() != out.len() {
-            *out = t.to_string();
-        }
+        true
     } else {
+        simplify_one_pass(text, cfg, &mut buf)
+    };
+    if !done {
         *out = simplify_by_steps(text, cfg);
+        return;
     }
+    // only whole chars were written
+    *out = String::from_utf8(buf).unwrap_or_default();
+    // trim in place, keeping the allocation
+    let end = out.trim_end_matches(crate::filter::text::is_py_space).len();
+    out.truncate(end);
+    let start = end
+        - out
+            .trim_start_matches(crate::filter::text::is_py_space)
+            .len();
+    out.drain(..start);
 }
 
 /// The `simplify_table` of every configuration, by [`cfg_index`].
