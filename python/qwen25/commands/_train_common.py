@@ -33,6 +33,15 @@ def add_run_arguments(p: argparse.ArgumentParser, *, set_help: str, out_help: st
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def print_recipes(table: Mapping[str, Callable[[], Any]], width: int) -> int:
+    """``--list-recipes``: each recipe's name (padded to ``width``) and the first line of its
+    docstring. Returns the exit status 0."""
+    for name, fn in table.items():
+        doc = (fn.__doc__ or "").strip().split("\n")[0]
+        print(f"{name:{width}s} {doc}")
+    return 0
+
+
 def require_out(args: argparse.Namespace, what: str = "") -> str:
     """``args.out``, or the error that says it is required (``what``: what goes in it)."""
     if not args.out:

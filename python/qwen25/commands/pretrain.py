@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
-from ._train_common import add_run_arguments, print_summary, progress_of, require_out, resume_of, run_summary
+from ._train_common import (add_run_arguments, print_recipes, print_summary, progress_of, require_out, resume_of,
+                            run_summary)
 
 HELP = "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun)."
 
@@ -34,10 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import apply_overrides, recipes
 
     if args.list_recipes:
-        for name in recipes.names():
-            doc = (recipes.RECIPES[name].__doc__ or "").strip().split("\n")[0]
-            print(f"{name:14s} {doc}")
-        return 0
+        return print_recipes(recipes.RECIPES, 14)
     if not args.recipe:
         raise Qwen25ValueError("--recipe is required (see --list-recipes)")
     config = apply_overrides(recipes.get(args.recipe), args.overrides)

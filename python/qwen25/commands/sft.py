@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
-from ._train_common import add_run_arguments, print_summary, progress_of, require_out, resume_of, run_summary
+from ._train_common import (add_run_arguments, print_recipes, print_summary, progress_of, require_out, resume_of,
+                            run_summary)
 
 HELP = "Supervised fine-tuning on chat data (assistant-only loss, BFD packing, the report's recipe)."
 
@@ -39,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import sft
 
     if args.list_recipes:
-        for name, fn in sft.RECIPES.items():
-            print(f"{name:10s} {(fn.__doc__ or '').strip().splitlines()[0]}")
-        return 0
+        return print_recipes(sft.RECIPES, 10)
     if not args.recipe:
         raise Qwen25ValueError("--recipe is required (see --list-recipes)")
     config = sft.recipe(args.recipe)

@@ -973,7 +973,7 @@ class GRPOTrainer(Trainer):
                 }, ensure_ascii=False) + "\n").encode())
 
     def _load_buffer(self, pending: Mapping[str, Any]) -> Episode:
-        base = self._last_ckpt.parent.parent if self._last_ckpt is not None else self.out_dir
+        base = self.last_checkpoint.parent.parent if self.last_checkpoint is not None else self.out_dir
         if base is None:  # pragma: no cover - a resume always has a checkpoint
             raise Qwen25ValueError("resuming mid-episode needs the run folder")
         path = Path(base) / str(pending["file"])
