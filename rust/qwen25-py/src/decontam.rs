@@ -139,6 +139,22 @@ pub struct Decontaminator {
     tok: Option<Py<Tokenizer>>,
 }
 
+impl Decontaminator {
+    /// `check` and `check_records`: the engine's matches for `ins`, with the GIL released.
+    fn decide(
+        &self,
+        py: Python<'_>,
+        ins: &[Input<'_>],
+        all: bool,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<PyMatch>>> {
+        let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
+        let inner = &self.inner;
+        let res = call::run(py, num_threads, |n| inner.check(ins, tok_ref, all, n))?;
+        Ok(py_matches(res))
+    }
+}
+
 #[pymethods]
 impl Decontaminator {
     #[new]
@@ -186,11 +202,7 @@ impl Decontaminator {
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<PyMatch>>> {
         let items = extract(&batch, "batch")?;
-        let ins = inputs(&items);
-        let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
-        let inner = &self.inner;
-        let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
-        Ok(py_matches(res))
+        self.decide(py, &inputs(&items), all, num_threads)
     }
 
     /// As `check`, for the records of a `RecordBatch` (`qwen25.data.records.read_batches`): their
@@ -203,19 +215,8 @@ impl Decontaminator {
         all: bool,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<PyMatch>>> {
-        let ins: Vec<Input> = batch
-            .batch()
-            .items
-            .iter()
-            .map(|it| match it {
-                qwen25_core::io::Item::Text(s) => Input::Text(s),
-                qwen25_core::io::Item::Ids(v) => Input::Ids(v),
-            })
-            .collect();
-        let tok_ref = self.tok.as_ref().map(|t| &t.get().inner);
-        let inner = &self.inner;
-        let res = call::run(py, num_threads, |n| inner.check(&ins, tok_ref, all, n))?;
-        Ok(py_matches(res))
+        let ins: Vec<Input> = batch.batch().items.iter().map(Input::from).collect();
+        self.decide(py, &ins, all, num_threads)
     }
 
     /// Mode qwen: per text, does the exact prefilter let it through to the tokenizer (False:
