@@ -600,7 +600,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     for d, v in index.items():
         used = placed[d] > 0
         why = "downsampled" if d in drawn else "not_in_mix"
-        for k, raw in enumerate(read_lines(stage2(v["file"]))):
+        for k, raw in enumerate(read_lines(stage2(v["file"])) if not used.all() else ()):  # only to list the unused
             if not used[k]:
                 r = json.loads(raw)
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,

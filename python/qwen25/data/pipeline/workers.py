@@ -176,20 +176,18 @@ class NearWorker:
             self.min_scores = dict(sc["min"])
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {k: [] for k in self.SCHEMA}
-        live: list[int] = []
         texts: list[str] = []
-        for ts, keep, doms in zip(batch["text"], batch["keep"], batch["domain"]):
-            for t, k, dm in zip(ts, keep, doms):
-                out["domain"].append(dm)
-                out["reason"].append(None)
-                out["scores"].append(None)
-                texts.append(t)
-                if k:
-                    live.append(len(out["status"]))
-                    out["status"].append(Status.OK.value)
-                else:
-                    out["status"].append(Status.MINHASH.value)
+        keeps = bytearray()
+        domains: list[str] = []
+        for ts, keep, doms in zip(batch["text"], batch["keep"], batch["domain"]):  # one row per task
+            texts.extend(ts)
+            keeps.extend(keep)
+            domains.extend(doms)
+        n = len(texts)
+        ok, dup = Status.OK.value, Status.MINHASH.value
+        out: dict[str, list[Any]] = {"domain": domains, "status": [ok if k else dup for k in keeps],
+                                     "reason": [None] * n, "scores": [None] * n}  # fmt: skip
+        live = [i for i, k in enumerate(keeps) if k]
         if self.decon is not None and live:
             flags = list(self.decon([texts[i] for i in live], num_threads=self.nt))
             keep_rows = []
