@@ -12,7 +12,6 @@ MoE). Counts take K/M/B/T suffixes (``7B``, ``2T``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from typing import Any
@@ -119,11 +118,10 @@ def _read(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from ..data.records import open_writer
+    from ..data.records import write_json
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open_writer(path) as f:
-        f.write((json.dumps(obj, indent=2, allow_nan=False, default=_jsonable) + "\n").encode())
+    write_json(path, obj, indent=2, allow_nan=False, default=_jsonable)
 
 
 def _jsonable(x: Any) -> Any:

@@ -959,18 +959,16 @@ class GRPOTrainer(Trainer):
         for j in range(self.steps_per_episode):
             for r in self.step_rows(ep, j):
                 minibatch[r] = j
-        from ..data.records import open_writer
+        from ..data.records import write_jsonl
 
-        with open_writer(path) as f:
-            for r, text in enumerate(ep.texts):
-                q = ep.queries[r // g]
-                rec = self.prompts.records[q]
-                f.write((json.dumps({
-                    "episode": ep.index, "sample": r, "prompt": rec["_where"], "id": rec.get("id"),
-                    "completion": text, "tokens": ep.lengths[r], "finish_reason": "length" if bool(ep.batch.truncated[r]) else "stop",
-                    "reward": _num(ep.rewards[r]), "rewards": {k: _num(v[r]) for k, v in ep.components.items()},
-                    "advantage": float(ep.advantages[r]), "minibatch": minibatch.get(r),
-                }, ensure_ascii=False) + "\n").encode())
+        records = self.prompts.records
+        write_jsonl(path, ({
+            "episode": ep.index, "sample": r, "prompt": records[ep.queries[r // g]]["_where"],
+            "id": records[ep.queries[r // g]].get("id"), "completion": text, "tokens": ep.lengths[r],
+            "finish_reason": "length" if bool(ep.batch.truncated[r]) else "stop",
+            "reward": _num(ep.rewards[r]), "rewards": {k: _num(v[r]) for k, v in ep.components.items()},
+            "advantage": float(ep.advantages[r]), "minibatch": minibatch.get(r),
+        } for r, text in enumerate(ep.texts)))
 
     def _load_buffer(self, pending: Mapping[str, Any]) -> Episode:
         base = self.last_checkpoint.parent.parent if self.last_checkpoint is not None else self.out_dir
