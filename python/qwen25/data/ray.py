@@ -26,7 +26,7 @@ LCS_COL = "decontam_lcs"
 class _Worker:
     """A Ray actor: builds the index once, then annotates each Arrow batch."""
 
-    def __init__(self, items: list[Any], ids: list[str | None], field: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, items: list[Any], field: str, kwargs: dict[str, Any]) -> None:
         self.d = Decontaminator(items, **kwargs)
         self.field = field
 
@@ -62,12 +62,12 @@ def annotate(
 ) -> Any:
     """``ds`` with two int64 columns added: ``decontam_test_index`` (the witness with the lowest
     test index, -1 when clean) and ``decontam_lcs`` (its LCS; -1 when clean or in ngram mode)."""
-    items, ids = items_of_test_set(test_set, "text")
+    items, _ = items_of_test_set(test_set, "text")
     kwargs: dict[str, Any] = {"mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio, "window": window}
     Decontaminator(items, **kwargs)  # check the arguments and the test set here, not in a worker
     return ds.map_batches(
         _Worker,
-        fn_constructor_args=(items, ids, field, kwargs),
+        fn_constructor_args=(items, field, kwargs),
         batch_format="pyarrow",
         batch_size=batch_size,
         **actor_pool(concurrency),
