@@ -40,44 +40,30 @@ const REC_BYTES: usize = 24;
 /// datatrove's union-find (`MinhashDedupCluster`): union by size, the first argument's root
 /// winning ties.
 struct BySize {
-    parent: Vec<u64>,
+    uf: UnionFind,
     size: Vec<u64>,
 }
 
 impl BySize {
     fn new(n: u64) -> Self {
+        let mut uf = UnionFind::default();
+        uf.grow(n);
         BySize {
-            parent: (0..n).collect(),
+            uf,
             size: vec![1; n as usize],
         }
     }
 
-    fn find(&mut self, mut x: u64) -> u64 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            let gp = self.parent[p as usize];
-            self.parent[x as usize] = gp;
-            x = gp;
-        }
-        x
-    }
-
     fn union(&mut self, a: u64, b: u64) {
-        let (mut ra, mut rb) = (self.find(a), self.find(b));
+        let (mut ra, mut rb) = (self.uf.find(a), self.uf.find(b));
         if ra == rb {
             return;
         }
         if self.size[ra as usize] < self.size[rb as usize] {
             std::mem::swap(&mut ra, &mut rb);
         }
-        self.parent[rb as usize] = ra;
+        self.uf.parent[rb as usize] = ra;
         self.size[ra as usize] += self.size[rb as usize];
-    }
-
-    fn roots(&mut self) -> Vec<u64> {
-        (0..self.parent.len() as u64)
-            .map(|i| self.find(i))
-            .collect()
     }
 }
 
@@ -257,9 +243,13 @@ impl LshClusterer {
             return Err(Error::Value("this clusterer has already finished".into()));
         }
         self.finished = true;
+        // only the union-find that `keep` reads is sized
+        let first = keep == Survivor::First;
         let mut uf = UnionFind::default();
-        uf.grow(self.n_docs);
-        let mut rep = BySize::new(self.n_docs);
+        if first {
+            uf.grow(self.n_docs);
+        }
+        let mut rep = BySize::new(if first { 0 } else { self.n_docs });
         let mut last: Option<(u64, u64, u64)> = None; // (band, key, first doc)
         let mut prev = 0u64; // the group's previous document
         let mut visit = |r: Rec, uf: &mut UnionFind| match last {
@@ -302,10 +292,7 @@ impl LshClusterer {
             }
             self.cleanup();
         }
-        Ok(match keep {
-            Survivor::First => uf.roots(),
-            Survivor::Representative => rep.roots(),
-        })
+        Ok(if first { uf.roots() } else { rep.uf.roots() })
     }
 
     fn cleanup(&mut self) {
