@@ -27,7 +27,7 @@ from .config import Qwen25Config
 if TYPE_CHECKING:
     from .qwen2 import Qwen2ForCausalLM
 
-__all__ = ["load_pretrained", "save_pretrained", "to_hf_state_dict", "CheckpointError"]
+__all__ = ["load_pretrained", "save_pretrained", "save_safetensors", "to_hf_state_dict", "CheckpointError"]
 
 _EXPERT = re.compile(r"^(model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 # transformers v5 keeps fused experts in memory; accept them on disk too.
@@ -218,10 +218,18 @@ def _parse_size(size: int | str) -> int:
     return int(float(m.group(1)) * mult[unit])
 
 
-def save_pretrained(model: Qwen2ForCausalLM, directory: Any, *, max_shard_size: int | str = "5GB",
-                    dtype: torch.dtype | None = None) -> None:
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """``safetensors`` ``save_file`` (metadata format "pt", as transformers writes) to ``path``
+    through ``path.tmp``, so a reader never sees half a file."""
     from safetensors.torch import save_file
 
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+
+
+def save_pretrained(model: Qwen2ForCausalLM, directory: Any, *, max_shard_size: int | str = "5GB",
+                    dtype: torch.dtype | None = None) -> None:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     limit = _parse_size(max_shard_size)
@@ -244,13 +252,11 @@ def save_pretrained(model: Qwen2ForCausalLM, directory: Any, *, max_shard_size: 
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     for name, shard in zip(names, shards):
-        tmp = d / (name + ".tmp")
         # expert slices are views of one stacked tensor: safetensors wants separate storage
         out = {k: v.detach().to(device="cpu", dtype=saved_dtype).clone() if _EXPERT.match(k)
                else v.detach().to(device="cpu", dtype=saved_dtype).contiguous() for k, v in shard.items()}
-        save_file(out, str(tmp), metadata={"format": "pt"})
+        save_safetensors(out, d / name)
         del out
-        os.replace(tmp, d / name)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.numel() * saved_dtype.itemsize for t in tensors.values())},

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from ..model import Qwen2ForCausalLM, Qwen25Config
-from ..model.checkpoint import CheckpointError, resolve_dtype
+from ..model.checkpoint import CheckpointError, resolve_dtype, save_safetensors
 from ..train.config import Stage, TrainConfig
 from ..train.recipes import pick
 from ..train.export import save_final
@@ -164,17 +164,13 @@ class RewardModel(Qwen2ForCausalLM):
                         dtype: torch.dtype | None = None, pad_token_id: int | None = None) -> None:
         """Write ``config.json`` (``Qwen2ForSequenceClassification``, num_labels 1, the pad id) and
         ``model.safetensors`` (the body under transformers' names and ``score.weight``)."""
-        from safetensors.torch import save_file
-
         if self.config.is_moe:
             raise Qwen25ValueError("MoE reward models are not supported")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         tensors = {("score.weight" if k == "lm_head.weight" else k): v.detach().to("cpu", dtype or v.dtype).contiguous()
                    for k, v in self.state_dict().items()}
-        tmp = d / "model.safetensors.tmp"
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, d / "model.safetensors")
+        save_safetensors(tensors, d / "model.safetensors")
         pad = pad_token_id if pad_token_id is not None else self.config.pad_token_id
         if pad is None:
             pad = DEFAULT_PAD_ID if self.config.vocab_size > DEFAULT_PAD_ID else self.config.vocab_size - 1
