@@ -218,8 +218,8 @@ class Decontaminator:
             out.append(m)
         return out
 
-    def _inputs(self, batch: Iterable[Any], field: str) -> list[str | list[int]]:
-        return [_item_of(r, field, f"item {i}: ") for i, r in enumerate(batch)]
+    def _inputs(self, batch: Iterable[Any], field: str, what: str = "item", start: int = 0) -> list[str | list[int]]:
+        return [_item_of(r, field, f"{what} {i}: ") for i, r in enumerate(batch, start)]
 
     def check(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[Match | None]:
         """One entry per training item: its witness with the lowest test index, or None."""
@@ -260,7 +260,7 @@ class Decontaminator:
             if not batch:
                 state["done"] = True
                 return False
-            texts = [_item_of(r, field, f"record {state['n'] + j}: ") for j, r in enumerate(batch)]
+            texts = self._inputs(batch, field, "record", state["n"])
             state["n"] += len(batch)
             for r, m in zip(batch, self._d.check(texts, False, None)):
                 if m:
