@@ -54,11 +54,13 @@ def tokenize_files(
     if append_eos and eos_id is None:
         raise Qwen25ValueError("--append-eos: this tokenizer has no eos token")
     eos = int(eos_id or 0)
-    total_bytes = sum(os.path.getsize(p) for p in inputs if p != "-" and os.path.exists(p))
     out, idx_path, meta_path = output, output + ".idx", output + ".json"
     for p in inputs:
         if p != "-" and not os.path.isfile(p):
             raise Qwen25FileNotFoundError(2, "no such input file", p)
+    # the bar advances by decompressed bytes: a total only when that is the files' size
+    plain = all(p != "-" and not p.lower().endswith((".gz", ".zst")) for p in inputs)
+    total_bytes = sum(os.path.getsize(p) for p in inputs) if plain else 0
     bad: list[str] = []
     n_records = n_tokens = n_bytes = 0
     t0 = time.perf_counter()
