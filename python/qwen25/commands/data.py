@@ -229,89 +229,29 @@ def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int)
 # ---- stages -------------------------------------------------------------------------------
 
 
-def _filter_config(path: str) -> Any:
-    """A FilterConfig from a .toml or .json file holding a pipeline's ``[filter.default]`` table:
-    written as in pipeline.toml (``[filter.default]``, or ``[filter]`` with ``default = {...}``) or
-    as its bare contents (``[c4]`` ...). Every error names the file (and the line, where the parser
-    gives one); keys only ``data run`` can use (``domains``, ``enabled``, ``stats``) are errors."""
-    from ..data.filters import FilterConfig
-    from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+def _read(a: argparse.Namespace) -> Any:
+    """The reading options of a stage's job (:class:`qwen25.data.stage_jobs.ReadOptions`)."""
+    from ..data.stage_jobs import ReadOptions
 
-    if not os.path.isfile(path):
-        raise Qwen25FileNotFoundError(2, "no such filter config", path)
-    low = path.lower()
-    if not low.endswith((".toml", ".json")):
-        raise Qwen25ValueError(f"{path}: a filter config must be a .toml or .json file")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(f"{path}: invalid UTF-8 at byte {e.start}", path) from None
-    if low.endswith(".json"):
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise FormatError(f"{path}:{e.lineno}: malformed JSON: {e.msg} at column {e.colno}", path, e.lineno) from None
-    else:
-        try:
-            import tomllib
-        except ImportError:  # pragma: no cover - Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise FormatError(f"{path}: malformed TOML: {e}", path) from None
-    if not isinstance(d, dict):
-        raise Qwen25ValueError(f"{path}: a filter config must be a table of filters, not {type(d).__name__}")
-    if "filter" in d:  # the pipeline's layout: [filter.default]
-        if set(d) != {"filter"}:
-            raise Qwen25ValueError(f"{path}: holds [filter] and other tables {sorted(set(d) - {'filter'})}: write the "
-                                   "thresholds either under [filter.default] or bare, not both")  # fmt: skip
-        d = d["filter"]
-        if not isinstance(d, dict):
-            raise Qwen25ValueError(f"{path}: [filter] must be a table, not {type(d).__name__}")
-        other = sorted(set(d) - {"default"})
-        if other:
-            raise Qwen25ValueError(f"{path}: [filter] key(s) {other} are not used by `data filter`, which takes one table, "
-                                   "[filter.default] (domains, enabled and stats belong to `data run`)")  # fmt: skip
-        d = d.get("default", {})
-        if not isinstance(d, dict):
-            raise Qwen25ValueError(f"{path}: [filter.default] must be a table, not {type(d).__name__}")
-        return FilterConfig.from_dict(d, where=f"{path} [filter.default]")
-    return FilterConfig.from_dict(d, where=path)
+    if a.batch_size < 1:
+        from ..errors import Qwen25ValueError
+
+        raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+    return ReadOptions(
+        text_field=a.text_field, skip_bad=a.skip_bad, progress=not a.no_progress, batch_size=a.batch_size,
+        num_threads=a.num_threads, hint="" if a.skip_bad else " (--skip-bad sets bad lines aside and goes on)",
+    )  # fmt: skip
 
 
 def _run_filter(a: argparse.Namespace) -> int:
-    from ..data.filters import QualityFilter
+    from ..data.stage_jobs import filter_job, load_filter_config
     from ..errors import Qwen25ValueError
 
-    cfg = _filter_config(a.config) if a.config else None
+    cfg = load_filter_config(a.config) if a.config else None
     if a.stats_field is not None and a.stats_field in ("", a.text_field, "file", "line", "stage", "reason"):
         raise Qwen25ValueError(f"--stats-field must not be empty, the text field or a removed-list key, got {a.stats_field!r}")
-    try:
-        f = QualityFilter(cfg, num_threads=a.num_threads)
-    except (ValueError, TypeError) as e:  # thresholds of the wrong type, as the native side reads them
-        if cfg is None:
-            raise
-        raise Qwen25ValueError(f"{a.config}: {e}") from None
-    sf = a.stats_field
-    out, rem = _Out(a.output), _Out(a.removed)
-    reader = _reader(a, rem, "filter")
-    n = 0
-    why: Counter[str] = Counter()
-    for batch in reader.batches():
-        n += len(batch)
-        for d, r in zip(batch, f.apply([d.text for d in batch])):
-            stats = {sf: r.stats} if sf else {}
-            if r.keep:
-                out.write({**d.rec, a.text_field: r.final_text(d.text), **stats})
-            else:
-                why[f"{r.filter}"] += 1
-                rem.write({"file": d.path, "line": d.line, "stage": "filter", "reason": f"{r.filter}:{r.reason}", **stats})
-    out.close()
-    rem.close()
-    _summary("filter", n + reader.bad, out.n, why, reader.bad)
+    c = filter_job(a.inputs, a.output, removed=a.removed, config=cfg, config_name=a.config, stats_field=a.stats_field, read=_read(a))
+    _summary("filter", c["records"], c["kept"], c["removed"], c["bad_lines"])
     return 0
 
 
