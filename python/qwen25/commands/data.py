@@ -256,88 +256,22 @@ def _run_filter(a: argparse.Namespace) -> int:
 
 
 def _run_dedup(a: argparse.Namespace) -> int:
-    """Two passes, memory bounded by a few integers per record (``array`` of int64, not Python
-    objects): the first assigns clusters (exact hashes, then MinHash-LSH, spilling to disk),
-    the second re-reads the inputs and writes."""
-    import tempfile
-    from array import array
-
-    import numpy as np
-
-    from ..data.dedup import ExactDeduplicator, MinHashDeduplicator
+    from ..data.stage_jobs import dedup_job
     from ..errors import Qwen25ValueError
 
     if a.no_exact and a.no_minhash:
         raise Qwen25ValueError("--no-exact and --no-minhash together leave nothing to do (drop one of them)")
-    line_bits = 40
-    prov = array("q")  # (file index << 40) | line, per record
-    files = {p: k for k, p in enumerate(a.inputs)}
-    exact_of = array("q")  # exact cluster id (= index of the first occurrence) per record
     ex_norm = {"lowercase": a.exact_lowercase, "strip_punct": a.exact_strip_punct, "collapse_ws": a.exact_collapse_ws}
-    exact = None if a.no_exact else ExactDeduplicator(**ex_norm, num_threads=a.num_threads)
     mh_cfg = {
         "num_perm": a.num_perm, "bands": a.bands, "rows": a.rows, "ngram": a.ngram, "seed": a.seed,
         "lowercase": a.minhash_lowercase, "strip_punct": a.minhash_strip_punct, "collapse_ws": a.minhash_collapse_ws,
         "datatrove_words": a.minhash_datatrove_words, "sign_short_docs": a.minhash_sign_short_docs,
     }  # fmt: skip
-    mhd = None if a.no_minhash else MinHashDeduplicator(**mh_cfg, num_threads=a.num_threads)  # checks the options first
-    survivors = array("q")  # record index of each MinHash input
-    with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(a.output))) as spill:
-        mh = None if mhd is None else mhd.stream(mem_budget=a.mem_budget, spill_dir=spill)
-        r1 = _reader(a, _Out(None), "dedup 1/2")
-        for batch in r1.batches():
-            start = len(prov)
-            prov.extend((files[d.path] << line_bits) | d.line for d in batch)
-            texts = [d.text for d in batch]
-            if exact is not None:
-                ids = exact.add(texts)
-                exact_of.extend(ids.tolist())
-                keep = np.flatnonzero(ids == np.arange(start, start + len(batch))).tolist()
-            else:
-                keep = list(range(len(batch)))
-            if mh is not None and keep:
-                mh.add([texts[k] for k in keep])
-            survivors.extend(start + k for k in keep)
-        near = mh.finish() if mh is not None else np.arange(len(survivors))
-    surv = np.frombuffer(survivors, dtype=np.int64) if len(survivors) else np.zeros(0, np.int64)
-    near_of = np.arange(len(prov), dtype=np.int64)  # the kept representative of each record
-    near_of[surv] = surv[near]
-
-    def where(i: int) -> str:
-        return f"{a.inputs[prov[i] >> line_bits]}:{prov[i] & ((1 << line_bits) - 1)}"
-
-    out, rem = _Out(a.output), _Out(a.removed)
-    why: Counter[str] = Counter()
-    i = 0
-    for d in _reader(a, rem, "dedup 2/2"):
-        if i >= len(prov):
-            i += 1
-            break
-        if exact is not None and exact_of[i] != i:
-            why["exact_dedup"] += 1
-            rem.write({"file": d.path, "line": d.line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
-        elif near_of[i] != i:
-            why["minhash_dedup"] += 1
-            rem.write({"file": d.path, "line": d.line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
-        else:
-            out.write(d.rec)
-        i += 1
-    if i != len(prov):
-        from ..errors import Qwen25IOError
-
-        raise Qwen25IOError(f"the inputs changed while dedup ran ({len(prov)} records, then {i})")
-    out.close()
-    rem.close()
-    _summary("dedup", len(prov) + r1.bad, out.n, why, r1.bad)
-    if a.report:
-        reps, sizes = np.unique(near_of[surv], return_counts=True)
-        rep = {
-            "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
-            "config": {"exact": None if exact is None else ex_norm, "minhash": None if mhd is None else mh_cfg},
-            "exact_clusters": [{"first": where(f), "size": n} for f, n in (exact.cluster_sizes() if exact is not None else [])],
-            "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
-        }  # fmt: skip
-        _write_json(a.report, rep, indent=1)
+    c = dedup_job(
+        a.inputs, a.output, removed=a.removed, exact=None if a.no_exact else ex_norm,
+        minhash=None if a.no_minhash else mh_cfg, mem_budget=a.mem_budget, report=a.report, read=_read(a),
+    )  # fmt: skip
+    _summary("dedup", c["records"], c["kept"], c["removed"], c["bad_lines"])
     return 0
 
 

@@ -163,3 +163,98 @@ def filter_job(
         out.close()
         rem.close()
     return {"records": n + reader.bad, "kept": out.n, "bad_lines": reader.bad, "removed": why}
+
+
+def dedup_job(
+    inputs: list[str],
+    output: str,
+    *,
+    removed: str | None = None,
+    exact: dict[str, bool] | None = None,
+    minhash: dict[str, Any] | None = None,
+    mem_budget: int = 1 << 30,
+    report: str | None = None,
+    read: ReadOptions = ReadOptions(),
+) -> dict[str, Any]:
+    """Exact (:class:`~qwen25.data.dedup.ExactDeduplicator` with the ``exact`` normalisation) then
+    MinHash-LSH (:class:`~qwen25.data.dedup.MinHashDeduplicator` with the ``minhash`` options)
+    dedup, the first occurrence kept; ``None`` skips that kind. Two passes, memory bounded by a few
+    integers per record (``array`` of int64, not Python objects): the first assigns clusters
+    (spilling LSH band records past ``mem_budget`` bytes to disk), the second re-reads the inputs
+    and writes. ``report``: a JSON file of the counts and every exact and near-duplicate cluster."""
+    import tempfile
+    from array import array
+
+    import numpy as np
+
+    from .dedup import ExactDeduplicator, MinHashDeduplicator
+
+    if exact is None and minhash is None:
+        raise Qwen25ValueError("exact and minhash dedup both off leave nothing to do")
+    line_bits = 40
+    prov = array("q")  # (file index << 40) | line, per record
+    files = {p: k for k, p in enumerate(inputs)}
+    exact_of = array("q")  # exact cluster id (= index of the first occurrence) per record
+    ex = None if exact is None else ExactDeduplicator(**exact, num_threads=read.num_threads)
+    mhd = None if minhash is None else MinHashDeduplicator(**minhash, num_threads=read.num_threads)  # checks the options first
+    survivors = array("q")  # record index of each MinHash input
+    with _outputs() as opened:
+        with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(output))) as spill:
+            mh = None if mhd is None else mhd.stream(mem_budget=mem_budget, spill_dir=spill)
+            r1 = _inputs(inputs, read, opened(None), "dedup 1/2")
+            for batch in r1.batches():
+                start = len(prov)
+                prov.extend((files[d.path] << line_bits) | d.line for d in batch)
+                texts = [d.text for d in batch]
+                if ex is not None:
+                    ids = ex.add(texts)
+                    exact_of.extend(ids.tolist())
+                    keep = np.flatnonzero(ids == np.arange(start, start + len(batch))).tolist()
+                else:
+                    keep = list(range(len(batch)))
+                if mh is not None and keep:
+                    mh.add([texts[k] for k in keep])
+                survivors.extend(start + k for k in keep)
+            near = mh.finish() if mh is not None else np.arange(len(survivors))
+        surv = np.frombuffer(survivors, dtype=np.int64) if len(survivors) else np.zeros(0, np.int64)
+        near_of = np.arange(len(prov), dtype=np.int64)  # the kept representative of each record
+        near_of[surv] = surv[near]
+
+        def where(i: int) -> str:
+            return f"{inputs[prov[i] >> line_bits]}:{prov[i] & ((1 << line_bits) - 1)}"
+
+        out, rem = opened(output), opened(removed)
+        why: Counter[str] = Counter()
+        i = 0
+        for d in _inputs(inputs, read, rem, "dedup 2/2"):
+            if i >= len(prov):
+                i += 1
+                break
+            if ex is not None and exact_of[i] != i:
+                why["exact_dedup"] += 1
+                rem.write({"file": d.path, "line": d.line, "stage": "exact_dedup", "reason": f"duplicate_of {where(exact_of[i])}"})
+            elif near_of[i] != i:
+                why["minhash_dedup"] += 1
+                rem.write({"file": d.path, "line": d.line, "stage": "minhash_dedup", "reason": f"near_duplicate_of {where(int(near_of[i]))}"})
+            else:
+                out.write(d.rec)
+            i += 1
+        if i != len(prov):
+            from ..errors import Qwen25IOError
+
+            raise Qwen25IOError(f"the inputs changed while dedup ran ({len(prov)} records, then {i})")
+        out.close()
+        rem.close()
+    counts = {"records": len(prov) + r1.bad, "kept": out.n, "bad_lines": r1.bad, "removed": why}
+    if report:
+        from .pipeline.files import write_json
+
+        reps, sizes = np.unique(near_of[surv], return_counts=True)
+        rep = {
+            "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
+            "config": {"exact": exact, "minhash": minhash},
+            "exact_clusters": [{"first": where(f), "size": n} for f, n in (ex.cluster_sizes() if ex is not None else [])],
+            "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
+        }  # fmt: skip
+        write_json(report, rep, indent=1)
+    return counts
