@@ -297,53 +297,20 @@ def _classifier_options(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_classify(a: argparse.Namespace) -> int:
-    from ..data.classify import DomainClassifier
+    from ..data.stage_jobs import classify_job, evaluate_classifier_job, train_classifier_job
 
+    read = _read(a)
     if a.classify_command == "train":
-        texts: list[str] = []
-        labels: list[str] = []
-        reader = _reader(a, None, "read", label_field=a.label_field)
-        for d in reader:
-            texts.append(d.text)
-            labels.append(d.rec[a.label_field])
-        if not texts:
-            from ..errors import Qwen25ValueError
-
-            raise Qwen25ValueError("no labelled records to train on")
-        clf = DomainClassifier.train(texts, labels, num_threads=a.num_threads, **_classifier_options(a))
-        clf.save(a.output)
-        counts = Counter(labels)
-        print(f"trained on {len(texts)} records, labels {dict(sorted(counts.items()))}; wrote {a.output}", file=sys.stderr)
+        clf, c = train_classifier_job(a.inputs, a.output, label_field=a.label_field, options=_classifier_options(a), read=read)
+        print(f"trained on {c['records']} records, labels {dict(sorted(c['labels'].items()))}; wrote {a.output}", file=sys.stderr)
         if a.valid:
-            vt: list[str] = []
-            vl: list[str] = []
-            vr = _reader(a, None, "valid", a.valid, label_field=a.label_field)
-            for d in vr:
-                vt.append(d.text)
-                vl.append(d.rec[a.label_field])
-            pred = clf.predict(vt)
-            acc = sum(p == g for p, g in zip(pred, vl)) / max(len(vl), 1)
-            print(f"held-out accuracy: {acc:.4f} on {len(vl)} records", file=sys.stderr)
-        if reader.bad:
-            print(f"{reader.bad} bad lines skipped", file=sys.stderr)
+            v = evaluate_classifier_job(clf, a.valid, label_field=a.label_field, read=read)
+            print(f"held-out accuracy: {v['accuracy']:.4f} on {v['records']} records", file=sys.stderr)
+        if c["bad_lines"]:
+            print(f"{c['bad_lines']} bad lines skipped", file=sys.stderr)
         return 0
-    clf = DomainClassifier.load(a.model, num_threads=a.num_threads)
-    labels_ = clf.labels
-    out, rem = _Out(a.output), _Out(a.removed)
-    reader = _reader(a, rem, "classify")
-    n_by: Counter[str] = Counter()
-    for batch in reader.batches():
-        proba = clf.predict_proba([d.text for d in batch])
-        for d, p in zip(batch, proba):
-            k = int(p.argmax())
-            rec = {**d.rec, a.label_field: labels_[k]}
-            if a.scores:
-                rec[f"{a.label_field}_scores"] = {lab: round(float(x), 6) for lab, x in zip(labels_, p)}
-            out.write(rec)
-            n_by[labels_[k]] += 1
-    out.close()
-    rem.close()
-    print(f"classify: {out.n} records labelled {dict(sorted(n_by.items()))}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
+    c = classify_job(a.inputs, a.output, model=a.model, removed=a.removed, label_field=a.label_field, scores=a.scores, read=read)
+    print(f"classify: {c['records']} records labelled {dict(sorted(c['labels'].items()))}" + (f", {c['bad_lines']} bad lines skipped" if c["bad_lines"] else ""), file=sys.stderr)
     return 0
 
 

@@ -258,3 +258,67 @@ def dedup_job(
         }  # fmt: skip
         write_json(report, rep, indent=1)
     return counts
+
+
+def _labelled(inputs: list[str], label_field: str, read: ReadOptions, desc: str) -> tuple[list[str], list[str], int]:
+    texts: list[str] = []
+    labels: list[str] = []
+    reader = _inputs(inputs, read, None, desc, label_field=label_field)
+    for d in reader:
+        texts.append(d.text)
+        labels.append(d.rec[label_field])
+    return texts, labels, reader.bad
+
+
+def train_classifier_job(
+    inputs: list[str], output: str, *, label_field: str = "domain", options: dict[str, Any] | None = None,
+    read: ReadOptions = ReadOptions(),
+) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """Train a :class:`~qwen25.data.classify.DomainClassifier` (``options``: its training keywords)
+    on the labelled records of ``inputs`` and save it to ``output``. Returns the classifier and
+    ``{"records", "labels": Counter, "bad_lines"}``."""
+    from .classify import DomainClassifier
+
+    texts, labels, bad = _labelled(inputs, label_field, read, "read")
+    if not texts:
+        raise Qwen25ValueError("no labelled records to train on")
+    clf = DomainClassifier.train(texts, labels, num_threads=read.num_threads, **(options or {}))
+    clf.save(output)
+    return clf, {"records": len(texts), "labels": Counter(labels), "bad_lines": bad}
+
+
+def evaluate_classifier_job(clf: Any, inputs: list[str], *, label_field: str = "domain", read: ReadOptions = ReadOptions()) -> dict[str, Any]:
+    """Accuracy of ``clf`` on the labelled records of ``inputs``: ``{"accuracy", "records"}``."""
+    texts, labels, _ = _labelled(inputs, label_field, read, "valid")
+    pred = clf.predict(texts)
+    acc = sum(p == g for p, g in zip(pred, labels)) / max(len(labels), 1)
+    return {"accuracy": acc, "records": len(labels)}
+
+
+def classify_job(
+    inputs: list[str], output: str, *, model: str, removed: str | None = None, label_field: str = "domain",
+    scores: bool = False, read: ReadOptions = ReadOptions(),
+) -> dict[str, Any]:  # fmt: skip
+    """Label every record of ``inputs`` with the :class:`~qwen25.data.classify.DomainClassifier`
+    saved at ``model`` (``label_field``; with ``scores``, also ``{label: probability}`` in
+    ``<label_field>_scores``). Returns ``{"records", "labels": Counter, "bad_lines"}``."""
+    from .classify import DomainClassifier
+
+    clf = DomainClassifier.load(model, num_threads=read.num_threads)
+    labels_ = clf.labels
+    with _outputs() as opened:
+        out, rem = opened(output), opened(removed)
+        reader = _inputs(inputs, read, rem, "classify")
+        n_by: Counter[str] = Counter()
+        for batch in reader.batches():
+            proba = clf.predict_proba([d.text for d in batch])
+            for d, p in zip(batch, proba):
+                k = int(p.argmax())
+                rec = {**d.rec, label_field: labels_[k]}
+                if scores:
+                    rec[f"{label_field}_scores"] = {lab: round(float(x), 6) for lab, x in zip(labels_, p)}
+                out.write(rec)
+                n_by[labels_[k]] += 1
+        out.close()
+        rem.close()
+    return {"records": out.n, "labels": n_by, "bad_lines": reader.bad}
