@@ -8,7 +8,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use qwen25_core::filter::{apply_batch, spacy, words_of, FilterConfig, FilterResult, Words};
 use qwen25_core::parallel;
-use qwen25_core::Error;
 
 use crate::call;
 use crate::errors::IntoPy;
@@ -165,9 +164,10 @@ fn filter_default_config_json() -> String {
 #[pyfunction]
 #[pyo3(signature = (text, words="spacy"))]
 fn filter_words(text: &str, words: &str) -> PyResult<Vec<String>> {
-    let mode: Words = serde_json::from_value(serde_json::Value::String(words.into()))
-        .map_err(|_| Error::Value(format!("words must be 'spacy' or 'simple', not {words:?}")))
-        .py_err()?;
+    let mode: Words =
+        serde_json::from_value(serde_json::Value::String(words.into())).map_err(|_| {
+            call::bad_value(format!("words must be 'spacy' or 'simple', not {words:?}"))
+        })?;
     Ok(words_of(text, mode)
         .into_iter()
         .map(str::to_string)
