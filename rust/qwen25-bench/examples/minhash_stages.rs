@@ -1,7 +1,7 @@
 //! Time the stages of a MinHash signature with datatrove's shingling on a corpus file (texts
 //! separated by NUL bytes): `simplify_text`, the spaCy word split, and whole signatures.
 //!
-//!     cargo run --release -p qwen25-bench --example minhash_stages -- texts.bin [repeat]
+//!     cargo run --release -p qwen25-bench --example minhash_stages -- texts.bin [repeat] [simplify|words|signatures]
 use std::time::Instant;
 
 use qwen25_core::dedup::{simplify_text, MinHashConfig, MinHasher};
