@@ -276,16 +276,10 @@ def _run_dedup(a: argparse.Namespace) -> int:
 
 
 def _run_pack(a: argparse.Namespace) -> int:
-    from ..data.pack import TokenPacker
+    from ..data.stage_jobs import pack_job
 
-    rem = _Out(a.removed)
-    reader = _reader(a, rem, "pack")
-    with TokenPacker(a.output, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, num_threads=a.num_threads) as p:
-        for batch in reader.batches():
-            p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
-    counts = p.finish()["counts"]
-    rem.close()
-    print(json.dumps({**counts, "bad_lines_skipped": reader.bad}), file=sys.stderr)
+    c = pack_job(a.inputs, a.output, removed=a.removed, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, read=_read(a))
+    print(json.dumps(c), file=sys.stderr)
     return 0
 
 
@@ -315,12 +309,8 @@ def _run_classify(a: argparse.Namespace) -> int:
 
 
 def _run_score(a: argparse.Namespace) -> int:
-    import torch
-
-    from ..data.classify import LMScorer
+    from ..data.stage_jobs import score_job
     from ..errors import Qwen25ValueError
-    from ..model import Qwen2ForCausalLM
-    from ..tokenizer import Tokenizer
 
     dims = None
     if a.dimension:
@@ -330,22 +320,11 @@ def _run_score(a: argparse.Namespace) -> int:
             if not eq or not name.strip() or not desc.strip():
                 raise Qwen25ValueError(f"--dimension: expected NAME=DESCRIPTION, got {spec!r}")
             dims[name.strip()] = desc.strip()
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = Qwen2ForCausalLM.from_pretrained(a.model, dtype=a.dtype, device=device).eval()
-    try:
-        tok = Tokenizer.from_pretrained(a.model)
-    except FileNotFoundError:
-        tok = Tokenizer.qwen25()
-    scorer = LMScorer(model, tok, dimensions=dims, max_doc_tokens=a.max_doc_tokens, batch_size=min(a.batch_size, 64))
-    out, rem = _Out(a.output), _Out(a.removed)
-    reader = _reader(a, rem, "score")
-    for batch in reader.batches():
-        scores = scorer.score([d.text for d in batch])
-        for doc, row in zip(batch, scores):
-            out.write({**doc.rec, a.scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
-    out.close()
-    rem.close()
-    print(f"score: {out.n} records rated on {scorer.dimensions}" + (f", {reader.bad} bad lines skipped" if reader.bad else ""), file=sys.stderr)
+    c = score_job(
+        a.inputs, a.output, model=a.model, removed=a.removed, dimensions=dims, scores_field=a.scores_field,
+        max_doc_tokens=a.max_doc_tokens, device=a.device, dtype=a.dtype, read=_read(a),
+    )  # fmt: skip
+    print(f"score: {c['records']} records rated on {c['dimensions']}" + (f", {c['bad_lines']} bad lines skipped" if c["bad_lines"] else ""), file=sys.stderr)
     return 0
 
 

@@ -322,3 +322,57 @@ def classify_job(
         out.close()
         rem.close()
     return {"records": out.n, "labels": n_by, "bad_lines": reader.bad}
+
+
+def score_job(
+    inputs: list[str], output: str, *, model: str, removed: str | None = None, dimensions: dict[str, str] | None = None,
+    scores_field: str = "scores", max_doc_tokens: int = 2048, device: str | None = None, dtype: str | None = None,
+    read: ReadOptions = ReadOptions(),
+) -> dict[str, Any]:  # fmt: skip
+    """Rate every record of ``inputs`` with the chat model in the HF folder ``model``
+    (:class:`~qwen25.data.classify.LMScorer`, on ``dimensions``, default: quality and
+    educational_value), writing ``{dimension: score}`` to ``scores_field``. ``device``: default
+    cuda if available, else cpu. Returns ``{"records", "dimensions", "bad_lines"}``."""
+    import torch
+
+    from ..model import Qwen2ForCausalLM
+    from ..tokenizer import Tokenizer
+    from .classify import LMScorer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    lm = Qwen2ForCausalLM.from_pretrained(model, dtype=dtype, device=device).eval()
+    try:
+        tok = Tokenizer.from_pretrained(model)
+    except FileNotFoundError:
+        tok = Tokenizer.qwen25()
+    scorer = LMScorer(lm, tok, dimensions=dimensions, max_doc_tokens=max_doc_tokens, batch_size=min(read.batch_size, 64))
+    with _outputs() as opened:
+        out, rem = opened(output), opened(removed)
+        reader = _inputs(inputs, read, rem, "score")
+        for batch in reader.batches():
+            rows = scorer.score([d.text for d in batch])
+            for doc, row in zip(batch, rows):
+                out.write({**doc.rec, scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
+        out.close()
+        rem.close()
+    return {"records": out.n, "dimensions": scorer.dimensions, "bad_lines": reader.bad}
+
+
+def pack_job(
+    inputs: list[str], output: str, *, removed: str | None = None, seq_len: int = 4096, seqs_per_shard: int = 16384,
+    read: ReadOptions = ReadOptions(),
+) -> dict[str, Any]:  # fmt: skip
+    """Tokenize ``inputs`` and pack them into uint32 shards in the folder ``output``
+    (:class:`~qwen25.data.pack.TokenPacker`). Returns the packer's counts plus
+    ``bad_lines_skipped``."""
+    from .pack import TokenPacker
+
+    with _outputs() as opened:
+        rem = opened(removed)
+        reader = _inputs(inputs, read, rem, "pack")
+        with TokenPacker(output, seq_len=seq_len, seqs_per_shard=seqs_per_shard, num_threads=read.num_threads) as p:
+            for batch in reader.batches():
+                p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
+        counts = p.finish()["counts"]
+        rem.close()
+    return {**counts, "bad_lines_skipped": reader.bad}
