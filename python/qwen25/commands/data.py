@@ -160,19 +160,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # ---- reading and writing ------------------------------------------------------------------
 
 
-_OPEN: list[Any] = []  # outputs of the running stage not yet closed: run() discards them if it fails
-
-
-def _Out(path: str | None) -> Any:
-    """A JSONL output (:class:`qwen25.data.stage_io.Output`: the atomic writer; a no-op without a
-    path), discarded by run() if the stage fails."""
-    from ..data.stage_io import Output
-
-    out = Output(path)
-    _OPEN.append(out)
-    return out
-
-
 def _expand(patterns: list[str], what: str = "input") -> list[str]:
     """Command-line inputs globbed as a pipeline.toml's ``paths`` are: each pattern's matches,
     sorted; an existing path is taken as named (a file called ``part[1].jsonl``); a pattern that
@@ -189,27 +176,6 @@ def _expand(patterns: list[str], what: str = "input") -> list[str]:
                 raise Qwen25FileNotFoundError(2, f"{what}: no file matches", pat)
         files.extend(h for h in hits if h not in files)
     return files
-
-
-def _reader(a: argparse.Namespace, removed: Any, desc: str, paths: list[str] | None = None, **kw: Any) -> Any:
-    """The inputs (:class:`qwen25.data.stage_io.Inputs`: the native record reader); bad lines go
-    to ``removed`` (stage "read") with --skip-bad, else stop the stage with ``--skip-bad`` advice."""
-    from ..data.stage_io import Inputs
-
-    if a.batch_size < 1:
-        from ..errors import Qwen25ValueError
-
-        raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
-
-    def on_bad(path: str, line: int, why: str) -> None:
-        if removed is not None:
-            removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
-
-    return Inputs(
-        a.inputs if paths is None else paths, a.text_field, skip_bad=a.skip_bad, on_bad=on_bad,
-        progress=not a.no_progress, desc=desc, batch_size=a.batch_size, num_threads=a.num_threads,
-        hint="" if a.skip_bad else " (--skip-bad sets bad lines aside and goes on)", **kw,
-    )  # fmt: skip
 
 
 def _write_json(path: str, obj: Any, **kw: Any) -> None:
@@ -393,9 +359,4 @@ def run(args: argparse.Namespace) -> int:
         args.inputs = _expand(args.inputs)
     if getattr(args, "valid", None):
         args.valid = _expand(args.valid, "--valid")
-    try:
-        return stages[args.data_command](args)
-    except BaseException:
-        for out in list(_OPEN):
-            out.discard()
-        raise
+    return stages[args.data_command](args)  # each stage's job removes its outputs if it fails

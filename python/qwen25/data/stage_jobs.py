@@ -1,10 +1,12 @@
-"""The standalone ``qwen25 data`` stages as library jobs: :func:`filter_job`, :func:`dedup_job`.
+"""The standalone ``qwen25 data`` stages as library jobs: :func:`filter_job`, :func:`dedup_job`,
+:func:`train_classifier_job` / :func:`evaluate_classifier_job` / :func:`classify_job`,
+:func:`score_job` and :func:`pack_job` (``data mix`` is :func:`qwen25.data.mix.mix_jsonl`).
 
 Each job reads its inputs with :class:`qwen25.data.stage_io.Inputs` (the native record reader),
 runs its engine, writes the kept records and the removed list through the atomic writer
 (:class:`~qwen25.data.stage_io.Output`; every output is removed again if the job fails) and returns
-the counts: ``records`` (read, bad lines included), ``kept``, ``bad_lines`` and ``removed``
-(a :class:`~collections.Counter` of reasons). The ``qwen25 data`` command parses its arguments,
+the counts (filter and dedup: ``records`` read, bad lines included, ``kept``, ``bad_lines`` and
+``removed``, a :class:`~collections.Counter` of reasons). The ``qwen25 data`` command parses its arguments,
 calls the job and prints these counts."""
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from typing import Any
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
 from .stage_io import Inputs, Output
 
-__all__ = ["ReadOptions", "load_filter_config", "filter_job", "dedup_job"]
+__all__ = [
+    "ReadOptions", "load_filter_config", "filter_job", "dedup_job", "train_classifier_job", "evaluate_classifier_job",
+    "classify_job", "score_job", "pack_job",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
