@@ -3,7 +3,8 @@ built on it) judges an in-memory record exactly as the native reader (``records.
 Rust core's ``io::record``) judges the same record written to a JSONL file: the same item, or the
 same reason.
 
-And one JSON writer: ``records.write_json`` / ``write_jsonl`` write the bytes ``json.dumps`` gives."""
+And one JSON writer: ``records.write_json`` / ``write_jsonl`` write the bytes ``json.dumps`` gives, and
+``write_bytes`` (which ``write_json`` is built on) the bytes it is given."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import pytest
 
 from qwen25.data.decontam import _item_of
-from qwen25.data.records import BadRecord, read_batches, record_item, text_of, write_json, write_jsonl
+from qwen25.data.records import BadRecord, read_batches, record_item, text_of, write_bytes, write_json, write_jsonl
 from qwen25.errors import Qwen25ValueError
 
 MSG = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}, {"role": "x", "content": "ok"}]
@@ -126,6 +127,17 @@ def test_write_json_is_json_dumps(tmp_path, newline, kw):
     write_json(p, OBJ, newline=newline, **kw)
     assert p.read_bytes() == (json.dumps(OBJ, **kw) + ("\n" if newline else "")).encode("utf-8")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["o.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n\x00\xff" * 1000, "caf\u00e9\n".encode() * 70_000])
+def test_write_bytes_stores_the_bytes(tmp_path, data):
+    import gzip
+
+    write_bytes(tmp_path / "o.bin", data)
+    write_bytes(tmp_path / "o.bin.gz", data)
+    assert (tmp_path / "o.bin").read_bytes() == data
+    assert gzip.decompress((tmp_path / "o.bin.gz").read_bytes()) == data  # compressed by its name
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["o.bin", "o.bin.gz"]  # no temporary file left
 
 
 def test_write_jsonl_lines_and_reexport(tmp_path):

@@ -274,13 +274,20 @@ def open_writer(
     return _native.RecordWriter(os.fspath(path), compress_level, num_threads)
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """``path`` holding ``data``, written atomically through :func:`open_writer`: the file appears
+    whole or not at all, and a write error names ``path`` (a ``.gz``/``.zst`` name is
+    compressed)."""
+    with open_writer(path) as w:
+        w.write(data)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any, *, newline: bool = True, **dumps_kwargs: Any) -> None:
     """``path`` holding ``json.dumps(obj, **dumps_kwargs)`` as UTF-8, then a newline unless
-    ``newline=False``, written atomically through :func:`open_writer` (a ``.gz``/``.zst`` name is
+    ``newline=False``, written atomically through :func:`write_bytes` (a ``.gz``/``.zst`` name is
     compressed)."""
     data = json.dumps(obj, **dumps_kwargs) + ("\n" if newline else "")
-    with open_writer(path) as w:
-        w.write(data.encode())
+    write_bytes(path, data.encode())
 
 
 def write_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:

@@ -307,14 +307,13 @@ class DPOTrainer(Trainer):
             self.ref = self._reference_in_training_order(ref_model)
             self.ref_source = f"computed for {len(self.pairset.pairs)} pairs"
             if path is not None and self.dist.rank == 0:
-                from ..data.records import open_writer
+                from ..data.records import write_bytes
 
                 path.parent.mkdir(parents=True, exist_ok=True)
                 buf = io.BytesIO()
                 torch.save({"key": key, "chosen": self.ref[0], "rejected": self.ref[1], "chosen_len": self.ref[2],
                             "rejected_len": self.ref[3]}, buf)
-                with open_writer(path) as w:
-                    w.write(buf.getvalue())
+                write_bytes(path, buf.getvalue())
                 self.ref_source += f", cached in {path}"
         del ref_model
         self._note(f"reference log-probs: {self.ref_source}")

@@ -942,10 +942,9 @@ class GRPOTrainer(Trainer):
             name = f"episode-{e}.pt"
             buf = io.BytesIO()
             torch.save(ep.to_dict(), buf)
-            from ..data.records import open_writer
+            from ..data.records import write_bytes
 
-            with open_writer(folder / name) as w:
-                w.write(buf.getvalue())
+            write_bytes(folder / name, buf.getvalue())
             digest = hashlib.sha256(buf.getbuffer()).hexdigest()
             src.buffer = {"file": f"rollouts/{name}", "sha256": digest}
             if self.settings.log_completions:

@@ -125,9 +125,8 @@ def write_table(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str])
             if isinstance(rec.get("loss"), float) and not math.isfinite(rec["loss"]):
                 rec["loss"] = None
             buf.write(json.dumps(rec, allow_nan=False) + "\n")
-    from ..data.records import open_writer
+    from ..data.records import write_bytes
 
     os.makedirs(os.path.dirname(os.path.abspath(p)), exist_ok=True)
-    with open_writer(p) as f:
-        f.write(buf.getvalue().encode())
+    write_bytes(p, buf.getvalue().encode())
     return p

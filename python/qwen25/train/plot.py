@@ -41,15 +41,10 @@ def plot_loss(path: str | os.PathLike[str], steps: Sequence[int], losses: Sequen
         fig.savefig(buf, format="png")
         plt.close(fig)
         png = buf.getvalue()
-    _write(path, png)
+    from ..data.records import write_bytes
+
+    write_bytes(path, png)
     return note
-
-
-def _write(path: str | os.PathLike[str], data: bytes) -> None:
-    from ..data.records import open_writer
-
-    with open_writer(path) as w:
-        w.write(data)
 
 
 def _png_bytes(width: int, height: int, rows: list[bytearray]) -> bytes:
@@ -64,7 +59,9 @@ def _png_bytes(width: int, height: int, rows: list[bytearray]) -> bytes:
 def write_png_plot(path: str | os.PathLike[str], xs: Sequence[float], ys: Sequence[float], *,
                    width: int = 640, height: int = 400) -> None:
     """Write :func:`png_plot` of (xs, ys) to ``path`` (atomically)."""
-    _write(path, png_plot(xs, ys, width=width, height=height))
+    from ..data.records import write_bytes
+
+    write_bytes(path, png_plot(xs, ys, width=width, height=height))
 
 
 def png_plot(xs: Sequence[float], ys: Sequence[float], *, width: int = 640, height: int = 400) -> bytes:

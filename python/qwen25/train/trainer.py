@@ -178,15 +178,14 @@ class _Logs:
             return
         if out_dir is not None:
             path = out_dir / "metrics.jsonl"
-            from ..data.records import iter_objects, open_writer
+            from ..data.records import iter_objects, write_bytes
 
             kept = []
             if start > 0 and path.is_file():  # keep the history up to the step resumed from (a torn line goes)
                 for _, rec, _ in iter_objects(path, skip_bad=True):
                     if rec is not None and isinstance(rec.get("step"), int) and rec["step"] <= start:
                         kept.append(json.dumps(rec, sort_keys=True))  # as written below
-            with open_writer(path) as w:
-                w.write("".join(k + "\n" for k in kept).encode())
+            write_bytes(path, "".join(k + "\n" for k in kept).encode())
             self.jsonl = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             try:
                 from torch.utils.tensorboard import SummaryWriter
