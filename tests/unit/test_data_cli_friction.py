@@ -148,12 +148,46 @@ def test_truncated_gzip_is_a_one_line_error_naming_the_file(tmp_path: Path, caps
     n = complete_records(bad, lines)
     assert 0 < n < 3000
     out = tmp_path / "out"
-    for opts in ([], ["--skip-bad"]):  # a truncated file is not a bad line: it always stops the stage
-        assert main(["data", stage, str(good), str(bad), "-o", str(out), "--no-progress", *opts]) == 1
-        err = one_line_error(capsys)
-        assert f"{bad}: truncated after {n} records" in err, err
-        assert str(good) + ":" not in err
-        assert not Path(str(out) + ".tmp").exists()
+    assert main(["data", stage, str(good), str(bad), "-o", str(out), "--no-progress"]) == 1
+    err = one_line_error(capsys)
+    assert f"{bad}: truncated after {n} records" in err, err
+    assert str(good) + ":" not in err
+    assert not Path(str(out) + ".tmp").exists()
+
+
+@pytest.mark.parametrize("stage", ["filter", "dedup", "pack"])
+def test_truncated_gzip_with_skip_bad_keeps_the_records_before_the_damage(tmp_path: Path, capsys, stage: str) -> None:  # type: ignore[no-untyped-def]
+    """As ``qwen25 decontaminate --skip-bad`` and ``tokenize --skip-bad``: the records zlib can
+    inflate whole go on, the damage is one entry of the removed list (stage read, at the line where
+    it starts) and a warning; every other record is in the output or the removed list."""
+    good_recs = docs_of(50, 3)
+    good = write(tmp_path / "a.jsonl.gz", good_recs)
+    recs = docs_of(3000, 4)
+    lines = [(json.dumps(r) + "\n").encode() for r in recs]
+    full = gzip.compress(b"".join(lines))
+    bad = tmp_path / "b.jsonl.gz"
+    bad.write_bytes(full[: len(full) // 2])
+    n = complete_records(bad, lines)
+    assert 0 < n < 3000
+    out, removed = tmp_path / "out", tmp_path / "removed.jsonl"
+    cfg = tmp_path / "keep_all.toml"  # the default C4 rule would drop these one-sentence docs
+    cfg.write_text("[c4]\nmin_num_sentences = 1\n[gopher_repetition]\ndup_line_frac = 1.0\n")
+    extra = ["--config", str(cfg)] if stage == "filter" else []
+    assert main(["data", stage, str(good), str(bad), "-o", str(out), "--removed", str(removed), "--no-progress",
+                 "--skip-bad", *extra]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"warning: {bad}: truncated after {n} records" in err, err
+    gone = [json.loads(x) for x in removed.read_text().splitlines()]
+    assert [(r["file"], r["line"], r["stage"]) for r in gone if r["stage"] == "read"] == [(str(bad), n + 1, "read")]
+    assert next(r["reason"] for r in gone if r["stage"] == "read").startswith(f"bad_line: truncated after {n} records")
+    want = [r["id"] for r in good_recs] + [r["id"] for r in recs[:n]]
+    if stage == "pack":
+        assert json.loads(err.splitlines()[-1])["documents"] == len(want)
+        return
+    by_line = {(str(good), i + 1): r["id"] for i, r in enumerate(good_recs)}
+    by_line |= {(str(bad), i + 1): r["id"] for i, r in enumerate(recs[:n])}
+    dropped = [by_line[(r["file"], r["line"])] for r in gone if r["stage"] != "read"]
+    assert sorted(read_ids(out) + dropped) == sorted(want)  # every record before the damage, once
 
 
 def test_corrupt_gzip_names_the_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """`qwen25 data run` reads .jsonl.gz, .jsonl.zst and Parquet sources as it reads plain JSONL:
 the same kept and removed records (same line numbers), the same packed bytes; a bad line names
-the compressed file and its line; a damaged file names the file."""
+the compressed file and its line; a damaged file names the file (with on_bad_line = "skip", the
+records before the damage go on and the damage is listed)."""
 
 from __future__ import annotations
 
@@ -91,5 +92,57 @@ def test_the_first_bad_line_in_input_order_is_the_one_named(tmp_path):
             run_pipeline(cfg, progress=False)
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
     cfg.write_text(cfg.read_text().replace("[pipeline]", '[pipeline]\non_bad_line = "skip"', 1))
-    with pytest.raises(FormatError, match=r"b\.jsonl\.zst"):
+    rep = run_pipeline(cfg, progress=False)
+    # with the bad line skipped, the damaged file's records before the damage go on, and the
+    # damage is listed (stage read) and warned about. The reference: the whole lines zstandard
+    # inflates from the damaged file (the corpus has no blank lines)
+    n = zstandard.ZstdDecompressor().decompressobj().decompress(zst.read_bytes()).count(b"\n")  # 0 here: one block
+    out = tmp_path / "out"
+    gone = read_jsonl(out / "removed.jsonl")
+    assert [(r["file"], r["line"], r["reason"].split(":")[0]) for r in gone if r["stage"] == "read"] == [
+        ("web/a.jsonl.gz", 21, "bad_line"), ("web/b.jsonl.zst", n + 1, "damaged_file")]
+    why = next(r["reason"] for r in gone if r["file"] == "web/b.jsonl.zst" and r["stage"] == "read")
+    assert f"truncated/corrupt compressed data after {n} records" in why
+    b_lines = {r["line"] for r in read_jsonl(out / "kept.jsonl") if r["file"] == "web/b.jsonl.zst"}
+    b_lines |= {r["line"] for r in gone if r["file"] == "web/b.jsonl.zst" and r["stage"] != "read"}
+    assert b_lines == set(range(1, n + 1))  # every record before the damage: kept or removed
+    assert rep["damaged"] == [{"file": "web/b.jsonl.zst", "line": n + 1, "reason": why.removeprefix("damaged_file: ")}]
+    assert any(w.startswith(f"web/b.jsonl.zst:{n + 1}: truncated") for w in rep["warnings"])
+
+
+def test_a_damaged_file_with_skip_keeps_the_records_before_the_damage(tmp_path):
+    """on_bad_line = "skip": a gzip file cut in half gives the records zlib can inflate whole, the
+    damage is one removed entry (stage read, reason damaged_file) and a warning; without skip the
+    run stops naming the file and the line where the damage starts."""
+    import random
+    import zlib
+
+    from tests.unit.test_pipeline import good_doc
+
+    write_corpus(tmp_path)
+    rng = random.Random(1)
+    lines = [(json.dumps({"id": f"g{i}", "text": good_doc(rng, f"g{i}")}) + "\n").encode() for i in range(1500)]
+    full = gzip.compress(b"".join(lines))
+    gz = tmp_path / "web" / "g.jsonl.gz"
+    gz.write_bytes(full[: len(full) // 2])
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # the reference: whole lines zlib inflates
+    prefix = d.decompress(gz.read_bytes())
+    assert not d.eof
+    n = prefix.count(b"\n")
+    assert 0 < n < len(lines)
+    cfg = config(tmp_path)
+    with pytest.raises(FormatError, match=rf"g\.jsonl\.gz:{n + 1}: truncated/corrupt compressed data after {n} records"):
         run_pipeline(cfg, progress=False)
+    shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    cfg.write_text(cfg.read_text().replace("[pipeline]", '[pipeline]\non_bad_line = "skip"', 1))
+    rep = run_pipeline(cfg, progress=False)
+    out = tmp_path / "out"
+    gone = read_jsonl(out / "removed.jsonl")
+    dmg = [r for r in gone if r["file"] == "web/g.jsonl.gz" and r["stage"] == "read"]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in dmg] == [(n + 1, "damaged_file")]
+    g_lines = {r["line"] for r in read_jsonl(out / "kept.jsonl") if r["file"] == "web/g.jsonl.gz"}
+    g_lines |= {r["line"] for r in gone if r["file"] == "web/g.jsonl.gz" and r["stage"] != "read"}
+    assert g_lines == set(range(1, n + 1))  # every record before the damage: kept or removed
+    assert rep["removed_by_stage"]["read"] == {"damaged_file": 1}
+    assert rep["damaged"] == [{"file": "web/g.jsonl.gz", "line": n + 1, "reason": dmg[0]["reason"].removeprefix("damaged_file: ")}]
+    assert any(w.startswith(f"web/g.jsonl.gz:{n + 1}: truncated/corrupt") for w in rep["warnings"])

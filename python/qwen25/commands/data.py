@@ -16,7 +16,8 @@ Input paths are globbed as a pipeline.toml's ``paths`` are (sorted matches; a pa
 nothing is an error; an existing file is taken as named, brackets and all). Every stage streams its
 input (bounded memory), shows a progress bar (by bytes read), names the ``file:line`` of a bad
 record (``--skip-bad`` moves it to the removed list instead) and the file of a truncated or corrupt
-``.gz``/``.zst``, reads through the native record reader and writes through the atomic writer
+``.gz``/``.zst`` (``--skip-bad`` keeps the records before the damage, lists the damage as a bad
+line and warns), reads through the native record reader and writes through the atomic writer
 (``.tmp-NAME``, renamed when complete, removed when the stage fails; :mod:`qwen25.data.stage_io`),
 and accounts for every input record: it is
 either in the output or in ``--removed`` with its stage and reason (the counts printed at the end
@@ -40,7 +41,7 @@ def _common(s: argparse.ArgumentParser, *, removed: bool = True) -> None:
     s.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
     s.add_argument("--num-threads", type=int, default=None, help="threads (default: QWEN25_NUM_THREADS or all cores)")
     s.add_argument("--batch-size", type=int, default=1000, help="documents per batch (default: 1000)")
-    s.add_argument("--skip-bad", action="store_true", help="send bad lines to the removed list instead of stopping")
+    s.add_argument("--skip-bad", action="store_true", help="send bad lines (and the damage of a truncated .gz/.zst, after keeping the records before it) to the removed list instead of stopping")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     if removed:
         s.add_argument("--removed", help="JSONL of removed records: file, line, stage and reason")
@@ -184,6 +185,12 @@ def _write_json(path: str, obj: Any, **kw: Any) -> None:
     write_json(path, obj, **kw)
 
 
+def _warn_damaged(c: dict[str, Any]) -> None:
+    """One warning per damaged compressed input read with --skip-bad."""
+    for msg in c.get("damaged", ()):
+        print(f"warning: {msg}; the records before the damage were kept", file=sys.stderr)
+
+
 def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int) -> None:
     parts = [f"{stage}: {n_in} records in, {n_out} out"]
     if bad:
@@ -217,6 +224,7 @@ def _run_filter(a: argparse.Namespace) -> int:
     if a.stats_field is not None and a.stats_field in ("", a.text_field, "file", "line", "stage", "reason"):
         raise Qwen25ValueError(f"--stats-field must not be empty, the text field or a removed-list key, got {a.stats_field!r}")
     c = filter_job(a.inputs, a.output, removed=a.removed, config=cfg, config_name=a.config, stats_field=a.stats_field, read=_read(a))
+    _warn_damaged(c)
     _summary("filter", c["records"], c["kept"], c["removed"], c["bad_lines"])
     return 0
 
@@ -237,6 +245,7 @@ def _run_dedup(a: argparse.Namespace) -> int:
         a.inputs, a.output, removed=a.removed, exact=None if a.no_exact else ex_norm,
         minhash=None if a.no_minhash else mh_cfg, mem_budget=a.mem_budget, report=a.report, read=_read(a),
     )  # fmt: skip
+    _warn_damaged(c)
     _summary("dedup", c["records"], c["kept"], c["removed"], c["bad_lines"])
     return 0
 
@@ -245,6 +254,7 @@ def _run_pack(a: argparse.Namespace) -> int:
     from ..data.stage_jobs import pack_job
 
     c = pack_job(a.inputs, a.output, removed=a.removed, seq_len=a.seq_len, seqs_per_shard=a.seqs_per_shard, read=_read(a))
+    _warn_damaged(c)
     print(json.dumps(c), file=sys.stderr)
     return 0
 
@@ -270,6 +280,7 @@ def _run_classify(a: argparse.Namespace) -> int:
             print(f"{c['bad_lines']} bad lines skipped", file=sys.stderr)
         return 0
     c = classify_job(a.inputs, a.output, model=a.model, removed=a.removed, label_field=a.label_field, scores=a.scores, read=read)
+    _warn_damaged(c)
     print(f"classify: {c['records']} records labelled {dict(sorted(c['labels'].items()))}" + (f", {c['bad_lines']} bad lines skipped" if c["bad_lines"] else ""), file=sys.stderr)
     return 0
 
@@ -290,6 +301,7 @@ def _run_score(a: argparse.Namespace) -> int:
         a.inputs, a.output, model=a.model, removed=a.removed, dimensions=dims, scores_field=a.scores_field,
         max_doc_tokens=a.max_doc_tokens, device=a.device, dtype=a.dtype, read=_read(a),
     )  # fmt: skip
+    _warn_damaged(c)
     print(f"score: {c['records']} records rated on {c['dimensions']}" + (f", {c['bad_lines']} bad lines skipped" if c["bad_lines"] else ""), file=sys.stderr)
     return 0
 

@@ -6,8 +6,9 @@ pack) and of :func:`qwen25.data.mix.mix_jsonl`, on the one record I/O of :mod:`q
 UTF-8, surrogate and malformed-line rules). A document's text comes from Rust; the whole record is
 parsed in Python only when a stage writes it back (:attr:`Doc.rec`). A bad line raises
 :class:`FormatError` naming ``file:line`` (with ``skip_bad``, it is counted and handed to
-``on_bad``); a truncated or corrupt compressed file always stops, naming the file and the records
-read from it. :class:`Output` writes JSONL through the atomic writer (``.tmp-NAME``, renamed on
+``on_bad``); a truncated or corrupt compressed file stops the job, naming the file and the records
+read from it, or with ``skip_bad`` keeps the records before the damage, hands the damage to
+``on_bad`` as a bad line (at the line where it starts) and names it in :attr:`Inputs.damaged`. :class:`Output` writes JSONL through the atomic writer (``.tmp-NAME``, renamed on
 close, removed by :meth:`Output.discard`)."""
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def _reason(why: str) -> str:
 class Inputs:
     """The records of ``paths`` in order, as batches of :class:`Doc` (``batches()``) or one by
     one (iteration). ``label_field``: a record must also hold a string there (checked on the
-    parsed record). ``hint`` is appended to a bad line's error (the CLI's ``--skip-bad`` advice)."""
+    parsed record). ``hint`` is appended to a bad line's error (the CLI's ``--skip-bad`` advice).
+    After reading, ``bad`` counts the bad lines (a damaged file's damage is one) and ``damaged``
+    says, per damaged file read with ``skip_bad``, ``"FILE: truncated after N records (why)"``."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class Inputs:
         self.field, self.label_field, self.skip_bad, self.on_bad = field, label_field, skip_bad, on_bad
         self.progress, self.desc, self.batch_size, self.num_threads, self.hint = progress, desc, batch_size, num_threads, hint
         self.bad = 0
+        self.damaged: list[str] = []
 
     def batches(self) -> Iterator[list[Doc]]:
         """The records in lists of ``batch_size`` (across files); a bad line is reported when the
@@ -115,9 +119,12 @@ class Inputs:
                             self._bad(path, line, why)
                         bar.update(b.nbytes)
                         if b.damage is not None:
-                            _, n, why = b.damage
-                            detail = why.split("): ", 1)[-1]
-                            raise FormatError(f"{path}: truncated after {n} records ({detail})", path)
+                            dline, n, why = b.damage
+                            what = f"truncated after {n} records ({why.split('): ', 1)[-1]})"
+                            if not self.skip_bad:
+                                raise FormatError(f"{path}: {what}", path)
+                            self.damaged.append(f"{path}: {what}")
+                            self._bad(path, dline, what)
                 finally:
                     reader.close()
         finally:

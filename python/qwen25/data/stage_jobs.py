@@ -31,7 +31,9 @@ __all__ = [
 @dataclass(frozen=True, kw_only=True)
 class ReadOptions:
     """How a job reads its inputs: the text field, ``skip_bad`` (bad lines go to the removed list,
-    stage "read", instead of stopping the job), a progress bar, records per batch, threads, and
+    stage "read", instead of stopping the job; a truncated or corrupt compressed file then keeps the
+    records before the damage, lists the damage there too and names it in the counts' ``damaged``),
+    a progress bar, records per batch, threads, and
     ``hint``: advice appended to a bad line's error."""
 
     text_field: str = "text"
@@ -167,7 +169,7 @@ def filter_job(
                     rem.write({"file": d.path, "line": d.line, "stage": "filter", "reason": f"{r.filter}:{r.reason}", **stats})
         out.close()
         rem.close()
-    return {"records": n + reader.bad, "kept": out.n, "bad_lines": reader.bad, "removed": why}
+    return {"records": n + reader.bad, "kept": out.n, "bad_lines": reader.bad, "removed": why, "damaged": reader.damaged}
 
 
 def dedup_job(
@@ -250,13 +252,13 @@ def dedup_job(
             raise Qwen25IOError(f"the inputs changed while dedup ran ({len(prov)} records, then {i})")
         out.close()
         rem.close()
-    counts = {"records": len(prov) + r1.bad, "kept": out.n, "bad_lines": r1.bad, "removed": why}
+    counts = {"records": len(prov) + r1.bad, "kept": out.n, "bad_lines": r1.bad, "removed": why, "damaged": r1.damaged}
     if report:
         from .pipeline.files import write_json
 
         reps, sizes = np.unique(near_of[surv], return_counts=True)
         rep = {
-            "records": len(prov), "bad_lines": r1.bad, "kept": out.n, "removed": dict(why),
+            "records": len(prov), "bad_lines": r1.bad, "damaged": r1.damaged, "kept": out.n, "removed": dict(why),
             "config": {"exact": exact, "minhash": minhash},
             "exact_clusters": [{"first": where(f), "size": n} for f, n in (ex.cluster_sizes() if ex is not None else [])],
             "near_clusters": [{"first": where(int(f)), "size": int(n)} for f, n in zip(reps, sizes) if n > 1],
@@ -326,7 +328,7 @@ def classify_job(
                 n_by[labels_[k]] += 1
         out.close()
         rem.close()
-    return {"records": out.n, "labels": n_by, "bad_lines": reader.bad}
+    return {"records": out.n, "labels": n_by, "bad_lines": reader.bad, "damaged": reader.damaged}
 
 
 def score_job(
@@ -360,7 +362,7 @@ def score_job(
                 out.write({**doc.rec, scores_field: {d: round(float(x), 6) for d, x in zip(scorer.dimensions, row)}})
         out.close()
         rem.close()
-    return {"records": out.n, "dimensions": scorer.dimensions, "bad_lines": reader.bad}
+    return {"records": out.n, "dimensions": scorer.dimensions, "bad_lines": reader.bad, "damaged": reader.damaged}
 
 
 def pack_job(
@@ -380,4 +382,4 @@ def pack_job(
                 p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
         counts = p.finish()["counts"]
         rem.close()
-    return {**counts, "bad_lines_skipped": reader.bad}
+    return {**counts, "bad_lines_skipped": reader.bad, "damaged": reader.damaged}

@@ -61,7 +61,8 @@ A configuration (paths are relative to the TOML file)::
     batch_size = 1000         # input lines per batch (results never depend on it)
     num_threads = 2           # optional Rust threads per batch; default QWEN25_NUM_THREADS or
                               # all cores (local), 1 per actor (ray)
-    on_bad_line = "error"     # or "skip": a bad line goes to removed.jsonl (stage "read")
+    on_bad_line = "error"     # or "skip": a bad line goes to removed.jsonl (stage "read"); so does
+                              # the damage of a truncated .gz/.zst (the records before it go on)
     engine = "local"          # or "ray" (also: qwen25 data run pipeline.toml --engine ray)
     ray_address = "auto"      # optional: ray.init(address=...) when Ray is not started yet
     concurrency = 4           # optional: actors per stage under Ray (default: the cluster's CPUs)

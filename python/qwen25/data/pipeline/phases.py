@@ -137,10 +137,12 @@ def _why(why: str) -> str:
 
 def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]]]]:
     """The scan's tasks from one input file, with the bad lines beside each: ``({file, line,
-    text, id}, [(line, why)])``. JSONL (plain, ``.gz``, ``.zst``) is read and parsed by the native
+    text, id}, [(line, why)], damage)``, ``damage`` the ``(line, why)`` of a truncated or corrupt
+    compressed file in the batch that reached it (the records before it are in the batch), else
+    None. JSONL (plain, ``.gz``, ``.zst``) is read and parsed by the native
     record reader (:func:`qwen25.data.records.read_batches`: decompressed in memory, never to
     disk); Parquet by pyarrow record batches (``line`` is the row number + 1). A damaged
-    compressed or Parquet file raises :class:`FormatError` naming it."""
+    Parquet file raises :class:`FormatError` naming it."""
     from ..records import read_batches
 
     bs = ctx.cfg.pipeline.batch_size
@@ -151,14 +153,12 @@ def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[
                           extra_field=src.id_field)
     try:
         for b in reader:
-            if b.damage is not None:
-                line, _, why = b.damage
-                raise FormatError(f"{path}:{line}: {why}", path, line)
+            damage = (b.damage[0], b.damage[2]) if b.damage is not None else None
             bad = [(line, _why(why)) for line, _, why, _ in b.bad]
             # the id's JSON text as in the line (the reader's extra field: no line parsed here);
             # whoever uses it json.loads it, which gives the value a parse of the whole line would
             ids = b.extras() if src.id_field is not None else None
-            yield {"file": fi, "line": b.lines, "text": b.items(), "id": ids}, bad
+            yield {"file": fi, "line": b.lines, "text": b.items(), "id": ids}, bad, damage
     finally:
         reader.close()
 
@@ -188,7 +188,7 @@ def _read_parquet(fi: int, path: str, src: Any, bs: int) -> Iterator[tuple[dict[
                 if rids is not None:
                     task["id"].append(json.dumps(rids[k], ensure_ascii=False, default=str))
             line += n
-            yield task, bad
+            yield task, bad, None
     except (OSError, ValueError) as e:  # pyarrow's errors are OSError / ArrowInvalid (a ValueError)
         if isinstance(e, Qwen25ValueError):
             raise
@@ -246,7 +246,8 @@ def scan(ctx: RunContext) -> dict[str, Any]:
         ),
         "num_threads": nt,
     }  # fmt: skip
-    tasks = ((row, (fi, bad)) for fi, (path, src) in enumerate(files) for row, bad in _read(ctx, fi, path, cfg.sources[src]))
+    tasks = ((row, (fi, bad, dmg)) for fi, (path, src) in enumerate(files)
+             for row, bad, dmg in _read(ctx, fi, path, cfg.sources[src]))  # fmt: skip
     rels = [os.path.relpath(path, cfg.base) for path, _ in files]
     tally = Tally()
     removed = JsonlWriter(ctx.p("removed.scan.jsonl"))
@@ -255,13 +256,15 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     stage1_tokens = TokenWriter(ctx.p("stage1"))
     from array import array
 
+    damaged: list[dict[str, Any]] = []  # truncated or corrupt compressed files (on_bad_line = "skip")
     exact_prov = array("q")  # (file index << 40) | line of each exact-dedup input: 8 bytes a document
     bar = progress_bar(None, "read+filter+dedup", ctx.progress)
     try:
-        for cols, (bfi, bad) in ctx.execute(ScanWorker, spec, tasks):
-            if bad and cfg.pipeline.on_bad_line == "error":
+        for cols, (bfi, bad, dmg) in ctx.execute(ScanWorker, spec, tasks):
+            if (bad or dmg) and cfg.pipeline.on_bad_line == "error":
                 path = files[bfi][0]
-                raise FormatError(f"{path}:{bad[0][0]}: {bad[0][1]}", path, bad[0][0])
+                line, why = bad[0] if bad else dmg
+                raise FormatError(f"{path}:{line}: {why}", path, line)
             st = [Status(s) for s in cols["status"]]
             ok = [k for k, s in enumerate(st) if s is Status.OK]
             ex_ids: dict[int, int] = {}
@@ -313,6 +316,14 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 stage1.write({"prov": prov, "domain": dm, **_stats_of(cols["stats"][k])})
                 stage1_text.write(cols["text"][k])
                 stage1_tokens.write(cols["tokens"][k])
+            if dmg is not None:  # on_bad_line = "skip": the records before the damage went on
+                src_i = files[bfi][1]
+                removed.write({"source": cfg.sources[src_i].name, "file": rels[bfi], "line": dmg[0],
+                               "stage": Stage.READ.value, "reason": f"damaged_file: {dmg[1]}"})  # fmt: skip
+                damaged.append({"file": rels[bfi], "line": dmg[0], "reason": dmg[1]})
+                tally.read_in += 1
+                tally.removed[Stage.READ]["damaged_file"] += 1
+                tally.pass_(Stage.READ, cfg.sources[src_i].domain, 0, False)
             if mh is not None and mhd is not None and sigs:
                 mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
             bar.update(len(st) + len(bad))
@@ -324,7 +335,7 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     stage1.close()
     stage1_text.close()
     stage1_tokens.close()
-    part: dict[str, Any] = {"tally": tally.to_json()}
+    part: dict[str, Any] = {"tally": tally.to_json(), "damaged": damaged}
     if exact is not None:
         sizes = exact.cluster_sizes()
         part["clusters"] = cluster_summary(

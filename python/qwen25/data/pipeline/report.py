@@ -200,7 +200,9 @@ def final_report(engine: str, parts: dict[str, Any], *, stop_after: str | None =
         "classify": near.get("classify"),
         "score": near.get("score"),
         "pack": mix.get("pack", {}),
-        "warnings": heavy_removals(stages),
+        "damaged": scan.get("damaged", []),  # truncated/corrupt compressed inputs read with on_bad_line = "skip"
+        "warnings": [f"{d['file']}:{d['line']}: {d['reason']}; the records before the damage went on (on_bad_line = \"skip\")"
+                     for d in scan.get("damaged", [])] + heavy_removals(stages),  # fmt: skip
     }
     if stop_after is not None:
         rep["stopped_after"] = stop_after
