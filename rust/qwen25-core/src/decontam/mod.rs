@@ -461,12 +461,11 @@ impl Decontaminator {
         }))
     }
 
-    /// The prefilter, if it applies to this batch: `tok` gives the test ids the bytes the
-    /// patterns were cut from (confirmed exactly; skipped when the batch's text is smaller than
-    /// the confirmation, where it would not pay).
+    /// The prefilter, if it applies to this batch of `text` bytes: `tok` is the tokenizer it was
+    /// built with, or gives the test ids the same bytes ([`Prefilter::usable_with`]).
     fn usable_prefilter(&self, text: usize, tok: Option<&Tokenizer>) -> Option<&Prefilter> {
         let (pf, k) = (self.prefilter.as_ref()?, tok?);
-        (text >= pf.confirm_cost() && pf.same_bytes(k)).then_some(pf)
+        pf.usable_with(k, text).then_some(pf)
     }
 
     /// Decide one item (without the prefilter; [`Self::check`] uses it).

@@ -31,9 +31,10 @@
 //! token, an unused id), since no record's ids contain them.
 //!
 //! The tokenizer. The patterns are the bytes of the test ids under the tokenizer given when the
-//! index was built. [`Prefilter::same_bytes`] confirms, exactly, that a tokenizer given to `check`
-//! gives every test id the same bytes and normalises the same way; otherwise the prefilter is not
-//! used (the result is the same, only slower).
+//! index was built. That tokenizer, given again to `check`, is known by its
+//! [`Tokenizer::instance`] and needs no confirming. For any other, [`Prefilter::same_bytes`]
+//! confirms, exactly, that it gives every test id the same bytes and normalises the same way;
+//! otherwise the prefilter is not used (the result is the same, only slower).
 
 use std::borrow::Cow;
 
@@ -87,6 +88,8 @@ struct Level {
 
 pub struct Prefilter {
     nfc: bool,
+    /// the [`Tokenizer::instance`] the patterns were cut with
+    built_with: u64,
     /// the patterns were placed late (the early ones did not fit the budget)
     late: bool,
     /// by key length, longest first; the pattern bytes back to back
@@ -327,6 +330,7 @@ impl Prefilter {
         let (spans, bytes) = id_bytes(&ids, tok);
         Some(Prefilter {
             nfc: tok.nfc(),
+            built_with: tok.instance(),
             late,
             levels,
             keys,
@@ -367,6 +371,14 @@ impl Prefilter {
     /// tokenizing one byte of text costs (a batch with less text skips the prefilter).
     pub fn confirm_cost(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Does the prefilter apply to a batch of `text` bytes tokenized by `tok`? With the tokenizer
+    /// it was built with, always (nothing to confirm); with another, when [`Self::same_bytes`]
+    /// confirms it, asked only of a batch with at least [`Self::confirm_cost`] bytes of text
+    /// (for less, the confirmation would cost more than the prefilter saves).
+    pub fn usable_with(&self, tok: &Tokenizer, text: usize) -> bool {
+        tok.instance() == self.built_with || (text >= self.confirm_cost() && self.same_bytes(tok))
     }
 
     /// Does `tok` normalise as the tokenizer the patterns were cut with, and give every test id
@@ -754,6 +766,53 @@ mod tests {
         assert!(none.prefilter().is_none());
         let c = none.check(&batch, Some(&tok), true, 1).unwrap();
         assert_eq!(c, a);
+    }
+
+    #[test]
+    fn the_build_tokenizer_needs_no_confirming() {
+        // the tokenizer the index was built with uses the prefilter on any batch, even one with
+        // less text than confirming costs; another instance of the same tokenizer is confirmed
+        // on a batch big enough; one that gives the test ids other bytes is refused; the matches
+        // are those without the prefilter every time
+        let tok = Tokenizer::qwen25().unwrap();
+        let other = Tokenizer::qwen25().unwrap();
+        let corpus = ["plain words about gardening, weather and small boats on the lake"; 4];
+        let trained = crate::tokenizer::train::train_bpe(&corpus, 300, vec![], 1, 1).unwrap();
+        let item = "The quick brown fox jumps over the lazy dog while seventeen purple \
+                    elephants recite Shakespearean sonnets beneath a crimson aurora.";
+        let ins = [Input::Text(item)];
+        let cfg = |prefilter| Config {
+            ngram: 3,
+            prefilter,
+            lcs_min: 3,
+            ..Config::default()
+        };
+        let on = Decontaminator::new(cfg(true), &ins, Some(&tok), 1).unwrap();
+        let off = Decontaminator::new(cfg(false), &ins, Some(&tok), 1).unwrap();
+        let pf = on.prefilter().unwrap();
+        let small = ["purple elephants recite"];
+        assert!(small[0].len() < pf.confirm_cost(), "{}", pf.confirm_cost());
+        let filler = "unrelated words ".repeat(pf.confirm_cost() / 16 + 1);
+        let big = [small[0], filler.as_str()];
+        assert_eq!(on.prefilter_passes(&small, &tok, 1), Some(vec![true]));
+        assert_eq!(on.prefilter_passes(&small, &other, 1), None);
+        assert_eq!(
+            on.prefilter_passes(&big, &other, 1),
+            Some(vec![true, false])
+        );
+        assert_eq!(on.prefilter_passes(&big, &trained, 1), None);
+        assert!(pf.usable_with(&tok, 0) && !pf.usable_with(&other, 0));
+        assert!(pf.same_bytes(&other) && !pf.same_bytes(&trained));
+        for k in [&tok, &other, &trained] {
+            for batch in [&small[..], &big[..]] {
+                let b: Vec<Input> = batch.iter().map(|t| Input::Text(t)).collect();
+                let a = on.check(&b, Some(k), true, 1).unwrap();
+                assert_eq!(a, off.check(&b, Some(k), true, 1).unwrap());
+                if std::ptr::eq(k, &tok) {
+                    assert!(!a[0].is_empty());
+                }
+            }
+        }
     }
 
     #[test]

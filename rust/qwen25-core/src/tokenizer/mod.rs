@@ -14,6 +14,7 @@ pub mod save;
 pub mod train;
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rustc_hash::FxHashMap;
@@ -48,7 +49,12 @@ pub struct Tokenizer {
     decode_flags: Vec<u8>,
     /// The `tokenizer_config.json` text this tokenizer came with (chat template, eos, ...).
     config_json: Option<String>,
+    /// See [`Tokenizer::instance`].
+    instance: u64,
 }
+
+/// The next [`Tokenizer::instance`].
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 const FLAG_SPECIAL: u8 = 1;
 const FLAG_UNUSED: u8 = 2;
@@ -139,6 +145,7 @@ impl Tokenizer {
             decode_bytes,
             decode_flags,
             config_json,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -154,6 +161,13 @@ impl Tokenizer {
 
     pub fn nfc(&self) -> bool {
         self.nfc
+    }
+
+    /// A number no other tokenizer built in this process has. A tokenizer does not change once
+    /// built, so an index cut with one (the decontamination prefilter) knows it again by this
+    /// number, without comparing its vocabulary.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn bpe(&self) -> &Bpe {
