@@ -68,6 +68,20 @@ def test_logps_are_log_softmax_of_transformers_logits_and_completions_end_at_sto
         torch.testing.assert_close(torch.tensor(c.logps), want, rtol=1e-5, atol=2e-5)
 
 
+def test_sampling_runs_the_model_without_autograd(models):
+    _, ours, _ = models
+    seen: list[bool] = []
+    was = ours.training
+    hook = ours.register_forward_hook(lambda *_: seen.append(torch.is_grad_enabled()))
+    try:
+        assert torch.is_grad_enabled()
+        LocalRollouts(ours, stop_token_ids=[STOP], pad_token_id=0).generate(PROMPTS, 2, SamplingParams(max_new_tokens=4))
+    finally:
+        hook.remove()
+    assert len(seen) >= 2 and not any(seen)  # the prefill and every decoding step
+    assert torch.is_grad_enabled() and ours.training == was  # as they were before
+
+
 def test_same_seed_same_rollouts_other_seed_other_rollouts(models):
     _, ours, _ = models
     engine = LocalRollouts(ours, stop_token_ids=[STOP], pad_token_id=0)

@@ -218,59 +218,60 @@ class LocalRollouts:
 
     def _sample(self, rows: list[tuple[int, ...]], sampling: SamplingParams, stops: tuple[int, ...],
                 gen: torch.Generator) -> list[tuple[tuple[int, ...], tuple[float, ...], str]]:
+        """The completions of ``rows``; called by :meth:`generate` inside ``evaluating(model)``,
+        which turns autograd off."""
         import torch
 
         from ..model.generation import filter_logits, left_pad
         from ..model.qwen2 import KVCache, prefill
 
-        with torch.no_grad():
-            model = self.model
-            device = model.device
-            # a prompt's n samples share its prefill: run each distinct prompt once, then copy its
-            # cache rows (the KV of a prompt does not depend on the other rows of the batch)
-            distinct = list(dict.fromkeys(rows))
-            where = {p: i for i, p in enumerate(distinct)}
-            ids, padded = left_pad(distinct, self.pad_token_id)
-            ids = ids.to(device)
-            mask = None if bool(padded.all()) else padded.to(device)  # no padding: the plain causal path
-            b, t = len(rows), ids.shape[1]
-            steps = sampling.max_new_tokens
-            cache = KVCache(model.config, len(distinct), t + steps, dtype=model.dtype, device=device)
-            logits = prefill(model, ids, cache, attention_mask=mask)  # [distinct, V]
-            if len(distinct) < b:
-                sel = torch.tensor([where[r] for r in rows], dtype=torch.long, device=device)
-                cache.k, cache.v = cache.k.index_select(1, sel), cache.v.index_select(1, sel)
-                cache.next_position = cache.next_position.index_select(0, sel)
-                if cache.key_mask is not None:
-                    cache.key_mask = cache.key_mask.index_select(0, sel)
-                logits = logits.index_select(0, sel)  # [B, V]
-            stop_t = torch.tensor(stops, dtype=torch.long, device=device)
-            tokens = torch.full((b, steps), self.pad_token_id, dtype=torch.long, device=device)
-            logps = torch.zeros(b, steps, dtype=torch.float32, device=device)
-            lengths = torch.full((b,), steps, dtype=torch.long, device=device)
-            finished = torch.zeros(b, dtype=torch.bool, device=device)
-            pad = torch.full((b,), self.pad_token_id, dtype=torch.long, device=device)
-            filtered = sampling.top_k > 0 or sampling.top_p < 1.0
-            for step in range(steps):
-                scaled = logits.float() / sampling.temperature  # the trainer's logits / T
-                if filtered:  # draw from the filtered distribution, record the full one's log-prob
-                    probs = filter_logits(scaled, top_k=sampling.top_k, top_p=sampling.top_p).softmax(-1)
-                else:
-                    probs = scaled.softmax(-1)
-                nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
-                nxt = torch.where(finished, pad, nxt)
-                tokens[:, step] = nxt
-                if filtered:
-                    logps[:, step] = scaled.gather(1, nxt[:, None])[:, 0] - torch.logsumexp(scaled, -1)
-                else:  # log of the drawn token's probability: log_softmax without another pass over V
-                    logps[:, step] = probs.gather(1, nxt[:, None])[:, 0].log()
-                stop_now = torch.isin(nxt, stop_t) & ~finished if stop_t.numel() else torch.zeros_like(finished)
-                lengths = torch.where(stop_now, torch.full_like(lengths, step + 1), lengths)
-                finished = finished | stop_now
-                if step == steps - 1 or bool(finished.all()):
-                    break
-                logits = model(nxt[:, None], cache=cache, logits_to_keep=1).logits[:, -1]
-            toks, lps, lens, fin = tokens.cpu().tolist(), logps.cpu().tolist(), lengths.cpu().tolist(), finished.cpu().tolist()
+        model = self.model
+        device = model.device
+        # a prompt's n samples share its prefill: run each distinct prompt once, then copy its
+        # cache rows (the KV of a prompt does not depend on the other rows of the batch)
+        distinct = list(dict.fromkeys(rows))
+        where = {p: i for i, p in enumerate(distinct)}
+        ids, padded = left_pad(distinct, self.pad_token_id)
+        ids = ids.to(device)
+        mask = None if bool(padded.all()) else padded.to(device)  # no padding: the plain causal path
+        b, t = len(rows), ids.shape[1]
+        steps = sampling.max_new_tokens
+        cache = KVCache(model.config, len(distinct), t + steps, dtype=model.dtype, device=device)
+        logits = prefill(model, ids, cache, attention_mask=mask)  # [distinct, V]
+        if len(distinct) < b:
+            sel = torch.tensor([where[r] for r in rows], dtype=torch.long, device=device)
+            cache.k, cache.v = cache.k.index_select(1, sel), cache.v.index_select(1, sel)
+            cache.next_position = cache.next_position.index_select(0, sel)
+            if cache.key_mask is not None:
+                cache.key_mask = cache.key_mask.index_select(0, sel)
+            logits = logits.index_select(0, sel)  # [B, V]
+        stop_t = torch.tensor(stops, dtype=torch.long, device=device)
+        tokens = torch.full((b, steps), self.pad_token_id, dtype=torch.long, device=device)
+        logps = torch.zeros(b, steps, dtype=torch.float32, device=device)
+        lengths = torch.full((b,), steps, dtype=torch.long, device=device)
+        finished = torch.zeros(b, dtype=torch.bool, device=device)
+        pad = torch.full((b,), self.pad_token_id, dtype=torch.long, device=device)
+        filtered = sampling.top_k > 0 or sampling.top_p < 1.0
+        for step in range(steps):
+            scaled = logits.float() / sampling.temperature  # the trainer's logits / T
+            if filtered:  # draw from the filtered distribution, record the full one's log-prob
+                probs = filter_logits(scaled, top_k=sampling.top_k, top_p=sampling.top_p).softmax(-1)
+            else:
+                probs = scaled.softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=gen)[:, 0]
+            nxt = torch.where(finished, pad, nxt)
+            tokens[:, step] = nxt
+            if filtered:
+                logps[:, step] = scaled.gather(1, nxt[:, None])[:, 0] - torch.logsumexp(scaled, -1)
+            else:  # log of the drawn token's probability: log_softmax without another pass over V
+                logps[:, step] = probs.gather(1, nxt[:, None])[:, 0].log()
+            stop_now = torch.isin(nxt, stop_t) & ~finished if stop_t.numel() else torch.zeros_like(finished)
+            lengths = torch.where(stop_now, torch.full_like(lengths, step + 1), lengths)
+            finished = finished | stop_now
+            if step == steps - 1 or bool(finished.all()):
+                break
+            logits = model(nxt[:, None], cache=cache, logits_to_keep=1).logits[:, -1]
+        toks, lps, lens, fin = tokens.cpu().tolist(), logps.cpu().tolist(), lengths.cpu().tolist(), finished.cpu().tolist()
         return [(tuple(toks[r][:lens[r]]), tuple(lps[r][:lens[r]]), "stop" if fin[r] else "length") for r in range(b)]
 
 
