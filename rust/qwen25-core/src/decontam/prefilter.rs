@@ -724,6 +724,22 @@ mod tests {
         );
     }
 
+    /// Mode qwen on 3-grams (an LCS of 3 at least), with the prefilter or without.
+    fn trigrams(prefilter: bool) -> Config {
+        Config {
+            ngram: 3,
+            prefilter,
+            lcs_min: 3,
+            ..Config::default()
+        }
+    }
+
+    /// The [`trigrams`] index over `ins`, with the prefilter and without.
+    fn on_off(ins: &[Input], tok: &Tokenizer) -> (Decontaminator, Decontaminator) {
+        let build = |p| Decontaminator::new(trigrams(p), ins, Some(tok), 1).unwrap();
+        (build(true), build(false))
+    }
+
     #[test]
     fn id_items_and_special_ids() {
         // test items given as ids, with an added-only token and an unknown id in them: the
@@ -733,14 +749,7 @@ mod tests {
         e.insert(4, 151_644); // <|im_start|>
         e.push(999_999_999);
         let ins = [Input::Ids(&e)];
-        let cfg = |prefilter| Config {
-            ngram: 3,
-            prefilter,
-            lcs_min: 3,
-            ..Config::default()
-        };
-        let on = Decontaminator::new(cfg(true), &ins, Some(&tok), 1).unwrap();
-        let off = Decontaminator::new(cfg(false), &ins, Some(&tok), 1).unwrap();
+        let (on, off) = on_off(&ins, &tok);
         let recs = [
             "def add(a, b): return a + b",
             "return a + b and more words after it",
@@ -762,7 +771,7 @@ mod tests {
             off.check(&[Input::Ids(&ids)], Some(&tok), true, 1).unwrap()
         );
         // no tokenizer when built (ids only): no prefilter
-        let none = Decontaminator::new(cfg(true), &ins, None, 1).unwrap();
+        let none = Decontaminator::new(trigrams(true), &ins, None, 1).unwrap();
         assert!(none.prefilter().is_none());
         let c = none.check(&batch, Some(&tok), true, 1).unwrap();
         assert_eq!(c, a);
@@ -781,14 +790,7 @@ mod tests {
         let item = "The quick brown fox jumps over the lazy dog while seventeen purple \
                     elephants recite Shakespearean sonnets beneath a crimson aurora.";
         let ins = [Input::Text(item)];
-        let cfg = |prefilter| Config {
-            ngram: 3,
-            prefilter,
-            lcs_min: 3,
-            ..Config::default()
-        };
-        let on = Decontaminator::new(cfg(true), &ins, Some(&tok), 1).unwrap();
-        let off = Decontaminator::new(cfg(false), &ins, Some(&tok), 1).unwrap();
+        let (on, off) = on_off(&ins, &tok);
         let pf = on.prefilter().unwrap();
         let small = ["purple elephants recite"];
         assert!(small[0].len() < pf.confirm_cost(), "{}", pf.confirm_cost());
