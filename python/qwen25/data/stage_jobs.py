@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -371,15 +372,50 @@ def pack_job(
 ) -> dict[str, Any]:  # fmt: skip
     """Tokenize ``inputs`` and pack them into uint32 shards in the folder ``output``
     (:class:`~qwen25.data.pack.TokenPacker`). Returns the packer's counts plus
-    ``bad_lines_skipped``."""
+    ``bad_lines_skipped``. The pack is built in ``.tmp-NAME`` beside ``output`` and moved in
+    when complete (:func:`_install_pack`), so a job that fails leaves ``output`` as it was (no
+    shard of the failed job, no temporary) and a finished one leaves no shard of an earlier
+    pack behind."""
+    import shutil
+
     from .pack import TokenPacker
 
-    with _outputs() as opened:
-        rem = opened(removed)
-        reader = _inputs(inputs, read, rem, "pack")
-        with TokenPacker(output, seq_len=seq_len, seqs_per_shard=seqs_per_shard, num_threads=read.num_threads) as p:
-            for batch in reader.batches():
-                p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
-        counts = p.finish()["counts"]
-        rem.close()
+    final = os.path.abspath(output)
+    if os.path.exists(final) and not os.path.isdir(final):
+        raise Qwen25ValueError(f"{output}: is a file; data pack writes a folder (shards, docs.idx, manifest.json)")
+    tmp = os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
+    shutil.rmtree(tmp, ignore_errors=True)  # what a killed earlier job left
+    try:
+        with _outputs() as opened:
+            rem = opened(removed)
+            reader = _inputs(inputs, read, rem, "pack")
+            with TokenPacker(tmp, seq_len=seq_len, seqs_per_shard=seqs_per_shard, num_threads=read.num_threads) as p:
+                for batch in reader.batches():
+                    p.add([d.text for d in batch], source=[os.path.basename(d.path) for d in batch])
+            counts = p.finish()["counts"]
+            rem.close()
+            _install_pack(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {**counts, "bad_lines_skipped": reader.bad, "damaged": reader.damaged}
+
+
+_PACK_FILE = re.compile(r"shard_\d+\.bin|docs\.idx|manifest\.json")
+
+
+def _install_pack(tmp: str, final: str) -> None:
+    """Move the finished pack in ``tmp`` to ``final``: a rename when ``final`` does not exist;
+    else the packed files of ``final`` (``manifest.json`` first, so no reader sees a manifest over
+    a half-replaced folder; every shard, stale ones included) go, then the new ones come in
+    (``manifest.json`` last). Other files in ``final`` stay."""
+    from .pack import MANIFEST
+
+    if not os.path.exists(final):
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        os.replace(tmp, final)
+        return
+    old = sorted((n for n in os.listdir(final) if _PACK_FILE.fullmatch(n)), key=lambda n: n != MANIFEST)
+    for n in old:
+        os.remove(os.path.join(final, n))
+    for n in sorted(os.listdir(tmp), key=lambda n: n == MANIFEST):
+        os.replace(os.path.join(tmp, n), os.path.join(final, n))

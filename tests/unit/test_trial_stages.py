@@ -1,0 +1,75 @@
+"""Hostile-input trial of the standalone ``qwen25 data`` stages: what a failing or repeated job
+leaves on disk, outputs that name the same file, and inputs that are globs or folders. Every
+expectation is checked against the files themselves (bytes before and after, ``os.walk``,
+Python's ``json``/``glob``), not against counts the stage prints."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from qwen25.cli import main
+
+
+def _docs(n: int, start: int = 0) -> bytes:
+    return b"".join(
+        (json.dumps({"id": i, "text": f"document {i} about rivers, bridges and the towns along them"}) + "\n").encode()
+        for i in range(start, start + n)
+    )
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative name -> bytes)."""
+    out = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = Path(d) / n
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+def _temporaries(root: Path) -> list[str]:
+    return [str(Path(d) / n) for d, dirs, names in os.walk(root) for n in names + dirs if "tmp" in n]
+
+
+def _pack(src: Path, out: Path, *extra: str) -> int:
+    return main(["data", "pack", str(src), "-o", str(out), "--seq-len", "16", "--seqs-per-shard", "4",
+                 "--no-progress", *extra])  # fmt: skip
+
+
+def test_failed_pack_leaves_an_existing_pack_as_it_was_and_no_temporary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(_docs(40))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(_docs(30, 100) + b"{not json\n")  # the bad line comes after several batches
+    out = tmp_path / "packed"
+    assert _pack(good, out) == 0
+    before = _tree(out)
+    assert len([n for n in before if n.startswith("shard_")]) > 1
+    assert _pack(bad, out, "--batch-size", "5") == 1
+    assert "bad.jsonl:31: malformed JSON" in capsys.readouterr().err
+    assert _tree(out) == before  # no shard of the failed job replaced one of the finished pack
+    assert _temporaries(tmp_path) == []
+    fresh = tmp_path / "fresh"
+    assert _pack(bad, fresh, "--batch-size", "5") == 1
+    assert not fresh.exists() and _temporaries(tmp_path) == []
+
+
+def test_repacking_a_folder_leaves_no_stale_shard(tmp_path: Path) -> None:
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    big.write_bytes(_docs(60))
+    small.write_bytes(_docs(3))
+    out, ref = tmp_path / "packed", tmp_path / "ref"
+    assert _pack(big, out) == 0
+    (out / "notes.txt").write_text("mine")  # a file that is not the packer's stays
+    assert _pack(small, out) == 0
+    assert _pack(small, ref) == 0  # the same input packed into a new folder: the reference
+    manifest = json.loads((out / "manifest.json").read_text())
+    shards = {s["file"] for s in manifest["shards"]}
+    assert set(os.listdir(out)) == shards | {"docs.idx", "manifest.json", "notes.txt"}
+    got = _tree(out)
+    del got["notes.txt"]
+    assert got == _tree(ref)
