@@ -550,15 +550,10 @@ impl Decontaminator {
         let td = self.to_dense(t);
         let mut t_bag: Option<(Vec<u32>, Vec<u32>)> = None;
         self.with_table(|table| {
-            let mut i = 0;
-            while i < hits.len() {
-                let item = hits[i].0;
-                let mut j = i;
-                while j < hits.len() && hits[j].0 == item {
-                    j += 1;
-                }
-                let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
-                i = j;
+            for group in hits.chunk_by(|a, b| a.0 == b.0) {
+                // one test item's hits (consecutive in `hits`)
+                let item = group[0].0;
+                let pos: Vec<usize> = group.iter().map(|&(_, p)| p as usize).collect();
                 let pat = &self.patterns[item as usize];
                 let le = pat.len();
                 // the first window (in order of position) that meets the rule
@@ -788,15 +783,10 @@ impl Decontaminator {
                     .is_some_and(|w| *w == ws[k].0)
             })
         });
-        let mut i = 0;
-        while i < hits.len() {
-            let item = hits[i].0;
-            let mut j = i;
-            while j < hits.len() && hits[j].0 == item {
-                j += 1;
-            }
-            let pos: Vec<usize> = hits[i..j].iter().map(|&(_, p)| p as usize).collect();
-            i = j;
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            // one test item's hits (consecutive in `hits`)
+            let item = group[0].0;
+            let pos: Vec<usize> = group.iter().map(|&(_, p)| p as usize).collect();
             let spans = pos.iter().map(|&p| (ws[p].1, ws[p + n - 1].2)).collect();
             out.push(Match {
                 test_index: item as usize,
