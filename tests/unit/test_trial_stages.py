@@ -73,3 +73,34 @@ def test_repacking_a_folder_leaves_no_stale_shard(tmp_path: Path) -> None:
     got = _tree(out)
     del got["notes.txt"]
     assert got == _tree(ref)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["filter", "{src}", "-o", "{out}", "--removed", "{out}"],
+        ["dedup", "{src}", "-o", "{out}", "--report", "{out}"],
+        ["mix", "--source", "a={src}", "-o", "{out}", "--removed", "{dot}"],
+        ["pack", "{src}", "-o", "{out}", "--removed", "{out}"],
+    ],
+    ids=["filter", "dedup", "mix", "pack"],
+)
+def test_two_outputs_naming_one_file_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(10))
+    out = tmp_path / "o.jsonl"
+    fill = {"src": str(src), "out": str(out), "dot": str(tmp_path / "." / "o.jsonl")}
+    assert main(["data", *[a.format(**fill) for a in args], "--no-progress"]) == 1
+    assert "name the same file" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]  # no output, no temporary
+
+
+def test_mix_takes_an_existing_file_with_brackets_as_named(tmp_path: Path) -> None:
+    src = tmp_path / "part[1].jsonl"  # as a glob, [1] would match "part1.jsonl" only
+    src.write_bytes(_docs(5))
+    out = tmp_path / "m.jsonl"
+    assert main(["data", "mix", "--source", f"a={src}", "-o", str(out), "--unit", "docs", "--no-progress"]) == 0
+    got = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in got] == [json.loads(x)["id"] for x in src.read_text().splitlines()]

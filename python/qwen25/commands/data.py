@@ -323,8 +323,10 @@ def _parse_weights(s: str) -> dict[str, float]:
 
 def _run_mix(a: argparse.Namespace) -> int:
     from ..data.mix import mix_jsonl
-    from ..errors import Qwen25FileNotFoundError, Qwen25ValueError
+    from ..data.stage_jobs import distinct_outputs
+    from ..errors import Qwen25ValueError
 
+    distinct_outputs(output=a.output, removed=a.removed, report=a.report)
     sources: dict[str, list[str]] = {}
     for spec in a.source:
         name, eq, pattern = spec.partition("=")
@@ -332,10 +334,7 @@ def _run_mix(a: argparse.Namespace) -> int:
             raise Qwen25ValueError(f"--source: expected NAME=GLOB, got {spec!r}")
         if name in sources:
             raise Qwen25ValueError(f"--source: {name!r} given twice")
-        files = sorted(glob.glob(pattern))
-        if not files:
-            raise Qwen25FileNotFoundError(2, f"source {name!r}: no file matches", pattern)
-        sources[name] = files
+        sources[name] = _expand([pattern], f"source {name!r}")  # globbed as every stage's inputs are
     weights = _parse_weights(a.weights) if a.weights else None
     if a.batch_size < 1:
         raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")

@@ -25,7 +25,7 @@ from .stage_io import Inputs, Output
 
 __all__ = [
     "ReadOptions", "load_filter_config", "filter_job", "dedup_job", "train_classifier_job", "evaluate_classifier_job",
-    "classify_job", "score_job", "pack_job",
+    "classify_job", "score_job", "pack_job", "distinct_outputs",
 ]  # fmt: skip
 
 
@@ -57,8 +57,25 @@ class _Outputs:
         return out
 
 
+def distinct_outputs(**paths: str | None) -> None:
+    """A :class:`Qwen25ValueError` when two of the named output paths (None: not written) are
+    the same file: their writers would share one temporary and the job would end in a bogus
+    "cannot be written" with a mix of both outputs left behind."""
+    seen: dict[str, str] = {}
+    for name, p in paths.items():
+        if not p:
+            continue
+        key = os.path.realpath(p)
+        if key in seen:
+            raise Qwen25ValueError(f"{seen[key]} and {name} name the same file {p!r}: give each output its own path")
+        seen[key] = name
+
+
 @contextmanager
-def _outputs() -> Iterator[_Outputs]:
+def _outputs(**paths: str | None) -> Iterator[_Outputs]:
+    """The outputs a job opens (``paths``: the job's output paths by name, checked to differ
+    before anything is read), all discarded if the job fails."""
+    distinct_outputs(**paths)
     outs = _Outputs()
     try:
         yield outs
@@ -154,7 +171,7 @@ def filter_job(
             raise
         raise Qwen25ValueError(f"{config_name}: {e}") from None
     sf = stats_field
-    with _outputs() as opened:
+    with _outputs(output=output, removed=removed) as opened:
         out, rem = opened(output), opened(removed)
         reader = _inputs(inputs, read, rem, "filter")
         n = 0
@@ -206,7 +223,7 @@ def dedup_job(
     ex = None if exact is None else ExactDeduplicator(**exact, num_threads=read.num_threads)
     mhd = None if minhash is None else MinHashDeduplicator(**minhash, num_threads=read.num_threads)  # checks the options first
     survivors = array("q")  # record index of each MinHash input
-    with _outputs() as opened:
+    with _outputs(output=output, removed=removed, report=report) as opened:
         with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(output))) as spill:
             mh = None if mhd is None else mhd.stream(mem_budget=mem_budget, spill_dir=spill)
             r1 = _inputs(inputs, read, opened(None), "dedup 1/2")
@@ -314,7 +331,7 @@ def classify_job(
 
     clf = DomainClassifier.load(model, num_threads=read.num_threads)
     labels_ = clf.labels
-    with _outputs() as opened:
+    with _outputs(output=output, removed=removed) as opened:
         out, rem = opened(output), opened(removed)
         reader = _inputs(inputs, read, rem, "classify")
         n_by: Counter[str] = Counter()
@@ -347,6 +364,7 @@ def score_job(
     from ..tokenizer import Tokenizer
     from .classify import LMScorer
 
+    distinct_outputs(output=output, removed=removed)  # before the model is loaded
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = Qwen2ForCausalLM.from_pretrained(model, dtype=dtype, device=device).eval()
     try:
@@ -386,7 +404,7 @@ def pack_job(
     tmp = os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
     shutil.rmtree(tmp, ignore_errors=True)  # what a killed earlier job left
     try:
-        with _outputs() as opened:
+        with _outputs(output=output, removed=removed) as opened:
             rem = opened(removed)
             reader = _inputs(inputs, read, rem, "pack")
             with TokenPacker(tmp, seq_len=seq_len, seqs_per_shard=seqs_per_shard, num_threads=read.num_threads) as p:
