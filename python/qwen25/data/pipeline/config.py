@@ -325,7 +325,7 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
         missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
         if missing:
             raise Qwen25ValueError(f"{where}: engine 'ray' needs {missing}: pip install 'ray[data]' pyarrow")
-    sources = _sources(cfg.get("sources"), where, base)
+    sources = _sources(cfg.get("sources"), where, base, os.path.join(base, pipe.output))
     flt: FilterSection = _build(FilterSection, cfg.get("filter", {}), f"{where} [filter]")
     dedup = _dedup(cfg.get("dedup", {}), where)
     decon = _decontaminate(cfg.get("decontaminate", {}), where, base)
@@ -388,7 +388,11 @@ def filter_tables(flt: FilterSection, where: str, *, check: bool = False) -> dic
     return {"default": default, "domains": doms}
 
 
-def _sources(srcs: Any, where: str, base: str) -> tuple[Source, ...]:
+def _sources(srcs: Any, where: str, base: str, output: str) -> tuple[Source, ...]:
+    """The ``[[sources]]`` with their files found; a file inside the output folder is an error
+    (a rerun would read the run's own kept.jsonl, survivors.jsonl, ... as input), as it is for
+    ``qwen25 decontaminate``."""
+    root = os.path.realpath(output)
     if not isinstance(srcs, list) or not srcs:
         raise Qwen25ValueError(f"{where}: needs at least one [[sources]] table")
     out = []
@@ -409,6 +413,10 @@ def _sources(srcs: Any, where: str, base: str) -> tuple[Source, ...]:
             hits = sorted(glob.glob(os.path.join(base, pat)))
             if not hits:
                 raise Qwen25FileNotFoundError(2, f"source {t.name!r}: no file matches", os.path.join(base, pat))
+            for h in hits:
+                if os.path.commonpath([os.path.realpath(h), root]) == root:
+                    raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is inside the output folder {output} (the run writes "
+                                           "there, and a rerun would read its own outputs): move the output or the input")  # fmt: skip
             files += hits
         out.append(Source(name=t.name, files=tuple(files), text_field=t.text_field, id_field=t.id_field,
                           domain=t.domain if t.domain is not None else t.name))  # fmt: skip
