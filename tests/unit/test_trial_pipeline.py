@@ -35,3 +35,47 @@ def test_an_input_inside_the_output_folder_is_refused_before_anything_is_written
     with pytest.raises(Qwen25Error, match=r"pipeline\.toml: sources\[0\].*in\.jsonl is inside the output folder"):
         run_pipeline(cfg, progress=False)
     assert os.listdir(out) == ["in.jsonl"]
+
+
+_TEST_ITEM = "def add(a, b):\n    # add two numbers and return the sum of both of them to the caller\n    return a + b\n"
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("ngram", "x"), ("ngram", -3), ("ngram", True), ("lcs_min", 0), ("lcs_ratio", 2), ("lcs_ratio", "x"),
+     ("window", 0), ("window", "none"), ("mode", "zz")],
+)  # fmt: skip
+def test_bad_decontaminate_option_values_fail_before_the_scan_naming_the_toml(tmp_path: Path, key: str, value: object) -> None:
+    from qwen25.data.decontam import Decontaminator
+
+    with pytest.raises((ValueError, TypeError)):  # the reference: what Decontaminator itself refuses
+        Decontaminator([_TEST_ITEM], **{key: value})
+    (tmp_path / "in.jsonl").write_text(_docs(5))
+    (tmp_path / "test.jsonl").write_text(json.dumps({"text": _TEST_ITEM}) + "\n")
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                f'[decontaminate]\noptions = {{ test_set = "test.jsonl", {key} = {json.dumps(value)} }}\n')  # fmt: skip
+    with pytest.raises(Qwen25Error, match=rf"pipeline\.toml \[decontaminate\]: options\.{key} "):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()  # refused before the scan phase wrote anything
+
+
+def test_window_with_another_mode_fails_before_the_scan(tmp_path: Path) -> None:
+    from qwen25.data.decontam import Decontaminator
+
+    with pytest.raises(ValueError):
+        Decontaminator([_TEST_ITEM], mode="ngram", ngram=3, window=5)
+    (tmp_path / "in.jsonl").write_text(_docs(5))
+    (tmp_path / "test.jsonl").write_text(json.dumps({"text": _TEST_ITEM}) + "\n")
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[decontaminate]\noptions = { test_set = "test.jsonl", mode = "ngram", ngram = 3, window = 5 }\n')  # fmt: skip
+    with pytest.raises(Qwen25Error, match=r"options\.window applies to mode"):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prefilter_must_be_a_toml_boolean(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(5))
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[decontaminate]\noptions = { test_set = "humaneval", prefilter = "no" }\n')  # fmt: skip
+    with pytest.raises(Qwen25Error, match=r"options\.prefilter must be bool, got 'no'"):  # "no" would be truthy
+        run_pipeline(cfg, progress=False)

@@ -459,6 +459,28 @@ def check_decontam_options(opts: Mapping[str, Any], where: str) -> None:
             raise Qwen25ValueError(f"{where}: options.{key} is not a Decontaminator option: {_DECONTAM_NOT_OPTIONS[key]}")
         if key not in known:
             raise Qwen25ValueError(f"{where}: unknown option options.{key} (known: {known})")
+    # the values too, here and not when the index is built after the scan phase
+    for key, kw in _DECONTAM_VALUES.items():
+        if key in opts:
+            check_value(opts[key], f"options.{key}", where, **kw)
+    ratio, window = opts.get("lcs_ratio"), opts.get("window", "auto")
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise Qwen25ValueError(f"{where}: options.lcs_ratio must be in [0, 1], got {ratio!r}")
+    if window != "auto":
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise Qwen25ValueError(f"{where}: options.window must be \"auto\" or an int >= 1, got {window!r}")
+        if opts.get("mode", "qwen") != "qwen":
+            raise Qwen25ValueError(f"{where}: options.window applies to mode = \"qwen\" only, got mode = {opts['mode']!r}")
+
+
+# How the values of [decontaminate] options are checked (Decontaminator's own rules).
+_DECONTAM_VALUES: dict[str, dict[str, Any]] = {
+    "mode": {"choices": ("qwen", "lcs", "ngram")},
+    "ngram": {"kind": int, "minimum": 1},
+    "lcs_min": {"kind": int, "minimum": 1},
+    "lcs_ratio": {"kind": float},
+    "prefilter": {"kind": bool},
+}
 
 
 def _decontaminate(table: Any, where: str, base: str) -> DecontaminateSection:
