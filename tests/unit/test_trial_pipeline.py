@@ -79,3 +79,50 @@ def test_prefilter_must_be_a_toml_boolean(tmp_path: Path) -> None:
                 '[decontaminate]\noptions = { test_set = "humaneval", prefilter = "no" }\n')  # fmt: skip
     with pytest.raises(Qwen25Error, match=r"options\.prefilter must be bool, got 'no'"):  # "no" would be truthy
         run_pipeline(cfg, progress=False)
+
+
+def _tree_of_inputs(tmp_path: Path) -> None:
+    for rel, start in (("data/top.jsonl", 0), ("data/sub/mid.jsonl", 100), ("data/sub/deep/low.jsonl", 200)):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(_docs(4, start))
+
+
+def _read_ids(out: Path) -> list[tuple[str, int]]:
+    """(file, line) of every input record the run accounts for: survivors and removed entries."""
+    rows = [json.loads(x) for name in ("survivors.jsonl", "removed.jsonl") for x in (out / name).read_text().splitlines()]
+    return sorted((r["file"], r["line"]) for r in rows)
+
+
+def test_paths_globs_span_folders_skip_folders_and_read_a_file_once(tmp_path: Path) -> None:
+    import glob
+
+    _tree_of_inputs(tmp_path)
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\nstop_after = "filter"\n[[sources]]\nname = "web"\n'
+                'paths = ["data/**/*.jsonl", "data/*", "data/top.jsonl"]\n[filter]\nenabled = false\n')  # fmt: skip
+    rep = run_pipeline(cfg, progress=False)
+    want = {os.path.relpath(p, tmp_path) for p in glob.glob(str(tmp_path / "data/**/*.jsonl"), recursive=True)}
+    assert len(want) == 3
+    expected = sorted((f, n) for f in want for n in range(1, 5))  # each file's 4 lines, once
+    assert _read_ids(tmp_path / "out") == expected
+    assert rep["documents_in"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    "sources,match",
+    [
+        ('[[sources]]\nname = "a"\npaths = "data/top.jsonl"\n[[sources]]\nname = "b"\npaths = "data/*.jsonl"\n',
+         r"sources\[1\] \('b'\): .*top\.jsonl is also a file of sources\[0\] \('a'\)"),
+        ('[[sources]]\nname = "a"\npaths = "data/top.jsonl"\n[[sources]]\nname = "a"\npaths = "data/sub/*.jsonl"\n',
+         r"sources\[1\] name 'a' is also the name of sources\[0\]"),
+        ('[[sources]]\nname = "a"\npaths = "data/sub"\n', r"sources\[0\] \('a'\): .*sub is a folder"),
+        ('[[sources]]\nname = "a"\npaths = "data/su*"\n', r"sources\[0\] \('a'\): matches only folders"),
+    ],
+    ids=["file-in-two-sources", "two-sources-one-name", "a-folder", "only-folders"],
+)  # fmt: skip
+def test_ambiguous_sources_are_refused_naming_the_toml(tmp_path: Path, sources: str, match: str) -> None:
+    _tree_of_inputs(tmp_path)
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n' + sources)
+    with pytest.raises(Qwen25Error, match=match):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()

@@ -104,3 +104,25 @@ def test_mix_takes_an_existing_file_with_brackets_as_named(tmp_path: Path) -> No
     assert main(["data", "mix", "--source", f"a={src}", "-o", str(out), "--unit", "docs", "--no-progress"]) == 0
     got = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["id"] for r in got] == [json.loads(x)["id"] for x in src.read_text().splitlines()]
+
+
+def test_stage_inputs_glob_across_folders_and_refuse_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import glob
+
+    for rel, start in (("d/a.jsonl", 0), ("d/s/b.jsonl", 10), ("d/s/t/c.jsonl", 20)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(_docs(3, start))
+    out = tmp_path / "o.jsonl"
+    pat = str(tmp_path / "d" / "**" / "*.jsonl")
+    assert main(["data", "filter", pat, str(tmp_path / "d" / "*"), "-o", str(out), "--no-progress",
+                 "--config", str(_no_filters(tmp_path))]) == 0  # fmt: skip
+    want = [json.loads(x)["id"] for f in sorted(glob.glob(pat, recursive=True)) for x in Path(f).read_text().splitlines()]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == want and len(want) == 9
+    assert main(["data", "filter", str(tmp_path / "d" / "s"), "-o", str(out), "--no-progress"]) == 1
+    assert "is a folder" in capsys.readouterr().err
+
+
+def _no_filters(tmp_path: Path) -> Path:
+    p = tmp_path / "none.toml"
+    p.write_text("gopher_repetition = false\ngopher_quality = false\nc4 = false\nfineweb = false\n")
+    return p

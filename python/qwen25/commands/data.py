@@ -28,7 +28,6 @@ holds a string that cannot be written back as UTF-8 (a lone surrogate escape suc
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -162,21 +161,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _expand(patterns: list[str], what: str = "input") -> list[str]:
-    """Command-line inputs globbed as a pipeline.toml's ``paths`` are: each pattern's matches,
-    sorted; an existing path is taken as named (a file called ``part[1].jsonl``); a pattern that
-    matches nothing is an error naming it; a file named twice is read once."""
-    from ..errors import Qwen25FileNotFoundError
+    """Command-line inputs globbed as a pipeline.toml's ``paths`` are
+    (:func:`qwen25.data.stage_io.expand_globs`)."""
+    from ..data.stage_io import expand_globs
 
-    files: list[str] = []
-    for pat in patterns:
-        if os.path.exists(pat) or not glob.has_magic(pat):
-            hits = [pat]
-        else:
-            hits = sorted(glob.glob(pat))
-            if not hits:
-                raise Qwen25FileNotFoundError(2, f"{what}: no file matches", pat)
-        files.extend(h for h in hits if h not in files)
-    return files
+    return expand_globs(patterns, what)
 
 
 def _write_json(path: str, obj: Any, **kw: Any) -> None:

@@ -21,7 +21,40 @@ from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError
 
-__all__ = ["Doc", "Inputs", "Output"]
+__all__ = ["Doc", "Inputs", "Output", "expand_globs"]
+
+
+def expand_globs(patterns: Iterable[str], what: str = "input", base: str | None = None) -> list[str]:
+    """The files ``patterns`` name, in order, as ``data run`` ``paths`` and the ``data`` stages'
+    inputs take them: an existing file is taken as named (``part[1].jsonl``, brackets and all);
+    anything else is a glob (``**`` spans folders, as in ``qwen25 decontaminate --train``), its
+    matching files sorted, folders left out; a file named twice is read once. A pattern that
+    names a folder or matches no file is an error naming it (``what``: who asks, for the message).
+    ``base``: the folder relative patterns start from (default: the working directory)."""
+    import glob
+
+    from ..errors import Qwen25ValueError
+
+    files: list[str] = []
+    seen: set[str] = set()
+    for pat in patterns:
+        full = os.path.join(base, pat) if base is not None else pat
+        if os.path.isfile(full):
+            hits = [full]
+        elif os.path.isdir(full):
+            raise Qwen25ValueError(f"{what}: {full} is a folder; give its files, e.g. {os.path.join(full, '*.jsonl')}")
+        else:
+            matches = sorted(glob.glob(full, recursive=True)) if glob.has_magic(full) else []
+            hits = [h for h in matches if os.path.isfile(h)]
+            if not hits:
+                why = "matches only folders" if matches else "no file matches" if glob.has_magic(full) else "no such file"
+                raise Qwen25FileNotFoundError(2, f"{what}: {why}", full)
+        for h in hits:
+            key = os.path.realpath(h)
+            if key not in seen:
+                seen.add(key)
+                files.append(h)
+    return files
 
 
 class Doc:
@@ -68,7 +101,7 @@ class Inputs:
         self.paths = [os.fspath(p) for p in paths]
         for p in self.paths:
             if not os.path.isfile(p):
-                raise Qwen25FileNotFoundError(2, "no such input file", p)
+                raise Qwen25FileNotFoundError(2, "is a folder, not a file" if os.path.isdir(p) else "no such input file", p)
         self.field, self.label_field, self.skip_bad, self.on_bad = field, label_field, skip_bad, on_bad
         self.progress, self.desc, self.batch_size, self.num_threads, self.hint = progress, desc, batch_size, num_threads, hint
         self.bad = 0

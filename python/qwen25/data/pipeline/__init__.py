@@ -73,7 +73,8 @@ A configuration (paths are relative to the TOML file)::
 
     [[sources]]
     name = "web"
-    paths = ["data/web/*.jsonl"]   # JSONL; .jsonl.gz / .jsonl.zst (decompressed in memory) and
+    paths = ["data/web/*.jsonl"]   # globs (** spans folders; a file matched twice is read once)
+                                   # of JSONL; .jsonl.gz / .jsonl.zst (decompressed in memory) and
                                    # .parquet (pyarrow record batches; line = row + 1)
     text_field = "text"       # default "text"
     id_field = "id"           # optional

@@ -8,7 +8,6 @@ nothing later depends on the working directory.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
 import re
 from collections.abc import Mapping
@@ -389,13 +388,19 @@ def filter_tables(flt: FilterSection, where: str, *, check: bool = False) -> dic
 
 
 def _sources(srcs: Any, where: str, base: str, output: str) -> tuple[Source, ...]:
-    """The ``[[sources]]`` with their files found; a file inside the output folder is an error
-    (a rerun would read the run's own kept.jsonl, survivors.jsonl, ... as input), as it is for
-    ``qwen25 decontaminate``."""
+    """The ``[[sources]]`` with their files found (:func:`qwen25.data.stage_io.expand_globs`: an
+    existing file as named, else a glob whose ``**`` spans folders; a file matched twice is read
+    once). Errors: a file inside the output folder (a rerun would read the run's own kept.jsonl,
+    survivors.jsonl, ... as input; as for ``qwen25 decontaminate``), a file of two sources, two
+    sources of one name."""
     root = os.path.realpath(output)
     if not isinstance(srcs, list) or not srcs:
         raise Qwen25ValueError(f"{where}: needs at least one [[sources]] table")
+    from ..stage_io import expand_globs
+
     out = []
+    names: dict[str, int] = {}  # source name -> its index
+    owner: dict[str, tuple[int, str]] = {}  # file (real path) -> the source that reads it
     for i, s in enumerate(srcs):
         w = f"{where}: sources[{i}]"
         if not isinstance(s, Mapping) or "name" not in s or "paths" not in s:
@@ -408,16 +413,18 @@ def _sources(srcs: Any, where: str, base: str, output: str) -> tuple[Source, ...
             v = getattr(t, key)
             if key in s and not v:
                 raise Qwen25ValueError(f"{w} {key} must be a non-empty string, got {v!r}")
-        files: list[str] = []
-        for pat in pats:
-            hits = sorted(glob.glob(os.path.join(base, pat)))
-            if not hits:
-                raise Qwen25FileNotFoundError(2, f"source {t.name!r}: no file matches", os.path.join(base, pat))
-            for h in hits:
-                if os.path.commonpath([os.path.realpath(h), root]) == root:
-                    raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is inside the output folder {output} (the run writes "
-                                           "there, and a rerun would read its own outputs): move the output or the input")  # fmt: skip
-            files += hits
+        if t.name in names:
+            raise Qwen25ValueError(f"{w} name {t.name!r} is also the name of sources[{names[t.name]}]: each source needs its own")
+        names[t.name] = i
+        files = expand_globs(pats, f"{w} ({t.name!r})", base)
+        for h in files:
+            if os.path.commonpath([os.path.realpath(h), root]) == root:
+                raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is inside the output folder {output} (the run writes "
+                                       "there, and a rerun would read its own outputs): move the output or the input")  # fmt: skip
+            other = owner.setdefault(os.path.realpath(h), (i, t.name))
+            if other[0] != i:
+                raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is also a file of sources[{other[0]}] ({other[1]!r}): "
+                                       "its records would be read twice")  # fmt: skip
         out.append(Source(name=t.name, files=tuple(files), text_field=t.text_field, id_field=t.id_field,
                           domain=t.domain if t.domain is not None else t.name))  # fmt: skip
     return tuple(out)
