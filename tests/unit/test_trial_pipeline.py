@@ -126,3 +126,25 @@ def test_ambiguous_sources_are_refused_naming_the_toml(tmp_path: Path, sources: 
     with pytest.raises(Qwen25Error, match=match):
         run_pipeline(cfg, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stop", ["dedup", "mix"])
+def test_a_stopped_run_reports_nothing_packed_and_its_survivors_per_domain(tmp_path: Path, stop: str) -> None:
+    import collections
+    import re
+
+    from qwen25.data.pipeline import format_report
+
+    (tmp_path / "a.jsonl").write_text(_docs(6))
+    (tmp_path / "b.jsonl").write_text(_docs(3, 50))
+    cfg = _toml(tmp_path, f'[pipeline]\noutput = "out"\nstop_after = "{stop}"\n[[sources]]\nname = "a"\npaths = "a.jsonl"\n'
+                '[[sources]]\nname = "b"\npaths = "b.jsonl"\n[filter]\nenabled = false\n'
+                '[dedup]\nminhash = false\n')  # fmt: skip
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["documents_packed"] == 0 and not (tmp_path / "out" / "packed").exists()
+    surv = [json.loads(x) for x in (tmp_path / "out" / "survivors.jsonl").read_text().splitlines()]
+    want = collections.Counter(r["domain"] for r in surv)
+    text = format_report(rep)
+    assert "documents packed" not in text and "domains (docs in -> survivors):" in text
+    got = {m[1]: int(m[2]) for m in re.finditer(r"^  (\w+) +\d+ -> +(\d+)", text, re.M)}
+    assert got == dict(want) == {"a": 6, "b": 3}

@@ -206,6 +206,7 @@ def final_report(engine: str, parts: dict[str, Any], *, stop_after: str | None =
     }
     if stop_after is not None:
         rep["stopped_after"] = stop_after
+        rep["documents_packed"] = 0  # nothing is packed; the survivors are counted in rep["survivors"]
     return rep
 
 
@@ -232,11 +233,21 @@ def format_report(rep: dict[str, Any]) -> str:
                 + (f"  (+{v['repeats']['docs']} repeated docs)" if v.get("repeats", {}).get("docs") else "")
                 + (f"  ({v['trimmed_tokens']} tokens of removed lines)" if v.get("trimmed_tokens") else "")
             )
-    lines.append("domains (docs in -> packed):")
-    for d in sorted(set(rep["domains_in"]) | set(rep["domains_out"])):
+    stop = rep.get("stopped_after")
+    if stop is None:
+        lines.append("domains (docs in -> packed):")
+        outs = {d: (v.get("docs", 0), rep.get("pack", {}).get("tokens_by_domain", {}).get(d, 0))
+                for d, v in rep["domains_out"].items()}  # fmt: skip
+    elif stop == Stage.MIX.value:  # the mix's documents (distinct), unpacked
+        lines.append("domains (docs in -> survivors):")
+        outs = {d: (v.get("docs", 0), v.get("tokens", 0)) for d, v in rep["domains_out"].items()}
+    else:  # what left the near-dedup phase (its later stages are off under a stop)
+        lines.append("domains (docs in -> survivors):")
+        last = rep.get("stages", {}).get(Stage.CLASSIFY.value, {}).get("domains", {})
+        outs = {d: (v.get("out_docs", 0), v.get("out_tokens", 0)) for d, v in last.items()}
+    for d in sorted(set(rep["domains_in"]) | set(outs)):
         a = rep["domains_in"].get(d, {}).get("docs", 0)
-        b = rep["domains_out"].get(d, {}).get("docs", 0)
-        toks = rep.get("pack", {}).get("tokens_by_domain", {}).get(d, 0)
+        b, toks = outs.get(d, (0, 0))
         lines.append(f"  {d:<20} {a:>8} -> {b:>8}  ({toks} tokens)")
     mix = rep.get("mix", {})
     if mix.get("quota"):
