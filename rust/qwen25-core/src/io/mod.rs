@@ -3,6 +3,7 @@
 //! files' bytes for resume ([`digest`]).
 
 pub mod digest;
+mod fastjson;
 pub mod reader;
 pub mod record;
 pub mod writer;

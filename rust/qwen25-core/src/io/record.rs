@@ -20,6 +20,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use super::fastjson;
+
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// What a job judges for one record.
@@ -615,20 +617,43 @@ pub fn record_item_extra(
     rules: &Rules,
     extra: Option<&str>,
 ) -> Result<(Item, Option<String>), String> {
-    let text: Cow<str> = match std::str::from_utf8(content) {
-        Ok(s) => Cow::Borrowed(s),
+    // the common line in one pass, its UTF-8 checked on the way; anything else (every error
+    // too) by serde below
+    if let Some((t, raw)) = fastjson::scan(content, &rules.field, extra) {
+        return Ok((Item::Text(t), raw));
+    }
+    let text = decode(content, rules)?;
+    if let Cow::Owned(replaced) = &text {
+        if let Some((t, raw)) = fastjson::scan(replaced.as_bytes(), &rules.field, extra) {
+            return Ok((Item::Text(t), raw));
+        }
+    }
+    serde_item_extra(&text, rules, extra)
+}
+
+/// The line's content as text, by the rules' UTF-8 policy.
+pub(super) fn decode<'a>(content: &'a [u8], rules: &Rules) -> Result<Cow<'a, str>, String> {
+    match std::str::from_utf8(content) {
+        Ok(s) => Ok(Cow::Borrowed(s)),
         Err(e) => match rules.utf8 {
-            Utf8::Strict => {
-                return Err(format!(
-                    "invalid UTF-8 at byte {} (--encoding-errors replace substitutes U+FFFD)",
-                    e.valid_up_to()
-                ))
-            }
-            Utf8::Replace => String::from_utf8_lossy(content),
+            Utf8::Strict => Err(format!(
+                "invalid UTF-8 at byte {} (--encoding-errors replace substitutes U+FFFD)",
+                e.valid_up_to()
+            )),
+            Utf8::Replace => Ok(String::from_utf8_lossy(content)),
         },
-    };
+    }
+}
+
+/// [`record_item_extra`] of a decoded line by serde alone: the reference the fast path
+/// ([`fastjson`]) must agree with, and the source of every error.
+pub(super) fn serde_item_extra(
+    text: &str,
+    rules: &Rules,
+    extra: Option<&str>,
+) -> Result<(Item, Option<String>), String> {
     if may_hold_surrogate(text.as_bytes()) {
-        if let Some((at, u, patched)) = lone_surrogates(&text) {
+        if let Some((at, u, patched)) = lone_surrogates(text) {
             item_of(parse(&patched, rules, extra)?, rules)?;
             return Err(format!(
                 "lone surrogate U+{u:04X} (a \\u escape at column {})",
@@ -636,7 +661,7 @@ pub fn record_item_extra(
             ));
         }
     }
-    let top = parse(&text, rules, extra)?;
+    let top = parse(text, rules, extra)?;
     let span = match &top {
         Top::Object { extra, .. } => *extra,
         Top::Other(_) => None,
