@@ -17,6 +17,10 @@ class Qwen25ValueError(Qwen25Error, ValueError):
     """A bad argument value."""
 
 
+class Qwen25TypeError(Qwen25Error, TypeError):
+    """An argument of the wrong type (a non-``str`` text, a float token id, ...)."""
+
+
 class FormatError(Qwen25Error, ValueError):
     """A malformed input file. ``path`` and ``line`` (1-based; 0 if none applies) say where."""
 
@@ -56,6 +60,7 @@ class Qwen25FileNotFoundError(Qwen25IOError, FileNotFoundError):
 __all__ = [
     "Qwen25Error",
     "Qwen25ValueError",
+    "Qwen25TypeError",
     "FormatError",
     "UnknownTokenError",
     "DisallowedSpecialTokenError",

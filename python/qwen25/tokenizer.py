@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Union, overload
 
 from . import _native
-from .errors import Qwen25ValueError, UnknownTokenError
+from .errors import Qwen25Error, Qwen25TypeError, Qwen25ValueError, UnknownTokenError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -44,7 +44,7 @@ def _embedded() -> _native.Tokenizer:
 
 def _check_str(text: object, what: str = "text") -> None:
     if not isinstance(text, str):
-        raise TypeError(f"{what} must be str, not {type(text).__name__}")
+        raise Qwen25TypeError(f"{what} must be str, not {type(text).__name__}")
 
 
 def _surrogate_error(text: str, what: str = "text") -> Qwen25ValueError:
@@ -78,7 +78,8 @@ def _unknown_id_error(batch: Sequence[Sequence[Any]], vocab_size: int) -> Except
 
 
 def _decoding(fn: Any, batch: Sequence[Sequence[Any]], vocab_size: int) -> Any:
-    """Run a native decode; an id too large for 64 bits (OverflowError) is an unknown token too."""
+    """Run a native decode; an id too large for 64 bits (OverflowError) is an unknown token too,
+    and an id that is no int (a float, None, a str) a :class:`Qwen25TypeError` naming it."""
     try:
         return fn()
     except OverflowError:
@@ -86,6 +87,15 @@ def _decoding(fn: Any, batch: Sequence[Sequence[Any]], vocab_size: int) -> Any:
         if err is None:
             raise
         raise err from None
+    except TypeError as e:
+        if isinstance(e, Qwen25Error):
+            raise
+        for k, ids in enumerate(batch):
+            for i, v in enumerate(ids):
+                if not isinstance(v, int):
+                    where = f"ids[{i}]" if len(batch) == 1 else f"batch[{k}][{i}]"
+                    raise Qwen25TypeError(f"{where} = {v!r} is {type(v).__name__}, not an int token id") from None
+        raise Qwen25TypeError(str(e)) from None
 
 
 def _as_id_list(ids: Any) -> list[int]:
@@ -94,7 +104,7 @@ def _as_id_list(ids: Any) -> list[int]:
     if isinstance(ids, list):
         return ids
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
-        raise TypeError(f"ids must be a sequence of int, not {type(ids).__name__}")
+        raise Qwen25TypeError(f"ids must be a sequence of int, not {type(ids).__name__}")
     return list(ids)
 
 
@@ -137,7 +147,7 @@ class Tokenizer:
             return (Tokenizer.qwen25, ())
         if kind in ("dir", "file"):
             return (Tokenizer.from_pretrained, (self._source[1],))
-        raise TypeError("this Tokenizer was built in memory; save_pretrained() it and load that to pickle it")
+        raise Qwen25TypeError("this Tokenizer was built in memory; save_pretrained() it and load that to pickle it")
 
     def __repr__(self) -> str:
         return (
@@ -153,13 +163,13 @@ class Tokenizer:
             allowed = set(self._added_names)
         else:
             if isinstance(allowed_special, str):
-                raise TypeError('allowed_special must be "all" or a set of token strings')
+                raise Qwen25TypeError('allowed_special must be "all" or a set of token strings')
             allowed = set(allowed_special)
         if disallowed_special == "all":
             disallowed = set(self._added_names) - allowed
         else:
             if isinstance(disallowed_special, str):
-                raise TypeError('disallowed_special must be "all" or a set of token strings')
+                raise Qwen25TypeError('disallowed_special must be "all" or a set of token strings')
             disallowed = set(disallowed_special)
         unknown = (allowed | disallowed) - set(self._added_names)
         if unknown:
@@ -234,7 +244,7 @@ class Tokenizer:
         ``numpy.uint64`` offsets of length ``len(texts) + 1``; text i is ``ids[offsets[i]:offsets[i+1]]``.
         """
         if isinstance(texts, str):
-            raise TypeError("encode_batch expects an iterable of str, not a single str; use encode()")
+            raise Qwen25TypeError("encode_batch expects an iterable of str, not a single str; use encode()")
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
         items = texts if isinstance(texts, list) else list(texts)
@@ -245,6 +255,8 @@ class Tokenizer:
             ids, offsets = self._tok.encode_batch_flat(items, a, d, num_threads)
         except UnicodeEncodeError:
             raise _batch_surrogate_error(items) from None
+        except TypeError as e:  # the binding's "texts[i] is NoneType, not str"
+            raise Qwen25TypeError(str(e)) from None
         import numpy as np
 
         return np.frombuffer(ids, dtype="<u4"), np.frombuffer(offsets, dtype="<u8")
@@ -405,7 +417,12 @@ class Tokenizer:
         if template is None:
             raise Qwen25ValueError("this tokenizer has no chat_template; pass chat_template=")
         specials = {k: self._config_token(k) for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
-        text = render(template, messages, tools=tools, add_generation_prompt=add_generation_prompt, **specials, **kwargs)
+        try:
+            text = render(template, messages, tools=tools, add_generation_prompt=add_generation_prompt, **specials, **kwargs)
+        except TypeError as e:  # messages or tools of the wrong type ("messages[0] must be a dict, not str")
+            if isinstance(e, Qwen25Error):
+                raise
+            raise Qwen25TypeError(str(e)) from None
         return self.encode(text) if tokenize else text
 
     # -- saving ---------------------------------------------------------------------------------
