@@ -126,3 +126,22 @@ def _no_filters(tmp_path: Path) -> Path:
     p = tmp_path / "none.toml"
     p.write_text("gopher_repetition = false\ngopher_quality = false\nc4 = false\nfineweb = false\n")
     return p
+
+
+def test_tokenize_globs_its_inputs_as_the_data_stages_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import glob
+
+    import numpy as np
+
+    for rel, start in (("d/a.jsonl", 0), ("d/s/b.jsonl", 10)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(_docs(3, start))
+    pat = str(tmp_path / "d" / "**" / "*.jsonl")
+    out = tmp_path / "t.bin"
+    assert main(["tokenize", "-i", pat, "-o", str(out), "--no-progress"]) == 0
+    files = sorted(glob.glob(pat, recursive=True))
+    meta = json.loads(Path(str(out) + ".json").read_text())
+    assert meta["inputs"] == files and meta["records"] == 6
+    assert len(np.fromfile(str(out) + ".idx", dtype="<u8")) == 7
+    assert main(["tokenize", "-i", str(tmp_path / "d"), "-o", str(out), "--no-progress"]) == 1
+    assert "is a folder" in capsys.readouterr().err

@@ -15,7 +15,7 @@ HELP = "Tokenize a JSONL corpus into a flat uint32 token file plus an offsets in
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", "-i", required=True, nargs="+", help="JSONL files (.jsonl, .jsonl.gz, .jsonl.zst); '-' for stdin")
+    p.add_argument("--input", "-i", required=True, nargs="+", help="JSONL files (.jsonl, .jsonl.gz, .jsonl.zst) or globs (** spans folders); '-' for stdin")
     p.add_argument("--output", "-o", required=True, help="token file to write (OUT, OUT.idx, OUT.json)")
     p.add_argument("--field", default="text", help="JSON field holding the text (default: text)")
     p.add_argument("--tokenizer", default=None, help="HF tokenizer folder (default: the embedded Qwen2.5 tokenizer)")
@@ -30,8 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.stage_io import expand_globs
+
+    # globbed as the data stages' inputs are (a quoted glob, ** across folders); "-" is stdin
+    inputs = [f for p in args.input for f in ([p] if p == "-" else expand_globs([p], "--input"))]
     r = tokenize_files(
-        args.input, args.output, field=args.field, tokenizer=args.tokenizer, append_eos=args.append_eos,
+        inputs, args.output, field=args.field, tokenizer=args.tokenizer, append_eos=args.append_eos,
         plain_specials=args.plain_specials, batch_size=args.batch_size, num_threads=args.num_threads,
         skip_bad=args.skip_bad, encoding_errors=args.encoding_errors, progress=not args.no_progress,
     )
