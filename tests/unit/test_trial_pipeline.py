@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,29 @@ def test_a_stopped_run_reports_nothing_packed_and_its_survivors_per_domain(tmp_p
     assert "documents packed" not in text and "domains (docs in -> survivors):" in text
     got = {m[1]: int(m[2]) for m in re.finditer(r"^  (\w+) +\d+ -> +(\d+)", text, re.M)}
     assert got == dict(want) == {"a": 6, "b": 3}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: s["outputs"].update(scan="x"),
+        lambda s: s["outputs"].update(scan={"stage1.tok": [1]}),
+        lambda s: s.update(report={"scan": {"tally": 5}}),
+        lambda s: s.update(done=["zz"]),
+        lambda s: s.update(fingerprints=[1]),
+    ],
+    ids=["outputs-str", "outputs-short", "report-tally", "done-unknown", "fingerprints-list"],
+)
+def test_a_malformed_state_json_is_redone_from_scratch_not_a_traceback(tmp_path: Path, edit: Any) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(8))
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[filter]\nenabled = false\n[pack]\nseq_len = 32\n')  # fmt: skip
+    run_pipeline(cfg, progress=False)
+    out = tmp_path / "out"
+    first = {n: (out / n).read_bytes() for n in ("kept.jsonl", "removed.jsonl")}
+    state = json.loads((out / "state.json").read_text())
+    edit(state)
+    (out / "state.json").write_text(json.dumps(state))
+    rep = run_pipeline(cfg, progress=False)
+    assert {n: (out / n).read_bytes() for n in first} == first
+    assert rep["documents_in"] == 8 == len((tmp_path / "in.jsonl").read_text().splitlines())

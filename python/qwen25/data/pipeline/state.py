@@ -137,7 +137,34 @@ def load_state(out: str) -> dict[str, Any]:
         why = (f"state.json is from another version ({st.get('version')!r}; this one writes {STATE_VERSION}, "
                f"with {DIGEST_ALGORITHM} digests): every phase is redone")  # fmt: skip
         return {"done": [], "fingerprints": {}, "note": why}
+    if not _well_formed(st):
+        return {"done": [], "fingerprints": {}, "note": "state.json is not as this version writes it: every phase is redone"}
     return st
+
+
+def _well_formed(st: dict[str, Any]) -> bool:
+    """Whether ``st`` has the shape :func:`save_state` writes (a hand-edited or foreign file
+    would otherwise end the run in a traceback when it is resumed from)."""
+    from .report import Tally
+
+    def table(v: Any) -> bool:
+        return isinstance(v, dict) and all(isinstance(k, str) for k in v)
+
+    done, fps, outs, rep = st.get("done", []), st.get("fingerprints", {}), st.get("outputs", {}), st.get("report", {})
+    if not (isinstance(done, list) and all(p in PHASES for p in done) and table(fps) and table(outs) and table(rep)):
+        return False
+    if not all(isinstance(v, str) for v in fps.values()):
+        return False
+    for files in outs.values():
+        if not table(files) or not all(isinstance(sd, list) and len(sd) == 2 and isinstance(sd[0], int)
+                                       and isinstance(sd[1], str) for sd in files.values()):  # fmt: skip
+            return False
+    try:
+        for part in rep.values():
+            Tally.from_json(part["tally"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def save_state(out: str, st: dict[str, Any]) -> None:
