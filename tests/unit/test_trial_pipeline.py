@@ -175,3 +175,31 @@ def test_a_malformed_state_json_is_redone_from_scratch_not_a_traceback(tmp_path:
     rep = run_pipeline(cfg, progress=False)
     assert {n: (out / n).read_bytes() for n in first} == first
     assert rep["documents_in"] == 8 == len((tmp_path / "in.jsonl").read_text().splitlines())
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_qwen25_error_naming_it(tmp_path: Path, monkeypatch: Any) -> None:
+    import errno
+
+    from qwen25.errors import Qwen25IOError
+
+    (tmp_path / "in.jsonl").write_text(_docs(4))
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[filter]\nenabled = false\n[pack]\nseq_len = 32\n')  # fmt: skip
+    real_makedirs, real_remove = os.makedirs, os.remove
+
+    def read_only(real: Any) -> Any:  # os.makedirs / os.remove on a read-only file system (root ignores chmod)
+        def call(path: Any, *a: Any, **k: Any) -> Any:
+            if os.fspath(path).startswith(str(tmp_path / "out")):
+                raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+            return real(path, *a, **k)
+
+        return call
+
+    monkeypatch.setattr(os, "makedirs", read_only(real_makedirs))
+    with pytest.raises(Qwen25IOError, match=r"cannot be written \(Read-only file system\): '.*out'"):
+        run_pipeline(cfg, progress=False)
+    monkeypatch.setattr(os, "makedirs", real_makedirs)
+    run_pipeline(cfg, progress=False)  # a full run: kept.jsonl is there
+    monkeypatch.setattr(os, "remove", read_only(real_remove))
+    with pytest.raises(Qwen25IOError, match=r"cannot be removed \(Read-only file system\): '.*kept\.jsonl'"):
+        run_pipeline(cfg, progress=False, stop_after="dedup")  # which removes the full run's kept.jsonl

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ...errors import Qwen25ValueError
+from ...errors import Qwen25IOError, Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, Texts, concat, read_lines, remove_temporaries, text_line, write_json
+from .files import JsonlWriter, Texts, concat, read_lines, remove_temporaries, text_line, write_error, write_json
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -44,7 +44,10 @@ class Pipeline:
 
     def run(self) -> dict[str, Any]:
         out = self.out
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:  # a read-only or full disk: blamed on the output folder
+            raise write_error(e, out) from None
         fps = fingerprints(self.config)
         st = load_state(out)
         if self.progress and st.get("note"):  # why nothing is resumed (another version, an unreadable file)
@@ -118,10 +121,13 @@ def _clear_stale(out: str, stop: str | None) -> None:
         names = ["kept.jsonl", "packed", "removed.mix.jsonl", "survivors.jsonl"]
     for n in names:
         p = os.path.join(out, n)
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        elif os.path.exists(p):
-            os.remove(p)
+        try:
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+            elif os.path.exists(p):
+                os.remove(p)
+        except OSError as e:  # a read-only output folder: a Qwen25IOError naming what cannot go
+            raise Qwen25IOError(e.errno, f"cannot be removed ({e.strerror or e})", p) from None
 
 
 def _count_lines(path: str) -> int:
