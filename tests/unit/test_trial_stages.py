@@ -145,3 +145,19 @@ def test_tokenize_globs_its_inputs_as_the_data_stages_do(tmp_path: Path, capsys:
     assert len(np.fromfile(str(out) + ".idx", dtype="<u8")) == 7
     assert main(["tokenize", "-i", str(tmp_path / "d"), "-o", str(out), "--no-progress"]) == 1
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ['[filter.default]\npreset = "code"\n', 'preset = "code"\n'])
+def test_filter_config_takes_a_preset_as_pipeline_toml_does(tmp_path: Path, layout: str) -> None:
+    code = "".join(f"def f{i}(x):\n    return x * {i} + 1  # a small function\n\n" for i in range(30))
+    docs = [code, code + "data = '" + "z" * 1200 + "'\n"]  # the second has a 1,200-character line
+    src = tmp_path / "code.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(docs)))
+    cfg = tmp_path / "f.toml"
+    cfg.write_text(layout)
+    out, rem = tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    assert main(["data", "filter", str(src), "-o", str(out), "--removed", str(rem), "--config", str(cfg), "--no-progress"]) == 0
+    # the reference: BigCode's rule the code preset takes (a line over 1,000 characters), by hand
+    want_kept = [i for i, t in enumerate(docs) if max(len(x) for x in t.splitlines()) <= 1000]
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == want_kept == [0]
+    assert [json.loads(x)["reason"].split(":")[0] for x in rem.read_text().splitlines()] == ["code"]

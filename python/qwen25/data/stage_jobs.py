@@ -102,6 +102,7 @@ def load_filter_config(path: str) -> Any:
     as its bare contents (``[c4]`` ...). Every error names the file (and the line, where the parser
     gives one); keys only ``data run`` can use (``domains``, ``enabled``, ``stats``) are errors."""
     from .filters import FilterConfig
+    from .pipeline.config import resolve_filter_table  # a preset = "code" key, as in pipeline.toml
 
     if not os.path.isfile(path):
         raise Qwen25FileNotFoundError(2, "no such filter config", path)
@@ -144,8 +145,9 @@ def load_filter_config(path: str) -> Any:
         d = d.get("default", {})
         if not isinstance(d, dict):
             raise Qwen25ValueError(f"{path}: [filter.default] must be a table, not {type(d).__name__}")
-        return FilterConfig.from_dict(d, where=f"{path} [filter.default]")
-    return FilterConfig.from_dict(d, where=path)
+        where = f"{path} [filter.default]"
+        return FilterConfig.from_dict(resolve_filter_table(d, where, {}), where=where)
+    return FilterConfig.from_dict(resolve_filter_table(d, path, {}), where=path)
 
 
 def filter_job(

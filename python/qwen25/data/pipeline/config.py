@@ -342,6 +342,30 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     return out
 
 
+def resolve_filter_table(table: Any, where: str, fallback: Mapping[str, Any]) -> dict[str, Any]:
+    """A filter table with its ``preset`` resolved: the preset's table (or ``fallback`` without
+    one) with the table's other keys over it, key by key (a filter's table changes only the
+    thresholds it names). Errors name ``where``."""
+    from ..filters import preset_table
+
+    if not isinstance(table, Mapping):
+        raise Qwen25ValueError(f"{where}: must be a table, got {table!r}")
+    if "preset" in table:
+        try:
+            start = preset_table(table["preset"])
+        except Qwen25ValueError as e:
+            raise Qwen25ValueError(f"{where}: preset: {e}") from None
+    else:
+        start = dict(fallback)
+    out = dict(start)
+    for k, val in table.items():
+        if k == "preset":
+            continue
+        b = out.get(k)
+        out[k] = {**b, **val} if isinstance(b, dict) and isinstance(val, Mapping) else val
+    return out
+
+
 def filter_tables(flt: FilterSection, where: str, *, check: bool = False) -> dict[str, Any]:
     """``{"default": table, "domains": {domain: table}}`` as
     :meth:`qwen25.data.filters.FilterConfig.from_dict` reads them. A table may name a
@@ -350,29 +374,8 @@ def filter_tables(flt: FilterSection, where: str, *, check: bool = False) -> dic
     key (``gopher_quality = false`` drops that filter; a table changes only the thresholds it
     names). With ``check``, every configuration is built once, Rust side included, so errors
     name the TOML file and come before any reading."""
-    from ..filters import preset_table
-
-    def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for k, val in over.items():
-            b = out.get(k)
-            out[k] = {**b, **val} if isinstance(b, dict) and isinstance(val, Mapping) else val
-        return out
-
-    def resolve(table: Any, w: str, fallback: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(table, Mapping):
-            raise Qwen25ValueError(f"{w}: must be a table, got {table!r}")
-        if "preset" in table:
-            try:
-                start = preset_table(table["preset"])
-            except Qwen25ValueError as e:
-                raise Qwen25ValueError(f"{w}: preset: {e}") from None
-        else:
-            start = fallback
-        return merge(start, {k: v for k, v in table.items() if k != "preset"})
-
-    default = resolve(flt.default, f"{where} [filter.default]", {})
-    doms = {d: resolve(v, f"{where} [filter.domains.{d}]", default) for d, v in flt.domains.items()}
+    default = resolve_filter_table(flt.default, f"{where} [filter.default]", {})
+    doms = {d: resolve_filter_table(v, f"{where} [filter.domains.{d}]", default) for d, v in flt.domains.items()}
     if check:
         from ... import _native
         from ..filters import FilterConfig
