@@ -71,6 +71,8 @@ pub fn simplify_text_into(text: &str, cfg: &NormConfig, out: &mut String) {
         simplify_ascii(
             text.as_bytes(),
             &simplify_tables()[cfg_index(cfg)],
+            cfg.lowercase && cfg.collapse_ws,
+            blocks::available(),
             &mut buf,
         );
         true
@@ -169,9 +171,50 @@ fn number_end(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// Eight bytes of text (as a little-endian word) that are ASCII letters and single spaces
+/// only: what [`simplify_ascii`] writes for them when it lowercases and collapses whitespace
+/// (each letter lowercased, each space kept), whether the first byte is a space and whether
+/// the last is. None for a word with any other byte (non-ASCII included) or with two spaces in
+/// a row.
+///
+/// Byte-wise arithmetic on the word (SWAR): once every byte is known to be below 0x80, no sum
+/// below carries into the next byte, and the high bit of each byte of a sum answers a
+/// comparison.
+#[inline(always)]
+fn letters_and_single_spaces(w: u64) -> Option<(u64, bool, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x80 * ONES;
+    if w & HIGH != 0 {
+        return None;
+    }
+    // a letter, lowercased by setting 0x20 (a space stays a space)
+    let lower = w | (0x20 * ONES);
+    let at_least_a = lower + (0x80 - b'a' as u64) * ONES;
+    let above_z = lower + (0x80 - b'z' as u64 - 1) * ONES;
+    let letter = at_least_a & !above_z & HIGH;
+    // a space: the byte xor ' ' is zero
+    let space = !((w ^ (0x20 * ONES)) + 0x7F * ONES) & HIGH;
+    if letter | space != HIGH || space & (space << 8) != 0 {
+        return None;
+    }
+    Some((lower, space & 0x80 != 0, space >> 63 != 0))
+}
+
 /// [`simplify_one_pass`] for ASCII text (fewer states, so a tighter loop): every output byte
 /// stands for at least one input byte, so `out` is sized once and written by index.
-fn simplify_ascii(b: &[u8], table: &[u8; 128], out: &mut Vec<u8>) {
+///
+/// `blocks` (the CPU has AVX-512 VBMI2, [`blocks::available`]): 64 bytes at a time up to the
+/// next number ([`blocks::run`]). Else `words_at_once` (the table lowercases and collapses
+/// whitespace): eight bytes of letters and single spaces, the bulk of prose and code
+/// comments, are mapped as one word ([`letters_and_single_spaces`]) where they need no state
+/// but the pending space. The rest goes through the table, one run at a time.
+fn simplify_ascii(
+    b: &[u8],
+    table: &[u8; 128],
+    words_at_once: bool,
+    blocks: bool,
+    out: &mut Vec<u8>,
+) {
     let n = b.len();
     out.clear();
     out.resize(n + 1, 0);
@@ -179,10 +222,45 @@ fn simplify_ascii(b: &[u8], table: &[u8; 128], out: &mut Vec<u8>) {
     let (mut i, mut j) = (0usize, 0usize);
     let mut pending = false; // a collapsed whitespace run after a written byte, not yet written
     while i < n {
+        if blocks && i + 64 <= n {
+            // stops at a number (or under 64 bytes from the end), which the table takes
+            (i, j, pending) = blocks::run(b, table, o, i, j, pending);
+            if i >= n {
+                break;
+            }
+        }
+        // j + pending <= i (every byte written stands for one read, the pending space for the
+        // whitespace read), so the eight bytes written below fit in `o` (n + 1 bytes)
+        if words_at_once && i + 8 <= n {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            if let Some((lower, first_space, last_space)) =
+                letters_and_single_spaces(u64::from_le_bytes(w))
+            {
+                // a space first is written as it is only after a written byte and no pending
+                // space (else it is a leading space, or one more of a whitespace run)
+                if !(first_space && (pending || j == 0)) {
+                    if pending {
+                        o[j] = b' ';
+                        j += 1;
+                    }
+                    o[j..j + 8].copy_from_slice(&lower.to_le_bytes());
+                    // a space last is pending: written only before the next kept byte
+                    j += 8 - last_space as usize;
+                    pending = last_space;
+                    i += 8;
+                    continue;
+                }
+            }
+        }
         let t = table[(b[i] & 0x7F) as usize];
         if t == 1 {
+            // the whole run of collapsing bytes (indentation, punctuation between words)
             pending |= j > 0;
             i += 1;
+            while i < n && table[(b[i] & 0x7F) as usize] == 1 {
+                i += 1;
+            }
             continue;
         }
         if pending {
@@ -223,6 +301,115 @@ fn simplify_ascii(b: &[u8], table: &[u8; 128], out: &mut Vec<u8>) {
     out.truncate(j);
 }
 
+/// [`simplify_ascii`] 64 bytes at a time with AVX-512: one `vpermi2b` maps every byte through
+/// the 128-entry table, masks mark the numbers and the collapsing bytes, and `vpcompressb`
+/// keeps the mapped bytes and the first byte of each collapsing run (as a space).
+mod blocks {
+    /// Whether the CPU can run [`run`] (checked once; the detection macro caches it).
+    #[inline]
+    pub(super) fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vbmi")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Blocks of 64 bytes of the ASCII text `b` from byte `i`, written to `o` from byte `j`,
+    /// with `pending` as [`super::simplify_ascii`] keeps it, until a block starts with a digit
+    /// or fewer than 64 bytes are left; returns the new (i, j, pending). Every byte the table
+    /// does not map to 0 (a digit) or 1 (a collapsing byte) is written mapped; of each run of
+    /// collapsing bytes, the first is written as a space when a byte was written before the run
+    /// and one comes after it (a run at the end of a block is left pending).
+    ///
+    /// `o` must have room for `b.len() + 1` bytes (as in `simplify_ascii`: j + pending <= i).
+    pub(super) fn run(
+        b: &[u8],
+        table: &[u8; 128],
+        o: &mut [u8],
+        i: usize,
+        j: usize,
+        pending: bool,
+    ) -> (usize, usize, bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if available() && o.len() > b.len() && j + (pending as usize) <= i {
+                // SAFETY: the CPU has the features (checked just above); the bounds that the
+                // loads and stores need are checked inside. (A non-ASCII byte would only be
+                // mapped as the ASCII byte of its low 7 bits: the caller passes ASCII text.)
+                return unsafe { run_avx512(b, table, o, i, j, pending) };
+            }
+        }
+        let _ = (b, table, o);
+        (i, j, pending)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt")]
+    unsafe fn run_avx512(
+        b: &[u8],
+        table: &[u8; 128],
+        o: &mut [u8],
+        mut i: usize,
+        mut j: usize,
+        mut pending: bool,
+    ) -> (usize, usize, bool) {
+        use std::arch::x86_64::*;
+        let n = b.len();
+        // SAFETY (both loads): 64 bytes from each half of the 128-byte table
+        let lo = unsafe { _mm512_loadu_si512(table.as_ptr().cast()) };
+        let hi = unsafe { _mm512_loadu_si512(table.as_ptr().add(64).cast()) };
+        let space = _mm512_set1_epi8(b' ' as i8);
+        let low7 = _mm512_set1_epi8(0x7F);
+        // j + pending <= i throughout (each byte written stands for a byte read), so a store of
+        // 64 bytes at j (after a pending space) ends by i + 64 <= n < o.len()
+        while i + 64 <= n && j + 64 + (pending as usize) <= o.len() {
+            // SAFETY: i + 64 <= n = b.len()
+            let v = unsafe { _mm512_loadu_si512(b.as_ptr().add(i).cast()) };
+            // every byte is ASCII (< 128): its 7 bits index the table (bit 6 picks the half)
+            let t = _mm512_permutex2var_epi8(lo, v, hi);
+            let digits = _mm512_cmpeq_epi8_mask(t, _mm512_setzero_si512());
+            // the bytes before the first digit
+            let m = digits.trailing_zeros() as usize;
+            if m == 0 {
+                break;
+            }
+            let valid = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+            let coll = _mm512_cmpeq_epi8_mask(t, _mm512_set1_epi8(1)) & valid;
+            let kept = valid & !coll;
+            // the first byte of each collapsing run; none for a run at the start with nothing
+            // written yet (leading whitespace)
+            let mut first = coll & !((coll << 1) | (j == 0) as u64);
+            let last_coll = coll >> (m - 1) & 1 == 1;
+            if last_coll && first != 0 {
+                // the last run goes on into the next block: left pending
+                first &= !(1u64 << (63 - first.leading_zeros()));
+            }
+            if pending && kept & 1 == 1 {
+                // the pending space before the first byte
+                o[j] = b' ';
+                j += 1;
+            }
+            let mapped = _mm512_mask_blend_epi8(coll, _mm512_and_si512(t, low7), space);
+            let keep = kept | first;
+            let packed = _mm512_maskz_compress_epi8(keep, mapped);
+            // SAFETY: j + 64 <= o.len() (the loop condition, and j grew by pending at most)
+            unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(j).cast(), packed) };
+            j += keep.count_ones() as usize;
+            i += m;
+            pending = last_coll && j > 0;
+        }
+        (i, j, pending)
+    }
+}
+
 /// [`simplify_text_with`] in one pass over `text` into `out`, before the final trim: the same
 /// steps as [`simplify_by_steps`] applied char by char (lowercase, numbers as `0`, punctuation
 /// as spaces, whitespace collapsed, then accents dropped over each run of non-ASCII chars once
@@ -230,6 +417,7 @@ fn simplify_ascii(b: &[u8], table: &[u8; 128], out: &mut Vec<u8>) {
 /// for a text with `Σ` under `lowercase`: its lowercase depends on the chars around it.
 fn simplify_one_pass(text: &str, cfg: &NormConfig, out: &mut Vec<u8>) -> bool {
     let table = &simplify_tables()[cfg_index(cfg)];
+    let words_at_once = cfg.lowercase && cfg.collapse_ws;
     let b = text.as_bytes();
     let n = b.len();
     out.clear();
@@ -258,6 +446,25 @@ fn simplify_one_pass(text: &str, cfg: &NormConfig, out: &mut Vec<u8>) -> bool {
             // `out` empty, where the steps keep a space that the final trim removes)
             if let Some(r) = run.take() {
                 drop_accents_tail(out, r, &mut scratch);
+            }
+            // eight bytes of ASCII letters and single spaces at once, as in `simplify_ascii`
+            if words_at_once && i + 8 <= n {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[i..i + 8]);
+                if let Some((lower, first_space, last_space)) =
+                    letters_and_single_spaces(u64::from_le_bytes(w))
+                {
+                    if !(first_space && (pending || out.is_empty())) {
+                        if pending {
+                            out.push(b' ');
+                        }
+                        let w = lower.to_le_bytes();
+                        out.extend_from_slice(&w[..8 - last_space as usize]);
+                        pending = last_space;
+                        i += 8;
+                        continue;
+                    }
+                }
             }
             match table[c as usize] {
                 0 => {
@@ -755,6 +962,76 @@ mod tests {
             simplify_text("Ça coûte ٣٫٥ €, ΣΟΦΟΣ."),
             "ca coute 0 € σοφος"
         );
+    }
+
+    /// Every configuration of the three switches.
+    fn all_cfgs() -> impl Iterator<Item = NormConfig> {
+        (0..8).map(|k| NormConfig {
+            lowercase: k & 1 != 0,
+            strip_punct: k & 2 != 0,
+            collapse_ws: k & 4 != 0,
+        })
+    }
+
+    /// Text made of pieces (words, single spaces, whitespace and punctuation runs, numbers),
+    /// so that long runs of letters and single spaces, 64-byte blocks that end inside a run,
+    /// numbers at block edges and leading or trailing whitespace all occur.
+    fn pieces_text(rng: &mut crate::lcg::Lcg, pieces: &[&str], len: usize) -> String {
+        let mut t = String::new();
+        while t.len() < len {
+            t.push_str(pieces[rng.below(pieces.len())]);
+        }
+        t
+    }
+
+    #[test]
+    fn ascii_fast_paths_match_the_steps() {
+        // the steps (as datatrove writes them) are the reference for the ASCII pass through the
+        // table alone, with eight bytes at a time, and with 64-byte blocks (where the CPU has
+        // AVX-512 VBMI2), before the final trim
+        let ascii: Vec<u8> = (0u8..128).collect();
+        let pieces: [&[&str]; 3] = [
+            // prose
+            &[
+                "the", "Quick", " ", " ", " ", "brown", "FOX", ". ", ", ", "\n", "a", "jumps",
+            ],
+            // code
+            &[
+                "    ", "def", " foo", "(x):", "\n", "\t", "_bar", " = ", "[1, 2]", "# c", "{}",
+                " ",
+            ],
+            // numbers and separators
+            &[
+                "3.14", "1,000", " ", "x", "7", ".", ",", "a1", "  ", "0.5.6", "B", "\r\n",
+            ],
+        ];
+        let mut rng = crate::lcg::Lcg(5);
+        let mut by_blocks = 0;
+        for n in 0..6000 {
+            let text = match n % 4 {
+                0 => rng.string(&ascii, n % 300),
+                k => pieces_text(&mut rng, pieces[k - 1], n % 400),
+            };
+            for cfg in all_cfgs() {
+                let want = simplify_by_steps(&text, &cfg);
+                assert_eq!(simplify_text_with(&text, &cfg), want, "{text:?} {cfg:?}");
+                let table = &simplify_tables()[cfg_index(&cfg)];
+                let words = cfg.lowercase && cfg.collapse_ws;
+                for (words_at_once, blocks) in
+                    [(false, false), (words, false), (false, blocks::available())]
+                {
+                    let mut out = Vec::new();
+                    simplify_ascii(text.as_bytes(), table, words_at_once, blocks, &mut out);
+                    let got = String::from_utf8(out).expect("ASCII in, ASCII out");
+                    let got = got.trim_matches(crate::filter::text::is_py_space);
+                    assert_eq!(got, want, "{text:?} {cfg:?} {words_at_once} {blocks}");
+                    by_blocks += (blocks && text.len() >= 64) as usize;
+                }
+            }
+        }
+        if blocks::available() {
+            assert!(by_blocks > 20_000, "{by_blocks}");
+        }
     }
 
     #[test]
