@@ -77,7 +77,7 @@ pub fn simplify_text_into(text: &str, cfg: &NormConfig, out: &mut String) {
         );
         true
     } else {
-        simplify_one_pass(text, cfg, &mut buf)
+        simplify_one_pass(text, cfg, blocks::available(), &mut buf)
     };
     if !done {
         *out = simplify_by_steps(text, cfg);
@@ -301,11 +301,12 @@ fn simplify_ascii(
     out.truncate(j);
 }
 
-/// [`simplify_ascii`] 64 bytes at a time with AVX-512: one `vpermi2b` maps every byte through
-/// the 128-entry table, masks mark the numbers and the collapsing bytes, and `vpcompressb`
-/// keeps the mapped bytes and the first byte of each collapsing run (as a space).
+/// [`simplify_ascii`] and [`simplify_one_pass`] 64 bytes at a time with AVX-512: one `vpermi2b`
+/// maps every byte through the 128-entry table, masks mark the numbers, the non-ASCII bytes
+/// and the collapsing bytes, and `vpcompressb` keeps the mapped bytes and the first byte of
+/// each collapsing run (as a space).
 mod blocks {
-    /// Whether the CPU can run [`run`] (checked once; the detection macro caches it).
+    /// Whether the CPU can run [`run`] and [`run_vec`] (the detection macro caches it).
     #[inline]
     pub(super) fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -322,14 +323,15 @@ mod blocks {
         }
     }
 
-    /// Blocks of 64 bytes of the ASCII text `b` from byte `i`, written to `o` from byte `j`,
-    /// with `pending` as [`super::simplify_ascii`] keeps it, until a block starts with a digit
-    /// or fewer than 64 bytes are left; returns the new (i, j, pending). Every byte the table
-    /// does not map to 0 (a digit) or 1 (a collapsing byte) is written mapped; of each run of
-    /// collapsing bytes, the first is written as a space when a byte was written before the run
-    /// and one comes after it (a run at the end of a block is left pending).
+    /// Blocks of 64 bytes of the text `b` from byte `i`, written to `o` from byte `j`, with
+    /// `pending` as [`super::simplify_ascii`] keeps it, until a block starts with a digit or a
+    /// non-ASCII byte, or fewer than 64 bytes are left; returns the new (i, j, pending). Every
+    /// byte the table does not map to 0 (a digit) or 1 (a collapsing byte) is written mapped;
+    /// of each run of collapsing bytes, the first is written as a space when a byte was written
+    /// before the run and one comes after it (a run at the end of a block is left pending).
     ///
-    /// `o` must have room for `b.len() + 1` bytes (as in `simplify_ascii`: j + pending <= i).
+    /// Nothing is done unless `j + pending <= i` and `o` is longer than `b` (as in
+    /// `simplify_ascii`, where each byte written stands for a byte read).
     pub(super) fn run(
         b: &[u8],
         table: &[u8; 128],
@@ -341,14 +343,93 @@ mod blocks {
         #[cfg(target_arch = "x86_64")]
         {
             if available() && o.len() > b.len() && j + (pending as usize) <= i {
-                // SAFETY: the CPU has the features (checked just above); the bounds that the
-                // loads and stores need are checked inside. (A non-ASCII byte would only be
-                // mapped as the ASCII byte of its low 7 bits: the caller passes ASCII text.)
+                // SAFETY: the CPU has the features (checked just above); the loads and stores
+                // are bounded inside
                 return unsafe { run_avx512(b, table, o, i, j, pending) };
             }
         }
         let _ = (b, table, o);
         (i, j, pending)
+    }
+
+    /// [`run`] appending to `out` (as [`super::simplify_one_pass`] writes): returns the new
+    /// (i, pending).
+    pub(super) fn run_vec(
+        b: &[u8],
+        table: &[u8; 128],
+        out: &mut Vec<u8>,
+        i: usize,
+        pending: bool,
+    ) -> (usize, bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if available() {
+                // SAFETY: the CPU has the features (checked just above); the loads are bounded
+                // and the stores go to reserved capacity inside
+                return unsafe { run_vec_avx512(b, table, out, i, pending) };
+            }
+        }
+        let _ = (b, table, out);
+        (i, pending)
+    }
+
+    /// One block: the number of bytes it takes (up to the first digit or non-ASCII byte), the
+    /// mask of the bytes of `packed` to keep, the mapped bytes, whether the pending space is
+    /// written first, and whether the block ends in a collapsing run (then pending).
+    #[cfg(target_arch = "x86_64")]
+    struct Block {
+        m: usize,
+        keep: u64,
+        packed: std::arch::x86_64::__m512i,
+        space_first: bool,
+        last_coll: bool,
+    }
+
+    /// The block of the 64 bytes `v` (`table` in `lo`, `hi`), after `written` bytes written and
+    /// with `pending` as the callers keep it; None when its first byte is a digit or not ASCII.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt")]
+    fn block(
+        v: std::arch::x86_64::__m512i,
+        lo: std::arch::x86_64::__m512i,
+        hi: std::arch::x86_64::__m512i,
+        written: usize,
+        pending: bool,
+    ) -> Option<Block> {
+        use std::arch::x86_64::*;
+        // an ASCII byte's 7 bits index the table (bit 6 picks the half)
+        let t = _mm512_permutex2var_epi8(lo, v, hi);
+        let stop = _mm512_cmpeq_epi8_mask(t, _mm512_setzero_si512()) | _mm512_movepi8_mask(v);
+        // the bytes before the first digit or non-ASCII byte
+        let m = stop.trailing_zeros() as usize;
+        if m == 0 {
+            return None;
+        }
+        let valid = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+        let coll = _mm512_cmpeq_epi8_mask(t, _mm512_set1_epi8(1)) & valid;
+        let kept = valid & !coll;
+        // the first byte of each collapsing run; none for a run at the start with nothing
+        // written yet (leading whitespace, which the final trim would remove anyway)
+        let mut first = coll & !((coll << 1) | (written == 0) as u64);
+        let last_coll = (coll >> (m - 1)) & 1 == 1;
+        if last_coll && first != 0 {
+            // the last run goes on into the next block: left pending
+            first &= !(1u64 << (63 - first.leading_zeros()));
+        }
+        let keep = kept | first;
+        let mapped = _mm512_mask_blend_epi8(
+            coll,
+            _mm512_and_si512(t, _mm512_set1_epi8(0x7F)),
+            _mm512_set1_epi8(b' ' as i8),
+        );
+        Some(Block {
+            m,
+            keep,
+            packed: _mm512_maskz_compress_epi8(keep, mapped),
+            space_first: pending && kept & 1 == 1,
+            last_coll,
+        })
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -366,47 +447,63 @@ mod blocks {
         // SAFETY (both loads): 64 bytes from each half of the 128-byte table
         let lo = unsafe { _mm512_loadu_si512(table.as_ptr().cast()) };
         let hi = unsafe { _mm512_loadu_si512(table.as_ptr().add(64).cast()) };
-        let space = _mm512_set1_epi8(b' ' as i8);
-        let low7 = _mm512_set1_epi8(0x7F);
         // j + pending <= i throughout (each byte written stands for a byte read), so a store of
         // 64 bytes at j (after a pending space) ends by i + 64 <= n < o.len()
         while i + 64 <= n && j + 64 + (pending as usize) <= o.len() {
             // SAFETY: i + 64 <= n = b.len()
             let v = unsafe { _mm512_loadu_si512(b.as_ptr().add(i).cast()) };
-            // every byte is ASCII (< 128): its 7 bits index the table (bit 6 picks the half)
-            let t = _mm512_permutex2var_epi8(lo, v, hi);
-            let digits = _mm512_cmpeq_epi8_mask(t, _mm512_setzero_si512());
-            // the bytes before the first digit
-            let m = digits.trailing_zeros() as usize;
-            if m == 0 {
+            let Some(k) = block(v, lo, hi, j, pending) else {
                 break;
-            }
-            let valid = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
-            let coll = _mm512_cmpeq_epi8_mask(t, _mm512_set1_epi8(1)) & valid;
-            let kept = valid & !coll;
-            // the first byte of each collapsing run; none for a run at the start with nothing
-            // written yet (leading whitespace)
-            let mut first = coll & !((coll << 1) | (j == 0) as u64);
-            let last_coll = coll >> (m - 1) & 1 == 1;
-            if last_coll && first != 0 {
-                // the last run goes on into the next block: left pending
-                first &= !(1u64 << (63 - first.leading_zeros()));
-            }
-            if pending && kept & 1 == 1 {
-                // the pending space before the first byte
+            };
+            if k.space_first {
                 o[j] = b' ';
                 j += 1;
             }
-            let mapped = _mm512_mask_blend_epi8(coll, _mm512_and_si512(t, low7), space);
-            let keep = kept | first;
-            let packed = _mm512_maskz_compress_epi8(keep, mapped);
             // SAFETY: j + 64 <= o.len() (the loop condition, and j grew by pending at most)
-            unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(j).cast(), packed) };
-            j += keep.count_ones() as usize;
-            i += m;
-            pending = last_coll && j > 0;
+            unsafe { _mm512_storeu_si512(o.as_mut_ptr().add(j).cast(), k.packed) };
+            j += k.keep.count_ones() as usize;
+            i += k.m;
+            pending = k.last_coll && j > 0;
         }
         (i, j, pending)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vbmi2,popcnt")]
+    unsafe fn run_vec_avx512(
+        b: &[u8],
+        table: &[u8; 128],
+        out: &mut Vec<u8>,
+        mut i: usize,
+        mut pending: bool,
+    ) -> (usize, bool) {
+        use std::arch::x86_64::*;
+        let n = b.len();
+        // SAFETY (both loads): 64 bytes from each half of the 128-byte table
+        let lo = unsafe { _mm512_loadu_si512(table.as_ptr().cast()) };
+        let hi = unsafe { _mm512_loadu_si512(table.as_ptr().add(64).cast()) };
+        while i + 64 <= n {
+            // SAFETY: i + 64 <= n = b.len()
+            let v = unsafe { _mm512_loadu_si512(b.as_ptr().add(i).cast()) };
+            let Some(k) = block(v, lo, hi, out.len(), pending) else {
+                break;
+            };
+            out.reserve(65);
+            if k.space_first {
+                out.push(b' ');
+            }
+            let len = out.len();
+            // SAFETY: 64 bytes of capacity are free at len (65 reserved, one pushed at most);
+            // the first keep.count_ones() of them are written by the store, so they are
+            // initialised when the length takes them in
+            unsafe {
+                _mm512_storeu_si512(out.as_mut_ptr().add(len).cast(), k.packed);
+                out.set_len(len + k.keep.count_ones() as usize);
+            }
+            i += k.m;
+            pending = k.last_coll && !out.is_empty();
+        }
+        (i, pending)
     }
 }
 
@@ -415,7 +512,10 @@ mod blocks {
 /// as spaces, whitespace collapsed, then accents dropped over each run of non-ASCII chars once
 /// the run ends). ASCII bytes go through one table. Returns false, leaving `out` to the caller,
 /// for a text with `Σ` under `lowercase`: its lowercase depends on the chars around it.
-fn simplify_one_pass(text: &str, cfg: &NormConfig, out: &mut Vec<u8>) -> bool {
+///
+/// `blocks` (the CPU has AVX-512 VBMI2, [`blocks::available`]): ASCII stretches go 64 bytes at
+/// a time, up to the next number or non-ASCII char ([`blocks::run_vec`]).
+fn simplify_one_pass(text: &str, cfg: &NormConfig, blocks: bool, out: &mut Vec<u8>) -> bool {
     let table = &simplify_tables()[cfg_index(cfg)];
     let words_at_once = cfg.lowercase && cfg.collapse_ws;
     let b = text.as_bytes();
@@ -446,6 +546,14 @@ fn simplify_one_pass(text: &str, cfg: &NormConfig, out: &mut Vec<u8>) -> bool {
             // `out` empty, where the steps keep a space that the final trim removes)
             if let Some(r) = run.take() {
                 drop_accents_tail(out, r, &mut scratch);
+            }
+            // 64 bytes at a time up to a number or a non-ASCII char, as in `simplify_ascii`
+            if blocks && i + 64 <= n {
+                let i0 = i;
+                (i, pending) = blocks::run_vec(b, table, out, i, pending);
+                if i != i0 {
+                    continue;
+                }
             }
             // eight bytes of ASCII letters and single spaces at once, as in `simplify_ascii`
             if words_at_once && i + 8 <= n {
@@ -913,14 +1021,20 @@ mod tests {
         }
     }
 
-    /// The one pass, trimmed, or None where it leaves the text to the steps (`Σ`).
+    /// The one pass, trimmed, or None where it leaves the text to the steps (`Σ`); the same
+    /// with and without 64-byte blocks (where the CPU has them).
     fn one_pass(text: &str, cfg: &NormConfig) -> Option<String> {
-        let mut out = Vec::new();
-        if !simplify_one_pass(text, cfg, &mut out) {
-            return None;
+        let mut got = Vec::new();
+        for blocks in [false, blocks::available()] {
+            let mut out = Vec::new();
+            if !simplify_one_pass(text, cfg, blocks, &mut out) {
+                return None;
+            }
+            let s = String::from_utf8(out).expect("the one pass writes UTF-8");
+            got.push(s.trim_matches(crate::filter::text::is_py_space).to_string());
         }
-        let s = String::from_utf8(out).expect("the one pass writes UTF-8");
-        Some(s.trim_matches(crate::filter::text::is_py_space).to_string())
+        assert_eq!(got[0], got[1], "{text:?} {cfg:?}");
+        got.pop()
     }
 
     #[test]
@@ -1032,6 +1146,55 @@ mod tests {
         if blocks::available() {
             assert!(by_blocks > 20_000, "{by_blocks}");
         }
+    }
+
+    #[test]
+    fn one_pass_blocks_match_the_steps_on_mixed_text() {
+        // long ASCII stretches between non-ASCII chars (accents, quotes, dashes, non-ASCII
+        // digits and spaces, marks): the one pass with and without 64-byte blocks against the
+        // steps, every configuration
+        let pieces: &[&str] = &[
+            "the",
+            "Quick",
+            " ",
+            " ",
+            "   ",
+            "brown",
+            ". ",
+            ", ",
+            "\n",
+            "jumps",
+            "3.14",
+            "(x)",
+            "café",
+            "ÉTÉ",
+            " naïve",
+            "“quoted”",
+            "—",
+            "٣٫٥",
+            "\u{a0}",
+            "Straße",
+            "e\u{301}",
+            "İ",
+            "ﬁ",
+            "\u{3000}",
+            "’s",
+            "x\u{300}\u{323}",
+            "7",
+        ];
+        let mut rng = crate::lcg::Lcg(13);
+        let mut long = 0;
+        for n in 0..3000 {
+            let text = pieces_text(&mut rng, pieces, n % 500);
+            long += (text.len() >= 64) as usize;
+            for cfg in all_cfgs() {
+                let want = simplify_by_steps(&text, &cfg);
+                assert_eq!(simplify_text_with(&text, &cfg), want, "{text:?} {cfg:?}");
+                let got = one_pass(&text, &cfg).expect("no Σ in the pieces");
+                assert_eq!(got, want, "{text:?} {cfg:?}");
+            }
+        }
+        assert!(long > 2000, "{long}");
     }
 
     #[test]
