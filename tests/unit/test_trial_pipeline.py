@@ -203,3 +203,20 @@ def test_an_output_folder_that_cannot_be_written_is_a_qwen25_error_naming_it(tmp
     monkeypatch.setattr(os, "remove", read_only(real_remove))
     with pytest.raises(Qwen25IOError, match=r"cannot be removed \(Read-only file system\): '.*kept\.jsonl'"):
         run_pipeline(cfg, progress=False, stop_after="dedup")  # which removes the full run's kept.jsonl
+
+
+@pytest.mark.parametrize(
+    "mix,match",
+    [
+        ("temperature = -1", r"temperature must be > 0"),
+        ("max_repeat = nan\nweights = { web = 1 }", r"max_repeat must be > 0, got nan"),
+        ("weights = { web = inf }", r"weight of 'web' must be a finite number"),
+        ("total_tokens = nan", r"tokens must be a finite number >= 0, got nan"),
+    ],
+)
+def test_bad_mix_values_fail_before_reading_naming_the_toml(tmp_path: Path, mix: str, match: str) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(4))
+    cfg = _toml(tmp_path, f'[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n[mix]\n{mix}\n')
+    with pytest.raises(Qwen25Error, match=rf"pipeline\.toml \[mix\]: {match}"):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()  # refused before the scan phase

@@ -555,6 +555,10 @@ def _mix(table: Any, where: str, pack: PackSection) -> MixSection:
     if m.weights is not None and m.temperature is not None:
         raise Qwen25ValueError(f"{mw}: give weights or temperature, not both")
     if raw_phases is None:
+        try:  # the mix's own checks (finite weights and totals, temperature > 0, ...), before any reading
+            _plain_phase(m, pack.seq_len)
+        except Qwen25ValueError as e:
+            raise Qwen25ValueError(f"{mw}: {str(e).removeprefix(_PLAIN_PHASE_PREFIX)}") from None
         return m
     if not isinstance(raw_phases, list) or not all(isinstance(x, dict) for x in raw_phases):
         raise Qwen25ValueError(f"{where}: [[mix.phases]] must be tables")
@@ -602,16 +606,24 @@ def to_mix_phase(p: MixPhase) -> Any:
 def mix_phases(cfg: PipelineConfig) -> list[Any]:
     """The mix's phases (:class:`qwen25.data.mix.Phase`): ``[[mix.phases]]`` in order, or
     ``[mix]`` itself as one unnamed phase (packed to ``packed/``)."""
-    from ..mix import Phase
-
     m = cfg.mix
     if m.phases:
         return [to_mix_phase(p) for p in m.phases]
+    return [_plain_phase(m, cfg.pack.seq_len)]
+
+
+_PLAIN_PHASE_PREFIX = "phase '': "  # how the mix names the unnamed phase in its errors
+
+
+def _plain_phase(m: MixSection, seq_len: int) -> Any:
+    """``[mix]`` without ``[[mix.phases]]`` as one unnamed :class:`qwen25.data.mix.Phase`."""
+    from ..mix import Phase
+
     w = m.weights or None
     total = m.total_tokens if m.unit == "tokens" else m.total_docs
     # without weights or a temperature every document is taken once, whatever max_repeat says
-    return [Phase("", w, total, {}, seq_len=cfg.pack.seq_len,
-                  max_repeat=m.max_repeat if (w or m.temperature) else 1.0, temperature=m.temperature)]  # fmt: skip
+    return Phase("", w, total, {}, seq_len=seq_len, max_repeat=m.max_repeat if (w or m.temperature) else 1.0,
+                 temperature=m.temperature)  # fmt: skip
 
 
 def _check_domains(cfg: PipelineConfig) -> None:
