@@ -163,6 +163,26 @@ def expand_train(patterns: list[str], out: str | None = None) -> list[str]:
     return files
 
 
+def _check_report_path(report_path: str | None, out: str, files: list[str], tests: list[str]) -> None:
+    """``report_path`` must name a file of its own: the run removes it first and writes it last,
+    so a training or test file there would be lost, and a file under ``OUT/clean``, ``removed``,
+    ``bad`` or ``.state`` belongs to a shard (or the lock)."""
+    if report_path is None:
+        return
+    rp = os.path.realpath(report_path)
+    if os.path.isdir(report_path):
+        raise Qwen25ValueError(f"--report {report_path}: is a folder; give a file name such as {os.path.join(report_path, 'report.json')}")
+    for f in files + [t for t in tests if os.path.isfile(t)]:
+        if os.path.realpath(f) == rp:
+            raise Qwen25ValueError(f"--report {report_path}: is an input ({f}); the report would replace it")
+    root = os.path.realpath(out)
+    for sub in ("clean", "removed", "bad", STATE_DIR, LOCK_NAME):
+        d = os.path.join(root, sub)
+        if rp == d or os.path.commonpath([rp, d]) == d:
+            raise Qwen25ValueError(f"--report {report_path}: is inside {os.path.join(out, sub)}, which the run manages; "
+                                   f"give another path (default {os.path.join(out, 'report.json')})")  # fmt: skip
+
+
 def shard_names(files: list[str]) -> list[str]:
     """Output names: paths relative to the inputs' common folder (so shards keep their layout)."""
     absd = [os.path.dirname(os.path.abspath(f)) for f in files]
@@ -675,6 +695,7 @@ def run_job(
     _check_options(batch_size, num_threads, compress_level, encoding_errors)
     files = expand_train(train, out)
     names = shard_names(files)
+    _check_report_path(report_path, out, files, tests)
     items, where = load_tests(tests, test_field)
     if not items:
         raise Qwen25ValueError(f"--test {', '.join(tests)}: no test items: nothing to decontaminate against")
