@@ -161,3 +161,15 @@ def test_filter_config_takes_a_preset_as_pipeline_toml_does(tmp_path: Path, layo
     want_kept = [i for i, t in enumerate(docs) if max(len(x) for x in t.splitlines()) <= 1000]
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == want_kept == [0]
     assert [json.loads(x)["reason"].split(":")[0] for x in rem.read_text().splitlines()] == ["code"]
+
+
+@pytest.mark.parametrize("out_name", ["in.jsonl", "in"])  # OUT itself, or OUT.json, is the input
+def test_tokenize_refuses_an_output_that_would_replace_its_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out_name: str
+) -> None:
+    src = tmp_path / ("in.jsonl" if out_name == "in.jsonl" else "in.json")
+    src.write_bytes(_docs(3))
+    before = src.read_bytes()
+    assert main(["tokenize", "-i", str(src), "-o", str(tmp_path / out_name), "--no-progress"]) == 1
+    assert "would replace it" in capsys.readouterr().err
+    assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == [src.name]

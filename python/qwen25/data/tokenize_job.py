@@ -58,6 +58,11 @@ def tokenize_files(
     for p in inputs:
         if p != "-" and not os.path.isfile(p):
             raise Qwen25FileNotFoundError(2, "no such input file", p)
+    written = {os.path.realpath(q): q for q in (out, idx_path, meta_path)}
+    for p in inputs:
+        if p != "-" and os.path.realpath(p) in written:
+            raise Qwen25ValueError(f"--output {output}: {written[os.path.realpath(p)]} is the input {p}; "
+                                   "tokenizing would replace it")  # fmt: skip
     # the bar advances by decompressed bytes: a total only when that is the files' size
     plain = all(p != "-" and not p.lower().endswith((".gz", ".zst")) for p in inputs)
     total_bytes = sum(os.path.getsize(p) for p in inputs) if plain else 0
