@@ -1,0 +1,84 @@
+"""MinHash's datatrove shingling on text shaped for the fast paths of ``simplify_text``: ASCII
+taken 64 bytes at a time (AVX-512, where the CPU has it) or 8 bytes of letters and single spaces
+at a time, and the one pass over text with non-ASCII chars, which takes its ASCII stretches the
+same way. The edges of those blocks are where a fast path can go wrong: whitespace and
+punctuation runs, numbers and non-ASCII chars that straddle byte 64, leading and trailing
+whitespace, a text exactly 64 bytes long.
+
+References, all independent of qwen25: datatrove 0.10.1's ``simplify_text`` and its English word
+tokenizer (spaCy) for the shingles, and datasketch's MinHash arithmetic over those shingles with
+the ``xxhash`` package's XXH3 (low 32 bits) and our permutation parameters for the signatures.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("datatrove")
+pytest.importorskip("spacy")
+datasketch = pytest.importorskip("datasketch")
+xxhash = pytest.importorskip("xxhash")
+
+from datatrove.utils.text import ngrams, simplify_text  # noqa: E402
+from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
+
+from qwen25 import _native  # noqa: E402
+from qwen25.data import MinHashDeduplicator  # noqa: E402
+
+PIECES = {
+    "prose": ["the", "Quick", " ", " ", "   ", "brown", "FOX", ". ", ", ", "\n", "a", "jumps", "It's", "over"],
+    "code": ["    ", "def", " foo", "(x):", "\n", "\t", "_bar", " = ", "[1, 2]", "# c", "{}", " ", "self.x"],
+    "numbers": ["3.14", "1,000", " ", "x", "7", ".", ",", "a1", "  ", "0.5.6", "B", "\r\n", "5km"],
+    "mixed": ["the", " ", "café", "ÉTÉ", " naïve", "“quoted”", "—", "٣٫٥", "\u00a0", "Straße", "e\u0301", "’s", "word"],
+}
+
+
+def _texts() -> list[str]:
+    rng = random.Random(0)
+    out = []
+    for kind, pieces in PIECES.items():
+        for n in range(120):
+            t = ""
+            target = rng.randrange(0, 700)
+            while len(t) < target:
+                t += rng.choice(pieces)
+            out.append(t)
+    # something of each kind at every offset around the end of the first 64-byte block
+    filler = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+    for k in range(56, 72):
+        head = filler[:k]
+        for x in ["  ", ". ", "--- ", "42", "4.2", "é", "\u00a0", "’", " \n\t ", "X"]:
+            out.append(head + x + filler)
+        out.append(" " * k + filler)
+        out.append(filler[:k] + " " * 70)
+    out += [filler[:64], filler[:63] + " ", "A" * 64, " " * 64, "", "é" * 40]
+    return out
+
+
+def test_simplify_shingles_and_signatures_match_the_references() -> None:
+    tok = load_word_tokenizer("eng")
+    d = MinHashDeduplicator(seed=7)
+    a, b = d.permutations
+    texts = _texts()
+    sigs = d.signatures(texts)
+    signed = 0
+    for t, sig in zip(texts, sigs):
+        s = simplify_text(t)
+        assert _native.simplify_text(t) == s, repr(t)
+        want = [" ".join(x) for x in ngrams(tok.word_tokenize(s), 5)]
+        assert d.shingles(t) == want, repr(t)
+        if not want:
+            continue  # under 5 words: not signed (datatrove's rule)
+        m = datasketch.MinHash(
+            num_perm=112,
+            hashfunc=lambda x: xxhash.xxh3_64_intdigest(x) & 0xFFFFFFFF,
+            permutations=(a, b),
+            scheme="affine32",
+        )
+        m.update_batch([w.encode("utf-8") for w in want])
+        assert np.array_equal(m.hashvalues, sig), repr(t)
+        signed += 1
+    assert signed > 300
