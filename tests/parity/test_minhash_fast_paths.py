@@ -29,10 +29,12 @@ from qwen25 import _native  # noqa: E402
 from qwen25.data import MinHashDeduplicator  # noqa: E402
 
 PIECES = {
-    "prose": ["the", "Quick", " ", " ", "   ", "brown", "FOX", ". ", ", ", "\n", "a", "jumps", "It's", "over"],
+    "prose": ["the", "Quick", " ", " ", "   ", "brown", "FOX", ". ", ", ", "\n", "a", "jumps", "It's"],
     "code": ["    ", "def", " foo", "(x):", "\n", "\t", "_bar", " = ", "[1, 2]", "# c", "{}", " ", "self.x"],
     "numbers": ["3.14", "1,000", " ", "x", "7", ".", ",", "a1", "  ", "0.5.6", "B", "\r\n", "5km"],
-    "mixed": ["the", " ", "café", "ÉTÉ", " naïve", "“quoted”", "—", "٣٫٥", "\u00a0", "Straße", "e\u0301", "’s", "word"],
+    "mixed": [
+        "the", " ", "café", "ÉTÉ", " naïve", "“quoted”", "—", "٣٫٥", "\u00a0", "Straße", "e\u0301", "’s", "word",
+    ],
 }
 
 
