@@ -173,3 +173,34 @@ def test_tokenize_refuses_an_output_that_would_replace_its_input(
     assert main(["tokenize", "-i", str(src), "-o", str(tmp_path / out_name), "--no-progress"]) == 1
     assert "would replace it" in capsys.readouterr().err
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == [src.name]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["classify", "train", "{src}", "-o", "{src}", "--label-field", "id"],
+        ["dedup", "{src}", "-o", "{other}", "--report", "{src}"],
+        ["filter", "{src}", "-o", "{other}", "--removed", "{src}"],
+        ["mix", "--source", "a={src}", "-o", "{other}", "--removed", "{src}"],
+    ],
+    ids=["classify-model", "dedup-report", "filter-removed", "mix-removed"],
+)
+def test_a_side_output_naming_an_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(6))
+    before = src.read_bytes()
+    fill = {"src": str(src), "other": str(tmp_path / "o.jsonl")}
+    assert main(["data", *[a.format(**fill) for a in args], "--no-progress"]) == 1
+    assert "is the input" in capsys.readouterr().err
+    assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+
+
+def test_filter_may_still_rewrite_its_input_in_place(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(6) + (json.dumps({"id": 99, "text": "too short"}) + "\n").encode())
+    want = [json.loads(x) for x in src.read_text().splitlines()]
+    rem = tmp_path / "r.jsonl"
+    assert main(["data", "filter", str(src), "-o", str(src), "--removed", str(rem), "--no-progress"]) == 0
+    kept = [json.loads(x)["id"] for x in src.read_text().splitlines()]
+    gone = [json.loads(x)["line"] for x in rem.read_text().splitlines()]
+    assert sorted(kept + [want[n - 1]["id"] for n in gone]) == sorted(r["id"] for r in want) and 99 not in kept

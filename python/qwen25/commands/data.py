@@ -315,7 +315,6 @@ def _run_mix(a: argparse.Namespace) -> int:
     from ..data.stage_jobs import distinct_outputs
     from ..errors import Qwen25ValueError
 
-    distinct_outputs(output=a.output, removed=a.removed, report=a.report)
     sources: dict[str, list[str]] = {}
     for spec in a.source:
         name, eq, pattern = spec.partition("=")
@@ -324,6 +323,7 @@ def _run_mix(a: argparse.Namespace) -> int:
         if name in sources:
             raise Qwen25ValueError(f"--source: {name!r} given twice")
         sources[name] = _expand([pattern], f"source {name!r}")  # globbed as every stage's inputs are
+    distinct_outputs([f for fs in sources.values() for f in fs], output=a.output, removed=a.removed, report=a.report)
     weights = _parse_weights(a.weights) if a.weights else None
     if a.batch_size < 1:
         raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")

@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -57,25 +57,30 @@ class _Outputs:
         return out
 
 
-def distinct_outputs(**paths: str | None) -> None:
+def distinct_outputs(inputs: Iterable[str] = (), **paths: str | None) -> None:
     """A :class:`Qwen25ValueError` when two of the named output paths (None: not written) are
-    the same file: their writers would share one temporary and the job would end in a bogus
-    "cannot be written" with a mix of both outputs left behind."""
+    the same file (their writers would share one temporary and the job would end in a bogus
+    "cannot be written" with a mix of both outputs left behind), or when one of them other than
+    ``output`` is one of ``inputs`` (the removed list, a report or a model would replace the
+    records; ``output`` may rewrite an input in place: every record is in it or the removed list)."""
     seen: dict[str, str] = {}
+    ins = {os.path.realpath(p): p for p in inputs}
     for name, p in paths.items():
         if not p:
             continue
         key = os.path.realpath(p)
         if key in seen:
             raise Qwen25ValueError(f"{seen[key]} and {name} name the same file {p!r}: give each output its own path")
+        if name != "output" and key in ins:
+            raise Qwen25ValueError(f"{name} {p!r} is the input {ins[key]!r}: it would replace the records; give another path")
         seen[key] = name
 
 
 @contextmanager
-def _outputs(**paths: str | None) -> Iterator[_Outputs]:
-    """The outputs a job opens (``paths``: the job's output paths by name, checked to differ
-    before anything is read), all discarded if the job fails."""
-    distinct_outputs(**paths)
+def _outputs(inputs: Iterable[str] = (), **paths: str | None) -> Iterator[_Outputs]:
+    """The outputs a job opens (``paths``: the job's output paths by name, checked by
+    :func:`distinct_outputs` before anything is read), all discarded if the job fails."""
+    distinct_outputs(inputs, **paths)
     outs = _Outputs()
     try:
         yield outs
@@ -173,7 +178,7 @@ def filter_job(
             raise
         raise Qwen25ValueError(f"{config_name}: {e}") from None
     sf = stats_field
-    with _outputs(output=output, removed=removed) as opened:
+    with _outputs(inputs, output=output, removed=removed) as opened:
         out, rem = opened(output), opened(removed)
         reader = _inputs(inputs, read, rem, "filter")
         n = 0
@@ -225,7 +230,7 @@ def dedup_job(
     ex = None if exact is None else ExactDeduplicator(**exact, num_threads=read.num_threads)
     mhd = None if minhash is None else MinHashDeduplicator(**minhash, num_threads=read.num_threads)  # checks the options first
     survivors = array("q")  # record index of each MinHash input
-    with _outputs(output=output, removed=removed, report=report) as opened:
+    with _outputs(inputs, output=output, removed=removed, report=report) as opened:
         with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(output))) as spill:
             mh = None if mhd is None else mhd.stream(mem_budget=mem_budget, spill_dir=spill)
             r1 = _inputs(inputs, read, opened(None), "dedup 1/2")
@@ -306,6 +311,7 @@ def train_classifier_job(
     ``{"records", "labels": Counter, "bad_lines"}``."""
     from .classify import DomainClassifier
 
+    distinct_outputs(inputs, model=output)  # the model file must not replace the training records
     texts, labels, bad = _labelled(inputs, label_field, read, "read")
     if not texts:
         raise Qwen25ValueError("no labelled records to train on")
@@ -333,7 +339,7 @@ def classify_job(
 
     clf = DomainClassifier.load(model, num_threads=read.num_threads)
     labels_ = clf.labels
-    with _outputs(output=output, removed=removed) as opened:
+    with _outputs(inputs, output=output, removed=removed) as opened:
         out, rem = opened(output), opened(removed)
         reader = _inputs(inputs, read, rem, "classify")
         n_by: Counter[str] = Counter()
@@ -366,7 +372,7 @@ def score_job(
     from ..tokenizer import Tokenizer
     from .classify import LMScorer
 
-    distinct_outputs(output=output, removed=removed)  # before the model is loaded
+    distinct_outputs(inputs, output=output, removed=removed)  # before the model is loaded
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = Qwen2ForCausalLM.from_pretrained(model, dtype=dtype, device=device).eval()
     try:
@@ -406,7 +412,7 @@ def pack_job(
     tmp = os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
     shutil.rmtree(tmp, ignore_errors=True)  # what a killed earlier job left
     try:
-        with _outputs(output=output, removed=removed) as opened:
+        with _outputs(inputs, output=output, removed=removed) as opened:
             rem = opened(removed)
             reader = _inputs(inputs, read, rem, "pack")
             with TokenPacker(tmp, seq_len=seq_len, seqs_per_shard=seqs_per_shard, num_threads=read.num_threads) as p:
