@@ -220,3 +220,24 @@ def test_bad_mix_values_fail_before_reading_naming_the_toml(tmp_path: Path, mix:
     with pytest.raises(Qwen25Error, match=rf"pipeline\.toml \[mix\]: {match}"):
         run_pipeline(cfg, progress=False)
     assert not (tmp_path / "out").exists()  # refused before the scan phase
+
+
+def test_a_full_disk_while_packing_names_the_shard_and_leaves_no_temporary(tmp_path: Path, monkeypatch: Any) -> None:
+    import errno
+
+    from qwen25.data.pack import TokenPacker
+    from qwen25.errors import Qwen25IOError
+
+    def full(self: Any, *a: Any, **k: Any) -> None:  # what the native packer raises on a full disk
+        open(os.path.join(self.out_dir, "shard_00000.bin.tmp"), "wb").close()
+        raise OSError(errno.ENOSPC, "No space left on device (os error 28)", os.path.join(self.out_dir, "shard_00000.bin.tmp"))
+
+    monkeypatch.setattr(TokenPacker, "add_token_arrays", full)
+    (tmp_path / "in.jsonl").write_text(_docs(4))
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[filter]\nenabled = false\n[pack]\nseq_len = 32\n')  # fmt: skip
+    with pytest.raises(Qwen25IOError, match=r"cannot be written \(No space left on device") as e:
+        run_pipeline(cfg, progress=False)
+    assert e.value.filename == str(tmp_path / "out" / "packed" / "shard_00000.bin")
+    left = [n for d, _, ns in os.walk(tmp_path / "out") for n in ns if "tmp" in n]
+    assert left == []

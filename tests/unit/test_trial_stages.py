@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,3 +205,24 @@ def test_filter_may_still_rewrite_its_input_in_place(tmp_path: Path) -> None:
     kept = [json.loads(x)["id"] for x in src.read_text().splitlines()]
     gone = [json.loads(x)["line"] for x in rem.read_text().splitlines()]
     assert sorted(kept + [want[n - 1]["id"] for n in gone]) == sorted(r["id"] for r in want) and 99 not in kept
+
+
+def test_a_full_disk_while_packing_names_the_shard_not_its_temporary(tmp_path: Path, monkeypatch: Any) -> None:
+    import errno
+
+    from qwen25.data.pack import TokenPacker
+    from qwen25.errors import Qwen25IOError
+
+    def full(self: Any, *a: Any, **k: Any) -> None:  # what the native packer raises on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device (os error 28)", os.path.join(self.out_dir, "shard_00000.bin.tmp"))
+
+    monkeypatch.setattr(TokenPacker, "add", full)
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(3))
+    out = tmp_path / "packed"
+    from qwen25.data.stage_jobs import pack_job
+
+    with pytest.raises(Qwen25IOError, match="No space left on device") as e:
+        pack_job([str(src)], str(out), seq_len=16)
+    assert e.value.filename == str(out / "shard_00000.bin") and e.value.errno == errno.ENOSPC
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]  # no folder, no temporary

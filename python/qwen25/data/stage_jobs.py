@@ -421,6 +421,13 @@ def pack_job(
             counts = p.finish()["counts"]
             rem.close()
             _install_pack(tmp, final)
+    except OSError as e:  # a full disk: named by the file of the output folder, not its temporary
+        from .pipeline.files import blame_output
+
+        name = e.filename if isinstance(e.filename, str) else ""
+        if not name.startswith(tmp + os.sep):
+            raise
+        raise blame_output(OSError(e.errno, e.strerror or str(e), final + name[len(tmp) :])) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**counts, "bad_lines_skipped": reader.bad, "damaged": reader.damaged}

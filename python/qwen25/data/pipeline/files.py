@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "concat", "read_lines",
+__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "blame_output", "concat", "read_lines",
            "remove_temporaries", "text_line", "write_error", "write_json", "write_npy"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
@@ -25,6 +25,24 @@ _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
 def write_error(e: OSError, path: str) -> Qwen25IOError:
     """An OSError met while writing ``path`` (a full disk, say), blamed on that output."""
     return Qwen25IOError(e.errno, f"cannot be written ({e.strerror or e})", path)
+
+
+def blame_output(e: OSError) -> OSError:
+    """``e`` as the error of the output it was writing: a temporary name (``NAME.tmp``,
+    ``.tmp-NAME``: gone once the run fails) becomes ``NAME``, as in :func:`write_error`; any other
+    error is returned as it is."""
+    name = e.filename if isinstance(e.filename, str) else None
+    if name is None:
+        return e
+    d, b = os.path.split(name)
+    if b.endswith(".tmp"):
+        final = os.path.join(d, b[: -len(".tmp")])
+    elif b.startswith(".tmp-"):
+        final = os.path.join(d, b[len(".tmp-") :])
+    else:
+        return e
+    why = e.strerror or str(e)
+    return Qwen25IOError(e.errno, why if why.startswith("cannot be written") else f"cannot be written ({why})", final)
 
 
 class _Out:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ...errors import Qwen25IOError, Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import JsonlWriter, Texts, concat, read_lines, remove_temporaries, text_line, write_error, write_json
+from .files import (JsonlWriter, Texts, blame_output, concat, read_lines, remove_temporaries, text_line, write_error,
+                    write_json)
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -69,6 +70,12 @@ class Pipeline:
                 redo = True
                 try:
                     parts[phase] = _RUN[phase](self.ctx)
+                except OSError as e:  # a full disk, say: named by the output, not its temporary
+                    remove_temporaries(out)
+                    err = blame_output(e)
+                    if err is e:
+                        raise
+                    raise err from None
                 except BaseException:
                     remove_temporaries(out)  # no half-written temporary stays behind
                     raise
