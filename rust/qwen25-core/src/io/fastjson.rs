@@ -20,9 +20,10 @@
 //! follow the grammar, every container is closed and nothing follows the value but whitespace.
 //! Duplicate keys: the last wins, as in Python's `json` and the serde path.
 //!
-//! UTF-8: a byte at or above 0x80 outside a string breaks the grammar; inside one, each maximal
-//! run of such bytes is checked by `std::str::from_utf8` (a line is UTF-8 exactly when every such
-//! run is, ASCII bytes being characters of their own). So a line this path accepts is UTF-8.
+//! UTF-8: a byte at or above 0x80 outside a string breaks the grammar; the first one met inside a
+//! string (all before it is ASCII) has the rest of the line checked by `std::str::from_utf8`, once.
+//! So a line this path accepts is UTF-8, and the text copied out of it (runs of the line between
+//! ASCII bytes, and the chars escapes stand for) is too.
 
 /// Integer digits a number may have here (serde parses more into an `f64`, which overflows past
 /// about 309; 300 digits are always in range).
@@ -48,7 +49,11 @@ const SIMPLE: [u8; 256] = {
 /// text of its `extra` field's value (the last of duplicate keys; None when absent), or None: ask
 /// the serde path.
 pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String, Option<String>)> {
-    let mut p = Scan { b, i: 0 };
+    let mut p = Scan {
+        b,
+        i: 0,
+        unchecked: true,
+    };
     p.ws();
     p.eat(b'{')?;
     p.ws();
@@ -59,7 +64,7 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
         loop {
             p.eat(b'"')?;
             let k0 = p.i;
-            let k1 = find_special(b, k0)?;
+            let k1 = find_special(b, k0, &mut p.unchecked)?;
             if b.get(k1) != Some(&b'"') {
                 return None; // an escape (or a control character, or no end)
             }
@@ -101,8 +106,9 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
     let text = if field.is_empty() {
         String::new()
     } else {
-        // SAFETY: built by `string`, of ASCII bytes, runs of non-ASCII bytes each checked by
-        // `from_utf8`, and chars' UTF-8 encodings
+        // SAFETY: the line is UTF-8 (see the module's docs: otherwise `scan` returned None),
+        // and `string` built the text of runs of it that start and end next to ASCII bytes, of
+        // ASCII bytes, and of chars' UTF-8 encodings
         unsafe { String::from_utf8_unchecked(text?) }
     };
     // the value's bounds are ASCII bytes, its non-ASCII runs checked: this never fails
@@ -116,21 +122,40 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
 struct Scan<'a> {
     b: &'a [u8],
     i: usize,
+    /// No non-ASCII byte met yet (once one is, the rest of the line is checked as UTF-8).
+    unchecked: bool,
 }
 
+/// Hex digits' values; 0xff: not one.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut c = 0;
+    while c < 10 {
+        t[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        t[b'a' as usize + c] = 10 + c as u8;
+        t[b'A' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    t
+};
+
+#[inline]
 fn hex4(b: &[u8], i: usize) -> Option<u32> {
     let h = b.get(i..i + 4)?;
-    let mut v = 0u32;
-    for &c in h {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = v * 16 + d as u32;
+    let d = [
+        HEX[h[0] as usize],
+        HEX[h[1] as usize],
+        HEX[h[2] as usize],
+        HEX[h[3] as usize],
+    ];
+    if (d[0] | d[1] | d[2] | d[3]) & 0xf0 != 0 {
+        return None;
     }
-    Some(v)
+    Some((d[0] as u32) << 12 | (d[1] as u32) << 8 | (d[2] as u32) << 4 | d[3] as u32)
 }
 
 impl Scan<'_> {
@@ -158,7 +183,7 @@ impl Scan<'_> {
 
     /// The `\u` escape at `i` (a `\`): the char it stands for and its length; None for a bad
     /// escape or a lone surrogate.
-    #[cold]
+    #[inline]
     fn unicode(&self, i: usize) -> Option<(char, usize)> {
         let u = hex4(self.b, i + 2)?;
         if !(0xD800..0xE000).contains(&u) {
@@ -184,7 +209,7 @@ impl Scan<'_> {
         // trimmed at the end where far off
         let mut out: Vec<u8> = Vec::with_capacity(b.len() - i + 16);
         loop {
-            let j = copy_run(b, i, &mut out)?;
+            let j = copy_run(b, i, &mut out, &mut self.unchecked)?;
             match *b.get(j)? {
                 b'"' => {
                     if out.capacity() > out.len() + out.len() / 8 + 64 {
@@ -201,8 +226,16 @@ impl Scan<'_> {
                         i = j + 2;
                     } else if e == b'u' {
                         let (c, n) = self.unicode(j)?;
-                        let mut u = [0u8; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut u).as_bytes());
+                        if c.is_ascii() {
+                            out.push(c as u8);
+                        } else {
+                            let mut u = [0u8; 4];
+                            let u = c.encode_utf8(&mut u).as_bytes();
+                            // no call for a few bytes (`out` has room: see `copy_run`)
+                            for &x in u {
+                                out.push(x);
+                            }
+                        }
                         i = j + n;
                     } else {
                         return None;
@@ -217,7 +250,7 @@ impl Scan<'_> {
     fn skip_string(&mut self) -> Option<()> {
         let mut i = self.i;
         loop {
-            let j = find_special(self.b, i)?;
+            let j = find_special(self.b, i, &mut self.unchecked)?;
             match *self.b.get(j)? {
                 b'"' => {
                     self.i = j + 1;
@@ -341,23 +374,21 @@ impl Scan<'_> {
     }
 }
 
-/// The end of a run of non-ASCII bytes at `i` (`b[i] >= 0x80`), if the run is UTF-8.
-#[cold]
-fn utf8_run(b: &[u8], i: usize) -> Option<usize> {
-    let k = b[i..]
-        .iter()
-        .position(|&c| c < 0x80)
-        .map_or(b.len(), |n| i + n);
-    std::str::from_utf8(&b[i..k]).ok()?;
-    Some(k)
+/// At the first non-ASCII byte of the line, `b[j]`: is the rest of the line, `b[j..]`, UTF-8?
+/// (All before it is ASCII: so then the whole line is.)
+fn rest_is_utf8(b: &[u8], j: usize, unchecked: &mut bool) -> Option<()> {
+    std::str::from_utf8(&b[j..]).ok()?;
+    *unchecked = false;
+    Some(())
 }
 
-/// Which of the 16 bytes at `p` are `"`, `\`, below 0x20 or at or above 0x80 (bit k: byte k).
+/// Which of the 16 bytes at `p` are `"`, `\`, below 0x20, or (with `hi`) at or above 0x80 (bit
+/// k: byte k).
 ///
 /// SAFETY: `p..p + 16` is readable.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn hits(p: *const u8) -> (std::arch::x86_64::__m128i, u32) {
+unsafe fn hits(p: *const u8, hi: bool) -> (std::arch::x86_64::__m128i, u32) {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86_64; the caller vouches for the load
     unsafe {
@@ -371,28 +402,32 @@ unsafe fn hits(p: *const u8) -> (std::arch::x86_64::__m128i, u32) {
             _mm_cmpeq_epi8(_mm_max_epu8(v, c1f), c1f), // v <= 0x1f, unsigned
         );
         // the bytes >= 0x80 are those with their high bit set
-        (v, (_mm_movemask_epi8(hit) | _mm_movemask_epi8(v)) as u32)
+        let high = (_mm_movemask_epi8(v) as u32) & 0u32.wrapping_sub(hi as u32);
+        (v, _mm_movemask_epi8(hit) as u32 | high)
     }
 }
 
-/// Is `c` a byte that ends a run of plain string bytes?
+/// Is `c` a byte that ends a run of plain string bytes (with `hi`, a non-ASCII one too)?
 #[inline(always)]
-fn stops(c: u8) -> bool {
-    matches!(c, b'"' | b'\\' | 0..=0x1f | 0x80..)
+fn stops(c: u8, hi: bool) -> bool {
+    matches!(c, b'"' | b'\\' | 0..=0x1f) || (hi && c >= 0x80)
 }
 
 /// Appends `b[i..j]` to `out`, `j` the index of the first `"`, `\` or control character (below
-/// U+0020) in `b` from `i`, or `b.len()`; returns `j`, or None when a run of non-ASCII bytes on
-/// the way is not UTF-8.
+/// U+0020) in `b` from `i`, or `b.len()`, and returns `j`. It may also go on past simple escapes
+/// (`\n`, `\"`, ...), appending the byte each stands for: then `b[i..j]` is appended unescaped.
+/// While `unchecked` (the line's non-ASCII bytes not yet checked), the first non-ASCII byte met
+/// checks the rest of the line: None when it is not UTF-8.
 #[inline(always)]
-fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
+fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>, unchecked: &mut bool) -> Option<usize> {
     loop {
+        let hi = *unchecked;
         #[allow(unused_mut)]
         let mut hit = None;
         #[cfg(target_arch = "x86_64")]
         {
-            // room for the rest of `b` and a 16-byte store: each step below moves `i` and the
-            // length of `out` on by the same count, so the room stays
+            // room for the rest of `b` and a 16-byte store: each step below moves `i` on by at
+            // least as much as the length of `out` (by as much, or by 2 for 1), so the room stays
             let room = b.len() - i + 16;
             if out.capacity() - out.len() < room {
                 out.reserve(room);
@@ -401,14 +436,23 @@ fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
             let mut n = out.len();
             while i + 16 <= b.len() {
                 // SAFETY: i + 16 <= b.len(); the store writes 16 bytes at `out`'s length n,
-                // inside its capacity (the room above), and `set_len` covers only bytes stored
+                // inside its capacity (the room above); an escape's byte is written inside the
+                // bytes just stored (k < 16); `set_len` covers only bytes stored
                 unsafe {
-                    let (v, m) = hits(b.as_ptr().add(i));
+                    let (v, m) = hits(b.as_ptr().add(i), hi);
                     std::arch::x86_64::_mm_storeu_si128(dst.add(n) as *mut _, v);
                     if m != 0 {
                         let k = m.trailing_zeros() as usize;
+                        let e = i + k;
+                        // a simple escape (`\n`, `\"`, ...) is written here, and the run goes on
+                        if b[e] == b'\\' && e + 1 < b.len() && SIMPLE[b[e + 1] as usize] != 0 {
+                            *dst.add(n + k) = SIMPLE[b[e + 1] as usize];
+                            n += k + 1;
+                            i = e + 2;
+                            continue;
+                        }
                         n += k;
-                        i += k;
+                        i = e;
                         hit = Some(i);
                         break;
                     }
@@ -424,16 +468,15 @@ fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
             None => {
                 let j = b[i..]
                     .iter()
-                    .position(|&c| stops(c))
+                    .position(|&c| stops(c, hi))
                     .map_or(b.len(), |n| i + n);
                 out.extend_from_slice(&b[i..j]);
                 j
             }
         };
         if j < b.len() && b[j] >= 0x80 {
-            let k = utf8_run(b, j)?;
-            out.extend_from_slice(&b[j..k]);
-            i = k;
+            rest_is_utf8(b, j, unchecked)?;
+            i = j;
         } else {
             return Some(j);
         }
@@ -441,16 +484,17 @@ fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
 }
 
 /// The index of the first `"`, `\` or control character (below U+0020) in `b` from `i`, or
-/// `b.len()`; None when a run of non-ASCII bytes on the way is not UTF-8.
+/// `b.len()`; while `unchecked`, as [`copy_run`] checks non-ASCII bytes.
 #[inline]
-fn find_special(b: &[u8], mut i: usize) -> Option<usize> {
+fn find_special(b: &[u8], mut i: usize, unchecked: &mut bool) -> Option<usize> {
     loop {
+        let hi = *unchecked;
         #[allow(unused_mut)]
         let mut hit = None;
         #[cfg(target_arch = "x86_64")]
         while i + 16 <= b.len() {
             // SAFETY: i + 16 <= b.len()
-            let m = unsafe { hits(b.as_ptr().add(i)).1 };
+            let m = unsafe { hits(b.as_ptr().add(i), hi).1 };
             if m != 0 {
                 i += m.trailing_zeros() as usize;
                 hit = Some(i);
@@ -462,11 +506,12 @@ fn find_special(b: &[u8], mut i: usize) -> Option<usize> {
             Some(j) => j,
             None => b[i..]
                 .iter()
-                .position(|&c| stops(c))
+                .position(|&c| stops(c, hi))
                 .map_or(b.len(), |n| i + n),
         };
         if j < b.len() && b[j] >= 0x80 {
-            i = utf8_run(b, j)?;
+            rest_is_utf8(b, j, unchecked)?;
+            i = j;
         } else {
             return Some(j);
         }
