@@ -822,6 +822,37 @@ mod tests {
     }
 
     #[test]
+    fn escapes_and_non_ascii_at_every_offset_of_a_block() {
+        let mut hits = [0usize; 2];
+        for piece in [
+            r"\n",
+            r#"\""#,
+            r"\\",
+            r"\u00e9",
+            r"\ud83d\ude00",
+            "é",
+            "😀",
+            "\u{1}",
+            r"\ud800",
+        ] {
+            for at in 0..40 {
+                for tail in [0, 1, 15, 16, 17, 40] {
+                    let text = format!("{}{piece}{}", "a".repeat(at), "b".repeat(tail));
+                    let line = format!(r#"{{"id": "x", "text": "{text}"}}"#);
+                    check(line.as_bytes(), &mut hits);
+                    // and cut short just after the piece, and with a bad byte after it
+                    let after = r#"{"id": "x", "text": ""#.len() + at + piece.len();
+                    check(&line.as_bytes()[..after], &mut hits);
+                    let mut bad = line.clone().into_bytes();
+                    bad.insert(after, 0xff);
+                    check(&bad, &mut hits);
+                }
+            }
+        }
+        assert!(hits[0] > 1000, "{hits:?}");
+    }
+
+    #[test]
     fn real_looking_records_take_the_fast_path() {
         let rules = Rules::new("text");
         let src = "import os\n\ndef f(x):\n    \"\"\"Doc: é 😀\"\"\"\n\treturn x\\n\r\n";
