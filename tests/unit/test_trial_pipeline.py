@@ -241,3 +241,12 @@ def test_a_full_disk_while_packing_names_the_shard_and_leaves_no_temporary(tmp_p
     assert e.value.filename == str(tmp_path / "out" / "packed" / "shard_00000.bin")
     left = [n for d, _, ns in os.walk(tmp_path / "out") for n in ns if "tmp" in n]
     assert left == []
+
+
+@pytest.mark.parametrize("n", [0, 100000])
+def test_pipeline_num_threads_out_of_range_fails_naming_the_toml(tmp_path: Path, n: int) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(2))
+    cfg = _toml(tmp_path, f'[pipeline]\noutput = "out"\nnum_threads = {n}\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n')
+    with pytest.raises(Qwen25Error, match=r"pipeline\.toml \[pipeline\]: num_threads must be"):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()

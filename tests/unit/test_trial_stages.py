@@ -226,3 +226,18 @@ def test_a_full_disk_while_packing_names_the_shard_not_its_temporary(tmp_path: P
         pack_job([str(src)], str(out), seq_len=16)
     assert e.value.filename == str(out / "shard_00000.bin") and e.value.errno == errno.ENOSPC
     assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]  # no folder, no temporary
+
+
+@pytest.mark.parametrize("n", ["0", "-1", "100000"])
+@pytest.mark.parametrize("cmd", ["filter", "dedup", "pack", "mix", "tokenize"])
+def test_thread_counts_out_of_range_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], cmd: str, n: str) -> None:
+    from qwen25.data.decontam_job import MAX_THREADS
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(3))
+    out = str(tmp_path / "o")
+    args = {"mix": ["data", "mix", "--source", f"a={src}", "-o", out], "tokenize": ["tokenize", "-i", str(src), "-o", out]}
+    argv = args.get(cmd, ["data", cmd, str(src), "-o", out])
+    assert main([*argv, "--num-threads", n, "--no-progress"]) == 1  # -1 was an OverflowError traceback, 0 ran, 100000 hung
+    assert f"--num-threads must be an int from 1 to {MAX_THREADS}, got {n}" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]

@@ -195,10 +195,13 @@ def _read(a: argparse.Namespace) -> Any:
     """The reading options of a stage's job (:class:`qwen25.data.stage_jobs.ReadOptions`)."""
     from ..data.stage_jobs import ReadOptions
 
+    from ..data.stage_jobs import check_threads
+
     if a.batch_size < 1:
         from ..errors import Qwen25ValueError
 
         raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")
+    check_threads(a.num_threads, "--num-threads")
     return ReadOptions(
         text_field=a.text_field, skip_bad=a.skip_bad, progress=not a.no_progress, batch_size=a.batch_size,
         num_threads=a.num_threads, hint="" if a.skip_bad else " (--skip-bad sets bad lines aside and goes on)",
@@ -312,7 +315,7 @@ def _parse_weights(s: str) -> dict[str, float]:
 
 def _run_mix(a: argparse.Namespace) -> int:
     from ..data.mix import mix_jsonl
-    from ..data.stage_jobs import distinct_outputs
+    from ..data.stage_jobs import check_threads, distinct_outputs
     from ..errors import Qwen25ValueError
 
     sources: dict[str, list[str]] = {}
@@ -324,6 +327,7 @@ def _run_mix(a: argparse.Namespace) -> int:
             raise Qwen25ValueError(f"--source: {name!r} given twice")
         sources[name] = _expand([pattern], f"source {name!r}")  # globbed as every stage's inputs are
     distinct_outputs([f for fs in sources.values() for f in fs], output=a.output, removed=a.removed, report=a.report)
+    check_threads(a.num_threads, "--num-threads")
     weights = _parse_weights(a.weights) if a.weights else None
     if a.batch_size < 1:
         raise Qwen25ValueError(f"--batch-size must be >= 1, got {a.batch_size}")

@@ -25,7 +25,7 @@ from .stage_io import Inputs, Output
 
 __all__ = [
     "ReadOptions", "load_filter_config", "filter_job", "dedup_job", "train_classifier_job", "evaluate_classifier_job",
-    "classify_job", "score_job", "pack_job", "distinct_outputs",
+    "classify_job", "score_job", "pack_job", "distinct_outputs", "check_threads",
 ]  # fmt: skip
 
 
@@ -43,6 +43,21 @@ class ReadOptions:
     batch_size: int = 1000
     num_threads: int | None = None
     hint: str = ""
+
+    def __post_init__(self) -> None:
+        check_threads(self.num_threads)
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise Qwen25ValueError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+
+
+def check_threads(num_threads: Any, what: str = "num_threads") -> None:
+    """``num_threads`` must be None (the default) or an int from 1 to ``MAX_THREADS`` (a pool of
+    100,000 threads hangs the job while it is built; 0 and negatives mean nothing)."""
+    from .decontam_job import MAX_THREADS
+
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or not 1 <= num_threads <= MAX_THREADS):  # fmt: skip
+        raise Qwen25ValueError(f"{what} must be an int from 1 to {MAX_THREADS}, got {num_threads!r}")
 
 
 class _Outputs:

@@ -46,6 +46,9 @@ def tokenize_files(
 
     from ..tokenizer import Tokenizer
 
+    from .stage_jobs import check_threads
+
+    check_threads(num_threads, "--num-threads")
     tok = Tokenizer.from_pretrained(tokenizer) if tokenizer else Tokenizer.qwen25()
     if batch_size < 1:
         raise Qwen25ValueError(f"--batch-size must be positive, got {batch_size}")

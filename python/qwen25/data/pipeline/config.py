@@ -316,6 +316,9 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     pipe: PipelineSection = _build(PipelineSection, cfg.get("pipeline", {}), f"{where} [pipeline]")
     if not pipe.output:
         raise Qwen25ValueError(f"{where}: [pipeline] output must be a folder name, got {pipe.output!r}")
+    from ..stage_jobs import check_threads
+
+    check_threads(pipe.num_threads, f"{where} [pipeline]: num_threads")
     if engine is not None:
         pipe = dataclasses.replace(pipe, engine=check_value(engine, "engine", where, choices=ENGINES))
     if pipe.engine == "ray":
