@@ -250,3 +250,14 @@ def test_pipeline_num_threads_out_of_range_fails_naming_the_toml(tmp_path: Path,
     with pytest.raises(Qwen25Error, match=r"pipeline\.toml \[pipeline\]: num_threads must be"):
         run_pipeline(cfg, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_python_api_odd_arguments_are_qwen25_errors(tmp_path: Path) -> None:
+    from qwen25.data.pipeline import Pipeline
+
+    with pytest.raises(Qwen25Error, match="cannot read the pipeline file"):
+        run_pipeline(tmp_path, progress=False)  # a folder, not a TOML
+    for bad in ([1, 2], None, "pipeline.toml"):
+        with pytest.raises(TypeError, match="a pipeline config must be a table") as e:
+            Pipeline(bad)  # type: ignore[arg-type]
+        assert isinstance(e.value, Qwen25Error)

@@ -241,3 +241,13 @@ def test_thread_counts_out_of_range_are_one_line_errors(tmp_path: Path, capsys: 
     assert main([*argv, "--num-threads", n, "--no-progress"]) == 1  # -1 was an OverflowError traceback, 0 ran, 100000 hung
     assert f"--num-threads must be an int from 1 to {MAX_THREADS}, got {n}" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+
+
+def test_a_job_takes_one_path_as_one_input_not_its_characters(tmp_path: Path) -> None:
+    from qwen25.data.stage_jobs import filter_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(4))
+    for inputs in (str(src), src):
+        c = filter_job(inputs, str(tmp_path / "o.jsonl"), config=None)
+        assert c["records"] == len(src.read_text().splitlines()) == 4

@@ -91,6 +91,26 @@ def distinct_outputs(inputs: Iterable[str] = (), **paths: str | None) -> None:
         seen[key] = name
 
 
+def _takes_paths(job: Any) -> Any:
+    """A job whose ``inputs`` may also be one path (a str or os.PathLike): read as ``[path]``,
+    not as the characters of its name."""
+    import functools
+
+    @functools.wraps(job)
+    def call(*args: Any, **kw: Any) -> Any:
+        key = "inputs" if "inputs" in kw else None
+        first = kw["inputs"] if key else args[0] if args else None
+        if isinstance(first, (str, os.PathLike)):
+            first = [os.fspath(first)]
+            if key:
+                kw["inputs"] = first
+            else:
+                args = (first, *args[1:])
+        return job(*args, **kw)
+
+    return call
+
+
 @contextmanager
 def _outputs(inputs: Iterable[str] = (), **paths: str | None) -> Iterator[_Outputs]:
     """The outputs a job opens (``paths``: the job's output paths by name, checked by
@@ -170,6 +190,7 @@ def load_filter_config(path: str) -> Any:
     return FilterConfig.from_dict(resolve_filter_table(d, path, {}), where=path)
 
 
+@_takes_paths
 def filter_job(
     inputs: list[str],
     output: str,
@@ -212,6 +233,7 @@ def filter_job(
     return {"records": n + reader.bad, "kept": out.n, "bad_lines": reader.bad, "removed": why, "damaged": reader.damaged}
 
 
+@_takes_paths
 def dedup_job(
     inputs: list[str],
     output: str,
@@ -317,6 +339,7 @@ def _labelled(inputs: list[str], label_field: str, read: ReadOptions, desc: str)
     return texts, labels, reader.bad
 
 
+@_takes_paths
 def train_classifier_job(
     inputs: list[str], output: str, *, label_field: str = "domain", options: dict[str, Any] | None = None,
     read: ReadOptions = ReadOptions(),
@@ -337,12 +360,15 @@ def train_classifier_job(
 
 def evaluate_classifier_job(clf: Any, inputs: list[str], *, label_field: str = "domain", read: ReadOptions = ReadOptions()) -> dict[str, Any]:
     """Accuracy of ``clf`` on the labelled records of ``inputs``: ``{"accuracy", "records"}``."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [os.fspath(inputs)]
     texts, labels, _ = _labelled(inputs, label_field, read, "valid")
     pred = clf.predict(texts)
     acc = sum(p == g for p, g in zip(pred, labels)) / max(len(labels), 1)
     return {"accuracy": acc, "records": len(labels)}
 
 
+@_takes_paths
 def classify_job(
     inputs: list[str], output: str, *, model: str, removed: str | None = None, label_field: str = "domain",
     scores: bool = False, read: ReadOptions = ReadOptions(),
@@ -372,6 +398,7 @@ def classify_job(
     return {"records": out.n, "labels": n_by, "bad_lines": reader.bad, "damaged": reader.damaged}
 
 
+@_takes_paths
 def score_job(
     inputs: list[str], output: str, *, model: str, removed: str | None = None, dimensions: dict[str, str] | None = None,
     scores_field: str = "scores", max_doc_tokens: int = 2048, device: str | None = None, dtype: str | None = None,
@@ -407,6 +434,7 @@ def score_job(
     return {"records": out.n, "dimensions": scorer.dimensions, "bad_lines": reader.bad, "damaged": reader.damaged}
 
 
+@_takes_paths
 def pack_job(
     inputs: list[str], output: str, *, removed: str | None = None, seq_len: int = 4096, seqs_per_shard: int = 16384,
     read: ReadOptions = ReadOptions(),

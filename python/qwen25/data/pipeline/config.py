@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
+from ...errors import FormatError, Qwen25FileNotFoundError, Qwen25IOError, Qwen25TypeError, Qwen25ValueError
 
 __all__ = [
     "ClassifySection",
@@ -278,6 +278,8 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             raw = f.read()
     except FileNotFoundError:
         raise Qwen25FileNotFoundError(2, "no such pipeline file", path) from None
+    except OSError as e:  # a folder, an unreadable file
+        raise Qwen25IOError(e.errno, f"cannot read the pipeline file ({e.strerror or e})", path) from None
     try:
         cfg: dict[str, Any] = _tomllib().loads(raw.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -306,6 +308,8 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     """Check a pipeline TOML (as :func:`load_config` reads it) and resolve its paths. Every
     check that needs no reading of the inputs happens here, Rust-side filter configurations
     included, so a bad value fails before anything is read or written."""
+    if not isinstance(cfg, Mapping):
+        raise Qwen25TypeError(f"a pipeline config must be a table (a dict, as load_config reads a TOML), not {type(cfg).__name__}")
     where = cfg.get("_path", "pipeline config")
     base = os.path.dirname(where) if os.path.isfile(where) else os.getcwd()
     bad = sorted(set(cfg) - set(_TABLES) - {"_path"})
