@@ -40,3 +40,20 @@ def test_a_report_path_that_would_replace_an_input_or_an_output_is_refused(
     assert main(args) == 0  # the same run with the default report: the copied record is removed
     removed = [json.loads(x)["id"] for x in (out / "removed" / "train.jsonl").read_text().splitlines()]
     assert removed == [9] and os.path.isfile(out / "report.json")
+
+
+def test_run_job_takes_one_path_and_refuses_an_empty_train_list_that_would_sweep_out(tmp_path: Path) -> None:
+    from qwen25.data.decontam_job import run_job
+    from qwen25.errors import Qwen25Error
+
+    train, test = _setup(tmp_path)
+    out = tmp_path / "out"
+    rep = run_job(train=str(train), tests=str(test), out=str(out), progress=False)  # one path each, not characters
+    assert rep["counts"]["in"] == len(train.read_text().splitlines()) and rep["counts"]["removed"] == 1
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(Qwen25Error, match="train is empty"):
+        run_job(train=[], tests=[str(test)], out=str(out), progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # nothing swept
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(Qwen25Error, match="is a file"):
+        run_job(train=[str(train)], tests=[str(test)], out=str(tmp_path / "afile"), progress=False)

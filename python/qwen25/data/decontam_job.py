@@ -689,6 +689,15 @@ def run_job(
     from .decontam import Decontaminator
 
     log = log or _stderr
+    # one path or name is one input, not the characters of its name
+    train = [os.fspath(train)] if isinstance(train, (str, os.PathLike)) else list(train)
+    tests = [os.fspath(tests)] if isinstance(tests, (str, os.PathLike)) else list(tests)
+    if not train:  # nothing to read would sweep every shard of an earlier run from ``out``
+        raise Qwen25ValueError("no training files given (train is empty)")
+    if not tests:
+        raise Qwen25ValueError("no test sets given (tests is empty)")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise Qwen25ValueError(f"--out {out}: is a file; the output is a folder (clean/, removed/, the report)")
     started = _now()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
     window = parse_window(window)
