@@ -261,3 +261,21 @@ def test_python_api_odd_arguments_are_qwen25_errors(tmp_path: Path) -> None:
         with pytest.raises(TypeError, match="a pipeline config must be a table") as e:
             Pipeline(bad)  # type: ignore[arg-type]
         assert isinstance(e.value, Qwen25Error)
+
+
+def test_editing_the_test_set_file_redoes_decontamination(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(0)
+    words = "river bridge town bank stone field market road hill forest lake mill church school harbour".split()
+    docs = [" ".join(rng.choice(words) for _ in range(40)) + "." for _ in range(4)]  # no 13-gram in common
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(docs)))
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps({"text": "zebra xylophone quantum " * 8}) + "\n")
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\nstop_after = "decontaminate"\n[[sources]]\nname = "web"\n'
+                'paths = "in.jsonl"\n[filter]\nenabled = false\n[decontaminate]\noptions = { test_set = "test.jsonl" }\n')  # fmt: skip
+    assert run_pipeline(cfg, progress=False)["survivors"]["docs"] == 4
+    test.write_text(json.dumps({"text": docs[2]}) + "\n")  # now record 2 is in the test set
+    run_pipeline(cfg, progress=False)
+    removed = [json.loads(x) for x in (tmp_path / "out" / "removed.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["line"]) for r in removed] == [("decontaminate", 3)]

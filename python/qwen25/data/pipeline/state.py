@@ -47,7 +47,8 @@ def _model_stamp(path: str | None) -> Any:
 def fingerprints(cfg: PipelineConfig) -> dict[str, str]:
     """One fingerprint per phase, of what its results depend on (and of the phase before):
     scan on the sources, their files, on_bad_line, [filter] and [dedup]; near_dedup also on
-    [decontaminate], [score] and [classify] (with the model files); mix_pack also on [mix] and
+    [decontaminate] (with the test set file), [score] and [classify] (with the model files);
+    mix_pack also on [mix] and
     [pack]. So a change to [mix] reruns only the mix; engine, threads and batch size count
     nowhere (they do not change results)."""
     asdict = dataclasses.asdict
@@ -57,8 +58,10 @@ def fingerprints(cfg: PipelineConfig) -> dict[str, str]:
     model = cfg.classify.model
     mfile = _stamp(model) if model and os.path.exists(model) else None
     score = asdict(cfg.score) if cfg.score else None
+    ts = cfg.decontaminate.options.get("test_set")  # a test set file: its content, so an edit reruns
+    tfile = _stamp(ts) if isinstance(ts, str) and os.path.isfile(ts) else None
     near = _h(scan, asdict(cfg.decontaminate), asdict(cfg.classify), mfile, score,
-              _model_stamp(cfg.score.model if cfg.score else None))  # fmt: skip
+              _model_stamp(cfg.score.model if cfg.score else None), tfile)  # fmt: skip
     mix = _h(near, asdict(cfg.mix), asdict(cfg.pack), cfg.pipeline.stop_after == "mix")
     return {"scan": scan, "near_dedup": near, "mix_pack": mix}
 
