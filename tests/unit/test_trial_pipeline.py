@@ -279,3 +279,20 @@ def test_editing_the_test_set_file_redoes_decontamination(tmp_path: Path) -> Non
     run_pipeline(cfg, progress=False)
     removed = [json.loads(x) for x in (tmp_path / "out" / "removed.jsonl").read_text().splitlines()]
     assert [(r["stage"], r["line"]) for r in removed] == [("decontaminate", 3)]
+
+
+def test_touching_an_input_redoes_nothing_editing_it_redoes_the_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(_docs(4))
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n'
+                '[filter]\nenabled = false\n[pack]\nseq_len = 32\n')  # fmt: skip
+    run_pipeline(cfg)
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns + 10**9, st.st_mtime_ns + 10**9))  # same bytes, a new mtime
+    capsys.readouterr()
+    run_pipeline(cfg)
+    assert capsys.readouterr().err.count("already done") == 3  # the README: inputs compared by content
+    src.write_text(_docs(4).replace("rivers", "RIVERS", 1))  # same size, new content
+    os.utime(src, ns=(st.st_atime_ns + 10**9, st.st_mtime_ns + 10**9))
+    run_pipeline(cfg)
+    assert "already done" not in capsys.readouterr().err

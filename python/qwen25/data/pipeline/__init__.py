@@ -11,7 +11,7 @@ suite checks that they add up. Every file is written through the one atomic writ
 rerun resumes after the last finished phase whose inputs, configuration and outputs are
 unchanged: editing ``[mix]`` reruns only the mix and packing, editing ``[decontaminate]`` the
 near-dedup phase and what follows (the engine keys below count nowhere: they do not change the
-results). Inputs are fingerprinted by content (a digest beside size and mtime), and each
+results). Inputs are fingerprinted by content (size and digest; a touch changes nothing), and each
 phase's outputs by size and digest (the atomic writer's, taken as it writes: nothing is read
 back; see :mod:`.state`): a phase whose outputs went missing, were truncated or were edited is
 redone, and so is every phase after it.

@@ -1,7 +1,8 @@
 """Resume: ``state.json`` records the finished phases, each with a fingerprint of what it depends
 on and the size and digest of every file it wrote, so a rerun resumes after the last finished
 phase whose inputs, configuration and outputs are unchanged. Inputs are fingerprinted by content
-(size, mtime and a digest: an edit that keeps the size and restores the mtime is still seen); an
+(size and a digest: an edit that keeps the size and restores the mtime is still seen, and a file
+touched or copied anew with the same bytes is not an edit); an
 output that went missing, was truncated or was edited makes its phase run again, and every phase
 after it. Digests are :func:`qwen25.data.records.file_digest` (XXH3-128, a fingerprint against
 accidental change, not a security feature; ``state.json`` names the algorithm in
@@ -34,7 +35,9 @@ def _h(*parts: Any) -> str:
 
 
 def _stamp(path: str) -> Any:
-    return (os.path.getsize(path), os.path.getmtime(path), file_digest(path))
+    """A file's content: size and digest (not its mtime: a file touched or copied anew with the
+    same bytes gives the same results, so nothing is redone for it)."""
+    return (os.path.getsize(path), file_digest(path))
 
 
 def _model_stamp(path: str | None) -> Any:
