@@ -73,11 +73,13 @@ def main() -> int:
         if args.paths:
             paths = [Path(p) for p in args.paths]
         else:
-            recs = corpus(args.mb, 0)
+            # the shards of bench_decontam_cli.py: the same records, lines and split
+            lines = [json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in corpus(args.mb, 0)]
+            per = -(-len(lines) // args.shards)
             paths = []
             for s in range(args.shards):
                 p = Path(d) / f"shard{s:02d}.jsonl"
-                p.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in recs[s :: args.shards]))
+                p.write_bytes(b"".join(lines[s * per : (s + 1) * per]))
                 paths.append(p)
         mb = sum(p.stat().st_size for p in paths) / 1e6
         print(f"corpus: {len(paths)} shards, {mb:.1f} MB of JSONL; threads {args.threads}", flush=True)
