@@ -8,8 +8,8 @@
 //! it is not sure of:
 //!
 //! - anything that is not valid UTF-8, or not valid JSON as serde reads it (errors);
-//! - a number with an exponent, or with more than [`INT_DIGITS`] digits before its point (serde
-//!   rejects one out of `f64` range), and `NaN` / `Infinity` (Python's extensions);
+//! - a number with an exponent, or with more than [`INT_DIGITS`] digits before its point (whether
+//!   one out of `f64` range passes is serde's call), and `NaN` / `Infinity` (Python's extensions);
 //! - a lone surrogate escape in any string (a pair is text);
 //! - the text field absent (an error) or not a string (token ids, a messages list, errors), a
 //!   `messages` field (a list the rules may read), an object key with an escape (it may spell the
@@ -25,8 +25,8 @@
 //! So a line this path accepts is UTF-8, and the text copied out of it (runs of the line between
 //! ASCII bytes, and the chars escapes stand for) is too.
 
-/// Integer digits a number may have here (serde parses more into an `f64`, which overflows past
-/// about 309; 300 digits are always in range).
+/// Integer digits a number may have here (serde parses a longer one into an `f64`, which
+/// overflows past about 309 digits; 300 are always in range).
 const INT_DIGITS: usize = 300;
 /// Nesting this path follows (the top object is depth 1).
 const MAX_DEPTH: usize = 64;
