@@ -16,7 +16,7 @@
 //! The checks run in that order, so a line that is both malformed and holds a surrogate is
 //! reported as malformed. No Python object is built: the fields other than the text are skipped
 //! by serde's `IgnoredAny`. The common line (an object whose text field is a string) is read in
-//! one pass by [`fastjson`](super::fastjson) instead, which gives the same item or leaves the
+//! one pass by the private module `io::fastjson` instead, which gives the same item or leaves the
 //! line to serde: every error comes from serde.
 
 use std::borrow::Cow;
