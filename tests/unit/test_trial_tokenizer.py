@@ -55,3 +55,16 @@ def test_a_non_int_id_is_named_by_its_position(tok: Tokenizer, ids: list[Any]) -
     batch = [[1, 2], ids]
     with pytest.raises(TypeError, match=rf"^batch\[1\]\[{first}\]"):
         tok.decode_batch(batch)
+
+
+@pytest.mark.parametrize("make", [False, True], ids=["missing", "empty-folder"])
+def test_from_pretrained_without_files_is_enoent(tmp_path: Any, make: bool) -> None:
+    import errno
+
+    p = tmp_path / "tok"
+    if make:
+        p.mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        Tokenizer.from_pretrained(p)
+    assert e.value.errno == errno.ENOENT and isinstance(e.value, Qwen25Error)  # was "[Errno 0]"
+    assert e.value.filename == str(p)
