@@ -268,7 +268,9 @@ def dedup_job(
     mhd = None if minhash is None else MinHashDeduplicator(**minhash, num_threads=read.num_threads)  # checks the options first
     survivors = array("q")  # record index of each MinHash input
     with _outputs(inputs, output=output, removed=removed, report=report) as opened:
-        with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=os.path.dirname(os.path.abspath(output))) as spill:
+        out_dir = os.path.dirname(os.path.abspath(output))
+        os.makedirs(out_dir, exist_ok=True)  # as every output's folder is; the spill folder goes there
+        with tempfile.TemporaryDirectory(prefix="qwen25-dedup-", dir=out_dir) as spill:
             mh = None if mhd is None else mhd.stream(mem_budget=mem_budget, spill_dir=spill)
             r1 = _inputs(inputs, read, opened(None), "dedup 1/2")
             for batch in r1.batches():
@@ -350,6 +352,7 @@ def train_classifier_job(
     from .classify import DomainClassifier
 
     distinct_outputs(inputs, model=output)  # the model file must not replace the training records
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)  # as every output's folder is
     texts, labels, bad = _labelled(inputs, label_field, read, "read")
     if not texts:
         raise Qwen25ValueError("no labelled records to train on")
