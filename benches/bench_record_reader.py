@@ -48,7 +48,7 @@ def native(paths: list[Path], threads: int, items: bool) -> list[str] | int:
     out: list[str] = []
     for p in paths:
         for b in read_batches(p, "text", allow_ids=True, num_threads=threads):
-            out.extend(b.items())  # type: ignore[arg-type]
+            out.extend(b.items())
     return out
 
 
