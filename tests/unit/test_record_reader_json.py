@@ -121,6 +121,7 @@ def _line(rng: random.Random) -> bytes:
             return rng.choice(["", "", " ", "  ", "\t", "\r", " \t "])
 
         asc = rng.randrange(2) == 0
+
         def dump(x: object) -> str:
             return json.dumps(x, ensure_ascii=asc)
 
