@@ -106,6 +106,9 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
     let text = if field.is_empty() {
         String::new()
     } else {
+        debug_assert!(text
+            .as_deref()
+            .is_none_or(|t| std::str::from_utf8(t).is_ok()));
         // SAFETY: the line is UTF-8 (see the module's docs: otherwise `scan` returned None),
         // and `string` built the text of runs of it that start and end next to ASCII bytes, of
         // ASCII bytes, and of chars' UTF-8 encodings
