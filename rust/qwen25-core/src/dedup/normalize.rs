@@ -204,10 +204,11 @@ fn letters_and_single_spaces(w: u64) -> Option<(u64, bool, bool)> {
 /// stands for at least one input byte, so `out` is sized once and written by index.
 ///
 /// `blocks` (the CPU has AVX-512 VBMI2, [`blocks::available`]): 64 bytes at a time up to the
-/// next number ([`blocks::run`]). Else `words_at_once` (the table lowercases and collapses
-/// whitespace): eight bytes of letters and single spaces, the bulk of prose and code
-/// comments, are mapped as one word ([`letters_and_single_spaces`]) where they need no state
-/// but the pending space. The rest goes through the table, one run at a time.
+/// next number ([`blocks::run`]). `words_at_once` (the table lowercases and collapses
+/// whitespace), for the bytes the blocks leave (the last 63) or without them: eight bytes of
+/// letters and single spaces, the bulk of prose and code comments, are mapped as one word
+/// ([`letters_and_single_spaces`]) where they need no state but the pending space. The rest
+/// goes through the table, one run at a time.
 fn simplify_ascii(
     b: &[u8],
     table: &[u8; 128],
