@@ -296,3 +296,24 @@ def test_touching_an_input_redoes_nothing_editing_it_redoes_the_scan(tmp_path: P
     os.utime(src, ns=(st.st_atime_ns + 10**9, st.st_mtime_ns + 10**9))
     run_pipeline(cfg)
     assert "already done" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("phases", [False, True])
+def test_an_endless_mix_is_refused_and_an_unmet_total_is_a_note(tmp_path: Path, phases: bool) -> None:
+    from qwen25.data.pipeline import format_report
+
+    (tmp_path / "in.jsonl").write_text(_docs(5))
+    head = '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n[filter]\nenabled = false\n' \
+           '[dedup]\nminhash = false\n'  # fmt: skip
+    mix = '[[mix.phases]]\nname = "a"\nweights = { web = 1 }\n' if phases else "[mix]\nweights = { web = 1 }\n"
+    cfg = _toml(tmp_path, head + mix + "max_repeat = inf\n")
+    with pytest.raises(Qwen25Error, match=r"max_repeat = inf needs total_tokens"):
+        run_pipeline(cfg, progress=False)
+    assert not (tmp_path / "out").exists()
+    cfg = _toml(tmp_path, head + mix + "total_tokens = 1e12\n")
+    rep = run_pipeline(cfg, progress=False)
+    notes = rep["mix"]["phases"]["a"]["notes"] if phases else rep["mix"]["notes"]
+    kept = [json.loads(x) for x in (tmp_path / "out" / "kept.jsonl").read_text().splitlines()]
+    assert len(kept) == 5  # one epoch of every document: the most max_repeat = 1 allows
+    assert any("total_tokens = 1e+12 cannot be met within max_repeat = 1 epochs" in n for n in notes), notes
+    assert "cannot be met" in format_report(rep)

@@ -563,9 +563,10 @@ def _mix(table: Any, where: str, pack: PackSection) -> MixSection:
         raise Qwen25ValueError(f"{mw}: give weights or temperature, not both")
     if raw_phases is None:
         try:  # the mix's own checks (finite weights and totals, temperature > 0, ...), before any reading
-            _plain_phase(m, pack.seq_len)
+            ph = _plain_phase(m, pack.seq_len)
         except Qwen25ValueError as e:
             raise Qwen25ValueError(f"{mw}: {str(e).removeprefix(_PLAIN_PHASE_PREFIX)}") from None
+        _bounded(ph, mw, "total_tokens" if m.unit == "tokens" else "total_docs")
         return m
     if not isinstance(raw_phases, list) or not all(isinstance(x, dict) for x in raw_phases):
         raise Qwen25ValueError(f"{where}: [[mix.phases]] must be tables")
@@ -595,11 +596,21 @@ def _mix(table: Any, where: str, pack: PackSection) -> MixSection:
         checked.setdefault("seq_len", pack.seq_len)
         p = MixPhase(**checked)
         try:  # the mix's own checks (shares in [0, 1], max_repeat > 0, ...), before any reading
-            to_mix_phase(p)
+            mp = to_mix_phase(p)
         except Qwen25ValueError as e:
             raise Qwen25ValueError(f"{w}: {e}") from None
+        _bounded(mp, w, total_key)
         phases.append(p)
     return dataclasses.replace(m, phases=tuple(phases))
+
+
+def _bounded(ph: Any, where: str, total_key: str) -> None:
+    """An infinite ``max_repeat`` needs a total: the most that meets the weights within infinite
+    epochs is unbounded (the mix failed on it after the scan, "quota must be finite")."""
+    import math
+
+    if ph.tokens is None and ph.max_repeat is not None and math.isinf(ph.max_repeat):
+        raise Qwen25ValueError(f"{where}: max_repeat = inf needs {total_key} (without it the mix would be endless)")
 
 
 def to_mix_phase(p: MixPhase) -> Any:

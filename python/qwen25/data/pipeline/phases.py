@@ -519,7 +519,10 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     pack_reports: dict[str, Any] = {}
     for ph in phases:
         n_doc = 0  # document index within this phase's packed folder
-        pools, _, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
+        pools, plan, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
+        if ph.tokens is not None and plan.total_tokens < ph.tokens * (1 - 1e-9):  # a total the data cannot give
+            notes.append(f"phase {ph.name!r}: total_{unit} = {ph.tokens:g} cannot be met within max_repeat = "
+                         f"{float(ph.max_repeat or 1.0):g} epochs: the mix holds {plan.total_tokens:g} {unit}")  # fmt: skip
         if ph.long_share and not any(p.long and p.size > 0 for p in pools):
             raise Qwen25ValueError(
                 f"{cfg.path}: phase {ph.name!r} asks for long_share = {ph.long_share} but no document kept has "
@@ -642,6 +645,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             "unit": unit,
             "quota": {n: {"docs": q["docs"], "tokens": q["tokens"]} for n, q in sorted(one["quota"].items())},
             "taken": dict(sorted(one["taken"].items())),
+            "notes": one["notes"],
         }
         part["pack"] = pack_reports.get("", {})
     if not pack:

@@ -193,7 +193,8 @@ def final_report(engine: str, parts: dict[str, Any], *, stop_after: str | None =
         "domains_out": {d: dict(c) for d, c in sorted(tally.domain_out.items())},
         "mix": (
             {"unit": mx.get("unit"), "phases": mx["phases"]} if "phases" in mx
-            else {"unit": mx.get("unit"), "quota": mx.get("quota", {}), "taken": mx.get("taken", {})}
+            else {"unit": mx.get("unit"), "quota": mx.get("quota", {}), "taken": mx.get("taken", {}),
+                  "notes": mx.get("notes", [])}
         ),  # fmt: skip
         "repeats": sum(v.get("repeats", 0) for v in tally.domain_out.values()),
         "decontaminate": near.get("decontaminate"),
@@ -258,6 +259,8 @@ def format_report(rep: dict[str, Any]) -> str:
                 f"  {d:<20} {q.get('tokens', 0):>12.0f} tokens / {q.get('docs', 0):>8} docs"
                 f" -> {t.get('tokens', 0):>12} tokens / {t.get('docs', 0):>8} docs"
             )
+        for note in mix.get("notes", []):
+            lines.append(f"  note: {note}")
     for name, ph in mix.get("phases", {}).items():
         lines.append(f"phase {name} (seq_len {ph['seq_len']}"
                      + (f", {ph['long_share']:.0%} from documents >= {ph['long_min']} tokens" if ph.get("long_share") is not None else "")
