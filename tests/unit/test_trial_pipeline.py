@@ -317,3 +317,12 @@ def test_an_endless_mix_is_refused_and_an_unmet_total_is_a_note(tmp_path: Path, 
     assert len(kept) == 5  # one epoch of every document: the most max_repeat = 1 allows
     assert any("total_tokens = 1e+12 cannot be met within max_repeat = 1 epochs" in n for n in notes), notes
     assert "cannot be met" in format_report(rep)
+
+
+def test_a_misspelt_filter_domain_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(2))
+    body = '[pipeline]\noutput = "out"\n[[sources]]\nname = "code"\npaths = "in.jsonl"\n[filter.domains.{}]\npreset = "code"\n'
+    with pytest.raises(Qwen25Error, match=r"\[filter.domains\]: \['cdoe'\] name\(s\) no source's domain \(domains: \['code'\]\)"):
+        run_pipeline(_toml(tmp_path, body.format("cdoe")), progress=False)
+    assert not (tmp_path / "out").exists()
+    assert run_pipeline(_toml(tmp_path, body.format("code")), progress=False)["documents_in"] == 2

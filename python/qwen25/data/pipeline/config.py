@@ -645,8 +645,15 @@ def _plain_phase(m: MixSection, seq_len: int) -> Any:
 
 
 def _check_domains(cfg: PipelineConfig) -> None:
-    """Weights must name domains that can exist: a source's domain or a classifier label."""
+    """Weights must name domains that can exist: a source's domain or a classifier label;
+    ``[filter.domains.NAME]`` a source's domain (the filters run before classification), so a
+    misspelt one does not leave its domain to the default filters unnoticed."""
     known = {s.domain for s in cfg.sources}
+    if cfg.filter.enabled:
+        unknown = sorted(set(cfg.filter.domains) - known)
+        if unknown:
+            raise Qwen25ValueError(f"{cfg.path} [filter.domains]: {unknown} name(s) no source's domain "
+                                   f"(domains: {sorted(known)})")  # fmt: skip
     model = cfg.classify.model
     if model is not None:
         from ..classify import DomainClassifier
