@@ -264,3 +264,15 @@ def test_an_output_in_a_folder_that_does_not_exist_yet_is_written(tmp_path: Path
     assert out.is_file() and os.listdir(out.parent) == [out.name]  # no spill folder or temporary left
     if stage == "dedup":
         assert out.read_text().splitlines() == src.read_text().splitlines()  # distinct texts: all kept by exact dedup
+
+
+def test_pack_into_the_working_folder_writes_nothing_outside_it(tmp_path: Path, monkeypatch: Any) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(5))
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert _pack(src, Path(".")) == 0
+    assert sorted(os.listdir(tmp_path)) == ["here", "in.jsonl"]  # no .tmp-here beside it
+    manifest = json.loads((here / "manifest.json").read_text())
+    assert sorted(os.listdir(here)) == sorted({s["file"] for s in manifest["shards"]} | {"docs.idx", "manifest.json"})

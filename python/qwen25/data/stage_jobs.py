@@ -444,10 +444,10 @@ def pack_job(
 ) -> dict[str, Any]:  # fmt: skip
     """Tokenize ``inputs`` and pack them into uint32 shards in the folder ``output``
     (:class:`~qwen25.data.pack.TokenPacker`). Returns the packer's counts plus
-    ``bad_lines_skipped``. The pack is built in ``.tmp-NAME`` beside ``output`` and moved in
+    ``bad_lines_skipped``. The pack is built in ``output/.tmp-pack`` and moved into ``output``
     when complete (:func:`_install_pack`), so a job that fails leaves ``output`` as it was (no
-    shard of the failed job, no temporary) and a finished one leaves no shard of an earlier
-    pack behind."""
+    shard of the failed job, no temporary; a folder it made is removed again) and a finished one
+    leaves no shard of an earlier pack behind."""
     import shutil
 
     from .pack import TokenPacker
@@ -455,8 +455,10 @@ def pack_job(
     final = os.path.abspath(output)
     if os.path.exists(final) and not os.path.isdir(final):
         raise Qwen25ValueError(f"{output}: is a file; data pack writes a folder (shards, docs.idx, manifest.json)")
-    tmp = os.path.join(os.path.dirname(final), ".tmp-" + os.path.basename(final))
+    made = not os.path.exists(final)
+    tmp = os.path.join(final, _PACK_TMP)
     shutil.rmtree(tmp, ignore_errors=True)  # what a killed earlier job left
+    ok = False
     try:
         with _outputs(inputs, output=output, removed=removed) as opened:
             rem = opened(removed)
@@ -467,32 +469,35 @@ def pack_job(
             counts = p.finish()["counts"]
             rem.close()
             _install_pack(tmp, final)
+        ok = True
     except OSError as e:  # a full disk: named by the file of the output folder, not its temporary
         from .pipeline.files import blame_output
 
         name = e.filename if isinstance(e.filename, str) else ""
         if not name.startswith(tmp + os.sep):
             raise
-        raise blame_output(OSError(e.errno, e.strerror or str(e), final + name[len(tmp) :])) from None
+        raise blame_output(OSError(e.errno, e.strerror or str(e), os.path.join(final, name[len(tmp) + 1 :]))) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if made and not ok:
+            try:
+                os.rmdir(final)  # the folder this job made, empty again
+            except OSError:
+                pass
     return {**counts, "bad_lines_skipped": reader.bad, "damaged": reader.damaged}
 
 
+_PACK_TMP = ".tmp-pack"  # the pack being built, inside the output folder
 _PACK_FILE = re.compile(r"shard_\d+\.bin|docs\.idx|manifest\.json")
 
 
 def _install_pack(tmp: str, final: str) -> None:
-    """Move the finished pack in ``tmp`` to ``final``: a rename when ``final`` does not exist;
-    else the packed files of ``final`` (``manifest.json`` first, so no reader sees a manifest over
-    a half-replaced folder; every shard, stale ones included) go, then the new ones come in
-    (``manifest.json`` last). Other files in ``final`` stay."""
+    """Move the finished pack in ``tmp`` (inside ``final``) into ``final``: the packed files of
+    ``final`` (``manifest.json`` first, so no reader sees a manifest over a half-replaced folder;
+    every shard, stale ones included) go, then the new ones come in (``manifest.json`` last).
+    Other files in ``final`` stay."""
     from .pack import MANIFEST
 
-    if not os.path.exists(final):
-        os.makedirs(os.path.dirname(final), exist_ok=True)
-        os.replace(tmp, final)
-        return
     old = sorted((n for n in os.listdir(final) if _PACK_FILE.fullmatch(n)), key=lambda n: n != MANIFEST)
     for n in old:
         os.remove(os.path.join(final, n))
