@@ -135,7 +135,8 @@ def _why(why: str) -> str:
     return why
 
 
-def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]]]]:
+def _read(ctx: RunContext, fi: int, path: str, src: Any
+          ) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]], tuple[int, str] | None]]:  # fmt: skip
     """The scan's tasks from one input file, with the bad lines beside each: ``({file, line,
     text, id}, [(line, why)], damage)``, ``damage`` the ``(line, why)`` of a truncated or corrupt
     compressed file in the batch that reached it (the records before it are in the batch), else
@@ -163,7 +164,8 @@ def _read(ctx: RunContext, fi: int, path: str, src: Any) -> Iterator[tuple[dict[
         reader.close()
 
 
-def _read_parquet(fi: int, path: str, src: Any, bs: int) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]]]]:
+def _read_parquet(fi: int, path: str, src: Any, bs: int
+                  ) -> Iterator[tuple[dict[str, Any], list[tuple[int, str]], tuple[int, str] | None]]:  # fmt: skip
     try:
         import pyarrow.parquet as pq
     except ImportError as e:  # pragma: no cover - depends on the environment
