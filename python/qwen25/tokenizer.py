@@ -257,6 +257,8 @@ class Tokenizer:
             raise Qwen25TypeError("encode_batch expects an iterable of str, not a single str; use encode()")
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
             raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        if not isinstance(texts, Iterable):
+            raise Qwen25TypeError(f"texts must be an iterable of str, not {type(texts).__name__}")
         items = texts if isinstance(texts, list) else list(texts)
         a, d = self._masks(allowed_special, disallowed_special)
         try:
@@ -314,6 +316,10 @@ class Tokenizer:
         num_threads: int | None = None,
     ) -> list[str]:
         """Decode many id lists in parallel, in order."""
+        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+            raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        if isinstance(batch, (str, bytes)) or not isinstance(batch, Iterable):
+            raise Qwen25TypeError(f"batch must be an iterable of id sequences, not {type(batch).__name__}")
         lists = [_as_id_list(ids) for ids in batch]
         if errors in ("replace", "strict"):
             return _decoding(lambda: self._tok.decode_batch(lists, skip_special_tokens, errors == "strict", num_threads),
@@ -426,6 +432,8 @@ class Tokenizer:
         template = chat_template or self.chat_template
         if template is None:
             raise Qwen25ValueError("this tokenizer has no chat_template; pass chat_template=")
+        if not isinstance(template, str):
+            raise Qwen25TypeError(f"chat_template must be a str (a Jinja template), not {type(template).__name__}")
         specials = {k: self._config_token(k) for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
         try:
             text = render(template, messages, tools=tools, add_generation_prompt=add_generation_prompt, **specials, **kwargs)

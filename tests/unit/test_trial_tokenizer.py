@@ -37,6 +37,11 @@ CALLS = {
     "chat message None": lambda t: t.apply_chat_template([None], tokenize=False),
     "chat tools str": lambda t: t.apply_chat_template([{"role": "user", "content": "hi"}], tools="x"),
     "incremental float id": lambda t: IncrementalDecoder(t).step([1.5]),
+    "encode_batch None": lambda t: t.encode_batch(None),
+    "encode_batch int": lambda t: t.encode_batch(5),
+    "decode_batch None": lambda t: t.decode_batch(None),
+    "decode_batch str": lambda t: t.decode_batch("abc"),
+    "chat_template int": lambda t: t.apply_chat_template([{"role": "user", "content": "hi"}], chat_template=5),
 }
 
 
@@ -68,3 +73,10 @@ def test_from_pretrained_without_files_is_enoent(tmp_path: Any, make: bool) -> N
         Tokenizer.from_pretrained(p)
     assert e.value.errno == errno.ENOENT and isinstance(e.value, Qwen25Error)  # was "[Errno 0]"
     assert e.value.filename == str(p)
+
+
+def test_decode_batch_checks_num_threads_as_encode_batch_does(tok: Tokenizer) -> None:
+    for call in (lambda: tok.encode_batch(["a"], num_threads=0), lambda: tok.decode_batch([[1]], num_threads=0)):
+        with pytest.raises(ValueError, match="num_threads must be a positive int, got 0") as e:
+            call()
+        assert isinstance(e.value, Qwen25Error)
