@@ -326,3 +326,18 @@ def test_a_misspelt_filter_domain_is_refused(tmp_path: Path) -> None:
         run_pipeline(_toml(tmp_path, body.format("cdoe")), progress=False)
     assert not (tmp_path / "out").exists()
     assert run_pipeline(_toml(tmp_path, body.format("code")), progress=False)["documents_in"] == 2
+
+
+def test_a_tilde_in_toml_paths_is_the_home_folder(tmp_path: Path, monkeypatch: Any) -> None:
+    home = tmp_path / "home"
+    (home / "d").mkdir(parents=True)
+    (home / "d" / "in.jsonl").write_text(_docs(3))
+    monkeypatch.setenv("HOME", str(home))
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    cfg = proj / "pipeline.toml"
+    cfg.write_text('[pipeline]\noutput = "~/out"\nstop_after = "filter"\n[[sources]]\nname = "web"\npaths = "~/d/*.jsonl"\n'
+                   '[filter]\nenabled = false\n')  # fmt: skip
+    rep = run_pipeline(cfg, progress=False)
+    assert rep["documents_in"] == 3 and (home / "out" / "survivors.jsonl").is_file()
+    assert os.listdir(proj) == ["pipeline.toml"]  # no folder named "~" beside the TOML

@@ -38,6 +38,7 @@ def expand_globs(patterns: Iterable[str], what: str = "input", base: str | None 
     files: list[str] = []
     seen: set[str] = set()
     for pat in patterns:
+        pat = os.path.expanduser(pat)  # "~/data/*.jsonl", as a shell reads it
         full = os.path.join(base, pat) if base is not None else pat
         if os.path.isfile(full):
             hits = [full]

@@ -42,6 +42,12 @@ STOP_AFTER = ("filter", "dedup", "decontaminate", "mix")
 EXEC_KEYS = ("engine", "ray_address", "concurrency", "num_threads", "batch_size")
 
 
+def resolve_path(base: str, path: str) -> str:
+    """A path of the TOML, relative to its folder; ``~`` is the home folder (as a shell reads
+    it: ``output = "~/out"`` made a folder named ``~`` beside the TOML)."""
+    return os.path.join(base, os.path.expanduser(path))
+
+
 def _key(default: Any = dataclasses.MISSING, kind: type | tuple[type, ...] = object, *, minimum: float | None = None,
          choices: tuple[Any, ...] | None = None, factory: Any = None) -> Any:  # fmt: skip
     """A dataclass field that also records how its TOML value is checked."""
@@ -252,7 +258,7 @@ class PipelineConfig:
 
     @property
     def output(self) -> str:
-        return os.path.join(self.base, self.pipeline.output)
+        return resolve_path(self.base, self.pipeline.output)
 
 
 _TABLES = ("pipeline", "sources", "filter", "dedup", "decontaminate", "score", "classify", "mix", "pack")
@@ -331,14 +337,14 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
         missing = [m for m in ("ray", "pyarrow") if importlib.util.find_spec(m) is None]
         if missing:
             raise Qwen25ValueError(f"{where}: engine 'ray' needs {missing}: pip install 'ray[data]' pyarrow")
-    sources = _sources(cfg.get("sources"), where, base, os.path.join(base, pipe.output))
+    sources = _sources(cfg.get("sources"), where, base, resolve_path(base, pipe.output))
     flt: FilterSection = _build(FilterSection, cfg.get("filter", {}), f"{where} [filter]")
     dedup = _dedup(cfg.get("dedup", {}), where)
     decon = _decontaminate(cfg.get("decontaminate", {}), where, base)
     score = _score(cfg["score"], where, base) if cfg.get("score") else None
     classify: ClassifySection = _build(ClassifySection, cfg.get("classify", {}), f"{where} [classify]")
     if classify.model is not None:
-        classify = ClassifySection(model=os.path.join(base, classify.model))
+        classify = ClassifySection(model=resolve_path(base, classify.model))
     pack: PackSection = _build(PackSection, cfg.get("pack", {}), f"{where} [pack]")
     mix = _mix(cfg.get("mix", {}), where, pack)
     out = PipelineConfig(path=where, base=base, pipeline=pipe, sources=sources, filter=flt, dedup=dedup,
@@ -511,7 +517,7 @@ def _decontaminate(table: Any, where: str, base: str) -> DecontaminateSection:
         from .. import benchmarks
 
         if ts.lower() not in benchmarks.names():  # a file: relative to the TOML, like every path here
-            path = os.path.join(base, ts)
+            path = resolve_path(base, ts)
             if not os.path.exists(path):
                 raise Qwen25FileNotFoundError(2, f"[decontaminate] test_set is neither a benchmark ({', '.join(benchmarks.names())}) nor a file", path)
             d = DecontaminateSection(enabled=d.enabled, options={**opts, "test_set": path})
@@ -524,7 +530,7 @@ def _score(table: Any, where: str, base: str) -> ScoreSection:
     if not isinstance(table, Mapping) or not isinstance(table.get("model"), str):
         raise Qwen25ValueError(f"{sw}: needs model = \"checkpoint folder\"")
     s: ScoreSection = _build(ScoreSection, table, sw)
-    mpath = os.path.join(base, s.model)
+    mpath = resolve_path(base, s.model)
     if not os.path.isfile(os.path.join(mpath, "config.json")):
         raise Qwen25FileNotFoundError(2, "[score] model is not a checkpoint folder (no config.json)", mpath)
     dims = s.dimensions
