@@ -57,3 +57,12 @@ def test_run_job_takes_one_path_and_refuses_an_empty_train_list_that_would_sweep
     (tmp_path / "afile").write_text("x")
     with pytest.raises(Qwen25Error, match="is a file"):
         run_job(train=[str(train)], tests=[str(test)], out=str(tmp_path / "afile"), progress=False)
+
+
+def test_a_quoted_tilde_glob_is_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qwen25.data.decontam_job import expand_train
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.jsonl").write_text("{}\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert expand_train(["~/d/*.jsonl"]) == [str(tmp_path / "d" / "a.jsonl")]

@@ -150,6 +150,7 @@ def expand_train(patterns: list[str], out: str | None = None) -> list[str]:
 
     files: list[str] = []
     for pat in patterns:
+        pat = os.path.expanduser(pat)  # a quoted "~/data/*.jsonl", as a shell reads it
         hits = sorted(glob.glob(pat, recursive=True)) if glob.has_magic(pat) else ([pat] if os.path.exists(pat) else [])
         hits = [h for h in hits if os.path.isfile(h)]
         if not hits:
