@@ -276,3 +276,17 @@ def test_pack_into_the_working_folder_writes_nothing_outside_it(tmp_path: Path, 
     assert sorted(os.listdir(tmp_path)) == ["here", "in.jsonl"]  # no .tmp-here beside it
     manifest = json.loads((here / "manifest.json").read_text())
     assert sorted(os.listdir(here)) == sorted({s["file"] for s in manifest["shards"]} | {"docs.idx", "manifest.json"})
+
+
+@pytest.mark.parametrize("args", [["--label-field", "text"], ["--label-field", "t", "--text-field", "t_scores", "--scores"]])
+def test_classify_predict_refuses_a_label_field_that_is_the_text_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    lab = tmp_path / "lab.jsonl"
+    lab.write_text("".join(json.dumps({"text": t, "t_scores": t, "domain": d}) + "\n"
+                           for t, d in [("def f(x): return x", "code"), ("the river runs by the town", "web")] * 3))  # fmt: skip
+    model = tmp_path / "m.bin"
+    assert main(["data", "classify", "train", str(lab), "-o", str(model), "--no-progress"]) == 0
+    out = tmp_path / "o.jsonl"
+    assert main(["data", "classify", "predict", str(lab), "--model", str(model), "-o", str(out), "--no-progress", *args]) == 1
+    assert "is the text field: it would replace every text" in capsys.readouterr().err and not out.exists()

@@ -381,6 +381,10 @@ def classify_job(
     ``<label_field>_scores``). Returns ``{"records", "labels": Counter, "bad_lines"}``."""
     from .classify import DomainClassifier
 
+    for name, field in (("label_field", label_field), ("the scores field (label_field + '_scores')",
+                                                        f"{label_field}_scores" if scores else None)):  # fmt: skip
+        if field == read.text_field:  # the label would replace every document's text
+            raise Qwen25ValueError(f"{name} {field!r} is the text field: it would replace every text")
     clf = DomainClassifier.load(model, num_threads=read.num_threads)
     labels_ = clf.labels
     with _outputs(inputs, output=output, removed=removed) as opened:
@@ -418,6 +422,8 @@ def score_job(
     from .classify import LMScorer
 
     distinct_outputs(inputs, output=output, removed=removed)  # before the model is loaded
+    if scores_field == read.text_field:  # the scores would replace every document's text
+        raise Qwen25ValueError(f"scores_field {scores_field!r} is the text field: it would replace every text")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = Qwen2ForCausalLM.from_pretrained(model, dtype=dtype, device=device).eval()
     try:
