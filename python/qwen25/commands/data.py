@@ -38,7 +38,7 @@ HELP = "Pre-training data pipeline: filter, dedup, decontaminate, classify, mix 
 
 def _common(s: argparse.ArgumentParser, *, removed: bool = True) -> None:
     s.add_argument("--text-field", default="text", help="field holding the document text (default: text)")
-    s.add_argument("--num-threads", type=int, default=None, help="threads (default: QWEN25_NUM_THREADS or all cores)")
+    s.add_argument("--num-threads", type=int, default=None, help="threads (1-4096; default: QWEN25_NUM_THREADS or all cores)")
     s.add_argument("--batch-size", type=int, default=1000, help="documents per batch (default: 1000)")
     s.add_argument("--skip-bad", action="store_true", help="send bad lines (and the damage of a truncated .gz/.zst, after keeping the records before it) to the removed list instead of stopping")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

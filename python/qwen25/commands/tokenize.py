@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--append-eos", action="store_true", help="append <|endoftext|> to every record")
     p.add_argument("--plain-specials", action="store_true", help="encode control-token strings as plain text")
     p.add_argument("--batch-size", type=int, default=2048, help="records per parallel batch (default: 2048)")
-    p.add_argument("--num-threads", type=int, default=None, help="threads (default: QWEN25_NUM_THREADS or all cores)")
+    p.add_argument("--num-threads", type=int, default=None, help="threads (1-4096; default: QWEN25_NUM_THREADS or all cores)")
     p.add_argument("--skip-bad", action="store_true", help="count and report malformed lines instead of failing")
     p.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                    help="non-UTF-8 input: strict = a bad line (an error unless --skip-bad); replace = U+FFFD")
