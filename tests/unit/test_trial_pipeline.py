@@ -341,3 +341,12 @@ def test_a_tilde_in_toml_paths_is_the_home_folder(tmp_path: Path, monkeypatch: A
     rep = run_pipeline(cfg, progress=False)
     assert rep["documents_in"] == 3 and (home / "out" / "survivors.jsonl").is_file()
     assert os.listdir(proj) == ["pipeline.toml"]  # no folder named "~" beside the TOML
+
+
+def test_an_output_that_is_a_file_is_refused_naming_the_toml(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text(_docs(2))
+    (tmp_path / "out").write_text("a file")
+    cfg = _toml(tmp_path, '[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n')
+    with pytest.raises(Qwen25Error, match=r"pipeline\.toml \[pipeline\]: output 'out' is a file"):
+        run_pipeline(cfg, progress=False)
+    assert (tmp_path / "out").read_text() == "a file"

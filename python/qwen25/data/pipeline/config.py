@@ -329,6 +329,9 @@ def parse_config(cfg: Mapping[str, Any], *, engine: str | None = None) -> Pipeli
     from ..stage_jobs import check_threads
 
     check_threads(pipe.num_threads, f"{where} [pipeline]: num_threads")
+    out_dir = resolve_path(base, pipe.output)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise Qwen25ValueError(f"{where} [pipeline]: output {pipe.output!r} is a file ({out_dir}); it must be a folder")
     if engine is not None:
         pipe = dataclasses.replace(pipe, engine=check_value(engine, "engine", where, choices=ENGINES))
     if pipe.engine == "ray":
