@@ -179,7 +179,7 @@ def test_truncated_gzip_with_skip_bad_keeps_the_records_before_the_damage(tmp_pa
     assert f"warning: {bad}: truncated after {n} records" in err, err
     gone = [json.loads(x) for x in removed.read_text().splitlines()]
     assert [(r["file"], r["line"], r["stage"]) for r in gone if r["stage"] == "read"] == [(str(bad), n + 1, "read")]
-    assert next(r["reason"] for r in gone if r["stage"] == "read").startswith(f"bad_line: truncated after {n} records")
+    assert next(r["reason"] for r in gone if r["stage"] == "read").startswith(f"damaged_file: truncated after {n} records")
     want = [r["id"] for r in good_recs] + [r["id"] for r in recs[:n]]
     if stage == "pack":
         assert json.loads(err.splitlines()[-1])["documents"] == len(want)

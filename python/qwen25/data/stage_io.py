@@ -8,7 +8,8 @@ parsed in Python only when a stage writes it back (:attr:`Doc.rec`). A bad line 
 :class:`FormatError` naming ``file:line`` (with ``skip_bad``, it is counted and handed to
 ``on_bad``); a truncated or corrupt compressed file stops the job, naming the file and the records
 read from it, or with ``skip_bad`` keeps the records before the damage, hands the damage to
-``on_bad`` as a bad line (at the line where it starts) and names it in :attr:`Inputs.damaged`. :class:`Output` writes JSONL through the atomic writer (``.tmp-NAME``, renamed on
+``on_damage`` (else to ``on_bad``, as a bad line) at the line where it starts and names it in
+:attr:`Inputs.damaged`. :class:`Output` writes JSONL through the atomic writer (``.tmp-NAME``, renamed on
 close, removed by :meth:`Output.discard`)."""
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Inputs:
         *,
         skip_bad: bool = False,
         on_bad: Callable[[str, int, str], None] | None = None,
+        on_damage: Callable[[str, int, str], None] | None = None,
         label_field: str | None = None,
         progress: bool = False,
         desc: str = "read",
@@ -105,6 +107,7 @@ class Inputs:
                 raise Qwen25FileNotFoundError(2, "is a folder, not a file" if os.path.isdir(p) else "no such input file", p)
         self.field, self.label_field, self.skip_bad, self.on_bad = field, label_field, skip_bad, on_bad
         self.progress, self.desc, self.batch_size, self.num_threads, self.hint = progress, desc, batch_size, num_threads, hint
+        self.on_damage = on_damage
         self.bad = 0
         self.damaged: list[str] = []
 
@@ -158,7 +161,11 @@ class Inputs:
                             if not self.skip_bad:
                                 raise FormatError(f"{path}: {what}", path)
                             self.damaged.append(f"{path}: {what}")
-                            self._bad(path, dline, what)
+                            if self.on_damage is None:
+                                self._bad(path, dline, what)
+                            else:
+                                self.bad += 1
+                                self.on_damage(path, dline, what)
                 finally:
                     reader.close()
         finally:

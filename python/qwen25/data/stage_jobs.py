@@ -130,8 +130,13 @@ def _inputs(paths: list[str], read: ReadOptions, removed: Output | None, desc: s
         if removed is not None:
             removed.write({"file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
 
+    def on_damage(path: str, line: int, why: str) -> None:  # as data run lists it
+        if removed is not None:
+            removed.write({"file": path, "line": line, "stage": "read", "reason": f"damaged_file: {why}"})
+
     return Inputs(
-        paths, read.text_field, skip_bad=read.skip_bad, on_bad=on_bad, progress=read.progress, desc=desc,
+        paths, read.text_field, skip_bad=read.skip_bad, on_bad=on_bad, on_damage=on_damage, progress=read.progress,
+        desc=desc,
         batch_size=read.batch_size, num_threads=read.num_threads, hint=read.hint, **kw,
     )  # fmt: skip
 
