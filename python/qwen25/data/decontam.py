@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _native
-from ..errors import Qwen25ValueError
+from ..errors import Qwen25TypeError, Qwen25ValueError
 from .records import BadRecord, iter_objects, iter_records, record_item
 
 __all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo", "items_of_test_set"]
@@ -67,11 +67,25 @@ def _item_of(r: Any, field: str, where: str) -> str | list[int]:
     if isinstance(r, (str, list, tuple)):
         return r  # type: ignore[return-value]
     if not isinstance(r, dict):
-        raise TypeError(f"{where}record is {type(r).__name__}, not str, token ids or dict")
+        raise Qwen25TypeError(f"{where}record is {type(r).__name__}, not str, token ids or dict")
     try:
         return record_item(r, field)
     except BadRecord as e:
         raise BadRecord(f"{where}{e}") from None
+
+
+def _raise_surrogate(items: list[Any], what: str, start: int = 0) -> None:
+    """Raise a Qwen25ValueError naming the first item (``what`` and its index from ``start``) whose
+    text holds a lone surrogate, which no UTF-8 text can carry; return if none does."""
+    for i, t in enumerate(items, start):
+        if isinstance(t, str):
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise Qwen25ValueError(
+                    f"{what} {i}: the text holds a lone surrogate {t[e.start]!r} at character {e.start}, "
+                    "which is not valid Unicode text (decode its source with errors='replace' or drop it)"
+                ) from None
 
 
 def items_of_test_set(test_set: Any, field: str = "text") -> tuple[list[str | list[int]], list[str | None]]:
@@ -125,6 +139,13 @@ class Decontaminator:
         tokenizer: Any = None,
         prefilter: bool = True,
     ) -> None:
+        if not isinstance(prefilter, bool):
+            raise Qwen25TypeError(f"prefilter must be True or False, not {prefilter!r}")
+        if isinstance(lcs_ratio, bool) or not isinstance(lcs_ratio, (int, float)):
+            raise Qwen25TypeError(f"lcs_ratio must be a number, not {lcs_ratio!r}")
+        for name, v in (("ngram", ngram), ("lcs_min", lcs_min)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise Qwen25TypeError(f"{name} must be an int >= 1, not {v!r}")
         items, ids = items_of_test_set(test_set, "text")
         if not items:
             raise Qwen25ValueError("the test set is empty: nothing to decontaminate against")
@@ -137,7 +158,7 @@ class Decontaminator:
         else:
             native_tok = None
         for name, v in (("ngram", ngram), ("lcs_min", lcs_min)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if v < 1:
                 raise Qwen25ValueError(f"{name} must be an int >= 1, not {v!r}")
         if window is not None and window != "auto" and (
             isinstance(window, bool) or not isinstance(window, int) or window < 1
@@ -153,9 +174,13 @@ class Decontaminator:
         self.tokenizer = tokenizer if native_tok is not None else None
         self.test_ids: list[str | None] = ids
         self.prefilter = bool(prefilter)
-        self._d = _native.Decontaminator(
-            items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok, None, self.prefilter
-        )
+        try:
+            self._d = _native.Decontaminator(
+                items, mode, ngram, lcs_min, self.lcs_ratio, window, native_tok, None, self.prefilter
+            )
+        except UnicodeEncodeError:
+            _raise_surrogate(items, "test item")
+            raise
         self._check_lengths()
 
     def _check_lengths(self) -> None:
@@ -219,16 +244,35 @@ class Decontaminator:
         return out
 
     def _inputs(self, batch: Iterable[Any], field: str, what: str = "item", start: int = 0) -> list[str | list[int]]:
-        return [_item_of(r, field, f"{what} {i}: ") for i, r in enumerate(batch, start)]
+        if isinstance(batch, (str, bytes, bytearray, os.PathLike)):
+            raise Qwen25TypeError(
+                f"the batch is a {type(batch).__name__} ({batch!r:.60}): pass a list of texts, records or "
+                "token-id lists (a one-text batch is [text]; a file goes through filter() or read_batches)"
+            )
+        try:
+            it = iter(batch)
+        except TypeError:
+            raise Qwen25TypeError(
+                f"the batch is {type(batch).__name__}, not an iterable: pass a list of texts, records or token-id lists"
+            ) from None
+        return [_item_of(r, field, f"{what} {i}: ") for i, r in enumerate(it, start)]
+
+    def _run(self, items: list[str | list[int]], all_: bool, num_threads: int | None, what: str = "item",
+             start: int = 0) -> list[Any]:
+        try:
+            return self._d.check(items, all_, num_threads)
+        except UnicodeEncodeError:
+            _raise_surrogate(items, what, start)
+            raise
 
     def check(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[Match | None]:
         """One entry per training item: its witness with the lowest test index, or None."""
-        res = self._d.check(self._inputs(batch, field), False, num_threads)
+        res = self._run(self._inputs(batch, field), False, num_threads)
         return [self._matches(r)[0] if r else None for r in res]
 
     def check_all(self, batch: Iterable[Any], *, field: str = "text", num_threads: int | None = None) -> list[list[Match]]:
         """One list per training item: every test item that meets the rule (ascending index)."""
-        return [self._matches(r) for r in self._d.check(self._inputs(batch, field), True, num_threads)]
+        return [self._matches(r) for r in self._run(self._inputs(batch, field), True, num_threads)]
 
     def check_records(self, batch: Any, *, num_threads: int | None = None) -> list[list[Match]]:
         """As :meth:`check_all`, for a batch of :func:`qwen25.data.records.read_batches`: the
@@ -261,8 +305,9 @@ class Decontaminator:
                 state["done"] = True
                 return False
             texts = self._inputs(batch, field, "record", state["n"])
+            got = self._run(texts, False, None, "record", state["n"])
             state["n"] += len(batch)
-            for r, m in zip(batch, self._d.check(texts, False, None)):
+            for r, m in zip(batch, got):
                 if m:
                     removed.append((r, self._matches(m)[0]))
                 else:

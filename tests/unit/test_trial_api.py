@@ -1,0 +1,74 @@
+"""Hostile inputs to the Python API (a trial of the current tree): every error is a Qwen25Error
+naming the value, index or file at fault, where the builtin behaviour is the reference."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from qwen25.errors import Qwen25Error, Qwen25TypeError, Qwen25ValueError
+
+_TEST_ITEM = "def add(a, b):\n    # add two numbers and return the sum of both of them to the caller\n    return a + b\n"
+
+
+@pytest.fixture(scope="module")
+def decon():
+    from qwen25.data.decontam import Decontaminator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Decontaminator([_TEST_ITEM])
+
+
+# --- 1. Decontaminator ----------------------------------------------------------------------------
+def test_decontaminator_refuses_a_str_batch_that_would_be_split_into_characters(decon) -> None:
+    batch = "nope.jsonl"
+    assert len(list(batch)) == 10  # the reference: iterating a str yields its characters
+    for bad in (batch, b"nope", 5, None):
+        with pytest.raises(Qwen25TypeError, match="list of texts"):
+            decon.check(bad)
+        with pytest.raises(Qwen25TypeError, match="list of texts"):
+            decon.check_all(bad)
+    assert decon.check([batch]) == [None]  # the same text as a one-item batch is fine
+
+
+def test_decontaminator_names_the_item_with_a_lone_surrogate(decon) -> None:
+    bad = "a\ud800"
+    with pytest.raises(UnicodeEncodeError) as ref:  # the reference: Python cannot encode it either
+        bad.encode("utf-8")
+    assert ref.value.start == 1
+    with pytest.raises(Qwen25ValueError, match=r"item 2: .*lone surrogate '\\ud800' at character 1"):
+        decon.check(["ok", "fine", bad])
+    with pytest.raises(Qwen25ValueError, match=r"item 1: .*surrogate"):
+        decon.check_all(["ok", {"text": bad}])
+    clean, _removed = decon.filter(["x", "y", bad], batch_size=2)
+    with pytest.raises(Qwen25ValueError, match=r"record 2: .*surrogate"):
+        list(clean)
+    from qwen25.data.decontam import Decontaminator
+
+    with pytest.raises(Qwen25ValueError, match=r"test item 1: .*surrogate"):
+        Decontaminator([_TEST_ITEM, _TEST_ITEM + bad])
+
+
+@pytest.mark.parametrize(
+    "key,value,err",
+    [("lcs_ratio", "x", Qwen25TypeError), ("lcs_ratio", True, Qwen25TypeError), ("lcs_ratio", None, Qwen25TypeError),
+     ("prefilter", "no", Qwen25TypeError), ("prefilter", 0, Qwen25TypeError), ("prefilter", None, Qwen25TypeError),
+     ("ngram", "13", Qwen25TypeError), ("ngram", 13.0, Qwen25TypeError), ("lcs_min", True, Qwen25TypeError),
+     ("ngram", 0, Qwen25ValueError), ("lcs_ratio", 1.5, Qwen25ValueError)],
+)  # fmt: skip
+def test_decontaminator_option_types_are_checked_naming_the_option(key: str, value: object, err: type) -> None:
+    from qwen25.data.decontam import Decontaminator
+
+    with pytest.raises(err, match=key):
+        Decontaminator([_TEST_ITEM], **{key: value})
+
+
+def test_decontaminator_names_a_test_item_of_the_wrong_type() -> None:
+    from qwen25.data.decontam import Decontaminator
+
+    for bad in (None, 3.5, object()):
+        with pytest.raises(Qwen25TypeError, match=rf"test item 1: record is {type(bad).__name__}"):
+            Decontaminator([_TEST_ITEM, bad])
+    assert issubclass(Qwen25TypeError, Qwen25Error)
