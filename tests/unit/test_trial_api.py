@@ -72,3 +72,44 @@ def test_decontaminator_names_a_test_item_of_the_wrong_type() -> None:
         with pytest.raises(Qwen25TypeError, match=rf"test item 1: record is {type(bad).__name__}"):
             Decontaminator([_TEST_ITEM, bad])
     assert issubclass(Qwen25TypeError, Qwen25Error)
+
+
+# --- 2. dedup -------------------------------------------------------------------------------------
+def _dedup_jobs():
+    from qwen25.data.dedup import ExactDeduplicator, MinHashDeduplicator, exact_hashes
+
+    m = MinHashDeduplicator()
+    return {
+        "minhash.deduplicate": m.deduplicate,
+        "minhash.signatures": m.signatures,
+        "minhash.stream.add": lambda t: m.stream().add(t),
+        "exact.add": ExactDeduplicator().add,
+        "exact.deduplicate": ExactDeduplicator().deduplicate,
+        "exact_hashes": exact_hashes,
+    }
+
+
+@pytest.mark.parametrize("job", list(_dedup_jobs()))
+def test_dedup_names_the_text_with_a_lone_surrogate_or_wrong_type(job: str) -> None:
+    fn = _dedup_jobs()[job]
+    texts = ["one two three four five six", "a\ud800 b", "x"]
+    bad = [i for i, t in enumerate(texts) if t != t.encode("utf-8", "replace").decode("utf-8")]
+    assert bad == [1]  # the reference: the text Python itself cannot encode
+    with pytest.raises(Qwen25ValueError, match=r"texts\[1\] holds a lone surrogate '\\ud800' at character 1"):
+        fn(texts)
+    with pytest.raises(Qwen25TypeError, match=r"texts\[2\] is NoneType, not str"):
+        fn(["a", "b", None])
+    with pytest.raises(Qwen25TypeError, match="texts"):
+        fn("one text")
+    with pytest.raises(Qwen25TypeError, match="texts"):
+        fn(7)
+
+
+def test_dedup_single_text_functions_check_their_text() -> None:
+    from qwen25.data.dedup import MinHashDeduplicator, exact_hash
+
+    for fn in (exact_hash, MinHashDeduplicator().shingles):
+        with pytest.raises(Qwen25ValueError, match="lone surrogate"):
+            fn("a \udfff b c d e f")
+        with pytest.raises(Qwen25TypeError, match="text is NoneType"):
+            fn(None)

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _native
-from ..errors import Qwen25ValueError
+from ..errors import Qwen25Error, Qwen25TypeError, Qwen25ValueError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,7 +42,9 @@ shingle_hash = _native.shingle_hash
 
 def exact_hash(text: str, *, lowercase: bool = False, strip_punct: bool = False, collapse_ws: bool = False) -> int:
     """xxh3-128 of ``text`` after the chosen normalisation, as a Python int."""
-    return _native.exact_hash(text, lowercase, strip_punct, collapse_ws)
+    if not isinstance(text, str):
+        raise Qwen25TypeError(f"text is {type(text).__name__}, not str")
+    return _on_texts(lambda t: _native.exact_hash(t[0], lowercase, strip_punct, collapse_ws), [text], "text")
 
 
 def exact_hashes(
@@ -53,13 +56,43 @@ def exact_hashes(
     num_threads: int | None = None,
 ) -> bytes:
     """xxh3-128 of each text after the chosen normalisation, 16 little-endian bytes each."""
-    return _native.exact_hashes(_texts(texts), lowercase, strip_punct, collapse_ws, num_threads)
+    return _on_texts(lambda t: _native.exact_hashes(t, lowercase, strip_punct, collapse_ws, num_threads), _texts(texts))
 
 
 def _texts(texts: Iterable[str]) -> list[str]:
     if isinstance(texts, (str, bytes)):
-        raise TypeError("texts must be a sequence of str, not a single str/bytes")
-    return texts if isinstance(texts, list) else list(texts)
+        raise Qwen25TypeError("texts must be a sequence of str, not a single str/bytes")
+    try:
+        return texts if isinstance(texts, list) else list(texts)
+    except TypeError:
+        raise Qwen25TypeError(f"texts must be a sequence of str, not {type(texts).__name__}") from None
+
+
+_T = TypeVar("_T")
+
+
+def _on_texts(job: Callable[[list[str]], _T], texts: list[str], what: str = "texts[{}]") -> _T:
+    """``job(texts)``; a text that is not a str, or holds a lone surrogate (no UTF-8 text can),
+    is a Qwen25 error naming its index (found by a second look only when the engine refused)."""
+    try:
+        return job(texts)
+    except (TypeError, UnicodeEncodeError) as e:
+        if isinstance(e, Qwen25Error):
+            raise
+        for i, t in enumerate(texts):
+            name = what.format(i)
+            if not isinstance(t, str):
+                raise Qwen25TypeError(f"{name} is {type(t).__name__}, not str") from None
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError as u:
+                raise Qwen25ValueError(
+                    f"{name} holds a lone surrogate {t[u.start]!r} at character {u.start}, which is not "
+                    "valid Unicode text (decode its source with errors='replace' or drop it)"
+                ) from None
+        if isinstance(e, TypeError):
+            raise Qwen25TypeError(str(e)) from None
+        raise
 
 
 class MinHashStream:
@@ -81,7 +114,7 @@ class MinHashStream:
         """Add a batch (documents get the next global indices); optionally return signatures."""
         import numpy as np
 
-        out = self._inner.add(_texts(texts), self._owner.num_threads, return_signatures)
+        out = _on_texts(lambda t: self._inner.add(t, self._owner.num_threads, return_signatures), _texts(texts))
         if out is None:
             return None
         return np.frombuffer(out, dtype="<u4").reshape(-1, self._owner.num_perm)
@@ -189,7 +222,9 @@ class MinHashDeduplicator:
     def shingles(self, text: str) -> list[str]:
         """The shingles of ``text`` (duplicates included, in order; none for a text that is not
         signed)."""
-        return self._hasher.shingles(text)
+        if not isinstance(text, str):
+            raise Qwen25TypeError(f"text is {type(text).__name__}, not str")
+        return _on_texts(lambda t: self._hasher.shingles(t[0]), [text], "text")
 
     @property
     def permutations(self) -> np.ndarray:
@@ -204,7 +239,7 @@ class MinHashDeduplicator:
         """MinHash signatures, a (n, num_perm) uint32 array."""
         import numpy as np
 
-        buf = self._hasher.signatures(_texts(texts), self.num_threads)
+        buf = _on_texts(lambda t: self._hasher.signatures(t, self.num_threads), _texts(texts))
         return np.frombuffer(buf, dtype="<u4").reshape(-1, self.num_perm)
 
     def signature_from_hashes(self, hashes: Iterable[int]) -> np.ndarray:
@@ -257,7 +292,7 @@ class ExactDeduplicator:
         """Cluster id (global index of the first occurrence) of each text in the batch, int64."""
         import numpy as np
 
-        buf = self._inner.add(_texts(texts), self.num_threads)
+        buf = _on_texts(lambda t: self._inner.add(t, self.num_threads), _texts(texts))
         return np.frombuffer(buf, dtype="<u8").astype(np.int64)
 
     def add_hashes(self, hashes: bytes) -> np.ndarray:
