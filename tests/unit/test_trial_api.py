@@ -113,3 +113,81 @@ def test_dedup_single_text_functions_check_their_text() -> None:
             fn("a \udfff b c d e f")
         with pytest.raises(Qwen25TypeError, match="text is NoneType"):
             fn(None)
+
+
+# --- 3. PackedDataset -----------------------------------------------------------------------------
+def _packed(path):
+    import json
+
+    from qwen25.data.pack import PackedDataset, TokenPacker
+
+    with TokenPacker(path, seq_len=4, seqs_per_shard=1) as p:
+        for doc in ([1, 2, 3], [4, 5, 6, 7, 8], [9]):
+            p.add_tokens(doc)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert len(manifest["shards"]) >= 2  # the reference: the manifest as json reads it
+    return PackedDataset(path), manifest
+
+
+def test_packed_dataset_names_a_deleted_shard(tmp_path) -> None:
+    from qwen25.data.pack import PackedDataset
+
+    _, manifest = _packed(tmp_path)
+    shard = manifest["shards"][1]["file"]
+    (tmp_path / shard).unlink()
+    with pytest.raises(FileNotFoundError) as e:
+        PackedDataset(tmp_path)
+    assert isinstance(e.value, Qwen25Error) and e.value.filename.endswith(shard)
+    assert shard in str(e.value) and "shard 1" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [(lambda m: m.pop("seq_len"), "no key 'seq_len'"), (lambda m: m.pop("shards"), "no key 'shards'"),
+     (lambda m: m.update(seq_len="4"), "'seq_len' is '4'"), (lambda m: m["shards"][0].pop("file"), r"shards\[0\]: no key 'file'"),
+     (lambda m: m.update(shards=[1]), r"shards\[0\] is 1"), (lambda m: m.update(seq_len=0), "'seq_len' is 0")],
+)  # fmt: skip
+def test_packed_dataset_manifest_without_a_key_is_a_format_error_naming_it(tmp_path, edit, match) -> None:
+    import json
+
+    from qwen25.errors import FormatError
+    from qwen25.data.pack import PackedDataset
+
+    _, manifest = _packed(tmp_path)
+    edit(manifest)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FormatError, match=rf"manifest\.json: {match}"):
+        PackedDataset(tmp_path)
+
+
+def test_packed_dataset_manifest_that_is_not_an_object(tmp_path) -> None:
+    from qwen25.errors import FormatError
+    from qwen25.data.pack import PackedDataset
+
+    _packed(tmp_path)
+    (tmp_path / "manifest.json").write_text("[1]")
+    with pytest.raises(FormatError, match=r"manifest\.json: holds list, not a JSON object"):
+        PackedDataset(tmp_path)
+
+
+def test_packed_dataset_index_must_be_an_int_as_for_a_list(tmp_path) -> None:
+    import numpy as np
+
+    ds, _ = _packed(tmp_path)
+    seqs = [ds[i].tolist() for i in range(len(ds))]
+    for good in (np.int64(1), True, -1):
+        assert ds[good].tolist() == seqs[good]  # the reference: a list indexed the same way
+        assert ds.document(good).tolist() == ds.document(int(good)).tolist()
+    for bad in ("a", 1.0, None):
+        with pytest.raises(TypeError):
+            seqs[bad]  # type: ignore[index]
+        with pytest.raises(Qwen25TypeError, match="sequence index must be an int"):
+            ds[bad]
+        with pytest.raises(Qwen25TypeError, match="sequence index must be an int"):
+            ds.position_ids(bad)
+        with pytest.raises(Qwen25TypeError, match="sequence index must be an int"):
+            ds.document_starts(bad)
+        with pytest.raises(Qwen25TypeError, match="document index must be an int"):
+            ds.document(bad)
+        with pytest.raises(Qwen25TypeError, match="document index must be an int"):
+            ds.document_source(bad)

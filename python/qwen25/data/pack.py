@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import _native
-from ..errors import FormatError, Qwen25ValueError
+from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25TypeError, Qwen25ValueError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,6 +172,16 @@ class TokenPacker:
             self.finish()
 
 
+def _index(i: Any, what: str) -> int:
+    """``i`` as an int index, as a list takes it (ints, numpy ints, anything with ``__index__``)."""
+    import operator
+
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise Qwen25TypeError(f"{what} index must be an int, not {type(i).__name__} ({i!r:.40})") from None
+
+
 class PackedDataset:
     """Torch-free, memory-mapped reader of a packed folder: by sequence and by document."""
 
@@ -184,27 +194,47 @@ class PackedDataset:
             with open(mpath, encoding="utf-8") as f:
                 self.manifest: dict[str, Any] = json.load(f)
         except FileNotFoundError:
-            from ..errors import Qwen25FileNotFoundError
-
             raise Qwen25FileNotFoundError(2, "no manifest (unfinished or not a packed folder)", mpath) from None
         except json.JSONDecodeError as e:
             raise FormatError(f"{mpath}:{e.lineno}: {e.msg}", mpath, e.lineno) from None
+        if not isinstance(self.manifest, dict):
+            raise FormatError(f"{mpath}: holds {type(self.manifest).__name__}, not a JSON object", mpath, 0)
         if self.manifest.get("format") != FORMAT:
             raise FormatError(f"{mpath}: format is {self.manifest.get('format')!r}, expected {FORMAT!r}", mpath, 0)
-        self.seq_len = int(self.manifest["seq_len"])
-        self.separator_id = int(self.manifest["separator_id"])
+
+        def key(obj: dict[str, Any], name: str, kind: type, where: str = "") -> Any:
+            if name not in obj:
+                raise FormatError(f"{mpath}: {where}no key {name!r}", mpath, 0)
+            v = obj[name]
+            if not isinstance(v, kind) or isinstance(v, bool):
+                raise FormatError(f"{mpath}: {where}{name!r} is {v!r}, not {kind.__name__}", mpath, 0)
+            return v
+
+        self.seq_len = key(self.manifest, "seq_len", int)
+        if self.seq_len < 1:
+            raise FormatError(f"{mpath}: 'seq_len' is {self.seq_len}, not >= 1", mpath, 0)
+        self.separator_id = key(self.manifest, "separator_id", int)
         self._shards = []
         starts = [0]
-        for s in self.manifest["shards"]:
-            p = os.path.join(self.path, s["file"])
-            n = os.path.getsize(p) // 4
-            if n != s["tokens"] or n % self.seq_len:
-                raise FormatError(f"{p}: holds {n} tokens, manifest says {s['tokens']} (seq_len {self.seq_len})", p, 0)
+        for j, s in enumerate(key(self.manifest, "shards", list)):
+            if not isinstance(s, dict):
+                raise FormatError(f"{mpath}: shards[{j}] is {s!r}, not an object", mpath, 0)
+            p = os.path.join(self.path, key(s, "file", str, f"shards[{j}]: "))
+            want = key(s, "tokens", int, f"shards[{j}]: ")
+            try:
+                n = os.path.getsize(p) // 4
+            except FileNotFoundError:
+                raise Qwen25FileNotFoundError(2, f"shard {j} of {mpath} is missing", p) from None
+            if n != want or n % self.seq_len:
+                raise FormatError(f"{p}: holds {n} tokens, manifest says {want} (seq_len {self.seq_len})", p, 0)
             self._shards.append(np.memmap(p, dtype="<u4", mode="r") if n else np.zeros(0, dtype="<u4"))
             starts.append(starts[-1] + n)
         self._starts = np.array(starts, dtype=np.int64)
         idx_path = os.path.join(self.path, "docs.idx")
-        raw = np.fromfile(idx_path, dtype="<u8")
+        try:
+            raw = np.fromfile(idx_path, dtype="<u8")
+        except FileNotFoundError:
+            raise Qwen25FileNotFoundError(2, "the document index is missing", idx_path) from None
         if raw.size % 3:
             raise FormatError(f"{idx_path}: size is not a whole number of (start, length, source) records", idx_path, 0)
         self.doc_index = raw.reshape(-1, 3).astype(np.int64)
@@ -240,6 +270,7 @@ class PackedDataset:
         return np.concatenate(parts) if parts else np.zeros(0, dtype="<u4")
 
     def sequence(self, i: int) -> np.ndarray:
+        i = _index(i, "sequence")
         n = len(self)
         if i < 0:
             i += n
@@ -256,12 +287,16 @@ class PackedDataset:
 
     def document(self, i: int) -> np.ndarray:
         """The tokens of document ``i`` (separator excluded)."""
+        i = _index(i, "document")
         if not -self.num_documents <= i < self.num_documents:
             raise IndexError(f"document {i} out of range ({self.num_documents} documents)")
         s, n, _ = self.doc_index[i]
         return self.tokens(int(s), int(s + n))
 
     def document_source(self, i: int) -> str:
+        i = _index(i, "document")
+        if not -self.num_documents <= i < self.num_documents:
+            raise IndexError(f"document {i} out of range ({self.num_documents} documents)")
         sid = int(self.doc_index[i][2])
         return next(s["name"] for s in self.manifest["sources"] if s["id"] == sid)
 
@@ -270,6 +305,7 @@ class PackedDataset:
         position resets); 0 is included when the sequence starts inside a document."""
         import numpy as np
 
+        i = _index(i, "sequence")
         lo, hi = i * self.seq_len, (i + 1) * self.seq_len
         st = self.doc_index[:, 0]
         a, b = np.searchsorted(st, lo, side="left"), np.searchsorted(st, hi, side="left")
@@ -286,6 +322,7 @@ class PackedDataset:
         document's separator, and the padding after the last one, continue its positions."""
         import numpy as np
 
+        i = _index(i, "sequence")
         if not -len(self) <= i < len(self):
             raise IndexError(f"sequence {i} out of range ({len(self)} sequences)")
         i %= len(self)
