@@ -331,3 +331,61 @@ def test_a_state_of_another_version_or_digest_is_redone_with_a_note(tmp_path, ca
 
 def ran_none(err: str) -> bool:
     return all(f"{p}: already done" in err for p in ("scan", "near_dedup", "mix_pack"))
+
+
+# -- one run at a time per output folder (OUT/.lock, shared with decontaminate) -------------------
+def _lock_file(out, pid: int, host: str):
+    import json as _json
+
+    out.mkdir(parents=True, exist_ok=True)
+    p = out / ".lock"
+    p.write_text(_json.dumps({"pid": pid, "host": host, "started": "2024-01-01T00:00:00+00:00", "run_id": "x"}))
+    return p
+
+
+def test_a_second_data_run_on_the_same_output_is_refused(tmp_path, capsys):
+    """A live run's lock (this process: alive) stops a second run before it touches the folder; a
+    lock of a run that is gone is removed with a note; the lock is held during the run and removed
+    after it, also when the run fails."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import qwen25.data.pipeline.job as job
+    from qwen25.cli import main
+    from qwen25.errors import Qwen25IOError
+
+    write_corpus(tmp_path)
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text(CONFIG.format(max_repeat=1.0))
+    out = tmp_path / "out"
+    lock = _lock_file(out, os.getpid(), socket.gethostname())
+    with pytest.raises(Qwen25IOError, match="another data run holds"):
+        run_pipeline(cfg, progress=False)
+    assert main(["data", "run", str(cfg), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{lock}: another data run holds this output folder (pid {os.getpid()}" in err and "Traceback" not in err
+    assert lock.exists() and sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _lock_file(out, dead.pid, socket.gethostname())
+    seen = []
+    real = job.scan
+
+    def spy(ctx):
+        seen.append(json.loads((out / ".lock").read_text())["pid"])
+        return real(ctx)
+
+    job._RUN["scan"] = spy
+    try:
+        run_pipeline(cfg)
+    finally:
+        job._RUN["scan"] = real
+    assert seen == [os.getpid()]  # this run's lock while it worked
+    assert f"removed the stale lock {lock} of pid {dead.pid}" in capsys.readouterr().err
+    assert not lock.exists()
+    (tmp_path / "code" / "c.jsonl").write_text("{not json\n")
+    with pytest.raises(Exception):  # a failed run lets go of the folder too
+        run_pipeline(cfg, progress=False)
+    assert not lock.exists()

@@ -67,7 +67,6 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import statistics
 import sys
 import time
@@ -77,6 +76,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25IOError, Qwen25ValueError
+from .folder_lock import LOCK_NAME, FolderLock
 from .records import BadRecord, record_item, write_json  # record_item: the one record rule (the native reader's)
 
 __all__ = [
@@ -96,7 +96,6 @@ __all__ = [
 DEFAULT_WINDOW: str | int | None = "auto"  # the Decontaminator's default: the CLI and run_job use this
 STATE_DIR = ".state"
 STATE_VERSION = 4  # 3: digests are XXH3-128 (records.DIGEST_ALGORITHM), were BLAKE2b; 4: outputs [size, digest]
-LOCK_NAME = ".lock"
 MAX_THREADS = 4096
 GENERIC_MIN_HITS = 10
 GENERIC_FACTOR = 5
@@ -548,67 +547,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-class _Lock:
-    """``OUT/.lock``, created with O_EXCL, holding ``{"pid", "host", "started", "run_id"}``. A lock
-    whose pid is not running on this host is stale: it is removed, with a note."""
-
-    def __init__(self, out: str, run_id: str, log: Callable[[str], None], notes: list[str]) -> None:
-        self.path = os.path.join(out, LOCK_NAME)
-        self.run_id = run_id
-        self.host = socket.gethostname()
-        body = json.dumps({"pid": os.getpid(), "host": self.host, "started": _now(), "run_id": run_id})
-        for attempt in (0, 1):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                held = self._read()
-                pid, host = held.get("pid"), held.get("host")
-                if attempt == 0 and host == self.host and isinstance(pid, int) and not _pid_alive(pid):
-                    os.remove(self.path)
-                    note = f"removed the stale lock {self.path} of pid {pid}, which is not running on {host}"
-                    notes.append(note)
-                    log(f"note: {note}")
-                    continue
-                if not held:
-                    raise Qwen25IOError(
-                        f"{self.path}: the output folder is locked by a run whose lock cannot be read; if no "
-                        f"run is using {out}, remove {self.path} and rerun"
-                    ) from None
-                state = "is still running" if host == self.host else f"runs on host {host}, not this one ({self.host})"
-                raise Qwen25IOError(
-                    f"{self.path}: another decontaminate run holds this output folder (pid {pid} on {host}, "
-                    f"started {held.get('started')}; pid {pid} {state}); wait for it, or if that run is gone, "
-                    f"remove {self.path} and rerun"
-                ) from None
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + "\n")
-            return
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                v = json.load(f)
-            return v if isinstance(v, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def release(self) -> None:
-        if self._read().get("run_id") == self.run_id:
-            os.remove(self.path)
-
-
 def _sweep(out: str, shards: list[str]) -> list[str]:
     """Remove every file under clean/, removed/, bad/ and .state/ that belongs to no current shard
     (and leftover temporary files); the removed paths, relative to ``out``, sorted."""
@@ -736,7 +674,7 @@ def run_job(
                "batch_size": batch_size, "num_threads": num_threads, "compress_level": compress_level}  # fmt: skip
     rpath = report_path or os.path.join(out, "report.json")
     os.makedirs(out, exist_ok=True)
-    lock = _Lock(out, run_id, log, notes)
+    lock = FolderLock(out, run_id, log, notes, job="decontaminate run")
     bar = None
     try:
         if os.path.isfile(rpath):

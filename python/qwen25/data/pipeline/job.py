@@ -44,11 +44,25 @@ class Pipeline:
         return self.config.output
 
     def run(self) -> dict[str, Any]:
+        """Run (or resume) the phases; one run at a time per output folder (``OUT/.lock``, as
+        :mod:`qwen25.data.folder_lock` describes)."""
+        import secrets
+
+        from ..folder_lock import FolderLock
+
         out = self.out
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as e:  # a read-only or full disk: blamed on the output folder
             raise write_error(e, out) from None
+        lock = FolderLock(out, secrets.token_hex(8), lambda msg: print(f"qwen25 data: {msg}", file=sys.stderr), [],
+                          job="data run")  # fmt: skip
+        try:
+            return self._run(out)
+        finally:
+            lock.release()
+
+    def _run(self, out: str) -> dict[str, Any]:
         fps = fingerprints(self.config)
         st = load_state(out)
         if self.progress and st.get("note"):  # why nothing is resumed (another version, an unreadable file)
