@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "generate": "Generate a reply to one prompt with a Qwen2.5 checkpoint (chat template, streamed).",
     "chat": "Chat with a Qwen2.5 checkpoint in the terminal (chat template, streamed replies).",
     "decontaminate": "Remove training records contaminated by benchmarks (Qwen n-gram + LCS rule).",
-    "data": "Pre-training data pipeline: filter, dedup, decontaminate, mix and pack JSONL corpora.",
+    "data": "Pre-training data: `data run` (filter, dedup, decontaminate, classify, score, mix, pack) and the stages alone.",
     "pretrain": "Pre-train a model with a named recipe (checkpoints, exact resume, FSDP2 under torchrun).",
     "export": "Export a training checkpoint (checkpoints/step-N) as a Hugging Face model folder.",
     "sft": "Supervised fine-tuning on chat data (assistant-only loss, BFD packing, the report's recipe).",
