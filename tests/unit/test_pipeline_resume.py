@@ -318,6 +318,10 @@ def test_a_state_of_another_version_or_digest_is_redone_with_a_note(tmp_path, ca
     sp = tmp_path / "out" / "state.json"
     st = json.loads(sp.read_text())
     sp.write_text(json.dumps({**st, **change}) if change else "{not json")
+    run_pipeline(cfg, progress=False)  # the note is not progress: it is said without it too
+    err = capsys.readouterr().err
+    assert f"qwen25 data: note: {'state.json is from another version' if change else 'state.json cannot be read'}" in err
+    sp.write_text(json.dumps({**st, **change}) if change else "{not json")
     run_pipeline(cfg)
     err = capsys.readouterr().err
     assert [p for p in ("scan", "near_dedup", "mix_pack") if f"{p}: already done" not in err] == [

@@ -65,7 +65,7 @@ class Pipeline:
     def _run(self, out: str) -> dict[str, Any]:
         fps = fingerprints(self.config)
         st = load_state(out)
-        if self.progress and st.get("note"):  # why nothing is resumed (another version, an unreadable file)
+        if st.get("note"):  # why nothing is resumed (another version, an unreadable file): said even without progress
             print(f"qwen25 data: note: {st['note']}", file=sys.stderr)
         done, old = list(st.get("done", [])), dict(st.get("fingerprints", {}))
         parts: dict[str, Any] = dict(st.get("report", {}))
