@@ -74,6 +74,8 @@ def test_stop_after_mix_writes_the_mixed_documents_unpacked(tmp_path, capsys):
     assert all(r["text"] == inputs[(r["file"], r["line"])]["text"] for r in surv)
     assert rep["pack"] == {} and rep["survivors"]["docs"] == len(kept)
     assert not (tmp_path / "out" / "packed").exists() and not (tmp_path / "out" / "kept.jsonl").exists()
+    rep = run_pipeline(cfg)  # resumed: the count comes from the phase's part, still the file's lines
+    assert "mix_pack: already done" in capsys.readouterr().err and rep["survivors"]["docs"] == len(surv)
 
 
 def test_stop_after_dedup_then_a_full_run_resumes_after_the_scan(tmp_path, capsys):

@@ -102,7 +102,13 @@ class Pipeline:
                os.path.join(out, "removed.jsonl"))  # fmt: skip
         final = final_report(self.config.pipeline.engine, {k: v for k, v in parts.items() if k in phases}, stop_after=stop)
         if stop is not None:
-            n = _write_survivors(self.ctx) if stop != "mix" else _count_lines(os.path.join(out, "survivors.jsonl"))
+            if stop != "mix":
+                n = _write_survivors(self.ctx)
+            else:  # mix_pack counted them (a state of an earlier release did not: then they are counted here)
+                n = parts["mix_pack"].get("survivors")
+                if n is None:
+                    with open(os.path.join(out, "survivors.jsonl"), "rb") as f:
+                        n = sum(1 for _ in f)
             final["survivors"] = {"file": "survivors.jsonl", "docs": n}
         write_json(os.path.join(out, "report.json"), final, indent=2, sort_keys=True)
         return final
@@ -149,11 +155,6 @@ def _clear_stale(out: str, stop: str | None) -> None:
                 os.remove(p)
         except OSError as e:  # a read-only output folder: a Qwen25IOError naming what cannot go
             raise Qwen25IOError(e.errno, f"cannot be removed ({e.strerror or e})", p) from None
-
-
-def _count_lines(path: str) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for _ in f)
 
 
 def _write_survivors(ctx: RunContext) -> int:

@@ -652,6 +652,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         part["pack"] = pack_reports.get("", {})
     if not pack:
         part["pack"] = {}
+        part["survivors"] = kept.n  # the lines of survivors.jsonl (the report's survivors.docs)
     part["tally"] = tally.to_json()
     return part
 
