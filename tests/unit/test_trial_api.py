@@ -191,3 +191,42 @@ def test_packed_dataset_index_must_be_an_int_as_for_a_list(tmp_path) -> None:
             ds.document(bad)
         with pytest.raises(Qwen25TypeError, match="document index must be an int"):
             ds.document_source(bad)
+
+
+# --- 4. the binding's error map -------------------------------------------------------------------
+def test_native_io_errors_without_an_os_errno_carry_the_errno_of_their_kind(tmp_path) -> None:
+    import errno
+    import os
+
+    from qwen25 import _native
+
+    with pytest.raises(OSError) as ref:  # the reference: what Python says opening a folder to read
+        open(tmp_path, "rb")
+    assert ref.value.errno == errno.EISDIR
+    with pytest.raises(Qwen25Error) as e:
+        _native.RecordReader(os.fspath(tmp_path), "text")
+    assert isinstance(e.value, OSError) and e.value.errno == errno.EISDIR
+    assert e.value.filename == os.fspath(tmp_path) and "[Errno 0]" not in str(e.value)
+    assert str(e.value).startswith(f"[Errno {errno.EISDIR}] ")
+    missing = os.fspath(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError) as e:
+        _native.Tokenizer.from_dir(missing)  # the core says NotFound with no OS errno
+    assert isinstance(e.value, Qwen25Error) and e.value.errno == errno.ENOENT and e.value.filename == missing
+    assert "[Errno 0]" not in str(e.value)
+
+
+def test_native_type_errors_are_qwen25_type_errors() -> None:
+    from qwen25 import _native
+    from qwen25.data.dedup import MinHashDeduplicator
+
+    with pytest.raises(Qwen25TypeError, match=r"texts\[1\] is int, not str"):
+        MinHashDeduplicator()._hasher.signatures(["a", 3], None)  # convert.rs, below the Python layer
+    d = _native.Decontaminator([list(range(20))], "lcs", 13, 13, 0.6, "auto", None, None, False)
+    with pytest.raises(Qwen25TypeError, match=r"batch\[0\]\[1\] = 2.5 is not a token id"):
+        d.check([[1, 2.5]], False, None)
+    with pytest.raises(Qwen25TypeError, match=r"batch\[0\] is NoneType"):
+        d.check([None], False, None)
+    with pytest.raises(Qwen25TypeError, match="window"):
+        _native.Decontaminator([list(range(20))], "qwen", 13, 13, 0.6, 2.5, None, None, False)
+    with pytest.raises(Qwen25ValueError, match="window"):
+        _native.Decontaminator([list(range(20))], "qwen", 13, 13, 0.6, "nope", None, None, False)

@@ -1,6 +1,5 @@
 //! Python -> Rust argument conversions shared by the bindings.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -20,7 +19,7 @@ pub(crate) fn borrow_texts_at<'a>(
         .enumerate()
         .map(|(i, t)| {
             let s = t.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!(
+                crate::errors::type_error(format!(
                     "texts[{}] is {}, not str",
                     offset + i,
                     t.get_type()

@@ -1,7 +1,6 @@
 //! Binding of `qwen25_core::decontam`. `qwen25/data/decontam.py` wraps it with the public
 //! `Decontaminator` (record formats, streaming, `Match` objects).
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyList, PyString, PyTuple};
 use qwen25_core::decontam::{self, normalize, Config, Input, Mode, Window};
@@ -29,11 +28,11 @@ fn extract<'a>(objs: &'a [Bound<'_, PyAny>], what: &str) -> PyResult<Vec<Item<'a
                         .ok()
                         .and_then(|x| x.repr().ok().map(|r| r.to_string()))
                         .unwrap_or_default();
-                    PyTypeError::new_err(format!(
+                    crate::errors::type_error(format!(
                         "{what}[{i}][{j}] = {x} is not a token id (an int in 0..2**32, not a bool)"
                     ))
                 }
-                None => PyTypeError::new_err(format!(
+                None => crate::errors::type_error(format!(
                     "{what}[{i}] is {}, not str or a list of token ids (ints in 0..2**32)",
                     o.get_type()
                         .name()
@@ -120,14 +119,14 @@ fn parse_window(w: Option<&Bound<'_, PyAny>>) -> PyResult<Window> {
     if let Ok(s) = w.cast::<PyString>() {
         return match s.to_str()? {
             "auto" => Ok(Window::Aligned),
-            other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            other => Err(crate::errors::value_error(format!(
                 "window must be 'auto', None or an int >= 1, not {other:?}"
             ))),
         };
     }
     match w.extract::<usize>() {
         Ok(k) if !w.is_instance_of::<pyo3::types::PyBool>() => Ok(Window::Fixed(k)),
-        _ => Err(PyTypeError::new_err(format!(
+        _ => Err(crate::errors::type_error(format!(
             "window must be 'auto', None or an int >= 1, not {w}"
         ))),
     }

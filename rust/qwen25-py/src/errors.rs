@@ -3,10 +3,11 @@
 //! each keeps the builtin meaning: ValueError for bad values, KeyError for unknown ids,
 //! OSError/FileNotFoundError for files.
 
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use qwen25_core::Error;
+use std::io::ErrorKind;
 
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
     Ok(py
@@ -15,21 +16,83 @@ fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
         .cast_into::<PyType>()?)
 }
 
+/// A `Qwen25TypeError(msg)` (a `TypeError`): a Python argument of the wrong type.
+pub fn type_error(msg: String) -> PyErr {
+    Python::attach(|py| match class(py, "Qwen25TypeError") {
+        Ok(cls) => PyErr::from_type(cls, (msg,)),
+        Err(_) => PyTypeError::new_err(msg),
+    })
+}
+
+/// A `Qwen25ValueError(msg)` (a `ValueError`): a Python argument with a bad value.
+pub fn value_error(msg: String) -> PyErr {
+    Python::attach(|py| match class(py, "Qwen25ValueError") {
+        Ok(cls) => PyErr::from_type(cls, (msg,)),
+        Err(_) => PyValueError::new_err(msg),
+    })
+}
+
+/// The name, in Python's `errno` module, of the errno that stands for an I/O error kind, for
+/// errors that carry no OS errno of their own (made in Rust, not returned by a system call).
+fn errno_name(kind: ErrorKind) -> Option<&'static str> {
+    Some(match kind {
+        ErrorKind::NotFound => "ENOENT",
+        ErrorKind::PermissionDenied => "EACCES",
+        ErrorKind::AlreadyExists => "EEXIST",
+        ErrorKind::IsADirectory => "EISDIR",
+        ErrorKind::NotADirectory => "ENOTDIR",
+        ErrorKind::DirectoryNotEmpty => "ENOTEMPTY",
+        ErrorKind::StorageFull => "ENOSPC",
+        ErrorKind::QuotaExceeded => "EDQUOT",
+        ErrorKind::ReadOnlyFilesystem => "EROFS",
+        ErrorKind::FileTooLarge => "EFBIG",
+        ErrorKind::CrossesDevices => "EXDEV",
+        ErrorKind::TooManyLinks => "EMLINK",
+        ErrorKind::ResourceBusy => "EBUSY",
+        ErrorKind::ExecutableFileBusy => "ETXTBSY",
+        ErrorKind::NotSeekable => "ESPIPE",
+        ErrorKind::InvalidFilename => "ENAMETOOLONG",
+        ErrorKind::BrokenPipe => "EPIPE",
+        ErrorKind::WouldBlock => "EAGAIN",
+        ErrorKind::TimedOut => "ETIMEDOUT",
+        ErrorKind::Interrupted => "EINTR",
+        ErrorKind::OutOfMemory => "ENOMEM",
+        ErrorKind::Unsupported => "EOPNOTSUPP",
+        _ => return None,
+    })
+}
+
+/// The `Qwen25IOError` (or `Qwen25FileNotFoundError`) of an I/O error on `path`, as Python's
+/// `OSError(errno, strerror, filename)`: the OS errno when the error came from a system call, else
+/// the errno that stands for its kind (`NotFound` is ENOENT ...), and EIO (the generic I/O error)
+/// for kinds that have none (corrupt data, an early end of file): never a meaningless
+/// `[Errno 0]`, and `errno`, `strerror` and `filename` are always set.
+fn io_err(py: Python<'_>, path: &str, source: &std::io::Error) -> PyResult<PyErr> {
+    let name = if source.kind() == ErrorKind::NotFound {
+        "Qwen25FileNotFoundError"
+    } else {
+        "Qwen25IOError"
+    };
+    let cls = class(py, name)?;
+    let errno = match source.raw_os_error() {
+        Some(n) => n,
+        None => py
+            .import("errno")?
+            .getattr(errno_name(source.kind()).unwrap_or("EIO"))?
+            .extract::<i32>()?,
+    };
+    Ok(PyErr::from_type(
+        cls,
+        (errno, source.to_string(), path.to_owned()),
+    ))
+}
+
 pub fn to_pyerr(e: Error) -> PyErr {
     Python::attach(|py| {
         let (name, args): (&str, Py<PyAny>) = match &e {
             Error::Io { path, source } => {
-                let name = if source.kind() == std::io::ErrorKind::NotFound {
-                    "Qwen25FileNotFoundError"
-                } else {
-                    "Qwen25IOError"
-                };
-                let errno = source.raw_os_error().unwrap_or(0);
-                let args = (errno, source.to_string(), path.clone());
-                match args.into_pyobject(py) {
-                    Ok(t) => (name, t.into_any().unbind()),
-                    Err(err) => return err,
-                }
+                return io_err(py, path, source)
+                    .unwrap_or_else(|_| PyRuntimeError::new_err(e.to_string()));
             }
             Error::Format { path, line, .. } => {
                 match (e.to_string(), path.clone(), *line).into_pyobject(py) {

@@ -247,7 +247,10 @@ impl RecordReader {
             if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 return Err(Error::io(
                     Path::new(path),
-                    std::io::Error::other("is a directory, not a file"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::IsADirectory,
+                        "is a directory, not a file",
+                    ),
                 ));
             }
             // an empty file holds no records, compressed or not (as Python's gzip reads it)
