@@ -1,7 +1,8 @@
 //! Time the stages of a MinHash signature with datatrove's shingling on a corpus file (texts
-//! separated by NUL bytes): `simplify_text`, the spaCy word split, and whole signatures.
+//! separated by NUL bytes): `simplify_text`, the spaCy word split (`words`, the rules' path,
+//! and `word_spans`, the split MinHash uses), and whole signatures.
 //!
-//!     cargo run --release -p qwen25-bench --example minhash_stages -- texts.bin [repeat] [simplify|words|signatures]
+//!     cargo run --release -p qwen25-bench --example minhash_stages -- texts.bin [repeat] [simplify|words|word_spans|signatures]
 use std::time::Instant;
 
 use qwen25_core::dedup::{simplify_text, MinHashConfig, MinHasher};
@@ -56,6 +57,13 @@ fn main() {
     });
     run("words", &mut || {
         simplified.iter().map(|t| spacy::words(t).len()).sum()
+    });
+    run("word_spans", &mut || {
+        let mut n = 0;
+        for t in &simplified {
+            spacy::word_spans(t, |_, _| n += 1);
+        }
+        n
     });
     run("signatures", &mut || h.signatures(&texts, 1).len());
 }

@@ -308,7 +308,8 @@ impl MinHasher {
             return shingles(text, c.ngram, &c.norm);
         }
         let t = simplify_text_with(text, &c.norm);
-        let words = crate::filter::spacy::words(&t);
+        let mut words = Vec::new();
+        crate::filter::spacy::word_spans(&t, |s, e| words.push(&t[s..e]));
         if words.len() < c.ngram {
             return if c.sign_short_docs && !words.is_empty() {
                 vec![words.join(" ")]
@@ -352,12 +353,9 @@ impl MinHasher {
         simplify_text_into(text, &c.norm, t);
         // the words as byte spans of `t`: a shingle whose words are joined by single spaces in
         // `t` (nearly all, once whitespace is collapsed) is hashed in place, without a copy
+        // (`word_spans`: single-spaced plain words, nearly all of them, skip spaCy's rules)
         spans.clear();
-        crate::filter::spacy::tokens(t, |s, e, ws| {
-            if !ws {
-                spans.push((s, e));
-            }
-        });
+        crate::filter::spacy::word_spans(t, |s, e| spans.push((s, e)));
         let spans = &spans[..];
         let bytes = t.as_bytes();
         // joined[k]: words k and k + 1 are separated by exactly one space

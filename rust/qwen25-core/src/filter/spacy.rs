@@ -970,6 +970,216 @@ fn tokens_by_the_rules(text: &str, mut emit: impl FnMut(usize, usize, bool)) {
     }
 }
 
+/// Whether the rules make `w` one token, `w` itself, wherever it stands between whitespace (or
+/// the text's ends): a [`plain_chunk`] of ASCII letters and digits (no letter right after a
+/// digit) that is neither a special case nor a third or later token of a special-case pattern
+/// (which a run of chunks before it could take). Then no special-case pattern holds it: a
+/// pattern of several tokens has its second token joined to the first, and this one is
+/// alone in its chunk. False for the empty string.
+///
+/// Every word of `simplify_text`'s output that is not a special case or pattern token
+/// ("cannot", "gonna", "o", ...), has no letter right after a digit ("0km") and is ASCII is
+/// plain. `tests::plain_words_are_single_tokens` checks every key of the exception table.
+#[inline]
+pub fn is_plain_word(w: &str) -> bool {
+    let b = w.as_bytes();
+    let mut prev_digit = false;
+    for &c in b {
+        match ASCII_CLASS[c as usize] {
+            A_LETTER if !prev_digit => {}
+            A_DIGIT => {
+                prev_digit = true;
+                continue;
+            }
+            _ => return false,
+        }
+        prev_digit = false;
+    }
+    !b.is_empty() && not_special_nor_pattern(w)
+}
+
+/// Neither a special case nor a later pattern token: one filter test answers for most words.
+#[inline(always)]
+fn not_special_nor_pattern(w: &str) -> bool {
+    !plain_filter().may_hold(w) || (not_special_key(w) && !later_pattern_token(w))
+}
+
+/// The [`KeyFilter`] of the special cases and the later pattern tokens together.
+fn plain_filter() -> &'static KeyFilter {
+    static F: OnceLock<KeyFilter> = OnceLock::new();
+    F.get_or_init(|| {
+        let (set, _) = later_pattern_tokens();
+        KeyFilter::new(specials().0.keys().copied().chain(set.iter().copied()))
+    })
+}
+
+/// The words of `text` as [`words`] finds them (its tokens that are not blank), as byte spans,
+/// split at spaces first: an [`is_plain_word`] is emitted as it is, and each run of the other
+/// words (with the whitespace between them) goes through [`tokens`]. This is what [`tokens`]
+/// does over the whole text, as a plain word ends its run of chunks (a pattern can neither go on
+/// through it nor start with it), and cheaper on text of single-spaced plain words, such as the
+/// output of `simplify_text` that MinHash shingles.
+pub fn word_spans(text: &str, mut emit: impl FnMut(usize, usize)) {
+    let n = text.len();
+    // the run of words that are not plain, as (start, end)
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |run: &mut Option<(usize, usize)>, emit: &mut dyn FnMut(usize, usize)| {
+        if let Some((s, e)) = run.take() {
+            tokens(&text[s..e], |x, y, ws| {
+                if !ws {
+                    emit(s + x, s + y)
+                }
+            });
+        }
+    };
+    let plain = plain_filter();
+    // a word (not empty) whose bytes can be plain: emitted when it is, else added to the run
+    macro_rules! word {
+        ($s:expr, $e:expr, $clean:expr) => {{
+            let (s, e) = ($s, $e);
+            let w = &text[s..e];
+            if $clean && (!plain.may_hold(w) || (not_special_key(w) && !later_pattern_token(w))) {
+                if run.is_some() {
+                    flush(&mut run, &mut emit);
+                }
+                emit(s, e);
+            } else {
+                run = Some((run.map_or(s, |(a, _)| a), e));
+            }
+        }};
+    }
+    // blocks of 64 bytes: a bit per byte for a space, and for a byte that no plain word holds
+    let b = text.as_bytes();
+    let mut s = 0usize;
+    // the bad bits of the current word in the blocks before the current one
+    let mut bad_before = false;
+    let mut last_digit = false;
+    for (k, blk) in b.chunks(64).enumerate() {
+        let base = k * 64;
+        let (space, bad, digit_at_end) = block_masks(blk, last_digit);
+        last_digit = digit_at_end;
+        let mut sp = space;
+        while sp != 0 {
+            let p = sp.trailing_zeros() as usize;
+            sp &= sp - 1;
+            let e = base + p;
+            // the bad bits of [s, e) in this block
+            let from = s.max(base) - base;
+            let in_word = (u64::MAX << from) & !(u64::MAX << p);
+            if s < e {
+                word!(s, e, !bad_before && bad & in_word == 0);
+            }
+            s = e + 1;
+            bad_before = false;
+        }
+        // the word that goes on into the next block
+        if s < base + blk.len() {
+            let from = s.max(base) - base;
+            bad_before |= bad >> from != 0;
+        }
+    }
+    if s < n {
+        word!(s, n, !bad_before);
+    }
+    flush(&mut run, &mut emit);
+}
+
+/// The masks of a block of up to 64 bytes of text (bit i for byte i): its spaces; its bytes
+/// that a [`is_plain_word`] cannot hold (not an ASCII letter, digit or space, or a letter right
+/// after a digit, `prev_digit` telling whether the byte before the block is one); and whether
+/// its last byte is a digit. Bits past the block's end are clear.
+#[inline(always)]
+fn block_masks(blk: &[u8], prev_digit: bool) -> (u64, u64, bool) {
+    let n = blk.len();
+    let (space, letter, digit) = match <&[u8; 64]>::try_from(blk) {
+        Ok(full) => classes64(full),
+        Err(_) => {
+            let mut pad = [0u8; 64];
+            pad[..n].copy_from_slice(blk);
+            let len_mask = (1u64 << n) - 1;
+            let (s, l, d) = classes64(&pad);
+            (s & len_mask, l & len_mask, d & len_mask)
+        }
+    };
+    let len_mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let after_digit = digit << 1 | prev_digit as u64;
+    let bad = (!(letter | digit | space) | (letter & after_digit)) & len_mask;
+    (space, bad, n > 0 && digit >> (n - 1) & 1 == 1)
+}
+
+/// Bit masks of the spaces, ASCII letters and ASCII digits of 64 bytes (bit i for byte i).
+#[inline(always)]
+fn classes64(b: &[u8; 64]) -> (u64, u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        classes64_sse2(b)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        classes64_swar(b)
+    }
+}
+
+/// [`classes64`] with SSE2 (every x86-64 CPU has it): signed byte compares, under which the
+/// bytes of non-ASCII chars (0x80 and up) are negative, below every ASCII class.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn classes64_sse2(b: &[u8; 64]) -> (u64, u64, u64) {
+    use std::arch::x86_64::*;
+    let (mut space, mut letter, mut digit) = (0u64, 0u64, 0u64);
+    for q in 0..4 {
+        // SAFETY: SSE2 is part of x86-64; the load reads bytes 16q..16q+16 of the 64
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(16 * q) as *const __m128i);
+            let set = |c: u8| _mm_set1_epi8(c as i8);
+            let lower = _mm_or_si128(v, set(0x20));
+            let l = _mm_and_si128(
+                _mm_cmpgt_epi8(lower, set(b'a' - 1)),
+                _mm_cmpgt_epi8(set(b'z' + 1), lower),
+            );
+            let d = _mm_and_si128(
+                _mm_cmpgt_epi8(v, set(b'0' - 1)),
+                _mm_cmpgt_epi8(set(b'9' + 1), v),
+            );
+            let sp = _mm_cmpeq_epi8(v, set(b' '));
+            let m = |x: __m128i| (_mm_movemask_epi8(x) as u32 as u64) << (16 * q);
+            space |= m(sp);
+            letter |= m(l);
+            digit |= m(d);
+        }
+    }
+    (space, letter, digit)
+}
+
+/// [`classes64`] by arithmetic on 8 bytes at a time (SWAR).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn classes64_swar(b: &[u8; 64]) -> (u64, u64, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x80 * ONES;
+    // the high bit of each byte of `m` (bits 7, 15, ...) gathered into the low 8 bits: each bit
+    // lands alone on its place in the top byte of the product
+    let pack = |m: u64| (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    let (mut space, mut letter, mut digit) = (0u64, 0u64, 0u64);
+    for (q, c) in b.chunks_exact(8).enumerate() {
+        let mut w8 = [0u8; 8];
+        w8.copy_from_slice(c);
+        let w = u64::from_le_bytes(w8);
+        let ascii = !w & HIGH;
+        let x = w & !HIGH;
+        // the high bit of each byte of x + (0x80 - c): byte >= c (no sum carries: x < 0x80)
+        let ge = |x: u64, c: u8| (x + (0x80 - c as u64) * ONES) & HIGH;
+        let lower = x | (0x20 * ONES);
+        let l = ge(lower, b'a') & !ge(lower, b'z' + 1) & ascii;
+        let d = ge(x, b'0') & !ge(x, b'9' + 1) & ascii;
+        let sp = ge(x, b' ') & !ge(x, b' ' + 1) & ascii;
+        space |= pack(sp) << (8 * q);
+        letter |= pack(l) << (8 * q);
+        digit |= pack(d) << (8 * q);
+    }
+    (space, letter, digit)
+}
+
 /// datatrove's `split_into_words` for English: the tokens that are not blank.
 pub fn words(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -1328,5 +1538,170 @@ mod tests {
             6
         );
         assert_eq!(count_sentences(""), 1);
+    }
+
+    /// The words of `text` by [`word_spans`], and by the rules alone (every fast path off).
+    fn split_both_ways(text: &str) -> (Vec<&str>, Vec<&str>) {
+        let mut fast = Vec::new();
+        word_spans(text, |s, e| fast.push(&text[s..e]));
+        NO_FAST_PATH.with(|c| c.set(true));
+        let slow = words(text);
+        NO_FAST_PATH.with(|c| c.set(false));
+        (fast, slow)
+    }
+
+    #[test]
+    fn word_spans_agree_with_the_rules() {
+        use crate::dedup::normalize::simplify_text;
+        // every key of the exception table, as it is and as simplify_text leaves it (lowercase,
+        // no punctuation, numbers as 0), the later tokens of patterns, words next to digits,
+        // non-ASCII words and whitespace
+        let mut pieces: Vec<String> = EXCEPTIONS.iter().map(|&(k, _)| k.to_string()).collect();
+        pieces.extend(EXCEPTIONS.iter().map(|&(k, _)| simplify_text(k)));
+        pieces.extend(later_pattern_tokens().0.iter().map(|t| t.to_string()));
+        for w in [
+            "the",
+            "qzab",
+            "0",
+            "00",
+            "a0",
+            "0a",
+            "0km",
+            "0s",
+            "0nd",
+            "km",
+            "m",
+            "x0y",
+            "caf\u{e9}",
+            "\u{65e5}\u{672c}",
+            "stra\u{df}e",
+            "\u{43a}\u{43c}",
+            "0\u{43a}\u{43c}",
+            "\u{663}",
+            "\u{24b6}",
+            "\u{a9}",
+            "A",
+            "Cannot",
+            "can",
+            "not",
+            "o",
+            "or",
+            "d",
+            "\u{2019}s",
+            "'",
+            ".",
+            "-",
+        ] {
+            pieces.push(w.to_string());
+        }
+        let seps = [
+            " ", " ", " ", " ", " ", "", "  ", "\n", "\t", "\u{a0}", " \n ",
+        ];
+        let mut rng = crate::lcg::Lcg(23);
+        for n in 0..30000 {
+            let mut text = String::new();
+            for _ in 0..(1 + n % 40) {
+                text.push_str(&pieces[rng.below(pieces.len())]);
+                text.push_str(seps[rng.below(seps.len())]);
+            }
+            let (fast, slow) = split_both_ways(&text);
+            assert_eq!(fast, slow, "{text:?}");
+            let simple = simplify_text(&text);
+            let (fast, slow) = split_both_ways(&simple);
+            assert_eq!(fast, slow, "{simple:?}");
+            assert_eq!(fast, words(&simple), "{simple:?}");
+        }
+        // random characters, with words across the 64-byte blocks
+        let alphabets: [Vec<char>; 2] = [
+            "ab0k9mzs     ".chars().collect(),
+            "ab0k9mKgTsd'.,-:/  \n\t$\u{e9}\u{65e5}\u{24b6}\u{a0}"
+                .chars()
+                .collect(),
+        ];
+        for alphabet in &alphabets {
+            for n in 0..20000 {
+                let text = rng.string(alphabet, n % 200);
+                let (fast, slow) = split_both_ways(&text);
+                assert_eq!(fast, slow, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_words_are_single_tokens() {
+        // no key of the exception table, nor a later pattern token, is plain
+        for &(k, _) in EXCEPTIONS {
+            assert!(!is_plain_word(k), "{k}");
+        }
+        for t in later_pattern_tokens().0.iter() {
+            assert!(!is_plain_word(t), "{t}");
+        }
+        assert!(!is_plain_word(""));
+        // a plain word is itself, one token, between any neighbours (the rules alone decide)
+        let mut rng = crate::lcg::Lcg(29);
+        let keys: Vec<&str> = EXCEPTIONS.iter().map(|&(k, _)| k).collect();
+        let mut plain = 0;
+        for n in 0..20000 {
+            let w = rng.string(b"abcdeghmnostuwy0Ak", 1 + n % 7);
+            if !is_plain_word(&w) {
+                continue;
+            }
+            plain += 1;
+            let (l, r) = (keys[rng.below(keys.len())], keys[rng.below(keys.len())]);
+            let text = format!("{l} {w} {r}");
+            NO_FAST_PATH.with(|c| c.set(true));
+            let mut toks = Vec::new();
+            tokens(&text, |s, e, ws| toks.push((s, e, ws)));
+            NO_FAST_PATH.with(|c| c.set(false));
+            let at = l.len() + 1;
+            assert!(toks.contains(&(at, at + w.len(), false)), "{text:?}");
+        }
+        assert!(plain > 5000);
+    }
+
+    #[test]
+    fn class_masks_byte_by_byte() {
+        let mut rng = crate::lcg::Lcg(37);
+        for _ in 0..3000 {
+            let mut b = [0u8; 64];
+            for x in b.iter_mut() {
+                *x = rng.below(256) as u8;
+            }
+            let want = |f: fn(u8) -> bool| (0..64).fold(0u64, |m, i| m | (f(b[i]) as u64) << i);
+            let expect = (
+                want(|c| c == b' '),
+                want(|c| c.is_ascii_alphabetic()),
+                want(|c| c.is_ascii_digit()),
+            );
+            assert_eq!(classes64_swar(&b), expect, "{b:?}");
+            assert_eq!(classes64(&b), expect, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn block_masks_byte_by_byte() {
+        let alphabet: Vec<char> = "az09AZ@[`{/: \t\u{e9}".chars().collect();
+        let mut rng = crate::lcg::Lcg(31);
+        for n in 0..5000 {
+            let text = rng.string(&alphabet, n % 70);
+            let b = text.as_bytes();
+            let blk = &b[..b.len().min(64)];
+            let prev_digit = n % 2 == 1;
+            let (space, bad, last) = block_masks(blk, prev_digit);
+            for (i, &c) in blk.iter().enumerate() {
+                let before = if i == 0 {
+                    prev_digit
+                } else {
+                    blk[i - 1].is_ascii_digit()
+                };
+                let ok = c == b' ' || c.is_ascii_digit() || (c.is_ascii_alphabetic() && !before);
+                assert_eq!(space >> i & 1 == 1, c == b' ', "{text:?} {i}");
+                assert_eq!(bad >> i & 1 == 1, !ok, "{text:?} {i}");
+            }
+            if blk.len() < 64 {
+                assert_eq!((space | bad) >> blk.len(), 0, "{text:?}");
+            }
+            assert_eq!(last, blk.last().is_some_and(|c| c.is_ascii_digit()));
+        }
     }
 }
