@@ -230,3 +230,93 @@ def test_native_type_errors_are_qwen25_type_errors() -> None:
         _native.Decontaminator([list(range(20))], "qwen", 13, 13, 0.6, 2.5, None, None, False)
     with pytest.raises(Qwen25ValueError, match="window"):
         _native.Decontaminator([list(range(20))], "qwen", 13, 13, 0.6, "nope", None, None, False)
+
+
+# --- 5. a UTF-8 byte order mark at the start of a JSONL file --------------------------------------
+_BOM = b"\xef\xbb\xbf"
+
+
+def _bom_docs(n: int = 6) -> bytes:
+    import json
+
+    return b"".join(
+        (json.dumps({"id": i, "text": f"document {i} about " + " ".join(f"river{i}x{j}" for j in range(15))}) + "\n").encode()
+        for i in range(n)
+    )
+
+
+def _read_all(path) -> tuple[list, list]:
+    from qwen25.data.records import read_batches
+
+    items, raws = [], []
+    for b in read_batches(path):
+        items += b.items()
+        raws += [bytes(b.raw(i)) for i in range(len(b.items()))]
+    return items, raws
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+def test_reader_skips_a_bom_at_the_start_of_a_file_as_utf8_sig_does(tmp_path, suffix: str) -> None:
+    import gzip
+    import json
+
+    data = _bom_docs()
+    pack = gzip.compress if suffix.endswith(".gz") else (lambda b: b)
+    (tmp_path / f"plain{suffix}").write_bytes(pack(data))
+    (tmp_path / f"bom{suffix}").write_bytes(pack(_BOM + data))
+    with open(tmp_path / "ref.jsonl", "wb") as f:
+        f.write(_BOM + data)
+    with open(tmp_path / "ref.jsonl", encoding="utf-8-sig") as f:  # the reference: Python's utf-8-sig
+        want = [json.loads(line)["text"] for line in f]
+    plain, bom = _read_all(tmp_path / f"plain{suffix}"), _read_all(tmp_path / f"bom{suffix}")
+    assert bom[0] == want == plain[0]
+    assert bom[1] == plain[1] and not bom[1][0].startswith(_BOM)  # pass-through bytes without the mark
+
+
+def test_reader_a_bom_elsewhere_is_a_bad_line_as_json_finds_it(tmp_path) -> None:
+    import json
+
+    from qwen25.errors import FormatError
+
+    lines = _bom_docs(3).splitlines(keepends=True)
+    with pytest.raises(json.JSONDecodeError):  # the reference: json refuses a str starting with U+FEFF
+        json.loads((_BOM + lines[1]).decode("utf-8"))
+    (tmp_path / "mid.jsonl").write_bytes(lines[0] + _BOM + lines[1] + lines[2])
+    with pytest.raises(FormatError, match=r"mid\.jsonl:2:"):
+        _read_all(tmp_path / "mid.jsonl")
+    for only in (_BOM, _BOM + b"\n"):  # the mark alone is no record
+        (tmp_path / "only.jsonl").write_bytes(only)
+        assert _read_all(tmp_path / "only.jsonl") == ([], [])
+
+
+def test_cli_stages_read_a_file_with_a_bom_as_without(tmp_path, capsys) -> None:
+    import json
+
+    from qwen25.cli import main
+
+    data = _bom_docs()
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "bom").mkdir()
+    (tmp_path / "plain" / "a.jsonl").write_bytes(data)
+    (tmp_path / "bom" / "a.jsonl").write_bytes(_BOM + data)
+    test_item = {"text": json.loads(data.splitlines()[1])["text"]}
+    (tmp_path / "test.jsonl").write_text(json.dumps(test_item) + "\n")
+    none = tmp_path / "none.toml"
+    none.write_text("gopher_repetition = false\ngopher_quality = false\nc4 = false\nfineweb = false\n")
+    want_ids = [json.loads(x)["id"] for x in data.decode().splitlines()]
+    for kind in ("plain", "bom"):
+        src = str(tmp_path / kind / "a.jsonl")
+        assert main(["data", "filter", src, "-o", str(tmp_path / f"f-{kind}.jsonl"), "--no-progress",
+                     "--config", str(none)]) == 0, capsys.readouterr().err  # fmt: skip
+        assert main(["decontaminate", "--train", src, "--test", str(tmp_path / "test.jsonl"), "--mode", "ngram",
+                     "--ngram", "5", "--out", str(tmp_path / f"d-{kind}"), "--compress-level", "0",
+                     "--no-progress"]) == 0, capsys.readouterr().err  # fmt: skip
+    filtered = (tmp_path / "f-bom.jsonl").read_bytes()
+    assert filtered == (tmp_path / "f-plain.jsonl").read_bytes()
+    assert [json.loads(x)["id"] for x in filtered.decode().splitlines()] == want_ids
+    rep = {k: json.loads((tmp_path / f"d-{k}" / "report.json").read_text()) for k in ("plain", "bom")}
+    assert rep["bom"]["counts"] == rep["plain"]["counts"]
+    assert [r["line"] for r in rep["bom"]["removed"]] == [r["line"] for r in rep["plain"]["removed"]] == [2]
+    for k in ("plain", "bom"):  # the kept records pass through byte for byte, the first without the mark
+        kept = b"".join(p.read_bytes() for p in sorted((tmp_path / f"d-{k}" / "clean").rglob("*.jsonl")))
+        assert kept == b"".join(x for i, x in enumerate(data.splitlines(keepends=True)) if i != 1)

@@ -198,7 +198,11 @@ def read_batches(
 
     A record's text is ``obj[field]`` when a string, else the contents of a chat messages list
     (``obj[field]`` or ``obj["messages"]``: ``{role, content}`` objects, null content empty) joined
-    by newlines; with ``allow_ids`` a non-empty list of ints in ``field`` is token ids. A line that
+    by newlines; with ``allow_ids`` a non-empty list of ints in ``field`` is token ids. A UTF-8 byte
+    order mark at the very start of the file (after decompression), as Windows tools write it, is
+    skipped, as Python's ``encoding="utf-8-sig"`` does: it is not part of line 1's text nor of its
+    ``raw`` bytes (the digests still cover every byte of the file); anywhere else it is a bad line,
+    as ``json.loads`` finds it. A line that
     is not UTF-8 (unless ``encoding_errors="replace"``), not one JSON object, holds a lone surrogate
     escape anywhere, or has no such text raises :class:`FormatError` naming ``file:line``, or with
     ``skip_bad`` is listed in the batch's ``bad`` with its bytes. A compressed file cut short is

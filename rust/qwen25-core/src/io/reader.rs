@@ -215,6 +215,9 @@ impl Hashing {
     }
 }
 
+/// The UTF-8 byte order mark, skipped at the start of a file (only there).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn is_blank(content: &[u8]) -> bool {
     content
         .iter()
@@ -357,8 +360,16 @@ impl RecordReader {
                     break;
                 }
             }
-            self.line += 1;
             b.nbytes += (raw.len() - start) as u64;
+            if self.line == 0 && raw[start..].starts_with(BOM) {
+                // a UTF-8 byte order mark at the very start of the file (as Windows tools write
+                // it; Python's "utf-8-sig"): not part of the first record, nor of its raw bytes
+                raw.drain(start..start + BOM.len());
+                if raw.len() == start {
+                    continue; // the file is the mark alone: no line at all
+                }
+            }
+            self.line += 1;
             let mut end = raw.len();
             if raw[end - 1] == b'\n' {
                 end -= 1;
