@@ -320,3 +320,53 @@ def test_cli_stages_read_a_file_with_a_bom_as_without(tmp_path, capsys) -> None:
     for k in ("plain", "bom"):  # the kept records pass through byte for byte, the first without the mark
         kept = b"".join(p.read_bytes() for p in sorted((tmp_path / f"d-{k}" / "clean").rglob("*.jsonl")))
         assert kept == b"".join(x for i, x in enumerate(data.splitlines(keepends=True)) if i != 1)
+
+
+# --- 6. a bound on the planned mix ----------------------------------------------------------------
+def test_plan_past_the_epoch_bound_is_refused_naming_total_and_the_planned_size() -> None:
+    import numpy as np
+
+    from qwen25.data.mix import MAX_EPOCHS, Phase, plan_phase
+
+    lens = {"w": np.array([7, 11, 5], dtype=np.int64)}
+    size = 7 + 11 + 5  # the recount
+    # at the bound: planned = min(asked, max_repeat * size), as weights_from_proportions caps it
+    _, plan, _ = plan_phase(Phase("", {"w": 1.0}, 1e30, max_repeat=float(MAX_EPOCHS)), lens)
+    assert plan.total_tokens == MAX_EPOCHS * size
+    planned = 1e9 * size
+    for asked, shown in ((1e30, "1e+30"), (None, "not given")):
+        with pytest.raises(Qwen25ValueError) as e:
+            plan_phase(Phase("", {"w": 1.0}, asked, max_repeat=1e9), lens)
+        msg = str(e.value)
+        assert msg.startswith("[mix]: ") and f"total_tokens = {shown}" in msg and "max_repeat = 1e+09" in msg
+        assert f"{planned:.4g} tokens" in msg and "1e+09 epochs of 'w'" in msg
+    with pytest.raises(Qwen25ValueError, match=r"phase 'a': the planned mix is 3e\+09 docs.*total_docs = 1e\+30"):
+        plan_phase(Phase("a", {"w": 1.0}, 1e30, max_repeat=1e9), lens, unit="docs")
+
+
+def test_plan_past_the_total_bound_is_refused() -> None:
+    import numpy as np
+
+    from qwen25.data.mix import MAX_PLANNED, Phase, plan_phase
+
+    lens = {"w": np.full(1000, 10**12, dtype=np.int64)}  # 1e15 tokens of data: one epoch is the bound
+    _, plan, _ = plan_phase(Phase("", {"w": 1.0}, None), lens)
+    assert plan.total_tokens == 1000 * 10**12 == MAX_PLANNED
+    with pytest.raises(Qwen25ValueError, match=r"\[mix\]: the planned mix is 2e\+15 tokens, past the bound of 1e\+15"):
+        plan_phase(Phase("", {"w": 1.0}, None, max_repeat=2.0), lens)
+
+
+def test_pipeline_refuses_a_runaway_mix_before_writing_it(tmp_path) -> None:
+    from qwen25.data.pipeline import run_pipeline
+
+    # max_repeat = 2000 (past the bound, yet small enough that a tree without it ends quickly: the
+    # trial's 1e9 wrote until the disk was full)
+    (tmp_path / "in.jsonl").write_text("".join(
+        '{"text": "Document %d tells of rivers. The bridges cross them."}\n' % i for i in range(5)))  # fmt: skip
+    cfg = tmp_path / "pipeline.toml"
+    cfg.write_text('[pipeline]\noutput = "out"\n[[sources]]\nname = "web"\npaths = "in.jsonl"\n[filter]\nenabled = false\n'
+                   '[dedup]\nminhash = false\n[mix]\nweights = { web = 1 }\ntotal_tokens = 1e30\nmax_repeat = 2000\n')  # fmt: skip
+    with pytest.raises(Qwen25Error, match=r"\[mix\]: the planned mix is .* tokens.*total_tokens = 1e\+30"):
+        run_pipeline(cfg, progress=False)
+    out = tmp_path / "out"
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 10**6

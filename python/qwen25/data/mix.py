@@ -267,6 +267,38 @@ class Pool:
     docs: int  # documents to take, repeats included
 
 
+MAX_EPOCHS = 1000
+"""The most epochs a plan may take of any pool, whatever ``max_repeat`` allows. Repeated data
+stops paying off after about 16 epochs (Muennighoff et al. 2023, "Scaling Data-Constrained Language
+Models"), so a plan past 1,000 is a typo (``max_repeat = 1e9``), and it would write until the disk
+is full."""
+
+MAX_PLANNED = 1e15
+"""The most tokens (or documents) a plan may hold: about 30 times the largest published pre-training
+runs (36T tokens)."""
+
+
+def _check_plan_size(phase: Phase, plan: MixPlan, sizes: Mapping[str, float], unit: str, cap: float) -> None:
+    """Refuse a plan past :data:`MAX_EPOCHS` epochs of a pool or :data:`MAX_PLANNED` in all, naming
+    the total key, the planned size and the pool that is repeated most."""
+    where = f"phase {phase.name!r}" if phase.name else "[mix]"
+    key = f"total_{unit}"
+    asked = "not given (the most within max_repeat)" if phase.tokens is None else f"{phase.tokens:g}"
+    total = plan.total_tokens
+    worst = max(plan.epochs, key=lambda n: plan.epochs[n], default=None)
+    if worst is not None and plan.epochs[worst] > MAX_EPOCHS:
+        raise Qwen25ValueError(
+            f"{where}: the planned mix is {total:.4g} {unit}, {plan.epochs[worst]:.4g} epochs of {worst!r} "
+            f"({sizes[worst]:g} {unit}), past the bound of {MAX_EPOCHS} epochs of any source ({key} = {asked}, "
+            f"max_repeat = {cap:g}): lower {key} or max_repeat"
+        )
+    if total > MAX_PLANNED:
+        raise Qwen25ValueError(
+            f"{where}: the planned mix is {total:.4g} {unit}, past the bound of {MAX_PLANNED:g} "
+            f"({key} = {asked}, max_repeat = {cap:g}): lower {key}"
+        )
+
+
 def plan_phase(
     phase: Phase, lengths: Mapping[str, Any], *, unit: str = "tokens", max_repeat: float = 1.0
 ) -> tuple[list[Pool], MixPlan, list[str]]:
@@ -337,6 +369,7 @@ def plan_phase(
         # empty pool cannot meet its share at all, so it does not limit the budget
         total = min((cap * sizes[n] / w for n, w in t.items() if w > 0 and sizes[n] > 0), default=0.0)
     plan = weights_from_proportions(sizes, t, total_tokens=float(total), max_repeat=cap)
+    _check_plan_size(phase, plan, sizes, unit, cap)
     out = []
     for name, d, lg2, idx in parts:
         q = plan.tokens.get(name, 0.0)
