@@ -74,6 +74,18 @@ def test_decontaminator_names_a_test_item_of_the_wrong_type() -> None:
     assert issubclass(Qwen25TypeError, Qwen25Error)
 
 
+def test_decontaminator_mode_threads_and_record_batch_types(decon) -> None:
+    from qwen25.data.decontam import Decontaminator
+
+    with pytest.raises(Qwen25TypeError, match="mode must be"):
+        Decontaminator([_TEST_ITEM], mode=5)
+    for bad in ("2", 2.0, True):
+        with pytest.raises(Qwen25TypeError, match="num_threads must be an int"):
+            decon.check(["x"], num_threads=bad)
+    with pytest.raises(Qwen25TypeError, match="check_records takes a batch of read_batches"):
+        decon.check_records(["x"])
+
+
 # --- 2. dedup -------------------------------------------------------------------------------------
 def _dedup_jobs():
     from qwen25.data.dedup import ExactDeduplicator, MinHashDeduplicator, exact_hashes

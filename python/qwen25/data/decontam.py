@@ -74,6 +74,11 @@ def _item_of(r: Any, field: str, where: str) -> str | list[int]:
         raise BadRecord(f"{where}{e}") from None
 
 
+def _check_threads(num_threads: Any) -> None:
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)):
+        raise Qwen25TypeError(f"num_threads must be an int or None, not {num_threads!r}")
+
+
 def _raise_surrogate(items: list[Any], what: str, start: int = 0) -> None:
     """Raise a Qwen25ValueError naming the first item (``what`` and its index from ``start``) whose
     text holds a lone surrogate, which no UTF-8 text can carry; return if none does."""
@@ -139,6 +144,8 @@ class Decontaminator:
         tokenizer: Any = None,
         prefilter: bool = True,
     ) -> None:
+        if not isinstance(mode, str):
+            raise Qwen25TypeError(f"mode must be 'qwen', 'lcs' or 'ngram', not {mode!r}")
         if not isinstance(prefilter, bool):
             raise Qwen25TypeError(f"prefilter must be True or False, not {prefilter!r}")
         if isinstance(lcs_ratio, bool) or not isinstance(lcs_ratio, (int, float)):
@@ -259,6 +266,7 @@ class Decontaminator:
 
     def _run(self, items: list[str | list[int]], all_: bool, num_threads: int | None, what: str = "item",
              start: int = 0) -> list[Any]:
+        _check_threads(num_threads)
         try:
             return self._d.check(items, all_, num_threads)
         except UnicodeEncodeError:
@@ -277,6 +285,9 @@ class Decontaminator:
     def check_records(self, batch: Any, *, num_threads: int | None = None) -> list[list[Match]]:
         """As :meth:`check_all`, for a batch of :func:`qwen25.data.records.read_batches`: the
         records' texts (or token ids) go to the engine from Rust, with no Python string built."""
+        if not isinstance(batch, _native.RecordBatch):
+            raise Qwen25TypeError(f"batch is {type(batch).__name__}: check_records takes a batch of read_batches")
+        _check_threads(num_threads)
         return [self._matches(r) for r in self._d.check_records(batch, True, num_threads)]
 
     def filter(
