@@ -1559,6 +1559,13 @@ mod tests {
         let mut pieces: Vec<String> = EXCEPTIONS.iter().map(|&(k, _)| k.to_string()).collect();
         pieces.extend(EXCEPTIONS.iter().map(|&(k, _)| simplify_text(k)));
         pieces.extend(later_pattern_tokens().0.iter().map(|t| t.to_string()));
+        // the chunk a pattern of several tokens starts with (its first two tokens, joined), which
+        // a later token after a space can complete ("and/ or")
+        for pats in patterns_filtered().0.values() {
+            for p in pats.iter().filter(|p| p.len() > 2) {
+                pieces.push(p[..2].concat());
+            }
+        }
         for w in [
             "the",
             "qzab",
