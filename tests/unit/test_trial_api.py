@@ -382,3 +382,17 @@ def test_pipeline_refuses_a_runaway_mix_before_writing_it(tmp_path) -> None:
         run_pipeline(cfg, progress=False)
     out = tmp_path / "out"
     assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 10**6
+
+
+def test_native_text_batches_name_a_lone_surrogate() -> None:
+    from qwen25 import _native
+    from qwen25.data.dedup import MinHashDeduplicator
+
+    texts = ["ok", "b\ud800c"]
+    with pytest.raises(UnicodeEncodeError) as ref:  # the reference: where Python's encoder stops
+        texts[1].encode("utf-8")
+    at = ref.value.start
+    for job in (lambda: MinHashDeduplicator()._hasher.signatures(texts, None),
+                lambda: _native.exact_hashes(texts, False, False, False, None)):  # fmt: skip
+        with pytest.raises(Qwen25ValueError, match=rf"texts\[1\] holds a lone surrogate '\\ud800' at character {at}"):
+            job()

@@ -29,8 +29,36 @@ pub(crate) fn borrow_texts_at<'a>(
                 ))
             })?;
             s.to_str()
+                .map_err(|e| surrogate_error(t, e, &format!("texts[{}]", offset + i)))
         })
         .collect()
+}
+
+/// `err`, the error of taking the UTF-8 of the str `t`: a UnicodeEncodeError (a lone surrogate,
+/// which no UTF-8 text holds) becomes a Qwen25ValueError naming `name`, the surrogate and where
+/// it is; any other error is returned as it is.
+pub(crate) fn surrogate_error(t: &Bound<'_, PyAny>, err: PyErr, name: &str) -> PyErr {
+    let py = t.py();
+    if !err.is_instance_of::<pyo3::exceptions::PyUnicodeEncodeError>(py) {
+        return err;
+    }
+    let at = err
+        .value(py)
+        .getattr("start")
+        .and_then(|v| v.extract::<usize>())
+        .ok();
+    let ch = at
+        .and_then(|k| t.get_item(k).ok())
+        .and_then(|c| c.repr().ok())
+        .map(|r| r.to_string());
+    let what = match (at, ch) {
+        (Some(k), Some(c)) => format!("a lone surrogate {c} at character {k}"),
+        _ => "a lone surrogate".to_string(),
+    };
+    crate::errors::value_error(format!(
+        "{name} holds {what}, which is not valid Unicode text (decode its source with \
+         errors='replace' or drop it)"
+    ))
 }
 
 /// A number that crosses the binding inside little-endian bytes (numpy's `<u4`, `<u8`, `<f4` ...).
