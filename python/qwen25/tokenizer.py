@@ -136,20 +136,10 @@ class Tokenizer:
     def from_pretrained(cls, path: str | os.PathLike[str]) -> Tokenizer:
         """Load an HF tokenizer folder (``tokenizer.json``, or ``vocab.json`` + ``merges.txt``,
         plus ``tokenizer_config.json`` when present) or a single ``tokenizer.json`` file."""
-        import errno
-
-        from .errors import Qwen25FileNotFoundError
-
         p = os.fspath(path)
-        try:
-            if os.path.isfile(p):
-                return cls(_native.Tokenizer.from_tokenizer_json(p), ("file", os.path.abspath(p)))
-            return cls(_native.Tokenizer.from_dir(p), ("dir", os.path.abspath(p)))
-        except Qwen25FileNotFoundError as e:
-            if e.errno:
-                raise
-            # the binding gives no errno ("[Errno 0] no such directory"): ENOENT, as FileNotFoundError means
-            raise Qwen25FileNotFoundError(errno.ENOENT, e.strerror or str(e), e.filename) from None
+        if os.path.isfile(p):
+            return cls(_native.Tokenizer.from_tokenizer_json(p), ("file", os.path.abspath(p)))
+        return cls(_native.Tokenizer.from_dir(p), ("dir", os.path.abspath(p)))  # a missing folder: ENOENT
 
     def __reduce__(self) -> tuple[Any, ...]:
         kind = self._source[0]
