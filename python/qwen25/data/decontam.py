@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import _native
 from ..errors import Qwen25TypeError, Qwen25ValueError
-from .records import BadRecord, iter_objects, iter_records, record_item
+from .records import BadRecord, iter_objects, iter_records, record_item, surrogate_error
 
 __all__ = ["Decontaminator", "Match", "ShortTestItemWarning", "decontaminate_demo", "items_of_test_set"]
 
@@ -83,14 +83,8 @@ def _raise_surrogate(items: list[Any], what: str, start: int = 0) -> None:
     """Raise a Qwen25ValueError naming the first item (``what`` and its index from ``start``) whose
     text holds a lone surrogate, which no UTF-8 text can carry; return if none does."""
     for i, t in enumerate(items, start):
-        if isinstance(t, str):
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError as e:
-                raise Qwen25ValueError(
-                    f"{what} {i}: the text holds a lone surrogate {t[e.start]!r} at character {e.start}, "
-                    "which is not valid Unicode text (decode its source with errors='replace' or drop it)"
-                ) from None
+        if isinstance(t, str) and (err := surrogate_error(t, f"{what} {i}: the text")) is not None:
+            raise err from None
 
 
 def items_of_test_set(test_set: Any, field: str = "text") -> tuple[list[str | list[int]], list[str | None]]:

@@ -25,12 +25,12 @@ depend on the thread count, batch size or spill points.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import _native
 from ..errors import Qwen25Error, Qwen25TypeError, Qwen25ValueError
+from .records import surrogate_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,13 +83,9 @@ def _on_texts(job: Callable[[list[str]], _T], texts: list[str], what: str = "tex
             name = what.format(i)
             if not isinstance(t, str):
                 raise Qwen25TypeError(f"{name} is {type(t).__name__}, not str") from None
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError as u:
-                raise Qwen25ValueError(
-                    f"{name} holds a lone surrogate {t[u.start]!r} at character {u.start}, which is not "
-                    "valid Unicode text (decode its source with errors='replace' or drop it)"
-                ) from None
+            err = surrogate_error(t, name)
+            if err is not None:
+                raise err from None
         if isinstance(e, TypeError):
             raise Qwen25TypeError(str(e)) from None
         raise

@@ -156,6 +156,19 @@ def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
     return [text_of(r, field, f"record {i}: ") for i, r in enumerate(records)]
 
 
+def surrogate_error(text: str, name: str) -> Qwen25ValueError | None:
+    """The error for a ``text`` (called ``name`` in it) that holds a lone surrogate, which no UTF-8
+    text can carry, naming the character; None when ``text`` encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return Qwen25ValueError(
+            f"{name} holds a lone surrogate {text[e.start]!r} at character {e.start}, which is not "
+            "valid Unicode text (decode its source with errors='replace' or drop it)"
+        )
+    return None
+
+
 def lone_surrogate(obj: Any, where: str = "") -> str | None:
     """Where ``obj`` (a parsed JSON value) holds a string that cannot be encoded as UTF-8 (a lone
     surrogate such as ``"\\ud800"``, valid JSON but not text), or None when it holds none."""
