@@ -47,6 +47,11 @@ def _check_str(text: object, what: str = "text") -> None:
         raise Qwen25TypeError(f"{what} must be str, not {type(text).__name__}")
 
 
+def _check_threads(num_threads: object) -> None:
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
+        raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+
+
 def _surrogate_error(text: str, what: str = "text") -> Qwen25ValueError:
     """The error for a str that UTF-8 cannot encode: it holds a lone surrogate (U+D800-U+DFFF),
     e.g. from ``json.loads('"\\ud800"')`` or a ``surrogateescape``-decoded file name."""
@@ -245,8 +250,7 @@ class Tokenizer:
         """
         if isinstance(texts, str):
             raise Qwen25TypeError("encode_batch expects an iterable of str, not a single str; use encode()")
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        _check_threads(num_threads)
         if not isinstance(texts, Iterable):
             raise Qwen25TypeError(f"texts must be an iterable of str, not {type(texts).__name__}")
         items = texts if isinstance(texts, list) else list(texts)
@@ -274,8 +278,7 @@ class Tokenizer:
         """``encode_batch(batch.items(), flat=True)`` for a batch of
         :func:`qwen25.data.records.read_batches`: ``(ids, offsets)`` as numpy arrays, the records'
         texts going to the tokenizer from Rust, with no Python string built."""
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        _check_threads(num_threads)
         a, d = self._masks(allowed_special, disallowed_special)
         ids, offsets = self._tok.encode_records_flat(batch, a, d, num_threads)
         import numpy as np
@@ -306,8 +309,7 @@ class Tokenizer:
         num_threads: int | None = None,
     ) -> list[str]:
         """Decode many id lists in parallel, in order."""
-        if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
-            raise Qwen25ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        _check_threads(num_threads)
         if isinstance(batch, (str, bytes)) or not isinstance(batch, Iterable):
             raise Qwen25TypeError(f"batch must be an iterable of id sequences, not {type(batch).__name__}")
         lists = [_as_id_list(ids) for ids in batch]
