@@ -285,19 +285,20 @@ class PackedDataset:
         for i in range(start, len(self)):
             yield self.sequence(i)
 
-    def document(self, i: int) -> np.ndarray:
-        """The tokens of document ``i`` (separator excluded)."""
+    def _document_row(self, i: int) -> np.ndarray:
+        """Row ``i`` of :attr:`doc_index`, ``(start, length, source)``, negative ``i`` from the end."""
         i = _index(i, "document")
         if not -self.num_documents <= i < self.num_documents:
             raise IndexError(f"document {i} out of range ({self.num_documents} documents)")
-        s, n, _ = self.doc_index[i]
+        return self.doc_index[i]
+
+    def document(self, i: int) -> np.ndarray:
+        """The tokens of document ``i`` (separator excluded)."""
+        s, n, _ = self._document_row(i)
         return self.tokens(int(s), int(s + n))
 
     def document_source(self, i: int) -> str:
-        i = _index(i, "document")
-        if not -self.num_documents <= i < self.num_documents:
-            raise IndexError(f"document {i} out of range ({self.num_documents} documents)")
-        sid = int(self.doc_index[i][2])
+        sid = int(self._document_row(i)[2])
         return next(s["name"] for s in self.manifest["sources"] if s["id"] == sid)
 
     def document_starts(self, i: int) -> np.ndarray:
