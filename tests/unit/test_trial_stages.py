@@ -253,6 +253,15 @@ def test_a_job_takes_one_path_as_one_input_not_its_characters(tmp_path: Path) ->
         assert c["records"] == len(src.read_text().splitlines()) == 4
 
 
+def test_a_job_reads_a_generator_of_paths_once(tmp_path: Path) -> None:
+    from qwen25.data.stage_jobs import filter_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_docs(4))
+    c = filter_job((p for p in [str(src)]), str(tmp_path / "o.jsonl"), config=None)
+    assert c["records"] == len(src.read_text().splitlines()) == 4  # was 0: the output check used up the generator
+
+
 @pytest.mark.parametrize("stage", ["dedup", "classify"])
 def test_an_output_in_a_folder_that_does_not_exist_yet_is_written(tmp_path: Path, stage: str) -> None:
     src = tmp_path / "in.jsonl"

@@ -626,11 +626,11 @@ def run_job(
     module docstring for the folder, the formats, resume and the report. Returns the report (plus
     ``report_path``). ``log`` receives notes and warnings as they happen (default: stderr)."""
     from .decontam import Decontaminator
+    from .stage_io import as_paths
 
     log = log or _stderr
     # one path or name is one input, not the characters of its name
-    train = [os.fspath(train)] if isinstance(train, (str, os.PathLike)) else list(train)
-    tests = [os.fspath(tests)] if isinstance(tests, (str, os.PathLike)) else list(tests)
+    train, tests = as_paths(train), as_paths(tests)
     if not train:  # nothing to read would sweep every shard of an earlier run from ``out``
         raise Qwen25ValueError("no training files given (train is empty)")
     if not tests:

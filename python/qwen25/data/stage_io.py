@@ -22,7 +22,15 @@ from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError
 
-__all__ = ["Doc", "Inputs", "Output", "expand_globs"]
+__all__ = ["Doc", "Inputs", "Output", "as_paths", "expand_globs"]
+
+
+def as_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:
+    """``paths`` as a list: one path (a str or os.PathLike) is ``[path]``, not the characters of
+    its name; any other iterable is listed once (a generator read twice would be empty)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    return list(paths)  # type: ignore[arg-type]  # items as given (str or os.PathLike)
 
 
 def expand_globs(patterns: Iterable[str], what: str = "input", base: str | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FormatError, Qwen25FileNotFoundError, Qwen25ValueError
-from .stage_io import Inputs, Output
+from .stage_io import Inputs, Output, as_paths
 
 __all__ = [
     "ReadOptions", "load_filter_config", "filter_job", "dedup_job", "train_classifier_job", "evaluate_classifier_job",
@@ -92,20 +92,17 @@ def distinct_outputs(inputs: Iterable[str] = (), **paths: str | None) -> None:
 
 
 def _takes_paths(job: Any) -> Any:
-    """A job whose ``inputs`` may also be one path (a str or os.PathLike): read as ``[path]``,
-    not as the characters of its name."""
+    """A job whose ``inputs`` may also be one path (a str or os.PathLike) or any iterable of
+    paths: listed by :func:`~qwen25.data.stage_io.as_paths` (one path is ``[path]``, not the
+    characters of its name; a generator is read once, not emptied by the output checks)."""
     import functools
 
     @functools.wraps(job)
     def call(*args: Any, **kw: Any) -> Any:
-        key = "inputs" if "inputs" in kw else None
-        first = kw["inputs"] if key else args[0] if args else None
-        if isinstance(first, (str, os.PathLike)):
-            first = [os.fspath(first)]
-            if key:
-                kw["inputs"] = first
-            else:
-                args = (first, *args[1:])
+        if "inputs" in kw:
+            kw["inputs"] = as_paths(kw["inputs"])
+        elif args:
+            args = (as_paths(args[0]), *args[1:])
         return job(*args, **kw)
 
     return call
@@ -368,9 +365,7 @@ def train_classifier_job(
 
 def evaluate_classifier_job(clf: Any, inputs: list[str], *, label_field: str = "domain", read: ReadOptions = ReadOptions()) -> dict[str, Any]:
     """Accuracy of ``clf`` on the labelled records of ``inputs``: ``{"accuracy", "records"}``."""
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [os.fspath(inputs)]
-    texts, labels, _ = _labelled(inputs, label_field, read, "valid")
+    texts, labels, _ = _labelled(as_paths(inputs), label_field, read, "valid")
     pred = clf.predict(texts)
     acc = sum(p == g for p, g in zip(pred, labels)) / max(len(labels), 1)
     return {"accuracy": acc, "records": len(labels)}
