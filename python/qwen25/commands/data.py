@@ -193,9 +193,7 @@ def _summary(stage: str, n_in: int, n_out: int, removed: Counter[str], bad: int)
 
 def _read(a: argparse.Namespace) -> Any:
     """The reading options of a stage's job (:class:`qwen25.data.stage_jobs.ReadOptions`)."""
-    from ..data.stage_jobs import ReadOptions
-
-    from ..data.stage_jobs import check_threads
+    from ..data.stage_jobs import ReadOptions, check_threads
 
     if a.batch_size < 1:
         from ..errors import Qwen25ValueError

@@ -45,7 +45,6 @@ def tokenize_files(
     from tqdm import tqdm
 
     from ..tokenizer import Tokenizer
-
     from .stage_jobs import check_threads
 
     check_threads(num_threads, "--num-threads")
