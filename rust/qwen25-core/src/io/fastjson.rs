@@ -56,11 +56,8 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
     };
     p.ws();
     p.eat(b'{')?;
-    p.ws();
     let (mut text, mut span) = (None, None);
-    if p.peek() == Some(b'}') {
-        p.i += 1;
-    } else {
+    if !p.empty(b'}') {
         loop {
             p.eat(b'"')?;
             let k0 = p.i;
@@ -85,17 +82,8 @@ pub(super) fn scan(b: &[u8], field: &str, extra: Option<&str>) -> Option<(String
             if extra.is_some_and(|x| x.as_bytes() == key) {
                 span = Some((v0, p.i));
             }
-            p.ws();
-            match p.peek()? {
-                b',' => {
-                    p.i += 1;
-                    p.ws();
-                }
-                b'}' => {
-                    p.i += 1;
-                    break;
-                }
-                _ => return None,
+            if p.next_or_close(b'}')? {
+                break;
             }
         }
     }
@@ -181,6 +169,34 @@ impl Scan<'_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
+        }
+    }
+
+    /// After a container's opening bracket: past the whitespace, and past `close` when it comes
+    /// next (an empty container): whether it did.
+    #[inline]
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        self.eat(close).is_some()
+    }
+
+    /// After a member or an element: past the whitespace and a `,` and the whitespace after it
+    /// (false: another follows), or past `close` (true: the container ends); None for anything
+    /// else.
+    #[inline]
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.ws();
+                Some(false)
+            }
+            c if c == close => {
+                self.i += 1;
+                Some(true)
+            }
+            _ => None,
         }
     }
 
@@ -292,9 +308,7 @@ impl Scan<'_> {
             b'{' | b'[' if depth >= MAX_DEPTH => None,
             b'{' => {
                 self.i += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
+                if self.empty(b'}') {
                     return Some(());
                 }
                 loop {
@@ -304,40 +318,20 @@ impl Scan<'_> {
                     self.eat(b':')?;
                     self.ws();
                     self.value(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b'}' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.next_or_close(b'}')? {
+                        return Some(());
                     }
                 }
             }
             b'[' => {
                 self.i += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
+                if self.empty(b']') {
                     return Some(());
                 }
                 loop {
                     self.value(depth + 1)?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.next_or_close(b']')? {
+                        return Some(());
                     }
                 }
             }
