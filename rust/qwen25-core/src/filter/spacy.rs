@@ -995,13 +995,14 @@ pub fn is_plain_word(w: &str) -> bool {
         }
         prev_digit = false;
     }
-    !b.is_empty() && not_special_nor_pattern(w)
+    !b.is_empty() && not_special_nor_pattern(plain_filter(), w)
 }
 
-/// Neither a special case nor a later pattern token: one filter test answers for most words.
+/// Neither a special case nor a later pattern token: one test of `plain` ([`plain_filter`])
+/// answers for most words.
 #[inline(always)]
-fn not_special_nor_pattern(w: &str) -> bool {
-    !plain_filter().may_hold(w) || (not_special_key(w) && !later_pattern_token(w))
+fn not_special_nor_pattern(plain: &KeyFilter, w: &str) -> bool {
+    !plain.may_hold(w) || (not_special_key(w) && !later_pattern_token(w))
 }
 
 /// The [`KeyFilter`] of the special cases and the later pattern tokens together.
@@ -1037,8 +1038,7 @@ pub fn word_spans(text: &str, mut emit: impl FnMut(usize, usize)) {
     macro_rules! word {
         ($s:expr, $e:expr, $clean:expr) => {{
             let (s, e) = ($s, $e);
-            let w = &text[s..e];
-            if $clean && (!plain.may_hold(w) || (not_special_key(w) && !later_pattern_token(w))) {
+            if $clean && not_special_nor_pattern(plain, &text[s..e]) {
                 if run.is_some() {
                     flush(&mut run, &mut emit);
                 }
@@ -1094,11 +1094,10 @@ fn block_masks(blk: &[u8], prev_digit: bool) -> (u64, u64, bool) {
     let (space, letter, digit) = match <&[u8; 64]>::try_from(blk) {
         Ok(full) => classes64(full),
         Err(_) => {
+            // NUL padding: no class holds it, so no bit is set past the block's end
             let mut pad = [0u8; 64];
             pad[..n].copy_from_slice(blk);
-            let len_mask = (1u64 << n) - 1;
-            let (s, l, d) = classes64(&pad);
-            (s & len_mask, l & len_mask, d & len_mask)
+            classes64(&pad)
         }
     };
     let len_mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
