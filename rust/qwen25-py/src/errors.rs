@@ -16,20 +16,23 @@ fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
         .cast_into::<PyType>()?)
 }
 
+/// The package's exception `name` with the message `msg`, or `builtin(msg)` (the builtin it
+/// derives from) where the class cannot be found.
+fn package_error(name: &str, msg: String, builtin: fn(String) -> PyErr) -> PyErr {
+    Python::attach(|py| match class(py, name) {
+        Ok(cls) => PyErr::from_type(cls, (msg,)),
+        Err(_) => builtin(msg),
+    })
+}
+
 /// A `Qwen25TypeError(msg)` (a `TypeError`): a Python argument of the wrong type.
 pub fn type_error(msg: String) -> PyErr {
-    Python::attach(|py| match class(py, "Qwen25TypeError") {
-        Ok(cls) => PyErr::from_type(cls, (msg,)),
-        Err(_) => PyTypeError::new_err(msg),
-    })
+    package_error("Qwen25TypeError", msg, PyTypeError::new_err)
 }
 
 /// A `Qwen25ValueError(msg)` (a `ValueError`): a Python argument with a bad value.
 pub fn value_error(msg: String) -> PyErr {
-    Python::attach(|py| match class(py, "Qwen25ValueError") {
-        Ok(cls) => PyErr::from_type(cls, (msg,)),
-        Err(_) => PyValueError::new_err(msg),
-    })
+    package_error("Qwen25ValueError", msg, PyValueError::new_err)
 }
 
 /// The name, in Python's `errno` module, of the errno that stands for an I/O error kind, for
