@@ -120,13 +120,6 @@ def _stats_of(raw: str | None) -> dict[str, Any]:
     return {"stats": json.loads(raw)} if raw is not None else {}
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def _why(why: str) -> str:
     """A bad line's reason as the removed list gives it (the reader's UTF-8 error points at a
     command-line option; the pipeline has none)."""
