@@ -437,10 +437,11 @@ def _sources(srcs: Any, where: str, base: str, output: str) -> tuple[Source, ...
         names[t.name] = i
         files = expand_globs(pats, f"{w} ({t.name!r})", base)
         for h in files:
-            if os.path.commonpath([os.path.realpath(h), root]) == root:
+            real = os.path.realpath(h)
+            if os.path.commonpath([real, root]) == root:
                 raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is inside the output folder {output} (the run writes "
                                        "there, and a rerun would read its own outputs): move the output or the input")  # fmt: skip
-            other = owner.setdefault(os.path.realpath(h), (i, t.name))
+            other = owner.setdefault(real, (i, t.name))
             if other[0] != i:
                 raise Qwen25ValueError(f"{w} ({t.name!r}): {h} is also a file of sources[{other[0]}] ({other[1]!r}): "
                                        "its records would be read twice")  # fmt: skip
