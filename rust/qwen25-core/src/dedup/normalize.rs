@@ -200,6 +200,19 @@ fn letters_and_single_spaces(w: u64) -> Option<(u64, bool, bool)> {
     Some((lower, space & 0x80 != 0, space >> 63 != 0))
 }
 
+/// [`letters_and_single_spaces`] of the eight bytes of `b` at `i`, where they can be written as
+/// one word after `written` (a byte was written before) and `pending` (a collapsed space waits):
+/// the word lowercased, and whether its last byte is a space (then pending: written only before
+/// the next kept byte). None where fewer than eight bytes are left, and for a space first that
+/// is not written as it is (a leading space, or one more of a whitespace run: the table takes
+/// it).
+#[inline(always)]
+fn word_at(b: &[u8], i: usize, written: bool, pending: bool) -> Option<(u64, bool)> {
+    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    let (lower, first_space, last_space) = letters_and_single_spaces(u64::from_le_bytes(w))?;
+    (!first_space || (written && !pending)).then_some((lower, last_space))
+}
+
 /// [`simplify_one_pass`] for ASCII text (fewer states, so a tighter loop): every output byte
 /// stands for at least one input byte, so `out` is sized once and written by index.
 ///
@@ -232,26 +245,17 @@ fn simplify_ascii(
         }
         // j + pending <= i (every byte written stands for one read, the pending space for the
         // whitespace read), so the eight bytes written below fit in `o` (n + 1 bytes)
-        if words_at_once && i + 8 <= n {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&b[i..i + 8]);
-            if let Some((lower, first_space, last_space)) =
-                letters_and_single_spaces(u64::from_le_bytes(w))
-            {
-                // a space first is written as it is only after a written byte and no pending
-                // space (else it is a leading space, or one more of a whitespace run)
-                if !(first_space && (pending || j == 0)) {
-                    if pending {
-                        o[j] = b' ';
-                        j += 1;
-                    }
-                    o[j..j + 8].copy_from_slice(&lower.to_le_bytes());
-                    // a space last is pending: written only before the next kept byte
-                    j += 8 - last_space as usize;
-                    pending = last_space;
-                    i += 8;
-                    continue;
+        if words_at_once {
+            if let Some((lower, last_space)) = word_at(b, i, j > 0, pending) {
+                if pending {
+                    o[j] = b' ';
+                    j += 1;
                 }
+                o[j..j + 8].copy_from_slice(&lower.to_le_bytes());
+                j += 8 - last_space as usize;
+                pending = last_space;
+                i += 8;
+                continue;
             }
         }
         let t = table[(b[i] & 0x7F) as usize];
@@ -557,22 +561,15 @@ fn simplify_one_pass(text: &str, cfg: &NormConfig, blocks: bool, out: &mut Vec<u
                 }
             }
             // eight bytes of ASCII letters and single spaces at once, as in `simplify_ascii`
-            if words_at_once && i + 8 <= n {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&b[i..i + 8]);
-                if let Some((lower, first_space, last_space)) =
-                    letters_and_single_spaces(u64::from_le_bytes(w))
-                {
-                    if !(first_space && (pending || out.is_empty())) {
-                        if pending {
-                            out.push(b' ');
-                        }
-                        let w = lower.to_le_bytes();
-                        out.extend_from_slice(&w[..8 - last_space as usize]);
-                        pending = last_space;
-                        i += 8;
-                        continue;
+            if words_at_once {
+                if let Some((lower, last_space)) = word_at(b, i, !out.is_empty(), pending) {
+                    if pending {
+                        out.push(b' ');
                     }
+                    out.extend_from_slice(&lower.to_le_bytes()[..8 - last_space as usize]);
+                    pending = last_space;
+                    i += 8;
+                    continue;
                 }
             }
             match table[c as usize] {
