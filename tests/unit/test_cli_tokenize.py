@@ -134,3 +134,12 @@ def test_encode_records_gives_hf_ids_from_a_batch(tmp_path: Path, hf_tok) -> Non
     (b,) = list(read_batches(tmp_path / "ids.jsonl", allow_ids=True))
     with pytest.raises(Qwen25ValueError, match="token ids"):
         Tokenizer.qwen25().encode_records(b)
+
+
+def test_a_file_named_twice_is_tokenized_once(tmp_path: Path, hf_tok) -> None:  # type: ignore[no-untyped-def]
+    """As the data stages read their inputs: the file itself, then a glob matching it again."""
+    _write(tmp_path / "a.jsonl", [{"text": t} for t in TEXTS])
+    out = tmp_path / "tokens.bin"
+    assert main(["tokenize", "--input", str(tmp_path / "a.jsonl"), str(tmp_path / "*.jsonl"),
+                 "--output", str(out), "--no-progress"]) == 0
+    assert _read(out) == [hf_tok.encode(t).ids for t in TEXTS]  # once, not twice

@@ -7,6 +7,7 @@ Argument parsing and printing only: the job is :func:`qwen25.data.tokenize_job.t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..data.tokenize_job import tokenize_files
@@ -32,8 +33,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.stage_io import expand_globs
 
-    # globbed as the data stages' inputs are (a quoted glob, ** across folders); "-" is stdin
-    inputs = [f for p in args.input for f in ([p] if p == "-" else expand_globs([p], "--input"))]
+    # globbed as the data stages' inputs are (a quoted glob, ** across folders; a file named twice
+    # is read once); "-" is stdin, in its place among them
+    inputs: list[str] = []
+    seen: set[str] = set()
+    for p in args.input:
+        if p == "-":
+            inputs.append(p)
+            continue
+        for f in expand_globs([p], "--input"):
+            if os.path.realpath(f) not in seen:
+                seen.add(os.path.realpath(f))
+                inputs.append(f)
     r = tokenize_files(
         inputs, args.output, field=args.field, tokenizer=args.tokenizer, append_eos=args.append_eos,
         plain_specials=args.plain_specials, batch_size=args.batch_size, num_threads=args.num_threads,
