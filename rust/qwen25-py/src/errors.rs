@@ -79,10 +79,15 @@ fn io_err(py: Python<'_>, path: &str, source: &std::io::Error) -> PyResult<PyErr
     let cls = class(py, name)?;
     let errno = match source.raw_os_error() {
         Some(n) => n,
-        None => py
-            .import("errno")?
-            .getattr(errno_name(source.kind()).unwrap_or("EIO"))?
-            .extract::<i32>()?,
+        None => {
+            // a name this platform's `errno` lacks (EDQUOT on Windows) is EIO too
+            let errno = py.import("errno")?;
+            let code = |name: &str| errno.getattr(name).and_then(|v| v.extract::<i32>());
+            match errno_name(source.kind()).map(code) {
+                Some(Ok(n)) => n,
+                _ => code("EIO")?,
+            }
+        }
     };
     Ok(PyErr::from_type(
         cls,
