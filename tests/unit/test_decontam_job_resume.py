@@ -260,3 +260,60 @@ def test_the_lock_is_held_during_the_run_and_removed_after(tmp_path, monkeypatch
     assert seen == [(os.getpid(), socket.gethostname())] * 3
     assert not (tmp_path / "out" / ".lock").exists()
     assert rep["counts"]["removed"] == 3
+
+
+def test_the_next_shard_is_opened_ahead_and_every_reader_is_closed(tmp_path, monkeypatch):
+    """A shard's reader is opened while the shard before it is judged (its reading overlaps), only
+    for shards that are redone, and every reader opened is closed, also when a shard fails."""
+    import qwen25.data.decontam_job as job
+
+    shards = {"a.jsonl": [PLAIN[0], PLAIN[1]], "b.jsonl": [PLAIN[2]], "c.jsonl": [PLAIN[3]], "d.jsonl": [PLAIN[4]]}
+    _corpus(tmp_path, shards)
+    events: list[tuple[str, str]] = []
+    real_open, real_proc = job._open_jsonl, job._process_jsonl
+
+    class Spy:
+        def __init__(self, r, name):  # type: ignore[no-untyped-def]
+            self.r, self.name = r, name
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(self.r)
+
+        def __getattr__(self, k):  # type: ignore[no-untyped-def]
+            return getattr(self.r, k)
+
+        def close(self):  # type: ignore[no-untyped-def]
+            events.append(("close", self.name))
+            self.r.close()
+
+    def spy_open(path, opts):  # type: ignore[no-untyped-def]
+        events.append(("open", os.path.basename(path)))
+        r, before = real_open(path, opts)
+        return Spy(r, os.path.basename(path)), before
+
+    def spy_proc(d, path, *a):  # type: ignore[no-untyped-def]
+        events.append(("judge", os.path.basename(path)))
+        return real_proc(d, path, *a)
+
+    monkeypatch.setattr(job, "_open_jsonl", spy_open)
+    monkeypatch.setattr(job, "_process_jsonl", spy_proc)
+    kw = dict(train=[str(tmp_path / "corpus" / "*.jsonl")], tests=[str(tmp_path / "tests.jsonl")],
+              out=str(tmp_path / "out"), progress=False, log=lambda s: None)
+    run_job(**kw)
+    assert [e for e in events if e[0] != "close"] == [
+        ("open", "a.jsonl"), ("open", "b.jsonl"), ("judge", "a.jsonl"), ("open", "c.jsonl"), ("judge", "b.jsonl"),
+        ("open", "d.jsonl"), ("judge", "c.jsonl"), ("judge", "d.jsonl")]
+    assert sorted(n for e, n in events if e == "close") == sorted(shards)
+    # a rerun with b.jsonl changed: only b is redone, so only b is opened
+    events.clear()
+    (tmp_path / "corpus" / "b.jsonl").write_text(json.dumps({"text": PLAIN[5]}) + "\n")
+    run_job(**kw)
+    assert events == [("open", "b.jsonl"), ("judge", "b.jsonl"), ("close", "b.jsonl")]
+    # b.jsonl bad: the run fails in b while c's reader is open ahead; both are closed
+    events.clear()
+    for name in ("a.jsonl", "c.jsonl"):
+        (tmp_path / "corpus" / name).write_text(json.dumps({"text": PLAIN[6] + name}) + "\n")
+    (tmp_path / "corpus" / "b.jsonl").write_text("{not json\n")
+    with pytest.raises(Exception, match="b.jsonl:1"):
+        run_job(**kw)
+    assert ("open", "c.jsonl") in events and sorted(n for e, n in events if e == "close") == ["a.jsonl", "b.jsonl", "c.jsonl"]

@@ -17,7 +17,8 @@ the next. Blank lines are not records: they are counted per shard (``blank``) an
 ``.gz`` outputs are gzip members, one per MiB of a batch's lines (a valid gzip file, an empty one
 included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the input's
 schema. JSONL shards are read, parsed and hashed, and outputs compressed and written, by the native
-record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the GIL; an output is
+record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the GIL (the next
+shard to do is opened, and its first batches read, while the one before it is judged); an output is
 written under ``.tmp-<name>`` and renamed when complete, and a write error (a full disk) names the
 output file and leaves no temporary file. ``OUT/bad/<shard>.jsonl`` holds one JSON object per bad
 line, ``{"line": n, "record": i, "reason": ..., "raw": ...}`` (Parquet: ``"row"`` instead of
@@ -383,17 +384,28 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
     bar.set_postfix({"MB/s": f"{tally['bytes'] / dt / 1e6:.1f}", "removed": int(tally["removed"])}, refresh=False)
 
 
-def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
-                   tally: dict[str, float]) -> tuple[dict[str, Any], tuple[str, str], dict[str, list[Any]]]:
-    """One JSONL shard: read, parsed and hashed in Rust on a background thread; the engine judges
-    each batch; the raw lines go to clean/ or removed/ without passing through Python objects."""
-    from .records import open_writer, read_batches
+def _open_jsonl(path: str, opts: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+    """A JSONL shard's native reader, already reading on its background thread, and the shard's
+    size and modification time when it was opened (to notice a change while it is read)."""
+    from .records import read_batches
 
-    s = _Shard(shard, "line")
     before = _stat(path)
     reader = read_batches(path, opts["field"], skip_bad=opts["skip_bad"], encoding_errors=opts["encoding_errors"],
                           batch_size=opts["batch_size"], allow_ids=True, hash=True, blake2b=True,
                           num_threads=opts["num_threads"])  # fmt: skip
+    return reader, before
+
+
+def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any], bar: Any,
+                   tally: dict[str, float], opened: tuple[Any, dict[str, int]],
+                   ) -> tuple[dict[str, Any], tuple[str, str], dict[str, list[Any]]]:  # fmt: skip
+    """One JSONL shard (``opened``: :func:`_open_jsonl`'s reader and stat; the reader is closed
+    here): read, parsed and hashed in Rust on a background thread; the engine judges each batch;
+    the raw lines go to clean/ or removed/ without passing through Python objects."""
+    from .records import open_writer
+
+    s = _Shard(shard, "line")
+    reader, before = opened
     level, nt = opts["compress_level"], opts["num_threads"]
     ws = []
     wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
@@ -676,6 +688,7 @@ def run_job(
     os.makedirs(out, exist_ok=True)
     lock = FolderLock(out, run_id, log, notes, job="decontaminate run")
     bar = None
+    ahead: dict[int, tuple[Any, dict[str, int]]] = {}  # shard index -> its reader, opened ahead
     try:
         if os.path.isfile(rpath):
             os.remove(rpath)  # a report names a finished run; this folder is about to change
@@ -694,8 +707,13 @@ def run_job(
         tally: dict[str, float] = {"removed": 0, "bytes": 0, "t0": time.perf_counter()}
         shards: list[dict[str, Any]] = []
         inputs: list[dict[str, Any]] = []
-        for path, shard in zip(files, names):
-            st, why = _resume_check(out, shard, path, opts_fp)
+        checks = [_resume_check(out, shard, path, opts_fp) for path, shard in zip(files, names)]
+        # the JSONL shards to (re)do: each one's reader is opened while the one before it is judged,
+        # so that reading and parsing its first batches overlap the end of the shard before
+        todo = [k for k, (path, (st, _)) in enumerate(zip(files, checks))
+                if st is None and not path.lower().endswith(".parquet")]  # fmt: skip
+        for k, (path, shard) in enumerate(zip(files, names)):
+            st, why = checks[k]
             if st is not None:
                 res = st["result"]
                 res["resumed"] = True
@@ -712,9 +730,16 @@ def run_job(
             state_path = os.path.join(out, STATE_DIR, shard + ".json")
             if os.path.exists(state_path):
                 os.remove(state_path)  # not done until its outputs are all replaced
-            before = _stat(path)
-            proc = _process_parquet if path.lower().endswith(".parquet") else _process_jsonl
-            res, (digest, b2), sizes = proc(d, path, shard, out, opts, bar, tally)
+            if path.lower().endswith(".parquet"):
+                before = _stat(path)
+                res, (digest, b2), sizes = _process_parquet(d, path, shard, out, opts, bar, tally)
+            else:
+                opened = ahead.pop(k, None) or _open_jsonl(path, opts)
+                before = opened[1]
+                nxt = next((j for j in todo if j > k), None)
+                if nxt is not None and nxt not in ahead:
+                    ahead[nxt] = _open_jsonl(files[nxt], opts)
+                res, (digest, b2), sizes = _process_jsonl(d, path, shard, out, opts, bar, tally, opened)
             fp = {**_fp(before["size"], before["mtime_ns"], digest), "blake2b": b2}
             write_json(state_path, {"version": STATE_VERSION, "options": opts_fp, "input": fp, "outputs": sizes,
                                     "result": res}, **_JSON)
@@ -732,6 +757,8 @@ def run_job(
                               short_items=[where[i] for i in getattr(d, "short_items", [])])
         write_json(rpath, report, **_JSON)
     finally:
+        for reader, _ in ahead.values():  # opened ahead, never reached (a shard before it failed)
+            reader.close()
         if bar is not None:
             bar.close()
         lock.release()
