@@ -404,10 +404,15 @@ unsafe fn hits(p: *const u8, hi: bool) -> (std::arch::x86_64::__m128i, u32) {
     }
 }
 
-/// Is `c` a byte that ends a run of plain string bytes (with `hi`, a non-ASCII one too)?
+/// The index of the first byte of `b` from `i` that ends a run of plain string bytes (`"`, `\`,
+/// below 0x20, and with `hi` at or above 0x80 too), or `b.len()`: the bytes the blocks leave.
 #[inline(always)]
-fn stops(c: u8, hi: bool) -> bool {
-    matches!(c, b'"' | b'\\' | 0..=0x1f) || (hi && c >= 0x80)
+fn scalar_stop(b: &[u8], i: usize, hi: bool) -> usize {
+    let stops = |c: u8| matches!(c, b'"' | b'\\' | 0..=0x1f) || (hi && c >= 0x80);
+    b[i..]
+        .iter()
+        .position(|&c| stops(c))
+        .map_or(b.len(), |n| i + n)
 }
 
 /// Appends `b[i..j]` to `out`, `j` the index of the first `"`, `\` or control character (below
@@ -463,10 +468,7 @@ fn copy_run(b: &[u8], mut i: usize, out: &mut Vec<u8>, unchecked: &mut bool) -> 
         let j = match hit {
             Some(j) => j,
             None => {
-                let j = b[i..]
-                    .iter()
-                    .position(|&c| stops(c, hi))
-                    .map_or(b.len(), |n| i + n);
+                let j = scalar_stop(b, i, hi);
                 out.extend_from_slice(&b[i..j]);
                 j
             }
@@ -501,10 +503,7 @@ fn find_special(b: &[u8], mut i: usize, unchecked: &mut bool) -> Option<usize> {
         }
         let j = match hit {
             Some(j) => j,
-            None => b[i..]
-                .iter()
-                .position(|&c| stops(c, hi))
-                .map_or(b.len(), |n| i + n),
+            None => scalar_stop(b, i, hi),
         };
         if j < b.len() && b[j] >= 0x80 {
             rest_is_utf8(b, j, unchecked)?;
