@@ -1,7 +1,8 @@
 //! The one place where core errors become Python exceptions. The classes live in
 //! `qwen25/errors.py` (so they can inherit from two builtins, e.g. KeyError and ValueError);
-//! each keeps the builtin meaning: ValueError for bad values, KeyError for unknown ids,
-//! OSError/FileNotFoundError for files.
+//! each keeps the builtin meaning: ValueError for bad values, TypeError for arguments of the
+//! wrong type, KeyError for unknown ids, OSError/FileNotFoundError for files. The bindings raise
+//! their own argument errors through [`type_error`] and [`value_error`].
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
