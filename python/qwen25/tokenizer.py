@@ -53,13 +53,10 @@ def _check_threads(num_threads: object) -> None:
 
 
 def _surrogate_error(text: str, what: str = "text") -> Qwen25ValueError:
-    """The error for a str that UTF-8 cannot encode: it holds a lone surrogate (U+D800-U+DFFF),
-    e.g. from ``json.loads('"\\ud800"')`` or a ``surrogateescape``-decoded file name."""
-    for i, ch in enumerate(text):
-        if "\ud800" <= ch <= "\udfff":
-            return Qwen25ValueError(f"{what} has a lone surrogate U+{ord(ch):04X} at index {i}, which is not "
-                                    f"valid Unicode and cannot be encoded as UTF-8")  # fmt: skip
-    return Qwen25ValueError(f"{what} cannot be encoded as UTF-8")  # pragma: no cover - only surrogates fail
+    """The error for a str that UTF-8 cannot encode (:func:`qwen25.data.records.surrogate_error`)."""
+    from .data.records import surrogate_error
+
+    return surrogate_error(text, what) or Qwen25ValueError(f"{what} cannot be encoded as UTF-8")  # pragma: no branch
 
 
 def _batch_surrogate_error(texts: Sequence[Any]) -> Qwen25ValueError:

@@ -38,7 +38,7 @@ def test_decontaminator_names_the_item_with_a_lone_surrogate(decon) -> None:
     with pytest.raises(UnicodeEncodeError) as ref:  # the reference: Python cannot encode it either
         bad.encode("utf-8")
     assert ref.value.start == 1
-    with pytest.raises(Qwen25ValueError, match=r"item 2: .*lone surrogate '\\ud800' at character 1"):
+    with pytest.raises(Qwen25ValueError, match=r"item 2: .*lone surrogate U\+D800 at index 1"):
         decon.check(["ok", "fine", bad])
     with pytest.raises(Qwen25ValueError, match=r"item 1: .*surrogate"):
         decon.check_all(["ok", {"text": bad}])
@@ -107,7 +107,7 @@ def test_dedup_names_the_text_with_a_lone_surrogate_or_wrong_type(job: str) -> N
     texts = ["one two three four five six", "a\ud800 b", "x"]
     bad = [i for i, t in enumerate(texts) if t != t.encode("utf-8", "replace").decode("utf-8")]
     assert bad == [1]  # the reference: the text Python itself cannot encode
-    with pytest.raises(Qwen25ValueError, match=r"texts\[1\] holds a lone surrogate '\\ud800' at character 1"):
+    with pytest.raises(Qwen25ValueError, match=r"texts\[1\] has a lone surrogate U\+D800 at index 1"):
         fn(texts)
     with pytest.raises(Qwen25TypeError, match=r"texts\[2\] is NoneType, not str"):
         fn(["a", "b", None])
@@ -394,5 +394,5 @@ def test_native_text_batches_name_a_lone_surrogate() -> None:
     at = ref.value.start
     for job in (lambda: MinHashDeduplicator()._hasher.signatures(texts, None),
                 lambda: _native.exact_hashes(texts, False, False, False, None)):  # fmt: skip
-        with pytest.raises(Qwen25ValueError, match=rf"texts\[1\] holds a lone surrogate '\\ud800' at character {at}"):
+        with pytest.raises(Qwen25ValueError, match=rf"texts\[1\] has a lone surrogate U\+D800 at index {at}"):
             job()

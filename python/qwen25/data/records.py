@@ -157,14 +157,16 @@ def texts_of(records: Iterable[Any], field: str = "text") -> list[str]:
 
 
 def surrogate_error(text: str, name: str) -> Qwen25ValueError | None:
-    """The error for a ``text`` (called ``name`` in it) that holds a lone surrogate, which no UTF-8
-    text can carry, naming the character; None when ``text`` encodes."""
+    """The error for a ``text`` (called ``name`` in it) that holds a lone surrogate (U+D800-U+DFFF,
+    e.g. from ``json.loads('"\\ud800"')`` or a ``surrogateescape``-decoded file name), which no
+    UTF-8 text can carry, naming it and its index; None when ``text`` encodes. The binding's
+    batches of texts say the same (``convert::surrogate_error``)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         return Qwen25ValueError(
-            f"{name} holds a lone surrogate {text[e.start]!r} at character {e.start}, which is not "
-            "valid Unicode text (decode its source with errors='replace' or drop it)"
+            f"{name} has a lone surrogate U+{ord(text[e.start]):04X} at index {e.start}, which is not valid "
+            "Unicode and cannot be encoded as UTF-8 (decode its source with errors='replace' or drop it)"
         )
     return None
 

@@ -35,8 +35,9 @@ pub(crate) fn borrow_texts_at<'a>(
 }
 
 /// `err`, the error of taking the UTF-8 of the str `t`: a UnicodeEncodeError (a lone surrogate,
-/// which no UTF-8 text holds) becomes a Qwen25ValueError naming `name`, the surrogate and where
-/// it is; any other error is returned as it is.
+/// which no UTF-8 text holds) becomes a Qwen25ValueError naming `name`, the surrogate and its
+/// index, worded as Python's `qwen25.data.records.surrogate_error`; any other error is returned
+/// as it is.
 pub(crate) fn surrogate_error(t: &Bound<'_, PyAny>, err: PyErr, name: &str) -> PyErr {
     let py = t.py();
     if !err.is_instance_of::<pyo3::exceptions::PyUnicodeEncodeError>(py) {
@@ -47,17 +48,19 @@ pub(crate) fn surrogate_error(t: &Bound<'_, PyAny>, err: PyErr, name: &str) -> P
         .getattr("start")
         .and_then(|v| v.extract::<usize>())
         .ok();
-    let ch = at
-        .and_then(|k| t.get_item(k).ok())
-        .and_then(|c| c.repr().ok())
-        .map(|r| r.to_string());
-    let what = match (at, ch) {
-        (Some(k), Some(c)) => format!("a lone surrogate {c} at character {k}"),
+    // the surrogate's code point: `ord(t[k])` (a lone surrogate is no Rust char)
+    let code = at.and_then(|k| {
+        let c = t.get_item(k).ok()?;
+        let ord = py.import("builtins").ok()?.getattr("ord").ok()?;
+        ord.call1((c,)).ok()?.extract::<u32>().ok()
+    });
+    let what = match (at, code) {
+        (Some(k), Some(c)) => format!("a lone surrogate U+{c:04X} at index {k}"),
         _ => "a lone surrogate".to_string(),
     };
     crate::errors::value_error(format!(
-        "{name} holds {what}, which is not valid Unicode text (decode its source with \
-         errors='replace' or drop it)"
+        "{name} has {what}, which is not valid Unicode and cannot be encoded as UTF-8 (decode \
+         its source with errors='replace' or drop it)"
     ))
 }
 
