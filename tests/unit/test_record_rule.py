@@ -9,6 +9,7 @@ And one JSON writer: ``records.write_json`` / ``write_jsonl`` write the bytes ``
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -148,3 +149,29 @@ def test_write_jsonl_lines_and_reexport(tmp_path):
     p = tmp_path / "o.jsonl"
     assert write_jsonl(p, iter(rows)) == 3
     assert p.read_bytes() == "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def test_an_output_that_is_a_fifo_or_device_is_written_through_not_replaced(tmp_path):
+    """`-o /dev/null` or a FIFO: the atomic writer writes straight to it; renaming a temporary file
+    over it (as for a regular file) would replace the device node with a regular file, which as
+    root breaks /dev/null for the whole machine. Checked on a FIFO (read by a thread, as `cat`
+    would) and, as root, on a copy of the null device made in tmp_path (never the real one)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)  # a failure must not hang
+    t.start()
+    write_bytes(fifo, b"through the pipe\n" * 1000)
+    t.join(timeout=30)
+    assert got == [b"through the pipe\n" * 1000]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["pipe"]  # no temporary file
+    if os.geteuid() == 0:
+        null = tmp_path / "null"
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # the null device's numbers
+        write_json(null, {"discarded": True})
+        write_bytes(null, b"x" * 10_000)
+        assert stat.S_ISCHR(os.stat(null).st_mode) and null.read_bytes() == b""  # still the null device

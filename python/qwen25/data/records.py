@@ -283,7 +283,9 @@ def open_writer(
     ``path``, compressed by its suffix (``.gz``: gzip members of up to 1 MiB compressed in
     parallel at ``compress_level``; ``.zst``: one zstd frame) on a background thread, and ``path``
     appears only on ``commit()``. ``abort()``, an exception inside ``with``, or any write error
-    removes the temporary file; a write error (a full disk) names ``path``. After ``commit()`` the
+    removes the temporary file; a write error (a full disk) names ``path``. A ``path`` that exists
+    and is neither a regular file nor a folder (``/dev/null``, ``/dev/stdout``, a FIFO) is written
+    straight through, never replaced by a renamed temporary file. After ``commit()`` the
     writer's ``digest`` and ``size`` are those of the file's bytes as stored (compressed), computed
     on the writer thread as they were written: no need to read the file back."""
     from .. import _native

@@ -2,7 +2,9 @@
 //! name's suffix) on a background thread, and the file appears under its final name only when
 //! [`AtomicWriter::commit`] succeeds. On any error, or when the writer is dropped uncommitted, the
 //! temporary file is removed. Errors name the OUTPUT file (a full disk is the output's problem,
-//! never the input's).
+//! never the input's). A final path that exists and is neither a regular file nor a folder
+//! (`/dev/null`, `/dev/stdout`, a FIFO) is written straight through: no temporary file, nothing
+//! renamed over it or removed (a rename would replace the device node with a regular file).
 //!
 //! Formats. `.gz`: a sequence of gzip members, one per block of at most [`BLOCK`] bytes of a
 //! `write` call, compressed in parallel by libdeflate (`gzip -d`, `zcat` and Python's `gzip` read
@@ -186,6 +188,8 @@ pub struct Written {
 pub struct AtomicWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
+    /// Writing straight to `final_path` (a device or FIFO): nothing to rename or remove.
+    direct: bool,
     tx: Option<SyncSender<Chunk>>,
     thread: Option<JoinHandle<std::io::Result<Hashed>>>,
     written: u64,
@@ -206,8 +210,22 @@ impl AtomicWriter {
                 "compress level must be 0-9, not {level}"
             )));
         }
+        let direct = std::fs::metadata(&final_path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        let file = if direct {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&final_path)
+                .map_err(blame)?
+        } else {
+            File::create(&tmp_path).map_err(blame)?
+        };
+        let discard = |p: &Path| {
+            if !direct {
+                let _ = std::fs::remove_file(p);
+            }
+        };
         let f = Hashed {
-            f: File::create(&tmp_path).map_err(blame)?,
+            f: file,
             h: Digest::new(),
             n: 0,
         };
@@ -223,7 +241,7 @@ impl AtomicWriter {
             Compression::Zstd => match zstd::stream::write::Encoder::new(f, 3) {
                 Ok(z) => Sink::Zstd(z),
                 Err(e) => {
-                    let _ = std::fs::remove_file(&tmp_path);
+                    discard(&tmp_path);
                     return Err(blame(e));
                 }
             },
@@ -241,13 +259,14 @@ impl AtomicWriter {
         let thread = match spawned {
             Ok(t) => t,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp_path);
+                discard(&tmp_path);
                 return Err(blame(e));
             }
         };
         Ok(AtomicWriter {
             final_path,
             tmp_path,
+            direct,
             tx: Some(tx),
             thread: Some(thread),
             written: 0,
@@ -277,9 +296,16 @@ impl AtomicWriter {
             ))),
         };
         if r.is_err() {
-            let _ = std::fs::remove_file(&self.tmp_path);
+            self.discard_tmp();
         }
         r
+    }
+
+    /// Remove the temporary file (none when writing straight through).
+    fn discard_tmp(&self) {
+        if !self.direct {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
     }
 
     /// Queue `data` (compressed and written in the background). An error of an earlier write
@@ -331,13 +357,16 @@ impl AtomicWriter {
         let blame = |e: std::io::Error| Error::io(&self.final_path, e);
         let Hashed { f, h, n } = f;
         drop(f); // no fsync: as before, a crash may lose the file, never show a partial one as done
+        let digest = h.hex();
+        if self.direct {
+            return Ok(Written { size: n, digest }); // a device or FIFO: nothing to rename
+        }
         let done = std::fs::rename(&self.tmp_path, &self.final_path).map_err(blame);
         if let Err(e) = done {
             let _ = std::fs::remove_file(&self.tmp_path);
             return Err(e);
         }
         let m = std::fs::metadata(&self.final_path).map_err(blame)?;
-        let digest = h.hex();
         if m.len() == n {
             remember_written(&self.final_path, &m, &digest);
         }
@@ -351,7 +380,7 @@ impl AtomicWriter {
 
     fn abort_in_place(&mut self) {
         let _ = self.join();
-        let _ = std::fs::remove_file(&self.tmp_path);
+        self.discard_tmp();
     }
 }
 
