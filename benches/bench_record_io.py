@@ -96,11 +96,16 @@ def main() -> int:
                 elif "write" in k:
                     assert gzip.decompress(out.read_bytes()) == data
                     os.remove(out)
-        print("\n| what | MB/s (median; runs) | CPU s (median) |\n|---|---|---|")
-        for k in cases:
-            runs = ", ".join(f"{x:.0f}" for x in wall[k])
-            print(f"| {k} | {statistics.median(wall[k]):.0f} ({runs}) | {statistics.median(cpu[k]):.2f} |")
+        print_table(wall, cpu)
     return 0
+
+
+def print_table(wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """The results as a Markdown table: per case, the median MB/s with every run, the median CPU s."""
+    print("\n| what | MB/s (median; runs) | CPU s (median) |\n|---|---|---|")
+    for k in wall:
+        runs = ", ".join(f"{x:.0f}" for x in wall[k])
+        print(f"| {k} | {statistics.median(wall[k]):.0f} ({runs}) | {statistics.median(cpu[k]):.2f} |")
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench_decontam_cli import corpus, cpu_s
+from bench_record_io import print_table
 
 from qwen25.data.records import read_batches
 
@@ -105,10 +105,7 @@ def main() -> int:
                 want = got if want is None else want
                 assert got == want, k
             assert want is not None and cases["read_batches"]() == len(want)
-        print("\n| what | MB/s (median; runs) | CPU s (median) |\n|---|---|---|")
-        for k in cases:
-            runs = ", ".join(f"{x:.0f}" for x in wall[k])
-            print(f"| {k} | {statistics.median(wall[k]):.0f} ({runs}) | {statistics.median(cpu[k]):.2f} |")
+        print_table(wall, cpu)
     return 0
 
 

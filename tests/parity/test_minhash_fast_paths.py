@@ -28,6 +28,19 @@ from datatrove.utils.word_tokenizers import load_word_tokenizer  # noqa: E402
 from qwen25 import _native  # noqa: E402
 from qwen25.data import MinHashDeduplicator  # noqa: E402
 
+def datasketch_signature(shingles: list[str], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The reference: datasketch's MinHash (scheme affine32, 112 permutations ``(a, b)``) of the
+    shingles, hashed as ours are (xxh3-64 of the UTF-8, low 32 bits)."""
+    m = datasketch.MinHash(
+        num_perm=112,
+        hashfunc=lambda x: xxhash.xxh3_64_intdigest(x) & 0xFFFFFFFF,
+        permutations=(a, b),
+        scheme="affine32",
+    )
+    m.update_batch([w.encode("utf-8") for w in shingles])
+    return m.hashvalues
+
+
 PIECES = {
     "prose": ["the", "Quick", " ", " ", "   ", "brown", "FOX", ". ", ", ", "\n", "a", "jumps", "It's"],
     "code": ["    ", "def", " foo", "(x):", "\n", "\t", "_bar", " = ", "[1, 2]", "# c", "{}", " ", "self.x"],
@@ -74,13 +87,6 @@ def test_simplify_shingles_and_signatures_match_the_references() -> None:
         assert d.shingles(t) == want, repr(t)
         if not want:
             continue  # under 5 words: not signed (datatrove's rule)
-        m = datasketch.MinHash(
-            num_perm=112,
-            hashfunc=lambda x: xxhash.xxh3_64_intdigest(x) & 0xFFFFFFFF,
-            permutations=(a, b),
-            scheme="affine32",
-        )
-        m.update_batch([w.encode("utf-8") for w in want])
-        assert np.array_equal(m.hashvalues, sig), repr(t)
+        assert np.array_equal(datasketch_signature(want, a, b), sig), repr(t)
         signed += 1
     assert signed > 300
