@@ -216,3 +216,29 @@ def test_utf8_error_suggests_only_options_the_stage_has(tmp_path: Path, capsys, 
     assert main(["data", stage, str(src), "-o", str(out), "--no-progress", "--skip-bad", "--removed", str(rem)]) == 0
     (entry,) = [e for e in map(json.loads, rem.read_text().splitlines()) if e["stage"] == "read"]
     assert entry["line"] == 2 and "UTF-8" in entry["reason"] and "replace" not in entry["reason"]
+
+
+def test_truncated_gzip_in_data_mix_with_skip_bad(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """data mix as the other stages: the records zlib inflates whole are mixed, the damage is one
+    removed entry (stage read, damaged_file) and a note."""
+    good_recs = docs_of(50, 3)
+    good = write(tmp_path / "a.jsonl.gz", good_recs)
+    recs = docs_of(3000, 4)
+    lines = [(json.dumps(r) + "\n").encode() for r in recs]
+    full = gzip.compress(b"".join(lines))
+    bad = tmp_path / "b.jsonl.gz"
+    bad.write_bytes(full[: len(full) // 2])
+    n = complete_records(bad, lines)
+    assert 0 < n < 3000
+    out, removed = tmp_path / "m.jsonl", tmp_path / "removed.jsonl"
+    assert main(["data", "mix", "--source", f"a={good}", "--source", f"b={bad}", "--unit", "docs", "-o", str(out),
+                 "--removed", str(removed), "--skip-bad", "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"{bad}: truncated after {n} records" in err, err
+    gone = [json.loads(x) for x in removed.read_text().splitlines()]
+    read = [(r["file"], r["line"], r["reason"].split(":")[0]) for r in gone if r["stage"] == "read"]
+    assert read == [(str(bad), n + 1, "damaged_file")]
+    by_line = {(str(good), i + 1): r["id"] for i, r in enumerate(good_recs)}
+    by_line |= {(str(bad), i + 1): r["id"] for i, r in enumerate(recs[:n])}
+    dropped = [by_line[(r["file"], r["line"])] for r in gone if r["stage"] != "read"]
+    assert sorted(set(read_ids(out)) | set(dropped)) == sorted(by_line.values())  # every record before the damage

@@ -577,8 +577,10 @@ def mix_jsonl(
 
     Every input record ends in one place: ``output`` (with a ``"_mix"`` field: source, file,
     line, repeat), or ``removed`` (stage ``"mix"``, reason ``"downsampled"``; or stage
-    ``"read"`` for a bad line with ``skip_bad``). Returns the report; its ``"notes"`` (targets
-    that cannot be met, such as a weighted source without records) are also printed to stderr.
+    ``"read"`` for a bad line with ``skip_bad``, and ``"damaged_file"`` for the damage of a truncated
+    ``.gz``/``.zst``, whose records before the damage are mixed, with a note). Returns the report;
+    its ``"notes"`` (a damaged input, targets that cannot be met, such as a weighted source without
+    records) are also printed to stderr.
     A weighted source without records whose share no other source can carry (so that the output
     would be empty) raises :class:`Qwen25ValueError` naming it."""
     import sys
@@ -611,13 +613,17 @@ def mix_jsonl(
         # pass 1: the size of every record
         sizes: dict[str, np.ndarray] = {}
         bad: dict[str, int] = {}
+        damaged: list[str] = []  # truncated/corrupt compressed inputs read with skip_bad
         for name, files in sources.items():
 
-            def on_bad(path: str, line: int, why: str, name: str = name) -> None:
-                rem_f.write({"source": name, "file": path, "line": line, "stage": "read", "reason": f"bad_line: {why}"})
+            def on_bad(path: str, line: int, why: str, name: str = name, kind: str = "bad_line") -> None:
+                rem_f.write({"source": name, "file": path, "line": line, "stage": "read", "reason": f"{kind}: {why}"})
 
-            reader = Inputs(files, text_field, skip_bad=skip_bad, on_bad=on_bad, progress=progress, desc=f"size {name}",
-                            batch_size=batch_size, num_threads=num_threads)  # fmt: skip
+            def on_damage(path: str, line: int, why: str, name: str = name) -> None:  # as the other stages list it
+                on_bad(path, line, why, name, "damaged_file")
+
+            reader = Inputs(files, text_field, skip_bad=skip_bad, on_bad=on_bad, on_damage=on_damage, progress=progress,
+                            desc=f"size {name}", batch_size=batch_size, num_threads=num_threads)  # fmt: skip
             parts: list[np.ndarray] = []
             batch: list[str] = []
 
@@ -637,6 +643,7 @@ def mix_jsonl(
                 flush()
             sizes[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
             bad[name] = reader.bad
+            damaged += [f"{msg}; the records before the damage were kept" for msg in reader.damaged]
         size_tot = {n: float(s.sum()) for n, s in sizes.items()}
         targets = dict(weights) if weights is not None else None
         if temperature is not None:
@@ -656,6 +663,7 @@ def mix_jsonl(
             raise Qwen25ValueError("the mix would be empty: " + "; ".join(
                 f"{msg} (files: {', '.join(sources[n])})" for n, msg in empty.items()))  # fmt: skip
         notes += [msg for n, msg in empty.items() if not any(repr(n) in x for x in notes)]
+        notes = damaged + notes
         for x in notes:
             print(f"mix: note: {x}", file=sys.stderr)
 
