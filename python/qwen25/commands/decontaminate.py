@@ -46,7 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="non-UTF-8 input: strict = a bad line (an error unless --skip-bad); replace = U+FFFD")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--compress-level", type=int, default=6, choices=range(0, 10), metavar="0-9",
-                   help="gzip level of .gz outputs (default 6; 1 is several times faster)")
+                   help="gzip level of .gz outputs (default 6; 1 is several times faster); for clean/ of a .gz "
+                        "shard, the level of the blocks compressed again around dropped lines")
+    p.add_argument("--recompress", action="store_true",
+                   help="compress clean/ of a .gz shard whole at --compress-level, instead of copying the input's "
+                        "deflate blocks that no dropped line touches (same decompressed bytes)")
     p.add_argument("--num-threads", type=int, default=None, help="threads (1-4096; default QWEN25_NUM_THREADS or all)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         test_field=args.test_field, mode=args.mode, ngram=args.ngram, lcs_min=args.lcs_min,
         lcs_ratio=args.lcs_ratio, window=args.window, skip_bad=args.skip_bad,
         encoding_errors=args.encoding_errors, batch_size=args.batch_size, num_threads=args.num_threads,
-        progress=not args.no_progress, compress_level=args.compress_level,
+        progress=not args.no_progress, compress_level=args.compress_level, recompress=args.recompress,
     )
     print(summary(report))
     return 0

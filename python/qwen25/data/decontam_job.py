@@ -15,7 +15,11 @@ Formats. JSONL lines are copied byte for byte, line ending included (``\\n`` or 
 change is that a last line without a line ending gets ``\\n``, so that no output line can run into
 the next. Blank lines are not records: they are counted per shard (``blank``) and not copied.
 ``.gz`` outputs are gzip members, one per MiB of a batch's lines (a valid gzip file, an empty one
-included); ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the input's
+included), except ``clean/`` of a ``.gz`` shard: unless ``recompress``, it reuses the input's
+compression, one output member per input member, each deflate block copied bit for bit unless a
+dropped line (removed, bad, blank) lies in it or in the 32 KiB before it; only those blocks are
+compressed again, at ``compress_level`` (decontamination drops few lines, and compressing every
+kept line again would cost about as much CPU as judging them). ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the input's
 schema. JSONL shards are read, parsed and hashed, and outputs compressed and written, by the native
 record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the GIL (the next
 shard to do is opened, and its first batches read, while the one before it is judged); an output is
@@ -44,8 +48,8 @@ modification time and digest of the file's bytes: ``digest``, of the algorithm n
 ``digest_algorithm``, XXH3-128, a fingerprint against accidental change, not a security feature),
 and its outputs are still there as it wrote them (size and digest, the digest computed by the
 writer as it wrote them and checked by reading them on a rerun). Any difference (a state file of another
-``STATE_VERSION`` included) redoes the shard, with a note saying why. Batch size, thread count and
-gzip level change no decision and are not compared. Files under ``clean/``, ``removed/``,
+``STATE_VERSION`` included) redoes the shard, with a note saying why. Batch size, thread count, gzip
+level and ``recompress`` change no decision and are not compared. Files under ``clean/``, ``removed/``,
 ``bad/`` and ``.state/`` that belong to no current input shard are removed at the start and
 listed in the report (``stale_removed``).
 
@@ -384,6 +388,11 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
     bar.set_postfix({"MB/s": f"{tally['bytes'] / dt / 1e6:.1f}", "removed": int(tally["removed"])}, refresh=False)
 
 
+def _reuses_blocks(path: str, opts: dict[str, Any]) -> bool:
+    """Whether ``clean/`` of this shard copies the input's unchanged gzip blocks."""
+    return not opts["recompress"] and path.lower().endswith(".gz")
+
+
 def _open_jsonl(path: str, opts: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     """A JSONL shard's native reader, already reading on its background thread, and the shard's
     size and modification time when it was opened (to notice a change while it is read)."""
@@ -392,7 +401,7 @@ def _open_jsonl(path: str, opts: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     before = _stat(path)
     reader = read_batches(path, opts["field"], skip_bad=opts["skip_bad"], encoding_errors=opts["encoding_errors"],
                           batch_size=opts["batch_size"], allow_ids=True, hash=True, blake2b=True,
-                          num_threads=opts["num_threads"])  # fmt: skip
+                          num_threads=opts["num_threads"], gz_blocks=_reuses_blocks(path, opts))  # fmt: skip
     return reader, before
 
 
@@ -410,14 +419,15 @@ def _process_jsonl(d: Any, path: str, shard: str, out: str, opts: dict[str, Any]
     ws = []
     wb = _BadWriter(os.path.join(out, "bad", shard + ".jsonl"))
     try:
-        ws.append(open_writer(os.path.join(out, "clean", shard), compress_level=level, num_threads=nt))
+        src = path if _reuses_blocks(path, opts) else None
+        ws.append(open_writer(os.path.join(out, "clean", shard), compress_level=level, num_threads=nt, source=src))
         ws.append(open_writer(os.path.join(out, "removed", shard), compress_level=level, num_threads=nt))
         wc, wr = ws
         for b in reader:
             res = d.check_records(b, num_threads=nt) if len(b) else []
             hit = [bool(ms) for ms in res]
+            wc.write_selected(b, hit, False)  # every batch: a block-reusing writer needs each one's blocks
             if res:
-                wc.write_selected(b, hit, False)
                 wr.write_selected(b, hit, True)
                 lines, recs = b.lines, b.records
                 for i, ms in enumerate(res):
@@ -631,12 +641,14 @@ def run_job(
     test_field: str = "text", mode: str = "qwen", ngram: int = 13, lcs_min: int = 13, lcs_ratio: float = 0.6,
     window: str | int | None = DEFAULT_WINDOW, skip_bad: bool = False, encoding_errors: str = "strict",
     batch_size: int = 2048, num_threads: int | None = None, progress: bool = True, compress_level: int = 6,
-    log: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None, recompress: bool = False,
 ) -> dict[str, Any]:
     """Decontaminate the training shards ``train`` (paths or globs; JSONL, ``.jsonl.gz``,
     ``.jsonl.zst`` or Parquet) against ``tests`` (benchmark names or files) into ``out``; see the
     module docstring for the folder, the formats, resume and the report. Returns the report (plus
-    ``report_path``). ``log`` receives notes and warnings as they happen (default: stderr)."""
+    ``report_path``). ``log`` receives notes and warnings as they happen (default: stderr).
+    ``recompress``: compress ``clean/`` of a ``.gz`` shard whole at ``compress_level`` instead of
+    copying the input's unchanged deflate blocks (the decompressed bytes are the same)."""
     from .decontam import Decontaminator
     from .stage_io import as_paths
 
@@ -683,7 +695,8 @@ def run_job(
     options = {"train": list(train), "tests": list(tests), "out": out, "report_path": report_path, "field": field,
                "test_field": test_field, "mode": mode, "ngram": ngram, "lcs_min": lcs_min, "lcs_ratio": lcs_ratio,
                "window": window, "skip_bad": skip_bad, "encoding_errors": encoding_errors,
-               "batch_size": batch_size, "num_threads": num_threads, "compress_level": compress_level}  # fmt: skip
+               "batch_size": batch_size, "num_threads": num_threads, "compress_level": compress_level,
+               "recompress": recompress}  # fmt: skip
     rpath = report_path or os.path.join(out, "report.json")
     os.makedirs(out, exist_ok=True)
     lock = FolderLock(out, run_id, log, notes, job="decontaminate run")
@@ -699,7 +712,8 @@ def run_job(
             notes.append(note)
             log(f"note: {note}")
         opts = {"field": field, "skip_bad": skip_bad, "encoding_errors": encoding_errors, "batch_size": batch_size,
-                "num_threads": num_threads, "where": where, "compress_level": compress_level}
+                "num_threads": num_threads, "where": where, "compress_level": compress_level,
+                "recompress": bool(recompress)}
         if progress:
             from tqdm import tqdm
 

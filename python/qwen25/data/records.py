@@ -207,6 +207,7 @@ def read_batches(
     blake2b: bool = False,
     extra_field: str | None = None,
     num_threads: int | None = None,
+    gz_blocks: bool = False,
 ) -> Any:
     """Batches of the records of one JSONL file (``.gz``/``.zst`` too; ``"-"`` is standard input),
     read and parsed in Rust on a background thread: a ``qwen25._native.RecordReader``.
@@ -231,7 +232,9 @@ def read_batches(
     ``json.loads(line)[extra_field]``: the last of duplicate keys), None when absent; a bad line
     has none (it is in ``bad`` as without the option). A batch holds up to
     ``batch_size`` non-blank lines (or 8 MiB; a file's first batches 1, 2 and 4 MiB, so that work on
-    them starts early), parsed on ``num_threads`` threads."""
+    them starts early), parsed on ``num_threads`` threads. With ``gz_blocks``, a gzip file is
+    inflated by a decoder that records where its deflate blocks are, for a writer opened with
+    ``open_writer(..., source=path)`` to copy the blocks its dropped lines leave unchanged."""
     from .. import _native
 
     p = os.fspath(path)
@@ -241,7 +244,8 @@ def read_batches(
         raise Qwen25FileNotFoundError(2, "no such file", p)
     return _native.RecordReader(p, field, skip_bad=skip_bad, encoding_errors=encoding_errors,
                                 batch_size=batch_size, allow_ids=allow_ids, hash=hash,
-                                blake2b=blake2b, extra_field=extra_field, num_threads=num_threads)  # fmt: skip
+                                blake2b=blake2b, extra_field=extra_field, num_threads=num_threads,
+                                gz_blocks=gz_blocks)  # fmt: skip
 
 
 def iter_objects(
@@ -277,7 +281,11 @@ def iter_objects(
 
 
 def open_writer(
-    path: str | os.PathLike[str], *, compress_level: int = 6, num_threads: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    compress_level: int = 6,
+    num_threads: int | None = None,
+    source: str | os.PathLike[str] | None = None,
 ) -> Any:
     """An atomic writer (a ``qwen25._native.RecordWriter``): bytes go to ``.tmp-<name>`` beside
     ``path``, compressed by its suffix (``.gz``: gzip members of up to 1 MiB compressed in
@@ -287,12 +295,20 @@ def open_writer(
     and is neither a regular file nor a folder (``/dev/null``, ``/dev/stdout``, a FIFO) is written
     straight through, never replaced by a renamed temporary file. After ``commit()`` the
     writer's ``digest`` and ``size`` are those of the file's bytes as stored (compressed), computed
-    on the writer thread as they were written: no need to read the file back."""
+    on the writer thread as they were written: no need to read the file back.
+
+    ``source``: a ``.gz`` output that holds some records of the gzip file ``source``, in order,
+    written only with ``write_selected`` of batches from ``read_batches(source, gz_blocks=True)``
+    (every batch, even one with nothing picked): the input's deflate blocks that no dropped line
+    touches (nor the 32 KiB before them) are copied bit for bit, and only the blocks around dropped
+    lines are compressed again, at ``compress_level``. One output member per input member; the
+    output decompresses to exactly the picked lines. Other suffixes ignore ``source``."""
     from .. import _native
 
     if type(compress_level) is not int or not 0 <= compress_level <= 9:
         raise Qwen25ValueError(f"compress_level must be 0-9, not {compress_level!r}")
-    return _native.RecordWriter(os.fspath(path), compress_level, num_threads)
+    src = None if source is None else os.fspath(source)
+    return _native.RecordWriter(os.fspath(path), compress_level, num_threads, source=src)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -131,7 +131,7 @@ pub struct RecordReader {
 #[pymethods]
 impl RecordReader {
     #[new]
-    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, blake2b=false, extra_field=None, num_threads=None))]
+    #[pyo3(signature = (path, field="text", *, skip_bad=false, encoding_errors="strict", batch_size=2048, allow_ids=false, hash=false, blake2b=false, extra_field=None, num_threads=None, gz_blocks=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -145,6 +145,7 @@ impl RecordReader {
         blake2b: bool,
         extra_field: Option<String>,
         num_threads: Option<usize>,
+        gz_blocks: bool,
     ) -> PyResult<Self> {
         let utf8 = match encoding_errors {
             "strict" => Utf8::Strict,
@@ -170,6 +171,7 @@ impl RecordReader {
             blake2b,
             extra_field,
             threads: parallel::threads(num_threads),
+            gz_blocks,
         };
         let s = job(py, || BatchStream::open(&path, opts))?;
         Ok(RecordReader {
@@ -267,15 +269,17 @@ impl RecordWriter {
 #[pymethods]
 impl RecordWriter {
     #[new]
-    #[pyo3(signature = (path, compress_level=6, num_threads=None))]
+    #[pyo3(signature = (path, compress_level=6, num_threads=None, *, source=None))]
     fn new(
         py: Python<'_>,
         path: String,
         compress_level: u32,
         num_threads: Option<usize>,
+        source: Option<String>,
     ) -> PyResult<Self> {
-        let w = run(py, num_threads, |n| {
-            AtomicWriter::create(&path, compress_level, n)
+        let w = run(py, num_threads, |n| match &source {
+            Some(src) => AtomicWriter::create_spliced(&path, compress_level, n, src),
+            None => AtomicWriter::create(&path, compress_level, n),
         })?;
         Ok(RecordWriter {
             path,

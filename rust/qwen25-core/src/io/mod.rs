@@ -4,11 +4,13 @@
 
 pub mod digest;
 mod fastjson;
+pub mod gzsplice;
 pub mod reader;
 pub mod record;
 pub mod writer;
 
 pub use digest::{file_digest, output_digest, written_digest, Digest};
+pub use gzsplice::{GzBlockDecoder, GzEvent, Splicer};
 pub use reader::{
     Bad, Batch, BatchStream, Compression, Damage, Digests, ReadOptions, RecordReader,
 };
@@ -37,6 +39,7 @@ mod tests {
             blake2b: false,
             extra_field: None,
             threads: 2,
+            gz_blocks: false,
         }
     }
 

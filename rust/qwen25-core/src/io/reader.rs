@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::digest::Digest;
+use super::gzsplice::{GzBlockDecoder, GzEvent, GzEvents};
 use super::record::{record_item_extra, Item, Rules};
 use crate::{parallel, Error, Result};
 
@@ -71,6 +72,11 @@ pub struct ReadOptions {
     pub extra_field: Option<String>,
     /// Threads that parse a batch's lines (order and results never depend on it).
     pub threads: usize,
+    /// A gzip file is inflated by [`GzBlockDecoder`], which records where its deflate blocks
+    /// are ([`Batch::gz`]), and each record's offset in the decompressed stream is kept
+    /// ([`Batch::upos`]): what a [`Splicer`](super::gzsplice::Splicer) needs to copy unchanged
+    /// blocks to an output.
+    pub gz_blocks: bool,
 }
 
 /// A line that could not become a record.
@@ -109,6 +115,14 @@ pub struct Batch {
     /// Bytes of the lines read (as in the file, decompressed), blank and bad ones included.
     pub nbytes: u64,
     pub blank: u64,
+    /// With [`ReadOptions::gz_blocks`]: per record, the offset of its line in the file's
+    /// decompressed bytes; empty without.
+    pub upos: Vec<u64>,
+    /// The last record is the file's last line, which had no ending: its raw bytes got a `\n`.
+    pub appended: bool,
+    /// With [`ReadOptions::gz_blocks`] on a gzip file: the block events recorded since the
+    /// previous batch (the decoder runs ahead, so some may lie past this batch).
+    pub gz: Vec<GzEvent>,
 }
 
 impl Batch {
@@ -238,6 +252,10 @@ pub struct RecordReader {
     pending: Option<Error>,
     /// Where the next batch closes (bytes): [`FIRST_BATCH_BYTES`], doubling to [`BATCH_BYTES`].
     cap: usize,
+    /// Decompressed bytes read so far (the next line's offset).
+    upos: u64,
+    /// The block decoder's events ([`ReadOptions::gz_blocks`] on a gzip file).
+    gz: Option<GzEvents>,
 }
 
 impl RecordReader {
@@ -275,9 +293,17 @@ impl RecordReader {
             b2,
             failed: false,
         })));
+        let mut gz = None;
         let raw = BufReader::with_capacity(CHUNK, src.clone());
         let lines: Box<dyn BufRead + Send> = match kind {
             Compression::Plain => Box::new(raw),
+            Compression::Gzip if opts.gz_blocks => {
+                let ev = GzEvents::default();
+                gz = Some(ev.clone());
+                let d = GzBlockDecoder::new(src.clone(), ev)
+                    .map_err(|e| Error::io(Path::new(path), e))?;
+                Box::new(BufReader::with_capacity(CHUNK, d))
+            }
             Compression::Gzip => Box::new(BufReader::with_capacity(
                 CHUNK,
                 flate2::bufread::MultiGzDecoder::new(raw),
@@ -299,6 +325,8 @@ impl RecordReader {
             done: false,
             pending: None,
             cap: FIRST_BATCH_BYTES,
+            upos: 0,
+            gz,
         })
     }
 
@@ -310,8 +338,10 @@ impl RecordReader {
             return Ok(None);
         }
         let mut b = Batch::default();
-        // (line, record, start, content end, end) of each non-blank line in `raw`
-        let mut spans: Vec<(usize, usize, usize, usize, usize)> = Vec::new();
+        // (line, record, start, content end, end, offset in the file's bytes) of each non-blank
+        // line in `raw`
+        let mut spans: Vec<(usize, usize, usize, usize, usize, u64)> = Vec::new();
+        let mut appended = false;
         let mut raw: Vec<u8> = Vec::new();
         let bs = self.opts.batch_size.max(1);
         let cap = self.cap;
@@ -361,7 +391,10 @@ impl RecordReader {
                 }
             }
             b.nbytes += (raw.len() - start) as u64;
+            let mut upos = self.upos;
+            self.upos += (raw.len() - start) as u64;
             if self.line == 0 && raw[start..].starts_with(BOM) {
+                upos += BOM.len() as u64;
                 // a UTF-8 byte order mark at the very start of the file (as Windows tools write
                 // it; Python's "utf-8-sig"): not part of the first record, nor of its raw bytes
                 raw.drain(start..start + BOM.len());
@@ -384,18 +417,24 @@ impl RecordReader {
             }
             if raw.last() != Some(&b'\n') {
                 raw.push(b'\n'); // an output line never runs into the next
+                appended = true;
             }
-            spans.push((self.line, self.record, start, end, raw.len()));
+            spans.push((self.line, self.record, start, end, raw.len(), upos));
             self.record += 1;
         }
         let rules = &self.opts.rules;
         let extra = self.opts.extra_field.as_deref();
-        let parsed = parallel::map(&spans, self.opts.threads, |&(_, _, s, e, _)| {
+        let parsed = parallel::map(&spans, self.opts.threads, |&(_, _, s, e, _, _)| {
             record_item_extra(&raw[s..e], rules, extra)
         });
-        for (&(line, record, s, e, end), r) in spans.iter().zip(parsed) {
+        let last = spans.len();
+        for (k, (&(line, record, s, e, end, upos), r)) in spans.iter().zip(parsed).enumerate() {
             match r {
                 Ok((item, x)) => {
+                    if self.opts.gz_blocks {
+                        b.upos.push(upos);
+                    }
+                    b.appended = appended && k + 1 == last;
                     if extra.is_some() {
                         b.extras.push(x);
                     }
@@ -426,6 +465,9 @@ impl RecordReader {
             return Err(e);
         }
         b.data = raw; // no copy: records are located by their spans
+        if let Some(ev) = &self.gz {
+            b.gz = std::mem::take(&mut *ev.lock().unwrap_or_else(|p| p.into_inner()));
+        }
         Ok(Some(b))
     }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::digest::{remember_written, Digest};
+use super::gzsplice::Splicer;
 use super::reader::{Batch, Compression};
 use crate::{parallel, Error, Result};
 
@@ -70,6 +71,9 @@ enum Sink {
         members: usize,
     },
     Zstd(zstd::stream::write::Encoder<'static, Out>),
+    /// `.gz` written from some records of a gzip input, its unchanged deflate blocks copied
+    /// ([`Splicer`]).
+    Splice(Out, Box<Splicer>),
 }
 
 thread_local! {
@@ -132,6 +136,7 @@ impl Sink {
                 }
                 Ok(())
             }
+            (Chunk::Select(b, pick, want), Sink::Splice(f, s)) => s.put(&b, &pick, want, f),
             (Chunk::Select(b, pick, want), _) => self.write(&b.select(&pick, want)),
         }
     }
@@ -140,6 +145,9 @@ impl Sink {
         match self {
             Sink::Plain(f) => f.write_all(data),
             Sink::Zstd(z) => z.write_all(data),
+            Sink::Splice(..) => Err(std::io::Error::other(
+                "a writer that reuses a gzip input's blocks takes only records of that input",
+            )),
             Sink::Gzip {
                 f,
                 level,
@@ -161,6 +169,10 @@ impl Sink {
         let f = match self {
             Sink::Plain(f) => f,
             Sink::Zstd(z) => z.finish()?,
+            Sink::Splice(mut f, s) => {
+                s.finish(&mut f)?;
+                f
+            }
             Sink::Gzip {
                 mut f,
                 level,
@@ -193,13 +205,34 @@ pub struct AtomicWriter {
     tx: Option<SyncSender<Chunk>>,
     thread: Option<JoinHandle<std::io::Result<Hashed>>>,
     written: u64,
+    /// Every batch is passed on, even with no record picked (its block events are needed).
+    splice: bool,
 }
 
 impl AtomicWriter {
     /// Create the temporary file of `final_path` (its folder too). `level`: gzip 0-9 (zstd uses
     /// its default, 3); `threads`: gzip blocks compressed at once.
     pub fn create(final_path: impl AsRef<Path>, level: u32, threads: usize) -> Result<Self> {
-        let final_path = final_path.as_ref().to_path_buf();
+        Self::open(final_path.as_ref(), level, threads, None)
+    }
+
+    /// A `.gz` writer of records read from the gzip file `source` (with
+    /// [`ReadOptions::gz_blocks`](super::reader::ReadOptions::gz_blocks)), given only through
+    /// [`write_selected`](Self::write_selected), in the input's order: the deflate blocks that
+    /// no dropped line touches are copied from `source`, the rest compressed at `level` (see
+    /// [`gzsplice`](super::gzsplice)). A `final_path` that is not `.gz` is written as
+    /// [`create`](Self::create) writes it.
+    pub fn create_spliced(
+        final_path: impl AsRef<Path>,
+        level: u32,
+        threads: usize,
+        source: impl AsRef<Path>,
+    ) -> Result<Self> {
+        Self::open(final_path.as_ref(), level, threads, Some(source.as_ref()))
+    }
+
+    fn open(final_path: &Path, level: u32, threads: usize, source: Option<&Path>) -> Result<Self> {
+        let final_path = final_path.to_path_buf();
         let tmp_path = tmp_of(&final_path);
         let blame = |e: std::io::Error| Error::io(&final_path, e);
         if let Some(dir) = final_path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -230,22 +263,33 @@ impl AtomicWriter {
             n: 0,
         };
         let f = BufWriter::with_capacity(BLOCK, f);
-        let sink = match Compression::of(&final_path.to_string_lossy()) {
-            Compression::Plain => Sink::Plain(f),
-            Compression::Gzip => Sink::Gzip {
-                f,
-                level: level as i32,
-                threads: threads.max(1),
-                members: 0,
-            },
-            Compression::Zstd => match zstd::stream::write::Encoder::new(f, 3) {
-                Ok(z) => Sink::Zstd(z),
+        let kind = Compression::of(&final_path.to_string_lossy());
+        let sink = match (kind, source) {
+            (Compression::Gzip, Some(src)) => match Splicer::new(src, level) {
+                Ok(s) => Sink::Splice(f, Box::new(s)),
                 Err(e) => {
                     discard(&tmp_path);
-                    return Err(blame(e));
+                    return Err(Error::io(src, e));
                 }
             },
+            (k, _) => match k {
+                Compression::Plain => Sink::Plain(f),
+                Compression::Gzip => Sink::Gzip {
+                    f,
+                    level: level as i32,
+                    threads: threads.max(1),
+                    members: 0,
+                },
+                Compression::Zstd => match zstd::stream::write::Encoder::new(f, 3) {
+                    Ok(z) => Sink::Zstd(z),
+                    Err(e) => {
+                        discard(&tmp_path);
+                        return Err(blame(e));
+                    }
+                },
+            },
         };
+        let splice = matches!(sink, Sink::Splice(..));
         let (tx, rx) = sync_channel::<Chunk>(2);
         let spawned = std::thread::Builder::new()
             .name("qwen25-writer".into())
@@ -270,6 +314,7 @@ impl AtomicWriter {
             tx: Some(tx),
             thread: Some(thread),
             written: 0,
+            splice,
         })
     }
 
@@ -326,7 +371,7 @@ impl AtomicWriter {
     }
 
     fn send(&mut self, c: Chunk, n: u64) -> Result<()> {
-        if n == 0 {
+        if n == 0 && !(self.splice && matches!(c, Chunk::Select(..))) {
             return Ok(());
         }
         self.written += n;
