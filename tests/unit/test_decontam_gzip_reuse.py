@@ -590,6 +590,26 @@ def test_several_shards_in_one_run(tmp_path: Path) -> None:
                 _same_member_count(got, raw)
 
 
+def test_a_rerun_resumes_the_spliced_output(tmp_path: Path) -> None:
+    """The state file's fingerprint of a spliced output is that of its bytes (XXH3-128, as the
+    docs say), so a rerun resumes instead of redoing the shard."""
+    xxhash = pytest.importorskip("xxhash")
+    data, dirty, _ = corpus(seed=59, size=150 * KiB)
+    src = tmp_path / "corpus" / "s.jsonl.gz"
+    src.parent.mkdir()
+    src.write_bytes(gz_bgzf(data))
+    args: dict[str, Any] = {"train": [str(src)], "tests": [str(_tests_file(tmp_path))],
+                            "out": str(tmp_path / "o"), "progress": False, "log": lambda _: None}  # fmt: skip
+    run_job(**args)
+    clean = tmp_path / "o" / "clean" / "s.jsonl.gz"
+    first = clean.read_bytes()
+    state = json.loads((tmp_path / "o" / ".state" / "s.jsonl.gz.json").read_text())
+    assert state["outputs"]["clean/s.jsonl.gz"] == [len(first), xxhash.xxh3_128(first).hexdigest()]
+    rep = run_job(**args)
+    assert [s["resumed"] for s in rep["shards"]] == [True]
+    assert clean.read_bytes() == first and gzip.decompress(first) == expected_clean(data, dirty)
+
+
 # -- batches and threads -------------------------------------------------------------------------
 @pytest.mark.parametrize("producer", ["py6", "bgzf"])
 def test_batch_size_and_threads_change_nothing(tmp_path: Path, producer: str) -> None:
@@ -672,6 +692,25 @@ def test_cut_anywhere_in_a_member(tmp_path: Path, where: str) -> None:
         dmg = res[tag]["report"]["damaged"]
         assert [(d["line"], d["records_before"]) for d in dmg] == ([] if whole else [(n + 1, n)]), tag
     check(res, got, {x for x in dirty if x <= n} - bad, bad)
+
+
+@pytest.mark.parametrize("producer", ["py6", "py0", "bgzf"])
+@pytest.mark.parametrize("where", [0.1, 0.37, 0.5, 0.81])
+def test_a_corrupt_byte_mid_stream(tmp_path: Path, producer: str, where: float) -> None:
+    """A byte flipped inside the compressed data: both modes keep the same records before the
+    damage (what Python's zlib decodes before it fails, whole lines, or less where the flip makes
+    a wrong byte that still decodes) and report it at the same line."""
+    data, dirty, _ = corpus(seed=67, eol="mixed")
+    gz = bytearray(_produce(producer, data, tmp_path))
+    at = int(len(gz) * where)
+    gz[at] ^= 0x5A
+    res = run_both(tmp_path, bytes(gz), skip_bad=True)
+    reps = [res[k]["report"] for k in ("reuse", "recompress")]
+    assert [_where(d) for d in reps[0]["damaged"]] == [_where(d) for d in reps[1]["damaged"]]
+    assert reps[0]["counts"] == reps[1]["counts"] and reps[0]["bad"] == reps[1]["bad"]
+    a, b = (gzip.decompress(res[k]["clean"].read_bytes()) for k in ("reuse", "recompress"))
+    assert a == b, _first_diff(a, b)
+    gzip_tool_check(res["reuse"]["clean"], a)
 
 
 def test_bad_crc_shard_keeps_every_record_with_a_correct_crc(tmp_path: Path) -> None:
