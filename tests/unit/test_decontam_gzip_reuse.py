@@ -923,6 +923,14 @@ def test_a_bom_or_crlf_split_across_members(tmp_path: Path, cuts: list[int]) -> 
     _same_member_count(out, gz)
 
 
+@pytest.mark.parametrize("name", ["s.JSONL.GZ", "s.gz"])
+def test_other_gz_names(tmp_path: Path, name: str) -> None:
+    data, dirty, _ = corpus(seed=71, size=100 * KiB)
+    gz = gzip.compress(data, 6, mtime=0)
+    out = check(run_both(tmp_path, gz, name=name), data, dirty, set())
+    _same_member_count(out, gz)
+
+
 def test_an_empty_file_named_gz(tmp_path: Path) -> None:
     """Zero bytes: Python's gzip reads no data; both modes must agree on what it is."""
     assert gzip.decompress(b"") == b""
