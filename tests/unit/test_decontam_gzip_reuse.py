@@ -289,11 +289,15 @@ def _header_len(data: bytes, at: int) -> int:
 
 
 def members(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(deflate body, decompressed bytes) of each member, in order; trailing zero bytes end the
-    file (as Python's gzip reads them)."""
-    out = []
+    """(deflate body, decompressed bytes) of each member, in order; zero bytes after a member are
+    padding (as Python's gzip reads them)."""
+    out: list[tuple[bytes, bytes]] = []
     at = 0
-    while at < len(data) and data[at:].strip(b"\0"):
+    while at < len(data):
+        if out:
+            at = len(data) - len(data[at:].lstrip(b"\0"))
+            if at == len(data):
+                break
         h = _header_len(data, at)
         d = zlib.decompressobj(-15)
         plain = d.decompress(data[at + h:])
