@@ -1,8 +1,9 @@
 """`qwen25 decontaminate` on gzip shards reuses the input's deflate blocks: without ``recompress``
 the ``clean/`` output of a ``.gz`` shard copies the input's blocks bit for bit away from the dropped
 lines and recompresses only around them. Whatever the producer of the input (Python's gzip at
-levels 0-9, zlib with full and sync flushes, several members, a bgzip layout, a hand-made header
-with every optional field, trailing zeros, our own writer) and whatever the corpus (removed records
+levels 0-9, zlib with every flush, strategy and memLevel, several members, a bgzip layout, a
+hand-made header with every optional field, zero padding, our own writer, a hand-made fixed-code
+stream that refers exactly 32 KiB back into a removed line) and whatever the corpus (removed records
 first, last, adjacent, everywhere or nowhere, CRLF, a BOM, blank and malformed lines, a record over
 1 MiB, a shard cut short), the output must decompress to exactly the bytes ``recompress=True``
 writes, and both to the bytes computed here from the input.
