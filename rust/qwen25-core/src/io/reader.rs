@@ -1,4 +1,6 @@
-//! The JSONL reader: plain, gzip (any number of members) and zstd (any number of frames) files,
+//! The JSONL reader: plain, gzip (any number of members; zero bytes between or after them are
+//! padding, as Python's `gzip` reads them; inflated by [`GzBlockDecoder`]) and zstd (any number of
+//! frames) files,
 //! read in batches of records on a background thread, each record's raw line kept for
 //! pass-through output.
 //!
@@ -297,17 +299,14 @@ impl RecordReader {
         let raw = BufReader::with_capacity(CHUNK, src.clone());
         let lines: Box<dyn BufRead + Send> = match kind {
             Compression::Plain => Box::new(raw),
-            Compression::Gzip if opts.gz_blocks => {
-                let ev = GzEvents::default();
-                gz = Some(ev.clone());
+            Compression::Gzip => {
+                // one gzip decoder for every job, recording where its blocks are only when asked
+                let ev = opts.gz_blocks.then(GzEvents::default);
+                gz = ev.clone();
                 let d = GzBlockDecoder::new(src.clone(), ev)
                     .map_err(|e| Error::io(Path::new(path), e))?;
                 Box::new(BufReader::with_capacity(CHUNK, d))
             }
-            Compression::Gzip => Box::new(BufReader::with_capacity(
-                CHUNK,
-                flate2::bufread::MultiGzDecoder::new(raw),
-            )),
             Compression::Zstd => {
                 let d = zstd::stream::read::Decoder::with_buffer(raw)
                     .map_err(|e| Error::io(Path::new(path), e))?;
