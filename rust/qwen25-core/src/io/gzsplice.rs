@@ -560,6 +560,9 @@ pub struct Splicer {
     run: Option<Stream>,
     run_open: bool,
     zbuf: Vec<u8>,
+    /// The current member's last output bytes (up to 2 x [`WINDOW`]): a run's compressor starts
+    /// with the last [`WINDOW`] of them as its dictionary, as the decoder has them in its window.
+    hist: Vec<u8>,
     members: u64,
     /// Blocks copied and recompressed (for tests and reports).
     pub copied_blocks: u64,
@@ -590,6 +593,7 @@ impl Splicer {
             run: None,
             run_open: false,
             zbuf: vec![0u8; 1 << 16],
+            hist: Vec::with_capacity(2 * WINDOW as usize),
             members: 0,
             copied_blocks: 0,
             recompressed_blocks: 0,
@@ -672,6 +676,7 @@ impl Splicer {
 
     fn start_member(&mut self, u0: u64) {
         self.out.put_bytes(&HEADER);
+        self.hist.clear(); // a member's window starts empty
         self.member = Some(Member {
             u0,
             crc: 0,
@@ -765,7 +770,14 @@ impl Splicer {
         let mut crc = self.member.as_ref().map_or(0, |m| m.crc);
         let mut size = self.member.as_ref().map_or(0, |m| m.size);
         let mut seen = 0u64;
+        let hist = &mut self.hist;
+        // only the block's last WINDOW bytes can be a later run's dictionary
+        let tail = nu.saturating_sub(WINDOW).max(u);
         take_range(&mut self.pieces, u, nu, |bytes| {
+            let at = u + seen;
+            if at + bytes.len() as u64 > tail {
+                remember(hist, &bytes[tail.saturating_sub(at) as usize..]);
+            }
             crc = crc32(crc, bytes);
             size = size.wrapping_add(bytes.len() as u32);
             seen += bytes.len() as u64;
@@ -794,6 +806,16 @@ impl Splicer {
                 return Err(io::Error::other("deflateReset failed"));
             }
         }
+        if !self.run_open && !self.hist.is_empty() {
+            let d = &self.hist[self.hist.len().saturating_sub(WINDOW as usize)..];
+            let st = self.run.as_mut().map(|r| &mut *r.s);
+            // SAFETY: an initialised raw deflate stream, before its first input; `d` is live
+            let rc =
+                st.map(|s| unsafe { z::deflateSetDictionary(s, d.as_ptr(), d.len() as z::uInt) });
+            if rc != Some(z::Z_OK) {
+                return Err(io::Error::other("deflateSetDictionary failed"));
+            }
+        }
         if !self.run_open && self.out.nacc != 0 {
             // a run starts on a byte boundary: its stored blocks (a sync flush ends with one)
             // are aligned as zlib wrote them. An empty stored block gets there.
@@ -805,8 +827,9 @@ impl Splicer {
         let (Some(run), Some(m)) = (self.run.as_mut(), self.member.as_mut()) else {
             return Err(io::Error::other("gzip block reuse: no open member"));
         };
-        let (out, zbuf) = (&mut self.out, &mut self.zbuf);
+        let (out, zbuf, hist) = (&mut self.out, &mut self.zbuf, &mut self.hist);
         take_range(&mut self.pieces, a, b, |bytes| {
+            remember(hist, bytes);
             m.crc = crc32(m.crc, bytes);
             m.size = m.size.wrapping_add(bytes.len() as u32);
             deflate(run, out, zbuf, bytes, z::Z_NO_FLUSH)
@@ -842,6 +865,20 @@ impl Splicer {
         self.members += 1;
         Ok(())
     }
+}
+
+/// Keep the last [`WINDOW`] bytes of the output in `hist` (which holds up to twice that).
+fn remember(hist: &mut Vec<u8>, bytes: &[u8]) {
+    let w = WINDOW as usize;
+    if bytes.len() >= w {
+        hist.clear();
+        hist.extend_from_slice(&bytes[bytes.len() - w..]);
+        return;
+    }
+    if hist.len() + bytes.len() > 2 * w {
+        hist.drain(..hist.len() - w);
+    }
+    hist.extend_from_slice(bytes);
 }
 
 /// Hand `f` the output bytes of the kept lines within decompressed `a..b` (a changed line whole,
