@@ -1069,3 +1069,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+#[cfg(test)]
+#[path = "gzsplice_tests.rs"]
+mod review_tests;
