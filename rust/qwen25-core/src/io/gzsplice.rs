@@ -541,6 +541,10 @@ struct Member {
     ended: bool,
 }
 
+/// The most decompressed bytes of one block whose lines wait for its end (so it can be copied):
+/// far above any encoder's blocks (zlib's hold at most 32768 symbols, about 8 MiB).
+const HOLD: u64 = 64 << 20;
+
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// Writes the kept lines of a gzip file, reusing its unchanged deflate blocks (see the module's
@@ -563,6 +567,10 @@ pub struct Splicer {
     /// The current member's last output bytes (up to 2 x [`WINDOW`]): a run's compressor starts
     /// with the last [`WINDOW`] of them as its dictionary, as the decoder has them in its window.
     hist: Vec<u8>,
+    /// Decompressed bytes of one block's lines held before they are recompressed without
+    /// waiting for its end ([`HOLD`]), and the offset up to which lines were so recompressed.
+    hold: u64,
+    fed: u64,
     members: u64,
     /// Blocks copied and recompressed (for tests and reports).
     pub copied_blocks: u64,
@@ -594,6 +602,8 @@ impl Splicer {
             run_open: false,
             zbuf: vec![0u8; 1 << 16],
             hist: Vec::with_capacity(2 * WINDOW as usize),
+            hold: HOLD,
+            fed: 0,
             members: 0,
             copied_blocks: 0,
             recompressed_blocks: 0,
@@ -704,17 +714,25 @@ impl Splicer {
                         Some(&GzEvent::Block { bit, u }) | Some(&GzEvent::End { bit, u }) => {
                             Some((bit, u))
                         }
-                        None if finishing => None,
-                        None => return Ok(()),
+                        None => None,
                     };
                     let nu = next.map_or(u64::MAX, |(_, nu)| nu);
-                    if !finishing && self.covered < nu {
+                    if !finishing && (next.is_none() || self.covered < nu) {
+                        // the block's end or some of its lines are still to come: its lines wait,
+                        // but not without bound (a block can be any length: a made-up one can
+                        // hold a whole file). Past `hold` bytes it is recompressed as they come.
+                        if self.covered > u && self.covered - u > self.hold {
+                            self.feed_range(u, self.covered)?;
+                            self.fed = self.covered;
+                        }
                         return Ok(());
                     }
                     let u0 = self.member.as_ref().map_or(u, |m| m.u0);
                     let lo = u.saturating_sub(WINDOW).max(u0);
+                    // some of its lines were recompressed already
+                    let forced = u < self.fed;
                     match next {
-                        Some((nbit, nu)) if !self.broken(lo, nu) => {
+                        Some((nbit, nu)) if !forced && !self.broken(lo, nu) => {
                             self.close_run()?;
                             self.copy_block(bit, nbit, u, nu)?;
                             if matches!(self.events.get(1), Some(GzEvent::End { .. })) {

@@ -779,6 +779,10 @@ impl Drop for Case {
     }
 }
 
+thread_local! {
+    static MAX_HELD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The output, the kept bytes, and the blocks (copied, recompressed) before `finish`.
 type Spliced = (Vec<u8>, Vec<u8>, (u64, u64));
 
@@ -795,6 +799,7 @@ fn splice_direct(
     max_batch: usize,
     level: u32,
     lag: bool,
+    hold: u64,
 ) -> io::Result<Spliced> {
     let path = dir.join("in.gz");
     std::fs::write(&path, f).unwrap();
@@ -811,6 +816,8 @@ fn splice_direct(
         lines.push((s, data.len()));
     }
     let mut sp = Splicer::new(&path, level)?;
+    sp.hold = hold;
+    MAX_HELD.with(|m| m.set(0));
     let mut out = Vec::new();
     let mut want = Vec::new();
     let mut ei = 0;
@@ -851,6 +858,9 @@ fn splice_direct(
         b.gz = events[ei..upto].to_vec();
         ei = upto;
         sp.put(&Arc::new(b), &pick, true, &mut out)?;
+        if let (Some(a), Some(z)) = (sp.pieces.front(), sp.pieces.back()) {
+            MAX_HELD.with(|m| m.set(m.get().max(z.u + z.ulen - a.u)));
+        }
         i += n;
     }
     // the reader's last batch: no records, the events left
@@ -905,6 +915,7 @@ fn splicer_random_inputs_cuts_and_drops() {
         };
         let level = [6, 0, 1, 9][round % 4];
         let lag = round % 5 == 4;
+        let hold = [HOLD, 0, 1000, 50_000][round % 7 % 4];
         let (out, want, sp) = splice_direct(
             &case.dir,
             &f,
@@ -914,11 +925,12 @@ fn splicer_random_inputs_cuts_and_drops() {
             [1, 5, 1000][round % 3],
             level,
             lag,
+            hold,
         )
         .unwrap();
-        let what = format!("round {round} keep #{which} level {level} lag {lag}");
+        let what = format!("round {round} keep #{which} level {level} lag {lag} hold {hold}");
         check_output(&out, &want, members, &what);
-        if which == 0 && !data.is_empty() && *data.last().unwrap() == b'\n' {
+        if which == 0 && hold == HOLD && !data.is_empty() && *data.last().unwrap() == b'\n' {
             assert_eq!(sp.1, 0, "{what}: nothing dropped");
         }
     }
@@ -955,8 +967,18 @@ fn splicer_window_edge() {
         let f = gz_wrap(&w.finish(), &data, &PLAIN_HEADER);
         assert_eq!(gunzip_ref(&f).unwrap().0, data);
         let mut rng = Lcg(gap as u64);
-        let (out, want, sp) =
-            splice_direct(&case.dir, &f, &data, &|i| i != 0, &mut rng, 3, 6, false).unwrap();
+        let (out, want, sp) = splice_direct(
+            &case.dir,
+            &f,
+            &data,
+            &|i| i != 0,
+            &mut rng,
+            3,
+            6,
+            false,
+            HOLD,
+        )
+        .unwrap();
         check_output(&out, &want, 1, &format!("gap {gap}"));
         assert_eq!(sp.0, 1 - gap as u64, "gap {gap}");
     }
@@ -977,8 +999,19 @@ fn splicer_big_blocks_alignment_and_split_last_line() {
     let f = gz_wrap(&w.finish(), &data, &PLAIN_HEADER);
     for keep in [|_| true, |i| i != 20_000] as [fn(usize) -> bool; 2] {
         let (out, want, _) =
-            splice_direct(&case.dir, &f, &data, &keep, &mut rng, 1, 6, false).unwrap();
+            splice_direct(&case.dir, &f, &data, &keep, &mut rng, 1, 6, false, HOLD).unwrap();
         check_output(&out, &want, 1, "one big block");
+        assert!(
+            MAX_HELD.with(|m| m.get()) > 2 << 20,
+            "the block's lines wait for its end"
+        );
+        // at most `hold` bytes of its lines wait: past them the block is recompressed
+        let (out, want, c) =
+            splice_direct(&case.dir, &f, &data, &keep, &mut rng, 1, 6, false, 1 << 16).unwrap();
+        check_output(&out, &want, 1, "one big block, recompressed as it comes");
+        let held = MAX_HELD.with(|m| m.get());
+        assert!(held <= (1 << 16) + 200, "{held} bytes of lines held");
+        assert_eq!(c, (0, 1));
     }
     // stored blocks behind 0..7 literal bits of fixed block, so each lands at another alignment;
     // the first line is dropped, so what precedes the stored blocks is recompressed
@@ -1011,8 +1044,18 @@ fn splicer_big_blocks_alignment_and_split_last_line() {
         let f = gz_wrap(&w.finish(), &d, &PLAIN_HEADER);
         assert_eq!(gunzip_ref(&f).unwrap().0, d);
         for drop in [0usize, 7, 150] {
-            let (out, want, sp) =
-                splice_direct(&case.dir, &f, &d, &|i| i != drop, &mut rng, 4, 6, false).unwrap();
+            let (out, want, sp) = splice_direct(
+                &case.dir,
+                &f,
+                &d,
+                &|i| i != drop,
+                &mut rng,
+                4,
+                6,
+                false,
+                HOLD,
+            )
+            .unwrap();
             check_output(&out, &want, 1, &format!("shift {shift} drop {drop}"));
             assert!(sp.0 > 0);
         }
@@ -1025,7 +1068,7 @@ fn splicer_big_blocks_alignment_and_split_last_line() {
     }
     for keep in [|_| true, |i| i != 1, |i| i == 2] as [fn(usize) -> bool; 3] {
         let (out, want, _) =
-            splice_direct(&case.dir, &f, &data, &keep, &mut rng, 2, 6, false).unwrap();
+            splice_direct(&case.dir, &f, &data, &keep, &mut rng, 2, 6, false, HOLD).unwrap();
         check_output(&out, &want, 4, "split last line");
     }
 }
@@ -1115,6 +1158,7 @@ fn splice_read(
     keep: &dyn Fn(usize) -> bool,
     batch_size: usize,
     level: u32,
+    hold: u64,
 ) -> (Vec<u8>, Vec<u8>) {
     use super::super::reader::{ReadOptions, RecordReader};
     use super::super::record::Rules;
@@ -1132,6 +1176,7 @@ fn splice_read(
     };
     let mut r = RecordReader::open(path.to_str().unwrap(), opts).unwrap();
     let mut sp = Splicer::new(&path, level).unwrap();
+    sp.hold = hold;
     let (mut out, mut want) = (Vec::new(), Vec::new());
     let mut k = 0;
     while let Some(b) = r.next_batch().unwrap() {
@@ -1161,7 +1206,8 @@ fn splicer_through_the_reader_whole_and_damaged() {
         };
         let bs = [1, 9, 10_000][round % 3];
         let level = [6, 1, 0][round % 3];
-        let (out, want) = splice_read(&case.dir, &f, &keep, bs, level);
+        let hold = [HOLD, 0, 5000, 100_000][round % 5 % 4];
+        let (out, want) = splice_read(&case.dir, &f, &keep, bs, level, hold);
         check_output(&out, &want, members, &format!("round {round}"));
         // damaged copies: cut short, or one byte changed; the output still holds exactly the
         // kept records read before the damage, as a sound gzip file
@@ -1173,7 +1219,7 @@ fn splicer_through_the_reader_whole_and_damaged() {
                 let i = rng.below(g.len());
                 g[i] ^= 0x55;
             }
-            let (out, want) = splice_read(&case.dir, &g, &keep, bs, level);
+            let (out, want) = splice_read(&case.dir, &g, &keep, bs, level, hold);
             let mut back = Vec::new();
             flate2::read::MultiGzDecoder::new(&out[..])
                 .read_to_end(&mut back)
