@@ -98,6 +98,17 @@ pub(crate) fn le_bytes<T: LeNum>(v: &[T]) -> Vec<u8> {
     out
 }
 
+/// `bytes` as the u32s they hold little-endian, without a copy where that is their memory (a
+/// little-endian machine and 4-byte aligned bytes); None otherwise (use [`from_le_bytes`]).
+pub(crate) fn le_u32s(bytes: &[u8]) -> Option<&[u32]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid u32; align_to only takes the aligned middle
+    let (head, mid, tail) = unsafe { bytes.align_to::<u32>() };
+    (head.is_empty() && tail.is_empty()).then_some(mid)
+}
+
 /// The numbers in little-endian `bytes`; `None` when its length is not a whole number of them.
 pub(crate) fn from_le_bytes<T: LeNum>(bytes: &[u8]) -> Option<Vec<T>> {
     if !bytes.len().is_multiple_of(T::SIZE) {

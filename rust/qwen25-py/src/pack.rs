@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use qwen25_core::pack::{PackSummary, Packer as CorePacker};
 
 use crate::call;
-use crate::convert::from_le_bytes;
+use crate::convert::{from_le_bytes, le_u32s};
 use crate::errors::IntoPy;
 use crate::tokenizer::Tokenizer;
 
@@ -79,12 +79,13 @@ impl Packer {
         lengths: &[u8],
         sources: Vec<u64>,
     ) -> PyResult<u64> {
-        let (Some(toks), Some(lens)) =
-            (from_le_bytes::<u32>(tokens), from_le_bytes::<u64>(lengths))
-        else {
-            return Err(call::bad_value(
-                "tokens must be uint32 bytes and lengths uint64 bytes",
-            ));
+        let lens = match from_le_bytes::<u64>(lengths) {
+            Some(lens) if tokens.len().is_multiple_of(4) => lens,
+            _ => {
+                return Err(call::bad_value(
+                    "tokens must be uint32 bytes and lengths uint64 bytes",
+                ))
+            }
         };
         if lens.len() != sources.len() {
             return Err(call::bad_value(format!(
@@ -93,14 +94,23 @@ impl Packer {
                 sources.len()
             )));
         }
+        let ntok = tokens.len() / 4;
         let total: u128 = lens.iter().map(|&n| n as u128).sum();
-        if total != toks.len() as u128 {
+        if total != ntok as u128 {
             return Err(call::bad_value(format!(
-                "lengths add up to {total} tokens but {} were given",
-                toks.len()
+                "lengths add up to {total} tokens but {ntok} were given"
             )));
         }
         call::job(py, || {
+            // the ids are read where they are (no copy) on a little-endian machine
+            let owned: Vec<u32>;
+            let toks = match le_u32s(tokens) {
+                Some(t) => t,
+                None => {
+                    owned = from_le_bytes::<u32>(tokens).unwrap_or_default();
+                    &owned
+                }
+            };
             let mut g = call::lock(&self.inner)?;
             let mut pos = 0usize;
             for (&n, &s) in lens.iter().zip(&sources) {
@@ -108,7 +118,7 @@ impl Packer {
                 g.add_doc(&toks[pos..end], s)?;
                 pos = end;
             }
-            Ok(toks.len() as u64)
+            Ok(ntok as u64)
         })
     }
 

@@ -54,13 +54,21 @@ fn write_u32s(path: &Path, toks: &[u32]) -> Result<()> {
     let tmp = path.with_extension("bin.tmp");
     let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    let mut bytes = Vec::with_capacity(toks.len().min(1 << 18) * 4);
-    for chunk in toks.chunks(1 << 18) {
-        bytes.clear();
-        for t in chunk {
-            bytes.extend_from_slice(&t.to_le_bytes());
+    if cfg!(target_endian = "little") {
+        // the ids' memory is their little-endian bytes: written as they are
+        // SAFETY: any u32 slice is a valid u8 slice of four times its length
+        let bytes =
+            unsafe { std::slice::from_raw_parts(toks.as_ptr().cast::<u8>(), toks.len() * 4) };
+        w.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    } else {
+        let mut bytes = Vec::with_capacity(toks.len().min(1 << 18) * 4);
+        for chunk in toks.chunks(1 << 18) {
+            bytes.clear();
+            for t in chunk {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+            w.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
         }
-        w.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
     }
     w.flush().map_err(|e| Error::io(&tmp, e))?;
     drop(w);
@@ -116,9 +124,12 @@ impl Packer {
         self.buf.extend_from_slice(toks);
         self.buf.push(self.sep);
         while self.buf.len() >= self.shard_tokens {
-            let rest = self.buf.split_off(self.shard_tokens);
-            let full = std::mem::replace(&mut self.buf, rest);
-            self.write_shard(&full)?;
+            // the shard is written from the buffer, whose room is kept for the next one
+            let full = std::mem::take(&mut self.buf);
+            let r = self.write_shard(&full[..self.shard_tokens]);
+            self.buf = full;
+            self.buf.drain(..self.shard_tokens);
+            r?;
         }
         Ok(())
     }
