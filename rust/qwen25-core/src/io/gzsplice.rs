@@ -724,13 +724,19 @@ impl Splicer {
                         if self.covered > u && self.covered - u > self.hold {
                             self.feed_range(u, self.covered)?;
                             self.fed = self.covered;
+                            // nor do the dropped lines' ranges wait: a later block is recompressed
+                            // if it starts before `fed`, else it looks back from `fed` at most
+                            let lo = self.fed.saturating_sub(WINDOW);
+                            while self.breaks.front().is_some_and(|&(_, e)| e <= lo) {
+                                self.breaks.pop_front();
+                            }
                         }
                         return Ok(());
                     }
                     let u0 = self.member.as_ref().map_or(u, |m| m.u0);
                     let lo = u.saturating_sub(WINDOW).max(u0);
-                    // some of its lines were recompressed already
-                    let forced = u < self.fed;
+                    // it or its window was recompressed ahead (maybe into an earlier member)
+                    let forced = lo < self.fed;
                     match next {
                         Some((nbit, nu)) if !forced && !self.broken(lo, nu) => {
                             self.close_run()?;
