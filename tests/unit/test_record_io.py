@@ -512,3 +512,28 @@ def test_callers_write_through_the_atomic_writer(tmp_path):
     with pytest.raises(TypeError):
         write_jsonl(q, [{"ok": 1}, {"bad": object()}])
     assert sorted(x.name for x in tmp_path.iterdir()) == ["kept.jsonl.gz"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_gzip_named_pipe_is_read_as_gzip(tmp_path):
+    """A FIFO has length 0 like an empty file, but it is not empty: a ``.jsonl.gz`` pipe is
+    decompressed (it was read as plain bytes, 'invalid UTF-8 at byte 1')."""
+    import threading
+
+    from qwen25.data.records import read_batches
+
+    data = b"".join(json.dumps({"text": f"record {i} \u00e9"}).encode() + b"\n" for i in range(3000))
+    p = tmp_path / "pipe.jsonl.gz"
+    os.mkfifo(p)
+
+    def feed() -> None:
+        with open(p, "wb") as f:
+            f.write(gzip.compress(data))
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        texts = [x for b in read_batches(p) for x in b.items()]
+    finally:
+        t.join()
+    assert texts == [json.loads(x)["text"] for x in data.splitlines()]

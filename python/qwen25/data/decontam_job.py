@@ -389,8 +389,9 @@ def _tick(bar: Any, n: int, tally: dict[str, float]) -> None:
 
 
 def _reuses_blocks(path: str, opts: dict[str, Any]) -> bool:
-    """Whether ``clean/`` of this shard copies the input's unchanged gzip blocks."""
-    return not opts["recompress"] and path.lower().endswith(".gz")
+    """Whether ``clean/`` of this shard copies the input's unchanged gzip blocks (a regular file:
+    the blocks are read again from it, which a pipe cannot give)."""
+    return not opts["recompress"] and path.lower().endswith(".gz") and os.path.isfile(path)
 
 
 def _open_jsonl(path: str, opts: dict[str, Any]) -> tuple[Any, dict[str, int]]:

@@ -277,7 +277,7 @@ impl RecordReader {
                 ));
             }
             // an empty file holds no records, compressed or not (as Python's gzip reads it)
-            let empty = f.metadata().map(|m| m.len() == 0).unwrap_or(false);
+            let empty = f.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
             let kind = if empty {
                 Compression::Plain
             } else {
