@@ -512,10 +512,6 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     phase_reports: dict[str, Any] = {}
     drawn: set[str] = set()  # domains some phase takes documents from
     pack_reports: dict[str, Any] = {}
-    from concurrent.futures import ThreadPoolExecutor
-
-    # one packer batch at a time beside this thread (a failed run's executor ends with it)
-    helper = ThreadPoolExecutor(1, thread_name_prefix="qwen25-pack")
     for ph in phases:
         n_doc = 0  # document index within this phase's packed folder
         pools, plan, notes = plan_phase(ph, lengths, unit=unit, max_repeat=float(ph.max_repeat or 1.0))
@@ -553,12 +549,6 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         out: list[tuple[str, int, dict[str, Any]]] = []
         bar = progress_bar(sum(live.values()), f"mix+pack {ph.name}".strip(), ctx.progress)
 
-        packing: list[Any] = []  # the packer's batch in flight on the helper thread
-
-        def wait_packed() -> None:
-            while packing:
-                packing.pop().result()  # its error, if any, is raised here
-
         def flush() -> None:
             nonlocal n_doc
             if not out:
@@ -570,11 +560,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             else:
                 flat = np.concatenate([s1_toks[s1_starts[r] : s1_starts[r + 1]] for r in rows_out.tolist()])
             if packer is not None:
-                # the packer copies and writes this batch's ids on the helper thread (off the GIL)
-                # while this thread goes on with the documents' rows and the next batch
-                doms = [r["domain"] for _, _, r in out]
-                wait_packed()
-                packing.append(helper.submit(packer.add_token_arrays, flat, lens, doms))
+                packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
             for (n, k, r), m in zip(out, lens.tolist()):
                 d = by_name[n].domain
                 rep = int(placed[d][k])
@@ -602,7 +588,6 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             if len(out) >= cfg.pipeline.batch_size:
                 flush()
         flush()
-        wait_packed()
         bar.close()
         phase_reports[ph.name] = {
             "seq_len": ph.seq_len,
@@ -620,7 +605,6 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         if packer is not None:
             manifest = packer.finish()
             pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
-    helper.shutdown()
     # documents no phase took: "downsampled", or "not_in_mix" when no phase draws on the domain
     for d, v in index.items():
         used = placed[d] > 0

@@ -55,11 +55,14 @@ fn write_u32s(path: &Path, toks: &[u32]) -> Result<()> {
     let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     if cfg!(target_endian = "little") {
-        // the ids' memory is their little-endian bytes: written as they are
+        // the ids' memory is their little-endian bytes: written as they are, a MiB a call (one
+        // write of a whole 128 MiB shard measured 0.2 s slower on data run's mix+pack here)
         // SAFETY: any u32 slice is a valid u8 slice of four times its length
         let bytes =
             unsafe { std::slice::from_raw_parts(toks.as_ptr().cast::<u8>(), toks.len() * 4) };
-        w.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        for chunk in bytes.chunks(1 << 20) {
+            w.write_all(chunk).map_err(|e| Error::io(&tmp, e))?;
+        }
     } else {
         let mut bytes = Vec::with_capacity(toks.len().min(1 << 18) * 4);
         for chunk in toks.chunks(1 << 18) {
