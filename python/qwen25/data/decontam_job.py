@@ -19,8 +19,8 @@ included), except ``clean/`` of a ``.gz`` shard: unless ``recompress``, it reuse
 compression, one output member per input member, each deflate block copied bit for bit unless a
 dropped line (removed, bad, blank) lies in it or in the 32 KiB before it; only those blocks are
 compressed again, at ``compress_level`` (decontamination drops few lines, and compressing every
-kept line again would cost about as much CPU as judging them). ``.zst`` outputs one zstd frame (an empty one included); Parquet outputs keep the input's
-schema. JSONL shards are read, parsed and hashed, and outputs compressed and written, by the native
+kept line again would cost about as much CPU as judging them). ``.zst`` outputs are one zstd
+frame (an empty one included); Parquet outputs keep the input's schema. JSONL shards are read, parsed and hashed, and outputs compressed and written, by the native
 record I/O (:func:`qwen25.data.records.read_batches` and ``open_writer``), off the GIL (the next
 shard to do is opened, and its first batches read, while the one before it is judged); an output is
 written under ``.tmp-<name>`` and renamed when complete, and a write error (a full disk) names the

@@ -10,7 +10,9 @@
 //! `write` call, compressed in parallel by libdeflate (`gzip -d`, `zcat` and Python's `gzip` read
 //! the whole; an empty file is one empty member). Members are written in order and their bounds
 //! depend only on the data, so the bytes never depend on timing or the thread count. `.zst`: one
-//! zstd frame (an empty file is one empty frame). Anything else: the bytes as given.
+//! zstd frame (an empty file is one empty frame). Anything else: the bytes as given. A `.gz` writer
+//! made by [`AtomicWriter::create_spliced`] writes records of a gzip input, copying the input's
+//! unchanged deflate blocks ([`gzsplice`](super::gzsplice)).
 //!
 //! Digest. The writer thread digests the file's bytes as they go to disk (after compression), so
 //! [`commit`](AtomicWriter::commit) returns the final file's size and [`digest`](super::digest)
@@ -272,21 +274,19 @@ impl AtomicWriter {
                     return Err(Error::io(src, e));
                 }
             },
-            (k, _) => match k {
-                Compression::Plain => Sink::Plain(f),
-                Compression::Gzip => Sink::Gzip {
-                    f,
-                    level: level as i32,
-                    threads: threads.max(1),
-                    members: 0,
-                },
-                Compression::Zstd => match zstd::stream::write::Encoder::new(f, 3) {
-                    Ok(z) => Sink::Zstd(z),
-                    Err(e) => {
-                        discard(&tmp_path);
-                        return Err(blame(e));
-                    }
-                },
+            (Compression::Gzip, None) => Sink::Gzip {
+                f,
+                level: level as i32,
+                threads: threads.max(1),
+                members: 0,
+            },
+            (Compression::Plain, _) => Sink::Plain(f),
+            (Compression::Zstd, _) => match zstd::stream::write::Encoder::new(f, 3) {
+                Ok(z) => Sink::Zstd(z),
+                Err(e) => {
+                    discard(&tmp_path);
+                    return Err(blame(e));
+                }
             },
         };
         let splice = matches!(sink, Sink::Splice(..));
