@@ -13,6 +13,8 @@ the ``xxhash`` package's XXH3 (low 32 bits) and our permutation parameters for t
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -73,20 +75,25 @@ def _texts() -> list[str]:
     return out
 
 
-def test_simplify_shingles_and_signatures_match_the_references() -> None:
+def check_against_datatrove(d: MinHashDeduplicator, texts: list[str]) -> Iterator[tuple[str, str, list[str], Any, bool]]:
+    """Per text, datatrove's simplification, word split and 5-word shingles, with ``d``'s shingles
+    asserted equal to them and, when there are any, ``d``'s signature asserted equal to datasketch's
+    over them: yields ``(text, simplified, words, signature, signed)``."""
     tok = load_word_tokenizer("eng")
-    d = MinHashDeduplicator(seed=7)
     a, b = d.permutations
-    texts = _texts()
-    sigs = d.signatures(texts)
-    signed = 0
-    for t, sig in zip(texts, sigs):
+    for t, sig in zip(texts, d.signatures(texts)):
         s = simplify_text(t)
-        assert _native.simplify_text(t) == s, repr(t)
-        want = [" ".join(x) for x in ngrams(tok.word_tokenize(s), 5)]
+        words = tok.word_tokenize(s)
+        want = [" ".join(x) for x in ngrams(words, 5)]
         assert d.shingles(t) == want, repr(t)
-        if not want:
-            continue  # under 5 words: not signed (datatrove's rule)
-        assert np.array_equal(datasketch_signature(want, a, b), sig), repr(t)
-        signed += 1
+        if want:
+            assert np.array_equal(datasketch_signature(want, a, b), sig), repr(t)
+        yield t, s, words, sig, bool(want)  # under 5 words: not signed (datatrove's rule)
+
+
+def test_simplify_shingles_and_signatures_match_the_references() -> None:
+    signed = 0
+    for t, s, _, _, ok in check_against_datatrove(MinHashDeduplicator(seed=7), _texts()):
+        assert _native.simplify_text(t) == s, repr(t)
+        signed += ok
     assert signed > 300

@@ -138,15 +138,25 @@ def complete_records(path: Path, lines: list[bytes]) -> int:
     return n
 
 
-@pytest.mark.parametrize("stage", ["filter", "dedup", "pack"])
-def test_truncated_gzip_is_a_one_line_error_naming_the_file(tmp_path: Path, capsys, stage: str) -> None:  # type: ignore[no-untyped-def]
-    good = write(tmp_path / "a.jsonl.gz", docs_of(50, 3))
-    lines = [(json.dumps(r) + "\n").encode() for r in docs_of(3000, 4)]
+def good_and_truncated(tmp: Path) -> tuple[list[dict[str, object]], Path, list[dict[str, object]], Path, int]:
+    """A whole ``a.jsonl.gz`` of 50 records and ``b.jsonl.gz``, 3,000 records cut at half its
+    compressed bytes: ``(good records, a, b's records, b, how many of b's records zlib inflates
+    whole)``."""
+    good_recs = docs_of(50, 3)
+    good = write(tmp / "a.jsonl.gz", good_recs)
+    recs = docs_of(3000, 4)
+    lines = [(json.dumps(r) + "\n").encode() for r in recs]
     full = gzip.compress(b"".join(lines))
-    bad = tmp_path / "b.jsonl.gz"
+    bad = tmp / "b.jsonl.gz"
     bad.write_bytes(full[: len(full) // 2])
     n = complete_records(bad, lines)
     assert 0 < n < 3000
+    return good_recs, good, recs, bad, n
+
+
+@pytest.mark.parametrize("stage", ["filter", "dedup", "pack"])
+def test_truncated_gzip_is_a_one_line_error_naming_the_file(tmp_path: Path, capsys, stage: str) -> None:  # type: ignore[no-untyped-def]
+    _, good, _, bad, n = good_and_truncated(tmp_path)
     out = tmp_path / "out"
     assert main(["data", stage, str(good), str(bad), "-o", str(out), "--no-progress"]) == 1
     err = one_line_error(capsys)
@@ -160,15 +170,7 @@ def test_truncated_gzip_with_skip_bad_keeps_the_records_before_the_damage(tmp_pa
     """As ``qwen25 decontaminate --skip-bad`` and ``tokenize --skip-bad``: the records zlib can
     inflate whole go on, the damage is one entry of the removed list (stage read, at the line where
     it starts) and a warning; every other record is in the output or the removed list."""
-    good_recs = docs_of(50, 3)
-    good = write(tmp_path / "a.jsonl.gz", good_recs)
-    recs = docs_of(3000, 4)
-    lines = [(json.dumps(r) + "\n").encode() for r in recs]
-    full = gzip.compress(b"".join(lines))
-    bad = tmp_path / "b.jsonl.gz"
-    bad.write_bytes(full[: len(full) // 2])
-    n = complete_records(bad, lines)
-    assert 0 < n < 3000
+    good_recs, good, recs, bad, n = good_and_truncated(tmp_path)
     out, removed = tmp_path / "out", tmp_path / "removed.jsonl"
     cfg = tmp_path / "keep_all.toml"  # the default C4 rule would drop these one-sentence docs
     cfg.write_text("[c4]\nmin_num_sentences = 1\n[gopher_repetition]\ndup_line_frac = 1.0\n")
@@ -221,15 +223,7 @@ def test_utf8_error_suggests_only_options_the_stage_has(tmp_path: Path, capsys, 
 def test_truncated_gzip_in_data_mix_with_skip_bad(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     """data mix as the other stages: the records zlib inflates whole are mixed, the damage is one
     removed entry (stage read, damaged_file) and a note."""
-    good_recs = docs_of(50, 3)
-    good = write(tmp_path / "a.jsonl.gz", good_recs)
-    recs = docs_of(3000, 4)
-    lines = [(json.dumps(r) + "\n").encode() for r in recs]
-    full = gzip.compress(b"".join(lines))
-    bad = tmp_path / "b.jsonl.gz"
-    bad.write_bytes(full[: len(full) // 2])
-    n = complete_records(bad, lines)
-    assert 0 < n < 3000
+    good_recs, good, recs, bad, n = good_and_truncated(tmp_path)
     out, removed = tmp_path / "m.jsonl", tmp_path / "removed.jsonl"
     assert main(["data", "mix", "--source", f"a={good}", "--source", f"b={bad}", "--unit", "docs", "-o", str(out),
                  "--removed", str(removed), "--skip-bad", "--no-progress"]) == 0  # fmt: skip
