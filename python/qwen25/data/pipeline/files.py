@@ -16,10 +16,22 @@ from typing import Any
 
 from ...errors import Qwen25IOError
 
-__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "blame_output", "concat", "read_lines",
-           "remove_temporaries", "text_line", "write_error", "write_json", "write_npy"]
+__all__ = ["JsonlWriter", "RowWriter", "TextWriter", "Texts", "TokenWriter", "bar", "blame_output", "concat",
+           "dumps", "parse_line", "read_lines", "remove_temporaries", "text_line", "write_error", "write_json",
+           "write_npy"]
 
 _FLUSH = 1 << 20  # bytes buffered here before a write to the native writer
+
+# ``json.dumps(obj, ensure_ascii=False)`` without building an encoder per call (what dumps does
+# for any non-default argument): the same bytes, a third faster on the small per-document dicts
+dumps = json.JSONEncoder(ensure_ascii=False).encode
+_loads = json.JSONDecoder().decode
+
+
+def parse_line(raw: bytes) -> Any:
+    """One line of a JSONL file this package wrote, parsed (``json.loads(raw)``, without its
+    encoding detection: the pipeline's files are UTF-8)."""
+    return _loads(raw.decode("utf-8"))
 
 
 def write_error(e: OSError, path: str) -> Qwen25IOError:
@@ -96,7 +108,7 @@ class JsonlWriter:
         self.n = 0
 
     def write(self, obj: dict[str, Any]) -> None:
-        self.out.put(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
+        self.out.put((dumps(obj) + "\n").encode())
         self.n += 1
 
     def write_line(self, line: bytes) -> None:
@@ -189,7 +201,7 @@ class Texts:
 
     def json(self, row: int) -> bytes:
         """The text as ``json.dumps(text, ensure_ascii=False)`` writes it (UTF-8)."""
-        return json.dumps(self.get(row), ensure_ascii=False).encode()
+        return dumps(self.get(row)).encode()
 
     def blocks(self, first: int, n: int) -> tuple[bytes, list[int]]:
         """The bytes of texts ``first .. first + n`` and the ``n + 1`` offsets of each in them."""
@@ -265,10 +277,10 @@ def text_line(fields: dict[str, Any], text_json: bytes, after: dict[str, Any] | 
     """One JSONL line holding ``fields``, then ``"text"`` (``text_json``: the text as
     ``json.dumps(text, ensure_ascii=False)`` writes it), then ``after``: the bytes
     ``json.dumps({**fields, "text": text, **after}, ensure_ascii=False)`` gives."""
-    head = json.dumps(fields, ensure_ascii=False).encode()
+    head = dumps(fields).encode()
     line = (head[:-1] + b', "text": ' if fields else b'{"text": ') + text_json
     if after:
-        return line + b", " + json.dumps(after, ensure_ascii=False).encode()[1:] + b"\n"
+        return line + b", " + dumps(after).encode()[1:] + b"\n"
     return line + b"}\n"
 
 

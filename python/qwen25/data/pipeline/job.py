@@ -12,8 +12,8 @@ from typing import Any
 
 from ...errors import Qwen25IOError, Qwen25ValueError
 from .config import STOP_AFTER, ClassifySection, PipelineConfig, load_config, parse_config
-from .files import (JsonlWriter, Texts, blame_output, concat, read_lines, remove_temporaries, text_line, write_error,
-                    write_json)
+from .files import (JsonlWriter, Texts, blame_output, concat, parse_line, read_lines, remove_temporaries,
+                    text_line, write_error, write_json)
 from .phases import RunContext, mix_pack, near_dedup, scan
 from .report import final_report
 from .state import PHASES, fingerprints, load_state, outputs_ok, record_outputs, save_state
@@ -169,7 +169,7 @@ def _write_survivors(ctx: RunContext) -> int:
 
     def rows(name: str) -> Iterator[tuple[tuple[int, int], dict[str, Any]]]:
         for raw in read_lines(ctx.p(os.path.join("stage2", name))):
-            r = json.loads(raw)  # the document's fields; its text is stage1.text's row r["row"]
+            r = parse_line(raw)  # the document's fields; its text is stage1.text's row r["row"]
             yield (order[r["prov"]["file"]], r["prov"]["line"]), r
 
     w = JsonlWriter(ctx.p("survivors.jsonl"))

@@ -26,13 +26,15 @@ from typing import Any
 
 from ...errors import FormatError, Qwen25ValueError
 from .config import PipelineConfig, filter_tables, mix_phases
-from .files import (JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, read_lines, text_line, write_json,
-                    write_npy)
+from .files import (JsonlWriter, RowWriter, Texts, TextWriter, TokenWriter, dumps, parse_line, read_lines,
+                    text_line, write_json, write_npy)
 from .files import bar as progress_bar
 from .report import Flow, Stage, Status, Tally, cluster_summary
 from .workers import NearWorker, ScanWorker, decontam_plan
 
 __all__ = ["RunContext", "mix_pack", "near_dedup", "scan"]
+
+_STATUS = {s.value: s for s in Status}  # a worker's status column back to the enum
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 path = files[bfi][0]
                 line, why = bad[0] if bad else dmg
                 raise FormatError(f"{path}:{line}: {why}", path, line)
-            st = [Status(s) for s in cols["status"]]
+            st = [_STATUS[s] for s in cols["status"]]
             ok = [k for k, s in enumerate(st) if s is Status.OK]
             ex_ids: dict[int, int] = {}
             if exact is not None and ok:
@@ -268,57 +270,84 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 ids = exact.add_hashes(b"".join(cols["hash"][k] for k in ok)).tolist()
                 ex_ids = {k: (c if c != start + j else -1) for j, (k, c) in enumerate(zip(ok, ids))}
             sigs: list[bytes] = []
+            # one batch is one file's, so one source and one domain: its documents are counted
+            # here and added to the tally once, after the batch
+            src_i = files[bfi][1]
+            source, rel, dom = cfg.sources[src_i].name, rels[bfi], cfg.sources[src_i].domain
+            # a stage-1 line without statistics, as json.dumps writes it, put together here: the
+            # id's JSON text goes in as the reader gave it (parsing it gives the same value)
+            head = '{"prov": {"source": %s, "file": %s, "line": ' % (dumps(source), dumps(rel))
+            tail = '}, "domain": %s}\n' % dumps(dom)
+            n_bad = n_doc = n_chars = tokens = 0  # read
+            f_removed = f_removed_tokens = f_out_tokens = 0  # filter
+            e_removed = e_removed_tokens = 0  # exact dedup
             for k, line, why in _in_line_order(cols["line"], bad):
-                fi = bfi
-                prov: dict[str, Any] = {"source": cfg.sources[files[fi][1]].name, "file": rels[fi], "line": line}
-                tally.read_in += 1
+                prov: dict[str, Any] = {"source": source, "file": rel, "line": line}
                 if why is not None:  # a bad line: listed as removed (on_bad_line = "skip")
                     removed.write({**prov, "stage": Stage.READ.value, "reason": f"bad_line: {why}"})
-                    tally.removed[Stage.READ]["bad_line"] += 1
-                    tally.pass_(Stage.READ, cfg.sources[files[fi][1]].domain, 0, False)  # no text to count
+                    n_bad += 1  # no text to count
                     continue
                 status = st[k]
-                dm = cols["domain"][k]
-                if cols["id"][k] is not None:
-                    prov["id"] = json.loads(cols["id"][k])
+                rid = cols["id"][k]  # the id's JSON text: parsed for the lines not put together below
+                plain = status is Status.OK and cols["stats"][k] is None and ex_ids.get(k, -1) < 0
+                if rid is not None and not plain:
+                    prov["id"] = json.loads(rid)
                 ntok = int(cols["ntok"][k])
-                tally.pass_(Stage.READ, dm, ntok, True)
-                tally.domain_in[dm]["docs"] += 1
-                tally.domain_in[dm]["chars"] += cols["chars"][k]
-                tally.domain_in[dm]["tokens"] += ntok
+                n_doc += 1
+                n_chars += cols["chars"][k]
+                tokens += ntok
                 if status is Status.FILTER:
-                    removed.write({**prov, "domain": dm, "stage": Stage.FILTER.value, "reason": cols["reason"][k],
+                    removed.write({**prov, "domain": dom, "stage": Stage.FILTER.value, "reason": cols["reason"][k],
                                    **_stats_of(cols["stats"][k])})  # fmt: skip
                     tally.removed[Stage.FILTER][cols["reason"][k]] += 1
-                    tally.pass_(Stage.FILTER, dm, ntok, False)
+                    f_removed += 1
+                    f_removed_tokens += ntok
                     continue
                 ntok_out = len(cols["tokens"][k]) // 4  # C4 may have removed lines
-                tally.pass_(Stage.FILTER, dm, ntok, True, out_tokens=ntok_out)
+                f_out_tokens += ntok_out
                 if exact is not None:
-                    exact_prov.append((fi << 40) | line)
+                    exact_prov.append((bfi << 40) | line)
                     cid = ex_ids[k]
                     if cid >= 0:
                         first = exact_prov[cid]
-                        removed.write({**prov, "domain": dm, "stage": Stage.EXACT_DEDUP.value,
+                        removed.write({**prov, "domain": dom, "stage": Stage.EXACT_DEDUP.value,
                                        "reason": f"duplicate_of {rels[first >> 40]}:{first & ((1 << 40) - 1)}",
                                        **_stats_of(cols["stats"][k])})  # fmt: skip
-                        tally.removed[Stage.EXACT_DEDUP]["exact_duplicate"] += 1
-                        tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, False)
+                        e_removed += 1
+                        e_removed_tokens += ntok_out
                         continue
-                tally.pass_(Stage.EXACT_DEDUP, dm, ntok_out, True)
                 if mh is not None:
                     sigs.append(cols["sig"][k])
-                stage1.write({"prov": prov, "domain": dm, **_stats_of(cols["stats"][k])})
+                if not plain:  # statistics
+                    stage1.write({"prov": prov, "domain": dom, **_stats_of(cols["stats"][k])})
+                elif rid is None:
+                    stage1.write_line(f"{head}{line}{tail}".encode())
+                else:
+                    stage1.write_line(f'{head}{line}, "id": {rid}{tail}'.encode())
                 stage1_text.write(cols["text"][k])
                 stage1_tokens.write(cols["tokens"][k])
+            tally.read_in += n_bad + n_doc
+            if n_bad:
+                tally.removed[Stage.READ]["bad_line"] += n_bad
+            if n_doc:
+                din = tally.domain_in[dom]
+                din["docs"] += n_doc
+                din["chars"] += n_chars
+                din["tokens"] += tokens
+            if e_removed:
+                tally.removed[Stage.EXACT_DEDUP]["exact_duplicate"] += e_removed
+            tally.add(Stage.READ, dom, n_bad + n_doc, tokens, removed=n_bad)
+            tally.add(Stage.FILTER, dom, n_doc, tokens, removed=f_removed, removed_tokens=f_removed_tokens,
+                      out_tokens=f_out_tokens)  # fmt: skip
+            tally.add(Stage.EXACT_DEDUP, dom, n_doc - f_removed, f_out_tokens, removed=e_removed,
+                      removed_tokens=e_removed_tokens)  # fmt: skip
             if dmg is not None:  # on_bad_line = "skip": the records before the damage went on
-                src_i = files[bfi][1]
-                removed.write({"source": cfg.sources[src_i].name, "file": rels[bfi], "line": dmg[0],
-                               "stage": Stage.READ.value, "reason": f"damaged_file: {dmg[1]}"})  # fmt: skip
-                damaged.append({"file": rels[bfi], "line": dmg[0], "reason": dmg[1]})
+                removed.write({"source": source, "file": rel, "line": dmg[0], "stage": Stage.READ.value,
+                               "reason": f"damaged_file: {dmg[1]}"})  # fmt: skip
+                damaged.append({"file": rel, "line": dmg[0], "reason": dmg[1]})
                 tally.read_in += 1
                 tally.removed[Stage.READ]["damaged_file"] += 1
-                tally.pass_(Stage.READ, cfg.sources[src_i].domain, 0, False)
+                tally.pass_(Stage.READ, dom, 0, False)
             if mh is not None and mhd is not None and sigs:
                 mh.add_signatures(np.frombuffer(b"".join(sigs), dtype="<u4").reshape(-1, mhd.num_perm))
             bar.update(len(st) + len(bad))
@@ -374,7 +403,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         bs = cfg.pipeline.batch_size
         heads: list[dict[str, Any]] = []
         for raw in read_lines(stage1):
-            heads.append(json.loads(raw))
+            heads.append(parse_line(raw))
             if len(heads) == bs:
                 yield task(first, heads)
                 first += len(heads)
@@ -402,8 +431,11 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         raise Qwen25ValueError(f"{ctx.p('stage1.len')}: {len(lens)} documents, {len(ids)} expected")
     bar = progress_bar(len(ids), "near-dedup+decontam+classify", ctx.progress)
     i = 0
+    # (source domain, domain out, status) -> [documents, tokens], in the order first met: added to
+    # the tally once, after the phase
+    flow_counts: dict[tuple[str, str, Status], list[int]] = {}
     for cols, (heads, chars) in ctx.execute(NearWorker, spec, tasks()):
-        for k, status in enumerate(map(Status, cols["status"])):
+        for k, status in enumerate(_STATUS[s] for s in cols["status"]):
             fields = heads[k]
             prov = fields["prov"]
             stats = {"stats": fields["stats"]} if "stats" in fields else {}
@@ -414,7 +446,12 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
             provs.append((fk << 40) | prov["line"])
             dm, src = cols["domain"][k], fields["domain"]
             n = int(lens[i])
-            tally.pass_(Stage.MINHASH_DEDUP, src, n, status is not Status.MINHASH)
+            c = flow_counts.get((src, dm, status))
+            if c is None:
+                flow_counts[src, dm, status] = [1, n]
+            else:
+                c[0] += 1
+                c[1] += n
             if status is Status.MINHASH:
                 first = provs[ids[i]]
                 removed.write({**prov, "domain": dm, "stage": Stage.MINHASH_DEDUP.value,
@@ -423,7 +460,6 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 tally.removed[Stage.MINHASH_DEDUP]["near_duplicate"] += 1
                 i += 1
                 continue
-            tally.pass_(Stage.DECONTAMINATE, src, n, status is not Status.DECONTAMINATE)
             scores = {"scores": json.loads(cols["scores"][k])} if cols["scores"][k] is not None else {}
             if status is Status.DECONTAMINATE:
                 removed.write({**prov, "domain": dm, "stage": Stage.DECONTAMINATE.value, "reason": cols["reason"][k],
@@ -431,13 +467,11 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 tally.removed[Stage.DECONTAMINATE]["benchmark_overlap"] += 1
                 i += 1
                 continue
-            tally.pass_(Stage.SCORE, src, n, status is not Status.SCORE)
             if status is Status.SCORE:
                 removed.write({**prov, "domain": dm, "stage": Stage.SCORE.value, "reason": cols["reason"][k], **scores,
                                **stats})  # fmt: skip
                 tally.removed[Stage.SCORE]["low_score"] += 1
             else:
-                tally.pass_(Stage.CLASSIFY, src, n, True, out_domain=dm)
                 w = writers.get(dm)
                 if w is None:
                     stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
@@ -449,6 +483,16 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         bar.update(len(cols["status"]))
     bar.close()
     stage1_texts.close()
+    # each document goes through the stages in order until the one that removed it
+    gone = {Status.MINHASH: Stage.MINHASH_DEDUP, Status.DECONTAMINATE: Stage.DECONTAMINATE,
+            Status.SCORE: Stage.SCORE}
+    for (src, dm, status), (docs, toks) in flow_counts.items():
+        for stage in (Stage.MINHASH_DEDUP, Stage.DECONTAMINATE, Stage.SCORE, Stage.CLASSIFY):
+            out = gone.get(status) is not stage
+            tally.add(stage, src, docs, toks, removed=0 if out else docs, removed_tokens=0 if out else toks,
+                      out_domain=dm if stage is Stage.CLASSIFY else None)  # fmt: skip
+            if not out:
+                break
     if i != len(ids):
         raise Qwen25ValueError(f"{stage1}: {i} records read back, {len(ids)} expected (changed during the run?)")
     for jw, rw in writers.values():
@@ -541,7 +585,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             while True:
                 for k, raw in enumerate(read_lines(stage2(index[pool.domain]["file"]))):
                     if mask[k]:  # only the pool's documents are parsed (their fields: no text)
-                        yield k, json.loads(raw)
+                        yield k, parse_line(raw)
 
         iters = {n: reader(by_name[n]) for n in live}
         taken: Counter[str] = Counter()
@@ -611,7 +655,7 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
         why = "downsampled" if d in drawn else "not_in_mix"
         for k, raw in enumerate(read_lines(stage2(v["file"])) if not used.all() else ()):  # only to list the unused
             if not used[k]:
-                r = json.loads(raw)
+                r = parse_line(raw)
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
                                **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                 tally.removed[Stage.MIX][why] += 1

@@ -73,16 +73,29 @@ class Tally:
               out_domain: str | None = None) -> None:  # fmt: skip
         """Count one document into ``stage`` (its domain and tokens going in) and, when ``out``,
         out of it (tokens and domain coming out, the same unless given)."""
-        c = self.flow[stage, domain]
-        c[Flow.IN_DOCS] += 1
-        c[Flow.IN_TOKENS] += tokens
-        if not out:
-            c[Flow.REMOVED_DOCS] += 1
-            c[Flow.REMOVED_TOKENS] += tokens
+        if out:
+            self.add(stage, domain, 1, tokens, out_tokens=out_tokens, out_domain=out_domain)
         else:
+            self.add(stage, domain, 1, tokens, removed=1, removed_tokens=tokens)
+
+    def add(self, stage: Stage, domain: str, docs: int, tokens: int, *, removed: int = 0,
+            removed_tokens: int = 0, out_tokens: int | None = None, out_domain: str | None = None) -> None:
+        """Count ``docs`` documents of ``domain`` (``tokens`` going in) into ``stage``: ``removed``
+        of them (``removed_tokens``) removed, the rest out (``out_tokens``, by default the tokens
+        not removed; ``out_domain``, by default ``domain``). The same counts as ``docs`` calls of
+        :meth:`pass_`, in one (the phases count a batch at a time)."""
+        if docs <= 0:
+            return
+        c = self.flow[stage, domain]
+        c[Flow.IN_DOCS] += docs
+        c[Flow.IN_TOKENS] += tokens
+        if removed:
+            c[Flow.REMOVED_DOCS] += removed
+            c[Flow.REMOVED_TOKENS] += removed_tokens
+        if docs > removed:
             o = self.flow[stage, domain if out_domain is None else out_domain]
-            o[Flow.OUT_DOCS] += 1
-            o[Flow.OUT_TOKENS] += tokens if out_tokens is None else out_tokens
+            o[Flow.OUT_DOCS] += docs - removed
+            o[Flow.OUT_TOKENS] += tokens - removed_tokens if out_tokens is None else out_tokens
 
     def to_json(self) -> dict[str, Any]:
         flow: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
