@@ -322,6 +322,30 @@ def test_writer_round_trip_and_atomic(tmp_path, name, level):
     assert os.listdir(tmp_path / "sub") == [name]
 
 
+@pytest.mark.parametrize("name", ["o.jsonl", "o.jsonl.gz"])
+def test_writer_keeps_what_it_was_given_until_written(tmp_path, name):
+    """``write`` hands the bytes object itself to the writer thread (no copy): the caller's
+    reference may go at once, and the bytes written are still the ones given, in order."""
+    import gc
+    import hashlib
+
+    rng = random.Random(7)
+    final = tmp_path / name
+    want = hashlib.sha256()
+    w = open_writer(final, compress_level=1, num_threads=2)
+    for i in range(120):
+        chunk = rng.randbytes(rng.choice([0, 1, 37, 4096, 1 << 16, 1 << 20]))
+        want.update(chunk)
+        w.write(chunk)
+        del chunk  # the writer's reference is the only one left
+        if i % 20 == 0:
+            gc.collect()
+    with pytest.raises(TypeError):
+        w.write("text")  # type: ignore[arg-type]
+    w.commit()
+    assert hashlib.sha256(_decompress(final)).hexdigest() == want.hexdigest()
+
+
 @pytest.mark.parametrize("name", ["e.jsonl", "e.jsonl.gz", "e.jsonl.zst"])
 def test_writer_empty_output_is_a_valid_file(tmp_path, name):
     with open_writer(tmp_path / name) as w:

@@ -24,6 +24,37 @@ fn busy<'a, T>(m: &'a Mutex<T>, what: &str) -> PyResult<MutexGuard<'a, T>> {
     }
 }
 
+/// A Python `bytes` object's contents, handed to the writer thread without a copy: `bytes` is
+/// immutable and the reference keeps it alive; dropped off the GIL, the reference is released by
+/// pyo3's pool the next time the GIL is held.
+struct SharedBytes {
+    _owner: Py<PyBytes>,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the pointer is into an immutable object this struct keeps alive; reading it needs no GIL.
+unsafe impl Send for SharedBytes {}
+
+impl SharedBytes {
+    fn new(b: Bound<'_, PyBytes>) -> Self {
+        let s = b.as_bytes();
+        let (ptr, len) = (s.as_ptr(), s.len());
+        SharedBytes {
+            _owner: b.unbind(),
+            ptr,
+            len,
+        }
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr`/`len` are the contents of `_owner`, alive and unchanged while it is held
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
 /// Up to `batch_size` records of one file, with the bad lines met on the way.
 #[pyclass(module = "qwen25._native", name = "RecordBatch", frozen)]
 pub struct RecordBatch {
@@ -293,10 +324,10 @@ impl RecordWriter {
         &self.path
     }
 
-    /// Append bytes.
-    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let v = data.to_vec();
-        self.send(py, move |w| w.write(v))
+    /// Append bytes (not copied: the writer thread writes them from the bytes object).
+    fn write(&self, py: Python<'_>, data: Bound<'_, PyBytes>) -> PyResult<()> {
+        let buf = SharedBytes::new(data);
+        self.send(py, move |w| w.write_owned(buf))
     }
 
     /// Whether the writer is done (committed or aborted): with `tell`, `flush` and `writable`,

@@ -113,13 +113,17 @@ class ScanWorker:
                 out["sig"][row] = bytes(sig[w * j : w * j + w])
         return out
 
-    def _encode(self, texts: list[str]) -> list[bytes]:
-        """uint32 ids of each text as ``encode_ordinary`` gives them (what packing stores)."""
+    def _encode(self, texts: list[str]) -> list[memoryview]:
+        """uint32 ids of each text as ``encode_ordinary`` gives them (what packing stores), as
+        little-endian bytes: views of the batch's one array (no copy until they are written)."""
         if not texts:
             return []
+        import numpy as np
+
         ids, offsets = self.tok.encode_batch(texts, allowed_special=set(), num_threads=self.nt, flat=True)
-        raw = ids.astype("<u4", copy=False).tobytes()
-        return [raw[4 * int(offsets[j]) : 4 * int(offsets[j + 1])] for j in range(len(texts))]
+        raw = np.ascontiguousarray(ids, dtype="<u4").data.cast("B")
+        at = (offsets * 4).tolist()
+        return [raw[at[j] : at[j + 1]] for j in range(len(texts))]
 
 
 def decontam_plan(cfg: DecontaminateSection) -> tuple[bool, str]:

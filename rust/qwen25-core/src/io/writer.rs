@@ -105,17 +105,18 @@ fn gzip_member(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
-/// What the writer thread is given: bytes, or some records of a batch (written from the batch's
-/// own buffer: the caller copies nothing).
+/// What the writer thread is given: bytes (any owned buffer, so a caller's own buffer is written
+/// without a copy), or some records of a batch (written from the batch's own buffer: the caller
+/// copies nothing).
 enum Chunk {
-    Bytes(Vec<u8>),
+    Bytes(Box<dyn AsRef<[u8]> + Send>),
     Select(Arc<Batch>, Vec<bool>, bool),
 }
 
 impl Sink {
     fn put(&mut self, c: Chunk) -> std::io::Result<()> {
         match (c, &mut *self) {
-            (Chunk::Bytes(data), _) => self.write(&data),
+            (Chunk::Bytes(data), _) => self.write((*data).as_ref()),
             (Chunk::Select(b, pick, want), Sink::Plain(f)) => {
                 // runs of consecutive records are one slice of the batch's buffer
                 let mut run: Option<(usize, usize)> = None;
@@ -356,8 +357,14 @@ impl AtomicWriter {
     /// Queue `data` (compressed and written in the background). An error of an earlier write
     /// surfaces here.
     pub fn write(&mut self, data: Vec<u8>) -> Result<()> {
-        let n = data.len() as u64;
-        self.send(Chunk::Bytes(data), n)
+        self.write_owned(data)
+    }
+
+    /// [`write`](Self::write) for any owned buffer (written from it on the writer thread, which
+    /// drops it after).
+    pub fn write_owned<B: AsRef<[u8]> + Send + 'static>(&mut self, data: B) -> Result<()> {
+        let n = data.as_ref().len() as u64;
+        self.send(Chunk::Bytes(Box::new(data)), n)
     }
 
     /// Queue the raw lines of the records `i` of `batch` with `pick[i] == want` (as
