@@ -194,3 +194,30 @@ def test_random_seek_counts_as_replay(seed):
         slow.next()
     assert fast.state() == slow.state()
     assert fast.take(100) == slow.take(100)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcd"), st.integers(0, 40), min_size=1, max_size=4), st.integers(0, 2**32),
+       st.sampled_from(["smooth", "random"]))  # fmt: skip
+def test_schedule_is_the_interleavers_draws_as_documented(counts, seed, mode):
+    """``schedule`` skips the draws once one name is left; the order is still the documented one:
+    each choice of an interleaver over what each name still needs, a fresh one (seeded ``seed``
+    + names drawn so far) whenever a name has had its count, choices of finished names skipped."""
+    from qwen25.data.mix import schedule
+
+    need = {n: c for n, c in counts.items() if c > 0}
+    done = {n: 0 for n in need}
+    want: list[str] = []
+    it = WeightedInterleaver(dict(need), seed=seed, mode=mode) if need else None
+    while it is not None and len(want) < sum(need.values()):
+        n = it.next()
+        if n not in need or done[n] >= need[n]:
+            continue
+        done[n] += 1
+        want.append(n)
+        if done[n] == need[n]:
+            left = {m: need[m] - done[m] for m in need if done[m] < need[m]}
+            drawn = sum(1 for m in done if done[m] > 0)
+            if left:
+                it = WeightedInterleaver(left, seed=seed + drawn, mode=mode)
+    assert list(schedule(counts, seed=seed, mode=mode)) == want

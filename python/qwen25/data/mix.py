@@ -483,6 +483,11 @@ def schedule(counts: Mapping[str, int], *, seed: int = 0, mode: str = "smooth") 
     done: Counter[str] = Counter()
     it = WeightedInterleaver(live, seed=seed, mode=mode) if live else None
     while it is not None and live:
+        if len(live) == 1:  # one name left: every choice is that name (no draw needed)
+            (n,) = live
+            for _ in range(live[n] - done[n]):
+                yield n
+            return
         n = it.next()
         if n not in live:
             continue

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -251,8 +252,6 @@ def scan(ctx: RunContext) -> dict[str, Any]:
     stage1 = JsonlWriter(ctx.p("stage1.jsonl"))
     stage1_text = TextWriter(ctx.p("stage1.text"))
     stage1_tokens = TokenWriter(ctx.p("stage1"))
-    from array import array
-
     damaged: list[dict[str, Any]] = []  # truncated or corrupt compressed files (on_bad_line = "skip")
     exact_prov = array("q")  # (file index << 40) | line of each exact-dedup input: 8 bytes a document
     bar = progress_bar(None, "read+filter+dedup", ctx.progress)
@@ -402,16 +401,18 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         first = 0
         bs = cfg.pipeline.batch_size
         heads: list[dict[str, Any]] = []
+        raws: list[bytes] = []
         for raw in read_lines(stage1):
             heads.append(parse_line(raw))
+            raws.append(raw)
             if len(heads) == bs:
-                yield task(first, heads)
+                yield task(first, heads, raws)
                 first += len(heads)
-                heads = []
+                heads, raws = [], []
         if heads:
-            yield task(first, heads)
+            yield task(first, heads, raws)
 
-    def task(first: int, heads: list[dict[str, Any]]) -> tuple[dict[str, Any], Any]:
+    def task(first: int, heads: list[dict[str, Any]], raws: list[bytes]) -> tuple[dict[str, Any], Any]:
         n = len(heads)
         if first + n > len(ids):
             raise Qwen25ValueError(f"{stage1}: more than {len(ids)} records (changed during the run?)")
@@ -419,9 +420,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
         blob, at = stage1_texts.blocks(first, n)  # only the survivors' texts are decoded
         texts = [blob[at[j] : at[j + 1]].decode("utf-8") if k else "" for j, k in enumerate(kb)]
         row = {"text": texts, "keep": kb, "domain": [h["domain"] for h in heads]}
-        return row, (heads, [len(t) for t in texts])
-
-    from array import array
+        return row, (heads, raws, [len(t) for t in texts])
 
     provs = array("q")  # (file index << 40) | line of each stage-1 record: 8 bytes a document
     file_index: dict[str, int] = {}
@@ -434,7 +433,7 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
     # (source domain, domain out, status) -> [documents, tokens], in the order first met: added to
     # the tally once, after the phase
     flow_counts: dict[tuple[str, str, Status], list[int]] = {}
-    for cols, (heads, chars) in ctx.execute(NearWorker, spec, tasks()):
+    for cols, (heads, raws, chars) in ctx.execute(NearWorker, spec, tasks()):
         for k, status in enumerate(_STATUS[s] for s in cols["status"]):
             fields = heads[k]
             prov = fields["prov"]
@@ -476,7 +475,11 @@ def near_dedup(ctx: RunContext) -> dict[str, Any]:
                 if w is None:
                     stem = ctx.p(os.path.join("stage2", f"{len(writers):04d}"))
                     w = writers[dm] = (JsonlWriter(stem + ".jsonl"), RowWriter(stem + ".rows"))
-                w[0].write({"prov": prov, "domain": dm, "chars": chars[k], "row": i, **scores, **stats})
+                raw = raws[k]
+                if scores or stats or dm != src or not raw.endswith(b"}\n"):
+                    w[0].write({"prov": prov, "domain": dm, "chars": chars[k], "row": i, **scores, **stats})
+                else:  # the stage-1 line ({"prov", "domain"}) goes on as it is, with two fields more
+                    w[0].write_line(b'%s, "chars": %d, "row": %d}\n' % (raw[:-2], chars[k], i))
                 w[1].write(i)
                 dom_tokens[dm] += n
             i += 1
@@ -536,14 +539,17 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
     # domain's documents are rows of it
     s1_lens = np.fromfile(ctx.p("stage1.len"), dtype="<u8").astype(np.int64)
     s1_starts = np.concatenate([[0], np.cumsum(s1_lens)]).astype(np.int64)
-    s1_toks = np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r") if s1_starts[-1] else np.zeros(0, "<u4")
+    # (a plain array over the map: slicing a np.memmap costs a microsecond a slice, a document)
+    s1_toks = (np.memmap(ctx.p("stage1.tok"), dtype="<u4", mode="r").view(np.ndarray) if s1_starts[-1]
+               else np.zeros(0, "<u4"))  # fmt: skip
     rows = {d: np.fromfile(stage2(v["rows"]), dtype="<u8").astype(np.int64) for d, v in index.items()}
     lengths = {d: s1_lens[r] for d, r in rows.items()}
     stage1_text = Texts(ctx.p("stage1.text"))
     cfg = ctx.cfg
     part: dict[str, Any] = {}
     unit, seed, mode = cfg.mix.unit, cfg.mix.seed, cfg.mix.mode
-    placed = {d: np.zeros(len(n), dtype=np.int64) for d, n in lengths.items()}  # placements per document
+    # placements per document (an array of Python ints: indexed a document at a time)
+    placed = {d: array("q", bytes(8 * len(n))) for d, n in lengths.items()}
     pack = cfg.pipeline.stop_after != "mix"  # stopping after the mix: its documents, with their text, unpacked
     kept = JsonlWriter(ctx.p("kept.jsonl" if pack else "survivors.jsonl"))
     removed = JsonlWriter(ctx.p("removed.mix.jsonl"))
@@ -607,10 +613,13 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 packer.add_token_arrays(flat, lens, [r["domain"] for _, _, r in out])
             for (n, k, r), m in zip(out, lens.tolist()):
                 d = by_name[n].domain
-                rep = int(placed[d][k])
-                placed[d][k] += 1
-                row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep,
-                       **{key: r[key] for key in ("scores", "stats") if key in r}}  # fmt: skip
+                rep = placed[d][k]
+                placed[d][k] = rep + 1
+                row = {**r["prov"], "domain": r["domain"], "doc": n_doc, "repeat": rep}
+                if "scores" in r:
+                    row["scores"] = r["scores"]
+                if "stats" in r:
+                    row["stats"] = r["stats"]
                 if named:
                     row["phase"] = ph.name
                 if packer is not None:
@@ -651,7 +660,8 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
             pack_reports[ph.name] = {**manifest["counts"], "tokens_by_domain": {s["name"]: s["tokens"] for s in manifest["sources"]}}
     # documents no phase took: "downsampled", or "not_in_mix" when no phase draws on the domain
     for d, v in index.items():
-        used = placed[d] > 0
+        times = np.frombuffer(placed[d], dtype=np.int64)
+        used = times > 0
         why = "downsampled" if d in drawn else "not_in_mix"
         for k, raw in enumerate(read_lines(stage2(v["file"])) if not used.all() else ()):  # only to list the unused
             if not used[k]:
@@ -659,9 +669,9 @@ def mix_pack(ctx: RunContext) -> dict[str, Any]:
                 removed.write({**r["prov"], "domain": d, "stage": Stage.MIX.value, "reason": why,
                                **({"stats": r["stats"]} if "stats" in r else {})})  # fmt: skip
                 tally.removed[Stage.MIX][why] += 1
-        n_used, n_placed = int(used.sum()), int(placed[d].sum())
+        n_used, n_placed = int(used.sum()), int(times.sum())
         used_tok = int(lengths[d][used].sum())
-        placed_tok = int((lengths[d] * placed[d]).sum())
+        placed_tok = int((lengths[d] * times).sum())
         tally.flow[Stage.MIX, d].update({
             Flow.IN_DOCS: v["docs"], Flow.IN_TOKENS: v["tokens"], Flow.OUT_DOCS: n_placed, Flow.OUT_TOKENS: placed_tok,
             Flow.REMOVED_DOCS: v["docs"] - n_used, Flow.REMOVED_TOKENS: v["tokens"] - used_tok,
