@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ...errors import Qwen25IOError
@@ -68,10 +69,10 @@ class _Out:
             self.w = open_writer(path, compress_level=6)
         except OSError as e:
             raise write_error(e, path) from None
-        self.buf: list[bytes] = []
+        self.buf: list[bytes | memoryview] = []
         self.size = 0
 
-    def put(self, b: bytes) -> None:
+    def put(self, b: bytes | memoryview) -> None:
         self.buf.append(b)
         self.size += len(b)
         if self.size >= _FLUSH:
@@ -116,6 +117,12 @@ class JsonlWriter:
         self.out.put(line)
         self.n += 1
 
+    def write_lines(self, lines: list[str]) -> None:
+        """Lines, already JSON and ``\\n``-terminated, in one write."""
+        if lines:
+            self.out.put("".join(lines).encode())
+            self.n += len(lines)
+
     def close(self) -> None:
         self.out.close()
 
@@ -124,16 +131,32 @@ class JsonlWriter:
 
 
 class RowWriter:
-    """uint64 values (little-endian) through the atomic writer, renamed into place by close()."""
+    """uint64 values (little-endian) through the atomic writer, renamed into place by close();
+    gathered here and written 64 KiB at a time."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.out = _Out(path)
+        self.values = array("Q")
 
     def write(self, v: int) -> None:
-        self.out.put(v.to_bytes(8, "little"))
+        self.values.append(v)
+        if len(self.values) >= 8192:
+            self._flush()
+
+    def extend(self, vs: Iterable[int]) -> None:
+        self.values.extend(vs)
+        if len(self.values) >= 8192:
+            self._flush()
+
+    def _flush(self) -> None:
+        if sys.byteorder == "big":
+            self.values.byteswap()
+        self.out.put(self.values.tobytes())
+        self.values = array("Q")
 
     def close(self) -> None:
+        self._flush()
         self.out.close()
 
 
@@ -143,12 +166,12 @@ class _Blobs:
 
     def __init__(self, path: str, len_path: str, unit: int = 1) -> None:
         self.data = _Out(path)
-        self.len = _Out(len_path)
+        self.len = RowWriter(len_path)
         self.unit = unit
 
-    def put(self, b: bytes) -> None:
+    def put(self, b: bytes | memoryview) -> None:
         self.data.put(b)
-        self.len.put((len(b) // self.unit).to_bytes(8, "little"))
+        self.len.write(len(b) // self.unit)
 
     def close(self) -> None:
         self.data.close()
@@ -161,8 +184,14 @@ class TokenWriter(_Blobs):
     def __init__(self, stem: str) -> None:
         super().__init__(stem + ".tok", stem + ".len", unit=4)
 
-    def write(self, ids: bytes) -> None:
+    def write(self, ids: bytes | memoryview) -> None:
         self.put(ids)
+
+    def write_many(self, ids: list[bytes | memoryview]) -> None:
+        """Several documents' ids (little-endian uint32 bytes each), in one write."""
+        if ids:
+            self.data.put(b"".join(ids))
+            self.len.extend(len(b) >> 2 for b in ids)
 
 
 class TextWriter(_Blobs):
@@ -173,6 +202,14 @@ class TextWriter(_Blobs):
 
     def write(self, text: str) -> None:
         self.put(text.encode("utf-8"))
+
+    def write_many(self, texts: list[str]) -> None:
+        """Several texts in one write (each encoded alone: joining str first would widen every
+        text to the widest one's characters)."""
+        if texts:
+            parts = [t.encode("utf-8") for t in texts]
+            self.data.put(b"".join(parts))
+            self.len.extend(map(len, parts))
 
 
 class Texts:

@@ -280,6 +280,9 @@ def scan(ctx: RunContext) -> dict[str, Any]:
             n_bad = n_doc = n_chars = tokens = 0  # read
             f_removed = f_removed_tokens = f_out_tokens = 0  # filter
             e_removed = e_removed_tokens = 0  # exact dedup
+            s1_lines: list[str] = []  # the survivors' stage-1 lines, texts and ids, written after the batch
+            s1_texts: list[str] = []
+            s1_ids: list[Any] = []
             for k, line, why in _in_line_order(cols["line"], bad):
                 prov: dict[str, Any] = {"source": source, "file": rel, "line": line}
                 if why is not None:  # a bad line: listed as removed (on_bad_line = "skip")
@@ -318,13 +321,16 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 if mh is not None:
                     sigs.append(cols["sig"][k])
                 if not plain:  # statistics
-                    stage1.write({"prov": prov, "domain": dom, **_stats_of(cols["stats"][k])})
+                    s1_lines.append(dumps({"prov": prov, "domain": dom, **_stats_of(cols["stats"][k])}) + "\n")
                 elif rid is None:
-                    stage1.write_line(f"{head}{line}{tail}".encode())
+                    s1_lines.append(f"{head}{line}{tail}")
                 else:
-                    stage1.write_line(f'{head}{line}, "id": {rid}{tail}'.encode())
-                stage1_text.write(cols["text"][k])
-                stage1_tokens.write(cols["tokens"][k])
+                    s1_lines.append(f'{head}{line}, "id": {rid}{tail}')
+                s1_texts.append(cols["text"][k])
+                s1_ids.append(cols["tokens"][k])
+            stage1.write_lines(s1_lines)
+            stage1_text.write_many(s1_texts)
+            stage1_tokens.write_many(s1_ids)
             tally.read_in += n_bad + n_doc
             if n_bad:
                 tally.removed[Stage.READ]["bad_line"] += n_bad
