@@ -5,6 +5,7 @@ quality filters) against the tokenizer's own ``encode_batch`` on the same corpus
     python benches/bench_data_run.py --mb 150 --shards 8 --threads 2 --repeat 5
     python benches/bench_data_run.py --rss 1000,3000 --mb 150      # peak RSS, fresh processes
     python benches/bench_data_run.py --phases 3 --keep DIR         # where data run's time goes
+    python benches/bench_data_run.py --doc-chars 2500 --keep DIR2  # web-page-sized documents
 
 The corpus is real text: ``.py``/``.pyi``/``.md``/``.rst``/``.txt`` files of the packages in this
 interpreter's site-packages (the builder of ``bench_decontam_cli.py``), one file per record
@@ -148,6 +149,9 @@ def main() -> int:
     ap.add_argument("--rss", default="", help="comma-separated stream sizes in MB: peak RSS runs instead")
     ap.add_argument("--keep", default=None, help="folder to build the corpus in and keep (reused when present)")
     ap.add_argument("--phases", type=int, default=0, help="N: time data run's phases in N fresh processes instead")
+    ap.add_argument("--doc-chars", type=int, default=0,
+                    help="N: cut each file into documents of at most N characters (web-page sizes; more "
+                         "documents for the same bytes, so the per-document costs show)")  # fmt: skip
     a = ap.parse_args()
 
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="qwen25-datarun-"))
@@ -155,6 +159,9 @@ def main() -> int:
     try:
         if not (root / "texts.json").exists():
             recs = corpus(a.mb, a.seed)
+            if a.doc_chars > 0:
+                recs = [{"id": f"{r['id']}#{j}", "path": r["path"], "text": r["text"][i : i + a.doc_chars]}
+                        for r in recs for j, i in enumerate(range(0, len(r["text"]), a.doc_chars))]  # fmt: skip
             lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in recs]
             shards.mkdir(parents=True, exist_ok=True)
             per = -(-len(lines) // a.shards)
@@ -166,7 +173,8 @@ def main() -> int:
         nbytes = int((root / "nbytes").read_text())
         (root / "pipeline.toml").write_text(CONFIG.format(batch=a.batch, threads=a.threads))
         gz = sum(p.stat().st_size for p in shards.iterdir())
-        print(f"corpus: {len(texts)} real files from site-packages, {nbytes / 1e6:.1f} MB of JSONL "
+        what = f"pieces of at most {a.doc_chars} characters of real files" if a.doc_chars > 0 else "real files"
+        print(f"corpus: {len(texts)} documents ({what} from site-packages), {nbytes / 1e6:.1f} MB of JSONL "
               f"({gz / 1e6:.1f} MB as {a.shards} .jsonl.gz shards); threads {a.threads}, batch {a.batch}")  # fmt: skip
         if a.rss:
             return rss(root, a, nbytes)
