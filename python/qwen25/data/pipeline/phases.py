@@ -280,9 +280,9 @@ def scan(ctx: RunContext) -> dict[str, Any]:
             n_bad = n_doc = n_chars = tokens = 0  # read
             f_removed = f_removed_tokens = f_out_tokens = 0  # filter
             e_removed = e_removed_tokens = 0  # exact dedup
-            s1_lines: list[str] = []  # the survivors' stage-1 lines, texts and ids, written after the batch
+            s1_lines: list[str] = []  # the survivors' stage-1 lines, texts and token ids: written once a batch
             s1_texts: list[str] = []
-            s1_ids: list[Any] = []
+            s1_tokens: list[Any] = []
             for k, line, why in _in_line_order(cols["line"], bad):
                 prov: dict[str, Any] = {"source": source, "file": rel, "line": line}
                 if why is not None:  # a bad line: listed as removed (on_bad_line = "skip")
@@ -327,10 +327,10 @@ def scan(ctx: RunContext) -> dict[str, Any]:
                 else:
                     s1_lines.append(f'{head}{line}, "id": {rid}{tail}')
                 s1_texts.append(cols["text"][k])
-                s1_ids.append(cols["tokens"][k])
+                s1_tokens.append(cols["tokens"][k])
             stage1.write_lines(s1_lines)
             stage1_text.write_many(s1_texts)
-            stage1_tokens.write_many(s1_ids)
+            stage1_tokens.write_many(s1_tokens)
             tally.read_in += n_bad + n_doc
             if n_bad:
                 tally.removed[Stage.READ]["bad_line"] += n_bad
