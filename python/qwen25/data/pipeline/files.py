@@ -169,9 +169,11 @@ class _Blobs:
         self.len = RowWriter(len_path)
         self.unit = unit
 
-    def put(self, b: bytes | memoryview) -> None:
-        self.data.put(b)
-        self.len.write(len(b) // self.unit)
+    def put_many(self, parts: list[bytes] | list[bytes | memoryview]) -> None:
+        """Several byte strings, in one write."""
+        if parts:
+            self.data.put(b"".join(parts))
+            self.len.extend(len(b) // self.unit for b in parts)
 
     def close(self) -> None:
         self.data.close()
@@ -184,14 +186,9 @@ class TokenWriter(_Blobs):
     def __init__(self, stem: str) -> None:
         super().__init__(stem + ".tok", stem + ".len", unit=4)
 
-    def write(self, ids: bytes | memoryview) -> None:
-        self.put(ids)
-
     def write_many(self, ids: list[bytes | memoryview]) -> None:
         """Several documents' ids (little-endian uint32 bytes each), in one write."""
-        if ids:
-            self.data.put(b"".join(ids))
-            self.len.extend(len(b) >> 2 for b in ids)
+        self.put_many(ids)
 
 
 class TextWriter(_Blobs):
@@ -200,16 +197,10 @@ class TextWriter(_Blobs):
     def __init__(self, path: str) -> None:
         super().__init__(path, path + ".len")
 
-    def write(self, text: str) -> None:
-        self.put(text.encode("utf-8"))
-
     def write_many(self, texts: list[str]) -> None:
         """Several texts in one write (each encoded alone: joining str first would widen every
         text to the widest one's characters)."""
-        if texts:
-            parts = [t.encode("utf-8") for t in texts]
-            self.data.put(b"".join(parts))
-            self.len.extend(map(len, parts))
+        self.put_many([t.encode("utf-8") for t in texts])
 
 
 class Texts:
